@@ -1,0 +1,1 @@
+"""Denoising networks. A network knows nothing of noise schedules: it maps (x_t, t) to a prediction."""
