@@ -1,0 +1,125 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Set-up and a tour of the course
+#
+# **Goals.** Check that your machine runs the course, learn how presets choose the size of every
+# experiment, meet the conventions used in every notebook, and see how exercises are checked.
+#
+# **Time:** about 15 minutes. **Seed sections:** §7 (tools and resources).
+#
+# The course follows one article on video diffusion (the "seed") from the 1D forward chain to
+# video models you train yourself. Everything it needs is generated here: no data set or weight
+# file is ever downloaded.
+
+# %%
+# On Colab or a fresh machine, the course must be installed first (README, "Quick start" / "Run on Colab").
+try:
+    import course_lib
+except ImportError as error:
+    raise ImportError("course_lib is not installed: run `pip install -e .` in the course folder") from error
+
+import torch
+
+from course_lib.config import PRESETS, describe_environment, get_device, get_preset, seed_everything
+
+print(describe_environment())
+
+# %% [markdown]
+# ## Presets
+#
+# Every notebook asks `get_preset()` how big to make things. The environment variable
+# `COURSE_PRESET` chooses one of three presets; without it the hardware decides (`gpu` when CUDA
+# is there, else `cpu`):
+#
+# | preset | for | what it means |
+# |---|---|---|
+# | `smoke` | CI, a first read | each notebook in about a minute on 2 CPU cores; samples are rough |
+# | `cpu` | a laptop | minutes of training; samples you recognise |
+# | `gpu` | a CUDA GPU (Colab) | full size: 64×64 video, 16 frames, mixed precision |
+
+# %%
+preset = get_preset()
+device = get_device()
+for name, p in PRESETS.items():
+    marker = "  <- this run" if name == preset.name else ""
+    print(f"{name:6s} image {p.image_size}px, video {p.video_frames}x{p.video_size}px, "
+          f"{p.image_train_steps} image steps, precision {p.precision}{marker}")
+
+# %% [markdown]
+# ## Seeds
+#
+# `seed_everything(seed)` seeds Python, NumPy and PyTorch and returns a `torch.Generator`. The same
+# seed gives the same numbers on a CPU, so your plots match the ones described in the text.
+
+# %%
+g = seed_everything(0)
+first = torch.randn(3, generator=g)
+g = seed_everything(0)
+again = torch.randn(3, generator=g)
+assert torch.equal(first, again)
+print("same seed, same numbers:", [round(v, 4) for v in first.tolist()])
+
+# %% [markdown]
+# ## Conventions used everywhere
+#
+# * **Timesteps are 0-indexed.** The forward chain has `T` steps, code index `t = 0 … T−1`; code
+#   `t` is the paper's step `t+1`. So `t = 0` is *one* step of noise and the seed's worked example
+#   x0 → x3 is `t = 0, 1, 2`.
+# * **Notation.** α_t is the signal variance one step keeps, β_t = 1 − α_t the noise variance it adds,
+#   ᾱ_t = α_1·α_2·…·α_t.
+# * **Layouts.** Images `(B, C, H, W)`, videos `(B, T, C, H, W)`, values in `[-1, 1]`.
+# * **Three objects with clean seams:** a *network* maps `(x_t, t)` to a prediction and knows
+#   nothing of noise; `course_lib.diffusion` and `course_lib.samplers` own the schedule, the loss
+#   and sampling; the trainer owns data, optimiser and EMA.
+#
+# A first taste: noise a made-up image with the closed form q(x_t | x0).
+
+# %%
+import matplotlib.pyplot as plt
+
+from course_lib.diffusion import q_sample
+from course_lib.schedules import make_schedule
+
+yy, xx = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
+ring = ((xx**2 + yy**2).sqrt() - 0.6).abs() < 0.12
+image = torch.where(ring, 1.0, -1.0)[None, None]  # (B=1, C=1, H, W) in [-1, 1]
+schedule = make_schedule("linear", 1000)
+fig, axes = plt.subplots(1, 5, figsize=(10, 2.2))
+for ax, t in zip(axes, [0, 100, 250, 500, 999]):
+    noisy = q_sample(image, t, schedule, generator=torch.Generator().manual_seed(t))
+    ax.imshow(noisy[0, 0].clamp(-1, 1), cmap="gray", vmin=-1, vmax=1)
+    ax.set_title(f"t = {t}")
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## Tools (seed §7)
+#
+# The seed names PyTorch, TensorFlow and Hugging Face. This course uses **PyTorch** only, and
+# deliberately does not download pretrained models from a hub: every model you see is trained in
+# these notebooks (or by the course's own `train` command), so you can see exactly what produced it.
+#
+# ## How exercises work
+#
+# Each notebook has an exercise notebook in `exercises/` (your copy, with
+# `raise NotImplementedError("Exercise N.M: ...")` where your code goes) and a filled twin in
+# `solutions/`. Under each exercise a *check cell* calls one function, e.g.
+# `check_to_model_range(to_model_range)`, which runs your function against the course's reference
+# on fresh inputs and prints one line: `✓ Exercise 0.1: ...` or `✗ Exercise 0.1: ...` with a hint.
+#
+# To check a whole exercise notebook from a terminal (it passes only when every answer is right):
+#
+# ```
+# python -m pytest --nbval exercises/00_setup_and_tour.ipynb
+# ```
+#
+# Try it now: open `exercises/00_setup_and_tour.ipynb`.
