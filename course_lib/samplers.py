@@ -84,15 +84,23 @@ def ddpm_steps(
     check_choice("variance", variance, VARIANCES)
     x, t_start = _start(shape, schedule, generator, device, x_start, t_start)
     for t in range(t_start, -1, -1):
+        step = ddpm_step(model_fn, x, t, schedule, objective, variance, generator, clip_x0)
+        x = step.x
+        yield step
+
+
+def ddpm_step(model_fn: ModelFn, x: torch.Tensor, t: int, schedule: NoiseSchedule, objective: str = "eps",
+              variance: str = "beta_tilde", generator: torch.Generator | None = None, clip_x0: bool = True,
+              x0: torch.Tensor | None = None) -> SamplerStep:
+    """One ancestral step x_t -> x_{t−1}; pass ``x0`` to use a given (e.g. guided) x0 estimate."""
+    if x0 is None:
         x0, _ = _predict(model_fn, x, t, schedule, objective, clip_x0)
-        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        mean, posterior_var, _ = q_posterior(x0, x, tt, schedule)
-        if t > 0:
-            var = posterior_var if variance == "beta_tilde" else extract(schedule.betas, tt, x.shape)
-            x = mean + var.sqrt() * randn_like(x, generator)
-        else:
-            x = mean
-        yield SamplerStep(t, x, x0)
+    tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+    mean, posterior_var, _ = q_posterior(x0, x, tt, schedule)
+    if t == 0:
+        return SamplerStep(t, mean, x0)
+    var = posterior_var if variance == "beta_tilde" else extract(schedule.betas, tt, x.shape)
+    return SamplerStep(t, mean + var.sqrt() * randn_like(x, generator), x0)
 
 
 def ddpm_sample(model_fn: ModelFn, shape: Sequence[int], schedule: NoiseSchedule, **kwargs) -> torch.Tensor:
@@ -150,17 +158,32 @@ def ddim_steps(
     check_float_range("eta", eta, 0.0, 1.0)
     x, t_start = _start(shape, schedule, generator, device, x_start, t_start)
     timesteps = ddim_timesteps(t_start + 1, min(steps, t_start + 1), spacing)
-    alpha_bars = schedule.alpha_bars.to(torch.float64)
-    for i, t in enumerate(timesteps):
+    for t, t_next in zip(timesteps, timesteps[1:] + [-1]):
+        step = ddim_step(model_fn, x, t, t_next, schedule, eta, objective, generator, clip_x0)
+        x = step.x
+        yield step
+
+
+def ddim_step(model_fn: ModelFn, x: torch.Tensor, t: int, t_next: int, schedule: NoiseSchedule, eta: float = 0.0,
+              objective: str = "eps", generator: torch.Generator | None = None, clip_x0: bool = True,
+              x0: torch.Tensor | None = None) -> SamplerStep:
+    """One DDIM step from code timestep ``t`` to ``t_next`` < t (−1 means clean data, ᾱ = 1).
+
+    Pass ``x0`` to use a given (e.g. guided) x0 estimate; ε is then derived from it.
+    """
+    if x0 is None:
         x0, eps = _predict(model_fn, x, t, schedule, objective, clip_x0)
-        a_t = alpha_bars[t]
-        a_next = alpha_bars[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.tensor(1.0, dtype=torch.float64)
-        sigma = eta * ((1 - a_next) / (1 - a_t)).sqrt() * (1 - a_t / a_next).sqrt()
-        direction = (1 - a_next - sigma**2).clamp(min=0).sqrt()
-        x = a_next.sqrt().float() * x0 + direction.float() * eps
-        if sigma > 0:
-            x = x + sigma.float() * randn_like(x, generator)
-        yield SamplerStep(t, x, x0)
+    else:
+        eps = eps_from_x0(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device), x0, schedule)
+    alpha_bars = schedule.alpha_bars.to(torch.float64)
+    a_t = alpha_bars[t]
+    a_next = alpha_bars[t_next] if t_next >= 0 else torch.tensor(1.0, dtype=torch.float64)
+    sigma = eta * ((1 - a_next) / (1 - a_t)).sqrt() * (1 - a_t / a_next).sqrt()  # Eq. 16
+    direction = (1 - a_next - sigma**2).clamp(min=0).sqrt()
+    x_next = a_next.sqrt().float() * x0 + direction.float() * eps  # Eq. 12
+    if sigma > 0:
+        x_next = x_next + sigma.float() * randn_like(x, generator)
+    return SamplerStep(t, x_next, x0)
 
 
 def ddim_sample(model_fn: ModelFn, shape: Sequence[int], schedule: NoiseSchedule, **kwargs) -> torch.Tensor:
