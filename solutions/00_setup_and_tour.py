@@ -36,7 +36,7 @@ def to_model_range(image: torch.Tensor) -> torch.Tensor:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-check_to_model_range(to_model_range);
+_ = check_to_model_range(to_model_range)
 
 # %% [markdown]
 # ## Exercise 0.2 · How big is a model?
@@ -53,4 +53,4 @@ def count_parameters(model: nn.Module) -> int:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-check_count_parameters(count_parameters);
+_ = check_count_parameters(count_parameters)

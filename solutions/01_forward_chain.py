@@ -33,7 +33,7 @@ def forward_step(x_prev: torch.Tensor, alpha_t: torch.Tensor, eps: torch.Tensor)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-check_forward_step(forward_step);
+_ = check_forward_step(forward_step)
 
 # %% [markdown]
 # ## Exercise 1.2 · ᾱ_t for every step
@@ -49,7 +49,7 @@ def alpha_bar(alphas: torch.Tensor) -> torch.Tensor:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-check_alpha_bar(alpha_bar);
+_ = check_alpha_bar(alpha_bar)
 
 # %% [markdown]
 # ## Exercise 1.3 · Jump to step t in one go
@@ -65,7 +65,7 @@ def q_sample(x0: torch.Tensor, alpha_bar_t: torch.Tensor, eps: torch.Tensor) -> 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-check_q_sample(q_sample);
+_ = check_q_sample(q_sample)
 
 # %% [markdown]
 # ## Check your understanding
