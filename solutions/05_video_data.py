@@ -1,0 +1,78 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercises 05 · Video data and video tensors
+#
+# Write your code where it says `raise NotImplementedError(...)`, then run the check cell below it.
+
+# %%
+import torch
+
+from course_lib.checks.nb05 import check_frame_correlation, check_to_course_layout
+
+# %% [markdown]
+# ## Exercise 5.1 · Into the course layout
+#
+# Many video libraries and `nn.Conv3d` hold clips as `(B, C, T, H, W)`: channels before time.
+# Return the same clips in the course's `(B, T, C, H, W)` layout. Move axes — don't re-cut memory.
+
+# %%
+def to_course_layout(x: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION swap the channel and time axes
+    return x.permute(0, 2, 1, 3, 4)
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_to_course_layout(to_course_layout)
+
+# %% [markdown]
+# ## Exercise 5.2 · How alike are frames k apart?
+#
+# For a video `(B, T, C, H, W)` and a lag k, return the mean Pearson correlation between frame t
+# and frame t + k (a 0-dim tensor):
+#
+# $$\rho_k = \operatorname{mean}_{b,\ t = 0 \dots T-1-k}\ \frac{\sum (u - \bar u)(v - \bar v)}{\sqrt{\sum (u - \bar u)^2 \, \sum (v - \bar v)^2}},
+# \qquad u = x_{b,t},\ v = x_{b,t+k},$$
+#
+# with the sums and means taken over the C·H·W pixels of one frame.
+
+# %%
+def frame_correlation(video: torch.Tensor, lag: int) -> torch.Tensor:
+    ### BEGIN SOLUTION pair frames lag apart, centre each frame, normalise, average
+    u = video[:, : video.shape[1] - lag].flatten(2)  # (B, T - k, pixels)
+    v = video[:, lag:].flatten(2)
+    u = u - u.mean(-1, keepdim=True)
+    v = v - v.mean(-1, keepdim=True)
+    corr = (u * v).sum(-1) / ((u**2).sum(-1) * (v**2).sum(-1)).sqrt()
+    return corr.mean()
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_frame_correlation(frame_correlation)
+
+# %% [markdown]
+# ## Check your understanding
+#
+# With *your* two functions: turn clips stored as (B, C, T, H, W) into the course layout, then
+# compare how frame correlation falls with distance for real motion and for shuffled frames.
+
+# %%
+from course_lib.data.video import moving_digits, shuffle_frames, to_channels_first_time
+
+clips_cthw = to_channels_first_time(moving_digits(8, frames=10, size=32, seed=0).video)  # as another library stores them
+video = to_course_layout(clips_cthw)
+shuffled = shuffle_frames(video, torch.Generator().manual_seed(0))
+for k in (1, 3, 6):
+    print(f"k = {k}: in order {frame_correlation(video, k):.2f}   shuffled {frame_correlation(shuffled, k):.2f}")
