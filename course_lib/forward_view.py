@@ -1,7 +1,7 @@
 """Pictures of the forward process for notebook 01: how each schedule destroys the signal.
 
-``noising_explorer`` is the interactive slider over t and schedule (ipywidgets); without widgets
-(or outside a notebook kernel) it draws the same panels for a few fixed t instead.
+``noising_explorer`` is the interactive slider over t and schedule (ipywidgets, through
+``course_lib.viz.slider_view``); without widgets it draws the panels for a few fixed t instead.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from course_lib._checks_args import check_rank, fail
 from course_lib.diffusion import q_sample
 from course_lib.schedules import SCHEDULES, make_schedule
+from course_lib.viz import slider_view
 
 
 def noised_panels(points: torch.Tensor, image: torch.Tensor, t: int, schedule_name: str,
@@ -39,52 +40,21 @@ def noised_panels(points: torch.Tensor, image: torch.Tensor, t: int, schedule_na
 
 
 def noising_explorer(points: torch.Tensor, image: torch.Tensor, num_steps: int = 1000, interactive: bool | None = None):
-    """A slider over t and a dropdown over schedules redrawing :func:`noised_panels`.
+    """A slider over t and a drop-down over schedules redrawing :func:`noised_panels`.
 
-    Returns the ipywidgets box (display it as a cell's last expression), or a static matplotlib
-    figure with t = 0, T/4, T/2, T−1 for each schedule when widgets are unavailable.
+    Returns the ipywidgets box (display it as a cell's last expression), or, when widgets are
+    unavailable, a static figure of the linear schedule at four values of t (``viz.slider_view``).
     """
-    if num_steps < 2:
-        fail("num_steps", "at least 2", num_steps)
-    widgets = _widgets() if interactive in (None, True) else None
-    if interactive and widgets is None:
-        fail("interactive", "ipywidgets installed and a running notebook kernel", "no widgets available")
-    if widgets is None:
-        ts = [0, num_steps // 4, num_steps // 2, num_steps - 1]
-        fig, axes = plt.subplots(len(SCHEDULES), 2 * len(ts), figsize=(3 * len(ts) * 2, 2.6 * len(SCHEDULES)))
-        for row, name in enumerate(SCHEDULES):
-            for col, t in enumerate(ts):
-                noised_panels(points, image, t, name, num_steps, axes=axes[row, 2 * col: 2 * col + 2])
-        fig.tight_layout()
-        return fig
-    t_slider = widgets.IntSlider(value=num_steps // 4, min=0, max=num_steps - 1, description="t")
-    schedule_menu = widgets.Dropdown(options=list(SCHEDULES), value="linear", description="schedule")
-    out = widgets.Output()
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 2:
+        fail("num_steps", "an int >= 2", num_steps)
+    check_rank("points", points, 2, "(N, 1)")
+    check_rank("image", image, 3, "(C, H, W)")
 
-    def redraw(_=None):
-        with out:
-            out.clear_output(wait=True)
-            fig, axes = plt.subplots(1, 2, figsize=(8, 3))
-            noised_panels(points, image, t_slider.value, schedule_menu.value, num_steps, axes=axes)
-            plt.show()
+    def render(fig, t, schedule):
+        noised_panels(points, image, t, schedule, num_steps, axes=fig.subplots(1, 2))
 
-    t_slider.observe(redraw, names="value")
-    schedule_menu.observe(redraw, names="value")
-    redraw()
-    return widgets.VBox([widgets.HBox([t_slider, schedule_menu]), out])
-
-
-def _widgets():
-    """The ipywidgets module when a notebook kernel can show it, else None."""
-    try:
-        import ipywidgets
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    shell = get_ipython()
-    if shell is None or not hasattr(shell, "kernel"):
-        return None
-    return ipywidgets
+    return slider_view(render, figsize=(8, 3), interactive=interactive,
+                       t=(0, num_steps - 1, 1, num_steps // 4), schedule=list(SCHEDULES))
 
 
 def snr_plot(num_steps: int = 1000, ax=None):
