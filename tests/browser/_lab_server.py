@@ -1,0 +1,199 @@
+"""A throw-away JupyterLab server for the browser tests: its own folders, port and token.
+
+Everything the server reads or writes (config, data, runtime, user settings, workspaces, the
+notebooks themselves) lives under one temporary folder, so a test run never touches the learner's
+Jupyter set-up or the repository's files. The server runs in its own process group and is stopped
+through its process id (``os.killpg(pid, …)``), which also ends the kernels it started.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+# User settings written into the server's settings folder (JUPYTERLAB_SETTINGS_DIR).
+LAB_SETTINGS = {
+    # No news popup, no update check: both would reach for the internet.
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+    # Attach every cell to the page, so outputs below the fold exist in the DOM.
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """End the process group led by ``process.pid`` (started with ``start_new_session=True``).
+
+    SIGTERM first (JupyterLab then shuts its kernels down), SIGKILL after ``grace_s``; returns once
+    no process of the group is left (kernels and renderers included), or after 5 more seconds.
+    """
+    pgid = process.pid
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        if not processes_in_group(pgid) and process.poll() is not None:
+            return
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            process.poll()  # reap the leader
+            if not processes_in_group(pgid):
+                return
+            time.sleep(0.05)
+
+
+def processes_in_group(pgid: int) -> list[int]:
+    """Process ids of the live (not zombie) processes in process group ``pgid`` (read from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                state, _ppid, group = stat.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # the process ended while we looked
+        if int(group) == pgid and state not in ("Z", "X"):
+            found.append(int(entry))
+    return found
+
+
+def write_notebook(source: Path, folder: Path, name: str | None = None) -> Path:
+    """Convert a jupytext percent ``.py`` (or copy an ``.ipynb``) into ``folder``; return the ``.ipynb``."""
+    notebook = jupytext.read(source) if source.suffix == ".py" else nbformat.read(source, as_version=4)
+    notebook.metadata.pop("jupytext", None)
+    notebook.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    target = folder / (name or source.with_suffix(".ipynb").name)
+    nbformat.write(notebook, target)
+    return target
+
+
+@dataclass
+class LabServer:
+    """A running JupyterLab server; ``url(path)`` adds the token."""
+
+    process: subprocess.Popen
+    base_url: str
+    token: str
+    root_dir: Path
+    log_path: Path
+
+    def url(self, path: str, **query: str) -> str:
+        params = "&".join([f"token={self.token}"] + [k if v == "" else f"{k}={v}" for k, v in query.items()])
+        return f"{self.base_url}{path.lstrip('/')}?{params}"
+
+    def api(self, method: str, path: str) -> object:
+        """Call the REST API (``/api/...``); returns the decoded JSON or None."""
+        request = urllib.request.Request(
+            f"{self.base_url}{path.lstrip('/')}", method=method,
+            headers={"Authorization": f"token {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def shutdown_kernels(self) -> None:
+        """Delete every session (and so its kernel): the next notebook starts on an idle machine."""
+        for session in self.api("GET", "api/sessions") or []:
+            self.api("DELETE", f"api/sessions/{session['id']}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        stop_process_group(self.process)
+
+
+def start_lab_server(tmp: Path, extra_env: dict[str, str] | None = None, timeout_s: float = 60.0) -> LabServer:
+    """Start ``jupyter lab`` on 127.0.0.1 with a random port and token, all of its folders under ``tmp``.
+
+    Kernels inherit ``extra_env`` (e.g. ``COURSE_PRESET=smoke``). Raises RuntimeError with the
+    server's log when it does not answer within ``timeout_s``.
+    """
+    folders = {name: tmp / name for name in ("config", "data", "runtime", "settings", "workspaces", "ipython", "root")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    for relative, settings in LAB_SETTINGS.items():
+        path = folders["settings"] / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings))
+
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)  # pytest sets Agg; the kernel must use the inline backend to show figures
+    env.pop("JUPYTER_TOKEN", None)
+    env.update(
+        JUPYTER_CONFIG_DIR=str(folders["config"]),
+        JUPYTER_DATA_DIR=str(folders["data"]),
+        JUPYTER_RUNTIME_DIR=str(folders["runtime"]),
+        JUPYTERLAB_SETTINGS_DIR=str(folders["settings"]),
+        JUPYTERLAB_WORKSPACES_DIR=str(folders["workspaces"]),
+        IPYTHONDIR=str(folders["ipython"]),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra_env or {})
+    token = secrets.token_hex(16)
+    command = [
+        sys.executable, "-m", "jupyterlab",
+        "--no-browser", "--ip=127.0.0.1", f"--port={free_port()}",
+        f"--ServerApp.root_dir={folders['root']}",
+        f"--IdentityProvider.token={token}",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--ServerApp.terminals_enabled=False",
+    ]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    log_path = tmp / "jupyter-server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        base_url = _wait_until_serving(process, folders["runtime"], token, timeout_s)
+    except RuntimeError as error:
+        stop_process_group(process)
+        log_end = log_path.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{error}; its log ({log_path}) ends:\n{log_end}") from None
+    except BaseException:
+        stop_process_group(process)
+        raise
+    return LabServer(process, base_url, token, folders["root"], log_path)
+
+
+def _wait_until_serving(process: subprocess.Popen, runtime_dir: Path, token: str, timeout_s: float) -> str:
+    """The server's base URL, read from its runtime file (``jpserver-<pid>.json``) once /api/status answers."""
+    info_file = runtime_dir / f"jpserver-{process.pid}.json"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with code {process.returncode}")
+        if info_file.exists():
+            try:
+                base_url = json.loads(info_file.read_text())["url"]
+                request = urllib.request.Request(f"{base_url}api/status", headers={"Authorization": f"token {token}"})
+                with urllib.request.urlopen(request, timeout=5):
+                    return base_url
+            except (OSError, ValueError, KeyError):
+                pass  # file half-written or server not accepting yet
+        time.sleep(0.2)
+    raise RuntimeError(f"jupyter lab did not answer within {timeout_s:.0f} s")

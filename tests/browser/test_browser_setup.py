@@ -1,0 +1,111 @@
+"""The browser suite's plumbing, without a browser: finding Chromium, skip-or-fail, processes, notebooks.
+
+These tests need neither Chromium nor Playwright, so they run (and are not marked ``browser``)
+wherever pytest runs.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import jupytext
+import nbformat
+import pytest
+
+from _chromium import CHROMIUM_ENV, find_chromium, must_run, require_browser
+from _course_notebooks import NOTEBOOKS, interactive_notebooks
+from _lab_server import processes_in_group, start_lab_server, stop_process_group, write_notebook
+
+
+def executable(path):
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+@pytest.mark.parametrize("value, expected",
+                         [("true", True), ("TRUE", True), ("1", True), ("", False), ("false", False)])
+def test_ci_variable_decides_whether_the_suite_must_run(value, expected):
+    assert must_run({"CI": value}) is expected
+
+
+def test_without_ci_a_missing_chromium_skips_with_a_clear_message(tmp_path):
+    with pytest.raises(pytest.skip.Exception, match=r"no Chromium found .*apt-get install -y chromium"):
+        require_browser({CHROMIUM_ENV: str(tmp_path / "no-such-chromium")})
+
+
+def test_in_ci_a_missing_chromium_is_a_failure_not_a_skip(tmp_path):
+    with pytest.raises(pytest.fail.Exception, match=r"CI=true, so the browser tests must run, but no Chromium found"):
+        require_browser({CHROMIUM_ENV: str(tmp_path / "no-such-chromium"), "CI": "true"})
+
+
+def test_chromium_path_can_be_given_and_must_be_executable(tmp_path):
+    chosen = executable(tmp_path / "my-chromium")
+    assert find_chromium({CHROMIUM_ENV: str(chosen)}) == str(chosen)
+    plain = tmp_path / "not-executable"
+    plain.write_text("")
+    assert find_chromium({CHROMIUM_ENV: str(plain)}) is None
+
+
+STUBBORN_CHILD = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                  "print('child ready', flush=True); time.sleep(60)")
+LEADER = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', sys.argv[1]]); "
+          "print('leader ready', flush=True); time.sleep(60)")
+
+
+def test_stop_process_group_ends_the_leader_and_a_child_that_ignores_sigterm():
+    leader = subprocess.Popen([sys.executable, "-c", LEADER, STUBBORN_CHILD], stdout=subprocess.PIPE,
+                              start_new_session=True)
+    assert {leader.stdout.readline().strip() for _ in range(2)} == {b"child ready", b"leader ready"}
+    assert len(processes_in_group(leader.pid)) == 2
+    start = time.monotonic()
+    stop_process_group(leader, grace_s=1)
+    assert leader.poll() is not None
+    assert processes_in_group(leader.pid) == []
+    assert time.monotonic() - start >= 1  # the child outlived SIGTERM: SIGKILL ended it
+
+
+def test_server_runs_in_its_own_folders_and_stops_with_its_kernels(tmp_path):
+    server = start_lab_server(tmp_path, {"COURSE_PRESET": "smoke"})
+    try:
+        assert server.base_url.startswith("http://127.0.0.1:")
+        assert server.root_dir == tmp_path / "root"
+        news = (tmp_path / "settings" / "@jupyterlab/apputils-extension/notification.jupyterlab-settings").read_text()
+        assert '"fetchNews": "false"' in news
+        command = open(f"/proc/{server.process.pid}/cmdline", "rb").read().split(b"\0")
+        assert (b"--allow-root" in command) == (os.geteuid() == 0)
+        server.api("POST", "api/kernels")  # a kernel is a child process of the server
+        deadline = time.monotonic() + 20
+        while len(processes_in_group(server.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(processes_in_group(server.process.pid)) >= 2
+    finally:
+        server.stop()
+    assert processes_in_group(server.process.pid) == []
+
+
+def test_notebooks_are_converted_into_the_server_folder_and_the_source_is_untouched(tmp_path):
+    source = NOTEBOOKS / "01_forward_chain.py"
+    before = source.read_bytes()
+    target = write_notebook(source, tmp_path)
+    assert target == tmp_path / "01_forward_chain.ipynb"
+    notebook = nbformat.read(target, as_version=4)
+    assert notebook.metadata.kernelspec.name == "python3"
+    assert [c.source for c in notebook.cells] == [c.source for c in jupytext.read(source).cells]
+    assert source.read_bytes() == before
+
+
+def test_the_course_widget_notebooks_are_found():
+    names = [path.stem for path in interactive_notebooks()]
+    assert "01_forward_chain" in names  # noising_explorer(...)
+    assert "00_setup_and_tour" not in names  # prints only
+
+
+def test_interactive_notebooks_are_found_by_their_code_not_their_prose(tmp_path):
+    (tmp_path / "07_widget.py").write_text("# %%\nfrom course_lib.viz import frame_scrubber\nframe_scrubber(video)\n")
+    (tmp_path / "08_prose.py").write_text("# %% [markdown]\n# We could animate(video) here, but we don't.\nx = 1\n")
+    (tmp_path / "09_gif.py").write_text("# %%\nanimate(video)\n")
+    assert [p.name for p in interactive_notebooks(tmp_path)] == ["07_widget.py", "09_gif.py"]
