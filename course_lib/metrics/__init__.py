@@ -1,0 +1,25 @@
+"""How good are the samples? Pixel metrics (PSNR, SSIM) and distribution metrics (FID, IS).
+
+* :mod:`course_lib.metrics.image` -- ``psnr``, ``ssim``: compare an image with its reference.
+* :mod:`course_lib.metrics.frechet` -- ``frechet_distance``: the distance between two Gaussian
+  fits of features (FID for images; FVD for videos uses the same function).
+* :mod:`course_lib.metrics.inception_score` -- ``inception_score`` from a classifier's predictions.
+* :mod:`course_lib.metrics.judge` -- the digit judge (our Inception) and ``image_scores``.
+"""
+from course_lib.metrics.frechet import frechet_distance, frechet_distance_from_features, gaussian_fit
+from course_lib.metrics.image import psnr, ssim
+from course_lib.metrics.inception_score import inception_score
+from course_lib.metrics.judge import FID_SAMPLES, get_digit_judge, image_scores, reference_digits
+
+__all__ = [
+    "FID_SAMPLES",
+    "frechet_distance",
+    "frechet_distance_from_features",
+    "gaussian_fit",
+    "get_digit_judge",
+    "image_scores",
+    "inception_score",
+    "psnr",
+    "reference_digits",
+    "ssim",
+]

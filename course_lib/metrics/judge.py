@@ -1,0 +1,269 @@
+"""The digit judge: a small CNN that plays Inception's role for our rendered digits.
+
+FID and IS need a network that "understands" the images. For ImageNet that is Inception-v3; for
+the course's digits it is this judge, trained in seconds on rendered digits
+(``course_lib.data.digits``) and cached, so every notebook scores samples with the same weights:
+
+* ``judge.logits(x)``   -> (B, 10): the Inception Score and the accuracy of class-conditional samples;
+* ``judge.features(x)`` -> (B, 128): the penultimate activations, whose Gaussian fits give FID.
+
+Why FID depends on the sample count. FID is the Fréchet distance between Gaussians *fitted* to N
+samples each. The fitted means and covariances are noisy, and noise only adds distance: even two
+sets drawn from the same distribution score > 0, by roughly a constant / N. So the estimate is
+biased upwards, more so for small N (Chong & Forsyth 2020). Compare FIDs only at the same N:
+everywhere in this course that N is :data:`FID_SAMPLES`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib._checks_args import check_rank, check_tensor, fail
+from course_lib.metrics.frechet import frechet_distance_from_features
+from course_lib.metrics.inception_score import inception_score
+
+FID_SAMPLES = 500  # samples (and real images) behind every FID / IS number in the course
+CACHE_ENV = "COURSE_CACHE"  # folder for trained judges; default ~/.cache/course_lib
+JUDGE_VERSION = 1  # bump when the architecture or the training recipe changes: old caches are ignored
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """How the judge is trained. Every field is part of the cache key."""
+
+    size: int = 28
+    train_images: int = 10_000  # rendered once, sampled with replacement
+    steps: int = 300
+    batch_size: int = 64
+    lr: float = 3e-3
+    seed: int = 0
+    test_images: int = 2000  # held-out fonts (split="test"), accuracy stored with the weights
+
+
+class DigitJudge(nn.Module):
+    """x: (B, 1, H, W) in [-1, 1] -> features (B, 128) -> logits (B, 10).
+
+    Three conv blocks (16, 32, 64 channels; H -> H/2 -> H/4 -> global average), then a 128-unit
+    hidden layer whose ReLU activations are the features.
+    """
+
+    feature_dim = 128
+
+    def __init__(self):
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+
+        self.body = nn.Sequential(
+            block(1, 16), nn.MaxPool2d(2),
+            block(16, 32), nn.MaxPool2d(2),
+            block(32, 64), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(64, self.feature_dim), nn.ReLU(),
+        )
+        self.head = nn.Linear(self.feature_dim, NUM_CLASSES)
+        self.test_accuracy: float | None = None  # accuracy on held-out fonts, set by training / loading
+        self.train_seconds: float | None = None  # how long training took, set when loaded from the cache
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 1, H, W) -> logits (B, 10), with gradients (used for training)."""
+        return self.head(self.body(x))
+
+    def _inference(self, x: torch.Tensor, part: str, batch_size: int = 500) -> torch.Tensor:
+        check_rank("x", x, 4, "(B, 1, H, W)")
+        if x.shape[1] != 1 or min(x.shape[-2:]) < 8:
+            fail("x", "grey images (B, 1, H, W), H and W at least 8", f"shape {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            fail("x", "at least one image", "an empty batch (B = 0)")
+        device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        outputs = []
+        with torch.no_grad():
+            for chunk in x.split(batch_size):
+                features = self.body(chunk.to(device, torch.float32))
+                outputs.append((features if part == "features" else self.head(features)).cpu())
+        self.train(was_training)
+        return torch.cat(outputs)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 1, H, W) in [-1, 1] -> (B, 128) penultimate activations (no grad, float32, on CPU)."""
+        return self._inference(x, "features")
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 1, H, W) in [-1, 1] -> (B, 10) class scores (no grad, float32, on CPU)."""
+        return self._inference(x, "logits")
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of rows whose largest logit is at the label: logits (N, K), labels (N,)."""
+    check_rank("logits", logits, 2, "(N, K)")
+    check_rank("labels", labels, 1, "(N,)")
+    if len(labels) != len(logits) or len(labels) == 0:
+        fail("labels", f"one label per row of logits ({len(logits)}), at least one", f"shape {tuple(labels.shape)}")
+    return (logits.argmax(dim=1) == labels.to(logits.device)).float().mean().item()
+
+
+def train_judge(config: JudgeConfig = JudgeConfig(), device=None) -> DigitJudge:
+    """Train a judge from scratch on rendered training fonts; its ``test_accuracy`` is set on held-out fonts.
+
+    A plain classification loop: AdamW, cross-entropy, one-cycle learning rate, fixed seed.
+    """
+    from course_lib.data.digits import render_digits
+
+    device = torch.device(device or "cpu")
+    g = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # the initial weights
+    judge = DigitJudge().to(device)
+    images, labels = render_digits(config.train_images, config.size, "train", seed=config.seed)
+    optimiser = torch.optim.AdamW(judge.parameters(), lr=config.lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
+    judge.train()
+    for _ in range(config.steps):
+        index = torch.randint(0, len(images), (config.batch_size,), generator=g)
+        loss = F.cross_entropy(judge(images[index].to(device)), labels[index].to(device))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+    judge.eval()
+    test_images, test_labels = render_digits(config.test_images, config.size, "test", seed=config.seed + 1)
+    judge.test_accuracy = accuracy(judge.logits(test_images), test_labels)
+    return judge
+
+
+def cache_dir() -> Path:
+    """``$COURSE_CACHE`` if set, else ``~/.cache/course_lib``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "course_lib")
+
+
+def _data_fingerprint(size: int) -> str:
+    """A hash of a few rendered digits: changes whenever the renderer changes (the data version)."""
+    from course_lib.data.digits import render_digits
+
+    images, labels = render_digits(16, size, "train", seed=12345)
+    return hashlib.sha256(images.numpy().round(4).tobytes() + labels.numpy().tobytes()).hexdigest()[:12]
+
+
+def judge_path(config: JudgeConfig) -> Path:
+    """Where the judge trained with ``config`` is cached: keyed by config, JUDGE_VERSION and data version."""
+    key = json.dumps({"config": dataclasses.asdict(config), "version": JUDGE_VERSION,
+                      "data": _data_fingerprint(config.size)}, sort_keys=True)
+    return cache_dir() / f"digit_judge_{config.size}px_{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
+def _save_atomically(judge: DigitJudge, config: JudgeConfig, path: Path, train_seconds: float) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"state_dict": judge.state_dict(), "config": dataclasses.asdict(config),
+             "test_accuracy": judge.test_accuracy, "train_seconds": train_seconds, "version": JUDGE_VERSION}
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(state, file)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _load(path: Path, device) -> DigitJudge:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    judge = DigitJudge()
+    judge.load_state_dict(state["state_dict"])
+    judge.test_accuracy = state["test_accuracy"]
+    judge.train_seconds = state["train_seconds"]
+    return judge.to(device).eval().requires_grad_(False)
+
+
+_LOADED: dict[tuple[str, str], DigitJudge] = {}
+
+
+def get_digit_judge(size: int = 28, device=None, config: JudgeConfig | None = None, verbose: bool = False) -> DigitJudge:
+    """The trained digit judge for ``size`` x ``size`` digits: loaded from the cache, else trained (~30 s) and cached.
+
+    Returns the judge in eval mode with frozen weights; ``judge.test_accuracy`` is its accuracy on
+    held-out fonts. ``config`` overrides the training recipe (tests use a tiny one).
+    """
+    if config is None:
+        config = JudgeConfig(size=size)
+    elif not isinstance(config, JudgeConfig):
+        fail("config", "a JudgeConfig or None", type(config).__name__)
+    elif config.size != size:
+        fail("config", f"a JudgeConfig with size={size}", f"size={config.size}")
+    from course_lib.data.digits import SIZES
+
+    if size not in SIZES:
+        fail("size", " or ".join(map(str, SIZES)), size)
+    device = torch.device(device or "cpu")
+    path = judge_path(config)
+    if (str(path), str(device)) in _LOADED:
+        return _LOADED[str(path), str(device)]
+    if not path.exists():
+        if verbose:
+            print(f"Training the digit judge once (cached at {path}) ...")
+        start = time.perf_counter()
+        judge = train_judge(config)
+        _save_atomically(judge, config, path, time.perf_counter() - start)
+    judge = _load(path, device)
+    if verbose:
+        print(f"Digit judge: {judge.test_accuracy:.1%} accuracy on held-out fonts.")
+    _LOADED[str(path), str(device)] = judge
+    return judge
+
+
+def reference_digits(n: int = FID_SAMPLES, size: int = 28, seed: int = 0) -> torch.Tensor:
+    """Real digits to compare samples against: (n, 1, size, size) from the held-out test fonts."""
+    from course_lib.data.digits import render_digits
+
+    return render_digits(n, size, "test", seed=seed)[0]
+
+
+def _check_images(name: str, x: torch.Tensor) -> None:
+    check_tensor(name, x)
+    check_rank(name, x, 4, "(N, 1, H, W)")
+    if x.shape[0] < 2 or x.shape[1] != 1:
+        fail(name, "at least 2 grey images (N, 1, H, W)", f"shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        fail(name, "only finite values", "NaN or inf entries")
+
+
+def image_scores(
+    samples: torch.Tensor, real: torch.Tensor, labels: torch.Tensor | None = None, judge: DigitJudge | None = None
+) -> dict[str, float | None]:
+    """Judge-based scores of generated digits -> ``{"IS": ..., "FID": ..., "accuracy": ...}``.
+
+    samples: (N, 1, H, W) in [-1, 1]; real: (M, 1, H, W) real digits (e.g. :func:`reference_digits`);
+    labels: (N,) the classes the samples were conditioned on, or None (then accuracy is None).
+    IS (higher is better, at most 10) from the judge's logits; FID (lower is better) between judge
+    features of samples and of real digits; accuracy: how often the judge reads the intended digit.
+    Use N = M = FID_SAMPLES so that FIDs are comparable (the estimate is biased by 1/N).
+    """
+    _check_images("samples", samples)
+    _check_images("real", real)
+    if samples.shape[-2:] != real.shape[-2:]:
+        fail("real", f"images of the samples' size {tuple(samples.shape[-2:])}", f"shape {tuple(real.shape)}")
+    if labels is not None:
+        check_rank("labels", check_tensor("labels", labels), 1, "(N,)")
+        if len(labels) != len(samples) or labels.dtype.is_floating_point:
+            fail("labels", f"{len(samples)} integer labels, one per sample", f"shape {tuple(labels.shape)}, dtype {labels.dtype}")
+        if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+            fail("labels", f"digits in [0, {NUM_CLASSES - 1}]", f"values in [{int(labels.min())}, {int(labels.max())}]")
+    judge = judge if judge is not None else get_digit_judge(size=samples.shape[-1])
+    logits = judge.logits(samples)
+    return {
+        "IS": inception_score(logits),
+        "FID": frechet_distance_from_features(judge.features(samples), judge.features(real)),
+        "accuracy": accuracy(logits, labels) if labels is not None else None,
+    }

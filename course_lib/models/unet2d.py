@@ -1,0 +1,244 @@
+"""The image denoiser: a U-Net with timestep (and optional class) conditioning, plus guidance.
+
+Layout (Ho et al. 2020, after PixelCNN++ / Wide-ResNet U-Nets), for ``channel_mults=(1, 2, 2)``
+at 28x28::
+
+    conv_in -> level 0 (28x28) -> down -> level 1 (14x14) -> down -> level 2 (7x7, attention)
+            -> middle (res, attention, res)
+            -> level 2 (7x7) -> up -> level 1 (14x14) -> up -> level 0 (28x28) -> conv_out
+
+Every level of the way down stores its activations; the way up concatenates them back in (the
+skip connections). Level ``i`` works at H / 2**i, so H and W must be divisible by
+2**(len(channel_mults) - 1).
+
+Classifier-free guidance (Ho & Salimans 2022): with ``num_classes=K`` the label embedding has K + 1
+rows; row K is the "null" label meaning "no class". Training drops labels to the null class with
+:func:`drop_labels`; sampling mixes both predictions with :func:`guided_denoiser`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib._checks_args import (
+    check_float_range,
+    check_int_range,
+    check_positive_int,
+    check_rank,
+    check_tensor,
+    fail,
+)
+from course_lib.models.blocks import Downsample, ResBlock, SelfAttention, Upsample, group_norm
+from course_lib.models.embeddings import TimestepEmbedding
+
+
+class UNet2D(nn.Module):
+    """ε/x0/v-predicting U-Net for images: forward(x (B, C, H, W), t (B,), y (B,) | None) -> (B, C, H, W).
+
+    in_channels: C of the images. base_channels: width of level 0; level i has
+    ``base_channels * channel_mults[i]`` channels. num_res_blocks: ResBlocks per level on the way
+    down (one more on the way up, which also takes the skip). attention_levels: levels with
+    self-attention (default: the lowest resolution only; the middle always has attention).
+    num_classes: None for an unconditional model; K adds a label embedding for K classes plus the
+    null label K. time_dim: size of the timestep embedding (default 4 * base_channels).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        base_channels: int = 32,
+        channel_mults: Sequence[int] = (1, 2, 2),
+        num_res_blocks: int = 1,
+        attention_levels: Sequence[int] | None = None,
+        num_classes: int | None = None,
+        dropout: float = 0.0,
+        time_dim: int | None = None,
+        num_heads: int = 1,
+    ):
+        super().__init__()
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("base_channels", base_channels)
+        check_positive_int("num_res_blocks", num_res_blocks)
+        check_float_range("dropout", dropout, 0.0, 1.0)
+        channel_mults = tuple(channel_mults)
+        if not channel_mults or not all(isinstance(m, int) and m >= 1 for m in channel_mults):
+            fail("channel_mults", "a non-empty sequence of positive ints", channel_mults)
+        levels = len(channel_mults)
+        attention_levels = (levels - 1,) if attention_levels is None else tuple(attention_levels)
+        for level in attention_levels:
+            check_int_range("attention_levels", level, 0, levels - 1)
+        if num_classes is not None:
+            check_positive_int("num_classes", num_classes)
+        time_dim = 4 * base_channels if time_dim is None else check_positive_int("time_dim", time_dim)
+
+        self.in_channels, self.num_classes, self.channel_mults = in_channels, num_classes, channel_mults
+        self.attention_levels = attention_levels
+        self.time_embedding = TimestepEmbedding(base_channels, time_dim)
+        # K classes + 1 null label (index K) for classifier-free guidance
+        self.label_embedding = nn.Embedding(num_classes + 1, time_dim) if num_classes is not None else None
+        self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
+
+        def res(cin: int, cout: int) -> ResBlock:
+            return ResBlock(cin, cout, time_dim, dropout)
+
+        def attention(level: int, ch: int) -> nn.Module:
+            return SelfAttention(ch, num_heads) if level in attention_levels else nn.Identity()
+
+        # way down: remember the channel count of every activation stored for a skip connection
+        self.down = nn.ModuleList()
+        skip_channels, ch = [base_channels], base_channels
+        for level, mult in enumerate(channel_mults):
+            for _ in range(num_res_blocks):
+                self.down.append(nn.ModuleList([res(ch, base_channels * mult), attention(level, base_channels * mult)]))
+                ch = base_channels * mult
+                skip_channels.append(ch)
+            if level < levels - 1:
+                self.down.append(Downsample(ch))
+                skip_channels.append(ch)
+
+        self.middle = nn.ModuleList([res(ch, ch), SelfAttention(ch, num_heads), res(ch, ch)])
+
+        # way up: each block eats one stored activation
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(channel_mults))):
+            for _ in range(num_res_blocks + 1):
+                cin = ch + skip_channels.pop()
+                self.up.append(nn.ModuleList([res(cin, base_channels * mult), attention(level, base_channels * mult)]))
+                ch = base_channels * mult
+            if level > 0:
+                self.up.append(Upsample(ch))
+
+        self.norm_out = group_norm(ch)
+        self.conv_out = nn.Conv2d(ch, in_channels, 3, padding=1)
+
+    @property
+    def null_label(self) -> int | None:
+        """The label index that means "no class" (= num_classes), or None for an unconditional model."""
+        return self.num_classes
+
+    def _check_inputs(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
+        check_rank("x", x, 4, "(B, C, H, W)")
+        if x.shape[1] != self.in_channels:
+            fail("x", f"{self.in_channels} channel(s), shape (B, {self.in_channels}, H, W)", f"shape {tuple(x.shape)}")
+        factor = 2 ** (len(self.channel_mults) - 1)
+        if x.shape[-2] % factor or x.shape[-1] % factor:
+            fail("x", f"height and width divisible by {factor} (halved {factor.bit_length() - 1} times for "
+                      f"{len(self.channel_mults)} levels)", f"shape {tuple(x.shape)}")
+        check_rank("t", t, 1, "(B,)")
+        if t.shape[0] != x.shape[0]:
+            fail("t", f"one timestep per image, shape ({x.shape[0]},)", f"shape {tuple(t.shape)}")
+        if y is None:
+            return
+        if self.num_classes is None:
+            fail("y", "None: this model is unconditional (build it with num_classes=K to use labels)", "labels")
+        check_rank("y", y, 1, "(B,)")
+        if y.dtype.is_floating_point or y.dtype == torch.bool:
+            fail("y", "an integer tensor of labels", f"dtype {y.dtype}")
+        if y.shape[0] != x.shape[0]:
+            fail("y", f"one label per image, shape ({x.shape[0]},)", f"shape {tuple(y.shape)}")
+        if y.numel() and (y.min() < 0 or y.max() > self.num_classes):
+            fail("y", f"labels in [0, {self.num_classes - 1}] or the null label {self.num_classes}",
+                 f"values in [{int(y.min())}, {int(y.max())}]")
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, C, H, W), t: (B,) timesteps, y: (B,) labels in [0, K] (K = null) or None -> (B, C, H, W).
+
+        A class-conditional model called with ``y=None`` uses the null label (unconditional).
+        """
+        check_tensor("x", x)
+        check_tensor("t", t)
+        self._check_inputs(x, t, y)
+        emb = self.time_embedding(t)  # (B, time_dim)
+        if self.label_embedding is not None:
+            if y is None:
+                y = torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device)
+            emb = emb + self.label_embedding(y)
+
+        h = self.conv_in(x)
+        skips = [h]
+        for block in self.down:
+            if isinstance(block, Downsample):
+                h = block(h)
+            else:
+                res, attention = block
+                h = attention(res(h, emb))
+            skips.append(h)
+
+        res1, attention, res2 = self.middle
+        h = res2(attention(res1(h, emb)), emb)
+
+        for block in self.up:
+            if isinstance(block, Upsample):
+                h = block(h)
+            else:
+                res, attention = block
+                h = attention(res(torch.cat([h, skips.pop()], dim=1), emb))
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def unet2d_for_preset(preset, num_classes: int | None = None, in_channels: int = 1) -> UNet2D:
+    """A :class:`UNet2D` sized by ``preset`` (``image_base_channels``; mults (1, 2, 2) for 28x28 / 32x32).
+
+    ``cpu`` preset (base 32): about 1.1M parameters.
+    """
+    if not hasattr(preset, "image_base_channels"):
+        fail("preset", "a course_lib.config.Preset (see get_preset())", type(preset).__name__)
+    return UNet2D(in_channels=in_channels, base_channels=preset.image_base_channels, num_classes=num_classes)
+
+
+# --- classifier-free guidance (Ho & Salimans 2022) -------------------------------------------
+
+
+def drop_labels(
+    y: torch.Tensor, p: float, generator: torch.Generator | None = None, *, null_label: int
+) -> torch.Tensor:
+    """Replace each label by ``null_label`` with probability ``p`` (label dropout for CFG training).
+
+    y: (B,) int labels -> (B,) a new tensor. Training on both conditional and "null" labels teaches
+    one network ε(x_t, t, y) and ε(x_t, t, ∅); typical p is 0.1-0.2. ``null_label`` is the model's
+    ``null_label`` (= num_classes).
+    """
+    check_rank("y", y, 1, "(B,)")
+    check_float_range("p", p, 0.0, 1.0)
+    if isinstance(null_label, bool) or not isinstance(null_label, int) or null_label < 1:
+        fail("null_label", "a positive int (the model's num_classes)", null_label)
+    coin = torch.rand(y.shape, generator=generator, device=generator.device if generator else "cpu")
+    return torch.where(coin.to(y.device) < p, torch.full_like(y, null_label), y)
+
+
+def guided_denoiser(
+    model: UNet2D, y: torch.Tensor, guidance_scale: float
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A ``model_fn(x_t, t)`` for the samplers that applies classifier-free guidance towards labels ``y``.
+
+    ε̂ = ε(x_t, ∅) + w · (ε(x_t, y) − ε(x_t, ∅))      (Ho & Salimans 2022, eq. 6, with w = 1 + their w)
+
+    w = guidance_scale: w = 0 is the unconditional model, w = 1 the plain conditional model, w > 1
+    pushes samples further towards the class (sharper, less diverse). Both predictions come from one
+    forward pass on a doubled batch. y: (B,) labels in [0, K - 1] (the null label is allowed too).
+    """
+    num_classes = getattr(model, "num_classes", None)
+    if num_classes is None:
+        fail("model", "a class-conditional model (built with num_classes=K)", type(model).__name__)
+    check_rank("y", y, 1, "(B,)")
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or not 0 <= guidance_scale < float("inf"):
+        fail("guidance_scale", "a finite number >= 0 (0: unconditional, 1: conditional)", guidance_scale)
+
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if x_t.shape[0] != y.shape[0]:
+            fail("x_t", f"a batch of {y.shape[0]} (one image per label in y)", f"shape {tuple(x_t.shape)}")
+        labels = y.to(x_t.device)
+        null = torch.full_like(labels, num_classes)
+        both = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))
+        eps_cond, eps_uncond = both.chunk(2)
+        return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+
+    return model_fn
