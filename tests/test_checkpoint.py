@@ -1,0 +1,179 @@
+"""Checkpoints: exact resume, atomic writes, clear refusals of foreign or broken files."""
+import math
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib.models.mlp import MLPDenoiser
+from course_lib.schedules import make_schedule
+from course_lib.training import DiffusionObjective, TrainConfig, Trainer, load_weights, random_rows
+from course_lib.training.checkpoint import read_checkpoint
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: intra-op threads gain nothing and cost a lot on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+SCHEDULE = make_schedule("linear", 100)
+
+
+def two_moons(n: int, seed: int = 0) -> torch.Tensor:
+    """A tiny local two-moons sampler, (n, 2)."""
+    g = torch.Generator().manual_seed(seed)
+    angle = torch.rand(n, generator=g) * math.pi
+    upper = torch.rand(n, generator=g) < 0.5
+    x = torch.where(upper, angle.cos(), 1 - angle.cos())
+    y = torch.where(upper, angle.sin(), 0.5 - angle.sin())
+    return torch.stack([x - 0.5, y - 0.25], dim=1) * 0.8 + 0.03 * torch.randn(n, 2, generator=g)
+
+
+class DropoutMLP(MLPDenoiser):
+    """An MLP with dropout: its masks come from the *global* torch RNG, which a resume must restore too."""
+
+    def __init__(self, hidden=32):
+        super().__init__(2, hidden=hidden, depth=2, time_dim=16)
+        self.dropout = nn.Dropout(0.1)
+
+    def forward(self, x, t):
+        return self.dropout(super().forward(x, t))
+
+
+CONFIG = dict(lr=3e-3, warmup_steps=3, grad_clip=0.5, ema_decay=0.9, weight_decay=0.01, progress=False, seed=7)
+
+
+def new_trainer(steps=10, model_seed=0, hidden=32, **changes) -> Trainer:
+    torch.manual_seed(model_seed)
+    config = TrainConfig(steps=steps, **{**CONFIG, **changes})
+    data = random_rows(two_moons(256), 32)
+    return Trainer(DropoutMLP(hidden), DiffusionObjective(SCHEDULE, "v"), data, config, "cpu")
+
+
+def assert_same_state(a: Trainer, b: Trainer) -> None:
+    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    for (name, pa), pb in zip(a.ema_model.state_dict().items(), b.ema_model.state_dict().values()):
+        assert torch.equal(pa, pb), "ema " + name
+    assert a.step == b.step and a.history == b.history
+
+
+def test_resume_is_bit_exact(tmp_path):
+    torch.manual_seed(123)
+    straight = new_trainer().fit()
+    torch.manual_seed(123)
+    first = new_trainer().fit(steps=5)
+    first.save(tmp_path / "half.pt")
+    torch.manual_seed(999)  # scramble the global RNG: the checkpoint must bring it back
+    resumed = new_trainer(model_seed=1).resume(tmp_path / "half.pt")  # other initial weights, overwritten
+    assert resumed.step == 5
+    resumed.fit()
+    assert_same_state(straight, resumed)
+    for sa, sb in zip(straight.optimizer.state.values(), resumed.optimizer.state.values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_trainer_load_restores_the_saved_config(tmp_path):
+    straight = new_trainer(steps=8).fit()
+    new_trainer(steps=8).fit(steps=4).save(tmp_path / "ck.pt")
+    torch.manual_seed(5)
+    loaded = Trainer.load(tmp_path / "ck.pt", DropoutMLP(), DiffusionObjective(SCHEDULE, "v"),
+                          random_rows(two_moons(256), 32), device="cpu")
+    assert loaded.config == straight.config
+    loaded.fit()
+    # the global RNG was restored from the checkpoint, so the dropout masks repeat too
+    assert_same_state(straight, loaded)
+    with pytest.raises(ValueError, match=r"^changes: expected field names"):
+        Trainer.load(tmp_path / "ck.pt", DropoutMLP(), DiffusionObjective(SCHEDULE), random_rows(two_moons(8), 4),
+                     stepz=3)
+
+
+def test_checkpoint_holds_only_plain_types_and_loads_with_weights_only(tmp_path):
+    trainer = new_trainer(steps=2).fit()
+    trainer.save(tmp_path / "ck.pt")
+    state = torch.load(tmp_path / "ck.pt", weights_only=True)
+    assert state["step"] == 2 and state["config"]["seed"] == 7
+    assert state["signature"]["class"] == "DropoutMLP"
+    assert state["generators"]["data"].dtype == torch.uint8
+    assert {"torch", "numpy", "python"} <= set(state["global_rng"])
+
+
+def test_periodic_checkpoints_and_a_final_one(tmp_path):
+    path = tmp_path / "run" / "ck.pt"
+    trainer = new_trainer(steps=7, checkpoint_every=3, checkpoint_path=str(path))
+    saved_at = []
+    original_save = trainer.save
+    trainer.save = lambda p: (saved_at.append(trainer.step), original_save(p))
+    trainer.fit()
+    assert saved_at == [3, 6, 7]
+    assert read_checkpoint(path)["step"] == 7
+    assert os.listdir(path.parent) == ["ck.pt"]
+
+
+def test_atomic_save_leaves_no_temp_file_and_a_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    trainer = new_trainer(steps=4).fit(steps=2)
+    trainer.save(path)
+    assert os.listdir(tmp_path) == ["ck.pt"]
+    before = path.read_bytes()
+    trainer.fit()
+
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save(path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["ck.pt"]
+    monkeypatch.undo()
+    assert read_checkpoint(path)["step"] == 2
+
+
+def test_a_checkpoint_of_another_model_is_refused_and_nothing_changes(tmp_path):
+    path = tmp_path / "wide.pt"
+    new_trainer(steps=2, hidden=32).fit().save(path)
+    narrow = new_trainer(steps=2, hidden=16)
+    weights = [p.clone() for p in narrow.model.parameters()]
+    with pytest.raises(ValueError, match=r"wide\.pt: saved from a different model; shape differs") as info:
+        narrow.resume(path)
+    assert "(32,) vs (16,)" in str(info.value) and "more." in str(info.value)
+    assert narrow.step == 0 and all(torch.equal(w, p) for w, p in zip(weights, narrow.model.parameters()))
+    with pytest.raises(ValueError, match=r"class DropoutMLP in the checkpoint, MLPDenoiser here"):
+        load_weights(MLPDenoiser(2, hidden=32, depth=2, time_dim=16), path)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_a_corrupted_or_truncated_file_is_a_clear_error_naming_the_path(tmp_path, damage):
+    path = tmp_path / "ck.pt"
+    new_trainer(steps=1).fit().save(path)
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": os.urandom(2000), "empty": b""}[damage])
+    trainer = new_trainer(steps=1)
+    with pytest.raises(ValueError, match=r"ck\.pt: cannot be read, the file is truncated or corrupted"):
+        trainer.resume(path)
+    assert trainer.step == 0
+
+
+def test_a_file_that_is_no_training_checkpoint_or_is_missing(tmp_path):
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"other\.pt: expected a course_lib training checkpoint"):
+        new_trainer().resume(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError, match=r"missing\.pt: no such file"):
+        load_weights(DropoutMLP(), tmp_path / "missing.pt")
+
+
+def test_load_weights_picks_ema_or_raw_weights(tmp_path):
+    trainer = new_trainer(steps=3).fit()
+    trainer.save(tmp_path / "ck.pt")
+    for ema, source in ((True, trainer.ema_model), (False, trainer.model)):
+        torch.manual_seed(42)
+        model = load_weights(DropoutMLP(), tmp_path / "ck.pt", ema=ema)
+        assert not model.training
+        assert all(torch.equal(a, b) for a, b in zip(model.parameters(), source.parameters()))
+    assert not torch.equal(trainer.model.input.weight, trainer.ema_model.input.weight)
