@@ -180,10 +180,11 @@ def diffusion_loss(
 ) -> torch.Tensor:
     """The simple loss of Ho et al. 2020 (Eq. 14) for any objective: E_{t, ε} ‖target − model(x_t, t)‖².
 
-    t ~ Uniform{0..T−1} and ε ~ N(0, I) are drawn from ``generator``. Relative to ε-MSE, the x0
-    objective weights each t by SNR_t (‖x0 − x̂0‖² = SNR_t‖ε − ε̂‖²) and the v objective by
-    1 + SNR_t (‖v − v̂‖² = (1 + SNR_t)‖ε − ε̂‖²), so x0 stresses the nearly clean steps and ε the
-    noisy ones (tested in tests/test_diffusion.py). x0: (B, ...) -> scalar.
+    t ~ Uniform{0..T−1} and ε ~ N(0, I) are drawn from ``generator``. For the same x_t the errors
+    are tied by ‖ε − ε̂‖² = SNR_t·‖x0 − x̂0‖² and ‖v − v̂‖² = (1 + SNR_t)·‖x0 − x̂0‖²: measured in
+    x0 terms, the ε objective weights each t by SNR_t (it stresses the nearly clean steps), the v
+    objective by 1 + SNR_t, and the x0 objective uniformly (tested in tests/test_diffusion.py).
+    x0: (B, ...) -> scalar.
     """
     check_tensor("x0", x0)
     check_choice("objective", objective, OBJECTIVES)

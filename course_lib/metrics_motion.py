@@ -4,10 +4,12 @@ The course's synthetic videos have known dynamics: one object moving at constant
 bounces off the frame's walls. So a generated clip can be *measured*, not only looked at:
 
 1. track the object: per frame, the centroid of the foreground pixels (brighter than the
-   background), and the number of separate blobs (scipy.ndimage.label);
+   background), and the number of separate blobs (scipy.ndimage.label after a 1-pixel dilation,
+   so a thin digit whose strokes break apart still counts as one);
 2. fit, per axis, the best "reflected line" p(t) = fold(p0 + v·t) between the walls (a triangle
    wave: constant speed, direction flips at a wall) by a grid search over (p0, v);
-3. the clip passes when every frame shows exactly one blob of a plausible size and the fit's RMS
+3. the clip passes when every frame shows exactly one blob whose area is between MIN_AREA and
+   MAX_AREA times object_size² (and varies at most 3×), and the fit's RMS
    error is under ``tolerance`` pixels.
 Videos are (B, T, C, H, W) in [-1, 1].
 """
@@ -20,6 +22,10 @@ import torch
 from scipy import ndimage
 
 from course_lib._checks_args import check_float_range, check_rank, fail
+
+# plausible foreground area per frame, in units of object_size²: a thin digit covers ~0.1–0.4 of its
+# box, a disc π/4, a square 1; a frame-filling blob or a speck is not the object
+MIN_AREA, MAX_AREA = 0.05, 1.5
 
 
 @dataclass
@@ -50,7 +56,8 @@ def track_objects(video: torch.Tensor, threshold: float = 0.0, min_area: int = 4
     area = np.zeros((b, t), dtype=int)
     for i in range(b):
         for j in range(t):
-            labels, n = ndimage.label(fg[i, j])
+            labels, n = ndimage.label(ndimage.binary_dilation(fg[i, j], iterations=1))  # join broken strokes
+            labels = labels * fg[i, j]
             sizes = ndimage.sum_labels(fg[i, j], labels, range(1, n + 1)) if n else np.zeros(0)
             keep = np.flatnonzero(sizes >= min_area) + 1
             blobs[i, j] = len(keep)
@@ -110,6 +117,8 @@ def motion_consistency(video: torch.Tensor, object_size: float, tolerance: float
             continue
         if area[i].max() > 3 * area[i].min():  # the object must not melt or explode
             continue
+        if not (MIN_AREA * object_size**2 <= area[i]).all() or not (area[i] <= MAX_AREA * object_size**2).all():
+            continue  # a blob far smaller or larger than the object (e.g. the whole frame lit) is not it
         half = object_size / 2 - 0.5
         ey = fit_reflected_line(track[i, :, 0], half, height - 1 - half, max_speed)
         ex = fit_reflected_line(track[i, :, 1], half, width - 1 - half, max_speed)

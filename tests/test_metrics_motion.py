@@ -36,6 +36,19 @@ def test_true_bounces_pass_and_broken_motion_fails():
     assert not motion_consistency(two, object_size=6).passed[0]
     noise = torch.rand(2, 16, 1, 32, 32) * 2 - 1
     assert motion_consistency(noise, object_size=6).pass_rate == 0.0
+    lit = torch.ones(2, 16, 3, 32, 32)  # one frame-filling blob standing still is not a bouncing object
+    assert motion_consistency(lit, object_size=6).pass_rate == 0.0
+    rgb_noise = torch.rand(8, 16, 3, 32, 32) * 2 - 1
+    assert motion_consistency(rgb_noise, object_size=6).pass_rate == 0.0
+
+
+def test_the_course_data_passes():
+    from course_lib.data.video import bouncing_shapes, moving_digits
+
+    shapes = bouncing_shapes(32, frames=8, size=32, seed=3)
+    assert motion_consistency(shapes.video, object_size=float(shapes.sizes.max())).pass_rate >= 0.95
+    digits = moving_digits(32, frames=8, size=32, seed=3)
+    assert motion_consistency(digits.video, object_size=14.0).pass_rate >= 0.9
 
 
 def test_tracker_finds_the_centre():

@@ -3,7 +3,7 @@
 :class:`VideoDiffusionModel` below is the code of the seed's §5.1 "代码实例" (code example),
 character for character; only its three Chinese comments are translated. Notebook 06 runs it and
 shows each of its bugs. Every claim below is checked by ``tests/test_seed_video_model.py``
-(PyTorch 2.1+; messages quoted from PyTorch 2.13):
+(messages quoted from PyTorch 2.13):
 
 1. **Channels change inside an in-place write.** In the line
    ``x[:, i] = F.relu(conv_layer(x[:, i]))`` the first convolution maps ``in_channels`` to

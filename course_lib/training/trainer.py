@@ -157,7 +157,7 @@ class Trainer:
         self.model.train()
         try:
             while self.step < target:
-                loss = self.train_step()
+                self.train_step()
                 bar.update(1)
                 if cfg.log_every and self.step % cfg.log_every == 0:
                     last_lr = self.history["lr"][-1]

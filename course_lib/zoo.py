@@ -1,0 +1,257 @@
+"""Train or load: a notebook asks for a trained model and gets one at once if it was trained before.
+
+    trainer = train_or_load(get_recipe("digits"))     # loads checkpoints/digits-unet2d-cpu-<key>.pt
+    clips = recipe.sample(trainer.ema_model, 8)        # or trains it first, then saves it
+
+The file name carries :meth:`Recipe.key` (a hash of everything that changes the weights), so a
+checkpoint is only ever loaded for the recipe that made it. A checkpoint is the trainer's state
+(see :mod:`course_lib.training.checkpoint`: written atomically, read with ``weights_only=True``,
+model signature checked) plus the recipe (:meth:`Recipe.info`), so ``python -m course_lib sample
+--checkpoint FILE`` rebuilds the model without being told what it is. Next to it, ``FILE.json``
+records the command, wall-clock time, steps, torch version and machine.
+
+Training is resumable: :func:`train` saves every ``save_every`` seconds, when interrupted
+(Ctrl-C) and at the end, and continues from the file it finds. A file that cannot be read or
+belongs to another recipe is an error -- it is never silently trained over.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+import course_lib
+from course_lib._checks_args import check_float_range, check_positive_int, fail
+from course_lib.recipes import Recipe, get_recipe
+from course_lib.training import Trainer, read_checkpoint
+from course_lib.training.checkpoint import atomic_save
+
+DEFAULT_FOLDER = "checkpoints"
+
+
+def checkpoint_path(recipe: Recipe, steps: int | None = None, folder: str | os.PathLike = DEFAULT_FOLDER) -> Path:
+    """``folder/<task>-<model>-<preset>-<key>.pt``: where :func:`train_or_load` keeps ``recipe`` trained for ``steps``."""
+    return Path(folder) / f"{recipe.name(steps)}.pt"
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON record next to a checkpoint: ``model.pt`` -> ``model.pt.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+# --- reading checkpoints -------------------------------------------------------------------------
+
+def read_recipe(path: str | os.PathLike) -> tuple[Recipe, dict[str, Any]]:
+    """(the recipe stored in a checkpoint, the checkpoint's state dict).
+
+    A missing, truncated or foreign file (one without a stored recipe) raises a clear error naming it.
+    """
+    state = read_checkpoint(path)
+    if "recipe" not in state:
+        raise ValueError(f"checkpoint {os.fspath(path)}: expected a checkpoint written by course_lib.zoo "
+                         "(python -m course_lib train, or train_or_load) with its recipe stored, "
+                         "got a training checkpoint without one")
+    try:
+        recipe = Recipe.from_info(state["recipe"])
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"checkpoint {os.fspath(path)}: its stored recipe cannot be rebuilt by this version "
+                         f"of course_lib ({error})") from error
+    return recipe, state
+
+
+def _recipe_differences(stored: dict[str, Any], recipe: Recipe) -> list[str]:
+    """Fields (steps aside) in which a stored recipe differs from ``recipe``."""
+    current = recipe.info()
+    return [f"{name}: {stored.get(name)!r} in the file, {value!r} here"
+            for name, value in current.items() if name != "steps" and stored.get(name) != value]
+
+
+def _check_same_recipe(path: Path, state: dict[str, Any], recipe: Recipe) -> None:
+    if "recipe" not in state:
+        raise ValueError(f"checkpoint {path}: expected a checkpoint of recipe {recipe.name()} (with its recipe "
+                         "stored), got a training checkpoint without one. Move it away or choose another path.")
+    differences = _recipe_differences(state["recipe"], recipe)
+    if differences:
+        raise ValueError(f"checkpoint {path}: expected a checkpoint of recipe {recipe.name()}, got one trained "
+                         f"for another recipe ({'; '.join(differences[:3])}). Move it away or choose another path.")
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str | None = None,
+                    progress: bool | None = None) -> tuple[Recipe, Trainer]:
+    """(recipe, trainer) restored from a checkpoint written by this module; sample from ``trainer.ema_model``."""
+    recipe, state = read_recipe(path)
+    return recipe, _trainer_from(recipe, path, state, device, progress)
+
+
+def _trainer_from(recipe: Recipe, path, state: dict[str, Any], device, progress: bool | None) -> Trainer:
+    """A trainer for ``recipe`` resumed from ``path`` (steps: the file's target, at least its step)."""
+    target = max(int(state.get("target_steps", state["step"])), int(state["step"]), 1)
+    trainer = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch,
+                      recipe.train_config(target, progress=_progress(recipe, progress)), device)
+    trainer.resume(path)
+    trainer.seconds = float(state.get("train_seconds", 0.0))
+    return trainer
+
+
+# --- training ---------------------------------------------------------------------------------------
+
+def _progress(recipe: Recipe, progress: bool | None) -> bool:
+    return recipe.preset.name != "smoke" if progress is None else bool(progress)
+
+
+def _machine(device: torch.device) -> dict[str, Any]:
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"platform": platform.platform(), "processor": platform.machine(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device), "gpu": gpu}
+
+
+def _write_json(data: dict[str, Any], path: Path) -> None:
+    """Write JSON atomically (temp file in the same folder, then os.replace)."""
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(data, file, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_checkpoint(trainer: Trainer, recipe: Recipe, path: str | os.PathLike, target_steps: int,
+                    command: str | None = None) -> Path:
+    """Write the trainer's state + the recipe atomically to ``path``, and the JSON record next to it."""
+    path = Path(path)
+    state = trainer.state_dict()
+    state.update(recipe=recipe.info(), recipe_key=recipe.key(target_steps), target_steps=int(target_steps),
+                 train_seconds=float(trainer.seconds))
+    atomic_save(state, path)
+    record = {
+        "command": command or _default_command(recipe, target_steps),
+        "recipe": recipe.info(),
+        "key": recipe.key(target_steps),
+        "steps": trainer.step,
+        "target_steps": int(target_steps),
+        "finished": trainer.step >= target_steps,
+        "final_loss": trainer.recent_loss(50),
+        "wall_clock_seconds": round(trainer.seconds, 2),
+        "torch": torch.__version__,
+        "course_lib": course_lib.__version__,
+        "machine": _machine(trainer.device),
+        "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if not math.isfinite(record["final_loss"]):
+        record["final_loss"] = None
+    _write_json(record, sidecar_path(path))
+    return path
+
+
+def _default_command(recipe: Recipe, steps: int) -> str:
+    """The Python call that trains this recipe again (fields that differ from the defaults as overrides)."""
+    defaults = get_recipe(recipe.task, recipe.preset, recipe.model_name)
+    changes = {name: value for name, value in recipe.info().items()
+               if name not in ("format", "preset", "model_config", "task", "model_name", "steps")
+               and value != defaults.info()[name]}
+    changes = {("schedule" if k == "schedule_name" else k): v for k, v in changes.items()}
+    args = "".join(f", {k}={v!r}" for k, v in changes.items())
+    return (f"train_or_load(get_recipe({recipe.task!r}, {recipe.preset.name!r}, {recipe.model_name!r}{args}), "
+            f"steps={steps})")
+
+
+def train(
+    recipe: Recipe,
+    path: str | os.PathLike,
+    steps: int | None = None,
+    resume: bool = True,
+    minutes: float | None = None,
+    progress: bool | None = None,
+    device: torch.device | str | None = None,
+    save_every: float = 60.0,
+    command: str | None = None,
+) -> Trainer:
+    """Train ``recipe`` to ``steps`` (default ``recipe.steps``), checkpointing to ``path``; returns the trainer.
+
+    resume: continue from ``path`` if it exists (it must hold the same recipe; another step count
+    is fine), else start afresh and overwrite it. minutes: a wall-clock budget -- no step starts
+    once it is spent (``trainer.step < steps`` then; call again to continue).
+    The checkpoint is written every ``save_every`` seconds, at the end, and on Ctrl-C (then re-raised).
+    """
+    if not isinstance(recipe, Recipe):
+        fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
+    steps = recipe.steps if steps is None else check_positive_int("steps", steps)
+    if minutes is not None:
+        check_float_range("minutes", minutes, 0.0, 1e6)
+    check_float_range("save_every", save_every, 0.0, math.inf)
+    path = Path(path)
+    show = _progress(recipe, progress)
+    if resume and path.exists():
+        state = read_checkpoint(path)
+        _check_same_recipe(path, state, recipe)
+        trainer = _trainer_from(recipe, path, state, device, False)
+    else:
+        trainer = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch,
+                          recipe.train_config(steps, progress=False), device)
+    trainer.config = trainer.config.replace(steps=steps, progress=False)  # our own bar, below
+
+    start = last_save = time.perf_counter()
+    bar = tqdm(total=steps, initial=min(trainer.step, steps), disable=not show, desc=f"training {recipe.name(steps)}",
+               unit="step", dynamic_ncols=True)
+    try:
+        while trainer.step < steps:
+            if minutes is not None and time.perf_counter() - start >= 60 * minutes:
+                break
+            trainer.fit(steps=1)
+            bar.update(1)
+            if trainer.step % 10 == 0 or trainer.step == steps:
+                bar.set_postfix(loss=f"{trainer.recent_loss(50):.4f}")
+            if time.perf_counter() - last_save >= save_every:
+                save_checkpoint(trainer, recipe, path, steps, command)
+                last_save = time.perf_counter()
+    except KeyboardInterrupt:
+        bar.close()
+        save_checkpoint(trainer, recipe, path, steps, command)
+        raise
+    finally:
+        bar.close()
+    save_checkpoint(trainer, recipe, path, steps, command)
+    return trainer
+
+
+def train_or_load(
+    recipe: Recipe,
+    steps: int | None = None,
+    folder: str | os.PathLike = DEFAULT_FOLDER,
+    retrain: bool = False,
+    progress: bool | None = None,
+    device: torch.device | str | None = None,
+) -> Trainer:
+    """The trainer of ``recipe`` trained for ``steps``: loaded from ``folder`` if there, else trained and saved.
+
+    The file is ``folder/<task>-<model>-<preset>-<key>.pt`` (:func:`checkpoint_path`). A file cut
+    short by an interruption is resumed; ``retrain=True`` trains from scratch and replaces it. A file
+    that cannot be read or holds another recipe raises ``ValueError``; it is never overwritten.
+    Sample from ``trainer.ema_model``.
+    """
+    if not isinstance(recipe, Recipe):
+        fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
+    steps = recipe.steps if steps is None else check_positive_int("steps", steps)
+    path = checkpoint_path(recipe, steps, folder)
+    if path.exists() and not retrain:
+        state = read_checkpoint(path)
+        _check_same_recipe(path, state, recipe)
+        if state.get("recipe_key") != recipe.key(steps):
+            raise ValueError(f"checkpoint {path}: expected recipe key {recipe.key(steps)}, got "
+                             f"{state.get('recipe_key')!r}: the file was renamed or made by another version. "
+                             "Move it away, or pass retrain=True.")
+        if int(state["step"]) >= steps:
+            return _trainer_from(recipe, path, state, device, progress)
+    return train(recipe, path, steps, resume=not retrain, progress=progress, device=device)

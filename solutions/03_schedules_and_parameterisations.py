@@ -1,0 +1,92 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercises 03 · Schedules and parameterisations
+#
+# Write your code where it says `raise NotImplementedError(...)`, then run the check cell below it.
+# `alpha_bar_t` is a 0-dim tensor (one noise level); data tensors can have any shape.
+
+# %%
+import torch
+
+from course_lib.checks.nb03 import check_snr, check_v_target, check_x0_from_v
+
+# %% [markdown]
+# ## Exercise 3.1 · The signal-to-noise ratio of a schedule
+#
+# In x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε the signal has variance ᾱ_t and the noise 1 − ᾱ_t. Given
+# `alpha_bars` (shape (T,)), return SNR_t for every t (shape (T,)).
+
+# %%
+def snr(alpha_bars: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION signal variance over noise variance
+    return alpha_bars / (1 - alpha_bars)
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_snr(snr)
+
+# %% [markdown]
+# ## Exercise 3.2 · The v target (Salimans & Ho 2022)
+#
+# A v-prediction model learns v = √ᾱ_t ε − √(1 − ᾱ_t) x0. Return it.
+
+# %%
+def v_target(x0: torch.Tensor, eps: torch.Tensor, alpha_bar_t: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION the velocity
+    return alpha_bar_t.sqrt() * eps - (1 - alpha_bar_t).sqrt() * x0
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_v_target(v_target)
+
+# %% [markdown]
+# ## Exercise 3.3 · From a v prediction back to x0
+#
+# A sampler needs x̂0. Given x_t and a predicted v, return x̂0. Hint: write both x_t and v in terms
+# of x0 and ε and combine them so that ε cancels (√ᾱ² + √(1 − ᾱ)² = 1).
+
+# %%
+def x0_from_v(x_t: torch.Tensor, v: torch.Tensor, alpha_bar_t: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION rotate back
+    return alpha_bar_t.sqrt() * x_t - (1 - alpha_bar_t).sqrt() * v
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_x0_from_v(x0_from_v)
+
+# %% [markdown]
+# ## Check your understanding
+#
+# Use *your* functions: for each schedule, find the first step where the SNR drops below 1, and
+# confirm that your v target and x0_from_v undo each other at the noisiest step, where an
+# ε-model's x0 estimate would divide by √ᾱ_t.
+
+# %%
+from course_lib.schedules import make_schedule
+
+g = torch.Generator().manual_seed(0)
+x0, eps = torch.randn(1000, 2, generator=g), torch.randn(1000, 2, generator=g)
+for name in ["linear", "cosine", "sigmoid"]:
+    s = make_schedule(name, 1000)
+    ratio = snr(s.alpha_bars)
+    first_below_one = int((ratio < 1).nonzero()[0])
+    ab = s.alpha_bars[-1]
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    error = (x0_from_v(x_t, v_target(x0, eps, ab), ab) - x0).abs().max()
+    print(f"{name:8s} SNR < 1 from t = {first_below_one:3d};  1/√ᾱ at the last step = {ab.rsqrt():9.1f};"
+          f"  x0 recovered from v to {error:.0e}")

@@ -1,0 +1,66 @@
+"""Each notebook-02 check accepts the right answer and rejects the stub and plausible wrong answers."""
+import pytest
+
+from course_lib.checks import nb02
+
+
+def stub(*args):
+    raise NotImplementedError("Exercise")
+
+
+def posterior(x0, x_t, a, ab_prev):
+    ab = a * ab_prev
+    mean = (1 - a) * ab_prev.sqrt() / (1 - ab) * x0 + (1 - ab_prev) * a.sqrt() / (1 - ab) * x_t
+    return mean, (1 - a) * (1 - ab_prev) / (1 - ab)
+
+
+def ddpm_step(x_t, eps, a, ab_prev, z):
+    ab = a * ab_prev
+    mean = (x_t - (1 - a) / (1 - ab).sqrt() * eps) / a.sqrt()
+    return mean + ((1 - a) * (1 - ab_prev) / (1 - ab)).sqrt() * z
+
+
+RIGHT_AND_WRONG = [
+    (nb02.check_q_posterior, posterior, [
+        lambda x0, x_t, a, abp: (posterior(x0, x_t, a, abp)[0], 1 - a),  # β_t where β̃_t belongs
+        lambda x0, x_t, a, abp: ((1 - a) * abp / (1 - a * abp) * x0 + (1 - abp) * a / (1 - a * abp) * x_t,
+                                 posterior(x0, x_t, a, abp)[1]),  # α and ᾱ without square roots
+        lambda x0, x_t, a, abp: (posterior(x_t, x0, a, abp)[0], posterior(x0, x_t, a, abp)[1]),  # swapped roles
+    ]),
+    (nb02.check_predict_x0, lambda x_t, e, ab: (x_t - (1 - ab).sqrt() * e) / ab.sqrt(), [
+        lambda x_t, e, ab: (x_t - (1 - ab) * e) / ab,
+        lambda x_t, e, ab: x_t - (1 - ab).sqrt() * e,
+        lambda x_t, e, ab: ab.sqrt() * x_t - (1 - ab).sqrt() * e,
+    ]),
+    (nb02.check_ddpm_step, ddpm_step, [
+        lambda x_t, e, a, abp, z: ddpm_step(x_t, e, a, abp, z) - ((1 - a) * (1 - abp) / (1 - a * abp)).sqrt() * z
+        + (1 - a).sqrt() * z,  # σ² = β_t: a valid sampler, but not this exercise's β̃_t
+        lambda x_t, e, a, abp, z: (x_t - (1 - a) / (1 - a * abp).sqrt() * e) / a
+        + ((1 - a) * (1 - abp) / (1 - a * abp)).sqrt() * z,  # α where √α belongs
+        lambda x_t, e, a, abp, z: (x_t - (1 - a) / (1 - a * abp).sqrt() * e) / a.sqrt(),  # no noise
+        lambda x_t, e, a, abp, z: (x_t - (1 - a) / (1 - abp).sqrt() * e) / a.sqrt()
+        + ((1 - a) * (1 - abp) / (1 - a * abp)).sqrt() * z,  # ᾱ_{t−1} where ᾱ_t belongs
+    ]),
+]
+
+
+@pytest.mark.parametrize("check, right, wrongs", RIGHT_AND_WRONG, ids=lambda v: getattr(v, "__name__", ""))
+def test_check_accepts_right_and_rejects_stub_and_wrong(check, right, wrongs, capsys):
+    assert check(right) is True
+    assert capsys.readouterr().out.startswith("✓ Exercise 2.")
+    assert check(stub) is False
+    assert "not done yet" in capsys.readouterr().out
+    for wrong in wrongs:
+        assert check(wrong) is False
+        out = capsys.readouterr().out
+        assert out.startswith("✗ Exercise 2.") and "Hint:" in out
+
+
+def test_the_references_agree_with_the_closed_forms_of_ho_et_al():
+    """The course code (q_posterior + x0_from_eps) and the textbook μθ formula are the same step."""
+    import torch
+    g = torch.Generator().manual_seed(0)
+    x_t, eps, z = (torch.randn(6, 2, generator=g) for _ in range(3))
+    a, abp = torch.tensor(0.97), torch.tensor(0.4)
+    torch.testing.assert_close(nb02.reference_ddpm_step(x_t, eps, a, abp, z), ddpm_step(x_t, eps, a, abp, z),
+                               rtol=1e-4, atol=1e-5)

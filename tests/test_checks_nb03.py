@@ -1,0 +1,48 @@
+"""Each notebook-03 check accepts the right answer and rejects the stub and plausible wrong answers."""
+import pytest
+import torch
+
+from course_lib.checks import nb03
+
+
+def stub(*args):
+    raise NotImplementedError("Exercise")
+
+
+RIGHT_AND_WRONG = [
+    (nb03.check_snr, lambda ab: ab / (1 - ab), [
+        lambda ab: ab.sqrt() / (1 - ab).sqrt(),  # amplitudes instead of variances
+        lambda ab: (1 - ab) / ab,  # noise-to-signal
+        lambda ab: torch.log(ab / (1 - ab)),  # log SNR
+    ]),
+    (nb03.check_v_target, lambda x0, e, ab: ab.sqrt() * e - (1 - ab).sqrt() * x0, [
+        lambda x0, e, ab: ab.sqrt() * x0 - (1 - ab).sqrt() * e,  # roles swapped
+        lambda x0, e, ab: ab.sqrt() * e + (1 - ab).sqrt() * x0,  # sign
+        lambda x0, e, ab: ab * e - (1 - ab) * x0,  # ᾱ where √ᾱ belongs
+    ]),
+    (nb03.check_x0_from_v, lambda x_t, v, ab: ab.sqrt() * x_t - (1 - ab).sqrt() * v, [
+        lambda x_t, v, ab: (1 - ab).sqrt() * x_t + ab.sqrt() * v,  # that is ε, not x0
+        lambda x_t, v, ab: ab.sqrt() * x_t + (1 - ab).sqrt() * v,  # sign
+        lambda x_t, v, ab: (x_t - (1 - ab).sqrt() * v) / ab.sqrt(),  # treats v as ε
+    ]),
+]
+
+
+@pytest.mark.parametrize("check, right, wrongs", RIGHT_AND_WRONG, ids=lambda v: getattr(v, "__name__", ""))
+def test_check_accepts_right_and_rejects_stub_and_wrong(check, right, wrongs, capsys):
+    assert check(right) is True
+    assert capsys.readouterr().out.startswith("✓ Exercise 3.")
+    assert check(stub) is False
+    assert "not done yet" in capsys.readouterr().out
+    for wrong in wrongs:
+        assert check(wrong) is False
+        out = capsys.readouterr().out
+        assert out.startswith("✗ Exercise 3.") and "Hint:" in out
+
+
+def test_x0_from_v_inverts_the_v_target():
+    g = torch.Generator().manual_seed(0)
+    x0, eps, ab = torch.randn(5, 2, generator=g), torch.randn(5, 2, generator=g), torch.tensor(0.3)
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    v = nb03.reference_v_target(x0, eps, ab)
+    torch.testing.assert_close(nb03.reference_x0_from_v(x_t, v, ab), x0, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,151 @@
+"""Train or load: trains once, loads after; resumes an interrupted run exactly; refuses foreign files."""
+import json
+
+import pytest
+import torch
+
+from course_lib import zoo
+from course_lib.config import get_preset
+from course_lib.recipes import get_recipe
+from course_lib.training import Trainer, TrainConfig
+
+
+def toy_recipe(**overrides):
+    preset = get_preset("smoke").replace(num_diffusion_steps=50, toy_batch_size=32)
+    return get_recipe("toy-moons", preset, steps=6, **overrides)
+
+
+def weights(trainer):
+    return [p.detach().clone() for p in trainer.model.state_dict().values()]
+
+
+def same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_train_or_load_trains_once_then_loads(tmp_path, monkeypatch):
+    recipe = toy_recipe()
+    trained = zoo.train_or_load(recipe, folder=tmp_path, progress=False)
+    path = tmp_path / f"toy-moons-mlp-smoke-{recipe.key()}.pt"
+    assert path.is_file() and trained.step == 6
+    record = json.loads(zoo.sidecar_path(path).read_text())
+    assert record["steps"] == 6 and record["finished"] and record["key"] == recipe.key()
+    assert record["torch"] == torch.__version__ and record["machine"]["cpu_count"] >= 1
+    assert record["wall_clock_seconds"] > 0 and "get_recipe('toy-moons', 'smoke', 'mlp')" in record["command"]
+
+    def no_training(self):
+        raise AssertionError("train_or_load trained although the checkpoint was there")
+
+    monkeypatch.setattr(Trainer, "train_step", no_training)
+    loaded = zoo.train_or_load(toy_recipe(), folder=tmp_path, progress=False)
+    assert loaded.step == 6 and same(weights(loaded), weights(trained))
+    assert same(loaded.ema_model.state_dict().values(), trained.ema_model.state_dict().values())
+
+
+def test_other_steps_or_seed_are_another_file(tmp_path):
+    recipe = toy_recipe()
+    zoo.train_or_load(recipe, steps=2, folder=tmp_path, progress=False)
+    zoo.train_or_load(recipe.replace(seed=1), steps=2, folder=tmp_path, progress=False)
+    names = sorted(p.name for p in tmp_path.glob("*.pt"))
+    assert names == sorted([f"{recipe.name(2)}.pt", f"{recipe.replace(seed=1).name(2)}.pt"]) and len(set(names)) == 2
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    straight = zoo.train(toy_recipe(), tmp_path / "straight.pt", progress=False)
+
+    original = Trainer.train_step
+
+    def interrupted_at_step_4(self):
+        if self.step == 4:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.train_or_load(toy_recipe(), folder=tmp_path, progress=False)
+    path = zoo.checkpoint_path(toy_recipe(), folder=tmp_path)
+    assert torch.load(path, weights_only=True)["step"] == 4  # saved on the way out
+    assert not json.loads(zoo.sidecar_path(path).read_text())["finished"]
+    monkeypatch.setattr(Trainer, "train_step", original)
+    resumed = zoo.train_or_load(toy_recipe(), folder=tmp_path, progress=False)
+    assert resumed.step == 6 and same(weights(resumed), weights(straight))
+    assert resumed.history["loss"] == pytest.approx(straight.history["loss"])
+
+
+def test_a_time_budget_stops_training_and_a_second_call_continues(tmp_path):
+    recipe = toy_recipe()
+    path = tmp_path / "budget.pt"
+    stopped = zoo.train(recipe, path, minutes=1e-9, progress=False)  # spent before the first step
+    assert stopped.step == 0 and torch.load(path, weights_only=True)["step"] == 0
+    assert not json.loads(zoo.sidecar_path(path).read_text())["finished"]
+    finished = zoo.train(recipe, path, progress=False)
+    assert finished.step == recipe.steps
+    assert same(weights(finished), weights(zoo.train(recipe, tmp_path / "straight.pt", progress=False)))
+
+
+def test_a_corrupted_checkpoint_is_an_error_and_is_left_alone(tmp_path):
+    recipe = toy_recipe()
+    path = zoo.checkpoint_path(recipe, folder=tmp_path)
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match=rf"checkpoint {path}: cannot be read"):
+        zoo.train_or_load(recipe, folder=tmp_path, progress=False)
+    assert path.read_bytes() == b"not a checkpoint at all"
+    retrained = zoo.train_or_load(recipe, folder=tmp_path, retrain=True, progress=False)  # asked for explicitly
+    assert retrained.step == recipe.steps and torch.load(path, weights_only=True)["step"] == recipe.steps
+
+
+def test_a_checkpoint_of_another_recipe_is_refused(tmp_path):
+    recipe = toy_recipe()
+    other = zoo.train(toy_recipe(lr=1e-4), tmp_path / "other.pt", progress=False)
+    assert other.step == recipe.steps
+    path = zoo.checkpoint_path(recipe, folder=tmp_path)
+    (tmp_path / "other.pt").rename(path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=r"trained for another recipe \(lr: 0.0001 in the file, 0.001 here\)"):
+        zoo.train_or_load(recipe, folder=tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"another recipe"):
+        zoo.train(recipe, path, progress=False)
+    assert path.read_bytes() == before
+
+
+def test_a_plain_trainer_checkpoint_has_no_recipe(tmp_path):
+    recipe = toy_recipe()
+    plain = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch, TrainConfig(steps=1, progress=False), "cpu")
+    plain.fit()
+    plain.save(tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match=r"plain.pt: expected a checkpoint written by course_lib.zoo"):
+        zoo.load_checkpoint(tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match=r"plain.pt: expected a checkpoint of recipe toy-moons-mlp-smoke-.*without one"):
+        zoo.train(recipe, tmp_path / "plain.pt", progress=False)
+    with pytest.raises(FileNotFoundError, match=r"missing.pt: no such file"):
+        zoo.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_load_checkpoint_rebuilds_recipe_and_model(tmp_path):
+    preset = get_preset("smoke").replace(num_diffusion_steps=50, video_size=16, video_frames=3, video_base_channels=8,
+                                         video_batch_size=2, sample_steps=2)
+    recipe = get_recipe("video-shapes", preset, steps=2, objective="v")
+    trained = zoo.train(recipe, tmp_path / "video.pt", progress=False)
+    loaded_recipe, loaded = zoo.load_checkpoint(tmp_path / "video.pt")
+    assert loaded_recipe == recipe and loaded_recipe.key() == recipe.key()
+    g = torch.Generator
+    assert torch.equal(recipe.sample(trained.ema_model, 2, generator=g().manual_seed(0)),
+                       loaded_recipe.sample(loaded.ema_model, 2, generator=g().manual_seed(0)))
+
+
+def test_bad_arguments_name_themselves(tmp_path):
+    with pytest.raises(ValueError, match=r"recipe: expected a Recipe \(see get_recipe\), got 'str'"):
+        zoo.train_or_load("toy-moons", folder=tmp_path)
+    with pytest.raises(ValueError, match=r"steps: expected a positive int, got 0"):
+        zoo.train_or_load(toy_recipe(), steps=0, folder=tmp_path)
+    with pytest.raises(ValueError, match=r"minutes: expected a number in"):
+        zoo.train(toy_recipe(), tmp_path / "x.pt", minutes=-1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a busy machine two threads wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
