@@ -41,42 +41,83 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """End the process group led by ``process.pid`` (started with ``start_new_session=True``).
-
-    SIGTERM first (JupyterLab then shuts its kernels down), SIGKILL after ``grace_s``; returns once
-    no process of the group is left (kernels and renderers included), or after 5 more seconds.
-    """
-    pgid = process.pid
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        if not processes_in_group(pgid) and process.poll() is not None:
-            return
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            process.poll()  # reap the leader
-            if not processes_in_group(pgid):
-                return
-            time.sleep(0.05)
-
-
-def processes_in_group(pgid: int) -> list[int]:
-    """Process ids of the live (not zombie) processes in process group ``pgid`` (read from /proc)."""
-    found = []
+def _live_processes() -> dict[int, tuple[int, int]]:
+    """``{pid: (parent pid, process group)}`` of every live (not zombie) process, read from /proc."""
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
-                state, _ppid, group = stat.read().rsplit(")", 1)[1].split()[:3]
+                state, ppid, group = stat.read().rsplit(")", 1)[1].split()[:3]
         except (OSError, ValueError):
             continue  # the process ended while we looked
-        if int(group) == pgid and state not in ("Z", "X"):
-            found.append(int(entry))
+        if state not in ("Z", "X"):
+            found[int(entry)] = (int(ppid), int(group))
     return found
+
+
+def processes_in_group(pgid: int) -> list[int]:
+    """Process ids of the live processes in process group ``pgid``."""
+    return sorted(pid for pid, (_, group) in _live_processes().items() if group == pgid)
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its live descendants, whatever their process group or session.
+
+    Jupyter starts every kernel in a session of its own (so it can interrupt the kernel's whole
+    group), so a kernel is found by following parent ids, not by the server's process group.
+    """
+    children: dict[int, list[int]] = {}
+    live = _live_processes()
+    for pid, (ppid, _) in live.items():
+        children.setdefault(ppid, []).append(pid)
+    tree, todo = [], [root] if root in live else []
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return sorted(tree)
+
+
+def _signal(pids: set[int], pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """End the process group led by ``process.pid`` (started with ``start_new_session=True``) and
+    every descendant of the leader, kernels included (they run in sessions of their own).
+
+    SIGTERM first (JupyterLab then shuts its kernels down), SIGKILL after ``grace_s``; returns once
+    none of them is left, or after 5 more seconds. Descendants are listed before the first signal:
+    once the leader is gone they are re-parented and can no longer be found from it.
+    """
+    pgid = process.pid
+    family = set(process_tree(pgid)) | set(processes_in_group(pgid))
+
+    def left() -> bool:
+        process.poll()  # reap the leader
+        live = _live_processes()
+        return any(pid in live for pid in family) or any(group == pgid for _, group in live.values())
+
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        if not left():
+            return
+        family |= set(process_tree(pgid))
+        _signal(family, pgid, sig)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if not left():
+                return
+            time.sleep(0.05)
 
 
 def write_notebook(source: Path, folder: Path, name: str | None = None) -> Path:

@@ -17,7 +17,14 @@ import pytest
 
 from _chromium import CHROMIUM_ENV, find_chromium, must_run, require_browser
 from _course_notebooks import NOTEBOOKS, interactive_notebooks
-from _lab_server import processes_in_group, start_lab_server, stop_process_group, write_notebook
+from _lab_server import processes_in_group, process_tree, start_lab_server, stop_process_group, write_notebook
+
+
+def command_line(pid: int) -> bytes:
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        return b""  # ended while we looked
 
 
 def executable(path):
@@ -68,6 +75,20 @@ def test_stop_process_group_ends_the_leader_and_a_child_that_ignores_sigterm():
     assert time.monotonic() - start >= 1  # the child outlived SIGTERM: SIGKILL ended it
 
 
+def test_stop_also_ends_a_descendant_in_a_session_of_its_own():
+    """Jupyter starts each kernel with ``start_new_session=True``: it leaves the server's group."""
+    leader_code = ("import subprocess, sys, time; "
+                   "subprocess.Popen([sys.executable, '-c', sys.argv[1]], start_new_session=True); "
+                   "print('leader ready', flush=True); time.sleep(60)")
+    leader = subprocess.Popen([sys.executable, "-c", leader_code, STUBBORN_CHILD], stdout=subprocess.PIPE,
+                              start_new_session=True)
+    assert {leader.stdout.readline().strip() for _ in range(2)} == {b"child ready", b"leader ready"}
+    tree = process_tree(leader.pid)
+    assert len(tree) == 2 and processes_in_group(leader.pid) == [leader.pid]  # the child left the group
+    stop_process_group(leader, grace_s=1)
+    assert all(process_tree(pid) == [] for pid in tree)
+
+
 def test_server_runs_in_its_own_folders_and_stops_with_its_kernels(tmp_path):
     server = start_lab_server(tmp_path, {"COURSE_PRESET": "smoke"})
     try:
@@ -77,14 +98,18 @@ def test_server_runs_in_its_own_folders_and_stops_with_its_kernels(tmp_path):
         assert '"fetchNews": "false"' in news
         command = open(f"/proc/{server.process.pid}/cmdline", "rb").read().split(b"\0")
         assert (b"--allow-root" in command) == (os.geteuid() == 0)
-        server.api("POST", "api/kernels")  # a kernel is a child process of the server
-        deadline = time.monotonic() + 20
-        while len(processes_in_group(server.process.pid)) < 2 and time.monotonic() < deadline:
+        kernel = server.api("POST", "api/kernels")  # a kernel is a child process of the server
+        assert kernel["id"] in [k["id"] for k in server.api("GET", "api/kernels")]
+        deadline = time.monotonic() + 30
+        kernels = []
+        while not kernels and time.monotonic() < deadline:
+            kernels = [pid for pid in process_tree(server.process.pid) if b"ipykernel" in command_line(pid)]
             time.sleep(0.2)
-        assert len(processes_in_group(server.process.pid)) >= 2
+        assert kernels, "no kernel process appeared under the server"
     finally:
         server.stop()
     assert processes_in_group(server.process.pid) == []
+    assert all(process_tree(pid) == [] for pid in kernels)
 
 
 def test_notebooks_are_converted_into_the_server_folder_and_the_source_is_untouched(tmp_path):
