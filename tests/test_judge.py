@@ -14,9 +14,11 @@ from course_lib.metrics.judge import (
     accuracy,
     get_digit_judge,
     image_scores,
+    judge_config_for_preset,
     judge_path,
     reference_digits,
 )
+from course_lib.config import get_preset
 
 USER_CACHE = os.environ.get("COURSE_CACHE")  # the slow test uses (and fills) the real cache
 TINY = JudgeConfig(train_images=1000, steps=40, batch_size=32, test_images=200)
@@ -126,6 +128,15 @@ def test_bad_inputs_name_the_argument(tiny_judge):
         get_digit_judge(size=32, config=TINY)
     with pytest.raises(ValueError, match=r"labels: expected one label per row of logits \(2\)"):
         accuracy(torch.zeros(2, 10), torch.zeros(3, dtype=torch.long))
+
+
+def test_the_smoke_preset_gets_a_small_judge_and_the_others_the_full_one():
+    smoke, cpu, gpu = (judge_config_for_preset(get_preset(name)) for name in ("smoke", "cpu", "gpu"))
+    assert smoke.steps < cpu.steps and smoke.train_images < cpu.train_images
+    assert cpu == JudgeConfig() and gpu == JudgeConfig(size=32)  # each sized by its preset's images
+    assert judge_path(smoke) != judge_path(cpu)  # cached apart
+    with pytest.raises(ValueError, match="preset: expected a course_lib.config.Preset"):
+        judge_config_for_preset("smoke")
 
 
 @pytest.mark.slow

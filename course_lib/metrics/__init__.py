@@ -9,7 +9,13 @@
 from course_lib.metrics.frechet import frechet_distance, frechet_distance_from_features, gaussian_fit
 from course_lib.metrics.image import psnr, ssim
 from course_lib.metrics.inception_score import inception_score
-from course_lib.metrics.judge import FID_SAMPLES, get_digit_judge, image_scores, reference_digits
+from course_lib.metrics.judge import (
+    FID_SAMPLES,
+    get_digit_judge,
+    image_scores,
+    judge_config_for_preset,
+    reference_digits,
+)
 
 __all__ = [
     "FID_SAMPLES",
@@ -19,6 +25,7 @@ __all__ = [
     "get_digit_judge",
     "image_scores",
     "inception_score",
+    "judge_config_for_preset",
     "psnr",
     "reference_digits",
     "ssim",

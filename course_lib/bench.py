@@ -1,0 +1,442 @@
+"""Benchmarks: train one part of the course from scratch, measure it, print one table.
+
+    python -m course_lib.bench image                  # cpu preset: 10 min of training, then DDPM vs DDIM
+    python -m course_lib.bench image --quick          # a tiny run (seconds) that exercises everything
+    python -m course_lib.bench image --checkpoint runs/bench/image-cpu.pt   # re-measure a trained model
+
+Each benchmark is a :class:`Benchmark` in :data:`BENCHMARKS`; its name is the subcommand. To add
+one (``video``, ``sampling``, ``prediction``), write ``add_arguments(parser)`` and
+``run(args) -> Table`` and register them. Results go to ``--out`` (default ``runs/bench``) as
+``<name>-<preset>.md`` (the table) and ``.json`` (every number, rewritten after each row).
+
+Timings depend on the machine *and on everything else running on it*. Every table names the
+machine, torch's threads and the load average, and gives each stage's **CPU share**: CPU seconds
+of this process / (wall seconds x threads). A share well below 100% means other programs took the
+cores; wall seconds x share then estimates the time on an idle machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from course_lib._checks_args import check_float_range, check_positive_int, fail
+from course_lib.cli import non_negative_float, positive_int, positive_minutes
+from course_lib.config import PRESETS, Preset, get_device, get_preset
+
+PROG = "python -m course_lib.bench"
+DEFAULT_OUT = "runs/bench"
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """One benchmark's result: ``rows`` of cells (str, int, float or None, shown as "–") under ``columns``.
+
+    ``formats`` maps a column to a format spec for its floats (e.g. ``".2f"``); ``notes`` are
+    printed above the table (machine, settings), ``verdicts`` below it (targets met or not).
+    """
+
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple] = field(default_factory=list)
+    formats: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    verdicts: list[str] = field(default_factory=list)
+
+    def cell(self, column: str, value: Any) -> str:
+        if value is None:
+            return "–"
+        if isinstance(value, float):
+            return format(value, self.formats.get(column, ".3g"))
+        return str(value)
+
+    def to_markdown(self) -> str:
+        """The title, the notes, a Markdown table, then the verdicts."""
+        lines = [f"### {self.title}", ""] + [f"{note}  " for note in self.notes] + [""]
+        lines.append("| " + " | ".join(self.columns) + " |")
+        lines.append("|" + "|".join("---" for _ in self.columns) + "|")
+        for row in self.rows:
+            lines.append("| " + " | ".join(self.cell(c, v) for c, v in zip(self.columns, row)) + " |")
+        if self.verdicts:
+            lines += [""] + [f"- {verdict}" for verdict in self.verdicts]
+        return "\n".join(lines)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """The rows as ``{column: value}`` dicts (plain numbers, for JSON)."""
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+
+# --- the machine and how busy it is ------------------------------------------------------------
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (runnable processes), or None where the OS does not say."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def describe_machine(device: torch.device) -> str:
+    gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    return (f"{cpu_name()}, {os.cpu_count()} cores{gpu}; torch {torch.__version__} on {device.type} "
+            f"with {torch.get_num_threads()} thread(s)")
+
+
+def configure_threads(threads: int | None, device: torch.device) -> str | None:
+    """Set torch's CPU threads: ``threads``, or 1 when every core is already busy. Returns a note or None."""
+    if threads is not None:
+        torch.set_num_threads(check_positive_int("threads", threads))
+        return None
+    load, cores = load_average(), os.cpu_count() or 1
+    if device.type == "cpu" and torch.get_num_threads() > 1 and load is not None and load >= cores:
+        torch.set_num_threads(1)  # threads that wait on each other are slower than one on a full machine
+        return f"the machine was busy (load {load:.1f} on {cores} cores), so torch used 1 thread (--threads to choose)"
+    return None
+
+
+@dataclass
+class Stopwatch:
+    """Wall and CPU seconds of a block: ``with Stopwatch() as watch: ...; watch.wall, watch.cpu_share``."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def __enter__(self) -> "Stopwatch":
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall += time.perf_counter() - self._wall
+        self.cpu += time.process_time() - self._cpu
+
+    @property
+    def cpu_share(self) -> float:
+        """CPU seconds / (wall seconds x torch threads): 1.0 on an idle machine (CPU only)."""
+        return self.cpu / (self.wall * torch.get_num_threads()) if self.wall > 0 else math.nan
+
+
+# --- the image benchmark -----------------------------------------------------------------------
+
+IMAGE_GUIDANCE_SCALE = 3.0  # w of classifier-free guidance (1 = plain conditional), chosen on the cpu preset
+IMAGE_DDIM_STEPS = (50, 20)
+IMAGE_MINUTES = 10.0  # default training budget
+TARGET_ACCURACY = 0.90  # judge accuracy of guided samples, over >= FID_SAMPLES samples
+TARGET_FID_RATIO = 1.15  # FID(DDIM 50) <= 1.15 x FID(DDPM)
+TARGET_SPEEDUP = 15.0  # DDPM sampling time / DDIM 50 sampling time
+QUICK = {"num_diffusion_steps": 50, "train_steps": 4, "samples": 10, "ddim_steps": (10, 4)}
+IMAGE_COLUMNS = ("stage", "steps", "seconds", "steps/s", "CPU share", "speed-up vs DDPM", "IS ↑", "FID ↓",
+                 "judge accuracy")
+IMAGE_FORMATS = {"seconds": ".1f", "steps/s": ".2f", "CPU share": ".0%", "speed-up vs DDPM": ".1f",
+                 "IS ↑": ".2f", "FID ↓": ".2f", "judge accuracy": ".1%"}
+
+
+@dataclass
+class ImageBenchConfig:
+    """What :func:`image_benchmark` does. ``minutes`` and ``train_steps`` both stop training (None: no limit)."""
+
+    preset: Preset
+    minutes: float | None = IMAGE_MINUTES
+    train_steps: int | None = None
+    samples: int = 500
+    guidance_scale: float = IMAGE_GUIDANCE_SCALE
+    ddim_steps: tuple[int, ...] = IMAGE_DDIM_STEPS
+    seed: int = 0
+    batch: int = 100  # samples denoised at once (guidance doubles the network's batch)
+    ddpm: bool = True  # False skips the DDPM row (1000 network calls per sample: hours on a CPU)
+    checkpoint: str | None = None  # evaluate this file if it exists, else train and save there
+    out: str = DEFAULT_OUT
+    progress: bool = True
+    quick: bool = False  # only names the output files (image-<preset>-quick.*)
+
+    def __post_init__(self):
+        if not isinstance(self.preset, Preset):
+            fail("preset", "a course_lib.config.Preset", type(self.preset).__name__)
+        if self.minutes is not None:
+            check_float_range("minutes", self.minutes, 1e-6, 1e6)
+        if self.train_steps is not None:
+            check_positive_int("train_steps", self.train_steps)
+        if self.minutes is None and self.train_steps is None:
+            fail("minutes", "a budget in minutes when train_steps is None (training needs an end)", None)
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 2:
+            fail("samples", "an int >= 2 (FID fits a covariance to the samples)", self.samples)
+        check_float_range("guidance_scale", self.guidance_scale, 0.0, 100.0)
+        T = self.preset.num_diffusion_steps
+        if not self.ddim_steps or any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= T
+                                      for s in self.ddim_steps):
+            fail("ddim_steps", f"one or more ints in [1, {T}]", self.ddim_steps)
+        check_positive_int("batch", self.batch)
+
+    @property
+    def name(self) -> str:
+        return f"image-{self.preset.name}" + ("-quick" if self.quick else "")
+
+
+def _train(config: ImageBenchConfig, recipe, device: torch.device):
+    """(trainer, Stopwatch or None): train from scratch within the budget, or load ``config.checkpoint``."""
+    from course_lib import zoo
+
+    if config.checkpoint and Path(config.checkpoint).exists():
+        stored, trainer = zoo.load_checkpoint(config.checkpoint, device=device, progress=False)
+        if stored.info() != recipe.replace(steps=stored.steps).info():
+            fail("checkpoint", f"a checkpoint of the digits recipe at preset {recipe.preset.name!r}",
+                 f"{config.checkpoint} ({stored.name()})")
+        return trainer, None
+    path = Path(config.checkpoint) if config.checkpoint else Path(config.out) / f"{config.name}.pt"
+    cap = config.train_steps or 10**7  # with only a time budget, the budget ends training
+    with Stopwatch() as watch:
+        trainer = zoo.train(recipe, path, steps=cap, resume=False, minutes=config.minutes,
+                            progress=config.progress, device=device, command=" ".join([PROG, *sys.argv[1:]]))
+    return trainer, watch
+
+
+def _sample(recipe, model, labels: torch.Tensor, sampler: str, steps: int | None, config: ImageBenchConfig):
+    """(samples (N, 1, H, W) on CPU, Stopwatch): guided samples for ``labels``, ``config.batch`` at a time.
+
+    Every sampler starts from the same noise (generator seeded with ``config.seed``).
+    """
+    generator = torch.Generator().manual_seed(config.seed)
+    chunks = []
+    with Stopwatch() as watch:
+        for part in labels.split(config.batch):
+            chunks.append(recipe.sample(model, len(part), steps=steps, sampler=sampler, generator=generator,
+                                        guidance_scale=config.guidance_scale, labels=part,
+                                        progress=config.progress).cpu())
+    return torch.cat(chunks), watch
+
+
+def _verdicts(config: ImageBenchConfig, scores: dict[str, dict[str, float]], seconds: dict[str, float]) -> list[str]:
+    """Each target of the image benchmark, met (✓) or not (✗), from the measured numbers."""
+    from course_lib.metrics.judge import FID_SAMPLES
+
+    main = f"DDIM {config.ddim_steps[0]}"
+    if config.samples < FID_SAMPLES:
+        return [f"targets not judged: {config.samples} samples (the targets are defined over {FID_SAMPLES})"]
+    mark = {True: "✓", False: "✗"}
+    accuracy = scores[main]["accuracy"]
+    verdicts = [f"{mark[accuracy >= TARGET_ACCURACY]} judge accuracy of guided {main} samples {accuracy:.1%} "
+                f"(target ≥ {TARGET_ACCURACY:.0%} over ≥ {FID_SAMPLES} samples)"]
+    if "DDPM" not in scores:
+        return verdicts + ["FID and speed-up against DDPM not measured (DDPM skipped)"]
+    ratio = scores[main]["FID"] / scores["DDPM"]["FID"]
+    speedup = seconds["DDPM"] / seconds[main]
+    return verdicts + [
+        f"{mark[ratio <= TARGET_FID_RATIO]} FID {main} / FID DDPM = {ratio:.3f} (target ≤ {TARGET_FID_RATIO})",
+        f"{mark[speedup >= TARGET_SPEEDUP]} {main} samples {speedup:.1f}x faster than DDPM "
+        f"(target ≥ {TARGET_SPEEDUP:g}x)",
+    ]
+
+
+def image_benchmark(config: ImageBenchConfig, device: torch.device | None = None, judge=None) -> Table:
+    """Train the digits model (``course_lib.recipes``, task "digits") and measure DDPM and DDIM sampling.
+
+    Rows: training (steps, steps/s); real held-out digits (the best IS/FID/accuracy reachable at
+    this N); guided DDPM with all T steps; guided DDIM with each of ``config.ddim_steps``. All
+    samples are drawn from the EMA weights for labels 0, 1, ..., 9, 0, ... with guidance scale
+    ``config.guidance_scale``, from the same starting noise, and scored by the digit judge
+    against ``config.samples`` real digits. Writes ``<out>/image-<preset>.md`` and ``.json``.
+    """
+    from course_lib.data.digits import render_digits
+    from course_lib.metrics.judge import get_digit_judge, image_scores, judge_config_for_preset, reference_digits
+    from course_lib.models.unet2d import count_parameters
+    from course_lib.recipes import get_recipe
+
+    if not isinstance(config, ImageBenchConfig):
+        fail("config", "an ImageBenchConfig", type(config).__name__)
+    device = get_device(None if device is None else str(device))
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    load_before = load_average()
+    recipe = get_recipe("digits", config.preset, seed=config.seed)
+    size, T = config.preset.image_size, config.preset.num_diffusion_steps
+    judge = judge or get_digit_judge(size, config=judge_config_for_preset(config.preset))
+
+    table = Table(f"Image benchmark: class-conditional digits, preset {config.preset.name}", IMAGE_COLUMNS,
+                  formats=IMAGE_FORMATS)
+    results: dict[str, Any] = {"config": {k: v for k, v in vars(config).items() if k != "preset"},
+                               "preset": config.preset.name, "machine": describe_machine(device),
+                               "load_before": load_before}
+
+    def save() -> None:
+        results["rows"] = table.as_dicts()
+        (out / f"{config.name}.json").write_text(json.dumps(results, indent=2, default=str))
+
+    trainer, watch = _train(config, recipe, device)
+    train_steps = len(trainer.history["loss"])
+    table.rows.append(("training, from scratch" if watch else "training (loaded)", trainer.step, trainer.seconds,
+                       train_steps / trainer.seconds if trainer.seconds else None,
+                       watch.cpu_share if watch and device.type == "cpu" else None, None, None, None, None))
+    results["final_loss"] = trainer.recent_loss(50)
+    save()
+
+    n = config.samples
+    labels = torch.arange(n) % 10
+    reference = reference_digits(n, size, seed=0)
+    real = render_digits(n, size, "test", seed=1, labels=labels)[0]
+    scores = {"real": image_scores(real, reference, labels, judge)}
+    table.rows.append(("real digits (held-out fonts)", None, None, None, None, None,
+                       scores["real"]["IS"], scores["real"]["FID"], scores["real"]["accuracy"]))
+    save()
+
+    # the fast samplers first: their rows are ready long before DDPM's
+    model = trainer.ema_model.eval()
+    runs = [(f"DDIM {s}", "ddim", s) for s in config.ddim_steps] + ([("DDPM", "ddpm", None)] if config.ddpm else [])
+    seconds, sampled = {}, {}
+    for label, sampler, steps in runs:
+        samples, watch = _sample(recipe, model, labels, sampler, steps, config)
+        seconds[label], scores[label] = watch.wall, image_scores(samples, reference, labels, judge)
+        sampled[label] = (steps or T, watch)
+        print(f"{label}: {n} samples in {watch.wall:.1f} s, accuracy {scores[label]['accuracy']:.1%}, "
+              f"FID {scores[label]['FID']:.2f}", file=sys.stderr, flush=True)
+        results.setdefault("samplers", {})[label] = {"seconds": watch.wall, "cpu_seconds": watch.cpu, **scores[label]}
+        save()
+    for label, _, _ in (runs[-1:] + runs[:-1] if config.ddpm else runs):  # DDPM first in the table
+        steps, watch = sampled[label]
+        table.rows.append((label, steps, watch.wall, steps / watch.wall,
+                           watch.cpu_share if device.type == "cpu" else None,
+                           seconds["DDPM"] / watch.wall if config.ddpm else None,
+                           scores[label]["IS"], scores[label]["FID"], scores[label]["accuracy"]))
+
+    load_after = load_average()
+    load = "" if load_before is None else f"; load average {load_before:.1f} before, {load_after:.1f} after"
+    budget = " and ".join(([f"{config.minutes:g} min"] if config.minutes else [])
+                          + ([f"{config.train_steps} steps"] if config.train_steps else []))
+    table.notes = [
+        f"machine: {describe_machine(device)}{load}",
+        f"model: UNet2D, {count_parameters(model):,} parameters, {size}x{size}, T = {T}, "
+        f"batch {recipe.batch_size}; training budget {budget if watch else '(loaded checkpoint)'}; "
+        f"final loss {results['final_loss']:.4f}",
+        f"sampling: {n} samples from the EMA weights, labels 0-9 in turn, guidance scale w = "
+        f"{config.guidance_scale:g}, {config.batch} at a time; judge: {judge.test_accuracy:.1%} on held-out fonts",
+        "CPU share = CPU seconds / (wall seconds x threads): below 100% other programs took the cores",
+    ]
+    table.verdicts = _verdicts(config, scores, seconds)
+    results.update(load_after=load_after, notes=table.notes, verdicts=table.verdicts)
+    save()
+    (out / f"{config.name}.md").write_text(table.to_markdown() + "\n")
+    return table
+
+
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+    presets = tuple(PRESETS)
+    parser.add_argument("--preset", choices=presets, default=None,
+                        help="sizes (default: $COURSE_PRESET, else gpu with CUDA, cpu without)")
+    parser.add_argument("--minutes", type=positive_minutes, default=None,
+                        help=f"training budget in minutes of wall-clock time (default {IMAGE_MINUTES:g})")
+    parser.add_argument("--steps", type=positive_int, default=None, help="stop training after this many steps too")
+    parser.add_argument("--samples", type=positive_int, default=None,
+                        help="samples per sampler for IS, FID and accuracy (default: FID_SAMPLES = 500)")
+    parser.add_argument("--guidance", type=non_negative_float, default=IMAGE_GUIDANCE_SCALE,
+                        help=f"classifier-free guidance scale w, 1 = plain conditional (default {IMAGE_GUIDANCE_SCALE:g})")
+    parser.add_argument("--ddim-steps", type=positive_int, nargs="+", default=None,
+                        help="DDIM step counts, the first one judged against DDPM (default 50 20)")
+    parser.add_argument("--batch", type=positive_int, default=100, help="samples denoised at once (default 100)")
+    parser.add_argument("--no-ddpm", action="store_true",
+                        help="skip DDPM (1000 network calls per sample, hours for 500 samples on a CPU); "
+                             "the FID and speed-up targets are then not judged")
+    parser.add_argument("--checkpoint", default=None,
+                        help="evaluate this checkpoint if it exists (no training), else train and save it there")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny run in seconds (T = 50, 4 training steps, 10 samples): checks the machinery")
+
+
+def run_image(args: argparse.Namespace) -> Table:
+    from course_lib.metrics.judge import FID_SAMPLES
+
+    preset = get_preset(args.preset)
+    minutes, steps, samples, ddim_steps = args.minutes or IMAGE_MINUTES, args.steps, args.samples, args.ddim_steps
+    if args.quick:
+        preset = preset.replace(num_diffusion_steps=QUICK["num_diffusion_steps"])
+        minutes = args.minutes
+        steps = steps or QUICK["train_steps"]
+        samples, ddim_steps = samples or QUICK["samples"], ddim_steps or QUICK["ddim_steps"]
+    config = ImageBenchConfig(preset=preset, minutes=minutes, train_steps=steps, samples=samples or FID_SAMPLES,
+                              guidance_scale=args.guidance, ddim_steps=tuple(ddim_steps or IMAGE_DDIM_STEPS),
+                              seed=args.seed, batch=args.batch, checkpoint=args.checkpoint,
+                              ddpm=not args.no_ddpm, out=args.out, progress=not args.quiet, quick=args.quick)
+    return image_benchmark(config, device=args.device_obj)
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A subcommand: ``add_arguments(parser)`` declares its options, ``run(args)`` measures and returns a Table."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], Table]
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "image": Benchmark("train the class-conditional digits U-Net for a time budget; DDPM vs DDIM time, IS, FID, "
+                       "judge accuracy of guided samples", add_image_arguments, run_image),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Train and measure a part of the course; print one table.")
+    commands = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    for name, benchmark in BENCHMARKS.items():
+        sub = commands.add_parser(name, help=benchmark.help, description=benchmark.help)
+        benchmark.add_arguments(sub)
+        sub.add_argument("--seed", type=int, default=0, help="seed of the model, data and noise (default 0)")
+        sub.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None,
+                         help="where to compute (default: $COURSE_DEVICE, else CUDA, MPS, CPU)")
+        sub.add_argument("--threads", type=positive_int, default=None,
+                         help="torch CPU threads (default: torch's, or 1 when the machine is already busy)")
+        sub.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the checkpoint and results (default {DEFAULT_OUT})")
+        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``argv`` (default ``sys.argv[1:]``), print the table to stdout; returns the exit code (2: bad arguments)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # --help (0) or an argparse error (2), already printed
+        return int(exit.code or 0)
+    threads = torch.get_num_threads()
+    try:
+        args.device_obj = get_device(args.device)
+        note = configure_threads(args.threads, args.device_obj)
+        if note:
+            print(f"note: {note}", file=sys.stderr, flush=True)
+        table = BENCHMARKS[args.benchmark].run(args)
+    except ValueError as error:
+        print(f"{PROG} {args.benchmark}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{PROG} {args.benchmark}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        torch.set_num_threads(threads)  # main() called from Python leaves the process as it found it
+    print(table.to_markdown(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

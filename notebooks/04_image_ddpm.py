@@ -1,0 +1,328 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Image DDPM: a U-Net on digits
+#
+# **Goals.** Run the seed's recipe (§3.1 training: preprocess, diffuse, train; §3.2 generation:
+# noise, reverse process, sample) on real images: rendered digits. Train a class-conditional U-Net
+# and watch its samples improve while it trains; sample with DDPM (all 1000 steps) and DDIM (50
+# and 20 steps) and compare time and quality; see why we sample from the EMA weights; steer the
+# class with classifier-free guidance; and watch one sample come out of the noise, together with
+# the model's guess of the clean image at every step. We end with what changes for video (§9.1).
+#
+# **Time:** about 60 minutes, plus training once: seconds in the `smoke` preset, 20–30 minutes on
+# a laptop CPU in the `cpu` preset (the trained model is saved in the course's `checkpoints/`
+# folder and loaded from then on; the exercise notebook uses it too).
+# **Seed sections:** §3.1, §3.2, §9.1.
+#
+# Everything about the task -- data, network, loss, schedule, sampler -- comes from one recipe,
+# `get_recipe("digits")`, the same one the command line (`python -m course_lib train --task
+# digits`) and the benchmark (`python -m course_lib.bench image`) use.
+
+# %%
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from course_lib import zoo
+from course_lib.bench import IMAGE_GUIDANCE_SCALE
+from course_lib.config import get_preset, seed_everything
+from course_lib.diffusion import q_sample
+from course_lib.metrics.judge import get_digit_judge, image_scores, judge_config_for_preset, reference_digits
+from course_lib.models.unet2d import count_parameters, guided_denoiser
+from course_lib.recipes import get_recipe
+from course_lib.samplers import ddim_steps
+from course_lib.training import Trainer
+from course_lib.viz import animate, filmstrip, image_grid, plot_trajectory, step_scrubber
+
+preset = get_preset()
+g = seed_everything(0)
+recipe = get_recipe("digits", preset)
+T, size = preset.num_diffusion_steps, preset.image_size
+w = IMAGE_GUIDANCE_SCALE  # the guidance scale used for samples below (section 7 explains it)
+n_eval = max(10, preset.eval_samples // 10)  # samples behind each score in this notebook
+CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lesson and its exercises
+print(f"preset {preset.name}: {size}x{size} digits, T = {T}, {recipe.steps} training steps of batch "
+      f"{recipe.batch_size}, DDIM with {preset.sample_steps} steps for pictures")
+
+# %% [markdown]
+# The **digit judge** is a small classifier trained on rendered digits: it reads a sample and says
+# which digit it sees. It plays the role Inception plays for photos (notebook 10 explains IS and
+# FID). It is trained once and cached; in the `smoke` preset it is a smaller one, and its
+# accuracy on fonts it never saw is printed either way.
+
+# %%
+judge = get_digit_judge(size, config=judge_config_for_preset(preset), verbose=True)
+
+# %% [markdown]
+# ## 1 · Preprocess (seed §3.1, step 1)
+#
+# The data: digits 0–9 rendered from the fonts matplotlib ships, each with a random rotation,
+# shear, scale, shift and stroke width (`course_lib.data.digits`). Preprocessing maps ink to +1
+# and background to −1: the course's images live in [−1, 1]. Why that range? The forward chain
+# shrinks the data by √ᾱ_t and adds noise of variance 1 − ᾱ_t, ending at N(0, I). Data of about
+# unit scale makes "half signal, half noise" mean the same for every pixel, and lets the sampler
+# clip its guess of the clean image to [−1, 1].
+
+# %%
+images, labels = recipe.digit_set  # (N, 1, H, W) in [-1, 1], labels (N,)
+print(f"training set: {tuple(images.shape)}, values in [{images.min():.0f}, {images.max():.0f}], "
+      f"{(images < -0.99).float().mean():.0%} of pixels are background")
+print("digits per class:", torch.bincount(labels, minlength=10).tolist())
+image_grid(images[:32], nrow=16, title="rendered training digits")
+plt.show()
+
+# %% [markdown]
+# ## 2 · Diffuse (seed §3.1, step 2)
+#
+# Training never runs the chain step by step: q(x_t | x0) gives x_t in one jump,
+# x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε (notebook 01). Below, six digits at increasing t. The digit is
+# still readable when the signal-to-noise ratio SNR_t = ᾱ_t/(1 − ᾱ_t) is around 1 and gone well
+# before the last step.
+
+# %%
+ts = [0, 50, 100, 250, 500, 750, T - 1]
+x0 = images[:6]
+noisy = torch.stack([q_sample(x0, t, recipe.schedule, generator=g) for t in ts], dim=1)  # (6, S, 1, H, W)
+filmstrip(noisy, frame_labels=[f"t={t}" for t in ts], out_of_range="clip",
+          row_labels=[f"digit {int(d)}" for d in labels[:6]], title="q(x_t | x0) at growing t")
+plt.show()
+print("SNR_t:", "  ".join(f"t={t}: {recipe.schedule.snr[t]:.3g}" for t in ts))
+
+# %% [markdown]
+# ## 3 · The network: a U-Net that knows t and the class
+#
+# The denoiser ε_θ(x_t, t, y) is a U-Net (`course_lib.models.unet2d`): convolutions at 28×28,
+# 14×14 and 7×7 (self-attention at 7×7 and in the middle), skip connections that carry the fine
+# detail from the way down to the way up, and in every residual block the embedding of the
+# timestep t plus the embedding of the label y. The label table has 11 rows: the digits 0–9 and a
+# **null label** 10 meaning "no class", which classifier-free guidance needs (section 7). The
+# network knows nothing of noise schedules: it maps (x_t, t, y) to a tensor of the image's shape.
+
+# %%
+model = recipe.build_model()
+x, t, y = images[:4], torch.tensor([0, 10, 500, T - 1]), labels[:4]
+print(f"{type(model).__name__}: {count_parameters(model):,} parameters, channel multipliers "
+      f"{model.channel_mults}, attention at levels {model.attention_levels}, null label {model.null_label}")
+print(f"x {tuple(x.shape)}, t {tuple(t.shape)}, y {tuple(y.shape)} -> ε̂ {tuple(model(x, t, y).shape)}")
+
+# %% [markdown]
+# ## 4 · Train (seed §3.1, step 3), watching samples improve
+#
+# One training step: take a batch of digits and labels; replace each label by the null label
+# with probability 0.1 (so the same network also learns the unconditional ε(x_t, t, ∅)); draw t
+# and ε; make x_t; regress ε_θ(x_t, t, y) on ε (the simple loss of notebook 02). The `Trainer`
+# adds AdamW with warm-up, gradient clipping and an EMA copy of the weights.
+#
+# `sample_fn` is called every `sample_every` steps: here it draws ten digits, 0 to 9, from the
+# EMA weights, always from the same starting noise, so the rows below show one model learning.
+# The trained model is saved in `../checkpoints/`, named by a hash of the recipe; running this
+# cell again loads it. Delete the two files to watch the training again.
+
+# %%
+show_labels = torch.arange(10)
+snapshots = {}  # training step -> (10, 1, H, W) samples
+
+
+def snapshot(trainer: Trainer, step: int) -> None:
+    """Ten guided samples, 0-9, from the EMA weights and fixed noise."""
+    snapshots[step] = recipe.sample(trainer.ema_model, 10, labels=show_labels, guidance_scale=w,
+                                    generator=torch.Generator().manual_seed(1)).cpu()
+
+
+path = zoo.checkpoint_path(recipe, folder=CHECKPOINTS)
+snapshot_file = path.with_name(path.stem + "-snapshots.pt")
+if path.exists() and snapshot_file.exists():
+    _, trainer = zoo.load_checkpoint(path)
+    snapshots = torch.load(snapshot_file)
+    print(f"loaded {path} ({trainer.step} steps, trained in {trainer.seconds / 60:.1f} min)")
+else:
+    config = recipe.train_config(sample_every=max(1, recipe.steps // 5))
+    trainer = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch, config, sample_fn=snapshot)
+    snapshot(trainer, 0)
+    trainer.fit()
+    zoo.save_checkpoint(trainer, recipe, path, recipe.steps)
+    torch.save(snapshots, snapshot_file)
+    print(f"trained {trainer.step} steps in {trainer.seconds:.0f} s ({trainer.steps_per_second:.2f} steps/s); "
+          f"saved {path}")
+
+# %%
+fig, axes = plt.subplots(len(snapshots), 1, figsize=(7, 0.9 * len(snapshots)), squeeze=False)
+for ax, (step, samples) in zip(axes[:, 0], snapshots.items()):
+    image_grid(samples, nrow=10, ax=ax, out_of_range="clip")
+    read = (judge.logits(samples).argmax(1) == show_labels).sum()
+    ax.set_title(f"after {step} steps: the judge reads {read}/10 as the requested digit", fontsize=8)
+fig.tight_layout()
+plt.show()
+
+loss = torch.tensor(trainer.history["loss"])
+smooth = loss.unfold(0, min(50, len(loss)), 1).mean(1)
+fig, ax = plt.subplots(figsize=(6, 2.5))
+ax.plot(loss, lw=0.4, alpha=0.4, label="loss per step")
+ax.plot(range(len(loss) - len(smooth), len(loss)), smooth, label="running mean")
+ax.set_xlabel("step")
+ax.set_ylabel("‖ε − ε̂‖²")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ## 5 · Generate (seed §3.2): DDPM and DDIM
+#
+# Generation starts from pure noise x_{T−1} ~ N(0, I) and applies the learned reverse step down
+# to t = 0. **DDPM** (Ho et al. 2020) takes all T = 1000 steps, each one adding fresh noise.
+# **DDIM** (Song et al. 2021) uses the same trained network but a deterministic update that can
+# jump over many timesteps at once (exercise 4.2 writes it):
+#
+# $$\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon}{\sqrt{\bar\alpha_t}},\qquad
+#   x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}}\,\hat\epsilon\qquad (t' < t).$$
+#
+# Each step costs one network call (two with guidance), so the time is proportional to the
+# number of steps. Which quality do we give up? Below, the same labels and starting noise through
+# the three samplers, scored by the judge: accuracy (does it show the requested digit?), IS
+# (confident and varied, at most 10) and FID (distance of the judge's features from real held-out
+# digits; lower is better). With so few samples these scores are rough, and FID is biased
+# upwards by a small sample: compare rows only with each other. The benchmark
+# (`python -m course_lib.bench image`, results in the README) does the same with 500 samples each.
+
+# %%
+n_compare = 2 if preset.name == "smoke" else 10  # DDPM's 1000 steps: 10 samples take minutes on a CPU
+compare_labels = torch.arange(n_compare) % 10
+reference = reference_digits(max(n_compare, 10), size)
+ema = trainer.ema_model
+results, pictures = {}, {}
+for name, sampler, steps in [("DDPM", "ddpm", None), ("DDIM 50", "ddim", 50), ("DDIM 20", "ddim", 20)]:
+    start = time.perf_counter()
+    samples = recipe.sample(ema, n_compare, steps=steps, sampler=sampler, labels=compare_labels,
+                            guidance_scale=w, generator=torch.Generator().manual_seed(2)).cpu()
+    results[name] = {"seconds": time.perf_counter() - start, "steps": steps or T,
+                     **image_scores(samples, reference, compare_labels, judge)}
+    pictures[name] = samples[:10]
+print(f"{n_compare} guided samples (w = {w:g}) per sampler")
+print(f"{'sampler':8s} {'steps':>5s} {'seconds':>8s} {'speed-up':>8s} {'accuracy':>8s} {'IS':>5s} {'FID':>7s}")
+for name, r in results.items():
+    print(f"{name:8s} {r['steps']:5d} {r['seconds']:8.1f} {results['DDPM']['seconds'] / r['seconds']:7.1f}x "
+          f"{r['accuracy']:8.0%} {r['IS']:5.2f} {r['FID']:7.1f}")
+
+# %%
+fig, axes = plt.subplots(3, 1, figsize=(7, 3), squeeze=False)
+for ax, (name, samples) in zip(axes[:, 0], pictures.items()):
+    image_grid(samples, nrow=10, ax=ax, out_of_range="clip")
+    ax.set_title(name, fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# DDIM with 50 or 20 steps starts from the same noise and lands on nearly the same digits (it is
+# deterministic: the noise picks the image); DDPM's fresh noise at every step takes it elsewhere.
+# On CIFAR-10, Song et al. (2021, Table 1) report FID 4.67 for DDIM with 50 steps against 4.73
+# for DDPM with all 1000 (σ_t² = β̃_t, as here) -- the same quality in a twentieth of the time;
+# with 20 steps DDIM is clearly worse (6.84). The benchmark checks the 50-step claim on our digits.
+#
+# ## 6 · EMA versus raw weights
+#
+# The trainer keeps θ_ema ← d·θ_ema + (1 − d)·θ after every step (d = 0.999: roughly an average
+# over the last thousand steps). The raw weights θ still jump around with every noisy gradient;
+# the average sits in the middle of where they wander, and samples from it are cleaner. Early in
+# training (and in the `smoke` preset's few steps) the EMA's warm-up keeps the two close.
+
+# %%
+ema_labels = torch.arange(n_eval) % 10
+for name, net in [("raw weights", trainer.model), ("EMA weights", trainer.ema_model)]:
+    samples = recipe.sample(net, n_eval, labels=ema_labels, generator=torch.Generator().manual_seed(3)).cpu()
+    scores = image_scores(samples, reference_digits(max(n_eval, 10), size), ema_labels, judge)
+    print(f"{name}: accuracy {scores['accuracy']:.0%}, IS {scores['IS']:.2f}, FID {scores['FID']:.1f} "
+          f"({n_eval} samples, plain conditional, DDIM {preset.sample_steps})")
+drift = max((p - q).abs().max().item() for p, q in zip(trainer.model.parameters(), trainer.ema_model.parameters()))
+print(f"largest difference between a raw and an EMA weight: {drift:.3g}")
+
+# %% [markdown]
+# ## 7 · Classifier-free guidance: how strongly to follow the label
+#
+# Training with label dropout gave one network two predictions: conditional ε(x_t, t, y) and
+# unconditional ε(x_t, t, ∅). Classifier-free guidance (Ho & Salimans 2022) extrapolates from
+# the second towards the first:
+#
+# $$\hat\epsilon = \epsilon(x_t, t, \varnothing) + w\,\big(\epsilon(x_t, t, y) - \epsilon(x_t, t, \varnothing)\big).$$
+#
+# w = 0 ignores the label, w = 1 is the plain conditional model, w > 1 pushes further towards
+# "looks like a y" (the paper writes 1 + w for our w). Larger w: digits the judge reads more
+# surely, but less varied and, too far, distorted; FID rises again when the samples stop
+# covering the data. Each guided step costs two network calls (one batch of twice the size).
+
+# %%
+scales = sorted({0.0, 1.0, w, 2 * w})
+guided = {}
+for scale in scales:
+    samples = recipe.sample(ema, n_eval, labels=ema_labels, guidance_scale=scale,
+                            generator=torch.Generator().manual_seed(4)).cpu()
+    guided[scale] = samples[:10]
+    scores = image_scores(samples, reference_digits(max(n_eval, 10), size), ema_labels, judge)
+    print(f"w = {scale:4.1f}: accuracy {scores['accuracy']:4.0%}, IS {scores['IS']:5.2f}, FID {scores['FID']:7.1f}")
+fig, axes = plt.subplots(len(scales), 1, figsize=(7, 0.9 * len(scales)), squeeze=False)
+for ax, scale in zip(axes[:, 0], scales):
+    image_grid(guided[scale], nrow=10, ax=ax, out_of_range="clip")
+    ax.set_title(f"w = {scale:g}", fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 8 · The denoising trajectory
+#
+# The samplers yield every step: the current x_t and the network's guess x̂0 of the clean image.
+# Early guesses are blurry averages of "some digit of this class"; the strokes settle first and
+# the fine detail last. The animation plays x_t from noise to digit; the filmstrip shows x̂0
+# over t for four of them; the slider scrubs both (top: x_t, bottom: x̂0).
+
+# %%
+steps = list(ddim_steps(guided_denoiser(ema, show_labels, w), (10, 1, size, size), recipe.schedule,
+                        steps=preset.sample_steps, generator=torch.Generator().manual_seed(5)))
+x_path = torch.stack([s.x for s in steps], dim=1)  # (10, S, 1, H, W)
+animate(x_path, fps=6, nrow=10, out_of_range="clip")
+
+# %%
+plot_trajectory([s.x0_pred for s in steps], steps=[f"t={s.t}" for s in steps], title="x̂0 over t")
+plt.show()
+
+# %%
+both = torch.stack([torch.cat([s.x.clamp(-1, 1), s.x0_pred]) for s in steps])  # (S, 20, 1, H, W)
+step_scrubber(both, steps=[s.t for s in steps], nrow=10)
+
+# %% [markdown]
+# ## 9 · From images to video (seed §9.1)
+#
+# The seed's answer to "how do video diffusion models differ from image ones?" is: the input is
+# a video, and the model must relate frames in time. In this course's terms:
+#
+# * **The input** becomes (B, T, C, H, W) instead of (B, C, H, W) (notebook 05). The forward
+#   chain, the loss, DDPM, DDIM and guidance are *unchanged*: they act on every pixel of every
+#   frame alike. That is why `course_lib.samplers` takes any shape.
+# * **The network** must see across frames: run this U-Net on each frame and the frames are
+#   denoised independently, so they flicker. Notebooks 06 and 07 add time: a ConvLSTM, and a
+#   U-Net whose convolutions act on space and whose attention acts along the frame axis.
+# * **The cost** multiplies by the number of frames, which is why video models are small here
+#   and why fewer sampling steps (DDIM) matter even more.
+#
+# ## Summary
+#
+# * §3.1 preprocess → digits in [−1, 1]; diffuse → x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε in one jump;
+#   train → a U-Net regressing ε from (x_t, t, y), with label dropout, AdamW, EMA.
+# * §3.2 generate → DDPM (T steps, stochastic) or DDIM (any number of steps, deterministic); DDIM
+#   with 50 steps costs a twentieth of DDPM's time for about the same quality.
+# * Sample from the EMA weights; steer the class with classifier-free guidance w (0: ignore the
+#   label, 1: conditional, > 1: stronger, less varied).
+#
+# **Exercises** (`exercises/04_image_ddpm.ipynb`): write the training loss, the DDIM update and the
+# guidance formula, then generate digits with your own sampler.
+# **Benchmark:** `python -m course_lib.bench image` trains this model from scratch for 10 minutes
+# and prints time, IS, FID and accuracy for DDPM and DDIM.
+# **Next:** notebook 05 turns to video data.

@@ -1,0 +1,143 @@
+"""``python -m course_lib.bench``: the quick image benchmark runs end to end and prints a well-formed table."""
+import json
+import math
+
+import pytest
+import torch
+
+from course_lib import bench
+from course_lib.config import get_preset
+
+NUMERIC = ("steps", "seconds", "steps/s", "CPU share", "speed-up vs DDPM", "IS ↑", "FID ↓", "judge accuracy")
+
+
+def parse_table(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The Markdown table in ``text``: (columns, rows as {column: cell text})."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    columns = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [dict(zip(columns, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
+    return columns, rows
+
+
+def number(cell: str) -> float | None:
+    """A table cell as a number ("12.5", "93.0%"), or None for "–"."""
+    if cell == "–":
+        return None
+    return float(cell[:-1]) / 100 if cell.endswith("%") else float(cell)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    captured = {}
+    import contextlib
+    import io
+
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = bench.main(["image", "--quick", "--preset", "smoke", "--out", str(out), "--quiet", "--threads", "1"])
+    captured.update(code=code, text=stdout.getvalue(), out=out)
+    return captured
+
+
+def test_quick_image_bench_prints_one_table_with_finite_numbers(quick_run):
+    assert quick_run["code"] == 0
+    columns, rows = parse_table(quick_run["text"])
+    assert tuple(columns) == bench.IMAGE_COLUMNS
+    stages = [row["stage"] for row in rows]
+    steps = bench.QUICK["ddim_steps"]
+    assert stages == ["training, from scratch", "real digits (held-out fonts)", "DDPM", *(f"DDIM {s}" for s in steps)]
+    for row in rows:
+        for column in NUMERIC:
+            value = number(row[column])
+            assert value is None or math.isfinite(value), (row["stage"], column, row[column])
+    training, real, ddpm, *ddims = rows
+    assert int(training["steps"]) == bench.QUICK["train_steps"] and number(training["steps/s"]) > 0
+    assert int(ddpm["steps"]) == bench.QUICK["num_diffusion_steps"] and number(ddpm["speed-up vs DDPM"]) == 1.0
+    for row, s in zip(ddims, steps):
+        assert int(row["steps"]) == s
+    for row in (real, ddpm, *ddims):  # IS lies in [1, 10], accuracy in [0, 1], FID >= 0
+        assert 1 <= number(row["IS ↑"]) <= 10 and number(row["FID ↓"]) >= 0 and 0 <= number(row["judge accuracy"]) <= 1
+    # real digits are read far better than samples of a model trained for 4 steps
+    assert number(real["judge accuracy"]) > 0.8 and number(real["FID ↓"]) < number(ddpm["FID ↓"])
+    assert "targets not judged" in quick_run["text"]
+
+
+def test_results_are_written_as_markdown_and_json(quick_run):
+    out = quick_run["out"]
+    assert (out / "image-smoke-quick.md").read_text().strip() in quick_run["text"]
+    results = json.loads((out / "image-smoke-quick.json").read_text())
+    assert [row["stage"] for row in results["rows"]] == [row["stage"] for row in parse_table(quick_run["text"])[1]]
+    assert results["samplers"]["DDPM"]["seconds"] > 0 and (out / "image-smoke-quick.pt").exists()
+
+
+def test_a_saved_checkpoint_is_measured_without_training_and_ddpm_can_be_skipped(quick_run, capsys):
+    checkpoint = quick_run["out"] / "image-smoke-quick.pt"
+    code = bench.main(["image", "--quick", "--preset", "smoke", "--out", str(quick_run["out"] / "again"), "--quiet",
+                       "--threads", "1", "--checkpoint", str(checkpoint), "--no-ddpm", "--ddim-steps", "5"])
+    assert code == 0
+    _, rows = parse_table(capsys.readouterr().out)
+    assert [row["stage"] for row in rows] == ["training (loaded)", "real digits (held-out fonts)", "DDIM 5"]
+    assert int(rows[0]["steps"]) == bench.QUICK["train_steps"] and rows[2]["speed-up vs DDPM"] == "–"
+
+
+def test_table_markdown_formats_cells():
+    table = bench.Table("t", ("name", "x", "share"), rows=[("a", 1.23456, 0.5), ("b", None, None)],
+                        formats={"x": ".2f", "share": ".0%"}, notes=["a note"], verdicts=["✓ fine"])
+    text = table.to_markdown()
+    assert "| a | 1.23 | 50% |" in text and "| b | – | – |" in text
+    assert text.index("a note") < text.index("| name |") < text.index("✓ fine")
+    assert table.as_dicts()[0] == {"name": "a", "x": 1.23456, "share": 0.5}
+
+
+def test_verdicts_compare_the_measured_numbers_with_the_targets():
+    config = bench.ImageBenchConfig(preset=get_preset("smoke"), samples=500)
+    good = {"DDIM 50": {"accuracy": 0.95, "FID": 11.0}, "DDPM": {"accuracy": 0.96, "FID": 10.0}}
+    lines = bench._verdicts(config, good, {"DDIM 50": 10.0, "DDPM": 200.0})
+    assert [line[0] for line in lines] == ["✓", "✓", "✓"]
+    bad = {"DDIM 50": {"accuracy": 0.85, "FID": 12.0}, "DDPM": {"accuracy": 0.9, "FID": 10.0}}
+    lines = bench._verdicts(config, bad, {"DDIM 50": 20.0, "DDPM": 200.0})
+    assert [line[0] for line in lines] == ["✗", "✗", "✗"]
+    assert "not measured" in bench._verdicts(config, {"DDIM 50": good["DDIM 50"]}, {"DDIM 50": 1.0})[-1]
+    few = bench.ImageBenchConfig(preset=get_preset("smoke"), samples=100)
+    assert "not judged" in bench._verdicts(few, good, {"DDIM 50": 10.0, "DDPM": 200.0})[0]
+
+
+def test_stopwatch_measures_wall_and_cpu_time():
+    with bench.Stopwatch() as watch:
+        torch.randn(300, 300) @ torch.randn(300, 300)
+    assert watch.wall > 0 and watch.cpu > 0 and 0 < watch.cpu_share <= 1.5
+
+
+@pytest.mark.parametrize("changes, argument", [
+    ({"samples": 1}, "samples"),
+    ({"ddim_steps": (0,)}, "ddim_steps"),
+    ({"ddim_steps": ()}, "ddim_steps"),
+    ({"minutes": None, "train_steps": None}, "minutes"),
+    ({"minutes": -1.0}, "minutes"),
+    ({"train_steps": 0}, "train_steps"),
+    ({"guidance_scale": -0.5}, "guidance_scale"),
+    ({"batch": 0}, "batch"),
+    ({"preset": "cpu"}, "preset"),
+])
+def test_bad_config_names_the_argument(changes, argument):
+    with pytest.raises(ValueError, match=rf"^{argument}: expected"):
+        bench.ImageBenchConfig(**{"preset": get_preset("smoke"), **changes})
+
+
+def test_bad_command_lines_exit_with_code_2(capsys):
+    assert bench.main(["image", "--minutes", "0"]) == 2
+    assert "--minutes" in capsys.readouterr().err
+    assert bench.main(["image", "--guidance", "-1"]) == 2
+    assert "--guidance" in capsys.readouterr().err
+    assert bench.main(["nonsense"]) == 2
+    assert bench.main(["image", "--quick", "--preset", "smoke", "--samples", "1", "--quiet"]) == 2
+    assert "samples: expected an int >= 2" in capsys.readouterr().err
+
+
+def test_a_checkpoint_of_another_preset_is_refused(quick_run, capsys):
+    checkpoint = quick_run["out"] / "image-smoke-quick.pt"
+    code = bench.main(["image", "--preset", "cpu", "--checkpoint", str(checkpoint), "--quiet", "--samples", "2",
+                       "--out", str(quick_run["out"] / "other")])
+    assert code == 2
+    assert "checkpoint: expected a checkpoint of the digits recipe at preset 'cpu'" in capsys.readouterr().err
