@@ -1,0 +1,103 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercises 10 · Evaluating video models
+#
+# Write your code where it says `raise NotImplementedError(...)`, then run the check cell below it.
+
+# %%
+import torch
+
+from course_lib.checks.nb10 import check_frechet_1d, check_inception_score, check_psnr
+
+# %% [markdown]
+# ## Exercise 10.1 · PSNR from the mean squared error
+#
+# For two batches of images x, y: (B, C, H, W) and the data range R (max − min of the pixel scale:
+# 2 for [−1, 1], 1 for [0, 1]), return one PSNR per image, shape (B,):
+#
+# $$\mathrm{PSNR} = 10 \log_{10} \frac{R^2}{\mathrm{MSE}}, \qquad \mathrm{MSE} = \text{mean of } (x - y)^2 \text{ over } C, H, W.$$
+
+# %%
+def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.Tensor:
+    raise NotImplementedError("Exercise 10.1: one MSE per image, then 10 · log10(R² / MSE)")
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_psnr(psnr)
+
+# %% [markdown]
+# ## Exercise 10.2 · The Fréchet distance of two 1D Gaussians
+#
+# FID and FVD are the Fréchet distance d² = ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^{1/2}) between two
+# Gaussians. In one dimension Σ is a variance. Given means and **variances** (tensors of shape
+# (K,): K pairs of Gaussians at once), return d² for each pair, shape (K,).
+
+# %%
+def frechet_1d(mu1: torch.Tensor, var1: torch.Tensor, mu2: torch.Tensor, var2: torch.Tensor) -> torch.Tensor:
+    raise NotImplementedError("Exercise 10.2: the squared mean difference plus var1 + var2 − 2·√(var1·var2)")
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_frechet_1d(frechet_1d)
+
+# %% [markdown]
+# ## Exercise 10.3 · The Inception Score from a table of probabilities
+#
+# Each row of `probs` (N, K) is a classifier's p(y|x) for one sample. With the marginal
+# p(y) = mean of the rows, return the score (a 0-dim tensor)
+#
+# $$\mathrm{IS} = \exp\Big(\frac{1}{N} \sum_x \sum_y p(y\mid x) \ln \frac{p(y\mid x)}{p(y)}\Big).$$
+#
+# The tables in the check have no zeros, so you need no special case for 0 · ln 0.
+
+# %%
+def inception_score(probs: torch.Tensor) -> torch.Tensor:
+    raise NotImplementedError("Exercise 10.3: marginal = mean row; mean KL of each row from it; exp")
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_inception_score(inception_score)
+
+# %% [markdown]
+# ## Check your understanding
+#
+# With *your* functions:
+#
+# 1. PSNR of a clip's frames with added noise, in the [−1, 1] range (R = 2) and after mapping both
+#    to [0, 1] (R = 1): the MSE shrinks 4-fold and R² too, so the values agree — unless R is wrong.
+# 2. The Fréchet distance of N(0, 1) from N(0, s²) as s grows: zero only at s = 1, and it grows
+#    like (s − 1)²: 1D FID compares spreads as well as centres.
+# 3. The IS of a classifier that always says "3" (1), of one that is sure and uses all ten digits
+#    evenly (10), and of one that is unsure about everything (1): confident *and* varied.
+
+# %%
+from course_lib.data.video import moving_digits
+
+clip = moving_digits(1, frames=4, size=32, seed=0).video[0]  # (T, 1, 32, 32) used as 4 images
+noisy = (clip + 0.1 * torch.randn(clip.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+print("PSNR, R = 2 on [-1, 1]:", [round(v, 2) for v in psnr(noisy, clip, 2.0).tolist()])
+print("PSNR, R = 1 on [0, 1]: ", [round(v, 2) for v in psnr((noisy + 1) / 2, (clip + 1) / 2, 1.0).tolist()])
+print("PSNR, R = 1 on [-1, 1] (the bug):", [round(v, 2) for v in psnr(noisy, clip, 1.0).tolist()])
+
+spreads = torch.tensor([0.25, 0.5, 1.0, 2.0, 4.0], dtype=torch.float64)
+zeros, ones = torch.zeros_like(spreads), torch.ones_like(spreads)
+print("d² of N(0, 1) and N(0, s²) for s =", spreads.tolist(), "->",
+      [round(v, 3) for v in frechet_1d(zeros, ones, zeros, spreads**2).tolist()])
+
+sure = torch.eye(10, dtype=torch.float64) * 0.991 + 0.0009  # each row sure of one digit; all ten used
+always_three = sure[[3] * 10]
+unsure = torch.full((10, 10), 0.1, dtype=torch.float64)
+for name, table in [("always '3'", always_three), ("sure and varied", sure), ("unsure", unsure)]:
+    print(f"IS, {name:15s}: {inception_score(table).item():.2f}")
