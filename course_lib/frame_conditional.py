@@ -1,0 +1,201 @@
+"""Method (a) of notebook 08: a denoiser that *sees* the known frames (frame-conditional training).
+
+The replacement method and reconstruction guidance (:mod:`course_lib.conditioning`) steer an
+unconditional model at sampling time. Here the condition is an *input* of the network, as in
+masked conditional video diffusion (Voleti et al. 2022, MCVD) and RaMViD (Höppe et al. 2022):
+every frame enters with 2C + 1 channels,
+
+    [ x_t (C) | mask · known (C) | mask (1) ]      ->  the network  ->  ε̂ (C)
+
+where ``mask`` is 1 on the known frames. Training draws a random number k ∈ {0, …, T−1} of known
+leading frames per clip (k = 0: no condition, an unconditional model), noises the whole clip as
+usual, and counts the loss only on the frames to generate. One network then predicts from any
+number of past frames, rolls out long videos, and still samples from scratch.
+
+Sampling (:func:`predict_future_conditional`) runs the same DDIM loop as the other methods,
+overwriting the known frames of x_t with their noised truth after each step ("replacement"), which
+is exactly what the network saw in training.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from course_lib._checks_args import check_positive_int, check_rank, check_tensor, fail
+from course_lib.conditioning import conditional_sample, frame_mask
+from course_lib.diffusion import OBJECTIVES, q_sample, randn_like, training_target
+from course_lib.samplers import ModelFn
+from course_lib.schedules import NoiseSchedule
+
+CHECKPOINT_FORMAT = 1  # bump when the meaning of a stored frame-conditional model changes
+
+
+class FrameConditionalDenoiser(nn.Module):
+    """ε̂(x_t, t | known, mask): a video backbone fed ``[x_t, mask·known, mask]`` along the channels.
+
+    backbone: forward(z (B, T, 2C+1, H, W), t (B,)) -> (B, T, C', H, W) with C' ≥ C; the first C
+    output channels are the prediction (``UNet3D`` has no ``out_channels`` and returns 2C+1: the
+    other C+1 are ignored). channels: C, the channels of a frame.
+    forward(x_t (B, T, C, H, W), t (B,), known (B, T, C, H, W), mask (B, T, 1, 1, 1)) -> (B, T, C, H, W).
+    """
+
+    def __init__(self, backbone: nn.Module, channels: int):
+        super().__init__()
+        if not isinstance(backbone, nn.Module):
+            fail("backbone", "a torch.nn.Module (a video denoiser)", type(backbone).__name__)
+        self.backbone = backbone
+        self.channels = check_positive_int("channels", channels)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        check_rank("x_t", x_t, 5, "(B, T, C, H, W)")
+        if x_t.shape[2] != self.channels:
+            fail("x_t", f"{self.channels} channel(s) at dim 2 of (B, T, C, H, W)", f"shape {tuple(x_t.shape)}")
+        check_tensor("known", known)
+        if known.shape != x_t.shape:
+            fail("known", f"the shape of x_t {tuple(x_t.shape)}", f"shape {tuple(known.shape)}")
+        mask = _frame_mask_like(mask, x_t)
+        z = torch.cat([x_t, known * mask, mask.expand(*x_t.shape[:2], 1, *x_t.shape[3:])], dim=2)  # (B, T, 2C+1, H, W)
+        out = self.backbone(z, t)
+        if out.dim() != 5 or out.shape[2] < self.channels:
+            fail("backbone output", f"(B, T, >= {self.channels}, H, W)", f"shape {tuple(out.shape)}")
+        return out[:, :, : self.channels]
+
+
+def _frame_mask_like(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``mask`` as a (B, T, 1, 1, 1) float tensor of x's dtype: one 0/1 value per frame."""
+    check_tensor("mask", mask)
+    b, frames = x.shape[:2]
+    if mask.dim() != 5 or mask.shape[0] not in (1, b) or mask.shape[1] != frames or mask.shape[2:] != (1, 1, 1):
+        fail("mask", f"one value per frame, shape ({b}, {frames}, 1, 1, 1) (see frame_mask)",
+             f"shape {tuple(mask.shape)}")
+    return mask.to(x.dtype).expand(b, frames, 1, 1, 1)
+
+
+def frame_conditional_unet3d(preset, channels: int) -> FrameConditionalDenoiser:
+    """The preset's fast :class:`~course_lib.models.unet3d.UNet3D` taking 2C + 1 input channels, wrapped."""
+    from course_lib.models.unet3d import unet3d_for_preset
+
+    check_positive_int("channels", channels)
+    return FrameConditionalDenoiser(unet3d_for_preset(preset.replace(video_channels=2 * channels + 1)), channels)
+
+
+def random_prefix_mask(batch: int, frames: int, generator: torch.Generator | None = None,
+                       max_known: int | None = None) -> torch.Tensor:
+    """(B, T, 1, 1, 1): per clip the first k frames known, k uniform in {0, …, max_known} (default T − 1)."""
+    check_positive_int("batch", batch)
+    check_positive_int("frames", frames)
+    max_known = frames - 1 if max_known is None else max_known
+    if isinstance(max_known, bool) or not isinstance(max_known, int) or not 0 <= max_known < frames:
+        fail("max_known", f"an int in [0, {frames - 1}] (at least one frame left to generate)", max_known)
+    k = torch.randint(0, max_known + 1, (batch,), generator=generator)
+    return (torch.arange(frames)[None, :] < k[:, None]).float().view(batch, frames, 1, 1, 1)
+
+
+class FrameConditionalObjective:
+    """``loss_fn(model, x0, generator)`` for the Trainer: the diffusion loss on the frames to generate.
+
+    x0: (B, T, C, H, W). A random prefix of each clip is known (:func:`random_prefix_mask`); with
+    x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε (Ho et al. 2020, Eq. 4) on *all* frames,
+    loss = Σ (1 − m)·(target − model(x_t, t, m·x0, m))² / Σ (1 − m), target ε, x0 or v.
+    """
+
+    def __init__(self, schedule: NoiseSchedule, objective: str = "eps", max_known: int | None = None):
+        if objective not in OBJECTIVES:
+            fail("objective", "one of " + ", ".join(repr(o) for o in OBJECTIVES), objective)
+        self.schedule, self.objective, self.max_known = schedule, objective, max_known
+
+    def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
+        x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
+        check_rank("x0", x0, 5, "(B, T, C, H, W)")
+        b, frames = x0.shape[:2]
+        mask = random_prefix_mask(b, frames, generator, self.max_known).to(x0.device)
+        t = torch.randint(0, self.schedule.num_steps, (b,), generator=generator).to(x0.device)
+        eps = randn_like(x0, generator)
+        x_t = q_sample(x0, t, self.schedule, noise=eps)
+        prediction = model(x_t, t, x0 * mask, mask).float()
+        target = training_target(x0, eps, t, self.schedule, self.objective).float()
+        generate = (1 - mask).expand_as(x0)
+        return ((prediction - target) ** 2 * generate).sum() / generate.sum()
+
+
+# --- sampling -----------------------------------------------------------------------------------------
+
+def conditioned_on(model: nn.Module, known: torch.Tensor, mask: torch.Tensor) -> ModelFn:
+    """``model_fn(x_t, t)`` for the samplers: the frame-conditional model with ``known``/``mask`` fixed."""
+
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return model(x_t, t, known, mask)
+
+    return model_fn
+
+
+@torch.no_grad()
+def predict_future_conditional(model: nn.Module, past: torch.Tensor, frames: int, schedule: NoiseSchedule,
+                               **kwargs) -> torch.Tensor:
+    """Complete clips of ``frames`` frames whose first k = ``past.shape[1]`` frames are given.
+
+    past: (B, k, C, H, W), 1 ≤ k < frames -> (B, frames, C, H, W), the past kept exactly.
+    kwargs go to :func:`course_lib.conditioning.conditional_sample` (steps, eta, generator, objective).
+    """
+    check_rank("past", past, 5, "(B, k, C, H, W)")
+    k, frames = past.shape[1], check_positive_int("frames", frames)
+    if not 1 <= k < frames:
+        fail("past", f"between 1 and frames - 1 = {frames - 1} known frames", f"{k} frames")
+    known = torch.cat([past, past.new_zeros(past.shape[0], frames - k, *past.shape[2:])], dim=1)
+    mask = frame_mask(known, k)
+    was_training = model.training
+    model.eval()
+    try:
+        return conditional_sample(conditioned_on(model, known, mask), known, mask, schedule, method="replacement",
+                                  **kwargs)
+    finally:
+        model.train(was_training)
+
+
+# --- train or load ------------------------------------------------------------------------------------
+
+def checkpoint_path(recipe, steps: int | None = None, folder: str | os.PathLike = "checkpoints") -> Path:
+    """``folder/<task>-unet3d-framecond-<preset>-<key>.pt``; the key hashes the recipe's key and this model."""
+    from course_lib.training import model_signature
+
+    steps = recipe.steps if steps is None else check_positive_int("steps", steps)
+    model = frame_conditional_unet3d(recipe.preset, recipe.channels)
+    described = {"format": CHECKPOINT_FORMAT, "recipe": recipe.key(steps), "signature": model_signature(model)}
+    key = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(folder) / f"{recipe.task}-unet3d-framecond-{recipe.preset.name}-{key}.pt"
+
+
+def train_or_load_frame_conditional(recipe, steps: int | None = None, folder: str | os.PathLike = "checkpoints",
+                                    device: torch.device | str | None = None, save_every: int = 100):
+    """A Trainer of the frame-conditional U-Net for a video ``recipe`` (its data, schedule, lr, seed).
+
+    Loaded from :func:`checkpoint_path` if trained there for ``steps`` (default ``recipe.steps``);
+    a file cut short is resumed; otherwise trained and saved (every ``save_every`` steps and at
+    the end). Sample from ``trainer.ema_model`` with :func:`predict_future_conditional`.
+    """
+    from course_lib.recipes import Recipe, is_video_task
+    from course_lib.training import Trainer
+
+    if not isinstance(recipe, Recipe) or not is_video_task(recipe.task):
+        got = getattr(recipe, "task", type(recipe).__name__)
+        fail("recipe", "a video Recipe, e.g. get_recipe('video-shapes')", got)
+    steps = recipe.steps if steps is None else check_positive_int("steps", steps)
+    path = checkpoint_path(recipe, steps, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        model = frame_conditional_unet3d(recipe.preset, recipe.channels)
+    config = recipe.train_config(steps, checkpoint_every=check_positive_int("save_every", save_every),
+                                 checkpoint_path=os.fspath(path))
+    trainer = Trainer(model, FrameConditionalObjective(recipe.schedule, recipe.objective), recipe.make_batch,
+                      config, device)
+    if path.exists():
+        trainer.resume(path)
+    if trainer.step < steps:
+        trainer.fit()
+    return trainer

@@ -1,0 +1,128 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercises 09 · Editing videos with a diffusion model
+#
+# Write your code where it says `raise NotImplementedError(...)`, then run the check cell below it.
+# Timesteps are 0-indexed: code t = 0 is one step of noise, t = T − 1 (almost) pure noise, and
+# `schedule.alpha_bars[t]` is ᾱ_t.
+
+# %%
+import torch
+
+from course_lib.checks.nb09 import check_interpolate_frames, check_renoise, check_sdedit_start_point
+
+# %% [markdown]
+# ## Exercise 9.1 · Where SDEdit starts
+#
+# SDEdit with strength s ∈ [0, 1] starts at code timestep t₀ = round(s · (T − 1)) — s = 0 is one
+# step of noise, s = 1 is the last step — and draws x_{t₀} = √ᾱ_{t₀} x + √(1 − ᾱ_{t₀}) ε with the
+# given `noise` as ε. Return `(t0, x_t0)` with `t0` an int. (T is `schedule.num_steps`.)
+
+# %%
+def sdedit_start_point(x, strength, schedule, noise):
+    ### BEGIN SOLUTION t0 = round(strength * (T - 1)); x_t0 from the closed form q(x_t | x0)
+    t0 = round(strength * (schedule.num_steps - 1))
+    ab = schedule.alpha_bars[t0]
+    return t0, ab.sqrt() * x + (1 - ab).sqrt() * noise
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_sdedit_start_point(sdedit_start_point)
+
+# %% [markdown]
+# ## Exercise 9.2 · RePaint's jump back up
+#
+# RePaint redoes a step t → t_next (t_next < t) by noising x_{t_next} back to level t with the
+# forward chain from t_next to t. The chain keeps ᾱ_t / ᾱ_{t_next} of the signal variance over those
+# steps, so
+#
+# $$x_t = \sqrt{\bar\alpha_t/\bar\alpha_{t_\text{next}}}\; x_{t_\text{next}} + \sqrt{1 - \bar\alpha_t/\bar\alpha_{t_\text{next}}}\;\varepsilon .$$
+#
+# Use the given `noise` as ε.
+
+# %%
+def renoise(x_next, t_next, t, schedule, noise):
+    ### BEGIN SOLUTION ratio = abar[t] / abar[t_next]; scale by its square root, add sqrt(1 - ratio) * noise
+    ratio = schedule.alpha_bars[t] / schedule.alpha_bars[t_next]
+    return ratio.sqrt() * x_next + (1 - ratio).sqrt() * noise
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_renoise(renoise)
+
+# %% [markdown]
+# ## Exercise 9.3 · The repair baseline: linear interpolation
+#
+# A model-free way to repair frames: replace each damaged frame j of `video` (B, T, C, H, W) by a
+# blend of the nearest *intact* frames a < j < b,
+#
+# $$x_j = \frac{(b - j)\,x_a + (j - a)\,x_b}{b - a},$$
+#
+# and where intact frames exist on one side only, copy the nearest one. `damaged` is a list of
+# frame indices; return a new tensor (leave `video` unchanged).
+
+# %%
+def interpolate_frames(video, damaged):
+    ### BEGIN SOLUTION for each damaged j: nearest intact a before and b after, blend; one side only: copy
+    out = video.clone()
+    intact = [j for j in range(video.shape[1]) if j not in damaged]
+    for j in damaged:
+        before = [a for a in intact if a < j]
+        after = [b for b in intact if b > j]
+        if before and after:
+            a, b = before[-1], after[0]
+            out[:, j] = ((b - j) * video[:, a] + (j - a) * video[:, b]) / (b - a)
+        else:
+            out[:, j] = video[:, before[-1]] if before else video[:, after[0]]
+    return out
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_interpolate_frames(interpolate_frames)
+
+# %% [markdown]
+# ## Check your understanding
+#
+# 1. With *your* `sdedit_start_point`, see what SDEdit starts from at a few strengths: the higher
+#    the strength, the less of the clip survives the noise.
+# 2. With *your* `interpolate_frames`, repair two dropped frames of moving shapes and score them
+#    against the truth. Where the object moves, interpolation shows two faint copies (a ghost).
+
+# %%
+import matplotlib.pyplot as plt
+
+from course_lib.data.video import bouncing_shapes
+from course_lib.prediction_eval import frames_psnr
+from course_lib.schedules import make_schedule
+from course_lib.viz import filmstrip
+
+schedule = make_schedule("linear", 1000)
+clip = bouncing_shapes(1, frames=8, size=32, seed=0, speed=(2.0, 2.0)).video
+g = torch.Generator().manual_seed(0)
+starts = [sdedit_start_point(clip, s, schedule, torch.randn(clip.shape, generator=g)) for s in (0.1, 0.3, 0.5, 0.7)]
+filmstrip(torch.cat([x for _, x in starts]), out_of_range="clip", row_labels=[f"t0 = {t0}" for t0, _ in starts],
+          title="SDEdit starting points")
+plt.show()
+
+dropped = clip.clone()
+dropped[:, [3, 4]] = -1
+repaired = interpolate_frames(dropped, [3, 4])
+print(f"PSNR of frames 3-4: dropped {frames_psnr(dropped, clip, [3, 4]).item():.1f} dB, "
+      f"interpolated {frames_psnr(repaired, clip, [3, 4]).item():.1f} dB")
+filmstrip(torch.cat([dropped, repaired, clip]), row_labels=["dropped", "interpolated", "truth"])
+plt.show()

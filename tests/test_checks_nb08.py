@@ -1,0 +1,73 @@
+"""Each notebook-08 check accepts the right answer and rejects the stub and plausible wrong answers."""
+import pytest
+import torch
+
+from course_lib.checks import nb08
+from course_lib.diffusion import q_sample
+
+
+def stub(*args):
+    raise NotImplementedError("Exercise")
+
+
+def replace_known(x_next, known, mask, t_next, schedule, noise, level=0, clean_at_end=True):
+    """The replacement step with optional mistakes: noise to t_next + level, or never paste clean frames."""
+    if t_next < 0 and clean_at_end:
+        known_now = known
+    else:
+        known_now = q_sample(known, min(max(t_next + level, 0), schedule.num_steps - 1), schedule, noise=noise)
+    return mask * known_now + (1 - mask) * x_next
+
+
+def guided_x0(model_fn, x_t, t, known, mask, schedule, weight, through_model=True, factor=None, sign=-1):
+    """Reconstruction guidance with optional mistakes: gradient w.r.t. x0_hat, a wrong factor, a wrong sign."""
+    x = x_t.detach().requires_grad_(True)
+    tt = torch.full((x.shape[0],), t, dtype=torch.long)
+    ab = schedule.alpha_bars[t]
+    x0 = (x - (1 - ab).sqrt() * model_fn(x, tt)) / ab.sqrt()
+    if through_model:
+        (grad,) = torch.autograd.grad(((known - x0) * mask).pow(2).sum(), x)
+    else:
+        grad = -2 * (known - x0) * mask
+    factor = weight * ab.sqrt() / 2 if factor is None else factor(weight, ab)
+    return (x0 + sign * factor * grad).detach()
+
+
+def rollout(predict, first, total_frames, keep, append_all=False, from_start=False, cut=True):
+    """Autoregressive rollout with optional mistakes."""
+    frames, video = first.shape[1], first
+    while video.shape[1] < total_frames:
+        context = video[:, :keep] if from_start else video[:, -keep:]
+        chunk = predict(context, frames)
+        video = torch.cat([video, chunk if append_all else chunk[:, keep:]], 1)
+    return video[:, :total_frames] if cut else video
+
+
+RIGHT_AND_WRONG = [
+    (nb08.check_replace_known, replace_known,
+     [lambda *a: replace_known(*a[:3], a[3] + 1 if a[3] >= 0 else a[3], *a[4:]),  # noised to t, not t_next
+      lambda *a: replace_known(*a, clean_at_end=False) if a[3] < 0 else replace_known(*a),
+      lambda x_next, known, mask, t_next, s, noise: mask * known + (1 - mask) * x_next,  # never noised
+      lambda x_next, known, mask, t_next, s, noise: (1 - mask) * replace_known(x_next, known, mask, t_next, s, noise)
+      + mask * x_next]),
+    (nb08.check_guided_x0, guided_x0,
+     [lambda *a: guided_x0(*a, through_model=False),
+      lambda *a: guided_x0(*a, factor=lambda w, ab: w / 2),
+      lambda *a: guided_x0(*a, sign=+1),
+      lambda m, x, t, k, mask, s, w: guided_x0(m, x, t, k, torch.ones_like(mask), s, w)]),
+    (nb08.check_rollout, rollout,
+     [lambda *a: rollout(*a, append_all=True),
+      lambda *a: rollout(*a, from_start=True),
+      lambda *a: rollout(*a, cut=False)]),
+]
+
+
+@pytest.mark.parametrize("check, right, wrongs", RIGHT_AND_WRONG, ids=lambda v: getattr(v, "__name__", ""))
+def test_check_accepts_right_and_rejects_stub_and_wrong(check, right, wrongs, capsys):
+    assert check(right) is True
+    assert capsys.readouterr().out.startswith("✓ Exercise")
+    assert check(stub) is False
+    assert "not done yet" in capsys.readouterr().out
+    for i, wrong in enumerate(wrongs):
+        assert check(wrong) is False, f"wrong answer {i} accepted"
+        assert capsys.readouterr().out.startswith("✗ Exercise")

@@ -1,0 +1,79 @@
+"""Each notebook-09 check accepts the right answer and rejects the stub and plausible wrong answers."""
+import pytest
+import torch
+
+from course_lib.checks import nb09
+from course_lib.diffusion import q_sample
+
+
+def stub(*args):
+    raise NotImplementedError("Exercise")
+
+
+def sdedit_start_point(x, strength, schedule, noise, to_int=round, scale=None):
+    """The SDEdit start with optional mistakes: truncation, strength·T, variances instead of std devs."""
+    t = to_int(strength * ((schedule.num_steps - 1) if scale is None else scale(schedule.num_steps)))
+    t = min(t, schedule.num_steps - 1)
+    return t, q_sample(x, t, schedule, noise=noise)
+
+
+def renoise(x_next, t_next, t, schedule, noise, from_clean=False, variance=False):
+    ab = schedule.alpha_bars
+    ratio = ab[t] if from_clean else ab[t] / ab[t_next]
+    if variance:
+        return ratio * x_next + (1 - ratio) * noise
+    return ratio.sqrt() * x_next + (1 - ratio).sqrt() * noise
+
+
+def interpolate(video, damaged, nearest_only=False):
+    """Linear interpolation between intact neighbours; or copying the previous intact frame."""
+    out = video.clone()
+    intact = [j for j in range(video.shape[1]) if j not in damaged]
+    for j in damaged:
+        before, after = [a for a in intact if a < j], [b for b in intact if b > j]
+        if before and after and not nearest_only:
+            a, b = before[-1], after[0]
+            out[:, j] = ((b - j) * video[:, a] + (j - a) * video[:, b]) / (b - a)
+        else:
+            out[:, j] = video[:, before[-1]] if before else video[:, after[0]]
+    return out
+
+
+def midpoint(video, damaged):
+    """Always the plain mean of the nearest intact neighbours (wrong for runs of damaged frames)."""
+    out = video.clone()
+    intact = [j for j in range(video.shape[1]) if j not in damaged]
+    for j in damaged:
+        before, after = [a for a in intact if a < j], [b for b in intact if b > j]
+        if before and after:
+            out[:, j] = (video[:, before[-1]] + video[:, after[0]]) / 2
+        else:
+            out[:, j] = video[:, before[-1]] if before else video[:, after[0]]
+    return out
+
+
+RIGHT_AND_WRONG = [
+    (nb09.check_sdedit_start_point, sdedit_start_point,
+     [lambda *a: sdedit_start_point(*a, to_int=int),
+      lambda *a: sdedit_start_point(*a, scale=lambda T: T),
+      lambda x, s, sch, n: (sdedit_start_point(x, s, sch, n)[0],
+                            sch.alpha_bars[sdedit_start_point(x, s, sch, n)[0]] * x
+                            + (1 - sch.alpha_bars[sdedit_start_point(x, s, sch, n)[0]]) * n)]),
+    (nb09.check_renoise, renoise,
+     [lambda *a: renoise(*a, from_clean=True),
+      lambda *a: renoise(*a, variance=True),
+      lambda x, t_next, t, s, n: renoise(x, t, t_next, s, n) if t_next > 0 else renoise(x, t_next + 1, t, s, n)]),
+    (nb09.check_interpolate_frames, interpolate,
+     [lambda v, d: interpolate(v, d, nearest_only=True), midpoint]),
+]
+
+
+@pytest.mark.parametrize("check, right, wrongs", RIGHT_AND_WRONG, ids=lambda v: getattr(v, "__name__", ""))
+def test_check_accepts_right_and_rejects_stub_and_wrong(check, right, wrongs, capsys):
+    assert check(right) is True
+    assert capsys.readouterr().out.startswith("✓ Exercise")
+    assert check(stub) is False
+    assert "not done yet" in capsys.readouterr().out
+    for i, wrong in enumerate(wrongs):
+        assert check(wrong) is False, f"wrong answer {i} accepted"
+        assert capsys.readouterr().out.startswith("✗ Exercise")

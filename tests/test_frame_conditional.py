@@ -1,0 +1,145 @@
+"""The frame-conditional denoiser (method (a) of notebook 08): inputs, masks, loss, sampling, train-or-load."""
+import pytest
+import torch
+from torch import nn
+
+from course_lib.config import get_preset
+from course_lib.conditioning import frame_mask
+from course_lib.frame_conditional import (
+    FrameConditionalDenoiser,
+    FrameConditionalObjective,
+    checkpoint_path,
+    frame_conditional_unet3d,
+    predict_future_conditional,
+    random_prefix_mask,
+    train_or_load_frame_conditional,
+)
+from course_lib.recipes import get_recipe
+from course_lib.schedules import make_schedule
+
+S = make_schedule("linear", 100)
+
+
+class ChannelMixer(nn.Module):
+    """A tiny backbone: a 1x1 convolution per frame over the 2C + 1 input channels, plus t."""
+
+    def __init__(self, channels_in: int, channels_out: int):
+        super().__init__()
+        self.mix = nn.Conv3d(channels_in, channels_out, 1)
+
+    def forward(self, z, t):
+        out = self.mix(z.transpose(1, 2)).transpose(1, 2)  # (B, T, C_out, H, W)
+        return out + t.float().view(-1, 1, 1, 1, 1) / 100
+
+
+def tiny_model(channels=3, extra_out=0):
+    torch.manual_seed(0)
+    return FrameConditionalDenoiser(ChannelMixer(2 * channels + 1, channels + extra_out), channels)
+
+
+def test_unet3d_builder_takes_2c_plus_1_channels_and_returns_c():
+    model = frame_conditional_unet3d(get_preset("smoke"), channels=3)
+    x = torch.randn(2, 4, 3, 16, 16)
+    mask = frame_mask(x, 2)
+    out = model(x, torch.tensor([0, 50]), x, mask)
+    assert model.backbone.in_channels == 7 and out.shape == x.shape
+
+
+def test_the_model_sees_known_frames_only_where_the_mask_is_one():
+    model = tiny_model()
+    x = torch.randn(2, 5, 3, 4, 4)
+    known = torch.randn_like(x)
+    mask = frame_mask(x, 2)
+    t = torch.tensor([3, 7])
+    base = model(x, t, known, mask)
+    changed_unknown = known.clone()
+    changed_unknown[:, 2:] += 5  # frames the mask hides
+    assert torch.equal(model(x, t, changed_unknown, mask), base)
+    changed_known = known.clone()
+    changed_known[:, :2] += 5
+    assert not torch.allclose(model(x, t, changed_known, mask), base)
+
+
+def test_only_the_first_c_output_channels_are_the_prediction():
+    model = tiny_model(extra_out=4)
+    x = torch.randn(1, 3, 3, 4, 4)
+    out = model(x, torch.tensor([1]), x, frame_mask(x, 1))
+    full = model.backbone(torch.cat([x, x * frame_mask(x, 1), frame_mask(x, 1).expand(1, 3, 1, 4, 4)], 2), torch.tensor([1]))
+    assert out.shape == x.shape and torch.equal(out, full[:, :, :3])
+
+
+def test_random_prefix_masks_are_prefixes_of_every_length_but_never_the_whole_clip():
+    g = torch.Generator().manual_seed(0)
+    mask = random_prefix_mask(2000, 6, g)[:, :, 0, 0, 0]  # (B, T)
+    assert (mask[:, 1:] <= mask[:, :-1]).all(), "known frames must come first"
+    counts = mask.sum(1).long()
+    assert set(counts.tolist()) == set(range(6))
+    assert torch.equal(random_prefix_mask(50, 6, torch.Generator().manual_seed(3)),
+                       random_prefix_mask(50, 6, torch.Generator().manual_seed(3)))
+    assert random_prefix_mask(500, 6, g, max_known=2)[:, :, 0, 0, 0].sum(1).max() == 2
+
+
+def test_loss_counts_only_the_frames_to_generate():
+    """A stand-in that is exact on unknown frames and absurd on known ones has zero loss (x0 objective)."""
+    x0 = torch.rand(8, 5, 3, 4, 4) * 2 - 1
+
+    class ExactOnUnknown(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(()))
+
+        def forward(self, x_t, t, known, mask):
+            return self.w * (x0 * (1 - mask) + 100.0 * mask)
+
+    loss = FrameConditionalObjective(S, "x0")(ExactOnUnknown(), x0, torch.Generator().manual_seed(0))
+    assert loss.item() == 0.0
+    wrong = FrameConditionalObjective(S, "x0")(lambda x_t, t, k, m: x0 + 1.0, x0, torch.Generator().manual_seed(0))
+    assert wrong.item() == pytest.approx(1.0)
+
+
+def test_prediction_keeps_the_past_and_is_reproducible():
+    model = tiny_model()
+    past = torch.rand(2, 3, 3, 4, 4) * 2 - 1
+    run = lambda: predict_future_conditional(model, past, 5, S, steps=4, generator=torch.Generator().manual_seed(1))
+    out = run()
+    assert out.shape == (2, 5, 3, 4, 4) and torch.equal(out[:, :3], past) and torch.equal(out, run())
+    assert model.training, "the model's train/eval mode is restored"
+
+
+def test_train_or_load_trains_once_then_loads(tmp_path):
+    recipe = get_recipe("video-shapes", "smoke").replace(batch_size=2)
+    first = train_or_load_frame_conditional(recipe, steps=2, folder=tmp_path)
+    assert first.step == 2 and checkpoint_path(recipe, 2, tmp_path).exists()
+    again = train_or_load_frame_conditional(recipe, steps=2, folder=tmp_path)
+    assert again.step == 2 and again.history["loss"] == first.history["loss"]
+    for a, b in zip(first.ema_model.parameters(), again.ema_model.parameters()):
+        assert torch.equal(a, b)
+    assert checkpoint_path(recipe, 3, tmp_path) != checkpoint_path(recipe, 2, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda: predict_future_conditional(tiny_model(), torch.zeros(1, 4, 3, 4, 4), 4, S),
+         ["past", "between 1 and frames - 1 = 3", "4 frames"]),
+        (lambda: predict_future_conditional(tiny_model(), torch.zeros(1, 5, 3, 4, 4), 4, S),
+         ["past", "5 frames"]),
+        (lambda: tiny_model()(torch.zeros(1, 4, 3, 4, 4), torch.zeros(1, dtype=torch.long), torch.zeros(1, 4, 3, 4, 4),
+                              torch.ones(1, 3, 1, 1, 1)), ["mask", "(1, 4, 1, 1, 1)", "(1, 3, 1, 1, 1)"]),
+        (lambda: tiny_model()(torch.zeros(1, 4, 3, 4, 4), torch.zeros(1, dtype=torch.long), torch.zeros(1, 4, 3, 4, 4),
+                              torch.ones(1, 4, 3, 4, 4)), ["mask", "one value per frame"]),
+        (lambda: tiny_model()(torch.zeros(1, 4, 1, 4, 4), torch.zeros(1, dtype=torch.long), torch.zeros(1, 4, 1, 4, 4),
+                              torch.ones(1, 4, 1, 1, 1)), ["x_t", "3 channel(s)", "(1, 4, 1, 4, 4)"]),
+        (lambda: tiny_model()(torch.zeros(1, 4, 3, 4, 4), torch.zeros(1, dtype=torch.long), torch.zeros(1, 3, 3, 4, 4),
+                              torch.ones(1, 4, 1, 1, 1)), ["known", "(1, 4, 3, 4, 4)", "(1, 3, 3, 4, 4)"]),
+        (lambda: random_prefix_mask(2, 4, max_known=4), ["max_known", "[0, 3]", "4"]),
+        (lambda: FrameConditionalObjective(S, "noise"), ["objective", "'eps'", "'noise'"]),
+        (lambda: FrameConditionalDenoiser("unet", 3), ["backbone", "nn.Module", "str"]),
+        (lambda: train_or_load_frame_conditional(get_recipe("digits", "smoke")), ["recipe", "video", "digits"]),
+    ],
+)
+def test_bad_input(call, words):
+    with pytest.raises(ValueError) as err:
+        call()
+    for word in words:
+        assert word in str(err.value), (word, str(err.value))
