@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from _chromium import CHROMIUM_ENV, find_chromium, must_run, require_browser
-from _course_notebooks import NOTEBOOKS, interactive_notebooks
+from _course_notebooks import NOTEBOOKS, display_makers, interactive_notebooks
 from _lab_server import processes_in_group, process_tree, start_lab_server, stop_process_group, write_notebook
 
 
@@ -126,7 +126,11 @@ def test_notebooks_are_converted_into_the_server_folder_and_the_source_is_untouc
 def test_the_course_widget_notebooks_are_found():
     names = [path.stem for path in interactive_notebooks()]
     assert "01_forward_chain" in names  # noising_explorer(...)
+    assert "02_reverse_process" in names  # particle_animation(...): once missed by a hand-kept list
+    assert "05_video_data" in names  # animate(...) and frame_scrubber(...)
     assert "00_setup_and_tour" not in names  # prints only
+    assert {"animate", "particle_animation", "noising_explorer", "frame_scrubber", "slider_view"} <= display_makers()
+    assert not {"save_gif", "filmstrip", "image_grid"} & display_makers()  # files and still pictures
 
 
 def test_interactive_notebooks_are_found_by_their_code_not_their_prose(tmp_path):
@@ -134,3 +138,43 @@ def test_interactive_notebooks_are_found_by_their_code_not_their_prose(tmp_path)
     (tmp_path / "08_prose.py").write_text("# %% [markdown]\n# We could animate(video) here, but we don't.\nx = 1\n")
     (tmp_path / "09_gif.py").write_text("# %%\nanimate(video)\n")
     assert [p.name for p in interactive_notebooks(tmp_path)] == ["07_widget.py", "09_gif.py"]
+
+
+FAKE_LIB = {
+    "views.py": """
+from IPython.display import HTML
+import matplotlib.animation
+import imageio.v3 as iio
+
+def _encode(frames):
+    return iio.imwrite("<bytes>", frames, extension=".gif")
+
+def new_animation(frames):  # a GIF shown in the page
+    return HTML(_encode(frames))
+
+def wrapped_animation(frames):  # calls a display maker
+    return new_animation(frames)
+
+def spinning_plot(fig, update):  # matplotlib's animation, as JavaScript
+    return HTML(matplotlib.animation.FuncAnimation(fig, update).to_jshtml())
+
+def write_gif(frames, path):  # a file, not the page
+    open(path, "wb").write(_encode(frames))
+
+def knob(value):
+    import ipywidgets as widgets
+    return widgets.IntSlider(value=value)
+""",
+}
+
+
+def test_a_new_display_maker_in_the_library_is_found_without_a_list(tmp_path):
+    lib, lessons = tmp_path / "lib", tmp_path / "lessons"
+    lib.mkdir(), lessons.mkdir()
+    for name, code in FAKE_LIB.items():
+        (lib / name).write_text(code)
+    assert display_makers(lib) == {"new_animation", "wrapped_animation", "spinning_plot", "knob"}
+    for name, call in [("01_a", "wrapped_animation(x)"), ("02_b", "spinning_plot(fig, f)"), ("03_c", "knob(3)"),
+                       ("04_d", "write_gif(x, 'a.gif')"), ("05_e", "print(x)")]:
+        (lessons / f"{name}.py").write_text(f"# %%\n{call}\n")
+    assert [p.stem for p in interactive_notebooks(lessons, lib)] == ["01_a", "02_b", "03_c"]
