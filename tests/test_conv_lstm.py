@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from course_lib.config import get_preset
-from course_lib.models.conv_lstm import ConvLSTMCell, ConvLSTMDenoiser, conv_lstm_for_preset, run_conv_lstm
+from course_lib.models.conv_lstm import (
+    ConvLSTMCell, ConvLSTMDenoiser, conv_lstm_for_preset, frame_influence, layer_shapes, run_conv_lstm,
+)
 from course_lib.models.profile import count_parameters
 
 T_STEPS = torch.tensor([5, 600])
@@ -144,3 +146,45 @@ def test_preset_factory():
     assert count_parameters(conv_lstm_for_preset(get_preset("cpu"))) > count_parameters(model)
     with pytest.raises(ValueError, match="^preset: expected a course_lib.config.Preset"):
         conv_lstm_for_preset(None)
+
+
+@pytest.mark.parametrize("changed_from", [1, 3])
+def test_frame_influence_is_zero_before_the_change_only_for_a_causal_model(changed_from):
+    x, g = clip(frames=5), torch.Generator().manual_seed(1)
+    causal = frame_influence(tiny(causal=True), x, T_STEPS, changed_from, generator=g)
+    both = frame_influence(tiny(), x, T_STEPS, changed_from, generator=torch.Generator().manual_seed(1))
+    assert causal.shape == both.shape == (5,)
+    assert torch.all(causal[:changed_from] == 0) and torch.all(causal[changed_from:] > 1e-3)
+    assert torch.all(both > 0)  # the backward direction carries the change to earlier frames
+
+
+def test_frame_influence_is_seeded_and_leaves_x_alone():
+    x = clip(frames=4)
+    before = x.clone()
+    model = tiny()
+    first = frame_influence(model, x, T_STEPS, 2, generator=torch.Generator().manual_seed(3))
+    again = frame_influence(model, x, T_STEPS, 2, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(first, again) and torch.equal(x, before)
+
+
+@pytest.mark.parametrize("x, changed_from, message", [
+    (clip(frames=4), 4, r"^changed_from: expected an int in \[0, 3\], got 4"),
+    (clip(frames=4), -1, r"^changed_from: expected an int in \[0, 3\]"),
+    (torch.zeros(2, 1, 16, 16), 0, r"^x: expected a tensor of rank 5"),
+])
+def test_frame_influence_bad_input_names_the_argument(x, changed_from, message):
+    with pytest.raises(ValueError, match=message):
+        frame_influence(tiny(), x, T_STEPS, changed_from)
+
+
+def test_layer_shapes_follow_the_forward_pass():
+    model, x = tiny(), clip(batch=2, frames=3, size=16)
+    rows = {row.name: row for row in layer_shapes(model, x, T_STEPS)}
+    names = list(rows)
+    assert names[:2] == ["time_embedding", "conv_in"] and names[-1] == "conv_out"
+    assert rows["conv_in"].input_shape == (6, 1, 16, 16)  # frames folded into the batch
+    assert rows["forward_cell"].calls == rows["backward_cell"].calls == 3  # once per frame
+    assert rows["forward_cell"].output_shape == (2, 8, 4, 4)  # h of one step, at 1/4 size
+    assert rows["conv_out"].output_shape == (6, 1, 16, 16)
+    assert sum(row.parameters for row in rows.values()) == count_parameters(model)
+    assert not any(m._forward_hooks for m in model.children())  # hooks removed

@@ -12,6 +12,7 @@ from course_lib.models.seed_video_model import (
     PatchedVideoDiffusionModel,
     VideoDiffusionModel,
     describe_error,
+    encode_frames,
     forward_with_pooled_lstm_input,
     lstm_input_of,
     seed_model_ignores_t,
@@ -159,3 +160,26 @@ def test_patched_model_bad_input_names_x():
 def test_describe_error():
     assert describe_error(lambda: 1) == "no error"
     assert describe_error(lambda: int("x")) == "ValueError: invalid literal for int() with base 10: 'x'"
+
+
+def test_encode_frames_matches_the_seed_loop_without_touching_x():
+    """Same numbers as the seed's per-frame loop (run on a copy), x untouched, gradients reach x and weights."""
+    model = seed_model(in_channels=3, hidden_dim=3)
+    x = video(3, frames=3)
+    by_seed = lstm_input_of(model, x.clone(), T_STEPS)  # the seed's loop, in place on a copy
+    leaf = x.clone().requires_grad_(True)
+    features = encode_frames(model.conv_layers, leaf)
+    torch.testing.assert_close(features, by_seed)
+    assert torch.equal(leaf.detach(), x)
+    features.square().sum().backward()
+    assert leaf.grad is not None and leaf.grad.abs().sum() > 0
+    assert all(layer.weight.grad is not None for layer in model.conv_layers)
+
+
+def test_encode_frames_changes_channels_and_checks_them():
+    model = seed_model(in_channels=3, hidden_dim=16)
+    assert encode_frames(model.conv_layers, video(3)).shape == (2, 4, 16, 8, 8)
+    with pytest.raises(ValueError, match=r"^x: expected 3 channel\(s\) for the first layer"):
+        encode_frames(model.conv_layers, video(1))
+    with pytest.raises(ValueError, match=r"^x: expected a tensor of rank 5"):
+        encode_frames(model.conv_layers, video(3)[0])

@@ -23,11 +23,13 @@ Everything else works frame by frame, so causality holds for the whole network.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib._checks_args import check_positive_int, check_rank, check_tensor, fail
+from course_lib._checks_args import check_int_range, check_positive_int, check_rank, check_tensor, fail
 from course_lib.models.blocks import ResBlock, group_norm
 from course_lib.models.embeddings import TimestepEmbedding
 
@@ -187,3 +189,64 @@ def conv_lstm_for_preset(preset, causal: bool = False) -> ConvLSTMDenoiser:
     base = preset.video_base_channels
     return ConvLSTMDenoiser(in_channels=preset.video_channels, base_channels=base, hidden_channels=2 * base,
                             bidirectional=not causal, causal=causal)
+
+
+# --- looking inside a video denoiser ---------------------------------------------------------------
+
+@torch.no_grad()
+def frame_influence(model: nn.Module, x: torch.Tensor, t: torch.Tensor, changed_from: int,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """How much each output frame moves when input frames ``changed_from``, ..., T-1 are replaced by noise.
+
+    x: (B, T, C, H, W), t: (B,) -> (T,): max |model(x, t) − model(x', t)| over clips, channels and
+    pixels of each frame, where x' is x with frames ≥ ``changed_from`` redrawn from N(0, I) with
+    ``generator``. A causal model gives exact zeros for frames < ``changed_from``.
+    """
+    check_rank("x", x, 5, "(B, T, C, H, W)")
+    check_int_range("changed_from", changed_from, 0, x.shape[1] - 1)
+    changed = x.clone()
+    noise = torch.randn(changed[:, changed_from:].shape, generator=generator).to(x)
+    changed[:, changed_from:] = noise
+    return (model(x, t) - model(changed, t)).abs().amax(dim=(0, 2, 3, 4))
+
+
+@dataclass
+class LayerShape:
+    """One child module of a network as a forward pass used it: output shape of its first call."""
+
+    name: str
+    calls: int
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    parameters: int
+
+
+@torch.no_grad()
+def layer_shapes(model: nn.Module, *inputs: torch.Tensor) -> list[LayerShape]:
+    """Run ``model(*inputs)`` once and list its direct children in the order they were first called.
+
+    For a child that returns a tuple (a ConvLSTM cell's (h, c)) the first element's shape is listed;
+    ``calls`` counts how often it ran (a cell runs once per frame).
+    """
+    seen: dict[str, LayerShape] = {}
+
+    def first_shape(value) -> tuple[int, ...]:
+        value = value[0] if isinstance(value, (tuple, list)) else value
+        return tuple(value.shape) if isinstance(value, torch.Tensor) else ()
+
+    def recorder(name: str, module: nn.Module):
+        def hook(_, args, output):
+            if name in seen:
+                seen[name].calls += 1
+            else:
+                seen[name] = LayerShape(name, 1, first_shape(args), first_shape(output),
+                                        sum(p.numel() for p in module.parameters()))
+        return hook
+
+    handles = [child.register_forward_hook(recorder(name, child)) for name, child in model.named_children()]
+    try:
+        model(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return list(seen.values())

@@ -33,7 +33,8 @@ shows each of its bugs. Every claim below is checked by ``tests/test_seed_video_
    :class:`PatchedVideoDiffusionModel` (bugs 1-4 fixed, ``t`` still ignored) and
    :func:`seed_model_ignores_t`.
 
-The working models are :class:`course_lib.models.conv_lstm.ConvLSTMDenoiser` and
+:func:`encode_frames` is the seed's feature extraction with bugs 1-2 fixed. The working models are
+:class:`course_lib.models.conv_lstm.ConvLSTMDenoiser` and
 :class:`course_lib.models.unet3d.UNet3D`.
 """
 from __future__ import annotations
@@ -157,12 +158,32 @@ def forward_with_pooled_lstm_input(model: VideoDiffusionModel, x: torch.Tensor, 
         handle.remove()
 
 
+def encode_frames(conv_layers, x: torch.Tensor) -> torch.Tensor:
+    """The seed's feature extraction done right (bugs 1-2 fixed): x (B, T, C, H, W) -> (B, T, hid, H, W).
+
+    Time is folded into the batch, (B·T, C, H, W), every layer makes a new tensor,
+    ``h = relu(conv(h))``, and the result is unfolded again. The caller's ``x`` is never written to,
+    and gradients reach ``x`` and every convolution. conv_layers: the seed's ``model.conv_layers``
+    (any sequence of modules mapping (N, C, H, W) to (N, C', H, W)).
+    """
+    check_rank("x", x, 5, "(B, T, C, H, W)")
+    layers = list(conv_layers)
+    first = getattr(layers[0], "in_channels", None) if layers else None
+    if first is not None and x.shape[2] != first:
+        fail("x", f"{first} channel(s) for the first layer, shape (B, T, {first}, H, W)", f"shape {tuple(x.shape)}")
+    B, T, C, H, W = x.shape
+    h = x.reshape(B * T, C, H, W)  # frames side by side in the batch
+    for conv_layer in layers:
+        h = F.relu(conv_layer(h))  # (B·T, C', H, W), a new tensor each time
+    return h.reshape(B, T, *h.shape[1:])
+
+
 class PatchedVideoDiffusionModel(VideoDiffusionModel):
     """The seed's model with bugs 1-4 fixed and bug 5 kept: ``t`` is still ignored.
 
     Same layers as the seed; ``forward`` (x (B, T, C, H, W), t (B,)) -> (B, T, out_channels, H, W):
 
-    * convolutions build new tensors (no in-place writes) frame by frame: ``h = relu(conv(h))``;
+    * convolutions build new tensors (no in-place writes), all frames at once: :func:`encode_frames`;
     * the LSTM runs along time at every pixel: features (B, T, hid, H, W) -> (B·H·W, T, hid),
       and its outputs are put back as maps (B·T, hid, H, W) before ``output_layer``.
 
@@ -176,10 +197,8 @@ class PatchedVideoDiffusionModel(VideoDiffusionModel):
             fail("x", f"{self.in_channels} channel(s), shape (B, T, {self.in_channels}, H, W)",
                  f"shape {tuple(x.shape)}")
         B, T, C, H, W = x.shape
-        h = x.reshape(B * T, C, H, W)
-        for conv_layer in self.conv_layers:
-            h = F.relu(conv_layer(h))  # (B·T, hid, H, W), a new tensor each time
-        sequences = h.reshape(B, T, self.hidden_dim, H, W).permute(0, 3, 4, 1, 2)  # (B, H, W, T, hid)
+        features = encode_frames(self.conv_layers, x)  # (B, T, hid, H, W), x untouched
+        sequences = features.permute(0, 3, 4, 1, 2)  # (B, H, W, T, hid)
         sequences = sequences.reshape(B * H * W, T, self.hidden_dim)
         output, _ = self.lstm(sequences)  # (B·H·W, T, hid); zero initial state by default
         maps = output.reshape(B, H, W, T, self.hidden_dim).permute(0, 3, 4, 1, 2)  # (B, T, hid, H, W)

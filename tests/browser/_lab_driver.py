@@ -44,7 +44,7 @@ class LabNotebook:
     cells: list[dict] = field(default_factory=list)  # cellReport() after run_all
 
     # --- opening and running -------------------------------------------------------------
-    def open(self, url: str, timeout_s: float = 30.0) -> None:
+    def open(self, url: str, timeout_s: float = 90.0) -> None:
         """Load ``url`` (the notebook's /lab/tree URL) and wait for an idle kernel."""
         self.page.goto(url, wait_until="domcontentloaded", timeout=timeout_s * 1000)
         self.page.wait_for_function("() => window.jupyterapp !== undefined", timeout=timeout_s * 1000)
@@ -60,7 +60,7 @@ class LabNotebook:
                 f"{self.label}: the kernel is not idle {timeout_s:.0f} s after opening (status: {status})") from None
         self._probe("recordErrors")
 
-    def run_all(self, timeout_s: float = 30.0) -> None:
+    def run_all(self, timeout_s: float = 120.0) -> None:
         """Run all cells (command ``notebook:run-all-cells``) and wait until none shows ``[*]``."""
         self._probe("startRunAll")
         try:
@@ -78,12 +78,19 @@ class LabNotebook:
         """Every code cell ran, and neither its outputs nor any widget output inside it holds an error."""
         problems = []
         for cell in self.cells:
+            if cell["expectsError"]:  # shows an error on purpose (tag raises-exception / NBVAL_RAISES_EXCEPTION)
+                if not cell["errors"] and cell["executionCount"] is not None:
+                    problems.append(f"{self._where(cell)}: is marked to raise, but ran without an error")
+                continue
             for error in cell["errors"]:
                 problems.append(f"{self._where(cell)}: {error['ename']}: {error['evalue']}\n{error['traceback']}")
         reported = {(c["executionCount"], e["ename"], e["evalue"]) for c in self.cells for e in c["errors"]}
         by_count = {c["executionCount"]: c for c in self.cells if c["executionCount"] is not None}
         for error in self._probe("errorsSince", 0):
             key = (error["executionCount"], error["ename"], error["evalue"])
+            cell = by_count.get(error["executionCount"])
+            if cell is not None and cell["expectsError"]:
+                continue
             if error["parent"] == "execute_request" and key not in reported and error["executionCount"] in by_count:
                 cell = by_count[error["executionCount"]]
                 problems.append(f"{self._where(cell)}: {error['ename']} inside a widget output: "
@@ -111,7 +118,7 @@ class LabNotebook:
             raise NotebookProblem("\n".join(problems))
         return sum(r["expected"] for r in report)
 
-    def exercise_controls(self, timeout_s: float = 15.0) -> list[str]:
+    def exercise_controls(self, timeout_s: float = 30.0) -> list[str]:
         """Move every control (slider, dropdown, button, ...) once; each must change its cell's output.
 
         Returns one line per control, e.g. ``cell #14: slider "t" changed the output in 0.8 s``;

@@ -88,11 +88,23 @@ window.__courseProbe = (() => {
     return true;
   }
 
-  // True when run-all has returned, the kernel is idle and no prompt shows [*].
+  // True when run-all has returned, the kernel is idle, no prompt shows [*], and either every
+  // non-empty code cell has run or that quiet state has held for QUIET_MS. (Past a cell tagged
+  // raises-exception, JupyterLab goes on cell by cell: between two cells the kernel is briefly idle
+  // with no [*] shown, so "idle" alone would end the wait in the middle of the run.)
+  const QUIET_MS = 3000;
   function runFinished(path) {
-    if (!state.runAll || !state.runAll.done) return false;
-    if (kernelStatus(path) !== "idle") return false;
-    return codeCells(path).every(({ cell }) => !cell.node.querySelector(".jp-InputPrompt").textContent.includes("*"));
+    const run = state.runAll;
+    const quiet = run && run.done && kernelStatus(path) === "idle"
+      && codeCells(path).every(({ cell }) => !cell.node.querySelector(".jp-InputPrompt").textContent.includes("*"));
+    if (!quiet) {
+      if (run) run.quietSince = null;
+      return false;
+    }
+    run.quietSince = run.quietSince || Date.now();
+    const allRan = codeCells(path).every(({ cell }) =>
+      cell.model.executionCount !== null || !cell.model.sharedModel.getSource().trim());
+    return allRan || Date.now() - run.quietSince >= QUIET_MS;
   }
 
   // One entry per code cell: what ran and which errors its outputs hold.
@@ -103,6 +115,9 @@ window.__courseProbe = (() => {
         index,
         executionCount: cell.model.executionCount,
         firstLine: firstLine(cell.model.sharedModel.getSource()),
+        // A cell that shows an error on purpose (nbval and JupyterLab's Run All both honour these).
+        expectsError: (cell.model.getMetadata("tags") || []).includes("raises-exception")
+          || /^#\s*NBVAL_RAISES_EXCEPTION/.test(cell.model.sharedModel.getSource().trimStart()),
         errors: outputs.filter((o) => o.output_type === "error").map((o) => ({
           ename: o.ename, evalue: o.evalue, traceback: lastFrames(o.traceback),
         })),

