@@ -15,6 +15,31 @@
 # cell below it. When every check prints ✓, `python -m pytest --nbval` on this notebook passes.
 
 # %%
+# Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
+# machine it first installs the course from $COURSE_SOURCE: a clone (default /content/course, see
+# the README, "Run on Colab") or a wheel file.
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("course_lib") is None:
+    COURSE_SOURCE = os.environ.get("COURSE_SOURCE", "/content/course")
+    is_wheel, is_clone = COURSE_SOURCE.endswith(".whl"), os.path.isfile(os.path.join(COURSE_SOURCE, "pyproject.toml"))
+    if not (is_wheel and os.path.isfile(COURSE_SOURCE)) and not is_clone:
+        raise ModuleNotFoundError(
+            f"course_lib is not installed, and COURSE_SOURCE={COURSE_SOURCE!r} is neither a clone of the course "
+            f"nor a wheel: run `!git clone <the course repository> {COURSE_SOURCE}` (or set COURSE_SOURCE), then this cell")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", *([] if is_wheel else ["-e"]), COURSE_SOURCE], check=True)
+    if is_clone:
+        sys.path.insert(0, COURSE_SOURCE)  # importable now, without restarting the kernel
+        os.chdir(os.path.join(COURSE_SOURCE, "notebooks"))  # ../checkpoints as in JupyterLab
+    importlib.invalidate_caches()
+from course_lib.config import describe_environment
+
+print(describe_environment())
+
+# %%
 import torch
 from torch import nn
 

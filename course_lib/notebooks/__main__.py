@@ -6,8 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from course_lib.notebooks.build import BuildError, build
-from course_lib.notebooks.drift import check
+from course_lib.notebooks.build import BuildError, build, check_root
+from course_lib.notebooks.drift import check, setup_cell_drift
 from course_lib.notebooks.stubs import SolutionMarkerError
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"build done in {time.perf_counter() - start:.1f} s: {len(changed)} file(s) changed")
         return 0
-    problems = check(args.root)
+    problems = check(args.root) + setup_cell_drift(check_root(args.root))  # the course's own notebooks start alike
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

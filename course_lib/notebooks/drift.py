@@ -15,6 +15,7 @@ from course_lib.notebooks.build import (
     EXERCISES, LESSONS, SOLUTIONS, check_root, exercise_text, sources, stored_check_lines,
 )
 from course_lib.notebooks.ipynb import KERNELSPEC, cell_label, is_check_cell, notebook_from_text, read_notebook
+from course_lib.notebooks.setup_cell import SETUP_CELL, first_code_cell
 from course_lib.notebooks.stubs import SolutionMarkerError
 
 
@@ -97,6 +98,17 @@ def exercise_drift(solution: Path, root: Path) -> list[str]:
         return [f"{EXERCISES}/{solution.name}: differs from what {SOLUTIONS}/{solution.name} generates "
                 f"(edit the solution, not the exercise) {rebuild_hint(solution)}"]
     return []
+
+
+def setup_cell_drift(root: Path) -> list[str]:
+    """Every lesson and solution source starts its code with the set-up cell (Colab), word for word."""
+    problems = []
+    for folder in (LESSONS, SOLUTIONS):
+        for source in sources(root / folder):
+            if first_code_cell(source.read_text()) != SETUP_CELL:
+                problems.append(f"{folder}/{source.name}: its first code cell is not the set-up cell of "
+                                "course_lib/notebooks/setup_cell.py (write it with with_setup_cell, then build)")
+    return problems
 
 
 def check(root: Path | str) -> list[str]:
