@@ -390,9 +390,24 @@ class Benchmark:
     run: Callable[[argparse.Namespace], Table]
 
 
+def add_video_arguments(parser: argparse.ArgumentParser) -> None:
+    from course_lib.bench_video import add_video_arguments as add  # imported late: bench_video imports this module
+
+    add(parser)
+
+
+def run_video(args: argparse.Namespace) -> Table:
+    from course_lib.bench_video import run_video as run
+
+    return run(args)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "image": Benchmark("train the class-conditional digits U-Net for a time budget; DDPM vs DDIM time, IS, FID, "
                        "judge accuracy of guided samples", add_image_arguments, run_image),
+    "video": Benchmark("the 3D U-Net and the conv+LSTM denoiser: parameters, training-step time and peak memory at "
+                       "two clip shapes; sampling time, FVD-style distance and motion pass rate of trained models "
+                       "(course_lib.bench_video)", add_video_arguments, run_video),
 }
 
 

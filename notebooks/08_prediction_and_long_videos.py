@@ -53,6 +53,7 @@ print(describe_environment())
 
 # %%
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -74,6 +75,8 @@ from course_lib.prediction_eval import (
 from course_lib.recipes import get_recipe
 from course_lib.viz import animate, filmstrip
 from course_lib.zoo import train_or_load
+
+CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lessons and the exercises
 
 preset = get_preset()
 g = seed_everything(0)
@@ -199,8 +202,8 @@ plt.show()
 
 # %%
 start = time.perf_counter()
-unconditional = train_or_load(recipe).ema_model.eval()
-conditional = train_or_load_frame_conditional(recipe).ema_model.eval()
+unconditional = train_or_load(recipe, folder=CHECKPOINTS).ema_model.eval()
+conditional = train_or_load_frame_conditional(recipe, folder=CHECKPOINTS).ema_model.eval()
 print(f"two models ready in {time.perf_counter() - start:.0f} s "
       f"({recipe.steps} training steps each; trained once, then loaded)")
 

@@ -50,6 +50,7 @@ print(describe_environment())
 
 # %%
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -64,6 +65,8 @@ from course_lib.recipes import get_recipe
 from course_lib.viz import filmstrip, slider_view
 from course_lib.zoo import train_or_load
 
+CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lessons and the exercises
+
 preset = get_preset()
 g = seed_everything(0)
 recipe = get_recipe("video-shapes", preset)
@@ -74,7 +77,7 @@ schedule = recipe.schedule
 sampling = dict(steps=preset.sample_steps, objective=recipe.objective)
 
 start = time.perf_counter()
-model = train_or_load(recipe).ema_model.eval()  # the unconditional 3D U-Net of notebooks 07 and 08
+model = train_or_load(recipe, folder=CHECKPOINTS).ema_model.eval()  # the unconditional 3D U-Net of notebooks 07 and 08
 truth = bouncing_shapes(n_edit, frames=T, size=S, seed=909).video  # (n_edit, T, 3, S, S): the ground truth
 print(f"preset {preset.name}: {n_edit} clips of {T} frames, {S}x{S}; "
       f"model ready in {time.perf_counter() - start:.0f} s")

@@ -69,6 +69,7 @@ print(describe_environment())
 
 # %%
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -94,6 +95,8 @@ from course_lib.metrics_motion import motion_consistency
 from course_lib.recipes import get_recipe
 from course_lib.viz import filmstrip
 from course_lib.zoo import train_or_load
+
+CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lessons and the exercises
 
 preset = get_preset()
 g = seed_everything(0)
@@ -340,7 +343,7 @@ for name in names:
 # %%
 recipe = get_recipe("video-digits", preset.replace(video_frames=T))
 start = time.perf_counter()
-model = train_or_load(recipe).ema_model.eval()
+model = train_or_load(recipe, folder=CHECKPOINTS).ema_model.eval()
 n_model = min(preset.eval_samples, N)
 samples = recipe.sample(model, n_model, generator=torch.Generator().manual_seed(5)).cpu()
 print(f"{n_model} samples in {time.perf_counter() - start:.0f} s (training or loading included)")

@@ -1,0 +1,171 @@
+"""``python -m course_lib.bench video``: the quick run prints a well-formed table; its helpers measure what they say."""
+import contextlib
+import io
+import json
+import math
+import sys
+
+import pytest
+import torch
+
+from course_lib import bench, bench_video
+from course_lib.bench_video import (
+    QUICK,
+    StepMeasurement,
+    VideoBenchConfig,
+    build_video_model,
+    measure_train_step,
+    peak_memory,
+    score_samples,
+    step_time_verdicts,
+    video_benchmark,
+)
+from course_lib.config import get_preset
+from course_lib.models.profile import count_parameters
+from course_lib.recipes import get_recipe
+
+SMOKE = get_preset("smoke")
+
+
+def parse_table(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The Markdown table in ``text``: (columns, rows as {column: cell text})."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    columns = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [dict(zip(columns, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
+    return columns, rows
+
+
+def number(cell: str) -> float | None:
+    """A table cell as a number ("12.5", "93%"), or None for "–"."""
+    if cell == "–":
+        return None
+    return float(cell[:-1]) / 100 if cell.endswith("%") else float(cell)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench_video")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = bench.main(["video", "--quick", "--preset", "smoke", "--out", str(out), "--quiet", "--threads", "1"])
+    return {"code": code, "text": stdout.getvalue(), "out": out}
+
+
+def test_quick_video_bench_prints_one_table_with_every_model_and_shape(quick_run):
+    assert quick_run["code"] == 0
+    columns, rows = parse_table(quick_run["text"])
+    assert tuple(columns) == bench_video.VIDEO_COLUMNS
+    steps = [(shape, model) for shape in QUICK["shapes"] for model in bench_video.MODELS]
+    assert [(row["model"], row["measured on"]) for row in rows[:4]] == [
+        (model, f"train step {shape}") for shape, model in steps]
+    for row, (shape, model) in zip(rows[:4], steps):
+        assert int(row["params"]) == count_parameters(build_video_model(model, shape, SMOKE))
+        assert number(row["step s"]) > 0 and number(row["peak MB"]) >= 0
+    real, *samples = rows[4:]
+    assert real["model"] == "real clips" and [row["model"] for row in samples] == list(bench_video.MODELS)
+    for row in (real, *samples):
+        assert math.isfinite(number(row["FVD ↓"])) and number(row["FVD ↓"]) >= 0
+        assert 0 <= number(row["motion pass"]) <= 1
+    for row in samples:
+        assert row["trained"] == f"{QUICK['train_steps']} steps (quick)" and number(row["sampling s/batch"]) > 0
+        # real clips show one object moving; a model trained for 2 steps samples noise
+        assert number(row["motion pass"]) < number(real["motion pass"])
+    assert "target not judged" in quick_run["text"]
+
+
+def test_results_are_written_as_markdown_and_json(quick_run):
+    out = quick_run["out"]
+    assert (out / "video-smoke-quick.md").read_text().strip() in quick_run["text"]
+    results = json.loads((out / "video-smoke-quick.json").read_text())
+    assert [row["model"] for row in results["rows"]] == [row["model"] for row in parse_table(quick_run["text"])[1]]
+    assert len(results["steps"]) == 4 and all(step["median_s"] > 0 for step in results["steps"])
+    assert results["samples"]["unet3d"]["n"] == QUICK["samples"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS through /proc is Linux-only")
+def test_peak_memory_sees_a_large_allocation_and_not_a_small_one():
+    _, big, method = peak_memory(lambda: torch.ones(40_000_000).sum())  # 160 MB written
+    _, small, _ = peak_memory(lambda: torch.ones(1000).sum())
+    assert method == "peak RSS growth (VmHWM)"
+    assert big >= 120 * 2**20 and small < 40 * 2**20
+
+
+def test_measure_train_step_counts_the_recipes_model_and_times_it():
+    m = measure_train_step("conv_lstm", (1, 2, 1, 8, 8), SMOKE, steps=1, warmup=0)
+    assert m.params == count_parameters(build_video_model("conv_lstm", (1, 2, 1, 8, 8), SMOKE))
+    assert m.median_s > 0 and m.threads == torch.get_num_threads() and m.device == "cpu"
+    # the same model built for RGB clips has more input and output weights
+    assert count_parameters(build_video_model("unet3d", (1, 2, 3, 16, 16), SMOKE)) > count_parameters(
+        build_video_model("unet3d", (1, 2, 1, 16, 16), SMOKE))
+
+
+def _measurement(params: int, seconds: float, shape=bench_video.TARGET_SHAPE) -> StepMeasurement:
+    return StepMeasurement("unet3d", shape, params, seconds, seconds, 0.9, None, "-", 2, "cpu")
+
+
+@pytest.mark.parametrize("params, seconds, mark", [(2_440_000, 0.3, "✓"), (2_440_000, 0.8, "✗"), (1_500_000, 0.3, "✗")])
+def test_the_step_time_target_needs_both_the_size_and_the_speed(params, seconds, mark):
+    config = VideoBenchConfig(preset=SMOKE)
+    (verdict,) = step_time_verdicts(config, [_measurement(params, seconds)])
+    assert verdict.startswith(mark) and f"{seconds:.3f} s" in verdict
+
+
+def test_the_target_is_not_judged_elsewhere():
+    config = VideoBenchConfig(preset=SMOKE, shapes=((1, 2, 1, 8, 8),))
+    (verdict,) = step_time_verdicts(config, [_measurement(2_440_000, 0.3, shape=(1, 2, 1, 8, 8))])
+    assert "not judged" in verdict
+
+
+def test_missing_checkpoints_read_not_trained_and_no_judge_is_trained(tmp_path):
+    config = VideoBenchConfig(preset=SMOKE, shapes=((1, 2, 1, 8, 8),), models=("conv_lstm",), steps=1, warmup=0,
+                              checkpoints=str(tmp_path / "empty"), out=str(tmp_path), progress=False)
+    table = video_benchmark(config, judge="not a judge: any use of it fails")
+    models = [row[0] for row in table.rows]
+    assert models == ["conv_lstm", "conv_lstm"] and table.rows[-1][-1] == "not trained"
+
+
+def test_train_minutes_trains_a_missing_checkpoint_and_it_is_then_loaded(tmp_path):
+    preset = SMOKE.replace(num_diffusion_steps=20, sample_steps=2)
+    config = VideoBenchConfig(preset=preset, shapes=((1, 2, 1, 8, 8),), models=("conv_lstm",), steps=1, warmup=0,
+                              samples=2, checkpoints=str(tmp_path / "ckpt"), train_minutes=0.002, out=str(tmp_path),
+                              judge_changes=bench_video.QUICK_JUDGE_CHANGES, progress=False)
+    table = video_benchmark(config)
+    assert [row[0] for row in table.rows] == ["conv_lstm", "real clips", "conv_lstm"]
+    assert "steps" in table.rows[-1][-1] and table.rows[-1][6] > 0
+    assert list((tmp_path / "ckpt").glob("video-shapes-conv_lstm-smoke-*.pt"))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: build_video_model("unet3d", (8, 8, 2, 32, 32), SMOKE), "shape: expected clips with C = 1"),
+    (lambda: build_video_model("unet3d", (8, 8, 1, 32), SMOKE), r"shape: expected 5 positive ints"),
+    (lambda: build_video_model("unet3d", (8, 8, 1, 32, 16), SMOKE), "shape: expected square frames"),
+    (lambda: build_video_model("lstm", (8, 8, 1, 32, 32), SMOKE), "model: expected one of"),
+    # frames the U-Net cannot halve three times: its own check names the input
+    (lambda: measure_train_step("unet3d", (1, 2, 1, 20, 20), SMOKE, steps=1, warmup=0),
+     "x: expected height and width divisible by 8"),
+    (lambda: measure_train_step("unet3d", (1, 2, 1, 16, 16), SMOKE, steps=0), "steps: expected a positive int"),
+    (lambda: measure_train_step(3, (1, 2, 1, 16, 16), SMOKE), "model: expected one of"),
+    (lambda: VideoBenchConfig(preset=SMOKE, samples=1), "samples: expected an int >= 2"),
+    (lambda: VideoBenchConfig(preset=SMOKE, models=("unet2d",)), "models: expected one of"),
+    (lambda: VideoBenchConfig(preset=SMOKE, task="digits"), "task: expected one of"),
+    (lambda: VideoBenchConfig(preset="smoke"), "preset: expected a course_lib.config.Preset"),
+    (lambda: VideoBenchConfig(preset=SMOKE, train_minutes=0), "train_minutes: expected"),
+    (lambda: score_samples(get_recipe("video-shapes", SMOKE, model="conv_lstm"), torch.nn.Identity(), 1, None),
+     "n: expected at least 2 clips"),
+])
+def test_bad_input_names_the_argument(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_bad_command_line_arguments_exit_with_2(capsys):
+    assert bench.main(["video", "--steps", "0"]) == 2
+    assert "--steps" in capsys.readouterr().err
+    assert bench.main(["video", "--models", "unet2d"]) == 2
+
+
+def test_a_busy_machine_gets_an_idle_estimate_but_the_verdict_uses_the_measured_time():
+    config = VideoBenchConfig(preset=SMOKE)
+    busy = StepMeasurement("unet3d", bench_video.TARGET_SHAPE, 2_440_000, 1.0, 0.9, 0.4, None, "-", 1, "cpu")
+    (verdict,) = step_time_verdicts(config, [busy])
+    assert verdict.startswith("✗") and "about 0.40 s on an idle machine" in verdict
