@@ -131,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "and on Ctrl-C; --resume continues it."),
         epilog=f"examples:\n  {PROG} train --task toy-moons --preset smoke\n"
                f"  {PROG} train --task video-digits --model conv_lstm --minutes 20 --checkpoint lstm.pt\n"
-               f"  {PROG} train --task video-digits --model conv_lstm --checkpoint lstm.pt --resume")
+               f"  {PROG} train --task video-digits --model conv_lstm --checkpoint lstm.pt --resume\n"
+               f"  torchrun --standalone --nproc_per_node 2 -m course_lib train --task video-shapes  # 2 processes\n\n"
+               "Under torchrun the same arguments train data-parallel (DDP): the preset's batch is the global\n"
+               "batch, split evenly over the processes, with the same learning rate; rank 0 prints and saves.")
     train.add_argument("--task", required=True, choices=TASKS, metavar="TASK", help="what to learn: " + ", ".join(TASKS))
     train.add_argument("--model", default=None, help="the network: " + "; ".join(
         f"{task}: {' or '.join(models)}" for task, models in TASK_MODELS.items()) + " (default: the first)")
@@ -295,25 +298,51 @@ def run_demo(args) -> int:
 
 def run_train(args) -> int:
     from course_lib import zoo
+    from course_lib.training import distributed
 
     device = _setup(args)
+    found = distributed.launch_from_env()  # under torchrun; names a missing variable before connecting
+    world = found["world_size"] if found else 1
     overrides = {} if args.steps is None else {"steps": args.steps}
     recipe = get_recipe(args.task, args.preset, args.model, seed=args.seed, **overrides)
     path = Path(args.checkpoint) if args.checkpoint else zoo.checkpoint_path(recipe)
     if path.exists() and not args.resume:
         raise UsageError(f"--checkpoint: {path} already exists; add --resume to continue training it, "
                          "or choose another --checkpoint")
-    if path.exists():
-        state = read_checkpoint(path)
-        print(f"Resuming {path} at step {int(state['step'])} of {recipe.steps}.", flush=True)
-    trainer = zoo.train(recipe, path, resume=args.resume, minutes=args.minutes, device=device,
+    if world > 1:  # refused before any process waits for another
+        distributed.split_batch_size(recipe.batch_size, world)
+    state = read_checkpoint(path) if path.exists() else None
+    if state is not None:
+        distributed.check_checkpoint_layout(path, state, world, world if world > 1 else 0)
+    try:
+        with distributed.distributed_session(device) as launch:  # outside torchrun: one plain process
+            return _train(args, recipe, path, state, launch)
+    except distributed.PeersLostError as error:
+        print(f"{PROG} train: error: {error} {path} holds the last step rank 0 saved: run the same launch "
+              "again with --resume.", file=sys.stderr)
+        return 1
+
+
+def _train(args, recipe: Recipe, path: Path, state, launch) -> int:
+    """The train command in one process of ``launch`` (every rank trains, rank 0 prints)."""
+    from course_lib import zoo
+
+    say = print if launch.is_main else (lambda *_, **__: None)
+    if state is not None:
+        say(f"Resuming {path} at step {int(state['step'])} of {recipe.steps}.", flush=True)
+    if launch.world_size > 1:
+        say(f"Data-parallel training on {launch.world_size} processes ({launch.backend}): global batch "
+            f"{recipe.batch_size} = {launch.world_size} x {recipe.batch_size // launch.world_size}, "
+            f"lr {recipe.lr:g} as for one process.", flush=True)
+    trainer = zoo.train(recipe, path, resume=args.resume, minutes=args.minutes, device=launch.device,
                         command=_command_line("train"))
     done = "finished" if trainer.step >= recipe.steps else "stopped by --minutes"
-    print(f"{done}: {trainer.step}/{recipe.steps} steps in {trainer.seconds / 60:.1f} min, "
-          f"loss {trainer.recent_loss(50):.4f}; checkpoint {path}")
+    say(f"{done}: {trainer.step}/{recipe.steps} steps in {trainer.seconds / 60:.1f} min, "
+        f"loss {trainer.recent_loss(50):.4f}; checkpoint {path}")
     if trainer.step < recipe.steps:
-        print(f"continue with: {PROG} train --task {recipe.task} --model {recipe.model_name} --preset "
-              f"{recipe.preset.name} --steps {recipe.steps} --seed {recipe.seed} --checkpoint {path} --resume")
+        launcher = PROG if launch.world_size == 1 else "torchrun <same options> -m course_lib"
+        say(f"continue with: {launcher} train --task {recipe.task} --model {recipe.model_name} --preset "
+            f"{recipe.preset.name} --steps {recipe.steps} --seed {recipe.seed} --checkpoint {path} --resume")
     return 0
 
 

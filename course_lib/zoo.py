@@ -13,6 +13,10 @@ records the command, wall-clock time, steps, torch version and machine.
 Training is resumable: :func:`train` saves every ``save_every`` seconds, when interrupted
 (Ctrl-C) and at the end, and continues from the file it finds. A file that cannot be read or
 belongs to another recipe is an error -- it is never silently trained over.
+
+Under torchrun (several processes; see :mod:`course_lib.training.distributed`) :func:`train` keeps
+the recipe's batch as the global batch, split into one shard per process, and the same lr; only
+rank 0 draws the progress bar and writes the checkpoint and its record, every rank resumes from it.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from tqdm.auto import tqdm
 import course_lib
 from course_lib._checks_args import check_float_range, check_positive_int, fail
 from course_lib.recipes import Recipe, get_recipe
-from course_lib.training import Trainer, read_checkpoint
+from course_lib.training import Trainer, distributed, read_checkpoint
 from course_lib.training.checkpoint import atomic_save
 
 DEFAULT_FOLDER = "checkpoints"
@@ -93,14 +97,39 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str | None =
     return recipe, _trainer_from(recipe, path, state, device, progress)
 
 
-def _trainer_from(recipe: Recipe, path, state: dict[str, Any], device, progress: bool | None) -> Trainer:
-    """A trainer for ``recipe`` resumed from ``path`` (steps: the file's target, at least its step)."""
+def _trainer_from(recipe: Recipe, path, state: dict[str, Any], device, progress: bool | None,
+                  shards: int | None = None) -> Trainer:
+    """A trainer for ``recipe`` resumed from ``path`` (steps: the file's target, at least its step).
+
+    shards: the data-parallel layout to resume with (default: the file's, so that loading to sample always works).
+    """
     target = max(int(state.get("target_steps", state["step"])), int(state["step"]), 1)
-    trainer = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch,
-                      recipe.train_config(target, progress=_progress(recipe, progress)), device)
+    if shards is None:
+        saved = state.get("config") if isinstance(state.get("config"), dict) else {}
+        shards = int(saved.get("shards", 0))
+    trainer = _new_trainer(recipe, target, shards, device, _progress(recipe, progress))
     trainer.resume(path)
     trainer.seconds = float(state.get("train_seconds", 0.0))
     return trainer
+
+
+def _new_trainer(recipe: Recipe, steps: int, shards: int, device, progress: bool) -> Trainer:
+    """A fresh trainer; with ``shards`` S > 0 its make_batch draws one shard (batch_size / S examples)."""
+    make_batch = recipe.make_batch
+    if shards:
+        per_shard = distributed.split_batch_size(recipe.batch_size, shards, distributed.world_size())
+        make_batch = recipe.replace(batch_size=per_shard).make_batch
+    return Trainer(recipe.build_model(), recipe.loss_fn, make_batch,
+                   recipe.train_config(steps, progress=progress, shards=shards), device)
+
+
+def default_shards(shards: int | None = None) -> int:
+    """``shards`` if given, else the world size under torchrun with several processes, else 0 (one process)."""
+    if shards is not None:
+        if isinstance(shards, bool) or not isinstance(shards, int) or shards < 0:
+            fail("shards", "an int >= 0 (0: one process's streams) or None (the world size)", shards)
+        return shards
+    return distributed.world_size() if distributed.world_size() > 1 else 0
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -129,8 +158,10 @@ def _write_json(data: dict[str, Any], path: Path) -> None:
 
 def save_checkpoint(trainer: Trainer, recipe: Recipe, path: str | os.PathLike, target_steps: int,
                     command: str | None = None) -> Path:
-    """Write the trainer's state + the recipe atomically to ``path``, and the JSON record next to it."""
+    """Write the trainer's state + the recipe atomically to ``path``, and the JSON record next to it (rank 0 only)."""
     path = Path(path)
+    if trainer.rank != 0:
+        return path
     state = trainer.state_dict()
     state.update(recipe=recipe.info(), recipe_key=recipe.key(target_steps), target_steps=int(target_steps),
                  train_seconds=float(trainer.seconds))
@@ -144,6 +175,8 @@ def save_checkpoint(trainer: Trainer, recipe: Recipe, path: str | os.PathLike, t
         "finished": trainer.step >= target_steps,
         "final_loss": trainer.recent_loss(50),
         "wall_clock_seconds": round(trainer.seconds, 2),
+        "world_size": trainer.world_size,
+        "shards": trainer.config.shards,
         "torch": torch.__version__,
         "course_lib": course_lib.__version__,
         "machine": _machine(trainer.device),
@@ -177,6 +210,7 @@ def train(
     device: torch.device | str | None = None,
     save_every: float = 60.0,
     command: str | None = None,
+    shards: int | None = None,
 ) -> Trainer:
     """Train ``recipe`` to ``steps`` (default ``recipe.steps``), checkpointing to ``path``; returns the trainer.
 
@@ -184,6 +218,8 @@ def train(
     is fine), else start afresh and overwrite it. minutes: a wall-clock budget -- no step starts
     once it is spent (``trainer.step < steps`` then; call again to continue).
     The checkpoint is written every ``save_every`` seconds, at the end, and on Ctrl-C (then re-raised).
+    shards: split each batch into this many shards (default: the world size under torchrun, else 0 =
+    unsplit); under torchrun call it in every process, inside ``distributed_session``.
     """
     if not isinstance(recipe, Recipe):
         fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
@@ -192,23 +228,27 @@ def train(
         check_float_range("minutes", minutes, 0.0, 1e6)
     check_float_range("save_every", save_every, 0.0, math.inf)
     path = Path(path)
-    show = _progress(recipe, progress)
+    shards = default_shards(shards)
+    show = _progress(recipe, progress) and distributed.is_main_process()
     if resume and path.exists():
         state = read_checkpoint(path)
         _check_same_recipe(path, state, recipe)
-        trainer = _trainer_from(recipe, path, state, device, False)
+        trainer = _trainer_from(recipe, path, state, device, False, shards)
     else:
-        trainer = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch,
-                          recipe.train_config(steps, progress=False), device)
+        trainer = _new_trainer(recipe, steps, shards, device, False)
     trainer.config = trainer.config.replace(steps=steps, progress=False)  # our own bar, below
+    starts = distributed.gather_ints(trainer.step, trainer.device)
+    if len(set(starts)) > 1:
+        raise ValueError(f"checkpoint {path}: expected every process to resume from the same file, got start steps "
+                         f"{starts} (by rank); keep checkpoints on a disk that every machine shares")
 
     start = last_save = time.perf_counter()
     bar = tqdm(total=steps, initial=min(trainer.step, steps), disable=not show, desc=f"training {recipe.name(steps)}",
                unit="step", dynamic_ncols=True)
     try:
         while trainer.step < steps:
-            if minutes is not None and time.perf_counter() - start >= 60 * minutes:
-                break
+            if minutes is not None and distributed.agree(time.perf_counter() - start >= 60 * minutes, trainer.device):
+                break  # rank 0's clock decides for every process
             trainer.fit(steps=1)
             bar.update(1)
             if trainer.step % 10 == 0 or trainer.step == steps:
@@ -220,9 +260,16 @@ def train(
         bar.close()
         save_checkpoint(trainer, recipe, path, steps, command)
         raise
+    except RuntimeError as error:
+        if trainer.world_size > 1 and distributed.is_communication_error(error):
+            # a collective failed (a peer crashed): it fails before the optimiser step, so the
+            # trainer still holds its last finished step, which rank 0 keeps for a resume
+            save_checkpoint(trainer, recipe, path, steps, command)
+        raise
     finally:
         bar.close()
     save_checkpoint(trainer, recipe, path, steps, command)
+    distributed.barrier(trainer.device)  # every process returns once rank 0 has written the file
     return trainer
 
 

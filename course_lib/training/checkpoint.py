@@ -102,7 +102,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(f"checkpoint {path}: no such file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as error:  # random bytes raise any of these (IndexError, KeyError: ~6%)
         raise ValueError(
             f"checkpoint {path}: cannot be read, the file is truncated or corrupted "
             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "

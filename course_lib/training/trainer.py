@@ -8,6 +8,11 @@ diffusion. All randomness goes through two trainer-owned CPU generators,
 
 and both are saved in checkpoints, so that N steps straight and N/2 + save + resume + N/2 give
 bit-identical weights on CPU.
+
+With ``config.shards`` = S > 0 (automatic under torchrun with W > 1 processes) every step's batch
+is instead S shards, shard s of step k drawn from generators seeded by (seed, k, s), spread over the
+processes; the model is wrapped in DistributedDataParallel. The module docstring of
+:mod:`course_lib.training.distributed` gives the details; without a process group nothing changes.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from tqdm.auto import tqdm
 
 from course_lib._checks_args import check_choice, check_float_range, check_positive_int, fail
 from course_lib.config import Preset, autocast_dtype, get_device
+from course_lib.training import distributed
 from course_lib.training.checkpoint import (
     FORMAT_VERSION,
     atomic_save,
@@ -60,7 +66,8 @@ class TrainConfig:
     sample_every: int = 0  # call sample_fn(trainer, step) every this many steps
     checkpoint_every: int = 0  # save to checkpoint_path every this many steps (and at the end of fit)
     checkpoint_path: str | None = None
-    progress: bool = True  # tqdm progress bar
+    progress: bool = True  # tqdm progress bar (on rank 0 only)
+    shards: int = 0  # 0: the two carried streams; S > 0: S per-step shards per batch (W processes: S = W by default)
 
     def __post_init__(self):
         check_positive_int("steps", self.steps)
@@ -69,7 +76,7 @@ class TrainConfig:
         check_float_range("grad_clip", self.grad_clip, 0.0, math.inf)
         check_float_range("ema_decay", self.ema_decay, 0.0, 1.0)
         check_choice("precision", self.precision, ("fp32", "bf16", "fp16"))
-        for name in ("warmup_steps", "log_every", "sample_every", "checkpoint_every"):
+        for name in ("warmup_steps", "log_every", "sample_every", "checkpoint_every", "shards"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 fail(name, "an int >= 0 (0 switches it off)", value)
@@ -103,6 +110,10 @@ class Trainer:
     tuple/list/dict of tensors (moved to ``device`` by the trainer).
     sample_fn(trainer, step), if given, runs every ``config.sample_every`` steps (eval mode, no grad).
     ``history`` holds per step: "step" (1-based count after the step), "loss", "lr", "grad_norm".
+
+    Inside a process group of W > 1 processes (torchrun) make_batch must return one shard (B/S
+    examples), ``shards`` defaults to W, the model is trained through DDP, and only rank 0 shows
+    progress, runs sample_fn and writes checkpoints.
     """
 
     def __init__(
@@ -125,14 +136,20 @@ class Trainer:
         if not isinstance(self.config, TrainConfig):
             fail("config", "a TrainConfig", type(self.config).__name__)
         self.device = get_device(None if device is None else str(device))
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        if self.world_size > 1:
+            self.config = self.config.replace(shards=self.config.shards or self.world_size)
+        if self.config.shards:
+            distributed.check_shards(self.config.shards, self.world_size)
         self.model = model.to(self.device)
+        self.parallel_model = distributed.wrap_model(self.model, self.device)  # DDP: rank 0's weights everywhere
         self.ema_model = make_ema_model(self.model)
         self.loss_fn, self.make_batch, self.sample_fn = loss_fn, make_batch, sample_fn
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.lr,
                                            weight_decay=self.config.weight_decay)
         self.amp_dtype = autocast_dtype(self.config.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.train_model = torch.compile(self.model) if self.config.compile else self.model
+        self.train_model = torch.compile(self.parallel_model) if self.config.compile else self.parallel_model
         self.data_generator = torch.Generator().manual_seed(self.config.seed)
         self.noise_generator = torch.Generator().manual_seed(self.config.seed + 1)
         self.step = 0
@@ -152,7 +169,8 @@ class Trainer:
         """Train from the current step to ``config.steps`` (or for ``steps`` more steps); returns self."""
         target = self.config.steps if steps is None else self.step + check_positive_int("steps", steps)
         cfg = self.config
-        bar = tqdm(total=max(target - self.step, 0), disable=not cfg.progress, desc="training", leave=False)
+        bar = tqdm(total=max(target - self.step, 0), disable=not (cfg.progress and self.rank == 0), desc="training",
+                   leave=False)
         start = time.perf_counter()
         self.model.train()
         try:
@@ -162,7 +180,8 @@ class Trainer:
                 if cfg.log_every and self.step % cfg.log_every == 0:
                     last_lr = self.history["lr"][-1]
                     bar.set_postfix(loss=f"{self.recent_loss(cfg.log_every):.4f}", lr=f"{last_lr:.1e}")
-                if cfg.sample_every and self.sample_fn is not None and self.step % cfg.sample_every == 0:
+                if (cfg.sample_every and self.sample_fn is not None and self.step % cfg.sample_every == 0
+                        and self.rank == 0):
                     self._run_sample_fn()
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save(cfg.checkpoint_path)
@@ -175,24 +194,60 @@ class Trainer:
 
     def train_step(self) -> float:
         """One optimiser step: batch, loss under autocast, backward, clip, AdamW, EMA. Returns the loss."""
+        if self.config.shards:
+            return self._sharded_train_step()
+        step = self.step
+        lr = self._set_lr(step)
+        raw = self.make_batch(self.data_generator)
+        batch = _to_device(raw, self.device)
+        with self._autocast():
+            loss = self._loss(batch, step, self.noise_generator)
+        loss_value = loss.item()
+        _check_loss(loss_value, step, lr)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        return self._finish_step(step, lr, loss_value)
+
+    def _sharded_train_step(self) -> float:
+        """One step on ``shards`` shards: this process's shards, each from its (seed, step, shard) streams.
+
+        Each shard's loss is scaled by 1/(shards per process) and DDP averages over the processes,
+        so the gradient is that of the mean loss over the whole batch, in any world size.
+        """
         step, cfg = self.step, self.config
+        lr = self._set_lr(step)
+        mine = distributed.shards_of_rank(cfg.shards, self.rank, self.world_size)
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for shard in mine:
+            last = shard == mine[-1]
+            no_sync = self.parallel_model.no_sync() if self.world_size > 1 and not last else nullcontext()
+            with no_sync:  # DDP all-reduces the gradients in the backward pass of the last shard only
+                torch.manual_seed(distributed.stream_seed("global", cfg.seed, step, shard))  # dropout, if any
+                raw = self.make_batch(distributed.shard_generator("data", cfg.seed, step, shard))
+                with self._autocast():
+                    loss = self._loss(_to_device(raw, self.device), step,
+                                      distributed.shard_generator("noise", cfg.seed, step, shard))
+                self.scaler.scale(loss / len(mine)).backward()
+            total += loss.item()
+        loss_value = distributed.mean_over_processes(total / len(mine), self.device)  # the same on every rank
+        _check_loss(loss_value, step, lr)
+        return self._finish_step(step, lr, loss_value)
+
+    def _set_lr(self, step: int) -> float:
         lr = self.lr_at(step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        raw = self.make_batch(self.data_generator)
-        batch = _to_device(raw, self.device)
-        autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
-                    else nullcontext())
-        with autocast:
-            loss = self._loss(batch, step)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(
-                f"loss is {loss_value} at step {step}; training stopped before updating the weights. "
-                f"Lower the lr (now {lr:.3g}), set grad_clip, or check make_batch's data for NaN/inf."
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        return lr
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _finish_step(self, step: int, lr: float, loss_value: float) -> float:
+        """After backward: unscale, clip, check, AdamW step, EMA, history. Returns the loss."""
+        cfg = self.config
         self.scaler.unscale_(self.optimizer)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf))
         if not self.scaler.is_enabled() and not math.isfinite(grad_norm):
@@ -208,12 +263,13 @@ class Trainer:
             self.history[key].append(value)
         return loss_value
 
-    def _loss(self, batch, step: int) -> torch.Tensor:
+    def _loss(self, batch, step: int, generator: torch.Generator) -> torch.Tensor:
         """loss_fn on the batch; a batch the model cannot take is reported as make_batch's fault."""
         try:
-            loss = self.loss_fn(self.train_model, batch, self.noise_generator)
+            loss = self.loss_fn(self.train_model, batch, generator)
         except (ValueError, TypeError, RuntimeError) as error:
-            if isinstance(error, torch.OutOfMemoryError):
+            if isinstance(error, torch.OutOfMemoryError) or (self.world_size > 1
+                                                             and distributed.is_communication_error(error)):
                 raise
             raise ValueError(
                 f"make_batch: expected a batch that loss_fn and the model accept, got {_describe(batch)}; "
@@ -260,22 +316,25 @@ class Trainer:
             "global_rng": capture_global_rng(),
             "history": {key: list(values) for key, values in self.history.items()},
             "config": asdict(self.config),
+            "world_size": self.world_size,
         }
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write a checkpoint atomically (temp file in the same folder, fsync, os.replace)."""
+        """Write a checkpoint atomically (temp file in the same folder, fsync, os.replace); rank 0 only."""
         if path is None:
             fail("path", "a file path", None)
-        atomic_save(self.state_dict(), path)
+        if self.rank == 0:
+            atomic_save(self.state_dict(), path)
 
     def resume(self, path: str | os.PathLike) -> "Trainer":
         """Restore model, EMA, optimiser, step, generators, RNGs and history from ``path``; returns self.
 
-        A checkpoint of another model, or a truncated/corrupted file, raises ``ValueError`` naming
-        the path before anything in this trainer is changed.
+        A checkpoint of another model, of another data-parallel layout (world size / shards), or a
+        truncated/corrupted file, raises ``ValueError`` naming the path before anything is changed.
         """
         state = read_checkpoint(path)
         check_signature(path, state["signature"], self.model)
+        distributed.check_checkpoint_layout(path, state, self.world_size, self.config.shards)
         self.model.load_state_dict(state["model"])
         self.ema_model.load_state_dict(state["ema_model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -296,6 +355,14 @@ class Trainer:
         saved = read_checkpoint(path)["config"]
         config = TrainConfig(**saved).replace(**config_changes)
         return cls(model, loss_fn, make_batch, config, device, sample_fn).resume(path)
+
+
+def _check_loss(loss_value: float, step: int, lr: float) -> None:
+    if not math.isfinite(loss_value):
+        raise FloatingPointError(
+            f"loss is {loss_value} at step {step}; training stopped before updating the weights. "
+            f"Lower the lr (now {lr:.3g}), set grad_clip, or check make_batch's data for NaN/inf."
+        )
 
 
 def _to_device(batch, device: torch.device):
