@@ -159,6 +159,7 @@ class ImageBenchConfig:
     preset: Preset
     minutes: float | None = IMAGE_MINUTES
     train_steps: int | None = None
+    idle_minutes: float | None = None  # a budget of CPU time / threads instead of wall time (see _train)
     samples: int = 500
     guidance_scale: float = IMAGE_GUIDANCE_SCALE
     ddim_steps: tuple[int, ...] = IMAGE_DDIM_STEPS
@@ -177,7 +178,11 @@ class ImageBenchConfig:
             check_float_range("minutes", self.minutes, 1e-6, 1e6)
         if self.train_steps is not None:
             check_positive_int("train_steps", self.train_steps)
-        if self.minutes is None and self.train_steps is None:
+        if self.idle_minutes is not None:
+            check_float_range("idle_minutes", self.idle_minutes, 1e-6, 1e6)
+            if self.minutes is not None:
+                fail("minutes", "None when idle_minutes is given (one budget: wall or CPU time)", self.minutes)
+        if self.minutes is None and self.train_steps is None and self.idle_minutes is None:
             fail("minutes", "a budget in minutes when train_steps is None (training needs an end)", None)
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 2:
             fail("samples", "an int >= 2 (FID fits a covariance to the samples)", self.samples)
@@ -205,10 +210,36 @@ def _train(config: ImageBenchConfig, recipe, device: torch.device):
         return trainer, None
     path = Path(config.checkpoint) if config.checkpoint else Path(config.out) / f"{config.name}.pt"
     cap = config.train_steps or 10**7  # with only a time budget, the budget ends training
+    command = " ".join([PROG, *sys.argv[1:]])
     with Stopwatch() as watch:
-        trainer = zoo.train(recipe, path, steps=cap, resume=False, minutes=config.minutes,
-                            progress=config.progress, device=device, command=" ".join([PROG, *sys.argv[1:]]))
+        if config.idle_minutes is None:
+            trainer = zoo.train(recipe, path, steps=cap, resume=False, minutes=config.minutes,
+                                progress=config.progress, device=device, command=command)
+        else:
+            trainer = _train_for_cpu_time(recipe, path, cap, config.idle_minutes, config.progress, device, command)
     return trainer, watch
+
+
+IDLE_CHUNK_STEPS = 50  # steps between two looks at the CPU clock (resume is exact, so chunks change nothing)
+
+
+def _train_for_cpu_time(recipe, path: Path, cap: int, idle_minutes: float, progress: bool, device, command: str):
+    """Train until this process has used ``idle_minutes`` x 60 x threads CPU seconds (or ``cap`` steps).
+
+    On a shared machine a wall-clock budget shrinks with everybody else's load; CPU time does not:
+    ``idle_minutes`` is the wall time the same training would take on an idle machine with torch's
+    threads all busy. Training runs in chunks of :data:`IDLE_CHUNK_STEPS` steps, each resumed
+    exactly from the previous one's checkpoint; the budget is checked between chunks.
+    """
+    from course_lib import zoo
+
+    budget = idle_minutes * 60.0 * torch.get_num_threads()
+    start, trainer = time.process_time(), None
+    while trainer is None or (trainer.step < cap and time.process_time() - start < budget):
+        target = min(cap, (trainer.step if trainer else 0) + IDLE_CHUNK_STEPS)
+        trainer = zoo.train(recipe, path, steps=target, resume=trainer is not None, progress=progress,
+                            device=device, command=command)
+    return trainer
 
 
 def _sample(recipe, model, labels: torch.Tensor, sampler: str, steps: int | None, config: ImageBenchConfig):
@@ -321,6 +352,7 @@ def image_benchmark(config: ImageBenchConfig, device: torch.device | None = None
     load_after = load_average()
     load = "" if load_before is None else f"; load average {load_before:.1f} before, {load_after:.1f} after"
     budget = " and ".join(([f"{config.minutes:g} min"] if config.minutes else [])
+                          + ([f"{config.idle_minutes:g} idle-machine min (CPU time / threads)"] if config.idle_minutes else [])
                           + ([f"{config.train_steps} steps"] if config.train_steps else []))
     table.notes = [
         f"machine: {describe_machine(device)}{load}",
@@ -344,6 +376,9 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sizes (default: $COURSE_PRESET, else gpu with CUDA, cpu without)")
     parser.add_argument("--minutes", type=positive_minutes, default=None,
                         help=f"training budget in minutes of wall-clock time (default {IMAGE_MINUTES:g})")
+    parser.add_argument("--idle-minutes", type=positive_minutes, default=None,
+                        help="instead of --minutes: a budget of CPU time / threads, i.e. minutes on an idle machine "
+                             "(for a machine that other programs share)")
     parser.add_argument("--steps", type=positive_int, default=None, help="stop training after this many steps too")
     parser.add_argument("--samples", type=positive_int, default=None,
                         help="samples per sampler for IS, FID and accuracy (default: FID_SAMPLES = 500)")
@@ -366,12 +401,17 @@ def run_image(args: argparse.Namespace) -> Table:
 
     preset = get_preset(args.preset)
     minutes, steps, samples, ddim_steps = args.minutes or IMAGE_MINUTES, args.steps, args.samples, args.ddim_steps
+    if args.idle_minutes is not None:
+        if args.minutes is not None:
+            raise SystemExit(f"{PROG} image: error: --minutes and --idle-minutes are two budgets; give one")
+        minutes = None
     if args.quick:
         preset = preset.replace(num_diffusion_steps=QUICK["num_diffusion_steps"])
         minutes = args.minutes
         steps = steps or QUICK["train_steps"]
         samples, ddim_steps = samples or QUICK["samples"], ddim_steps or QUICK["ddim_steps"]
-    config = ImageBenchConfig(preset=preset, minutes=minutes, train_steps=steps, samples=samples or FID_SAMPLES,
+    config = ImageBenchConfig(preset=preset, minutes=minutes, train_steps=steps, idle_minutes=args.idle_minutes,
+                              samples=samples or FID_SAMPLES,
                               guidance_scale=args.guidance, ddim_steps=tuple(ddim_steps or IMAGE_DDIM_STEPS),
                               seed=args.seed, batch=args.batch, checkpoint=args.checkpoint,
                               ddpm=not args.no_ddpm, out=args.out, progress=not args.quiet, quick=args.quick)

@@ -118,6 +118,8 @@ def test_stopwatch_measures_wall_and_cpu_time():
     ({"train_steps": 0}, "train_steps"),
     ({"guidance_scale": -0.5}, "guidance_scale"),
     ({"batch": 0}, "batch"),
+    ({"idle_minutes": 0.0, "minutes": None}, "idle_minutes"),
+    ({"idle_minutes": 1.0, "minutes": 5.0}, "minutes"),
     ({"preset": "cpu"}, "preset"),
 ])
 def test_bad_config_names_the_argument(changes, argument):
@@ -141,3 +143,27 @@ def test_a_checkpoint_of_another_preset_is_refused(quick_run, capsys):
                        "--out", str(quick_run["out"] / "other")])
     assert code == 2
     assert "checkpoint: expected a checkpoint of the digits recipe at preset 'cpu'" in capsys.readouterr().err
+
+
+def test_an_idle_machine_budget_counts_cpu_time_in_exactly_resumed_chunks(tmp_path, monkeypatch):
+    """--idle-minutes: training stops on this process's CPU time, not on wall time, and the chunks
+    it trains in (each resumed from the last checkpoint) give the weights of one straight run."""
+    from course_lib import zoo
+    from course_lib.recipes import get_recipe
+
+    monkeypatch.setattr(bench, "IDLE_CHUNK_STEPS", 3)
+    recipe = get_recipe("toy-moons", "smoke", steps=7)
+    tiny = bench._train_for_cpu_time(recipe, tmp_path / "tiny.pt", cap=7, idle_minutes=1e-6, progress=False,
+                                     device="cpu", command="test")
+    assert tiny.step == 3  # the first chunk always runs; then the budget is spent
+    chunked = bench._train_for_cpu_time(recipe, tmp_path / "chunked.pt", cap=7, idle_minutes=60.0, progress=False,
+                                        device="cpu", command="test")
+    straight = zoo.train(recipe, tmp_path / "straight.pt", steps=7, resume=False, progress=False, device="cpu")
+    assert chunked.step == straight.step == 7  # the step cap ends it before the budget
+    for a, b in zip(chunked.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_idle_minutes_and_minutes_are_not_given_together(capsys):
+    with pytest.raises(SystemExit, match="--minutes and --idle-minutes"):
+        bench.main(["image", "--minutes", "1", "--idle-minutes", "1", "--preset", "smoke", "--quick"])
