@@ -7,23 +7,9 @@ import torch
 
 from course_lib import bench
 from course_lib.config import get_preset
+from _exercise_checks import number, parse_table
 
 NUMERIC = ("steps", "seconds", "steps/s", "CPU share", "speed-up vs DDPM", "IS ↑", "FID ↓", "judge accuracy")
-
-
-def parse_table(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    """The Markdown table in ``text``: (columns, rows as {column: cell text})."""
-    lines = [line for line in text.splitlines() if line.startswith("|")]
-    columns = [c.strip() for c in lines[0].strip("|").split("|")]
-    rows = [dict(zip(columns, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
-    return columns, rows
-
-
-def number(cell: str) -> float | None:
-    """A table cell as a number ("12.5", "93.0%"), or None for "–"."""
-    if cell == "–":
-        return None
-    return float(cell[:-1]) / 100 if cell.endswith("%") else float(cell)
 
 
 @pytest.fixture(scope="module")

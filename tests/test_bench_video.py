@@ -23,23 +23,9 @@ from course_lib.bench_video import (
 from course_lib.config import get_preset
 from course_lib.models.profile import count_parameters
 from course_lib.recipes import get_recipe
+from _exercise_checks import number, parse_table
 
 SMOKE = get_preset("smoke")
-
-
-def parse_table(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    """The Markdown table in ``text``: (columns, rows as {column: cell text})."""
-    lines = [line for line in text.splitlines() if line.startswith("|")]
-    columns = [c.strip() for c in lines[0].strip("|").split("|")]
-    rows = [dict(zip(columns, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
-    return columns, rows
-
-
-def number(cell: str) -> float | None:
-    """A table cell as a number ("12.5", "93%"), or None for "–"."""
-    if cell == "–":
-        return None
-    return float(cell[:-1]) / 100 if cell.endswith("%") else float(cell)
 
 
 @pytest.fixture(scope="module")

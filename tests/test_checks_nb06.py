@@ -7,12 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.checks import nb06
+from _exercise_checks import stub
 
 LESSON = Path(__file__).resolve().parents[1] / "notebooks" / "06_conv_lstm_video_diffusion.py"
-
-
-def stub(*args):
-    raise NotImplementedError("Exercise")
 
 
 # --- 6.1 encode_frames: right answers and the seed's mistakes --------------------------------------

@@ -5,10 +5,7 @@ from einops import rearrange
 
 from course_lib.checks import nb07
 from course_lib.models.unet3d import TemporalAttention
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("Exercise")
+from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
 
 
 # --- 7.1 ------------------------------------------------------------------------------------------
@@ -79,13 +76,7 @@ RIGHT_AND_WRONG = [
 
 @pytest.mark.parametrize("check, right, wrongs", RIGHT_AND_WRONG, ids=lambda v: getattr(v, "__name__", ""))
 def test_check_accepts_right_and_rejects_stub_and_wrong(check, right, wrongs, capsys):
-    assert check(right) is True
-    assert capsys.readouterr().out.startswith("✓ Exercise")
-    assert check(stub) is False
-    assert "not done yet" in capsys.readouterr().out
-    for wrong in wrongs:
-        assert check(wrong) is False
-        assert capsys.readouterr().out.startswith("✗ Exercise")
+    assert_accepts_right_rejects_stub_and_wrong(check, right, wrongs, capsys)
 
 
 def test_time_sequences_reference_puts_one_pixel_of_one_clip_in_each_sequence():
