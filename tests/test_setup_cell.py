@@ -100,3 +100,20 @@ def test_with_setup_cell_inserts_once_and_replaces_an_old_copy():
 @pytest.mark.parametrize("text, expected", [("# %% [markdown]\n# hi\n", None), ("x = 1\n# %%\ny = 2\n", "y = 2")])
 def test_first_code_cell(text, expected):
     assert first_code_cell(text) == expected
+
+
+def test_the_check_command_names_a_notebook_without_the_setup_cell(tmp_path, capsys):
+    from course_lib.notebooks.__main__ import main
+
+    for folder in ("notebooks", "solutions", "exercises"):
+        (tmp_path / folder).mkdir()
+    lesson = tmp_path / "notebooks" / "01_x.py"
+    lesson.write_text(with_setup_cell("# %% [markdown]\n# # X\n\n# %%\nx = 1\n"))
+    (tmp_path / "pyproject.toml").write_text("")  # a course checkout
+    assert setup_cell_drift(tmp_path) == []
+    lesson.write_text("# %% [markdown]\n# # X\n\n# %%\nx = 1\n")
+    assert setup_cell_drift(tmp_path) == [
+        "notebooks/01_x.py: its first code cell is not the set-up cell of course_lib/notebooks/setup_cell.py "
+        "(write it with with_setup_cell, then build)"]
+    main(["check", "--root", str(tmp_path)])
+    assert "notebooks/01_x.py: its first code cell is not the set-up cell" in capsys.readouterr().err

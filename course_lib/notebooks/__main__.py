@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"build done in {time.perf_counter() - start:.1f} s: {len(changed)} file(s) changed")
         return 0
-    problems = check(args.root) + setup_cell_drift(check_root(args.root))  # the course's own notebooks start alike
+    root = check_root(args.root)
+    problems = check(root)
+    if (root / "pyproject.toml").exists():  # a course checkout (what the set-up cell installs), not a bare tree
+        problems += setup_cell_drift(root)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
