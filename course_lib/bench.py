@@ -290,7 +290,7 @@ def image_benchmark(config: ImageBenchConfig, device: torch.device | None = None
     """
     from course_lib.data.digits import render_digits
     from course_lib.metrics.judge import get_digit_judge, image_scores, judge_config_for_preset, reference_digits
-    from course_lib.models.unet2d import count_parameters
+    from course_lib.models.profile import count_parameters
     from course_lib.recipes import get_recipe
 
     if not isinstance(config, ImageBenchConfig):
@@ -356,7 +356,7 @@ def image_benchmark(config: ImageBenchConfig, device: torch.device | None = None
                           + ([f"{config.train_steps} steps"] if config.train_steps else []))
     table.notes = [
         f"machine: {describe_machine(device)}{load}",
-        f"model: UNet2D, {count_parameters(model):,} parameters, {size}x{size}, T = {T}, "
+        f"model: UNet2D, {count_parameters(trainer.model):,} parameters, {size}x{size}, T = {T}, "
         f"batch {recipe.batch_size}; training budget {budget if watch else '(loaded checkpoint)'}; "
         f"final loss {results['final_loss']:.4f}",
         f"sampling: {n} samples from the EMA weights, labels 0-9 in turn, guidance scale w = "
@@ -442,12 +442,27 @@ def run_video(args: argparse.Namespace) -> Table:
     return run(args)
 
 
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    from course_lib.bench_training import add_training_arguments as add  # imported late: it imports this module
+
+    add(parser)
+
+
+def run_training(args: argparse.Namespace) -> Table:
+    from course_lib.bench_training import run_training as run
+
+    return run(args)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "image": Benchmark("train the class-conditional digits U-Net for a time budget; DDPM vs DDIM time, IS, FID, "
                        "judge accuracy of guided samples", add_image_arguments, run_image),
     "video": Benchmark("the 3D U-Net and the conv+LSTM denoiser: parameters, training-step time and peak memory at "
                        "two clip shapes; sampling time, FVD-style distance and motion pass rate of trained models "
                        "(course_lib.bench_video)", add_video_arguments, run_video),
+    "training": Benchmark("training steps/s of the digits U-Net and the video 3D U-Net in fp32, bf16 autocast, "
+                          "compiled and channels-last, with their memory estimates (course_lib.bench_training)",
+                          add_training_arguments, run_training),
 }
 
 

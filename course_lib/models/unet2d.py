@@ -33,6 +33,7 @@ from course_lib._checks_args import (
 )
 from course_lib.models.blocks import Downsample, ResBlock, SelfAttention, Upsample, group_norm
 from course_lib.models.embeddings import TimestepEmbedding
+from course_lib.models.profile import count_parameters  # noqa: F401  (re-exported: used with the U-Net)
 
 
 class UNet2D(nn.Module):
@@ -177,11 +178,6 @@ class UNet2D(nn.Module):
                 res, attention = block
                 h = attention(res(torch.cat([h, skips.pop()], dim=1), emb))
         return self.conv_out(F.silu(self.norm_out(h)))
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def unet2d_for_preset(preset, num_classes: int | None = None, in_channels: int = 1) -> UNet2D:
