@@ -67,6 +67,16 @@ def seed_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def positive_minutes(text: str) -> float:
     try:
         value = float(text)
@@ -145,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint", default=None,
                        help="checkpoint file (default: checkpoints/<task>-<model>-<preset>-<key>.pt)")
     train.add_argument("--resume", action="store_true", help="continue training the existing checkpoint")
+    train.add_argument("--accumulate", type=positive_int, default=1,
+                       help="gradient accumulation: split each step's batch into this many micro-batches per "
+                            "process (the same batch and maths, 1/N of the activation memory; default 1)")
+    train.add_argument("--workers", type=non_negative_int, default=None,
+                       help="worker processes that draw the batches (the same data as 0 = in this process; "
+                            "default: 0 on CPU, min(4, CPU cores / 2 / processes) on CUDA)")
+    train.add_argument("--channels-last", action="store_true",
+                       help="store 4-D weights and images channels-last (NHWC), which GPU convolutions prefer")
     _common(train, "seed of the model, the data and the noise")
 
     sample = commands.add_parser(
@@ -312,8 +330,11 @@ def run_train(args) -> int:
     if world > 1:  # refused before any process waits for another
         distributed.split_batch_size(recipe.batch_size, world)
     state = read_checkpoint(path) if path.exists() else None
+    if args.workers is None:
+        args.workers = default_workers(device, world, state)
     if state is not None:
-        distributed.check_checkpoint_layout(path, state, world, world if world > 1 else 0)
+        expected = zoo.resume_shards(path, state, None, args.accumulate, args.workers, world)
+        distributed.check_checkpoint_layout(path, state, world, expected)
     try:
         with distributed.distributed_session(device) as launch:  # outside torchrun: one plain process
             return _train(args, recipe, path, state, launch)
@@ -321,6 +342,15 @@ def run_train(args) -> int:
         print(f"{PROG} train: error: {error} {path} holds the last step rank 0 saved: run the same launch "
               "again with --resume.", file=sys.stderr)
         return 1
+
+
+def default_workers(device: torch.device, world: int, state=None) -> int:
+    """Worker processes for the batches: 0 off CUDA, and to continue a file of one process's carried
+    streams (they cannot be drawn elsewhere); on CUDA min(4, half the CPU cores / processes), at least 1."""
+    saved = state.get("config", {}).get("shards", 0) if isinstance(state, dict) else None
+    if device.type != "cuda" or (saved == 0 and world == 1):
+        return 0
+    return max(1, min(4, (os.cpu_count() or 2) // (2 * world)))
 
 
 def _train(args, recipe: Recipe, path: Path, state, launch) -> int:
@@ -334,8 +364,13 @@ def _train(args, recipe: Recipe, path: Path, state, launch) -> int:
         say(f"Data-parallel training on {launch.world_size} processes ({launch.backend}): global batch "
             f"{recipe.batch_size} = {launch.world_size} x {recipe.batch_size // launch.world_size}, "
             f"lr {recipe.lr:g} as for one process.", flush=True)
+    if args.accumulate > 1:
+        say(f"Gradient accumulation: each step's batch of {recipe.batch_size} is {launch.world_size * args.accumulate} "
+            f"micro-batches of {recipe.batch_size // (launch.world_size * args.accumulate)}, {args.accumulate} per "
+            "process.", flush=True)
     trainer = zoo.train(recipe, path, resume=args.resume, minutes=args.minutes, device=launch.device,
-                        command=_command_line("train"))
+                        command=_command_line("train"), accumulate=args.accumulate, workers=args.workers,
+                        memory_format="channels_last" if args.channels_last else "contiguous", report_memory=True)
     done = "finished" if trainer.step >= recipe.steps else "stopped by --minutes"
     say(f"{done}: {trainer.step}/{recipe.steps} steps in {trainer.seconds / 60:.1f} min, "
         f"loss {trainer.recent_loss(50):.4f}; checkpoint {path}")

@@ -17,6 +17,12 @@ belongs to another recipe is an error -- it is never silently trained over.
 Under torchrun (several processes; see :mod:`course_lib.training.distributed`) :func:`train` keeps
 the recipe's batch as the global batch, split into one shard per process, and the same lr; only
 rank 0 draws the progress bar and writes the checkpoint and its record, every rank resumes from it.
+
+The GPU path's switches (:mod:`course_lib.training.trainer`) keep the recipe's batch too:
+``accumulate`` A splits it into W·A micro-batches (the same maths, 1/A of the activation memory),
+``workers`` draws them in worker processes (the same tensors), ``memory_format`` stores 4-D tensors
+channels-last. With progress on, :func:`train` prints the memory estimate of
+:mod:`course_lib.training.memory` before the first step, and a warning when it exceeds free memory.
 """
 from __future__ import annotations
 
@@ -36,8 +42,9 @@ from tqdm.auto import tqdm
 import course_lib
 from course_lib._checks_args import check_float_range, check_positive_int, fail
 from course_lib.recipes import Recipe, get_recipe
-from course_lib.training import Trainer, distributed, read_checkpoint
+from course_lib.training import TrainConfig, Trainer, distributed, read_checkpoint
 from course_lib.training.checkpoint import atomic_save
+from course_lib.training.memory import report_memory as print_memory_estimate
 
 DEFAULT_FOLDER = "checkpoints"
 
@@ -98,38 +105,69 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str | None =
 
 
 def _trainer_from(recipe: Recipe, path, state: dict[str, Any], device, progress: bool | None,
-                  shards: int | None = None) -> Trainer:
+                  shards: int | None = None, **switches) -> Trainer:
     """A trainer for ``recipe`` resumed from ``path`` (steps: the file's target, at least its step).
 
     shards: the data-parallel layout to resume with (default: the file's, so that loading to sample always works).
+    switches: TrainConfig fields of the GPU path (accumulate, workers, memory_format).
     """
     target = max(int(state.get("target_steps", state["step"])), int(state["step"]), 1)
     if shards is None:
-        saved = state.get("config") if isinstance(state.get("config"), dict) else {}
-        shards = int(saved.get("shards", 0))
-    trainer = _new_trainer(recipe, target, shards, device, _progress(recipe, progress))
+        shards = _saved_shards(state)
+    trainer = _new_trainer(recipe, target, shards, device, _progress(recipe, progress), **switches)
     trainer.resume(path)
     trainer.seconds = float(state.get("train_seconds", 0.0))
     return trainer
 
 
-def _new_trainer(recipe: Recipe, steps: int, shards: int, device, progress: bool) -> Trainer:
+def _new_trainer(recipe: Recipe, steps: int, shards: int, device, progress: bool, **switches) -> Trainer:
     """A fresh trainer; with ``shards`` S > 0 its make_batch draws one shard (batch_size / S examples)."""
     make_batch = recipe.make_batch
     if shards:
         per_shard = distributed.split_batch_size(recipe.batch_size, shards, distributed.world_size())
         make_batch = recipe.replace(batch_size=per_shard).make_batch
     return Trainer(recipe.build_model(), recipe.loss_fn, make_batch,
-                   recipe.train_config(steps, progress=progress, shards=shards), device)
+                   recipe.train_config(steps, progress=progress, shards=shards, **switches), device)
 
 
-def default_shards(shards: int | None = None) -> int:
-    """``shards`` if given, else the world size under torchrun with several processes, else 0 (one process)."""
+def _saved_shards(state: dict[str, Any]) -> int:
+    saved = state.get("config") if isinstance(state.get("config"), dict) else {}
+    return int(saved.get("shards", 0))
+
+
+def default_shards(shards: int | None = None, accumulate: int = 1, workers: int = 0, world: int | None = None) -> int:
+    """``shards`` if given, else W·accumulate when a step has several micro-batches (W processes under
+    torchrun, or accumulate > 1) or workers draw them, else 0 (one process's carried streams).
+
+    world: the number of processes W (default: this process group's).
+    """
     if shards is not None:
         if isinstance(shards, bool) or not isinstance(shards, int) or shards < 0:
             fail("shards", "an int >= 0 (0: one process's streams) or None (the world size)", shards)
         return shards
-    return distributed.world_size() if distributed.world_size() > 1 else 0
+    world = distributed.world_size() if world is None else world
+    return TrainConfig(steps=1, accumulate=accumulate, workers=workers).resolved_shards(world)
+
+
+def resume_shards(path: str | os.PathLike, state: dict[str, Any], shards: int | None = None, accumulate: int = 1,
+                  workers: int = 0, world: int | None = None) -> int:
+    """The shards to continue the checkpoint ``state`` (read from ``path``) with.
+
+    A launch of the file's world size that asks for no layout (``shards`` None, ``accumulate`` 1)
+    continues the file's own streams, whatever accumulation it was trained with; otherwise
+    :func:`default_shards`, which the trainer then checks against the file (another layout is
+    refused with both named). The carried streams of one process (shards 0) can only be drawn in
+    that process: ``workers`` > 0 is then refused, naming workers.
+    """
+    world = distributed.world_size() if world is None else world
+    wanted = default_shards(shards, accumulate, workers, world)
+    if shards is not None or accumulate > 1 or world != int(state.get("world_size", 1)):
+        return wanted
+    saved = _saved_shards(state)
+    if saved == 0 and workers > 0:
+        fail("workers", f"0 to resume {os.fspath(path)}: it was trained on the carried data stream of one process "
+                        "(shards 0), which worker processes cannot draw; resume it with workers 0", workers)
+    return saved
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -177,6 +215,9 @@ def save_checkpoint(trainer: Trainer, recipe: Recipe, path: str | os.PathLike, t
         "wall_clock_seconds": round(trainer.seconds, 2),
         "world_size": trainer.world_size,
         "shards": trainer.config.shards,
+        "accumulate": trainer.micro_batches,
+        "workers": trainer.config.workers,
+        "memory_format": trainer.config.memory_format,
         "torch": torch.__version__,
         "course_lib": course_lib.__version__,
         "machine": _machine(trainer.device),
@@ -211,6 +252,10 @@ def train(
     save_every: float = 60.0,
     command: str | None = None,
     shards: int | None = None,
+    accumulate: int = 1,
+    workers: int = 0,
+    memory_format: str = "contiguous",
+    report_memory: bool | None = None,
 ) -> Trainer:
     """Train ``recipe`` to ``steps`` (default ``recipe.steps``), checkpointing to ``path``; returns the trainer.
 
@@ -218,8 +263,12 @@ def train(
     is fine), else start afresh and overwrite it. minutes: a wall-clock budget -- no step starts
     once it is spent (``trainer.step < steps`` then; call again to continue).
     The checkpoint is written every ``save_every`` seconds, at the end, and on Ctrl-C (then re-raised).
-    shards: split each batch into this many shards (default: the world size under torchrun, else 0 =
-    unsplit); under torchrun call it in every process, inside ``distributed_session``.
+    shards: split each batch into this many shards (default: see :func:`default_shards` and, on
+    resume, :func:`resume_shards`); under torchrun call it in every process, inside ``distributed_session``.
+    accumulate: micro-batches per step and process (gradient accumulation; the batch per step stays
+    ``recipe.batch_size``). workers: DataLoader worker processes drawing the batches (0 in notebooks).
+    memory_format: "contiguous" or "channels_last". report_memory: print the memory estimate (and a
+    warning when it exceeds the free memory) before the first step; default: when progress is shown.
     """
     if not isinstance(recipe, Recipe):
         fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
@@ -228,19 +277,27 @@ def train(
         check_float_range("minutes", minutes, 0.0, 1e6)
     check_float_range("save_every", save_every, 0.0, math.inf)
     path = Path(path)
-    shards = default_shards(shards)
+    switches = {"accumulate": accumulate, "workers": workers, "memory_format": memory_format}
+    world = distributed.world_size()
+    asked, shards = shards, default_shards(shards, accumulate, workers)
+    if accumulate > 1 and recipe.batch_size % (world * accumulate):
+        fail("accumulate", f"a number that splits the batch of {recipe.batch_size} examples into {world} process(es) "
+                           f"x accumulate equal micro-batches", accumulate)
     show = _progress(recipe, progress) and distributed.is_main_process()
     if resume and path.exists():
         state = read_checkpoint(path)
         _check_same_recipe(path, state, recipe)
-        trainer = _trainer_from(recipe, path, state, device, False, shards)
+        shards = resume_shards(path, state, asked, accumulate, workers)
+        trainer = _trainer_from(recipe, path, state, device, False, shards, **switches)
     else:
-        trainer = _new_trainer(recipe, steps, shards, device, False)
+        trainer = _new_trainer(recipe, steps, shards, device, False, **switches)
     trainer.config = trainer.config.replace(steps=steps, progress=False)  # our own bar, below
     starts = distributed.gather_ints(trainer.step, trainer.device)
     if len(set(starts)) > 1:
         raise ValueError(f"checkpoint {path}: expected every process to resume from the same file, got start steps "
                          f"{starts} (by rank); keep checkpoints on a disk that every machine shares")
+    if (show if report_memory is None else report_memory) and trainer.rank == 0:
+        print_memory_estimate(trainer, say=lambda line: print(line, flush=True))  # before the first step
 
     start = last_save = time.perf_counter()
     bar = tqdm(total=steps, initial=min(trainer.step, steps), disable=not show, desc=f"training {recipe.name(steps)}",
@@ -268,6 +325,7 @@ def train(
         raise
     finally:
         bar.close()
+        trainer.close()  # stops the DataLoader's workers, if any
     save_checkpoint(trainer, recipe, path, steps, command)
     distributed.barrier(trainer.device)  # every process returns once rank 0 has written the file
     return trainer

@@ -13,6 +13,28 @@ With ``config.shards`` = S > 0 (automatic under torchrun with W > 1 processes) e
 is instead S shards, shard s of step k drawn from generators seeded by (seed, k, s), spread over the
 processes; the model is wrapped in DistributedDataParallel. The module docstring of
 :mod:`course_lib.training.distributed` gives the details; without a process group nothing changes.
+
+The switches of the GPU path (each one also runs on CPU; tests/test_training_gpu_path.py,
+test_training_workers.py, test_training_accumulate_ddp.py, test_training_memory.py):
+
+* ``accumulate`` A: gradient accumulation. Each optimiser step sums the gradients of A
+  micro-batches, each loss scaled by 1/A, so the step follows ∇ of the mean loss over A
+  micro-batches: the maths of one batch A times larger, with the activation memory of one
+  micro-batch. The micro-batches are shards (per-step streams): S defaults to W·A, each process
+  computes S/W = A of them, and DDP all-reduces only in the backward pass of the last one
+  (``no_sync`` on the others). The shards do not depend on W, so W processes with accumulate A
+  see the same examples and noise as one process with accumulate W·A (or W·A processes), and a
+  checkpoint moves between these layouts; the gradients agree to rounding (the same terms, summed
+  in another order: 1e-6 on the weights in the tests). Exact resume holds in every layout.
+* ``memory_format`` "channels_last": the model's 4-D weights and the 4-D inputs are stored NHWC,
+  which the convolutions of cuDNN and oneDNN prefer (on a CUDA GPU with bf16/fp16 they pick tensor
+  core kernels). Video batches (B, T, C, H, W) are left as they are: the course's video models fold
+  time into the batch and run 2-D convolutions per frame, which take the layout of their weights;
+  ``channels_last_3d`` only concerns 3-D convolutions, which they do not have. Off by default:
+  measured on CPU it does not help (python -m course_lib.bench training).
+* ``workers`` N: batches drawn by N DataLoader worker processes (:mod:`course_lib.training.data`),
+  in page-locked memory on CUDA; the data stream is the same tensors as with ``workers=0``. It needs
+  per-step streams, so S defaults to W·A here too.
 """
 from __future__ import annotations
 
@@ -32,6 +54,7 @@ from tqdm.auto import tqdm
 from course_lib._checks_args import check_choice, check_float_range, check_positive_int, fail
 from course_lib.config import Preset, autocast_dtype, get_device
 from course_lib.training import distributed
+from course_lib.training.data import draw_shard, step_loader
 from course_lib.training.checkpoint import (
     FORMAT_VERSION,
     atomic_save,
@@ -46,6 +69,7 @@ from course_lib.training.ema import ema_decay_at, make_ema_model, update_ema
 MakeBatch = Callable[[torch.Generator], Any]
 LossFn = Callable[[nn.Module, Any, torch.Generator], torch.Tensor]
 SampleFn = Callable[["Trainer", int], None]
+MEMORY_FORMATS = ("contiguous", "channels_last")
 
 
 @dataclass
@@ -67,7 +91,10 @@ class TrainConfig:
     checkpoint_every: int = 0  # save to checkpoint_path every this many steps (and at the end of fit)
     checkpoint_path: str | None = None
     progress: bool = True  # tqdm progress bar (on rank 0 only)
-    shards: int = 0  # 0: the two carried streams; S > 0: S per-step shards per batch (W processes: S = W by default)
+    shards: int = 0  # 0: see resolved_shards(); S > 0: S per-step shards per batch, S / W per process
+    accumulate: int = 1  # micro-batches per optimiser step and process (gradient accumulation)
+    memory_format: str = "contiguous"  # "channels_last": 4-D weights and inputs stored NHWC
+    workers: int = 0  # DataLoader worker processes drawing the batches (0: drawn in this process)
 
     def __post_init__(self):
         check_positive_int("steps", self.steps)
@@ -76,7 +103,9 @@ class TrainConfig:
         check_float_range("grad_clip", self.grad_clip, 0.0, math.inf)
         check_float_range("ema_decay", self.ema_decay, 0.0, 1.0)
         check_choice("precision", self.precision, ("fp32", "bf16", "fp16"))
-        for name in ("warmup_steps", "log_every", "sample_every", "checkpoint_every", "shards"):
+        check_positive_int("accumulate", self.accumulate)
+        check_choice("memory_format", self.memory_format, MEMORY_FORMATS)
+        for name in ("warmup_steps", "log_every", "sample_every", "checkpoint_every", "shards", "workers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 fail(name, "an int >= 0 (0 switches it off)", value)
@@ -86,6 +115,16 @@ class TrainConfig:
             self.checkpoint_path = os.fspath(self.checkpoint_path)
         if self.checkpoint_every and self.checkpoint_path is None:
             fail("checkpoint_path", "a file path when checkpoint_every > 0", None)
+
+    def resolved_shards(self, world: int = 1) -> int:
+        """The shards S a trainer in a group of ``world`` processes uses: ``shards`` if set, else
+        W·accumulate when several micro-batches make a step (W > 1 or accumulate > 1) or workers draw
+        the batches, else 0 (the two carried streams of a plain process)."""
+        if self.shards:
+            return self.shards
+        if world > 1 or self.accumulate > 1 or self.workers > 0:
+            return world * self.accumulate
+        return 0
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with some fields changed."""
@@ -112,8 +151,10 @@ class Trainer:
     ``history`` holds per step: "step" (1-based count after the step), "loss", "lr", "grad_norm".
 
     Inside a process group of W > 1 processes (torchrun) make_batch must return one shard (B/S
-    examples), ``shards`` defaults to W, the model is trained through DDP, and only rank 0 shows
-    progress, runs sample_fn and writes checkpoints.
+    examples), ``shards`` defaults to W·accumulate, the model is trained through DDP, and only
+    rank 0 shows progress, runs sample_fn and writes checkpoints. With ``accumulate`` A or
+    ``workers`` > 0, make_batch likewise returns one micro-batch (shard). Call :meth:`close` (or
+    let the trainer be collected) to stop worker processes.
     """
 
     def __init__(
@@ -137,11 +178,18 @@ class Trainer:
             fail("config", "a TrainConfig", type(self.config).__name__)
         self.device = get_device(None if device is None else str(device))
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
-        if self.world_size > 1:
-            self.config = self.config.replace(shards=self.config.shards or self.world_size)
+        self.config = self.config.replace(shards=self.config.resolved_shards(self.world_size))
         if self.config.shards:
             distributed.check_shards(self.config.shards, self.world_size)
+            per_process = self.config.shards // self.world_size
+            if self.config.accumulate not in (1, per_process):
+                fail("accumulate", f"shards / world size = {self.config.shards} / {self.world_size} = {per_process} "
+                                   "(the micro-batches each process computes per step), or 1", self.config.accumulate)
+        self.memory_format = (torch.channels_last if self.config.memory_format == "channels_last"
+                              else torch.contiguous_format)
         self.model = model.to(self.device)
+        if self.memory_format == torch.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)  # 4-D weights only; others stay
         self.parallel_model = distributed.wrap_model(self.model, self.device)  # DDP: rank 0's weights everywhere
         self.ema_model = make_ema_model(self.model)
         self.loss_fn, self.make_batch, self.sample_fn = loss_fn, make_batch, sample_fn
@@ -155,6 +203,12 @@ class Trainer:
         self.step = 0
         self.history: dict[str, list[float]] = {"step": [], "loss": [], "lr": [], "grad_norm": []}
         self.seconds = 0.0  # wall time spent inside fit()
+        self._loader, self._loader_step = None, None  # the workers' batches, and the step they serve next
+
+    @property
+    def micro_batches(self) -> int:
+        """Micro-batches (shards) this process computes per optimiser step: S/W, or 1 with the carried streams."""
+        return self.config.shards // self.world_size if self.config.shards else 1
 
     # --- the schedule of the learning rate and the EMA -----------------------------------------
 
@@ -193,46 +247,65 @@ class Trainer:
         return self
 
     def train_step(self) -> float:
-        """One optimiser step: batch, loss under autocast, backward, clip, AdamW, EMA. Returns the loss."""
-        if self.config.shards:
-            return self._sharded_train_step()
-        step = self.step
-        lr = self._set_lr(step)
-        raw = self.make_batch(self.data_generator)
-        batch = _to_device(raw, self.device)
-        with self._autocast():
-            loss = self._loss(batch, step, self.noise_generator)
-        loss_value = loss.item()
-        _check_loss(loss_value, step, lr)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        return self._finish_step(step, lr, loss_value)
+        """One optimiser step: its micro-batches (loss under autocast, backward each), clip, AdamW, EMA.
 
-    def _sharded_train_step(self) -> float:
-        """One step on ``shards`` shards: this process's shards, each from its (seed, step, shard) streams.
-
-        Each shard's loss is scaled by 1/(shards per process) and DDP averages over the processes,
-        so the gradient is that of the mean loss over the whole batch, in any world size.
+        Each micro-batch's loss is scaled by 1/(micro-batches per process) and DDP averages over
+        the processes, so the gradient is that of the mean loss over the whole batch, in any world
+        size and with any accumulation. Returns the loss averaged the same way.
         """
-        step, cfg = self.step, self.config
+        step, count = self.step, self.micro_batches
         lr = self._set_lr(step)
-        mine = distributed.shards_of_rank(cfg.shards, self.rank, self.world_size)
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for shard in mine:
-            last = shard == mine[-1]
+        for index, (raw, noise_generator, global_seed) in enumerate(self._micro_batches(step)):
+            last = index == count - 1
             no_sync = self.parallel_model.no_sync() if self.world_size > 1 and not last else nullcontext()
-            with no_sync:  # DDP all-reduces the gradients in the backward pass of the last shard only
-                torch.manual_seed(distributed.stream_seed("global", cfg.seed, step, shard))  # dropout, if any
-                raw = self.make_batch(distributed.shard_generator("data", cfg.seed, step, shard))
+            with no_sync:  # DDP all-reduces the gradients in the backward pass of the last micro-batch only
+                if global_seed is not None:
+                    torch.manual_seed(global_seed)  # dropout, if any: the same in every layout
                 with self._autocast():
-                    loss = self._loss(_to_device(raw, self.device), step,
-                                      distributed.shard_generator("noise", cfg.seed, step, shard))
-                self.scaler.scale(loss / len(mine)).backward()
+                    loss = self._loss(_to_device(raw, self.device, self.memory_format), step, noise_generator)
+                self.scaler.scale(loss / count if count > 1 else loss).backward()
             total += loss.item()
-        loss_value = distributed.mean_over_processes(total / len(mine), self.device)  # the same on every rank
+        loss_value = distributed.mean_over_processes(total / count, self.device)  # the same on every rank
         _check_loss(loss_value, step, lr)
         return self._finish_step(step, lr, loss_value)
+
+    def _micro_batches(self, step: int):
+        """(batch, noise generator, global seed or None) of each micro-batch this process computes at ``step``.
+
+        Carried streams: one batch from the trainer's two generators. Per-step streams: this
+        process's shards, each from its (seed, step, shard) generators, drawn here or by the workers.
+        """
+        cfg = self.config
+        if not cfg.shards:
+            yield self.make_batch(self.data_generator), self.noise_generator, None
+            return
+        mine = distributed.shards_of_rank(cfg.shards, self.rank, self.world_size)
+        batches = self._worker_batches(step, mine) if cfg.workers else None
+        for index, shard in enumerate(mine):
+            raw = batches[index] if batches is not None else draw_shard(self.make_batch, cfg.seed, step, shard)
+            yield (raw, distributed.shard_generator("noise", cfg.seed, step, shard),
+                   distributed.stream_seed("global", cfg.seed, step, shard))
+
+    def _worker_batches(self, step: int, shards) -> list:
+        """The batches of ``shards`` at ``step`` from the worker processes (started at ``step`` when needed)."""
+        if self._loader is None or self._loader_step != step:  # first use, or the step moved (resume)
+            self.close()
+            pin = self.device.type == "cuda"
+            self._loader = iter(step_loader(self.make_batch, self.config.seed, shards, step, self.config.workers, pin))
+        served, batches = next(self._loader)
+        if served != step:  # cannot happen with in-order loading; a wrong batch must never train silently
+            raise RuntimeError(f"workers: expected the batches of step {step}, got those of step {served}")
+        self._loader_step = step + 1
+        return batches
+
+    def close(self) -> None:
+        """Stop the DataLoader's worker processes, if any (they start again at the next step that needs them)."""
+        loader, self._loader, self._loader_step = self._loader, None, None
+        shutdown = getattr(loader, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
 
     def _set_lr(self, step: int) -> float:
         lr = self.lr_at(step)
@@ -365,14 +438,16 @@ def _check_loss(loss_value: float, step: int, lr: float) -> None:
         )
 
 
-def _to_device(batch, device: torch.device):
-    """Move a tensor, or a tuple/list/dict of them, to ``device``."""
+def _to_device(batch, device: torch.device, memory_format: torch.memory_format = torch.contiguous_format):
+    """Move a tensor, or a tuple/list/dict of them, to ``device``; 4-D floating tensors take ``memory_format``."""
     if isinstance(batch, torch.Tensor):
+        if memory_format != torch.contiguous_format and batch.dim() == 4 and batch.is_floating_point():
+            return batch.to(device, non_blocking=True, memory_format=memory_format)
         return batch.to(device, non_blocking=True)
     if isinstance(batch, (tuple, list)):
-        return type(batch)(_to_device(item, device) for item in batch)
+        return type(batch)(_to_device(item, device, memory_format) for item in batch)
     if isinstance(batch, dict):
-        return {key: _to_device(value, device) for key, value in batch.items()}
+        return {key: _to_device(value, device, memory_format) for key, value in batch.items()}
     fail("make_batch", "a tensor, or a tuple/list/dict of tensors", type(batch).__name__)
 
 
