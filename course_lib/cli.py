@@ -28,6 +28,7 @@ PROG = "python -m course_lib"
 VIDEO_EXTENSIONS = (".gif", ".mp4")
 IMAGE_EXTENSIONS = (".png",)
 DEMO_CLIPS = 8
+DEMO_MINUTES = 4.0  # training budget of demo: with start-up, sampling and the GIF it ends within 5 minutes
 
 EPILOG = f"""\
 examples:
@@ -128,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"examples:\n  {PROG} demo\n  {PROG} demo --minutes 10 --out my_demo\n  {PROG} demo --preset smoke")
     demo.add_argument("--preset", choices=presets, default=None, help="sizes (default: $COURSE_PRESET or the hardware's)")
     demo.add_argument("--minutes", type=positive_minutes, default=None,
-                      help="training budget in minutes of wall-clock time (default 3.5; the run ends within "
-                           "about 5 minutes)")
+                      help=f"training budget in minutes of wall-clock time (default {DEMO_MINUTES:g}; the run ends "
+                           "within about 5 minutes)")
     demo.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     _common(demo, "seed of the model, the data and the samples")
 
@@ -291,7 +292,7 @@ def run_demo(args) -> int:
 
     device = _setup(args)
     recipe = get_recipe("video-shapes", args.preset, seed=args.seed)
-    minutes = 3.5 if args.minutes is None else args.minutes
+    minutes = DEMO_MINUTES if args.minutes is None else args.minutes
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     p = recipe.preset

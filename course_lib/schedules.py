@@ -20,9 +20,10 @@ MAX_BETA = 0.999  # Nichol & Dhariwal 2021 clip β ≤ 0.999 so that no step des
 
 
 def linear_betas(num_steps: int) -> torch.Tensor:
-    """Ho et al. 2020: β from 1e-4 to 0.02 over 1000 steps (scaled by 1000/T for other T)."""
+    """Ho et al. 2020: β from 1e-4 to 0.02 over 1000 steps (scaled by 1000/T for other T, clipped at
+    MAX_BETA: a chain of 20 steps or fewer would otherwise end with β ≥ 1)."""
     scale = 1000 / num_steps
-    return torch.linspace(scale * 1e-4, scale * 0.02, num_steps, dtype=torch.float64)
+    return torch.linspace(scale * 1e-4, scale * 0.02, num_steps, dtype=torch.float64).clamp(max=MAX_BETA)
 
 
 def _betas_from_alpha_bar(alpha_bar: Callable[[torch.Tensor], torch.Tensor], num_steps: int) -> torch.Tensor:

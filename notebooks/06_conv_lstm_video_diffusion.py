@@ -348,7 +348,7 @@ print(describe_error(lambda: frame_influence(model, clip, t, changed_from=T)))  
 # %% [markdown]
 # ## Train on bouncing shapes
 #
-# `train_or_load` trains the recipe once (x0-prediction, cosine schedule, AdamW with EMA weights;
+# `train_or_load` trains the recipe once (x0-prediction, linear schedule, AdamW with EMA weights;
 # the same machinery as notebook 04) and then loads it from `../checkpoints/`, under a name that
 # hashes the recipe. Delete the file to watch it train again.
 

@@ -237,7 +237,7 @@ print(f"image_mode vs each frame alone: max difference {(together - alone).abs()
 # %% [markdown]
 # ## Train on bouncing shapes
 #
-# `train_or_load` trains the recipe once (x0-prediction, cosine schedule, AdamW with EMA weights,
+# `train_or_load` trains the recipe once (x0-prediction, linear schedule, AdamW with EMA weights,
 # the trainer of notebook 04) and loads it from `../checkpoints/` from then on, under a name that
 # hashes the recipe.
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from course_lib.schedules import SCHEDULES, make_schedule, schedule_from_betas
+from course_lib.schedules import MAX_BETA, SCHEDULES, make_schedule, schedule_from_betas
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
@@ -40,6 +40,13 @@ def test_cosine_matches_the_improved_ddpm_formula():
 def test_linear_matches_ho_et_al():
     s = make_schedule("linear", 1000)
     assert s.betas[0].item() == pytest.approx(1e-4) and s.betas[-1].item() == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("num_steps", [2, 10, 20])
+def test_a_short_linear_chain_clips_beta_below_one(num_steps):
+    betas = make_schedule("linear", num_steps).betas  # unclipped, 1000/T x 0.02 reaches 1 at T = 20
+    assert betas.max() == pytest.approx(MAX_BETA) and betas.min() > 0
+    assert make_schedule("linear", 21).betas.max() < MAX_BETA  # longer chains are Ho et al.'s, unclipped
 
 
 def test_sigmoid_keeps_more_signal_mid_chain_than_linear():

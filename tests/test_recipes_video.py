@@ -1,0 +1,84 @@
+"""The video recipes' training choices: x0-prediction, the linear schedule, timesteps focused where clips take shape."""
+import pytest
+import torch
+
+from course_lib.config import get_preset
+from course_lib.recipes import FOCUS_SNR, FocusedObjective, Recipe, get_recipe
+from course_lib.schedules import make_schedule
+from course_lib.training import DiffusionObjective
+
+
+def tiny_preset():
+    return get_preset("smoke").replace(num_diffusion_steps=100, sample_steps=3, video_size=16, video_frames=3,
+                                       video_base_channels=8, video_batch_size=2)
+
+
+def snr(schedule, t):
+    alpha_bar = schedule.alpha_bars[t]
+    return alpha_bar / (1 - alpha_bar)
+
+
+def test_video_defaults_predict_x0_on_the_linear_schedule_with_focused_timesteps():
+    for task in ("video-shapes", "video-digits"):
+        recipe = get_recipe(task, "cpu")
+        assert (recipe.objective, recipe.schedule_name) == ("x0", "linear")
+        assert isinstance(recipe.loss_fn, FocusedObjective) and recipe.loss_fn.focus == recipe.snr_focus > 0
+    assert get_recipe("digits", "cpu").snr_focus == 0.0  # the image recipe keeps Ho et al.'s uniform timesteps
+    assert isinstance(get_recipe("video-shapes", "cpu", snr_focus=0.0).loss_fn, DiffusionObjective)
+
+
+def test_focused_timesteps_come_from_the_snr_range_as_often_as_asked():
+    schedule = make_schedule("linear", 1000)
+    g = torch.Generator().manual_seed(0)
+    only_focus = FocusedObjective(schedule, "x0", focus=1.0).timesteps(4000, g)
+    ratios = snr(schedule, only_focus)
+    assert ratios.min() >= FOCUS_SNR[0] and ratios.max() <= FOCUS_SNR[1]
+    uniform = FocusedObjective(schedule, "x0", focus=0.0).timesteps(20_000, g)
+    inside = ((snr(schedule, uniform) >= FOCUS_SNR[0]) & (snr(schedule, uniform) <= FOCUS_SNR[1])).float().mean()
+    assert uniform.min() == 0 and uniform.max() == 999
+    half = FocusedObjective(schedule, "x0", focus=0.5).timesteps(20_000, g)
+    inside_half = ((snr(schedule, half) >= FOCUS_SNR[0]) & (snr(schedule, half) <= FOCUS_SNR[1])).float().mean()
+    assert inside_half == pytest.approx(0.5 + 0.5 * inside, abs=0.02)  # the mixture's share
+
+
+def test_the_focused_loss_is_the_diffusion_loss_at_the_drawn_timesteps():
+    recipe = get_recipe("video-shapes", tiny_preset(), snr_focus=1.0)
+    model, x0 = recipe.build_model(), recipe.make_batch(torch.Generator().manual_seed(0))
+    loss_fn = recipe.loss_fn
+    first = loss_fn(model, x0, torch.Generator().manual_seed(3))
+    assert torch.isfinite(first) and first.dim() == 0
+    assert first == loss_fn(model, x0, torch.Generator().manual_seed(3))  # the generator decides t and ε
+    # the same t and ε by hand: draws in the loss's order (t, then ε)
+    g = torch.Generator().manual_seed(3)
+    t = loss_fn.timesteps(len(x0), g)
+    eps = torch.randn(x0.shape, generator=g)
+    a, s = recipe.schedule.sqrt_alpha_bars[t].view(-1, 1, 1, 1, 1), recipe.schedule.sqrt_one_minus_alpha_bars[t].view(-1, 1, 1, 1, 1)
+    by_hand = ((model(a * x0 + s * eps, t) - x0) ** 2).mean()
+    assert first.item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_snr_focus_changes_the_key_and_survives_info():
+    recipe = get_recipe("video-shapes", tiny_preset(), snr_focus=0.25)
+    assert recipe.key() != recipe.replace(snr_focus=0.5).key()
+    assert Recipe.from_info(recipe.info()) == recipe
+
+
+def test_snr_focus_bad_values_name_the_argument():
+    with pytest.raises(ValueError, match="snr_focus: expected"):
+        get_recipe("video-shapes", tiny_preset(), snr_focus=1.5)
+    with pytest.raises(ValueError, match="snr_focus: expected 0.0 for the class-conditional digits task"):
+        get_recipe("digits", tiny_preset(), snr_focus=0.5)
+    with pytest.raises(ValueError, match="snr_range: expected a pair"):
+        FocusedObjective(make_schedule("linear", 100), "x0", 0.5, snr_range=(0.1, 1e-3))
+    with pytest.raises(ValueError, match="focus: expected"):
+        FocusedObjective(make_schedule("linear", 100), "x0", -0.5)
+
+
+def test_a_chain_too_short_to_hold_the_range_focuses_on_the_nearest_step():
+    schedule = make_schedule("cosine", 5)  # its SNRs step over 1e-3..0.1
+    focused = FocusedObjective(schedule, "x0", 1.0)
+    assert len(focused.focus_steps) == 1
+    ratios = snr(schedule, torch.arange(5))
+    gap = (ratios.log() - torch.tensor(FOCUS_SNR).log().mean()).abs()
+    assert focused.focus_steps.item() == gap.argmin().item()
+    assert set(focused.timesteps(50, torch.Generator().manual_seed(0)).tolist()) == {focused.focus_steps.item()}

@@ -1,0 +1,171 @@
+"""The video-quality measurement: budgeted training, frame digit accuracy, FVD ratio against the untrained model."""
+import json
+
+import numpy as np
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib import video_quality
+from course_lib.config import get_preset
+from course_lib.data.video import moving_digits
+from course_lib.metrics import video as video_metrics
+from course_lib.metrics.video import VideoJudgeConfig, train_video_judge
+from course_lib.recipes import get_recipe
+from course_lib.video_quality import frame_digit_accuracy, measure, train_for
+
+
+def tiny_preset():
+    return get_preset("smoke").replace(num_diffusion_steps=50, sample_steps=3, video_size=16, video_frames=3,
+                                       video_base_channels=8, video_batch_size=2)
+
+
+def tiny_judge(frames: int, size: int, channels: int):
+    """A video judge trained for 3 steps: its features are all FVD needs here (seconds, no cache)."""
+    config = VideoJudgeConfig(frames=frames, size=size, channels=channels, train_clips=16, steps=3, batch_size=4,
+                              test_clips=4)
+    return train_video_judge(config)
+
+
+class BrightnessJudge(nn.Module):
+    """Reads class 1 when the first frame of a clip has ink brighter than 0.5, else class 0: (B, T, 1, H, W) -> (B, 10)."""
+
+    def logits(self, video: torch.Tensor) -> torch.Tensor:
+        bright = (video[:, 0].flatten(1).amax(1) > 0.5).long()
+        return nn.functional.one_hot(bright, 10).float()
+
+
+class ConstantJudge(nn.Module):
+    """Reads every clip as digit 7."""
+
+    def logits(self, video: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(torch.full((len(video),), 7), 10).float()
+
+
+def digits(n=6, seed=0):
+    return moving_digits(n, frames=6, size=32, seed=seed)
+
+
+# --- training within a budget ------------------------------------------------------------------------
+
+def test_train_for_stops_at_the_step_count_and_at_spent_budgets():
+    recipe = get_recipe("video-shapes", tiny_preset())
+    trainer, run = train_for(recipe, steps=3)
+    assert trainer.step == run.steps == 3
+    assert run.cpu_seconds > 0 and run.wall_seconds > 0 and run.threads == torch.get_num_threads()
+    for budget in ({"minutes": 0.0}, {"cpu_minutes": 0.0}):
+        trainer, run = train_for(recipe, steps=3, **budget)
+        assert trainer.step == run.steps == 0
+
+
+def test_train_for_names_bad_arguments():
+    recipe = get_recipe("video-shapes", tiny_preset())
+    with pytest.raises(ValueError, match="recipe: expected a Recipe"):
+        train_for("video-shapes")
+    with pytest.raises(ValueError, match="minutes: expected"):
+        train_for(recipe, minutes=-1.0)
+    with pytest.raises(ValueError, match="cpu_minutes: expected"):
+        train_for(recipe, cpu_minutes=-1.0)
+    with pytest.raises(ValueError, match="steps: expected"):
+        train_for(recipe, steps=0)
+
+
+# --- frame digit accuracy -------------------------------------------------------------------------------
+
+def test_frame_digit_accuracy_counts_frames_read_as_the_clips_digit():
+    clips = digits().video
+    judge = BrightnessJudge()  # reads a frame (slid into a clip) as 1 when its ink is bright
+    assert frame_digit_accuracy(clips, judge) == 1.0
+    dimmed = clips.clone()
+    dimmed[:, 4:] = torch.where(dimmed[:, 4:] > -1, dimmed[:, 4:].clamp(max=0.3), dimmed[:, 4:])  # still ink, read 0
+    assert frame_digit_accuracy(dimmed, judge) == pytest.approx(4 / 6)  # the clip's digit: 1, read in 4 frames
+    # known labels replace the most frequent reading
+    assert frame_digit_accuracy(dimmed, judge, labels=torch.zeros(len(clips), dtype=torch.long)) == pytest.approx(2 / 6)
+
+
+def test_frame_digit_accuracy_never_counts_noise_or_empty_frames():
+    clips = digits().video
+    judge = ConstantJudge()  # every frame read as the clip: only the one-object test can refuse a frame
+    assert frame_digit_accuracy(clips, judge) == 1.0
+    noise = torch.rand(clips.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert frame_digit_accuracy(noise, judge) == 0.0  # many blobs, or one frame-filling one
+    assert frame_digit_accuracy(torch.full_like(clips, -1.0), judge) == 0.0
+    half_empty = clips.clone()
+    half_empty[:, ::2] = -1.0
+    assert frame_digit_accuracy(half_empty, judge) == pytest.approx(0.5)
+
+
+def test_frames_slide_toward_the_centre_to_be_read():
+    frame = torch.full((1, 1, 16, 16), -1.0)
+    frame[0, 0, 2, 3] = 1.0  # top-left: slides down and right
+    clip = video_quality._slide_toward_centre(frame, np.array([[2.0, 3.0]]), 4)
+    assert [tuple(torch.nonzero(clip[0, k, 0] > 0)[0].tolist()) for k in range(4)] == [(2, 3), (3, 4), (4, 5), (5, 6)]
+    frame = torch.flip(frame, dims=(-2, -1))  # bottom-right: slides up and left
+    clip = video_quality._slide_toward_centre(frame, np.array([[13.0, 12.0]]), 3)
+    assert [tuple(torch.nonzero(clip[0, k, 0] > 0)[0].tolist()) for k in range(3)] == [(13, 12), (12, 11), (11, 10)]
+    assert (clip[0, 2] == -1).sum() == 16 * 16 - 1  # the uncovered border is background
+
+
+@pytest.mark.slow
+def test_the_video_judge_reads_real_frames_right():
+    judge = video_metrics.get_video_judge(frames=8, size=32, channels=1)  # the cached one (trained once, ~30 s)
+    batch = moving_digits(64, frames=8, size=32, seed=1, split="test")
+    accuracy = frame_digit_accuracy(batch.video, judge, labels=batch.labels[:, 0])
+    wrong = frame_digit_accuracy(batch.video, judge, labels=(batch.labels[:, 0] + 1) % 10)
+    assert accuracy > 0.85 and wrong < 0.1  # measured: 0.94 (a frame held still instead: 0.75)
+
+
+def test_frame_digit_accuracy_names_bad_arguments():
+    clips = digits().video
+    with pytest.raises(ValueError, match="video: expected grey clips"):
+        frame_digit_accuracy(clips.expand(-1, -1, 3, -1, -1), BrightnessJudge())
+    with pytest.raises(ValueError, match="video: expected"):
+        frame_digit_accuracy(clips[0], BrightnessJudge())
+    with pytest.raises(ValueError, match="labels: expected one digit per clip"):
+        frame_digit_accuracy(clips, BrightnessJudge(), labels=torch.zeros(2, dtype=torch.long))
+
+
+# --- the measurement ------------------------------------------------------------------------------------
+
+def test_an_untrained_model_scores_an_fvd_ratio_of_one_and_real_clips_pass_motion():
+    recipe = get_recipe("video-shapes", tiny_preset())
+    judge = tiny_judge(3, 16, 3)
+    quality = measure(recipe, recipe.build_model(), n=4, judge=judge)
+    assert quality.fvd_ratio == pytest.approx(1.0)  # the same network from the same noise: the reference itself
+    assert quality.real_motion_pass == 1.0
+    assert 0.0 <= quality.motion_pass <= 1.0 and quality.frame_digit_accuracy is None
+    assert quality.fvd > quality.real_fvd  # noise-like clips are farther from real clips than real clips are
+
+
+def test_measure_reads_digits_frame_by_frame_for_video_digits():
+    recipe = get_recipe("video-digits", tiny_preset())
+    quality = measure(recipe, recipe.build_model(), n=4, judge=BrightnessJudgeWithFeatures())
+    assert quality.frame_digit_accuracy == 0.0  # an untrained model draws no digit
+    assert quality.real_frame_digit_accuracy is not None
+
+
+class BrightnessJudgeWithFeatures(BrightnessJudge):
+    def features(self, video: torch.Tensor) -> torch.Tensor:
+        return torch.stack([video.mean((1, 2, 3, 4)), video.std((1, 2, 3, 4))], 1).double()
+
+
+def test_measure_names_bad_arguments():
+    recipe = get_recipe("video-shapes", tiny_preset())
+    model = recipe.build_model()
+    with pytest.raises(ValueError, match="recipe: expected a recipe of a video task"):
+        measure(get_recipe("toy-moons", tiny_preset()), model)
+    with pytest.raises(ValueError, match="n: expected at least 2 clips"):
+        measure(recipe, model, n=1)
+
+
+def test_command_line_trains_measures_and_records(tmp_path, monkeypatch, capsys):
+    judge = tiny_judge(4, 32, 3)  # the smoke preset's clips
+    monkeypatch.setattr(video_metrics, "get_video_judge", lambda **kwargs: judge)
+    record = tmp_path / "runs.jsonl"
+    assert video_quality.main(["--preset", "smoke", "--steps", "2", "--n", "2", "--sample-steps", "2",
+                               "--lr", "1e-3", "--json", str(record)]) == 0
+    out = capsys.readouterr().out
+    assert "2 steps in" in out and "motion pass" in out and "FVD ratio" in out
+    line = json.loads(record.read_text())
+    assert line["run"]["steps"] == 2 and line["recipe"]["lr"] == 1e-3 and line["preset"]["name"] == "smoke"
