@@ -38,6 +38,7 @@ examples:
   {PROG} train --task video-shapes --checkpoint shapes.pt --resume
   {PROG} sample --checkpoint shapes.pt --n 8 --out clips.gif
   {PROG} eval --checkpoint shapes.pt
+  {PROG} export --checkpoint shapes.pt       # EMA weights only, a quarter of the size
 
 Sizes come from the preset: smoke (seconds), cpu (a laptop), gpu (a CUDA GPU); the
 default is $COURSE_PRESET, else gpu with CUDA, else cpu. "{PROG} COMMAND --help"
@@ -197,6 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
                           help="samples to score (default: 16 clips for video, the preset's eval_samples otherwise)")
     evaluate.add_argument("--steps", type=positive_int, default=None, help="DDIM steps (default: the preset's)")
     _common(evaluate, "seed of the starting noise")
+
+    export = commands.add_parser(
+        "export", help="write a finished checkpoint's EMA weights as a small file to ship or share",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrap("Keep what sampling needs -- the recipe, the EMA weights in float16, the loss history "
+                          "and the training record -- in a file about a quarter of the checkpoint's size. By "
+                          "default it goes to the course's shipped folder under the recipe's name, where the "
+                          "notebooks' train_or_load finds it."),
+        epilog=f"examples:\n  {PROG} export --checkpoint runs/shapes.pt\n"
+               f"  {PROG} export --checkpoint runs/shapes.pt --out shapes-small.pt")
+    export.add_argument("--checkpoint", required=True, help="a finished checkpoint written by train")
+    export.add_argument("--out", default=None,
+                        help="output file (default: course_lib/pretrained/<task>-<model>-<preset>-<key>.pt)")
     return parser
 
 
@@ -398,6 +412,16 @@ def run_sample(args) -> int:
     return 0
 
 
+def run_export(args) -> int:
+    from course_lib.shipped import export_checkpoint
+
+    source = _checkpoint_file(args.checkpoint)
+    out = export_checkpoint(source, args.out, command=_command_line("export"))
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB; {source} is {source.stat().st_size / 1e6:.1f} MB) "
+          f"and {out.name}.json")
+    return 0
+
+
 def run_eval(args) -> int:
     device = _setup(args)
     recipe, model = _load(args, device)
@@ -426,7 +450,7 @@ def run_eval(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": run_demo, "train": run_train, "sample": run_sample, "eval": run_eval}
+COMMANDS = {"demo": run_demo, "train": run_train, "sample": run_sample, "eval": run_eval, "export": run_export}
 
 
 def main(argv: list[str] | None = None) -> int:

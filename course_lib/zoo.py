@@ -40,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 import course_lib
+from course_lib import shipped
 from course_lib._checks_args import check_float_range, check_positive_int, fail
 from course_lib.recipes import Recipe, get_recipe
 from course_lib.training import TrainConfig, Trainer, distributed, read_checkpoint
@@ -66,8 +67,9 @@ def read_recipe(path: str | os.PathLike) -> tuple[Recipe, dict[str, Any]]:
     """(the recipe stored in a checkpoint, the checkpoint's state dict).
 
     A missing, truncated or foreign file (one without a stored recipe) raises a clear error naming it.
+    An exported checkpoint (:mod:`course_lib.shipped`) is read too.
     """
-    state = read_checkpoint(path)
+    state = shipped.read_any(path)
     if "recipe" not in state:
         raise ValueError(f"checkpoint {os.fspath(path)}: expected a checkpoint written by course_lib.zoo "
                          "(python -m course_lib train, or train_or_load) with its recipe stored, "
@@ -110,7 +112,10 @@ def _trainer_from(recipe: Recipe, path, state: dict[str, Any], device, progress:
 
     shards: the data-parallel layout to resume with (default: the file's, so that loading to sample always works).
     switches: TrainConfig fields of the GPU path (accumulate, workers, memory_format).
+    An export (:mod:`course_lib.shipped`) gives a trainer of its EMA weights, for sampling.
     """
+    if shipped.is_export(state):
+        return shipped.trainer_from_export(recipe, path, state, device, _progress(recipe, progress))
     target = max(int(state.get("target_steps", state["step"])), int(state["step"]), 1)
     if shards is None:
         shards = _saved_shards(state)
@@ -285,7 +290,10 @@ def train(
                            f"x accumulate equal micro-batches", accumulate)
     show = _progress(recipe, progress) and distributed.is_main_process()
     if resume and path.exists():
-        state = read_checkpoint(path)
+        state = shipped.read_any(path)
+        if shipped.is_export(state):
+            raise ValueError(f"checkpoint {path}: expected a training checkpoint to resume, got an exported one "
+                             "(EMA weights only, no optimiser state): train into another file, or pass resume=False")
         _check_same_recipe(path, state, recipe)
         shards = resume_shards(path, state, asked, accumulate, workers)
         trainer = _trainer_from(recipe, path, state, device, False, shards, **switches)
@@ -331,6 +339,18 @@ def train(
     return trainer
 
 
+def _load_shipped(recipe: Recipe, path: Path, steps: int, device) -> Trainer:
+    """The trainer of a shipped export of ``recipe`` (its key checked), with one line saying where it came from."""
+    state = shipped.read_export(path)
+    _check_same_recipe(path, state, recipe)
+    if state["recipe_key"] != recipe.key(steps):
+        raise ValueError(f"checkpoint {path}: expected recipe key {recipe.key(steps)}, got {state['recipe_key']!r}")
+    trainer = shipped.trainer_from_export(recipe, path, state, device)
+    print(f"loaded the course's trained {recipe.name(steps)} ({trainer.step} steps, {trainer.seconds / 60:.0f} min "
+          f"of training; the command is in {path.name}.json); retrain=True trains it here", flush=True)
+    return trainer
+
+
 def train_or_load(
     recipe: Recipe,
     steps: int | None = None,
@@ -338,13 +358,16 @@ def train_or_load(
     retrain: bool = False,
     progress: bool | None = None,
     device: torch.device | str | None = None,
+    shipped_folder: str | os.PathLike | None = shipped.SHIPPED_FOLDER,
 ) -> Trainer:
     """The trainer of ``recipe`` trained for ``steps``: loaded from ``folder`` if there, else trained and saved.
 
     The file is ``folder/<task>-<model>-<preset>-<key>.pt`` (:func:`checkpoint_path`). A file cut
     short by an interruption is resumed; ``retrain=True`` trains from scratch and replaces it. A file
     that cannot be read or holds another recipe raises ``ValueError``; it is never overwritten.
-    Sample from ``trainer.ema_model``.
+    When ``folder`` has no file, the course's shipped export of the same recipe and steps
+    (``shipped_folder``, :mod:`course_lib.shipped`; None: never) is loaded instead, with a line that
+    says so. Sample from ``trainer.ema_model``.
     """
     if not isinstance(recipe, Recipe):
         fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
@@ -359,4 +382,6 @@ def train_or_load(
                              "Move it away, or pass retrain=True.")
         if int(state["step"]) >= steps:
             return _trainer_from(recipe, path, state, device, progress)
+    elif not retrain and shipped_folder is not None and shipped.shipped_path(recipe, steps, shipped_folder).is_file():
+        return _load_shipped(recipe, shipped.shipped_path(recipe, steps, shipped_folder), steps, device)
     return train(recipe, path, steps, resume=not retrain, progress=progress, device=device)

@@ -1,0 +1,144 @@
+"""Shipped checkpoints: export keeps the EMA weights small, train_or_load finds them, the shipped files match today's recipes."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_lib import shipped, zoo
+from course_lib.cli import main
+from course_lib.config import get_preset
+from course_lib.recipes import Recipe, get_recipe
+from course_lib.training import Trainer
+
+
+def video_recipe(**overrides):
+    preset = get_preset("smoke").replace(num_diffusion_steps=50, sample_steps=2, video_size=16, video_frames=3,
+                                         video_base_channels=8, video_batch_size=2)
+    return get_recipe("video-shapes", preset, steps=3, **overrides)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(recipe, checkpoint path, trainer) of a 3-step video model."""
+    folder = tmp_path_factory.mktemp("trained")
+    recipe = video_recipe()
+    trainer = zoo.train_or_load(recipe, folder=folder, progress=False, shipped_folder=None)
+    return recipe, zoo.checkpoint_path(recipe, folder=folder), trainer
+
+
+def test_an_export_keeps_the_ema_weights_in_float16_at_a_fraction_of_the_size(trained, tmp_path):
+    recipe, path, trainer = trained
+    out = shipped.export_checkpoint(path, folder=tmp_path, command="python -m course_lib export --checkpoint x")
+    assert out == tmp_path / f"{recipe.name()}.pt"
+    assert out.stat().st_size < 0.3 * path.stat().st_size  # no raw weights, no AdamW moments, half the bytes
+    state = shipped.read_export(out)
+    assert {value.dtype for value in state["ema_model"].values() if value.is_floating_point()} == {torch.float16}
+    assert state["recipe_key"] == recipe.key() and state["step"] == 3 and len(state["history"]["loss"]) == 3
+    record = json.loads(zoo.sidecar_path(out).read_text())
+    assert record["wall_clock_seconds"] > 0 and "get_recipe('video-shapes'" in record["command"]  # the training record
+    assert record["export"]["command"] == "python -m course_lib export --checkpoint x"
+    assert record["export"]["bytes"] == out.stat().st_size
+
+    loaded_recipe, loaded = zoo.load_checkpoint(out)
+    assert loaded_recipe == recipe and loaded.step == 3 and loaded.seconds == pytest.approx(trainer.seconds)
+    x = torch.randn(2, 3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([5, 40])
+    with torch.no_grad():
+        original, exported = trainer.ema_model(x, t), loaded.ema_model(x, t)
+    assert not torch.equal(original, exported)  # float16 rounding is real ...
+    assert (original - exported).abs().max() <= 2e-3 * original.abs().max()  # ... and tiny
+
+
+def test_train_or_load_loads_a_shipped_export_without_training(trained, tmp_path, monkeypatch, capsys):
+    recipe, path, trainer = trained
+    shipped_folder = tmp_path / "shipped"
+    shipped.export_checkpoint(path, folder=shipped_folder)
+
+    def no_training(self):
+        raise AssertionError("train_or_load trained although a shipped checkpoint was there")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "train_step", no_training)
+        loaded = zoo.train_or_load(recipe, folder=tmp_path / "mine", progress=False, shipped_folder=shipped_folder)
+    assert loaded.step == 3 and "loaded the course's trained" in capsys.readouterr().out
+    assert not (tmp_path / "mine").exists()  # nothing written: the learner's folder stays empty
+    close = [torch.allclose(a, b, atol=1e-3) for a, b in zip(loaded.ema_model.parameters(), trainer.ema_model.parameters())]
+    assert all(close)
+    # another recipe (other seed) is not this file: it trains
+    other = zoo.train_or_load(recipe.replace(seed=1), folder=tmp_path / "mine", progress=False,
+                              shipped_folder=shipped_folder)
+    assert (tmp_path / "mine" / f"{recipe.replace(seed=1).name()}.pt").is_file() and other.step == 3
+    # retrain=True and shipped_folder=None train here
+    for kwargs in ({"retrain": True}, {"shipped_folder": None}):
+        folder = tmp_path / f"again-{len(kwargs)}-{next(iter(kwargs))}"
+        zoo.train_or_load(recipe, folder=folder, progress=False, **({"shipped_folder": shipped_folder} | kwargs))
+        assert zoo.checkpoint_path(recipe, folder=folder).is_file()
+
+
+def test_a_renamed_export_is_refused(trained, tmp_path):
+    recipe, path, _ = trained
+    other = recipe.replace(seed=7)
+    shipped.export_checkpoint(path, out=shipped.shipped_path(other, folder=tmp_path))
+    with pytest.raises(ValueError, match="trained for another recipe"):
+        zoo.train_or_load(other, folder=tmp_path / "mine", progress=False, shipped_folder=tmp_path)
+
+
+def test_an_unfinished_or_foreign_checkpoint_is_not_exported(tmp_path):
+    recipe = video_recipe()
+    unfinished = zoo.train(recipe, tmp_path / "half.pt", steps=3, minutes=0.0, progress=False)
+    assert unfinished.step == 0
+    with pytest.raises(ValueError, match=r"checkpoint: expected a finished training run .*0 of 3 steps"):
+        shipped.export_checkpoint(tmp_path / "half.pt", folder=tmp_path)
+    plain = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch, recipe.train_config(1, progress=False))
+    plain.save(tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="checkpoint: expected a checkpoint written by python -m course_lib train"):
+        shipped.export_checkpoint(tmp_path / "plain.pt", folder=tmp_path)
+    with pytest.raises(ValueError, match="expected an exported checkpoint"):
+        shipped.read_export(tmp_path / "plain.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt: cannot be read"):
+        shipped.read_export(tmp_path / "junk.pt")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        shipped.read_export(tmp_path / "missing.pt")
+
+
+def test_an_export_cannot_be_resumed(trained, tmp_path):
+    recipe, path, _ = trained
+    out = shipped.export_checkpoint(path, folder=tmp_path)
+    with pytest.raises(ValueError, match="expected a training checkpoint to resume, got an exported one"):
+        zoo.train(recipe, out, steps=5, progress=False)
+
+
+def test_the_export_command_and_sampling_from_its_file(trained, tmp_path, monkeypatch, capsys):
+    recipe, path, _ = trained
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "small.pt"
+    assert main(["export", "--checkpoint", str(path), "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out and zoo.sidecar_path(out).is_file()
+    assert main(["sample", "--checkpoint", str(out), "--n", "2", "--out", "clips.gif", "--threads", "1"]) == 0
+    assert (tmp_path / "clips.gif").stat().st_size > 0
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", "missing.pt"]) == 2
+    assert "--checkpoint: no such file: missing.pt" in capsys.readouterr().err
+
+
+SHIPPED = sorted(shipped.SHIPPED_FOLDER.glob("*.pt"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[path.name for path in SHIPPED])
+def test_every_shipped_checkpoint_is_small_recorded_and_made_by_todays_recipe(path):
+    state = shipped.read_export(path)
+    stored = Recipe.from_info(state["recipe"])
+    today = get_recipe(stored.task, stored.preset.name, stored.model_name)  # the recipe a notebook asks for
+    assert stored == today, f"{path.name} was trained for an older recipe: train and export it again"
+    assert path.name == f"{today.name(state['target_steps'])}.pt" and state["step"] >= state["target_steps"]
+    assert path.stat().st_size < 8e6
+    record = json.loads(zoo.sidecar_path(path).read_text())
+    assert record["command"].startswith("python -m course_lib train") and record["wall_clock_seconds"] > 0
+    assert record["export"]["command"].startswith("python -m course_lib export")
+
+
+def test_the_shipped_files_are_package_data():
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert '"pretrained/*.pt"' in text and '"pretrained/*.json"' in text
