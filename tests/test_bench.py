@@ -107,6 +107,7 @@ def test_stopwatch_measures_wall_and_cpu_time():
     ({"idle_minutes": 0.0, "minutes": None}, "idle_minutes"),
     ({"idle_minutes": 1.0, "minutes": 5.0}, "minutes"),
     ({"preset": "cpu"}, "preset"),
+    ({"lr": 0.0}, "lr"),
 ])
 def test_bad_config_names_the_argument(changes, argument):
     with pytest.raises(ValueError, match=rf"^{argument}: expected"):
@@ -153,3 +154,16 @@ def test_an_idle_machine_budget_counts_cpu_time_in_exactly_resumed_chunks(tmp_pa
 def test_idle_minutes_and_minutes_are_not_given_together(capsys):
     with pytest.raises(SystemExit, match="--minutes and --idle-minutes"):
         bench.main(["image", "--minutes", "1", "--idle-minutes", "1", "--preset", "smoke", "--quick"])
+
+
+def test_precision_and_lr_reach_the_recipe_and_the_notes(tmp_path, capsys):
+    code = bench.main(["image", "--quick", "--preset", "smoke", "--out", str(tmp_path), "--quiet", "--threads", "1",
+                       "--no-ddpm", "--precision", "bf16", "--lr", "0.002"])
+    text = capsys.readouterr().out
+    assert code == 0 and "lr 0.002, bf16;" in text
+    from course_lib.zoo import read_recipe
+
+    recipe, _ = read_recipe(tmp_path / "image-smoke-quick.pt")
+    assert recipe.lr == 0.002 and recipe.preset.precision == "bf16"
+    assert bench.main(["image", "--quick", "--precision", "fp8"]) == 2
+    assert "--precision: invalid choice" in capsys.readouterr().err
