@@ -14,3 +14,9 @@ def pytest_configure(config):
     os.environ.setdefault("MPLBACKEND", "Agg")
     if hasattr(os, "getloadavg") and os.getloadavg()[0] >= (os.cpu_count() or 1):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Browser tests (marker ``browser``) run last, in their own order: by then nbval has run the same
+    notebooks, so the models they cache (the digit judge of notebook 04: ~20 s to train) are there."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)  # stable: the rest keep their order

@@ -178,3 +178,19 @@ def test_a_new_display_maker_in_the_library_is_found_without_a_list(tmp_path):
                        ("04_d", "write_gif(x, 'a.gif')"), ("05_e", "print(x)")]:
         (lessons / f"{name}.py").write_text(f"# %%\n{call}\n")
     assert [p.stem for p in interactive_notebooks(lessons, lib)] == ["01_a", "02_b", "03_c"]
+
+
+def test_browser_tests_run_after_the_notebooks_they_open():
+    """The plugin moves marked browser tests to the end (nbval has then warmed the caches), keeping each group's order."""
+    from course_lib.pytest_plugin import pytest_collection_modifyitems
+
+    class Item:
+        def __init__(self, name, browser):
+            self.name, self.browser = name, browser
+
+        def get_closest_marker(self, name):
+            return object() if name == "browser" and self.browser else None
+
+    items = [Item("lab 01", True), Item("unit", False), Item("lab 04", True), Item("nbval 04", False)]
+    pytest_collection_modifyitems(None, None, items)
+    assert [item.name for item in items] == ["unit", "nbval 04", "lab 01", "lab 04"]
