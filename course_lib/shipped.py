@@ -14,8 +14,6 @@ for exactly the recipe that made it and loads it when the learner's own folder h
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ import torch
 
 from course_lib._checks_args import fail
 from course_lib.training import Trainer, read_checkpoint
-from course_lib.training.checkpoint import atomic_save, check_signature
+from course_lib.training.checkpoint import atomic_save, check_signature, load_file
 
 SHIPPED_FOLDER = Path(__file__).resolve().parent / "pretrained"
 EXPORT_FORMAT = "course_lib-export-1"
@@ -103,15 +101,7 @@ def is_export(state: Any) -> bool:
 
 def read_export(path: str | os.PathLike) -> dict[str, Any]:
     """An export's state, read with ``weights_only=True``; a missing, damaged or other file is a clear error."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as error:
-        raise ValueError(f"checkpoint {path}: cannot be read, the file is truncated or corrupted "
-                         f"({type(error).__name__})") from error
+    state = load_file(path)
     missing = [key for key in EXPORT_KEYS if key not in state] if is_export(state) else None
     if missing is None or missing:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__

@@ -95,8 +95,8 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; a missing, truncated or foreign file is a clear error."""
+def load_file(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; a missing, truncated or corrupted file is a clear error."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path}: no such file")
@@ -109,6 +109,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
             "Delete it and train again."
         ) from error
+    return state
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; a missing, truncated or foreign file is a clear error."""
+    state = load_file(path)
+    path = os.fspath(path)
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
         got = sorted(state) if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"checkpoint {path}: expected a course_lib training checkpoint with keys "
