@@ -194,6 +194,31 @@ def test_demo_trains_samples_and_scores(capsys, tmp_path):
     assert code == 0 and "trained 0 steps" in out
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_demo_trains_in_bf16_where_the_cpu_computes_it_natively(native, capsys, tmp_path, monkeypatch):
+    from course_lib import cli
+
+    monkeypatch.setattr(cli, "cpu_has_native_bf16", lambda: native)
+    code, out, err = run(["demo", "--preset", "smoke", "--out", "demo", "--device", "cpu"], capsys)
+    assert code == 0, err
+    expected = "bf16" if native else config.PRESETS["smoke"].precision
+    assert f"preset smoke, {expected})" in out and f"--precision {expected}" in out
+    state = torch.load(tmp_path / "demo" / "model.pt", weights_only=True)
+    assert state["recipe"]["preset"]["precision"] == expected
+
+
+def test_train_precision_reaches_the_recipe_and_resume_needs_the_same(capsys, tmp_path):
+    code, out, err = run(["train", "--task", "toy-moons", "--preset", "smoke", "--precision", "bf16",
+                          "--checkpoint", "bf16.pt", "--steps", "2"], capsys)
+    assert code == 0, err
+    assert torch.load(tmp_path / "bf16.pt", weights_only=True)["recipe"]["preset"]["precision"] == "bf16"
+    code, _, err = run(["train", "--task", "toy-moons", "--preset", "smoke", "--checkpoint", "bf16.pt", "--resume",
+                        "--steps", "3"], capsys)
+    assert code == 2 and "trained for another recipe" in err and "precision" in err
+    code, _, err = run(["train", "--task", "toy-moons", "--precision", "fp8"], capsys)
+    assert code == 2 and "--precision: invalid choice: 'fp8'" in err
+
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Tiny tensors gain nothing from threads, and on a busy machine two threads wait on each other."""

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.config import PRESETS, autocast_dtype, get_device, get_preset, seed_everything
+from course_lib.config import PRESETS, autocast_dtype, cpu_has_native_bf16, get_device, get_preset, seed_everything
 
 
 def test_preset_from_environment(monkeypatch):
@@ -67,3 +67,12 @@ def test_seed_everything_repeats_every_stream():
     assert draw(3) == draw(3) and draw(3) != draw(4)
     with pytest.raises(ValueError, match="seed: expected an int"):
         seed_everything("3")
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    epyc = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
+    sapphire = "flags\t: fpu avx2 avx512f amx_tile amx_bf16\n"
+    laptop = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\nbugs\t\t: avx512_bf16_is_not_a_flag_here\n"
+    assert cpu_has_native_bf16(epyc) and cpu_has_native_bf16(sapphire)
+    assert not cpu_has_native_bf16(laptop) and not cpu_has_native_bf16("")
+    assert isinstance(cpu_has_native_bf16(), bool)  # this machine's own answer, whatever it is
