@@ -23,6 +23,7 @@ def test_video_defaults_predict_x0_on_the_linear_schedule_with_focused_timesteps
         recipe = get_recipe(task, "cpu")
         assert (recipe.objective, recipe.schedule_name) == ("x0", "linear")
         assert isinstance(recipe.loss_fn, FocusedObjective) and recipe.loss_fn.focus == recipe.snr_focus > 0
+    assert get_recipe("video-digits", "cpu").lr < get_recipe("video-shapes", "cpu").lr  # 2e-3 kept digits a blur
     assert get_recipe("digits", "cpu").snr_focus == 0.0  # the image recipe keeps Ho et al.'s uniform timesteps
     assert isinstance(get_recipe("video-shapes", "cpu", snr_focus=0.0).loss_fn, DiffusionObjective)
 
