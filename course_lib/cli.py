@@ -39,7 +39,7 @@ examples:
   {PROG} train --task video-shapes --checkpoint shapes.pt --resume
   {PROG} sample --checkpoint shapes.pt --n 8 --out clips.gif
   {PROG} eval --checkpoint shapes.pt
-  {PROG} export --checkpoint shapes.pt       # EMA weights only, a quarter of the size
+  {PROG} export --checkpoint shapes.pt       # EMA weights in float16, an eighth of the size
 
 Sizes come from the preset: smoke (seconds), cpu (a laptop), gpu (a CUDA GPU); the
 default is $COURSE_PRESET, else gpu with CUDA, else cpu. "{PROG} COMMAND --help"
@@ -210,9 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="write a finished checkpoint's EMA weights as a small file to ship or share",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=_wrap("Keep what sampling needs -- the recipe, the EMA weights in float16, the loss history "
-                          "and the training record -- in a file about a quarter of the checkpoint's size. By "
-                          "default it goes to the course's shipped folder under the recipe's name, where the "
-                          "notebooks' train_or_load finds it."),
+                          "and the training record -- in a file about an eighth of the checkpoint's size (no raw "
+                          "weights or optimiser moments, half the bytes per weight). By default it goes to the "
+                          "course's shipped folder under the recipe's name, where the notebooks' train_or_load "
+                          "finds it."),
         epilog=f"examples:\n  {PROG} export --checkpoint runs/shapes.pt\n"
                f"  {PROG} export --checkpoint runs/shapes.pt --out shapes-small.pt")
     export.add_argument("--checkpoint", required=True, help="a finished checkpoint written by train")
