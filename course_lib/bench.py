@@ -3,11 +3,16 @@
     python -m course_lib.bench image                  # cpu preset: 10 min of training, then DDPM vs DDIM
     python -m course_lib.bench image --quick          # a tiny run (seconds) that exercises everything
     python -m course_lib.bench image --checkpoint runs/bench/image-cpu.pt   # re-measure a trained model
+    python -m course_lib.bench all --preset cpu       # every benchmark in one run, every table printed
+    python -m course_lib.bench all --quick            # the same in a minute: tiny runs of each
 
-Each benchmark is a :class:`Benchmark` in :data:`BENCHMARKS`; its name is the subcommand. To add
-one (``video``, ``sampling``, ``prediction``), write ``add_arguments(parser)`` and
-``run(args) -> Table`` and register them. Results go to ``--out`` (default ``runs/bench``) as
-``<name>-<preset>.md`` (the table) and ``.json`` (every number, rewritten after each row).
+Benchmarks: ``image`` (here), ``video`` (:mod:`course_lib.bench_video`), ``sampling``
+(:mod:`course_lib.bench_sampling`), ``prediction`` (:mod:`course_lib.bench_prediction`),
+``training`` (:mod:`course_lib.bench_training`), and ``all``, which runs them in that order with
+their defaults. Each is a :class:`Benchmark` in :data:`BENCHMARKS`; its name is the subcommand. To
+add one, write ``add_arguments(parser)`` and ``run(args) -> Table`` and register them. Results go
+to ``--out`` (default ``runs/bench``) as ``<name>-<preset>.md`` (the table) and ``.json`` (every
+number, rewritten after each row); ``all`` also writes ``all-<preset>.md`` with every table.
 
 Timings depend on the machine *and on everything else running on it*. Every table names the
 machine, torch's threads and the load average, and gives each stage's **CPU share**: CPU seconds
@@ -431,13 +436,27 @@ def run_image(args: argparse.Namespace) -> Table:
 # --- the command line --------------------------------------------------------------------------
 
 
+@dataclass
+class Report:
+    """Several tables printed one after another (what ``all`` returns): a title, notes, the tables."""
+
+    title: str
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        head = "\n".join([f"## {self.title}", ""] + [f"{note}  " for note in self.notes])
+        return "\n\n".join([head] + [table.to_markdown() for table in self.tables])
+
+
 @dataclass(frozen=True)
 class Benchmark:
-    """A subcommand: ``add_arguments(parser)`` declares its options, ``run(args)`` measures and returns a Table."""
+    """A subcommand: ``add_arguments(parser)`` declares its options, ``run(args)`` measures and returns a
+    Table (or, for ``all``, a Report of several)."""
 
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], Table]
+    run: Callable[[argparse.Namespace], Table | Report]
 
 
 def add_video_arguments(parser: argparse.ArgumentParser) -> None:
@@ -464,6 +483,78 @@ def run_training(args: argparse.Namespace) -> Table:
     return run(args)
 
 
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    from course_lib.bench_sampling import add_sampling_arguments as add  # imported late: it imports this module
+
+    add(parser)
+
+
+def run_sampling(args: argparse.Namespace) -> Table:
+    from course_lib.bench_sampling import run_sampling as run
+
+    return run(args)
+
+
+def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
+    from course_lib.bench_prediction import add_prediction_arguments as add  # imported late: it imports this module
+
+    add(parser)
+
+
+def run_prediction(args: argparse.Namespace) -> Table:
+    from course_lib.bench_prediction import run_prediction as run
+
+    return run(args)
+
+
+ALL_ORDER = ("image", "video", "sampling", "prediction", "training")  # what `all` runs, in this order
+
+
+def add_all_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                        help="the preset of every benchmark (default: $COURSE_PRESET, else gpu with CUDA, cpu without)")
+    parser.add_argument("--checkpoints", default="checkpoints",
+                        help="folder of train_or_load's checkpoints, for video, sampling and prediction")
+    parser.add_argument("--train-minutes", type=positive_minutes, default=None,
+                        help="video, sampling, prediction: train missing models for this many minutes first")
+    parser.add_argument("--skip", choices=ALL_ORDER, nargs="+", default=[], help="benchmarks to leave out")
+    parser.add_argument("--quick", action="store_true", help="the quick run of every benchmark (about a minute)")
+
+
+def _argv_for(name: str, args: argparse.Namespace) -> list[str]:
+    """The command line of benchmark ``name`` inside ``all``: its defaults, and the options ``all`` passes on."""
+    argv = [name, "--out", args.out, "--seed", str(args.seed), "--checkpoints", args.checkpoints]
+    argv += ["--quick"] * args.quick + ["--quiet"] * args.quiet
+    for option, value in (("--preset", args.preset), ("--device", args.device), ("--threads", args.threads),
+                          ("--train-minutes", args.train_minutes)):
+        argv += [option, str(value)] if value is not None else []
+    return argv
+
+
+def run_all(args: argparse.Namespace) -> Report:
+    """Every benchmark of :data:`ALL_ORDER` (less ``--skip``) with its defaults; writes ``<out>/all-<preset>.md``."""
+    parser = build_parser()
+    report = Report(f"All benchmarks, preset {get_preset(args.preset).name}" + (" (quick runs)" if args.quick else ""))
+    for name in ALL_ORDER:
+        if name in args.skip:
+            continue
+        sub, _ = parser.parse_known_args(_argv_for(name, args))  # drops what a benchmark does not take
+        sub.device_obj, threads = args.device_obj, torch.get_num_threads()
+        with Stopwatch() as watch:
+            try:
+                report.tables.append(BENCHMARKS[name].run(sub))
+            finally:
+                torch.set_num_threads(threads)  # each benchmark starts from the same threads
+        took = f"{watch.wall:.0f} s" if watch.wall < 120 else f"{watch.wall / 60:.1f} min"
+        report.notes.append(f"{name}: {took}")
+        print(f"all: {name} done in {took}", file=sys.stderr, flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"all-{get_preset(args.preset).name}" + ("-quick" if args.quick else "")
+    (out / f"{name}.md").write_text(report.to_markdown() + "\n")
+    return report
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "image": Benchmark("train the class-conditional digits U-Net for a time budget; DDPM vs DDIM time, IS, FID, "
                        "judge accuracy of guided samples", add_image_arguments, run_image),
@@ -473,6 +564,14 @@ BENCHMARKS: dict[str, Benchmark] = {
     "training": Benchmark("training steps/s of the digits U-Net and the video 3D U-Net in fp32, bf16 autocast, "
                           "compiled and channels-last, with their memory estimates (course_lib.bench_training)",
                           add_training_arguments, run_training),
+    "sampling": Benchmark("DDPM vs DDIM at 100/50/20/10 steps on the trained digits U-Net and video 3D U-Net: time per "
+                          "sample, FID and judge accuracy, FVD-style distance and motion pass "
+                          "(course_lib.bench_sampling)", add_sampling_arguments, run_sampling),
+    "prediction": Benchmark("predict the future frames of bouncing shapes with the frame-conditional U-Net, "
+                            "replacement and reconstruction guidance against 'repeat the last frame'; roll out 4x "
+                            "longer videos (course_lib.bench_prediction)", add_prediction_arguments, run_prediction),
+    "all": Benchmark("run image, video, sampling, prediction and training one after another with their defaults "
+                     "and print every table", add_all_arguments, run_all),
 }
 
 
@@ -493,7 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``argv`` (default ``sys.argv[1:]``), print the table to stdout; returns the exit code (2: bad arguments)."""
+    """Run ``argv`` (default ``sys.argv[1:]``), print the table(s) to stdout; returns the exit code (2: bad arguments)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

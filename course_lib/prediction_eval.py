@@ -12,7 +12,8 @@ futures are known and each method is measured on the same clips, per clip:
   within the metric's tolerance, so a clip also needs a median speed of at least ``min_speed``.
 
 For long videos :func:`autoregressive_rollout` chains a predictor, and :func:`decay_with_length`
-measures how per-frame PSNR and motion consistency fall as the video grows.
+measures how per-frame PSNR and motion consistency fall as the video grows. :func:`video_predictors`
+makes the three methods of notebook 08 (frame-conditional, replacement, guidance) with its settings.
 Videos are (B, T, C, H, W) in [-1, 1].
 """
 from __future__ import annotations
@@ -279,3 +280,53 @@ def plot_decay(curves: dict[str, DecayCurve], train_frames: int, axes=None):
                   title="object still tracked")
     ax_psnr.legend(fontsize=8)
     return ax_psnr.figure
+
+
+# --- the predictors of notebook 08 --------------------------------------------------------------------
+
+GUIDANCE_WEIGHT = 2.0  # w of reconstruction guidance for video prediction (notebook 08, bench prediction)
+PREDICTOR_SEED = 1  # every batch a predictor completes starts from noise seeded with this
+PREDICTOR_NAMES = ("(a) frame-conditional", "(b) replacement", "(c) guidance")
+
+
+def min_moving_speed(size: int) -> float:
+    """Slowest speed (px/frame) that counts as moving in ``size`` px bouncing shapes: half the data's
+    slowest, size/32 (so size/64)."""
+    return check_positive_int("size", size) / 64
+
+
+def video_predictors(recipe, unconditional=None, conditional=None, steps: int | None = None,
+                     guidance_weight: float = GUIDANCE_WEIGHT, seed: int = PREDICTOR_SEED) -> dict[str, Predictor]:
+    """The three ways of notebook 08 to predict a clip's future, as predictors ``predict(past, frames)``.
+
+    unconditional: a video denoiser of ``recipe`` (e.g. ``train_or_load(recipe).ema_model``) for
+    (b) replacement and (c) reconstruction guidance; conditional: the frame-conditional model
+    (``train_or_load_frame_conditional(recipe).ema_model``) for (a). A model left None leaves its
+    methods out. All sample with DDIM on ``recipe.schedule`` and ``recipe.objective``, ``steps``
+    steps (default ``preset.sample_steps``), each call from noise seeded with ``seed``.
+    past: (B, k, C, H, W) on any device -> (B, frames, C, H, W) on the same device.
+    """
+    steps = recipe.preset.sample_steps if steps is None else check_positive_int("steps", steps)
+    check_float_range("guidance_weight", guidance_weight, 0.0, 1e6)
+    chosen = zip(PREDICTOR_NAMES, (conditional, unconditional, unconditional), ("conditional", "replacement", "guidance"))
+    return {name: _predictor(recipe, model, method, steps, guidance_weight, seed)
+            for name, model, method in chosen if model is not None}
+
+
+def _predictor(recipe, model, method: str, steps: int, guidance_weight: float, seed: int) -> Predictor:
+    """predict(past, frames) with ``model`` by ``method`` ("conditional", "replacement" or "guidance")."""
+    from course_lib.conditioning import predict_future
+    from course_lib.frame_conditional import predict_future_conditional
+
+    device = next(model.parameters()).device
+
+    def predict(past: torch.Tensor, frames: int) -> torch.Tensor:
+        sampling = dict(steps=steps, objective=recipe.objective, generator=torch.Generator().manual_seed(seed))
+        if method == "conditional":
+            clip = predict_future_conditional(model, past.to(device), frames, recipe.schedule, **sampling)
+        else:
+            weight = {"guidance_weight": guidance_weight} if method == "guidance" else {}
+            clip = predict_future(model, past.to(device), frames, recipe.schedule, method=method, **sampling, **weight)
+        return clip.to(past.device)
+
+    return predict

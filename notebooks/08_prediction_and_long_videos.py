@@ -58,19 +58,21 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib.conditioning import conditional_sample, predict_future
+from course_lib.conditioning import conditional_sample
 from course_lib.config import get_preset, seed_everything
 from course_lib.data.video import bouncing_shapes
 from course_lib.diffusion import eps_from_x0
-from course_lib.frame_conditional import predict_future_conditional, train_or_load_frame_conditional
+from course_lib.frame_conditional import train_or_load_frame_conditional
 from course_lib.prediction_eval import (
     autoregressive_rollout,
     comparison_table,
     decay_with_length,
+    min_moving_speed,
     plot_decay,
     repeat_last_frame,
     run_predictor,
     score_predictions,
+    video_predictors,
 )
 from course_lib.recipes import get_recipe
 from course_lib.viz import animate, filmstrip
@@ -84,7 +86,7 @@ recipe = get_recipe("video-shapes", preset)  # bouncing shapes, the 3D U-Net, th
 T, S = preset.video_frames, preset.video_size
 K = T // 2  # known frames; the model predicts the other T - K
 n_test = preset.eval_samples // 8  # test clips: 8 (smoke), 62 (cpu), 250 (gpu)
-min_speed = S / 64  # half the slowest speed in the data (S/32 px per frame): slower means "stopped"
+min_speed = min_moving_speed(S)  # half the slowest speed in the data (S/32 px per frame): slower means "stopped"
 print(f"preset {preset.name}: clips of T = {T} frames, {S}x{S} RGB; predict {T - K} frames from {K}; "
       f"{n_test} test clips; {preset.sample_steps} sampling steps")
 
@@ -211,28 +213,14 @@ print(f"two models ready in {time.perf_counter() - start:.0f} s "
 # ## Predict and measure
 #
 # Each method becomes a *predictor* `predict(past, frames) -> clip` with the same sampler settings
-# and seed; `run_predictor` feeds it the first K frames of every test clip.
+# and seed: `video_predictors` wraps `predict_future(model, past, frames, schedule,
+# method="replacement" | "guidance")` for (b) and (c) and `predict_future_conditional` for (a) (the
+# same predictors that `python -m course_lib.bench prediction` measures). `run_predictor` feeds
+# each one the first K frames of every test clip.
 
 # %%
-sampling = dict(steps=preset.sample_steps, objective=recipe.objective)
-
-
-def replacement(past, frames):
-    return predict_future(unconditional, past, frames, schedule, method="replacement",
-                          generator=torch.Generator().manual_seed(1), **sampling)
-
-
-def guidance(past, frames):
-    return predict_future(unconditional, past, frames, schedule, method="guidance", guidance_weight=2.0,
-                          generator=torch.Generator().manual_seed(1), **sampling)
-
-
-def frame_conditional(past, frames):
-    return predict_future_conditional(conditional, past, frames, schedule,
-                                      generator=torch.Generator().manual_seed(1), **sampling)
-
-
-predictors = {"(a) frame-conditional": frame_conditional, "(b) replacement": replacement, "(c) guidance": guidance}
+# (a), (b), (c) with the preset's DDIM steps, guidance weight w = 2 and noise seeded with 1
+predictors = video_predictors(recipe, unconditional=unconditional, conditional=conditional)
 predictions = {"repeat last frame": still}
 for name, predict in predictors.items():
     start = time.perf_counter()
@@ -270,7 +258,7 @@ plt.show()
 # %%
 n_long = max(4, n_test // 2)
 long_truth = bouncing_shapes(n_long, frames=4 * T, size=S, seed=809).video
-best = frame_conditional
+best = predictors["(a) frame-conditional"]
 start = time.perf_counter()
 rolled = autoregressive_rollout(best, long_truth[:, :K], total_frames=4 * T, keep=K, frames=T)
 print(f"{n_long} videos of {4 * T} frames in {time.perf_counter() - start:.0f} s "
