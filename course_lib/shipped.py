@@ -4,8 +4,9 @@
     python -m course_lib export --checkpoint runs/shapes.pt   # -> course_lib/pretrained/<name>.pt and .json
 
 An export keeps what sampling needs and nothing else: the recipe and its key, the **EMA weights
-stored as float16** (half the bytes of float32; float16 keeps 11 significant bits, so a weight moves
-by at most 2⁻¹¹ of itself; the optimiser state, raw weights and RNG streams are dropped), the loss
+stored as float16** (half the bytes of float32; float16 keeps 11 significant bits, so a weight above
+6e-5 in size moves by at most 2⁻¹¹ of itself and a smaller one by less than 6e-8; the optimiser
+state, raw weights and RNG streams are dropped), the loss
 history and the training record (command, wall-clock time, machine, torch). Its file name is the
 recipe's name, which carries :meth:`Recipe.key`, so :func:`course_lib.zoo.train_or_load` finds it
 for exactly the recipe that made it and loads it when the learner's own folder has no checkpoint;
