@@ -102,12 +102,19 @@ class FrameConditionalObjective:
     x0: (B, T, C, H, W). A random prefix of each clip is known (:func:`random_prefix_mask`); with
     x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε (Ho et al. 2020, Eq. 4) on *all* frames,
     loss = Σ (1 − m)·(target − model(x_t, t, m·x0, m))² / Σ (1 − m), target ε, x0 or v.
+
+    context_noise: conditioning augmentation (Ho et al. 2022, "Cascaded Diffusion Models", §3.2).
+    With s > 0, each clip's known frames are first put through the forward process to a step drawn
+    uniformly from {0, …, s}: the network learns to predict crisp frames from a dimmed, noisy past,
+    which is what it is given in a long rollout, where the past is its own earlier output.
     """
 
-    def __init__(self, schedule: NoiseSchedule, objective: str = "eps", max_known: int | None = None):
+    def __init__(self, schedule: NoiseSchedule, objective: str = "eps", max_known: int | None = None,
+                 context_noise: int = 0):
         if objective not in OBJECTIVES:
             fail("objective", "one of " + ", ".join(repr(o) for o in OBJECTIVES), objective)
         self.schedule, self.objective, self.max_known = schedule, objective, max_known
+        self.context_noise = check_context_noise(context_noise, schedule)
 
     def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
         x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -116,11 +123,24 @@ class FrameConditionalObjective:
         mask = random_prefix_mask(b, frames, generator, self.max_known).to(x0.device)
         t = torch.randint(0, self.schedule.num_steps, (b,), generator=generator).to(x0.device)
         eps = randn_like(x0, generator)
-        x_t = q_sample(x0, t, self.schedule, noise=eps)
-        prediction = model(x_t, t, x0 * mask, mask).float()
+        clip = x0
+        if self.context_noise:  # only the known frames change; the frames to generate stay the targets
+            s = torch.randint(0, self.context_noise + 1, (b,), generator=generator).to(x0.device)
+            clip = mask * q_sample(x0, s, self.schedule, noise=randn_like(x0, generator)) + (1 - mask) * x0
+        x_t = q_sample(clip, t, self.schedule, noise=eps)
+        prediction = model(x_t, t, clip * mask, mask).float()
         target = training_target(x0, eps, t, self.schedule, self.objective).float()
         generate = (1 - mask).expand_as(x0)
         return ((prediction - target) ** 2 * generate).sum() / generate.sum()
+
+
+def check_context_noise(context_noise: int, schedule: NoiseSchedule) -> int:
+    """``context_noise``: a forward-process step s in [0, T − 1] (0: the past enters clean)."""
+    if isinstance(context_noise, bool) or not isinstance(context_noise, int) \
+            or not 0 <= context_noise < schedule.num_steps:
+        fail("context_noise", f"a step in [0, {schedule.num_steps - 1}] (0: no conditioning augmentation)",
+             context_noise)
+    return context_noise
 
 
 # --- sampling -----------------------------------------------------------------------------------------
@@ -136,47 +156,58 @@ def conditioned_on(model: nn.Module, known: torch.Tensor, mask: torch.Tensor) ->
 
 @torch.no_grad()
 def predict_future_conditional(model: nn.Module, past: torch.Tensor, frames: int, schedule: NoiseSchedule,
-                               **kwargs) -> torch.Tensor:
+                               context_noise: int = 0, **kwargs) -> torch.Tensor:
     """Complete clips of ``frames`` frames whose first k = ``past.shape[1]`` frames are given.
 
     past: (B, k, C, H, W), 1 ≤ k < frames -> (B, frames, C, H, W), the past kept exactly.
+    context_noise: the network sees the past put through the forward process to this step (0: as
+    it is), for a model trained with conditioning augmentation (:class:`FrameConditionalObjective`).
     kwargs go to :func:`course_lib.conditioning.conditional_sample` (steps, eta, generator, objective).
     """
     check_rank("past", past, 5, "(B, k, C, H, W)")
     k, frames = past.shape[1], check_positive_int("frames", frames)
     if not 1 <= k < frames:
         fail("past", f"between 1 and frames - 1 = {frames - 1} known frames", f"{k} frames")
-    known = torch.cat([past, past.new_zeros(past.shape[0], frames - k, *past.shape[2:])], dim=1)
+    seen = q_sample(past, check_context_noise(context_noise, schedule), schedule,
+                    generator=kwargs.get("generator")) if context_noise else past
+    known = torch.cat([seen, past.new_zeros(past.shape[0], frames - k, *past.shape[2:])], dim=1)
     mask = frame_mask(known, k)
     was_training = model.training
     model.eval()
     try:
-        return conditional_sample(conditioned_on(model, known, mask), known, mask, schedule, method="replacement",
+        clip = conditional_sample(conditioned_on(model, known, mask), known, mask, schedule, method="replacement",
                                   **kwargs)
     finally:
         model.train(was_training)
+    return torch.cat([past, clip[:, k:]], dim=1)
 
 
 # --- train or load ------------------------------------------------------------------------------------
 
-def checkpoint_path(recipe, steps: int | None = None, folder: str | os.PathLike = "checkpoints") -> Path:
-    """``folder/<task>-unet3d-framecond-<preset>-<key>.pt``; the key hashes the recipe's key and this model."""
+def checkpoint_path(recipe, steps: int | None = None, folder: str | os.PathLike = "checkpoints",
+                    context_noise: int = 0) -> Path:
+    """``folder/<task>-unet3d-framecond-<preset>-<key>.pt``; the key hashes the recipe's key, this model
+    and the conditioning augmentation ``context_noise`` (left out when 0, so older files keep their key)."""
     from course_lib.training import model_signature
 
     steps = recipe.steps if steps is None else check_positive_int("steps", steps)
     model = frame_conditional_unet3d(recipe.preset, recipe.channels)
     described = {"format": CHECKPOINT_FORMAT, "recipe": recipe.key(steps), "signature": model_signature(model)}
+    if check_context_noise(context_noise, recipe.schedule):
+        described["context_noise"] = context_noise
     key = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:12]
     return Path(folder) / f"{recipe.task}-unet3d-framecond-{recipe.preset.name}-{key}.pt"
 
 
 def train_or_load_frame_conditional(recipe, steps: int | None = None, folder: str | os.PathLike = "checkpoints",
-                                    device: torch.device | str | None = None, save_every: int = 100):
+                                    device: torch.device | str | None = None, save_every: int = 100,
+                                    context_noise: int = 0):
     """A Trainer of the frame-conditional U-Net for a video ``recipe`` (its data, schedule, lr, seed).
 
     Loaded from :func:`checkpoint_path` if trained there for ``steps`` (default ``recipe.steps``);
     a file cut short is resumed; otherwise trained and saved (every ``save_every`` steps and at
-    the end). Sample from ``trainer.ema_model`` with :func:`predict_future_conditional`.
+    the end). context_noise: conditioning augmentation (:class:`FrameConditionalObjective`).
+    Sample from ``trainer.ema_model`` with :func:`predict_future_conditional`.
     """
     from course_lib.recipes import Recipe, is_video_task
     from course_lib.training import Trainer
@@ -185,15 +216,15 @@ def train_or_load_frame_conditional(recipe, steps: int | None = None, folder: st
         got = getattr(recipe, "task", type(recipe).__name__)
         fail("recipe", "a video Recipe, e.g. get_recipe('video-shapes')", got)
     steps = recipe.steps if steps is None else check_positive_int("steps", steps)
-    path = checkpoint_path(recipe, steps, folder)
+    path = checkpoint_path(recipe, steps, folder, context_noise)
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         model = frame_conditional_unet3d(recipe.preset, recipe.channels)
     config = recipe.train_config(steps, checkpoint_every=check_positive_int("save_every", save_every),
                                  checkpoint_path=os.fspath(path))
-    trainer = Trainer(model, FrameConditionalObjective(recipe.schedule, recipe.objective), recipe.make_batch,
-                      config, device)
+    objective = FrameConditionalObjective(recipe.schedule, recipe.objective, context_noise=context_noise)
+    trainer = Trainer(model, objective, recipe.make_batch, config, device)
     if path.exists():
         trainer.resume(path)
     if trainer.step < steps:

@@ -5,6 +5,7 @@ from torch import nn
 
 from course_lib.config import get_preset
 from course_lib.conditioning import frame_mask
+from course_lib.diffusion import q_sample
 from course_lib.frame_conditional import (
     FrameConditionalDenoiser,
     FrameConditionalObjective,
@@ -97,6 +98,56 @@ def test_loss_counts_only_the_frames_to_generate():
     assert wrong.item() == pytest.approx(1.0)
 
 
+class Recorder(nn.Module):
+    """Returns x0's guess 0 and remembers the known frames and the x_t it was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+        self.seen = []
+
+    def forward(self, x_t, t, known, mask):
+        self.seen.append((x_t.detach().clone(), known.detach().clone(), mask))
+        return self.w * x_t
+
+
+def test_conditioning_augmentation_noises_only_the_past_the_network_sees():
+    x0 = torch.rand(64, 5, 3, 4, 4) * 2 - 1
+    clean, noisy = Recorder(), Recorder()
+    FrameConditionalObjective(S, "x0")(clean, x0, torch.Generator().manual_seed(0))
+    FrameConditionalObjective(S, "x0", context_noise=60)(noisy, x0, torch.Generator().manual_seed(0))
+    (_, known_clean, mask), (_, known_noisy, mask_noisy) = clean.seen[0], noisy.seen[0]
+    assert torch.equal(mask, mask_noisy), "the same clips are known"
+    assert torch.equal(known_clean, x0 * mask), "without augmentation the past enters clean"
+    shown = mask.expand_as(x0).bool()
+    assert not torch.allclose(known_noisy[shown], x0[shown]), "the known frames are noised"
+    assert torch.equal(known_noisy[~shown], torch.zeros_like(x0[~shown])), "the hidden frames stay hidden"
+    # the forward process to a step in {0..60} dims the past: regressing known on x0 gives a slope < 1
+    slope = (known_noisy[shown] * x0[shown]).sum() / (x0[shown] ** 2).sum()
+    assert float(S.sqrt_alpha_bars[60]) < slope < 0.99
+    # the loss still asks for the clean frames: a model exact on them has zero loss either way
+    exact = lambda x_t, t, known, m: x0 * (1 - m)
+    assert FrameConditionalObjective(S, "x0", context_noise=60)(exact, x0, torch.Generator().manual_seed(0)).item() == 0.0
+
+
+def test_prediction_with_context_noise_shows_a_noised_past_and_returns_the_true_one():
+    model, past = Recorder(), torch.rand(2, 3, 3, 4, 4) * 2 - 1
+    out = predict_future_conditional(model, past, 5, S, context_noise=30, steps=3, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out[:, :3], past), "the returned clip keeps the given past exactly"
+    x_t, known, mask = model.seen[0]
+    assert torch.equal(known[:, :3], q_sample(past, 30, S, generator=torch.Generator().manual_seed(1)))
+    assert not torch.allclose(known[:, :3], past)
+    plain = Recorder()
+    predict_future_conditional(plain, past, 5, S, steps=3, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(plain.seen[0][1][:, :3], past)
+
+
+def test_context_noise_has_its_own_checkpoint_and_zero_keeps_the_old_one(tmp_path):
+    recipe = get_recipe("video-shapes", "smoke")
+    assert checkpoint_path(recipe, 5, tmp_path, context_noise=0) == checkpoint_path(recipe, 5, tmp_path)
+    assert checkpoint_path(recipe, 5, tmp_path, context_noise=100) != checkpoint_path(recipe, 5, tmp_path)
+
+
 def test_prediction_keeps_the_past_and_is_reproducible():
     model = tiny_model()
     past = torch.rand(2, 3, 3, 4, 4) * 2 - 1
@@ -134,6 +185,10 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
                               torch.ones(1, 4, 1, 1, 1)), ["known", "(1, 4, 3, 4, 4)", "(1, 3, 3, 4, 4)"]),
         (lambda: random_prefix_mask(2, 4, max_known=4), ["max_known", "[0, 3]", "4"]),
         (lambda: FrameConditionalObjective(S, "noise"), ["objective", "'eps'", "'noise'"]),
+        (lambda: FrameConditionalObjective(S, "x0", context_noise=100), ["context_noise", "[0, 99]", "100"]),
+        (lambda: FrameConditionalObjective(S, "x0", context_noise=2.5), ["context_noise", "2.5"]),
+        (lambda: predict_future_conditional(tiny_model(), torch.zeros(1, 2, 3, 4, 4), 4, S, context_noise=-1),
+         ["context_noise", "[0, 99]", "-1"]),
         (lambda: FrameConditionalDenoiser("unet", 3), ["backbone", "nn.Module", "str"]),
         (lambda: train_or_load_frame_conditional(get_recipe("digits", "smoke")), ["recipe", "video", "digits"]),
     ],
