@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from course_lib._checks_args import check_float_range, check_positive_int, fail
+from course_lib._checks_args import check_float_range, check_int_range, check_positive_int, fail
 from course_lib.bench import DEFAULT_OUT, Stopwatch, Table, describe_machine, load_average
 from course_lib.bench_sampling import Trained, check_checkpoint_file, trained_model, trained_status
 from course_lib.config import Preset, get_device, get_preset
@@ -57,26 +57,27 @@ PREDICTION_FORMATS = {"future PSNR (dB)": ".2f", "future SSIM": ".3f", "beats ba
 
 # --- the frame-conditional model: load, or train within a budget ---------------------------------------
 
-def _frame_conditional_parts(recipe):
+def _frame_conditional_parts(recipe, context_noise: int = 0):
     from course_lib.frame_conditional import FrameConditionalObjective, frame_conditional_unet3d
 
     with torch.random.fork_rng(devices=[]):  # the initial weights of train_or_load_frame_conditional
         torch.manual_seed(recipe.seed)
         model = frame_conditional_unet3d(recipe.preset, recipe.channels)
-    return model, FrameConditionalObjective(recipe.schedule, recipe.objective)
+    return model, FrameConditionalObjective(recipe.schedule, recipe.objective, context_noise=context_noise)
 
 
-def load_frame_conditional(recipe, path: str | os.PathLike, device=None):
+def load_frame_conditional(recipe, path: str | os.PathLike, device=None, context_noise: int = 0):
     """The Trainer stored at ``path`` by :func:`~course_lib.frame_conditional.train_or_load_frame_conditional`
-    (or :func:`train_frame_conditional`) for ``recipe``; a file of another model is an error naming it."""
+    (or :func:`train_frame_conditional`) for ``recipe``; a file of another model is an error naming it.
+    context_noise: the conditioning augmentation it trains with if trained further."""
     from course_lib.training import Trainer
 
-    model, objective = _frame_conditional_parts(recipe)
+    model, objective = _frame_conditional_parts(recipe, context_noise)
     return Trainer.load(path, model, objective, recipe.make_batch, device, progress=False)
 
 
 def train_frame_conditional(recipe, path: str | os.PathLike, steps: int | None = None, minutes: float | None = None,
-                            resume: bool = True, device=None):
+                            resume: bool = True, device=None, context_noise: int = 0):
     """Train the frame-conditional U-Net of ``recipe`` into ``path`` up to ``steps`` (default ``recipe.steps``),
     stopping once ``minutes`` of wall-clock time are spent; returns the Trainer.
 
@@ -89,9 +90,9 @@ def train_frame_conditional(recipe, path: str | os.PathLike, steps: int | None =
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if resume and path.exists():
-        trainer = load_frame_conditional(recipe, path, device)
+        trainer = load_frame_conditional(recipe, path, device, context_noise)
     else:
-        model, objective = _frame_conditional_parts(recipe)
+        model, objective = _frame_conditional_parts(recipe, context_noise)
         config = recipe.train_config(steps, checkpoint_path=os.fspath(path), progress=False)
         trainer = Trainer(model, objective, recipe.make_batch, config, device)
     start = time.perf_counter()
@@ -105,11 +106,12 @@ def train_frame_conditional(recipe, path: str | os.PathLike, steps: int | None =
 
 def trained_frame_conditional(recipe, checkpoints: str | os.PathLike = "checkpoints", device=None, *,
                               checkpoint: str | os.PathLike | None = None, train_minutes: float | None = None,
-                              quick_steps: int | None = None, quick_path: str | os.PathLike | None = None) -> Trained:
+                              quick_steps: int | None = None, quick_path: str | os.PathLike | None = None,
+                              context_noise: int = 0) -> Trained:
     """The frame-conditional model of ``recipe``, found like :func:`course_lib.bench_sampling.trained_model`:
     ``checkpoint`` (a file), else ``quick_steps`` trained into ``quick_path``, else the file of
-    ``train_or_load_frame_conditional`` in ``checkpoints`` (trained for ``train_minutes`` first if
-    missing or unfinished), else "not trained"."""
+    ``train_or_load_frame_conditional(recipe, context_noise=context_noise)`` in ``checkpoints``
+    (trained for ``train_minutes`` first if missing or unfinished), else "not trained"."""
     from course_lib.frame_conditional import checkpoint_path
     from course_lib.training import read_checkpoint
 
@@ -122,12 +124,14 @@ def trained_frame_conditional(recipe, checkpoints: str | os.PathLike = "checkpoi
                              else f"conditional_checkpoint: {message}") from error
         return Trained(recipe, trainer, trained_status(trainer, recipe.steps))
     if quick_steps is not None:
-        trainer = train_frame_conditional(recipe, quick_path, steps=quick_steps, resume=False, device=device)
+        trainer = train_frame_conditional(recipe, quick_path, steps=quick_steps, resume=False, device=device,
+                                          context_noise=context_noise)
         return Trained(recipe, trainer, f"{trainer.step} steps (quick)")
-    path = checkpoint_path(recipe, folder=checkpoints)
+    path = checkpoint_path(recipe, folder=checkpoints, context_noise=context_noise)
     finished = path.exists() and int(read_checkpoint(path)["step"]) >= recipe.steps
     if train_minutes is not None and not finished:
-        trainer = train_frame_conditional(recipe, path, minutes=train_minutes, device=device)
+        trainer = train_frame_conditional(recipe, path, minutes=train_minutes, device=device,
+                                          context_noise=context_noise)
         print(f"frame-conditional U-Net: trained to step {trainer.step} of {recipe.steps}", file=sys.stderr, flush=True)
     if not path.exists():
         return Trained(recipe, None, "not trained")
@@ -144,7 +148,8 @@ class PredictionBenchConfig:
     clips: test clips for prediction; rollout_clips: long clips for the rollout (None: the
     notebook's max(4, clips // 2)); mitigation: also roll out keeping T − T/4 frames (twice the
     chunks). checkpoints, train_minutes, checkpoint, conditional_checkpoint: where the two models
-    come from (quick runs train ``train_steps`` steps into ``out`` instead).
+    come from (quick runs train ``train_steps`` steps into ``out`` instead). context_noise: the
+    frame-conditional model trains with this conditioning augmentation and samples with half of it.
     """
 
     preset: Preset
@@ -156,6 +161,7 @@ class PredictionBenchConfig:
     train_steps: int | None = None
     checkpoint: str | None = None
     conditional_checkpoint: str | None = None
+    context_noise: int = 0
     seed: int = 0
     out: str = DEFAULT_OUT
     progress: bool = True
@@ -175,6 +181,7 @@ class PredictionBenchConfig:
             check_positive_int("train_steps", self.train_steps)
         check_checkpoint_file("checkpoint", self.checkpoint)
         check_checkpoint_file("conditional_checkpoint", self.conditional_checkpoint)
+        check_int_range("context_noise", self.context_noise, 0, self.preset.num_diffusion_steps - 1)
 
     @property
     def name(self) -> str:
@@ -183,6 +190,13 @@ class PredictionBenchConfig:
     @property
     def long_clips(self) -> int:
         return self.rollout_clips or max(4, self.clips // 2)
+
+
+def sampling_context_noise(context_noise: int) -> int:
+    """The step at which a model trained with conditioning augmentation up to ``context_noise`` sees
+    its past while sampling: the middle of its training range (16 rollouts of the cpu model, 150:
+    the object kept its brightness at 75, and more videos passed at 24 and 32 frames than at 0)."""
+    return context_noise // 2
 
 
 def best_method(scores: dict[str, Any]) -> str | None:
@@ -278,8 +292,9 @@ def prediction_benchmark(config: PredictionBenchConfig, device: torch.device | N
     conditional = trained_frame_conditional(recipe, config.checkpoints, device,
                                             checkpoint=config.conditional_checkpoint,
                                             train_minutes=config.train_minutes, quick_steps=config.train_steps,
-                                            quick_path=quick_path("framecond"))
-    predictors = {**video_predictors(conditional.recipe, conditional=conditional.model),
+                                            quick_path=quick_path("framecond"), context_noise=config.context_noise)
+    predictors = {**video_predictors(conditional.recipe, conditional=conditional.model,
+                                     context_noise=sampling_context_noise(config.context_noise)),
                   **video_predictors(unconditional.recipe, unconditional=unconditional.model)}
     status = dict(zip(PREDICTOR_NAMES, (conditional.status, unconditional.status, unconditional.status)))
 
@@ -339,7 +354,9 @@ def prediction_benchmark(config: PredictionBenchConfig, device: torch.device | N
         f"sampling as notebook 08 (prediction_eval.video_predictors): DDIM {unconditional.recipe.preset.sample_steps} "
         f"steps, noise seeded with 1 for every batch of {batch}; (a) the frame-conditional U-Net, (b) replacement "
         f"and (c) reconstruction guidance with the unconditional {unconditional.recipe.model_name}; seconds: wall time "
-        "for all clips",
+        "for all clips" + (f"; (a) trained with conditioning augmentation (its past at a random forward step ≤ "
+                           f"{config.context_noise}) and shown its past at step "
+                           f"{sampling_context_noise(config.context_noise)}" if config.context_noise else ""),
         f"rollout: {n_long} videos of {long_T} frames (seed {LONG_SEED + config.seed}) from their first {K} frames, "
         f"by the best method ({best or 'none trained'}: most clips beating the baseline), chunks of {T} frames keeping "
         f"the last `keep`; PSNR/SSIM over frames {K}–{long_T - 1}, motion pass over the whole video",
@@ -373,6 +390,9 @@ def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the unconditional video-shapes model (a file of python -m course_lib train)")
     parser.add_argument("--conditional-checkpoint", default=None,
                         help="the frame-conditional model (a file of train_or_load_frame_conditional)")
+    parser.add_argument("--context-noise", type=int, default=0,
+                        help="conditioning augmentation of the frame-conditional model: trained with its past at "
+                             "a random forward-process step <= S, sampled at S/2 (default 0: a clean past)")
     parser.add_argument("--quick", action="store_true",
                         help=f"a run in seconds: T = 50, 2 sampling steps, models trained for 2 steps, {QUICK['clips']} clips")
 
@@ -386,5 +406,5 @@ def run_prediction(args: argparse.Namespace) -> Table:
     config = PredictionBenchConfig(preset=preset, rollout_clips=args.rollout_clips, mitigation=not args.no_mitigation,
                                    checkpoints=args.checkpoints, train_minutes=args.train_minutes,
                                    checkpoint=args.checkpoint, conditional_checkpoint=args.conditional_checkpoint,
-                                   seed=args.seed, out=args.out, progress=not args.quiet, quick=args.quick, **settings)
+                                   context_noise=args.context_noise, seed=args.seed, out=args.out, progress=not args.quiet, quick=args.quick, **settings)
     return prediction_benchmark(config, device=args.device_obj)

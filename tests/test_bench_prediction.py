@@ -164,6 +164,27 @@ def test_the_predictors_are_notebook_08s_methods_with_its_settings():
     assert min_moving_speed(32) == 0.5 and min_moving_speed(64) == 1.0
 
 
+def test_conditioning_augmentation_trains_its_own_model_and_samples_at_half_its_noise(tmp_path):
+    """--context-noise S: the frame-conditional model is trained with S into its own file (the plain
+    model's file untouched) and predicts from its past shown at step S/2."""
+    folder = tmp_path / "ckpt"
+    config = PredictionBenchConfig(preset=TINY, clips=2, rollout_clips=2, mitigation=False, checkpoints=str(folder),
+                                   train_minutes=0.001, context_noise=20, out=str(tmp_path), progress=False)
+    table = prediction_benchmark(config)
+    recipe = get_recipe("video-shapes", TINY)
+    augmented = checkpoint_path(recipe, folder=folder, context_noise=20)
+    assert augmented.exists() and not checkpoint_path(recipe, folder=folder).exists()
+    assert any("conditioning augmentation" in note and "step 10" in note for note in table.notes)
+    model = bench_prediction.load_frame_conditional(recipe, augmented).ema_model.eval()
+    past = torch.rand(2, 2, 3, 16, 16) * 2 - 1
+    (predict,) = video_predictors(recipe, conditional=model, context_noise=10).values()
+    expected = predict_future_conditional(model, past, 4, recipe.schedule, context_noise=10, steps=TINY.sample_steps,
+                                          objective=recipe.objective, generator=torch.Generator().manual_seed(1))
+    plain = predict_future_conditional(model, past, 4, recipe.schedule, steps=TINY.sample_steps,
+                                       objective=recipe.objective, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(predict(past, 4), expected) and not torch.equal(expected, plain)
+
+
 def scores(psnr, passed=None) -> PredictionScores:
     psnr = torch.tensor(psnr, dtype=torch.float32)
     passed = np.zeros(len(psnr), bool) if passed is None else np.asarray(passed)
@@ -200,6 +221,8 @@ def test_verdicts_judge_issue_7s_targets_over_enough_clips(beats, tracked, marks
     ({"conditional_checkpoint": "nope.pt"}, "conditional_checkpoint: expected an existing checkpoint file"),
     ({"preset": "smoke"}, "preset: expected a course_lib.config.Preset"),
     ({"preset": SMOKE.replace(video_frames=3)}, "preset: expected clips of at least 4 frames"),
+    ({"context_noise": -1}, r"context_noise: expected an int in \[0, 999\]"),
+    ({"context_noise": 1000}, r"context_noise: expected an int in \[0, 999\].*got 1000"),
 ])
 def test_bad_config_names_the_argument(changes, message):
     with pytest.raises(ValueError, match=message):
