@@ -62,8 +62,10 @@ def test_a_saved_checkpoint_is_measured_without_training_and_ddpm_can_be_skipped
     code = bench.main(["image", "--quick", "--preset", "smoke", "--out", str(quick_run["out"] / "again"), "--quiet",
                        "--threads", "1", "--checkpoint", str(checkpoint), "--no-ddpm", "--ddim-steps", "5"])
     assert code == 0
-    _, rows = parse_table(capsys.readouterr().out)
+    text = capsys.readouterr().out
+    _, rows = parse_table(text)
     assert [row["stage"] for row in rows] == ["training (loaded)", "real digits (held-out fonts)", "DDIM 5"]
+    assert "training budget (loaded checkpoint)" in text, "a loaded model has no training budget"
     assert int(rows[0]["steps"]) == bench.QUICK["train_steps"] and rows[2]["speed-up vs DDPM"] == "–"
 
 
