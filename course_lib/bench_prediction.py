@@ -406,5 +406,6 @@ def run_prediction(args: argparse.Namespace) -> Table:
     config = PredictionBenchConfig(preset=preset, rollout_clips=args.rollout_clips, mitigation=not args.no_mitigation,
                                    checkpoints=args.checkpoints, train_minutes=args.train_minutes,
                                    checkpoint=args.checkpoint, conditional_checkpoint=args.conditional_checkpoint,
-                                   context_noise=args.context_noise, seed=args.seed, out=args.out, progress=not args.quiet, quick=args.quick, **settings)
+                                   context_noise=args.context_noise, seed=args.seed, out=args.out,
+                                   progress=not args.quiet, quick=args.quick, **settings)
     return prediction_benchmark(config, device=args.device_obj)

@@ -103,7 +103,7 @@ class FrameConditionalObjective:
     x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε (Ho et al. 2020, Eq. 4) on *all* frames,
     loss = Σ (1 − m)·(target − model(x_t, t, m·x0, m))² / Σ (1 − m), target ε, x0 or v.
 
-    context_noise: conditioning augmentation (Ho et al. 2022, "Cascaded Diffusion Models", §3.2).
+    context_noise: conditioning augmentation (Ho et al. 2022, "Cascaded Diffusion Models").
     With s > 0, each clip's known frames are first put through the forward process to a step drawn
     uniformly from {0, …, s}: the network learns to predict crisp frames from a dimmed, noisy past,
     which is what it is given in a long rollout, where the past is its own earlier output.
