@@ -76,10 +76,31 @@ def test_train_without_a_checkpoint_uses_the_keyed_name(capsys, tmp_path):
     assert len(files) == 1 and str(files[0].relative_to(tmp_path)) in out
 
 
-def test_a_time_budget_stops_training_and_says_how_to_continue(capsys):
+def test_a_time_budget_stops_training_and_says_how_to_continue(capsys, tmp_path):
     code, out, _ = run(["train", "--task", "toy-moons", "--preset", "smoke", "--steps", "1000", "--minutes", "1e-9",
                         "--checkpoint", "cut.pt"], capsys)
-    assert code == 0 and "stopped by --minutes: 0/1000 steps" in out and "--resume" in out
+    assert code == 0 and "stopped by --minutes: 0/1000 steps" in out
+    continue_with = out.split("continue with: python -m course_lib ")[1].split()
+    assert continue_with == ["train", "--checkpoint", "cut.pt", "--resume"]
+    code, out, err = run([*continue_with, "--steps", "3"], capsys)  # the line as printed (a shorter target)
+    assert code == 0 and "Resuming cut.pt at step 0 of 3" in out and "finished: 3/3 steps" in out, err
+    state = torch.load(tmp_path / "cut.pt", weights_only=True)
+    assert state["step"] == 3 and state["recipe"]["task"] == "toy-moons" and state["recipe"]["preset"]["name"] == "smoke"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--checkpoint", "toy.pt"], "--task: expected one of toy-moons, digits, video-shapes, video-digits "
+                                          "(only --checkpoint FILE --resume may leave it out"),
+    (["train", "--resume"], "--task: expected one of"),
+    (["train", "--checkpoint", "toy.pt", "--resume", "--preset", "smoke"],
+     "--preset: expected no value when --task is left out (the checkpoint's recipe is resumed as it is), got smoke"),
+    (["train", "--checkpoint", "toy.pt", "--resume", "--seed", "4"], "--seed: expected no value when --task is left out"),
+    (["train", "--checkpoint", "missing.pt", "--resume"], "--checkpoint: no such file: missing.pt"),
+])
+def test_resuming_without_a_task_needs_the_checkpoint_and_nothing_that_would_change_it(argv, message, capsys):
+    train_toy(capsys, "toy.pt", "--steps", "1")
+    code, out, err = run(argv, capsys)
+    assert code == 2 and message in err and "Traceback" not in err + out
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -194,6 +215,22 @@ def test_demo_trains_samples_and_scores(capsys, tmp_path):
     assert code == 0 and "trained 0 steps" in out
 
 
+def test_demo_on_a_cpu_trains_the_narrower_unet_and_its_continue_line_resumes_it(capsys, tmp_path):
+    from course_lib.cli import DEMO_CPU_BASE_CHANNELS
+
+    assert config.PRESETS["cpu"].video_base_channels > DEMO_CPU_BASE_CHANNELS
+    code, out, err = run(["demo", "--preset", "cpu", "--out", "demo", "--device", "cpu", "--minutes", "1e-9"], capsys)
+    assert code == 0, err
+    assert f"(base width {DEMO_CPU_BASE_CHANNELS})" in out and "preset cpu" in out and "trained 0 steps" in out
+    state = torch.load(tmp_path / "demo" / "model.pt", weights_only=True)
+    assert state["recipe"]["preset"]["video_base_channels"] == DEMO_CPU_BASE_CHANNELS
+    continue_with = out.split("continue with: python -m course_lib ")[1].rstrip(")\n").split()
+    assert continue_with == ["train", "--checkpoint", str(Path("demo") / "model.pt"), "--resume"]
+    code, out, err = run([*continue_with, "--steps", "1"], capsys)
+    assert code == 0 and "finished: 1/1 steps" in out, err
+    assert torch.load(tmp_path / "demo" / "model.pt", weights_only=True)["step"] == 1
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_demo_trains_in_bf16_where_the_cpu_computes_it_natively(native, capsys, tmp_path, monkeypatch):
     from course_lib import cli
@@ -202,7 +239,7 @@ def test_demo_trains_in_bf16_where_the_cpu_computes_it_natively(native, capsys, 
     code, out, err = run(["demo", "--preset", "smoke", "--out", "demo", "--device", "cpu"], capsys)
     assert code == 0, err
     expected = "bf16" if native else config.PRESETS["smoke"].precision
-    assert f"preset smoke, {expected})" in out and f"--precision {expected}" in out
+    assert f"preset smoke, {expected})" in out  # and the file keeps it, so that train --resume goes on with it
     state = torch.load(tmp_path / "demo" / "model.pt", weights_only=True)
     assert state["recipe"]["preset"]["precision"] == expected
 
