@@ -83,10 +83,26 @@ def read_recipe(path: str | os.PathLike) -> tuple[Recipe, dict[str, Any]]:
 
 
 def _recipe_differences(stored: dict[str, Any], recipe: Recipe) -> list[str]:
-    """Fields (steps aside) in which a stored recipe differs from ``recipe``."""
-    current = recipe.info()
-    return [f"{name}: {stored.get(name)!r} in the file, {value!r} here"
-            for name, value in current.items() if name != "steps" and stored.get(name) != value]
+    """Fields (steps aside) in which a stored recipe differs from ``recipe`` so that it trains other weights.
+
+    None when both have the same key at the same steps: a preset field that this task never reads
+    (say the image width, for a video checkpoint) may change between course versions.
+    """
+    try:
+        if Recipe.from_info(stored).key(recipe.steps) == recipe.key(recipe.steps):
+            return []
+    except (ValueError, TypeError, KeyError):  # a recipe this version cannot rebuild differs somewhere below
+        pass
+    current, differences = recipe.info(), []
+    for name, value in current.items():
+        if name == "steps" or stored.get(name) == value:
+            continue
+        if isinstance(value, dict) and isinstance(stored.get(name), dict):  # the preset: name its fields
+            differences += [f"{name}.{field}: {stored[name].get(field)!r} in the file, {item!r} here"
+                            for field, item in value.items() if stored[name].get(field) != item]
+        else:
+            differences.append(f"{name}: {stored.get(name)!r} in the file, {value!r} here")
+    return differences
 
 
 def _check_same_recipe(path: Path, state: dict[str, Any], recipe: Recipe) -> None:

@@ -108,6 +108,22 @@ def test_a_checkpoint_of_another_recipe_is_refused(tmp_path):
     assert path.read_bytes() == before
 
 
+def test_a_preset_field_the_task_never_reads_does_not_make_another_recipe(tmp_path, monkeypatch):
+    """The key ignores the image width of a toy task; so does the check of a stored recipe (a course update
+    that narrows the smoke U-Net must not orphan a toy checkpoint); a field the task reads is named."""
+    recipe = toy_recipe()
+    zoo.train_or_load(recipe, folder=tmp_path, progress=False)
+    wider = get_recipe("toy-moons", recipe.preset.replace(image_base_channels=64), steps=6)
+    assert wider.key() == recipe.key() and wider.info()["preset"] != recipe.info()["preset"]
+    monkeypatch.setattr(Trainer, "train_step", lambda self: pytest.fail("trained although the checkpoint was there"))
+    assert zoo.train_or_load(wider, folder=tmp_path, progress=False).step == 6
+    path = zoo.checkpoint_path(recipe, folder=tmp_path)
+    shorter_chain = get_recipe("toy-moons", recipe.preset.replace(num_diffusion_steps=40), steps=6)
+    assert shorter_chain.key() != recipe.key()
+    with pytest.raises(ValueError, match=r"another recipe \(preset.num_diffusion_steps: 50 in the file, 40 here\)"):
+        zoo.train(shorter_chain, path, progress=False)
+
+
 def test_a_plain_trainer_checkpoint_has_no_recipe(tmp_path):
     recipe = toy_recipe()
     plain = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch, TrainConfig(steps=1, progress=False), "cpu")
