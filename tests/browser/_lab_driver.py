@@ -196,7 +196,7 @@ class LabNotebook:
     # --- helpers ---------------------------------------------------------------------------
     def _status_once_settled(self) -> str:
         """The kernel's status, waiting up to IDLE_GRACE_S for "idle": after the last cell, the page's own
-        requests (widget comms, kernel info) may keep it busy for a moment (seen once in 8 runs of notebook 04)."""
+        requests (widget comms, kernel info) may keep it busy for a moment (notebook 04: once in 4 suite runs)."""
         try:
             self.page.wait_for_function("path => window.__courseProbe.kernelStatus(path) === 'idle'", arg=self.path,
                                         timeout=IDLE_GRACE_S * 1000, polling=100)
