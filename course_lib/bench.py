@@ -321,12 +321,12 @@ def image_benchmark(config: ImageBenchConfig, device: torch.device | None = None
         results["rows"] = table.as_dicts()
         (out / f"{config.name}.json").write_text(json.dumps(results, indent=2, default=str))
 
-    trainer, watch = _train(config, recipe, device)
-    trained_here = watch is not None  # `watch` is reused for the samplers below
+    trainer, training_watch = _train(config, recipe, device)  # no watch: a loaded checkpoint
     train_steps = len(trainer.history["loss"])
-    table.rows.append(("training, from scratch" if watch else "training (loaded)", trainer.step, trainer.seconds,
-                       train_steps / trainer.seconds if trainer.seconds else None,
-                       watch.cpu_share if watch and device.type == "cpu" else None, None, None, None, None))
+    table.rows.append(("training, from scratch" if training_watch else "training (loaded)", trainer.step,
+                       trainer.seconds, train_steps / trainer.seconds if trainer.seconds else None,
+                       training_watch.cpu_share if training_watch and device.type == "cpu" else None,
+                       None, None, None, None))
     results["final_loss"] = trainer.recent_loss(50)
     save()
 
@@ -366,7 +366,7 @@ def image_benchmark(config: ImageBenchConfig, device: torch.device | None = None
     table.notes = [
         f"machine: {describe_machine(device)}{load}",
         f"model: UNet2D, {count_parameters(trainer.model):,} parameters, {size}x{size}, T = {T}, "
-        f"batch {recipe.batch_size}, lr {recipe.lr:g}, {config.preset.precision}; training budget {budget if trained_here else '(loaded checkpoint)'}; "
+        f"batch {recipe.batch_size}, lr {recipe.lr:g}, {config.preset.precision}; training budget {budget if training_watch else '(loaded checkpoint)'}; "
         f"final loss {results['final_loss']:.4f}",
         f"sampling: {n} samples from the EMA weights, labels 0-9 in turn, guidance scale w = "
         f"{config.guidance_scale:g}, {config.batch} at a time; judge: {judge.test_accuracy:.1%} on held-out fonts",
