@@ -362,16 +362,17 @@ def run_train(args) -> int:
     world = found["world_size"] if found else 1
     overrides = {} if args.steps is None else {"steps": args.steps}
     if args.task is None:
-        recipe = _recipe_to_resume(args, overrides)
+        recipe, state = _resumed_without_task(args, overrides)
+        path = Path(args.checkpoint)
     else:
         recipe = get_recipe(args.task, _preset(args), args.model, seed=args.seed or 0, **overrides)
-    path = Path(args.checkpoint) if args.checkpoint else zoo.checkpoint_path(recipe)
-    if path.exists() and not args.resume:
-        raise UsageError(f"--checkpoint: {path} already exists; add --resume to continue training it, "
-                         "or choose another --checkpoint")
+        path = Path(args.checkpoint) if args.checkpoint else zoo.checkpoint_path(recipe)
+        if path.exists() and not args.resume:
+            raise UsageError(f"--checkpoint: {path} already exists; add --resume to continue training it, "
+                             "or choose another --checkpoint")
+        state = read_checkpoint(path) if path.exists() else None
     if world > 1:  # refused before any process waits for another
         distributed.split_batch_size(recipe.batch_size, world)
-    state = read_checkpoint(path) if path.exists() else None
     if args.workers is None:
         args.workers = default_workers(device, world, state)
     if state is not None:
@@ -386,8 +387,8 @@ def run_train(args) -> int:
         return 1
 
 
-def _recipe_to_resume(args, overrides: dict) -> Recipe:
-    """``train --checkpoint FILE --resume`` without --task: the recipe stored in FILE (--steps may change)."""
+def _resumed_without_task(args, overrides: dict) -> tuple[Recipe, dict]:
+    """``train --checkpoint FILE --resume`` without --task: (FILE's recipe with --steps applied, FILE's state)."""
     from course_lib import zoo
 
     if not (args.resume and args.checkpoint):
@@ -397,11 +398,12 @@ def _recipe_to_resume(args, overrides: dict) -> Recipe:
         if getattr(args, option) is not None:
             raise UsageError(f"--{option}: expected no value when --task is left out (the checkpoint's recipe is "
                              f"resumed as it is), got {getattr(args, option)}")
+    path = _checkpoint_file(args.checkpoint)
     try:
-        recipe, _ = zoo.read_recipe(_checkpoint_file(args.checkpoint))
+        state = read_checkpoint(path)
+        return zoo.stored_recipe(path, state).replace(**overrides), state
     except ValueError as error:
         raise UsageError(f"--checkpoint: {error}") from None
-    return recipe.replace(**overrides)
 
 
 def default_workers(device: torch.device, world: int, state=None) -> int:

@@ -70,16 +70,20 @@ def read_recipe(path: str | os.PathLike) -> tuple[Recipe, dict[str, Any]]:
     An exported checkpoint (:mod:`course_lib.shipped`) is read too.
     """
     state = shipped.read_any(path)
+    return stored_recipe(path, state), state
+
+
+def stored_recipe(path: str | os.PathLike, state: dict[str, Any]) -> Recipe:
+    """The recipe stored in ``state``, read from ``path`` (named in the error when there is none or it is foreign)."""
     if "recipe" not in state:
         raise ValueError(f"checkpoint {os.fspath(path)}: expected a checkpoint written by course_lib.zoo "
                          "(python -m course_lib train, or train_or_load) with its recipe stored, "
                          "got a training checkpoint without one")
     try:
-        recipe = Recipe.from_info(state["recipe"])
+        return Recipe.from_info(state["recipe"])
     except (ValueError, TypeError) as error:
         raise ValueError(f"checkpoint {os.fspath(path)}: its stored recipe cannot be rebuilt by this version "
                          f"of course_lib ({error})") from error
-    return recipe, state
 
 
 def _recipe_differences(stored: dict[str, Any], recipe: Recipe) -> list[str]:
