@@ -262,6 +262,14 @@ def decay_with_length(video: torch.Tensor, truth: torch.Tensor, object_size: flo
     return DecayCurve(per_frame.view(b, t).clamp(max=60).mean(0), lengths, rates)
 
 
+def decay_table(curves: dict[str, DecayCurve]) -> str:
+    """One line per curve: its name, then the motion pass rate at each length ("8 frames 75 %, ...")."""
+    width = max(len(name) for name in curves)
+    return "\n".join(f"{name:{width}s}   motion pass: " + ", ".join(
+        f"{L} frames {100 * rate:.0f} %" for L, rate in zip(curve.lengths, curve.motion_pass_rate))
+        for name, curve in curves.items())
+
+
 def plot_decay(curves: dict[str, DecayCurve], train_frames: int, axes=None):
     """Two panels: mean PSNR per frame, and motion pass rate against video length; one line per curve -> Figure."""
     import matplotlib.pyplot as plt

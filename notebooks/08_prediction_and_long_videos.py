@@ -2,11 +2,6 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -71,6 +66,7 @@ from course_lib.frame_conditional import train_or_load_frame_conditional
 from course_lib.prediction_eval import (
     autoregressive_rollout,
     comparison_table,
+    decay_table,
     decay_with_length,
     min_moving_speed,
     plot_decay,
@@ -302,9 +298,7 @@ curves[f"keep {keep_more} (more context)"] = decay_with_length(rolled_more, long
                                                                min_speed)
 plot_decay(curves, train_frames=T)
 plt.show()
-for name, curve in curves.items():
-    rates = ", ".join(f"{L} frames {100 * r:.0f} %" for L, r in zip(curve.lengths, curve.motion_pass_rate))
-    print(f"{name:26s} motion pass: {rates}")
+print(decay_table(curves))
 
 # %% [markdown]
 # ## A second remedy: train on an imperfect past (conditioning augmentation)
@@ -340,9 +334,7 @@ ax.legend(fontsize=8)
 plt.show()
 plot_decay(curves, train_frames=T)
 plt.show()
-for name, curve in curves.items():
-    rates = ", ".join(f"{L} frames {100 * r:.0f} %" for L, r in zip(curve.lengths, curve.motion_pass_rate))
-    print(f"{name:34s} motion pass: {rates}")
+print(decay_table(curves))
 
 # %% [markdown]
 # In the `cpu` preset (32 videos, README) augmentation keeps the object's brightness and size to

@@ -10,6 +10,7 @@ from course_lib.metrics_motion import motion_consistency
 from course_lib.prediction_eval import (
     autoregressive_rollout,
     comparison_table,
+    decay_table,
     decay_with_length,
     future_psnr,
     frames_psnr,
@@ -148,6 +149,9 @@ def test_decay_curve_sees_where_a_video_goes_wrong():
     exact = decay_with_length(truth, truth, OBJECT, lengths=[16])
     fig = plot_decay({"frozen": curve, "exact": exact}, train_frames=8)
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 3  # two curves and the training-length marker
+    frozen_16 = f"{100 * curve.motion_pass_rate[1]:.0f}"
+    assert decay_table({"frozen": curve, "exact": exact}).splitlines() == [
+        f"frozen   motion pass: 8 frames 100 %, 16 frames {frozen_16} %", "exact    motion pass: 16 frames 100 %"]
 
 
 @pytest.mark.parametrize(
