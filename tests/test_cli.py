@@ -39,6 +39,11 @@ def train_toy(capsys, path="toy.pt", *extra):
     return out
 
 
+def printed_continue_command(out: str) -> list[str]:
+    """The arguments after "continue with: python -m course_lib" in ``out`` (its own line or in parentheses)."""
+    return out.split("continue with: python -m course_lib ")[1].splitlines()[0].rstrip(")").split()
+
+
 def test_python_dash_m_help_runs_in_a_real_process():
     root = Path(__file__).resolve().parents[1]  # this checkout's course_lib, whatever is installed
     env = {**os.environ, "COURSE_PRESET": "smoke", "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
@@ -80,7 +85,7 @@ def test_a_time_budget_stops_training_and_says_how_to_continue(capsys, tmp_path)
     code, out, _ = run(["train", "--task", "toy-moons", "--preset", "smoke", "--steps", "1000", "--minutes", "1e-9",
                         "--checkpoint", "cut.pt"], capsys)
     assert code == 0 and "stopped by --minutes: 0/1000 steps" in out
-    continue_with = out.split("continue with: python -m course_lib ")[1].split()
+    continue_with = printed_continue_command(out)
     assert continue_with == ["train", "--checkpoint", "cut.pt", "--resume"]
     code, out, err = run([*continue_with, "--steps", "3"], capsys)  # the line as printed (a shorter target)
     assert code == 0 and "Resuming cut.pt at step 0 of 3" in out and "finished: 3/3 steps" in out, err
@@ -224,7 +229,7 @@ def test_demo_on_a_cpu_trains_the_narrower_unet_and_its_continue_line_resumes_it
     assert f"(base width {DEMO_CPU_BASE_CHANNELS})" in out and "preset cpu" in out and "trained 0 steps" in out
     state = torch.load(tmp_path / "demo" / "model.pt", weights_only=True)
     assert state["recipe"]["preset"]["video_base_channels"] == DEMO_CPU_BASE_CHANNELS
-    continue_with = out.split("continue with: python -m course_lib ")[1].rstrip(")\n").split()
+    continue_with = printed_continue_command(out)
     assert continue_with == ["train", "--checkpoint", str(Path("demo") / "model.pt"), "--resume"]
     code, out, err = run([*continue_with, "--steps", "1"], capsys)
     assert code == 0 and "finished: 1/1 steps" in out, err
