@@ -479,9 +479,12 @@ def _defaults(task: str, preset: Preset) -> dict[str, Any]:
     # a pixel's SNR is ~0.01: cosine trains there 6% of the time and its samples lost their objects
     # (3% of clips passed motion after 800 steps); linear trains there 32% of the time (28% passed).
     # snr_focus draws half the timesteps from SNR 1e-3..0.1, where objects appear while sampling (41%).
-    # Moving digits need a lower lr: at 2e-3 the network stayed the constant (mean-frame) predictor for
-    # 2000 steps (frame digit accuracy 0%); at 5e-4 it read 59% of frames after 481 steps (1 thread).
-    lr = 5e-4 if task == "video-digits" else 2e-3
+    # lr 1e-3: at 2e-3 runs past ~1700 steps break (15 min on 2 threads, 2828 steps: loss 0.079, 0% of
+    # clips passed motion; the frame-conditional U-Net diverged at step 1700); at 1e-3 the same 15 min
+    # (2763 steps) fell steadily to 0.051 and 81% passed. Moving digits need a lower lr still: at 2e-3
+    # the network stayed the constant (mean-frame) predictor for 2000 steps (frame digit accuracy 0%);
+    # at 5e-4 it read 59% of frames after 481 steps (1 thread).
+    lr = 5e-4 if task == "video-digits" else 1e-3
     return dict(steps=p.video_train_steps, batch_size=p.video_batch_size, lr=lr, warmup_steps=20,
                 objective="x0", schedule_name="linear", snr_focus=0.5)
 

@@ -61,10 +61,22 @@ class TrainingRun:
     load_after: float | None
     threads: int
     final_loss: float
+    loss_curve: list[tuple[int, float]] = dataclasses.field(default_factory=list)  # see :func:`loss_curve`
 
 
 def _load_average() -> float | None:
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def loss_curve(losses: Sequence[float], points: int = 10) -> list[tuple[int, float]]:
+    """The training loss in ``points`` equal windows: (last step of the window, mean loss in it).
+
+    Where a run broke shows as a window whose mean rises; a final loss alone hides it.
+    """
+    check_positive_int("points", points)
+    n = len(losses)
+    edges = [round(n * k / points) for k in range(points + 1)]
+    return [(end, float(np.mean(losses[start:end]))) for start, end in zip(edges, edges[1:]) if end > start]
 
 
 def train_for(recipe: Recipe, steps: int | None = None, minutes: float | None = None,
@@ -89,7 +101,8 @@ def train_for(recipe: Recipe, steps: int | None = None, minutes: float | None = 
     run = TrainingRun(steps=trainer.step, wall_seconds=time.perf_counter() - wall_start,
                       cpu_seconds=time.process_time() - cpu_start, load_before=load_before,
                       load_after=_load_average(), threads=torch.get_num_threads(),
-                      final_loss=trainer.recent_loss(50) if trainer.step else float("nan"))
+                      final_loss=trainer.recent_loss(50) if trainer.step else float("nan"),
+                      loss_curve=loss_curve(trainer.history["loss"]))
     return trainer, run
 
 
@@ -276,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", default=None,
                         help="measure this trained checkpoint (from python -m course_lib train) instead of training")
+    parser.add_argument("--save", default=None, metavar="FILE",
+                        help="write the trained model to FILE (measure it again with --checkpoint FILE)")
     parser.add_argument("--n", type=int, default=DEFAULT_CLIPS, help=f"clips to sample (default {DEFAULT_CLIPS})")
     parser.add_argument("--sample-steps", type=int, default=None, help="DDIM steps (default: the preset's)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -295,16 +310,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         recipe, trainer = load_checkpoint(args.checkpoint, device=device, progress=False)
         run = TrainingRun(steps=trainer.step, wall_seconds=trainer.seconds, cpu_seconds=float("nan"), load_before=None,
-                          load_after=None, threads=torch.get_num_threads(), final_loss=trainer.recent_loss(50))
+                          load_after=None, threads=torch.get_num_threads(), final_loss=trainer.recent_loss(50),
+                          loss_curve=loss_curve(trainer.history["loss"]))
     else:
         recipe = get_recipe(args.task, args.preset, args.model, seed=args.seed, **overrides)
         trainer, run = train_for(recipe, args.steps, args.minutes, args.cpu_minutes, device)
+        if args.save:
+            from course_lib.zoo import save_checkpoint
+
+            save_checkpoint(trainer, recipe, args.save, trainer.step)
     quality = measure(recipe, trainer.ema_model, args.n, args.sample_steps, seed=args.seed)
     p = recipe.preset
     print(f"{recipe.task} {recipe.model_name} preset {p.name} ({p.video_frames}x{p.video_size}px, batch "
           f"{recipe.batch_size}, lr {recipe.lr:g}, {recipe.objective}, {recipe.schedule_name}): {run.steps} steps in "
           f"{run.wall_seconds / 60:.1f} min wall, {run.cpu_seconds / 60:.1f} CPU min, {run.threads} thread(s), load "
           f"{run.load_before}->{run.load_after}, loss {run.final_loss:.4f}")
+    if run.loss_curve:
+        print("loss by step: " + ", ".join(f"{step} {loss:.4f}" for step, loss in run.loss_curve))
     print(f"{quality.n} clips ({quality.sample_seconds:.0f} s to sample): motion pass {quality.motion_pass:.0%} "
           f"(real {quality.real_motion_pass:.0%}); FVD {quality.fvd:.1f} vs untrained {quality.untrained_fvd:.1f} "
           f"(ratio {quality.fvd_ratio:.2f}; real vs real {quality.real_fvd:.1f})"

@@ -314,8 +314,7 @@ print(decay_table(curves))
 # measures the same on 32 videos: README, "Prediction and long videos".)
 
 # %%
-# lr 1e-3: one augmented run at the recipe's 2e-3 diverged (cpu preset, step 1700)
-augmented_model = train_or_load_frame_conditional(recipe.replace(lr=1e-3), folder=CHECKPOINTS,
+augmented_model = train_or_load_frame_conditional(recipe, folder=CHECKPOINTS,
                                                   context_noise=150).ema_model.eval()
 (augmented,) = video_predictors(recipe, conditional=augmented_model, context_noise=75).values()
 start = time.perf_counter()

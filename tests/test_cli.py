@@ -12,6 +12,7 @@ import torch
 from course_lib import config
 from course_lib.cli import main
 from course_lib.metrics import judge
+from course_lib.recipes import get_recipe
 from course_lib.zoo import sidecar_path
 
 
@@ -221,19 +222,22 @@ def test_demo_trains_samples_and_scores(capsys, tmp_path):
 
 
 def test_demo_on_a_cpu_trains_the_narrower_unet_and_its_continue_line_resumes_it(capsys, tmp_path):
-    from course_lib.cli import DEMO_CPU_BASE_CHANNELS
+    from course_lib.cli import DEMO_CPU_BASE_CHANNELS, DEMO_LR
 
     assert config.PRESETS["cpu"].video_base_channels > DEMO_CPU_BASE_CHANNELS
+    assert get_recipe("video-shapes", "cpu").lr != DEMO_LR  # the short demo keeps its own lr
     code, out, err = run(["demo", "--preset", "cpu", "--out", "demo", "--device", "cpu", "--minutes", "1e-9"], capsys)
     assert code == 0, err
     assert f"(base width {DEMO_CPU_BASE_CHANNELS})" in out and "preset cpu" in out and "trained 0 steps" in out
     state = torch.load(tmp_path / "demo" / "model.pt", weights_only=True)
     assert state["recipe"]["preset"]["video_base_channels"] == DEMO_CPU_BASE_CHANNELS
+    assert state["recipe"]["lr"] == DEMO_LR
     continue_with = printed_continue_command(out)
     assert continue_with == ["train", "--checkpoint", str(Path("demo") / "model.pt"), "--resume"]
     code, out, err = run([*continue_with, "--steps", "1"], capsys)
     assert code == 0 and "finished: 1/1 steps" in out, err
-    assert torch.load(tmp_path / "demo" / "model.pt", weights_only=True)["step"] == 1
+    resumed = torch.load(tmp_path / "demo" / "model.pt", weights_only=True)
+    assert resumed["step"] == 1 and resumed["recipe"]["lr"] == DEMO_LR
 
 
 @pytest.mark.parametrize("native", [True, False])

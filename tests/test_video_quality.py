@@ -59,6 +59,15 @@ def test_train_for_stops_at_the_step_count_and_at_spent_budgets():
         assert trainer.step == run.steps == 0
 
 
+def test_loss_curve_averages_equal_windows_and_shows_where_a_run_broke():
+    losses = [1.0] * 4 + [0.2] * 4 + [0.9] * 2  # learned, then broke near the end
+    assert video_quality.loss_curve(losses, points=5) == [(2, 1.0), (4, 1.0), (6, 0.2), (8, 0.2), (10, 0.9)]
+    assert video_quality.loss_curve([0.5, 0.3, 0.1], points=10) == [(1, 0.5), (2, 0.3), (3, 0.1)]  # no empty windows
+    assert video_quality.loss_curve([], points=3) == []
+    with pytest.raises(ValueError, match="points"):
+        video_quality.loss_curve(losses, points=0)
+
+
 def test_train_for_names_bad_arguments():
     recipe = get_recipe("video-shapes", tiny_preset())
     with pytest.raises(ValueError, match="recipe: expected a Recipe"):
@@ -162,10 +171,17 @@ def test_measure_names_bad_arguments():
 def test_command_line_trains_measures_and_records(tmp_path, monkeypatch, capsys):
     judge = tiny_judge(4, 32, 3)  # the smoke preset's clips
     monkeypatch.setattr(video_metrics, "get_video_judge", lambda **kwargs: judge)
-    record = tmp_path / "runs.jsonl"
+    record, saved = tmp_path / "runs.jsonl", tmp_path / "model.pt"
     assert video_quality.main(["--preset", "smoke", "--steps", "2", "--n", "2", "--sample-steps", "2",
-                               "--lr", "1e-3", "--json", str(record)]) == 0
+                               "--lr", "1e-3", "--json", str(record), "--save", str(saved)]) == 0
     out = capsys.readouterr().out
-    assert "2 steps in" in out and "motion pass" in out and "FVD ratio" in out
+    assert "2 steps in" in out and "motion pass" in out and "FVD ratio" in out and "loss by step: 1 " in out
     line = json.loads(record.read_text())
     assert line["run"]["steps"] == 2 and line["recipe"]["lr"] == 1e-3 and line["preset"]["name"] == "smoke"
+    assert [step for step, _ in line["run"]["loss_curve"]] == [1, 2]
+    # the saved model is measured again as it was: the same samples, so the same motion pass and FVD
+    assert video_quality.main(["--checkpoint", str(saved), "--n", "2", "--sample-steps", "2",
+                               "--json", str(record)]) == 0
+    first, again = [json.loads(text) for text in record.read_text().splitlines()]
+    assert again["run"]["steps"] == 2 and again["recipe"]["lr"] == 1e-3
+    assert again["quality"]["fvd"] == pytest.approx(first["quality"]["fvd"])
