@@ -45,11 +45,12 @@ class LabNotebook:
     cells: list[dict] = field(default_factory=list)  # cellReport() after run_all
 
     # --- opening and running -------------------------------------------------------------
-    def open(self, url: str, timeout_s: float = 90.0) -> None:
-        """Load ``url`` (the notebook's /lab/tree URL) and wait for an idle kernel."""
-        self.page.goto(url, wait_until="domcontentloaded", timeout=timeout_s * 1000)
-        self.page.wait_for_function("() => window.jupyterapp !== undefined", timeout=timeout_s * 1000)
-        self.page.evaluate("async () => { await window.jupyterapp.restored; }")
+    def open(self, timeout_s: float = 90.0) -> None:
+        """Open the notebook in the JupyterLab of this page (command ``docmanager:open``) and wait for an
+        idle kernel: the session already running for its path, or one JupyterLab starts."""
+        # returns nothing: Playwright would serialise the widget that the command resolves to (~2 s)
+        self.page.evaluate("async path => { await window.jupyterapp.commands.execute("
+                           "'docmanager:open', {path, factory: 'Notebook'}); }", self.path)
         self.page.add_script_tag(content=PROBE_JS.read_text())
         if not self._wait_for_idle(timeout_s):
             status = self._probe("kernelStatus")

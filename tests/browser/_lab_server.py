@@ -14,9 +14,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jupytext
@@ -139,30 +140,53 @@ class LabServer:
     token: str
     root_dir: Path
     log_path: Path
+    _deleting: list[threading.Thread] = field(default_factory=list)  # shutdown_kernels' background deletions
 
     def url(self, path: str, **query: str) -> str:
         params = "&".join([f"token={self.token}"] + [k if v == "" else f"{k}={v}" for k, v in query.items()])
         return f"{self.base_url}{path.lstrip('/')}?{params}"
 
-    def api(self, method: str, path: str) -> object:
-        """Call the REST API (``/api/...``); returns the decoded JSON or None."""
+    def api(self, method: str, path: str, body: dict | None = None) -> object:
+        """Call the REST API (``/api/...``), with ``body`` as JSON; returns the decoded JSON or None."""
         request = urllib.request.Request(
             f"{self.base_url}{path.lstrip('/')}", method=method,
-            headers={"Authorization": f"token {self.token}"},
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             body = response.read()
         return json.loads(body) if body else None
 
-    def shutdown_kernels(self) -> None:
-        """Delete every session (and so its kernel): the next notebook starts on an idle machine."""
-        for session in self.api("GET", "api/sessions") or []:
-            self.api("DELETE", f"api/sessions/{session['id']}")
+    def start_kernel_for(self, notebook: str) -> None:
+        """Start the session (and kernel) that JupyterLab will attach to when it opens ``notebook``.
+
+        ``notebook`` is a path in the server root. Opening a notebook, JupyterLab joins the session
+        already running for its path, as when a learner reopens a tab; so a kernel started here
+        boots while the page loads (or while the previous notebook runs) instead of after it.
+        Returns at once; the kernel is idle a few seconds later.
+        """
+        if not any(s["path"] == notebook for s in self.api("GET", "api/sessions") or []):
+            self.api("POST", "api/sessions", {"path": notebook, "name": notebook, "type": "notebook",
+                                              "kernel": {"name": "python3"}})
+
+    def shutdown_kernels(self, keep: frozenset[str] = frozenset()) -> None:
+        """Delete every session (and so its kernel) but those of the notebooks in ``keep``, started
+        ahead for the next test. Which ones is decided now; the deletions run in the background (each
+        waits ~1.3 s for its kernel to exit, time the next test need not wait for: a kernel shutting
+        down is not busy) and :meth:`stop` waits for them."""
+        doomed = [session["id"] for session in self.api("GET", "api/sessions") or [] if session["path"] not in keep]
+        if doomed:
+            thread = threading.Thread(target=lambda: [self.api("DELETE", f"api/sessions/{sid}") for sid in doomed],
+                                      name="delete-sessions", daemon=True)
+            thread.start()
+            self._deleting.append(thread)
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
     def stop(self) -> None:
+        for thread in self._deleting:
+            thread.join(timeout=30)
         stop_process_group(self.process)
 
 

@@ -4,9 +4,15 @@
   kernels get ``COURSE_PRESET=smoke``.
 * ``chromium``: the system Chromium, attached through Playwright (CDP); skipped with a message when
   missing, a failure when ``CI=true``.
-* ``lab_page``: a fresh browser tab per test; on failure its screenshot and console log are written
-  to ``test-output/browser/<test>/`` (or ``$COURSE_BROWSER_ARTIFACTS``) and named in the report.
-* ``open_notebook(source)``: copies/converts a notebook into the server root and opens it.
+* ``lab_page``: the browser tab of the session, with JupyterLab loaded once (~2 s, which every
+  notebook paid when each test had a fresh tab). Each test starts with no document open and an empty
+  console log; its documents are closed after it. On failure the tab's screenshot and console log
+  are written to ``test-output/browser/<test>/`` (or ``$COURSE_BROWSER_ARTIFACTS``) and named in the
+  report. A test may navigate the tab elsewhere: the next notebook opened loads JupyterLab again.
+* ``open_notebook(source)``: copies/converts a notebook into the server root, starts its kernel
+  through the server's API and opens it in that tab (``docmanager:open``).
+  ``prepare_notebook(source)`` does the copy and the kernel start ahead, for a later test: that
+  kernel boots while the current notebook runs, and the later opening finds it idle.
 
 Server and browser are stopped through their process ids when the session ends, pass or fail.
 """
@@ -45,8 +51,12 @@ def artifacts_dir() -> Path:
     return Path(os.environ.get(ARTIFACTS_ENV) or REPO / "test-output" / "browser")
 
 
+# True when the page shows JupyterLab (a page whose content a test replaced may keep the app object)
+LAB_SHOWN = "() => window.jupyterapp !== undefined && document.body.contains(window.jupyterapp.shell.node)"
+
+
 class BrowserTab:
-    """A page plus everything it logged (console messages, uncaught page errors)."""
+    """A page plus everything it logged (console messages, uncaught page errors) in the current test."""
 
     def __init__(self, page, server):
         self.page = page
@@ -54,6 +64,25 @@ class BrowserTab:
         self.console: list[str] = []
         page.on("console", lambda msg: self.console.append(f"[{msg.type}] {msg.text}"))
         page.on("pageerror", lambda error: self.console.append(f"[pageerror] {error}"))
+
+    def open_lab(self, timeout_s: float = 90.0) -> None:
+        """Load JupyterLab (a reset workspace) unless this tab already shows it, restored."""
+        if self.page.url.startswith(self.server.url("lab").split("?")[0]) and self.page.evaluate(LAB_SHOWN):
+            return
+        self.page.goto(self.server.url("lab", reset=""), wait_until="domcontentloaded", timeout=timeout_s * 1000)
+        self.page.wait_for_function("() => window.jupyterapp !== undefined", timeout=timeout_s * 1000)
+        self.page.evaluate("async () => { await window.jupyterapp.restored; }")
+
+    def close_documents(self) -> None:
+        """Close every document of the main area, unsaved changes and all (a learner's tab closes with a
+        dialog; the test's copy of a notebook is thrown away)."""
+        try:
+            self.page.evaluate("""() => {
+                if (!(""" + LAB_SHOWN + """)()) return;
+                for (const widget of Array.from(window.jupyterapp.shell.widgets('main'))) widget.dispose();
+            }""")
+        except Exception:  # a page left broken by a failed test: the next test loads JupyterLab afresh
+            self.page.goto("about:blank")
 
     def save_artifacts(self, folder: Path) -> str:
         """Write screenshot.png, console.log and jupyter-server.log to ``folder``; return a summary."""
@@ -112,16 +141,43 @@ def browser_context(chromium):
     context.close()
 
 
-@pytest.fixture
-def lab_page(browser_context, lab_server):
+@pytest.fixture(scope="session")
+def lab_tab(browser_context, lab_server):
+    """The one tab of the session (see ``lab_page``)."""
     page = browser_context.new_page()
     page.set_default_timeout(10_000)  # a control that cannot be found or clicked fails in 10 s, not 30
-    tab = BrowserTab(page, lab_server)
+    yield BrowserTab(page, lab_server)
+    page.close()
+
+
+@pytest.fixture
+def lab_page(lab_tab, lab_server):
+    lab_tab.console.clear()
     try:
-        yield tab
+        yield lab_tab
     finally:
-        tab.page.close()
-        lab_server.shutdown_kernels()
+        lab_tab.close_documents()
+        lab_server.shutdown_kernels(keep=frozenset(_prepared))
+
+
+_prepared: set[str] = set()  # notebooks whose kernels were started for a later test
+
+
+def _copy_and_start_kernel(source: Path, server) -> Path:
+    target = write_notebook(Path(source), server.root_dir)
+    server.start_kernel_for(target.name)
+    return target
+
+
+@pytest.fixture
+def prepare_notebook(lab_server):
+    """``prepare_notebook(source)``: copy ``source`` into the server root and start its kernel now,
+    for a later test's ``open_notebook(source)`` (the kernel boots while this test runs)."""
+
+    def _prepare(source: Path) -> None:
+        _prepared.add(_copy_and_start_kernel(source, lab_server).name)
+
+    return _prepare
 
 
 @pytest.fixture
@@ -130,9 +186,15 @@ def open_notebook(lab_page, lab_server):
     from _lab_driver import LabNotebook
 
     def _open(source: Path, label: str | None = None):
-        target = write_notebook(Path(source), lab_server.root_dir)
+        name = Path(source).with_suffix(".ipynb").name
+        if name in _prepared:  # copied and its kernel started by an earlier test
+            _prepared.discard(name)
+            target = lab_server.root_dir / name
+        else:
+            target = _copy_and_start_kernel(source, lab_server)
+        lab_page.open_lab()
         notebook = LabNotebook(lab_page.page, target.name, label or _label(Path(source)))
-        notebook.open(lab_server.url(f"lab/tree/{target.name}", reset=""))
+        notebook.open()
         return notebook
 
     return _open

@@ -1,7 +1,9 @@
 """The live session is set up as promised: Chromium's flags, and what a failure leaves behind."""
 from __future__ import annotations
 
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_notebook
 
 from _chromium import CHROMIUM_FLAGS
 
@@ -43,3 +45,21 @@ def test_lab_reads_its_settings_from_the_temporary_folder(lab_page, lab_server):
     }""")
     assert '"fetchNews": "false"' in settings[0] and '"checkForUpdates": false' in settings[0]
     assert '"windowingMode": "none"' in settings[1]
+
+
+def test_a_notebook_whose_kernel_was_started_ahead_joins_that_kernel(tmp_path, prepare_notebook, open_notebook,
+                                                                     lab_server, lab_page):
+    """The suite starts the next notebook's kernel while the current one runs; opening it must use
+    that kernel, not start a second one (which would cost the start-up the suite meant to save)."""
+    source = tmp_path / "ahead.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("import os; os.getpid()")]), source)
+    prepare_notebook(source)
+    started = [s["kernel"]["id"] for s in lab_server.api("GET", "api/sessions") if s["path"] == "ahead.ipynb"]
+    assert len(started) == 1
+    open_notebook(source)
+    in_page = lab_page.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id")
+    assert in_page == started[0]
+    open_documents = lab_page.page.evaluate(
+        "() => Array.from(window.jupyterapp.shell.widgets('main')).filter(w => w.context).map(w => w.context.path)")
+    assert open_documents == ["ahead.ipynb"]  # the tab is shared: earlier tests' notebooks were closed
+    assert [s["kernel"]["id"] for s in lab_server.api("GET", "api/sessions") if s["path"] == "ahead.ipynb"] == started
