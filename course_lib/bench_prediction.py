@@ -39,6 +39,7 @@ from course_lib._checks_args import check_float_range, check_int_range, check_po
 from course_lib.bench import DEFAULT_OUT, Stopwatch, Table, describe_machine, load_average
 from course_lib.bench_sampling import Trained, check_checkpoint_file, trained_model, trained_status
 from course_lib.config import Preset, get_device, get_preset
+from course_lib.frame_conditional import frame_conditional_parts
 
 BASELINE = "repeat last frame"
 DEFAULT_CLIPS = 64
@@ -57,22 +58,13 @@ PREDICTION_FORMATS = {"future PSNR (dB)": ".2f", "future SSIM": ".3f", "beats ba
 
 # --- the frame-conditional model: load, or train within a budget ---------------------------------------
 
-def _frame_conditional_parts(recipe, context_noise: int = 0):
-    from course_lib.frame_conditional import FrameConditionalObjective, frame_conditional_unet3d
-
-    with torch.random.fork_rng(devices=[]):  # the initial weights of train_or_load_frame_conditional
-        torch.manual_seed(recipe.seed)
-        model = frame_conditional_unet3d(recipe.preset, recipe.channels)
-    return model, FrameConditionalObjective(recipe.schedule, recipe.objective, context_noise=context_noise)
-
-
 def load_frame_conditional(recipe, path: str | os.PathLike, device=None, context_noise: int = 0):
     """The Trainer stored at ``path`` by :func:`~course_lib.frame_conditional.train_or_load_frame_conditional`
     (or :func:`train_frame_conditional`) for ``recipe``; a file of another model is an error naming it.
     context_noise: the conditioning augmentation it trains with if trained further."""
     from course_lib.training import Trainer
 
-    model, objective = _frame_conditional_parts(recipe, context_noise)
+    model, objective = frame_conditional_parts(recipe, context_noise)
     return Trainer.load(path, model, objective, recipe.make_batch, device, progress=False)
 
 
@@ -92,7 +84,7 @@ def train_frame_conditional(recipe, path: str | os.PathLike, steps: int | None =
     if resume and path.exists():
         trainer = load_frame_conditional(recipe, path, device, context_noise)
     else:
-        model, objective = _frame_conditional_parts(recipe, context_noise)
+        model, objective = frame_conditional_parts(recipe, context_noise)
         config = recipe.train_config(steps, checkpoint_path=os.fspath(path), progress=False)
         trainer = Trainer(model, objective, recipe.make_batch, config, device)
     start = time.perf_counter()

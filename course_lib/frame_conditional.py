@@ -199,6 +199,15 @@ def checkpoint_path(recipe, steps: int | None = None, folder: str | os.PathLike 
     return Path(folder) / f"{recipe.task}-unet3d-framecond-{recipe.preset.name}-{key}.pt"
 
 
+def frame_conditional_parts(recipe, context_noise: int = 0) -> tuple[nn.Module, FrameConditionalObjective]:
+    """(model, objective) of the frame-conditional U-Net for ``recipe``: its initial weights drawn from
+    ``recipe.seed`` (the global RNG left as it was), so every path that builds it starts alike."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        model = frame_conditional_unet3d(recipe.preset, recipe.channels)
+    return model, FrameConditionalObjective(recipe.schedule, recipe.objective, context_noise=context_noise)
+
+
 def train_or_load_frame_conditional(recipe, steps: int | None = None, folder: str | os.PathLike = "checkpoints",
                                     device: torch.device | str | None = None, save_every: int = 100,
                                     context_noise: int = 0):
@@ -218,12 +227,9 @@ def train_or_load_frame_conditional(recipe, steps: int | None = None, folder: st
     steps = recipe.steps if steps is None else check_positive_int("steps", steps)
     path = checkpoint_path(recipe, steps, folder, context_noise)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        model = frame_conditional_unet3d(recipe.preset, recipe.channels)
+    model, objective = frame_conditional_parts(recipe, context_noise)
     config = recipe.train_config(steps, checkpoint_every=check_positive_int("save_every", save_every),
                                  checkpoint_path=os.fspath(path))
-    objective = FrameConditionalObjective(recipe.schedule, recipe.objective, context_noise=context_noise)
     trainer = Trainer(model, objective, recipe.make_batch, config, device)
     if path.exists():
         trainer.resume(path)
