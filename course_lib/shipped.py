@@ -22,7 +22,7 @@ import torch
 
 from course_lib._checks_args import fail
 from course_lib.training import Trainer, read_checkpoint
-from course_lib.training.checkpoint import atomic_save, check_signature, load_file
+from course_lib.training.checkpoint import atomic_save, check_checkpoint_state, check_signature, load_file
 
 SHIPPED_FOLDER = Path(__file__).resolve().parent / "pretrained"
 EXPORT_FORMAT = "course_lib-export-1"
@@ -102,7 +102,11 @@ def is_export(state: Any) -> bool:
 
 def read_export(path: str | os.PathLike) -> dict[str, Any]:
     """An export's state, read with ``weights_only=True``; a missing, damaged or other file is a clear error."""
-    state = load_file(path)
+    return check_export_state(load_file(path), path)
+
+
+def check_export_state(state: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """``state`` (loaded from ``path``) if it is an export, else a ValueError naming what it is."""
     missing = [key for key in EXPORT_KEYS if key not in state] if is_export(state) else None
     if missing is None or missing:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__
@@ -113,11 +117,12 @@ def read_export(path: str | os.PathLike) -> dict[str, Any]:
 
 def read_any(path: str | os.PathLike) -> dict[str, Any]:
     """A training checkpoint's or an export's state (an export has ``format`` = EXPORT_FORMAT)."""
+    state = load_file(path)  # read once, then recognised
     try:
-        return read_checkpoint(path)
+        return check_checkpoint_state(state, path)
     except ValueError as training_error:
         try:
-            return read_export(path)
+            return check_export_state(state, path)
         except ValueError:
             raise training_error from None
 

@@ -76,6 +76,19 @@ def test_train_or_load_loads_a_shipped_export_without_training(trained, tmp_path
         assert zoo.checkpoint_path(recipe, folder=folder).is_file()
 
 
+def test_read_any_reads_a_checkpoint_or_an_export_once_and_names_a_foreign_file(trained, tmp_path, monkeypatch):
+    recipe, path, _ = trained
+    out = shipped.export_checkpoint(path, folder=tmp_path)
+    reads = []
+    monkeypatch.setattr(shipped, "load_file", lambda file: reads.append(file) or torch.load(file, weights_only=True))
+    assert shipped.read_any(path)["optimizer"] and shipped.read_any(out)["format"] == shipped.EXPORT_FORMAT
+    assert reads == [path, out]  # one read each, the export's included
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(1)}, foreign)
+    with pytest.raises(ValueError, match="expected a course_lib training checkpoint"):
+        shipped.read_any(foreign)
+
+
 def test_a_renamed_export_is_refused(trained, tmp_path):
     recipe, path, _ = trained
     other = recipe.replace(seed=7)

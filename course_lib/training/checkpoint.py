@@ -114,7 +114,11 @@ def load_file(path: str | os.PathLike) -> Any:
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``; a missing, truncated or foreign file is a clear error."""
-    state = load_file(path)
+    return check_checkpoint_state(load_file(path), path)
+
+
+def check_checkpoint_state(state: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """``state`` (loaded from ``path``) if it is a training checkpoint of this format, else a ValueError."""
     path = os.fspath(path)
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
         got = sorted(state) if isinstance(state, dict) else type(state).__name__
