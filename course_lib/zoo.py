@@ -26,6 +26,7 @@ channels-last. With progress on, :func:`train` prints the memory estimate of
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -42,6 +43,7 @@ from tqdm.auto import tqdm
 import course_lib
 from course_lib import shipped
 from course_lib._checks_args import check_float_range, check_positive_int, fail
+from course_lib.config import PRESETS
 from course_lib.recipes import Recipe, get_recipe
 from course_lib.training import TrainConfig, Trainer, distributed, read_checkpoint
 from course_lib.training.checkpoint import atomic_save
@@ -262,8 +264,21 @@ def _default_command(recipe: Recipe, steps: int) -> str:
                and value != defaults.info()[name]}
     changes = {("schedule" if k == "schedule_name" else k): v for k, v in changes.items()}
     args = "".join(f", {k}={v!r}" for k, v in changes.items())
-    return (f"train_or_load(get_recipe({recipe.task!r}, {recipe.preset.name!r}, {recipe.model_name!r}{args}), "
+    return (f"train_or_load(get_recipe({recipe.task!r}, {_preset_expression(recipe.preset)}, {recipe.model_name!r}{args}), "
             f"steps={steps})")
+
+
+def _preset_expression(preset) -> str:
+    """Python that gives ``preset``: its name, or ``get_preset(name).replace(...)`` with the fields changed
+    from the named preset (e.g. a preset given ``precision='bf16'``)."""
+    named = PRESETS.get(preset.name)
+    if named is None:
+        return repr(preset)
+    changes = {f.name: getattr(preset, f.name) for f in dataclasses.fields(preset)
+               if getattr(preset, f.name) != getattr(named, f.name)}
+    if not changes:
+        return repr(preset.name)
+    return f"get_preset({preset.name!r}).replace(" + ", ".join(f"{k}={v!r}" for k, v in changes.items()) + ")"
 
 
 def train(

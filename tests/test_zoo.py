@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from course_lib import zoo
-from course_lib.config import get_preset
+from course_lib.config import Preset, get_preset
 from course_lib.recipes import get_recipe
 from course_lib.training import Trainer, TrainConfig
 
@@ -23,6 +23,17 @@ def same(a, b):
     return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
+@pytest.mark.parametrize("preset", [get_preset("smoke"), get_preset("smoke").replace(precision="bf16", toy_batch_size=8),
+                                    get_preset("smoke").replace(name="mine")])
+def test_the_recorded_command_rebuilds_the_same_recipe(preset):
+    """The training record's command names a changed preset by its changes, so running it trains the same recipe."""
+    recipe = get_recipe("toy-moons", preset, lr=3e-3)
+    command = zoo._default_command(recipe, 7)
+    rebuilt, steps = eval(command, {"train_or_load": lambda r, steps: (r, steps), "get_recipe": get_recipe,
+                                    "get_preset": get_preset, "Preset": Preset})
+    assert rebuilt.key(steps) == recipe.key(7) and rebuilt.preset == recipe.preset
+
+
 def test_train_or_load_trains_once_then_loads(tmp_path, monkeypatch):
     recipe = toy_recipe()
     trained = zoo.train_or_load(recipe, folder=tmp_path, progress=False)
@@ -31,7 +42,8 @@ def test_train_or_load_trains_once_then_loads(tmp_path, monkeypatch):
     record = json.loads(zoo.sidecar_path(path).read_text())
     assert record["steps"] == 6 and record["finished"] and record["key"] == recipe.key()
     assert record["torch"] == torch.__version__ and record["machine"]["cpu_count"] >= 1
-    assert record["wall_clock_seconds"] > 0 and "get_recipe('toy-moons', 'smoke', 'mlp')" in record["command"]
+    assert record["wall_clock_seconds"] > 0 and record["command"].startswith(
+        "train_or_load(get_recipe('toy-moons', get_preset('smoke').replace(num_diffusion_steps=50, toy_batch_size=32), 'mlp'")
 
     def no_training(self):
         raise AssertionError("train_or_load trained although the checkpoint was there")
