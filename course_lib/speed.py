@@ -252,26 +252,13 @@ def saved_activation_bytes(model: nn.Module, loss_fn, batch, precision: str = "f
     parameters themselves excluded (they are resident anyway); casts of the weights made by
     autocast count, since they are new memory. No backward pass and no update is run.
     """
+    from course_lib.training.memory import saved_tensor_bytes
+
     _check_model(model)
     _check_loss_fn(loss_fn)
     check_choice("precision", precision, PRECISIONS)
     device = _device_of(model)
-    batch = _to_device(batch, device)
-    parameter_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    saved: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in parameter_storages:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    dtype = autocast_dtype(precision, device)
-    cast = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), cast:
-        loss = loss_fn(model, batch, torch.Generator().manual_seed(seed))
-    del loss  # frees the graph and the saved tensors
-    return sum(saved.values())
+    return saved_tensor_bytes(model, loss_fn, batch, device, autocast_dtype(precision, device), seed=seed)
 
 
 def training_memory(model: nn.Module, loss_fn, batch, precision: str = "fp32", seed: int = 0) -> StepMemory:
