@@ -269,19 +269,9 @@ def _digits_runs(config: SamplingBenchConfig, trained: Trained, n: int) -> tuple
     return real, runs
 
 
-def _video_ddpm(recipe, model, n: int, seed: int, progress: bool) -> tuple[torch.Tensor, Stopwatch]:
-    """(n clips sampled by DDPM, ``recipe.batch_size`` at a time from noise seeded with ``seed``, its Stopwatch)."""
-    generator, chunks = torch.Generator().manual_seed(seed), []
-    with Stopwatch() as watch:
-        for start in range(0, n, recipe.batch_size):
-            size = min(recipe.batch_size, n - start)
-            chunks.append(recipe.sample(model, size, sampler="ddpm", generator=generator, progress=progress).cpu())
-    return torch.cat(chunks).clamp(-1, 1), watch
-
-
 def _video_runs(config: SamplingBenchConfig, trained: Trained, n: int) -> tuple[dict[str, float | None], list[SamplerRun]]:
     """(real clips' scores, one SamplerRun per sampler) for the video model, scored as ``bench video`` does."""
-    from course_lib.bench_video import _fvd, real_clip_scores, score_samples, video_judge_for
+    from course_lib.bench_video import _fvd, real_clip_scores, sample_in_batches, score_samples, video_judge_for
     from course_lib.metrics_motion import motion_consistency
 
     recipe, model = trained.recipe, trained.model
@@ -294,7 +284,8 @@ def _video_runs(config: SamplingBenchConfig, trained: Trained, n: int) -> tuple[
                 _, scores = score_samples(recipe, model, n, judge, steps=steps, seed=1, progress=config.progress)
             seconds, quality = scores.seconds_per_batch / scores.batch * n, {"FVD": scores.fvd, "motion": scores.motion_pass}
         else:
-            clips, watch = _video_ddpm(recipe, model, count, seed=1, progress=config.progress)
+            with Stopwatch() as watch:
+                clips, _ = sample_in_batches(recipe, model, count, seed=1, progress=config.progress, sampler="ddpm")
             seconds, quality = watch.wall, None
             if count == n:  # scored like score_samples' clips: against the same reference set
                 quality = {"FVD": _fvd(judge, clips, recipe.real_examples(n, seed=2)),

@@ -272,6 +272,23 @@ def real_clip_scores(recipe, n: int, judge, seed: int = 2) -> SampleScores:
                         float(motion_consistency(other, recipe.object_size).pass_rate))
 
 
+def sample_in_batches(recipe, model: nn.Module, n: int, seed: int = 1, progress: bool = False,
+                      **sample_kwargs) -> tuple[torch.Tensor, float]:
+    """(n clips (n, T, C, H, W) on the CPU, clamped to [-1, 1]; seconds spent in ``recipe.sample``).
+
+    Drawn ``recipe.batch_size`` at a time (the last batch smaller) from one generator seeded with
+    ``seed``: the same seed gives the same clips. sample_kwargs go to ``recipe.sample`` (steps, sampler).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    chunks, seconds = [], 0.0
+    full, rest = divmod(n, recipe.batch_size)
+    for size in [recipe.batch_size] * full + ([rest] if rest else []):
+        start = time.perf_counter()
+        chunks.append(recipe.sample(model, size, generator=generator, progress=progress, **sample_kwargs).cpu())
+        seconds += time.perf_counter() - start
+    return torch.cat(chunks).clamp(-1, 1), seconds
+
+
 def score_samples(recipe, model: nn.Module, n: int, judge, steps: int | None = None, seed: int = 1,
                   reference_seed: int = 2, progress: bool = False) -> tuple[torch.Tensor, SampleScores]:
     """(n clips sampled from ``model`` with DDIM, their scores).
@@ -286,14 +303,7 @@ def score_samples(recipe, model: nn.Module, n: int, judge, steps: int | None = N
     check_positive_int("n", n)
     if n < 2:
         fail("n", "at least 2 clips (the FVD fits a covariance)", n)
-    generator = torch.Generator().manual_seed(seed)
-    chunks, seconds = [], 0.0
-    full, rest = divmod(n, recipe.batch_size)
-    for size in [recipe.batch_size] * full + ([rest] if rest else []):
-        start = time.perf_counter()
-        chunks.append(recipe.sample(model, size, steps=steps, generator=generator, progress=progress).cpu())
-        seconds += time.perf_counter() - start
-    clips = torch.cat(chunks).clamp(-1, 1)
+    clips, seconds = sample_in_batches(recipe, model, n, seed, progress, steps=steps)
     reference = recipe.real_examples(n, seed=reference_seed)
     scores = SampleScores(n, recipe.batch_size, seconds / n * recipe.batch_size, _fvd(judge, clips, reference),
                           float(motion_consistency(clips, recipe.object_size).pass_rate))

@@ -16,6 +16,7 @@ from course_lib.bench_video import (
     build_video_model,
     measure_train_step,
     peak_memory,
+    sample_in_batches,
     score_samples,
     step_time_verdicts,
     video_benchmark,
@@ -100,6 +101,21 @@ def test_the_target_is_not_judged_elsewhere():
     config = VideoBenchConfig(preset=SMOKE, shapes=((1, 2, 1, 8, 8),))
     (verdict,) = step_time_verdicts(config, [_measurement(2_440_000, 0.3, shape=(1, 2, 1, 8, 8))])
     assert "not judged" in verdict
+
+
+def test_sample_in_batches_draws_n_clips_batch_by_batch_the_same_for_a_seed():
+    recipe = get_recipe("video-shapes", SMOKE.replace(video_batch_size=2, video_size=16, video_frames=3,
+                                                      num_diffusion_steps=20, sample_steps=2, video_base_channels=8))
+    model, sizes = recipe.build_model().eval(), []
+    sample = recipe.sample
+    object.__setattr__(recipe, "sample", lambda m, size, **kwargs: sizes.append(size) or sample(m, size, **kwargs))
+    clips, seconds = sample_in_batches(recipe, model, 5, seed=3)
+    assert clips.shape == (5, 3, recipe.channels, 16, 16) and sizes == [2, 2, 1] and seconds > 0
+    assert clips.abs().max() <= 1
+    assert torch.equal(sample_in_batches(recipe, model, 5, seed=3)[0], clips)
+    assert not torch.equal(sample_in_batches(recipe, model, 5, seed=4)[0], clips)
+    ddpm, _ = sample_in_batches(recipe, model, 2, seed=3, sampler="ddpm")  # sample_kwargs reach recipe.sample
+    assert ddpm.shape == (2, 3, recipe.channels, 16, 16) and not torch.equal(ddpm, clips[:2])
 
 
 def test_missing_checkpoints_read_not_trained_and_no_judge_is_trained(tmp_path):
