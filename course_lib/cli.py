@@ -436,7 +436,8 @@ def _train(args, recipe: Recipe, path: Path, state, launch) -> int:
             "process.", flush=True)
     trainer = zoo.train(recipe, path, resume=args.resume, minutes=args.minutes, device=launch.device,
                         command=_command_line("train"), accumulate=args.accumulate, workers=args.workers,
-                        memory_format="channels_last" if args.channels_last else "contiguous", report_memory=True)
+                        memory_format="channels_last" if args.channels_last else "contiguous", report_memory=True,
+                        state=state)
     done = "finished" if trainer.step >= recipe.steps else "stopped by --minutes"
     say(f"{done}: {trainer.step}/{recipe.steps} steps in {trainer.seconds / 60:.1f} min, "
         f"loss {trainer.recent_loss(50):.4f}; checkpoint {path}")

@@ -142,7 +142,7 @@ def _trainer_from(recipe: Recipe, path, state: dict[str, Any], device, progress:
     if shards is None:
         shards = _saved_shards(state)
     trainer = _new_trainer(recipe, target, shards, device, _progress(recipe, progress), **switches)
-    trainer.resume(path)
+    trainer.resume(path, state)
     trainer.seconds = float(state.get("train_seconds", 0.0))
     return trainer
 
@@ -258,10 +258,10 @@ def save_checkpoint(trainer: Trainer, recipe: Recipe, path: str | os.PathLike, t
 
 def _default_command(recipe: Recipe, steps: int) -> str:
     """The Python call that trains this recipe again (fields that differ from the defaults as overrides)."""
-    defaults = get_recipe(recipe.task, recipe.preset, recipe.model_name)
+    defaults = get_recipe(recipe.task, recipe.preset, recipe.model_name).info()
     changes = {name: value for name, value in recipe.info().items()
                if name not in ("format", "preset", "model_config", "task", "model_name", "steps")
-               and value != defaults.info()[name]}
+               and value != defaults[name]}
     changes = {("schedule" if k == "schedule_name" else k): v for k, v in changes.items()}
     args = "".join(f", {k}={v!r}" for k, v in changes.items())
     return (f"train_or_load(get_recipe({recipe.task!r}, {_preset_expression(recipe.preset)}, {recipe.model_name!r}{args}), "
@@ -296,6 +296,7 @@ def train(
     workers: int = 0,
     memory_format: str = "contiguous",
     report_memory: bool | None = None,
+    state: dict[str, Any] | None = None,
 ) -> Trainer:
     """Train ``recipe`` to ``steps`` (default ``recipe.steps``), checkpointing to ``path``; returns the trainer.
 
@@ -309,6 +310,7 @@ def train(
     ``recipe.batch_size``). workers: DataLoader worker processes drawing the batches (0 in notebooks).
     memory_format: "contiguous" or "channels_last". report_memory: print the memory estimate (and a
     warning when it exceeds the free memory) before the first step; default: when progress is shown.
+    state: the file at ``path`` as the caller already read it (e.g. to check it first): not read again.
     """
     if not isinstance(recipe, Recipe):
         fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
@@ -325,7 +327,7 @@ def train(
                            f"x accumulate equal micro-batches", accumulate)
     show = _progress(recipe, progress) and distributed.is_main_process()
     if resume and path.exists():
-        state = shipped.read_any(path)
+        state = shipped.read_any(path) if state is None else state
         if shipped.is_export(state):
             raise ValueError(f"checkpoint {path}: expected a training checkpoint to resume, got an exported one "
                              "(EMA weights only, no optimiser state): train into another file, or pass resume=False")

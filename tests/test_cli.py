@@ -62,7 +62,7 @@ def test_every_command_has_help_with_examples(command, capsys):
     assert code == 0 and "examples:" in out and f"python -m course_lib {command}" in out
 
 
-def test_train_writes_a_checkpoint_that_resume_continues(capsys, tmp_path):
+def test_train_writes_a_checkpoint_that_resume_continues(capsys, tmp_path, monkeypatch):
     out = train_toy(capsys, "toy.pt", "--steps", "3")
     assert "finished: 3/3 steps" in out
     assert torch.load(tmp_path / "toy.pt", weights_only=True)["step"] == 3
@@ -70,9 +70,15 @@ def test_train_writes_a_checkpoint_that_resume_continues(capsys, tmp_path):
     assert record["recipe"]["task"] == "toy-moons" and record["steps"] == 3
     code, _, err = run(["train", "--task", "toy-moons", "--preset", "smoke", "--checkpoint", "toy.pt"], capsys)
     assert code == 2 and "--checkpoint: toy.pt already exists; add --resume" in err
+    load, reads = torch.load, []
+    monkeypatch.setattr(torch, "load", lambda file, **kwargs: reads.append(str(file)) or load(file, **kwargs))
     out = train_toy(capsys, "toy.pt", "--steps", "5", "--resume")
     assert "Resuming toy.pt at step 3 of 5" in out and "finished: 5/5 steps" in out
-    assert torch.load(tmp_path / "toy.pt", weights_only=True)["step"] == 5
+    code, out, err = run(["train", "--checkpoint", "toy.pt", "--resume", "--steps", "6"], capsys)  # no --task
+    assert code == 0 and "Resuming toy.pt at step 5 of 6" in out, err
+    assert reads == ["toy.pt", "toy.pt"]  # the file is read once per resume, not again by the trainer
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "toy.pt", weights_only=True)["step"] == 6
 
 
 def test_train_without_a_checkpoint_uses_the_keyed_name(capsys, tmp_path):

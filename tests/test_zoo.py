@@ -149,12 +149,16 @@ def test_a_plain_trainer_checkpoint_has_no_recipe(tmp_path):
         zoo.load_checkpoint(tmp_path / "missing.pt")
 
 
-def test_load_checkpoint_rebuilds_recipe_and_model(tmp_path):
+def test_load_checkpoint_rebuilds_recipe_and_model(tmp_path, monkeypatch):
     preset = get_preset("smoke").replace(num_diffusion_steps=50, video_size=16, video_frames=3, video_base_channels=8,
                                          video_batch_size=2, sample_steps=2)
     recipe = get_recipe("video-shapes", preset, steps=2, objective="v")
     trained = zoo.train(recipe, tmp_path / "video.pt", progress=False)
+    load, reads = torch.load, []
+    monkeypatch.setattr(torch, "load", lambda file, **kwargs: reads.append(str(file)) or load(file, **kwargs))
     loaded_recipe, loaded = zoo.load_checkpoint(tmp_path / "video.pt")
+    assert reads == [str(tmp_path / "video.pt")]  # recipe, weights and state from one read
+    monkeypatch.undo()
     assert loaded_recipe == recipe and loaded_recipe.key() == recipe.key()
     g = torch.Generator
     assert torch.equal(recipe.sample(trained.ema_model, 2, generator=g().manual_seed(0)),

@@ -399,13 +399,14 @@ class Trainer:
         if self.rank == 0:
             atomic_save(self.state_dict(), path)
 
-    def resume(self, path: str | os.PathLike) -> "Trainer":
+    def resume(self, path: str | os.PathLike, state: dict | None = None) -> "Trainer":
         """Restore model, EMA, optimiser, step, generators, RNGs and history from ``path``; returns self.
 
         A checkpoint of another model, of another data-parallel layout (world size / shards), or a
         truncated/corrupted file, raises ``ValueError`` naming the path before anything is changed.
+        state: the file as the caller already read it (``read_checkpoint(path)``): not read again.
         """
-        state = read_checkpoint(path)
+        state = read_checkpoint(path) if state is None else state
         check_signature(path, state["signature"], self.model)
         distributed.check_checkpoint_layout(path, state, self.world_size, self.config.shards)
         self.model.load_state_dict(state["model"])
@@ -425,9 +426,9 @@ class Trainer:
              device: torch.device | str | None = None, sample_fn: SampleFn | None = None,
              **config_changes) -> "Trainer":
         """A trainer with the checkpoint's config (changed by ``config_changes``), resumed from ``path``."""
-        saved = read_checkpoint(path)["config"]
-        config = TrainConfig(**saved).replace(**config_changes)
-        return cls(model, loss_fn, make_batch, config, device, sample_fn).resume(path)
+        state = read_checkpoint(path)
+        config = TrainConfig(**state["config"]).replace(**config_changes)
+        return cls(model, loss_fn, make_batch, config, device, sample_fn).resume(path, state)
 
 
 def _check_loss(loss_value: float, step: int, lr: float) -> None:
