@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from course_lib._checks_args import check_float_range, check_positive_int, fail
-from course_lib.cli import non_negative_float, positive_int, positive_minutes
+from course_lib.cli import non_negative_float, positive_int, positive_minutes, unit_float
 from course_lib.config import PRESETS, Preset, get_device, get_preset
 
 PROG = "python -m course_lib.bench"
@@ -146,9 +146,10 @@ class Stopwatch:
 
 IMAGE_GUIDANCE_SCALE = 3.0  # w of classifier-free guidance (1 = plain conditional), chosen on the cpu preset
 IMAGE_DDIM_STEPS = (50, 20)
+IMAGE_DDIM_ETAS = (0.0, 1.0)  # deterministic DDIM, and DDIM with fresh noise at each step (Song et al. 2021, Eq. 16)
 IMAGE_MINUTES = 10.0  # default training budget
 TARGET_ACCURACY = 0.90  # judge accuracy of guided samples, over >= FID_SAMPLES samples
-TARGET_FID_RATIO = 1.15  # FID(DDIM 50) <= 1.15 x FID(DDPM)
+TARGET_FID_RATIO = 1.15  # FID(DDIM 50) <= 1.15 x FID(DDPM), judged for each η
 TARGET_SPEEDUP = 15.0  # DDPM sampling time / DDIM 50 sampling time
 QUICK = {"num_diffusion_steps": 50, "train_steps": 4, "samples": 10, "ddim_steps": (10, 4)}
 IMAGE_COLUMNS = ("stage", "steps", "seconds", "steps/s", "CPU share", "speed-up vs DDPM", "IS ↑", "FID ↓",
@@ -168,6 +169,7 @@ class ImageBenchConfig:
     samples: int = 500
     guidance_scale: float = IMAGE_GUIDANCE_SCALE
     ddim_steps: tuple[int, ...] = IMAGE_DDIM_STEPS
+    ddim_etas: tuple[float, ...] = IMAGE_DDIM_ETAS  # each DDIM step count runs with each η
     seed: int = 0
     batch: int = 100  # samples denoised at once (guidance doubles the network's batch)
     ddpm: bool = True  # False skips the DDPM row (1000 network calls per sample: hours on a CPU)
@@ -197,6 +199,9 @@ class ImageBenchConfig:
         if not self.ddim_steps or any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= T
                                       for s in self.ddim_steps):
             fail("ddim_steps", f"one or more ints in [1, {T}]", self.ddim_steps)
+        if not self.ddim_etas or any(isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 <= e <= 1
+                                     for e in self.ddim_etas):
+            fail("ddim_etas", "one or more numbers in [0, 1] (0: deterministic DDIM)", self.ddim_etas)
         check_positive_int("batch", self.batch)
         if self.lr is not None:
             check_float_range("lr", self.lr, 1e-8, 1.0)
@@ -250,7 +255,13 @@ def _train_for_cpu_time(recipe, path: Path, cap: int, idle_minutes: float, progr
     return trainer
 
 
-def _sample(recipe, model, labels: torch.Tensor, sampler: str, steps: int | None, config: ImageBenchConfig):
+def ddim_label(steps: int, eta: float) -> str:
+    """The row name of DDIM with ``steps`` steps: "DDIM 50", or "DDIM 50, η = 1" when η > 0."""
+    return f"DDIM {steps}" if eta == 0 else f"DDIM {steps}, η = {eta:g}"
+
+
+def _sample(recipe, model, labels: torch.Tensor, sampler: str, steps: int | None, config: ImageBenchConfig,
+            eta: float = 0.0):
     """(samples (N, 1, H, W) on CPU, Stopwatch): guided samples for ``labels``, ``config.batch`` at a time.
 
     Every sampler starts from the same noise (generator seeded with ``config.seed``).
@@ -261,7 +272,7 @@ def _sample(recipe, model, labels: torch.Tensor, sampler: str, steps: int | None
         for part in labels.split(config.batch):
             chunks.append(recipe.sample(model, len(part), steps=steps, sampler=sampler, generator=generator,
                                         guidance_scale=config.guidance_scale, labels=part,
-                                        progress=config.progress).cpu())
+                                        progress=config.progress, eta=eta).cpu())
     return torch.cat(chunks), watch
 
 
@@ -269,7 +280,7 @@ def _verdicts(config: ImageBenchConfig, scores: dict[str, dict[str, float]], sec
     """Each target of the image benchmark, met (✓) or not (✗), from the measured numbers."""
     from course_lib.metrics.judge import FID_SAMPLES
 
-    main = f"DDIM {config.ddim_steps[0]}"
+    main = ddim_label(config.ddim_steps[0], config.ddim_etas[0])
     if config.samples < FID_SAMPLES:
         return [f"targets not judged: {config.samples} samples (the targets are defined over {FID_SAMPLES})"]
     mark = {True: "✓", False: "✗"}
@@ -278,20 +289,24 @@ def _verdicts(config: ImageBenchConfig, scores: dict[str, dict[str, float]], sec
                 f"(target ≥ {TARGET_ACCURACY:.0%} over ≥ {FID_SAMPLES} samples)"]
     if "DDPM" not in scores:
         return verdicts + ["FID and speed-up against DDPM not measured (DDPM skipped)"]
-    ratio = scores[main]["FID"] / scores["DDPM"]["FID"]
-    speedup = seconds["DDPM"] / seconds[main]
-    return verdicts + [
-        f"{mark[ratio <= TARGET_FID_RATIO]} FID {main} / FID DDPM = {ratio:.3f} (target ≤ {TARGET_FID_RATIO})",
-        f"{mark[speedup >= TARGET_SPEEDUP]} {main} samples {speedup:.1f}x faster than DDPM "
-        f"(target ≥ {TARGET_SPEEDUP:g}x)",
-    ]
+    for eta in config.ddim_etas:  # the targets hold for DDIM with this many steps at some η
+        label = ddim_label(config.ddim_steps[0], eta)
+        ratio = scores[label]["FID"] / scores["DDPM"]["FID"]
+        speedup = seconds["DDPM"] / seconds[label]
+        verdicts += [
+            f"{mark[ratio <= TARGET_FID_RATIO]} FID {label} / FID DDPM = {ratio:.3f} (target ≤ {TARGET_FID_RATIO})",
+            f"{mark[speedup >= TARGET_SPEEDUP]} {label} samples {speedup:.1f}x faster than DDPM "
+            f"(target ≥ {TARGET_SPEEDUP:g}x)",
+        ]
+    return verdicts
 
 
 def image_benchmark(config: ImageBenchConfig, device: torch.device | None = None, judge=None) -> Table:
     """Train the digits model (``course_lib.recipes``, task "digits") and measure DDPM and DDIM sampling.
 
     Rows: training (steps, steps/s); real held-out digits (the best IS/FID/accuracy reachable at
-    this N); guided DDPM with all T steps; guided DDIM with each of ``config.ddim_steps``. All
+    this N); guided DDPM with all T steps; guided DDIM with each of ``config.ddim_steps`` at each of
+    ``config.ddim_etas``. All
     samples are drawn from the EMA weights for labels 0, 1, ..., 9, 0, ... with guidance scale
     ``config.guidance_scale``, from the same starting noise, and scored by the digit judge
     against ``config.samples`` real digits. Writes ``<out>/image-<preset>.md`` and ``.json``.
@@ -341,17 +356,18 @@ def image_benchmark(config: ImageBenchConfig, device: torch.device | None = None
 
     # the fast samplers first: their rows are ready long before DDPM's
     model = trainer.ema_model.eval()
-    runs = [(f"DDIM {s}", "ddim", s) for s in config.ddim_steps] + ([("DDPM", "ddpm", None)] if config.ddpm else [])
+    runs = [(ddim_label(s, eta), "ddim", s, eta) for s in config.ddim_steps for eta in config.ddim_etas]
+    runs += [("DDPM", "ddpm", None, 0.0)] if config.ddpm else []
     seconds, sampled = {}, {}
-    for label, sampler, steps in runs:
-        samples, watch = _sample(recipe, model, labels, sampler, steps, config)
+    for label, sampler, steps, eta in runs:
+        samples, watch = _sample(recipe, model, labels, sampler, steps, config, eta)
         seconds[label], scores[label] = watch.wall, image_scores(samples, reference, labels, judge)
         sampled[label] = (steps or T, watch)
         print(f"{label}: {n} samples in {watch.wall:.1f} s, accuracy {scores[label]['accuracy']:.1%}, "
               f"FID {scores[label]['FID']:.2f}", file=sys.stderr, flush=True)
         results.setdefault("samplers", {})[label] = {"seconds": watch.wall, "cpu_seconds": watch.cpu, **scores[label]}
         save()
-    for label, _, _ in (runs[-1:] + runs[:-1] if config.ddpm else runs):  # DDPM first in the table
+    for label, *_ in (runs[-1:] + runs[:-1] if config.ddpm else runs):  # DDPM first in the table
         steps, watch = sampled[label]
         table.rows.append((label, steps, watch.wall, steps / watch.wall,
                            watch.cpu_share if device.type == "cpu" else None,
@@ -395,6 +411,9 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"classifier-free guidance scale w, 1 = plain conditional (default {IMAGE_GUIDANCE_SCALE:g})")
     parser.add_argument("--ddim-steps", type=positive_int, nargs="+", default=None,
                         help="DDIM step counts, the first one judged against DDPM (default 50 20)")
+    parser.add_argument("--ddim-eta", type=unit_float, nargs="+", default=None,
+                        help="η of each DDIM run: 0 deterministic, 1 fresh noise at every step like DDPM "
+                             "(default 0 1)")
     parser.add_argument("--batch", type=positive_int, default=100, help="samples denoised at once (default 100)")
     parser.add_argument("--no-ddpm", action="store_true",
                         help="skip DDPM (1000 network calls per sample, hours for 500 samples on a CPU); "
@@ -428,6 +447,7 @@ def run_image(args: argparse.Namespace) -> Table:
     config = ImageBenchConfig(preset=preset, minutes=minutes, train_steps=steps, idle_minutes=args.idle_minutes,
                               samples=samples or FID_SAMPLES,
                               guidance_scale=args.guidance, ddim_steps=tuple(ddim_steps or IMAGE_DDIM_STEPS),
+                              ddim_etas=tuple(args.ddim_eta or IMAGE_DDIM_ETAS),
                               seed=args.seed, batch=args.batch, checkpoint=args.checkpoint,
                               ddpm=not args.no_ddpm, out=args.out, progress=not args.quiet, quick=args.quick,
                               lr=args.lr)

@@ -329,11 +329,13 @@ class Recipe:
 
     def sample(self, model: nn.Module, n: int, steps: int | None = None, sampler: str = "ddim",
                generator: torch.Generator | None = None, guidance_scale: float | None = None,
-               labels: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
+               labels: torch.Tensor | None = None, progress: bool = False, eta: float = 0.0) -> torch.Tensor:
         """n samples (n, *example_shape) from ``model`` (e.g. ``trainer.ema_model``), on the model's device.
 
-        sampler: "ddim" (deterministic, ``steps`` steps, default ``preset.sample_steps``) or "ddpm"
-        (ancestral, always all T steps). generator: the start noise (default: seeded with ``seed``).
+        sampler: "ddim" (``steps`` steps, default ``preset.sample_steps``; deterministic with ``eta``
+        = 0, fresh noise of scale η at each step otherwise, see :func:`~course_lib.samplers.ddim_steps`)
+        or "ddpm" (ancestral, always all T steps; ``eta`` must stay 0). generator: the start noise and
+        any later noise (default: seeded with ``seed``).
         Digits only: labels (n,) the classes (default 0, 1, ..., 9, 0, ...); guidance_scale w for
         classifier-free guidance (None: the plain conditional model, same as w = 1).
         """
@@ -344,6 +346,9 @@ class Recipe:
         T = self.preset.num_diffusion_steps
         if sampler == "ddpm" and steps not in (None, T):
             fail("steps", f"None or {T} for sampler='ddpm' (ancestral sampling visits every step)", steps)
+        check_float_range("eta", eta, 0.0, 1.0)
+        if sampler == "ddpm" and eta != 0:
+            fail("eta", "0 for sampler='ddpm' (η belongs to DDIM; DDPM always adds its own noise)", eta)
         steps = self.preset.sample_steps if steps is None else steps
         if sampler == "ddim" and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T):
             fail("steps", f"an int in [1, {T}] (DDIM steps)", steps)
@@ -351,7 +356,7 @@ class Recipe:
         device = next(model.parameters()).device
         model_fn = self._model_fn(model, n, labels, guidance_scale)
         if sampler == "ddim":
-            trajectory = ddim_steps(model_fn, shape, self.schedule, steps=steps, objective=self.objective,
+            trajectory = ddim_steps(model_fn, shape, self.schedule, steps=steps, eta=eta, objective=self.objective,
                                     generator=generator, device=device)
         else:
             trajectory = ddpm_steps(model_fn, shape, self.schedule, objective=self.objective,

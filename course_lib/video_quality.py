@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from course_lib._checks_args import check_float_range, check_positive_int, check_rank, fail
+from course_lib.cli import unit_float
 from course_lib.config import PRESETS, get_device
 from course_lib.recipes import OBJECTIVES, Recipe, TASK_MODELS, get_recipe, is_video_task
 from course_lib.schedules import SCHEDULES
@@ -108,14 +109,15 @@ def train_for(recipe: Recipe, steps: int | None = None, minutes: float | None = 
 
 # --- sampling ---------------------------------------------------------------------------------------
 
-def sample_clips(recipe: Recipe, model: nn.Module, n: int, sample_steps: int | None = None, seed: int = 0) -> torch.Tensor:
-    """n clips (n, T, C, H, W) from ``model`` with DDIM, on the CPU; the same seed gives the same start noise."""
+def sample_clips(recipe: Recipe, model: nn.Module, n: int, sample_steps: int | None = None, seed: int = 0,
+                 eta: float = 0.0) -> torch.Tensor:
+    """n clips (n, T, C, H, W) from ``model`` with DDIM (η = ``eta``), on the CPU; the same seed gives the same clips."""
     check_positive_int("n", n)
     generator = torch.Generator().manual_seed(seed)
     clips = []
     for start in range(0, n, SAMPLE_BATCH):
         count = min(SAMPLE_BATCH, n - start)
-        clips.append(recipe.sample(model, count, steps=sample_steps, generator=generator).cpu())
+        clips.append(recipe.sample(model, count, steps=sample_steps, generator=generator, eta=eta).cpu())
     return torch.cat(clips).clamp(-1, 1)
 
 
@@ -209,10 +211,11 @@ class VideoQuality:
 
 
 def measure(recipe: Recipe, model: nn.Module, n: int = DEFAULT_CLIPS, sample_steps: int | None = None,
-            seed: int = 0, judge: nn.Module | None = None) -> VideoQuality:
+            seed: int = 0, judge: nn.Module | None = None, eta: float = 0.0) -> VideoQuality:
     """Sample n clips from ``model`` (trained for ``recipe``) and score them against n real clips.
 
-    The untrained reference is ``recipe.build_model()`` sampled from the same noise (``seed``).
+    The untrained reference is ``recipe.build_model()`` sampled from the same noise (``seed``), both
+    with DDIM at ``eta`` (0: deterministic).
     judge: the video judge behind FVD and digit reading (default: the cached one for the preset's clips).
     """
     from course_lib.metrics.video import frechet_video_distance, get_video_judge
@@ -224,9 +227,10 @@ def measure(recipe: Recipe, model: nn.Module, n: int = DEFAULT_CLIPS, sample_ste
     if n < 2:
         fail("n", "at least 2 clips (a distance between sets needs them)", n)
     start = time.perf_counter()
-    clips = sample_clips(recipe, model, n, sample_steps, seed)
+    clips = sample_clips(recipe, model, n, sample_steps, seed, eta)
     sample_seconds = time.perf_counter() - start
-    untrained = sample_clips(recipe, recipe.build_model().to(next(model.parameters()).device), n, sample_steps, seed)
+    untrained = sample_clips(recipe, recipe.build_model().to(next(model.parameters()).device), n, sample_steps, seed,
+                             eta)
     real, other_real = recipe.real_examples(n, seed=seed + 1), recipe.real_examples(n, seed=seed + 2)
     p = recipe.preset
     judge = judge or get_video_judge(frames=p.video_frames, size=p.video_size, channels=recipe.channels)
@@ -293,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the trained model to FILE (measure it again with --checkpoint FILE)")
     parser.add_argument("--n", type=int, default=DEFAULT_CLIPS, help=f"clips to sample (default {DEFAULT_CLIPS})")
     parser.add_argument("--sample-steps", type=int, default=None, help="DDIM steps (default: the preset's)")
+    parser.add_argument("--eta", type=unit_float, default=0.0,
+                        help="DDIM's η: 0 deterministic (default), 1 fresh noise at every step like DDPM")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--json", default=None, help="append the record as one JSON line to this file")
@@ -319,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from course_lib.zoo import save_checkpoint
 
             save_checkpoint(trainer, recipe, args.save, trainer.step)
-    quality = measure(recipe, trainer.ema_model, args.n, args.sample_steps, seed=args.seed)
+    quality = measure(recipe, trainer.ema_model, args.n, args.sample_steps, seed=args.seed, eta=args.eta)
     p = recipe.preset
     print(f"{recipe.task} {recipe.model_name} preset {p.name} ({p.video_frames}x{p.video_size}px, batch "
           f"{recipe.batch_size}, lr {recipe.lr:g}, {recipe.objective}, {recipe.schedule_name}): {run.steps} steps in "
@@ -327,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{run.load_before}->{run.load_after}, loss {run.final_loss:.4f}")
     if run.loss_curve:
         print("loss by step: " + ", ".join(f"{step} {loss:.4f}" for step, loss in run.loss_curve))
-    print(f"{quality.n} clips ({quality.sample_seconds:.0f} s to sample): motion pass {quality.motion_pass:.0%} "
+    print(f"{quality.n} clips (DDIM {args.sample_steps or p.sample_steps}, η = {args.eta:g}, "
+          f"{quality.sample_seconds:.0f} s to sample): motion pass {quality.motion_pass:.0%} "
           f"(real {quality.real_motion_pass:.0%}); FVD {quality.fvd:.1f} vs untrained {quality.untrained_fvd:.1f} "
           f"(ratio {quality.fvd_ratio:.2f}; real vs real {quality.real_fvd:.1f})"
           + (f"; frame digit accuracy {quality.frame_digit_accuracy:.0%} (real {quality.real_frame_digit_accuracy:.0%})"
@@ -337,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         record = {"recipe": {k: v for k, v in recipe.info().items() if k not in ("preset", "model_config")},
                   "preset": dataclasses.asdict(p), "run": dataclasses.asdict(run),
+                  "sampling": {"steps": args.sample_steps or p.sample_steps, "eta": args.eta},
                   "quality": {**dataclasses.asdict(quality), "fvd_ratio": quality.fvd_ratio}}
         with Path(args.json).open("a") as file:
             file.write(json.dumps(record) + "\n")

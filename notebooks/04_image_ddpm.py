@@ -211,9 +211,14 @@ plt.show()
 # $$\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon}{\sqrt{\bar\alpha_t}},\qquad
 #   x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}}\,\hat\epsilon\qquad (t' < t).$$
 #
+# DDIM is a family (Song et al. 2021, Eq. 12 and 16): with η > 0 each jump also adds fresh noise
+# of standard deviation σ = η·√((1 − ᾱ_{t'})/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_{t'}) and takes that much less of
+# ε̂; η = 0 is the deterministic update above, and η = 1 visiting every step is DDPM. The fresh
+# noise costs nothing (one draw per step) and lets later steps correct what earlier ones got wrong.
+#
 # Each step costs one network call (two with guidance), so the time is proportional to the
 # number of steps. Which quality do we give up? Below, the same labels and starting noise through
-# the three samplers, scored by the judge: accuracy (does it show the requested digit?), IS
+# four samplers, scored by the judge: accuracy (does it show the requested digit?), IS
 # (confident and varied, at most 10) and FID (distance of the judge's features from real held-out
 # digits; lower is better). With so few samples these scores are rough, and FID is biased
 # upwards by a small sample: compare rows only with each other. The benchmark
@@ -225,21 +230,23 @@ compare_labels = torch.arange(n_compare) % 10
 reference = reference_digits(max(n_compare, 10), size)
 ema = trainer.ema_model
 results, pictures = {}, {}
-for name, sampler, steps in [("DDPM", "ddpm", None), ("DDIM 50", "ddim", 50), ("DDIM 20", "ddim", 20)]:
+samplers = [("DDPM", "ddpm", None, 0.0), ("DDIM 50", "ddim", 50, 0.0), ("DDIM 50, η=1", "ddim", 50, 1.0),
+            ("DDIM 20", "ddim", 20, 0.0)]
+for name, sampler, steps, eta in samplers:
     start = time.perf_counter()
-    samples = recipe.sample(ema, n_compare, steps=steps, sampler=sampler, labels=compare_labels,
+    samples = recipe.sample(ema, n_compare, steps=steps, sampler=sampler, labels=compare_labels, eta=eta,
                             guidance_scale=w, generator=torch.Generator().manual_seed(2)).cpu()
     results[name] = {"seconds": time.perf_counter() - start, "steps": steps or T,
                      **image_scores(samples, reference, compare_labels, judge)}
     pictures[name] = samples[:10]
 print(f"{n_compare} guided samples (w = {w:g}) per sampler")
-print(f"{'sampler':8s} {'steps':>5s} {'seconds':>8s} {'speed-up':>8s} {'accuracy':>8s} {'IS':>5s} {'FID':>7s}")
+print(f"{'sampler':12s} {'steps':>5s} {'seconds':>8s} {'speed-up':>8s} {'accuracy':>8s} {'IS':>5s} {'FID':>7s}")
 for name, r in results.items():
-    print(f"{name:8s} {r['steps']:5d} {r['seconds']:8.1f} {results['DDPM']['seconds'] / r['seconds']:7.1f}x "
+    print(f"{name:12s} {r['steps']:5d} {r['seconds']:8.1f} {results['DDPM']['seconds'] / r['seconds']:7.1f}x "
           f"{r['accuracy']:8.0%} {r['IS']:5.2f} {r['FID']:7.1f}")
 
 # %%
-fig, axes = plt.subplots(3, 1, figsize=(7, 3), squeeze=False)
+fig, axes = plt.subplots(len(pictures), 1, figsize=(7, len(pictures)), squeeze=False)
 for ax, (name, samples) in zip(axes[:, 0], pictures.items()):
     image_grid(samples, nrow=10, ax=ax, out_of_range="clip")
     ax.set_title(name, fontsize=8)
@@ -248,10 +255,14 @@ plt.show()
 
 # %% [markdown]
 # DDIM with 50 or 20 steps starts from the same noise and lands on nearly the same digits (it is
-# deterministic: the noise picks the image); DDPM's fresh noise at every step takes it elsewhere.
-# On CIFAR-10, Song et al. (2021, Table 1) report FID 4.67 for DDIM with 50 steps against 4.73
-# for DDPM with all 1000 (σ_t² = β̃_t, as here) -- the same quality in a twentieth of the time;
-# with 20 steps DDIM is clearly worse (6.84). The benchmark checks the 50-step claim on our digits.
+# deterministic: the noise picks the image); DDPM's fresh noise at every step takes it elsewhere,
+# and so does DDIM with η = 1. On CIFAR-10, Song et al. (2021, Table 1) report FID 4.67 for DDIM
+# with 50 steps against 4.73 for DDPM with all 1000 (σ_t² = β̃_t, as here) -- the same quality in
+# a twentieth of the time; with 20 steps DDIM is clearly worse (6.84). That was a model trained
+# for days. The benchmark checks the 50-step claim on our 10-minute model (500 samples each, in the
+# README): deterministic DDIM 50 is 1.8× DDPM's FID, DDIM 50 with η = 1 slightly *below* it, in the
+# same twentieth of the time. A model that is not yet good makes small errors at each step; the
+# deterministic path carries them to the end, the fresh noise lets later steps wash them out.
 #
 # ## 6 · EMA versus raw weights
 #

@@ -31,8 +31,9 @@ def test_quick_image_bench_prints_one_table_with_finite_numbers(quick_run):
     columns, rows = parse_table(quick_run["text"])
     assert tuple(columns) == bench.IMAGE_COLUMNS
     stages = [row["stage"] for row in rows]
-    steps = bench.QUICK["ddim_steps"]
-    assert stages == ["training, from scratch", "real digits (held-out fonts)", "DDPM", *(f"DDIM {s}" for s in steps)]
+    steps = [s for s in bench.QUICK["ddim_steps"] for _ in bench.IMAGE_DDIM_ETAS]
+    assert stages == ["training, from scratch", "real digits (held-out fonts)", "DDPM",
+                      *(label for s in bench.QUICK["ddim_steps"] for label in (f"DDIM {s}", f"DDIM {s}, η = 1"))]
     for row in rows:
         for column in NUMERIC:
             value = number(row[column])
@@ -60,7 +61,8 @@ def test_results_are_written_as_markdown_and_json(quick_run):
 def test_a_saved_checkpoint_is_measured_without_training_and_ddpm_can_be_skipped(quick_run, capsys):
     checkpoint = quick_run["out"] / "image-smoke-quick.pt"
     code = bench.main(["image", "--quick", "--preset", "smoke", "--out", str(quick_run["out"] / "again"), "--quiet",
-                       "--threads", "1", "--checkpoint", str(checkpoint), "--no-ddpm", "--ddim-steps", "5"])
+                       "--threads", "1", "--checkpoint", str(checkpoint), "--no-ddpm", "--ddim-steps", "5",
+                       "--ddim-eta", "0"])
     assert code == 0
     text = capsys.readouterr().out
     _, rows = parse_table(text)
@@ -79,7 +81,7 @@ def test_table_markdown_formats_cells():
 
 
 def test_verdicts_compare_the_measured_numbers_with_the_targets():
-    config = bench.ImageBenchConfig(preset=get_preset("smoke"), samples=500)
+    config = bench.ImageBenchConfig(preset=get_preset("smoke"), samples=500, ddim_etas=(0.0,))
     good = {"DDIM 50": {"accuracy": 0.95, "FID": 11.0}, "DDPM": {"accuracy": 0.96, "FID": 10.0}}
     lines = bench._verdicts(config, good, {"DDIM 50": 10.0, "DDPM": 200.0})
     assert [line[0] for line in lines] == ["✓", "✓", "✓"]
@@ -87,8 +89,26 @@ def test_verdicts_compare_the_measured_numbers_with_the_targets():
     lines = bench._verdicts(config, bad, {"DDIM 50": 20.0, "DDPM": 200.0})
     assert [line[0] for line in lines] == ["✗", "✗", "✗"]
     assert "not measured" in bench._verdicts(config, {"DDIM 50": good["DDIM 50"]}, {"DDIM 50": 1.0})[-1]
-    few = bench.ImageBenchConfig(preset=get_preset("smoke"), samples=100)
+    few = bench.ImageBenchConfig(preset=get_preset("smoke"), samples=100, ddim_etas=(0.0,))
     assert "not judged" in bench._verdicts(few, good, {"DDIM 50": 10.0, "DDPM": 200.0})[0]
+
+
+def test_the_fid_and_speed_targets_are_judged_for_each_eta():
+    config = bench.ImageBenchConfig(preset=get_preset("smoke"), samples=500, ddim_etas=(0.0, 1.0))
+    scores = {"DDIM 50": {"accuracy": 0.95, "FID": 18.0}, "DDIM 50, η = 1": {"accuracy": 0.99, "FID": 9.0},
+              "DDPM": {"accuracy": 0.96, "FID": 10.0}}
+    lines = bench._verdicts(config, scores, {"DDIM 50": 10.0, "DDIM 50, η = 1": 11.0, "DDPM": 200.0})
+    assert [line[0] for line in lines] == ["✓", "✗", "✓", "✓", "✓"]
+    assert "DDIM 50 / FID DDPM = 1.800" in lines[1] and "DDIM 50, η = 1 / FID DDPM = 0.900" in lines[3]
+    assert bench.ddim_label(20, 0.0) == "DDIM 20" and bench.ddim_label(20, 0.5) == "DDIM 20, η = 0.5"
+
+
+def test_an_eta_row_samples_with_fresh_noise(quick_run):
+    """η = 1 changes the samples (DDIM's noise term is used), η = 0 reproduces them from the same start."""
+    results = json.loads((quick_run["out"] / "image-smoke-quick.json").read_text())
+    runs = results["samplers"]
+    steps = bench.QUICK["ddim_steps"][0]
+    assert runs[f"DDIM {steps}"]["FID"] != runs[f"DDIM {steps}, η = 1"]["FID"]
 
 
 def test_stopwatch_measures_wall_and_cpu_time():
@@ -101,6 +121,9 @@ def test_stopwatch_measures_wall_and_cpu_time():
     ({"samples": 1}, "samples"),
     ({"ddim_steps": (0,)}, "ddim_steps"),
     ({"ddim_steps": ()}, "ddim_steps"),
+    ({"ddim_etas": ()}, "ddim_etas"),
+    ({"ddim_etas": (1.5,)}, "ddim_etas"),
+    ({"ddim_etas": (True,)}, "ddim_etas"),
     ({"minutes": None, "train_steps": None}, "minutes"),
     ({"minutes": -1.0}, "minutes"),
     ({"train_steps": 0}, "train_steps"),
@@ -121,6 +144,8 @@ def test_bad_command_lines_exit_with_code_2(capsys):
     assert "--minutes" in capsys.readouterr().err
     assert bench.main(["image", "--guidance", "-1"]) == 2
     assert "--guidance" in capsys.readouterr().err
+    assert bench.main(["image", "--ddim-eta", "2"]) == 2
+    assert "--ddim-eta" in capsys.readouterr().err
     assert bench.main(["nonsense"]) == 2
     assert bench.main(["image", "--quick", "--preset", "smoke", "--samples", "1", "--quiet"]) == 2
     assert "samples: expected an int >= 2" in capsys.readouterr().err

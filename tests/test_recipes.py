@@ -140,6 +140,15 @@ def test_guidance_zero_is_the_unconditional_model():
     assert not torch.allclose(conditional, guided, atol=1e-3)  # the labels matter
 
 
+def test_sample_passes_eta_to_ddim():
+    """η = 0 is deterministic given the start noise; η > 0 adds noise at each step, so samples differ."""
+    toy = get_recipe("toy-moons", tiny_preset())
+    net = toy.build_model()
+    draw = lambda eta, seed=0: toy.sample(net, 4, steps=5, eta=eta, generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(draw(0.0), draw(0.0)) and torch.equal(draw(1.0), draw(1.0))
+    assert not torch.allclose(draw(0.0), draw(1.0), atol=1e-4)
+
+
 def test_sample_rejects_arguments_that_do_not_fit():
     toy = get_recipe("toy-moons", tiny_preset())
     net = toy.build_model()
@@ -153,6 +162,10 @@ def test_sample_rejects_arguments_that_do_not_fit():
         toy.sample(net, 2, sampler="euler")
     with pytest.raises(ValueError, match=r"steps: expected an int in \[1, 50\]"):
         toy.sample(net, 2, steps=0)
+    with pytest.raises(ValueError, match=r"eta: expected 0 for sampler='ddpm'.*got 0.5"):
+        toy.sample(net, 2, sampler="ddpm", eta=0.5)
+    with pytest.raises(ValueError, match=r"eta: expected .*got 1.5"):
+        toy.sample(net, 2, eta=1.5)
     digits = get_recipe("digits", tiny_preset(), digit_images=20)
     with pytest.raises(ValueError, match=r"labels: expected digits in \[0, 9\]"):
         digits.sample(digits.build_model(), 2, labels=torch.tensor([3, 10]))

@@ -185,3 +185,18 @@ def test_command_line_trains_measures_and_records(tmp_path, monkeypatch, capsys)
     first, again = [json.loads(text) for text in record.read_text().splitlines()]
     assert again["run"]["steps"] == 2 and again["recipe"]["lr"] == 1e-3
     assert again["quality"]["fvd"] == pytest.approx(first["quality"]["fvd"])
+    # with --eta 1 the same model draws other clips (fresh noise at every step), and the record says so
+    assert video_quality.main(["--checkpoint", str(saved), "--n", "2", "--sample-steps", "2", "--eta", "1",
+                               "--json", str(record)]) == 0
+    assert "DDIM 2, η = 1" in capsys.readouterr().out
+    noisy = json.loads(record.read_text().splitlines()[-1])
+    assert noisy["sampling"] == {"steps": 2, "eta": 1.0} and again["sampling"] == {"steps": 2, "eta": 0.0}
+    assert noisy["quality"]["fvd"] != pytest.approx(first["quality"]["fvd"])
+
+
+def test_eta_reaches_the_sampler():
+    recipe = get_recipe("video-shapes", tiny_preset())
+    model = recipe.build_model()
+    plain, noisy = (video_quality.sample_clips(recipe, model, 2, seed=3, eta=eta) for eta in (0.0, 1.0))
+    assert torch.equal(plain, video_quality.sample_clips(recipe, model, 2, seed=3))
+    assert not torch.allclose(plain, noisy)
