@@ -142,6 +142,8 @@ class PredictionBenchConfig:
     chunks). checkpoints, train_minutes, checkpoint, conditional_checkpoint: where the two models
     come from (quick runs train ``train_steps`` steps into ``out`` instead). context_noise: the
     frame-conditional model trains with this conditioning augmentation and samples with half of it.
+    past_guidance: (a) samples with this guidance weight on the past (1: none; see
+    :func:`~course_lib.frame_conditional.conditioned_on`).
     """
 
     preset: Preset
@@ -154,6 +156,7 @@ class PredictionBenchConfig:
     checkpoint: str | None = None
     conditional_checkpoint: str | None = None
     context_noise: int = 0
+    past_guidance: float = 1.0
     seed: int = 0
     out: str = DEFAULT_OUT
     progress: bool = True
@@ -174,6 +177,7 @@ class PredictionBenchConfig:
         check_checkpoint_file("checkpoint", self.checkpoint)
         check_checkpoint_file("conditional_checkpoint", self.conditional_checkpoint)
         check_int_range("context_noise", self.context_noise, 0, self.preset.num_diffusion_steps - 1)
+        check_float_range("past_guidance", self.past_guidance, 0.0, 100.0)
 
     @property
     def name(self) -> str:
@@ -286,7 +290,8 @@ def prediction_benchmark(config: PredictionBenchConfig, device: torch.device | N
                                             train_minutes=config.train_minutes, quick_steps=config.train_steps,
                                             quick_path=quick_path("framecond"), context_noise=config.context_noise)
     predictors = {**video_predictors(conditional.recipe, conditional=conditional.model,
-                                     context_noise=sampling_context_noise(config.context_noise)),
+                                     context_noise=sampling_context_noise(config.context_noise),
+                                     past_guidance=config.past_guidance),
                   **video_predictors(unconditional.recipe, unconditional=unconditional.model)}
     status = dict(zip(PREDICTOR_NAMES, (conditional.status, unconditional.status, unconditional.status)))
 
@@ -348,7 +353,8 @@ def prediction_benchmark(config: PredictionBenchConfig, device: torch.device | N
         f"and (c) reconstruction guidance with the unconditional {unconditional.recipe.model_name}; seconds: wall time "
         "for all clips" + (f"; (a) trained with conditioning augmentation (its past at a random forward step ≤ "
                            f"{config.context_noise}) and shown its past at step "
-                           f"{sampling_context_noise(config.context_noise)}" if config.context_noise else ""),
+                           f"{sampling_context_noise(config.context_noise)}" if config.context_noise else "")
+        + (f"; (a) guided by its past with weight w = {config.past_guidance:g}" if config.past_guidance != 1 else ""),
         f"rollout: {n_long} videos of {long_T} frames (seed {LONG_SEED + config.seed}) from their first {K} frames, "
         f"by the best method ({best or 'none trained'}: most clips beating the baseline), chunks of {T} frames keeping "
         f"the last `keep`; PSNR/SSIM over frames {K}–{long_T - 1}, motion pass over the whole video",
@@ -364,7 +370,7 @@ def prediction_benchmark(config: PredictionBenchConfig, device: torch.device | N
 # --- the command line (registered in course_lib.bench) -------------------------------------------
 
 def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
-    from course_lib.cli import positive_int, positive_minutes
+    from course_lib.cli import non_negative_float, positive_int, positive_minutes
     from course_lib.config import PRESETS
 
     parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
@@ -385,6 +391,9 @@ def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context-noise", type=int, default=0,
                         help="conditioning augmentation of the frame-conditional model: trained with its past at "
                              "a random forward-process step <= S, sampled at S/2 (default 0: a clean past)")
+    parser.add_argument("--past-guidance", type=non_negative_float, default=1.0,
+                        help="guidance weight w on the past for the frame-conditional model: out_u + w (out_c - out_u) "
+                             "(default 1: none; w > 1 costs two network calls per step)")
     parser.add_argument("--quick", action="store_true",
                         help=f"a run in seconds: T = 50, 2 sampling steps, models trained for 2 steps, {QUICK['clips']} clips")
 
@@ -398,6 +407,7 @@ def run_prediction(args: argparse.Namespace) -> Table:
     config = PredictionBenchConfig(preset=preset, rollout_clips=args.rollout_clips, mitigation=not args.no_mitigation,
                                    checkpoints=args.checkpoints, train_minutes=args.train_minutes,
                                    checkpoint=args.checkpoint, conditional_checkpoint=args.conditional_checkpoint,
-                                   context_noise=args.context_noise, seed=args.seed, out=args.out,
+                                   context_noise=args.context_noise, past_guidance=args.past_guidance,
+                                   seed=args.seed, out=args.out,
                                    progress=not args.quiet, quick=args.quick, **settings)
     return prediction_benchmark(config, device=args.device_obj)

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from course_lib._checks_args import check_positive_int, check_rank, check_tensor, fail
+from course_lib._checks_args import check_float_range, check_positive_int, check_rank, check_tensor, fail
 from course_lib.conditioning import conditional_sample, frame_mask
 from course_lib.diffusion import OBJECTIVES, q_sample, randn_like, training_target
 from course_lib.samplers import ModelFn
@@ -145,23 +145,36 @@ def check_context_noise(context_noise: int, schedule: NoiseSchedule) -> int:
 
 # --- sampling -----------------------------------------------------------------------------------------
 
-def conditioned_on(model: nn.Module, known: torch.Tensor, mask: torch.Tensor) -> ModelFn:
-    """``model_fn(x_t, t)`` for the samplers: the frame-conditional model with ``known``/``mask`` fixed."""
+def conditioned_on(model: nn.Module, known: torch.Tensor, mask: torch.Tensor, past_guidance: float = 1.0) -> ModelFn:
+    """``model_fn(x_t, t)`` for the samplers: the frame-conditional model with ``known``/``mask`` fixed.
+
+    past_guidance w: classifier-free guidance on the past (Ho & Salimans 2022, applied to frames):
+    out = out_u + w·(out_c − out_u), out_u the same network told that no frame is known (it trained
+    with k = 0 too). w = 1 is the plain conditional model, one network call; w > 1 follows the past
+    more strongly, at two calls per step.
+    """
+    check_float_range("past_guidance", past_guidance, 0.0, 100.0)
+    nothing_known = torch.zeros_like(mask)
 
     def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return model(x_t, t, known, mask)
+        conditional = model(x_t, t, known, mask)
+        if past_guidance == 1.0:
+            return conditional
+        unconditional = model(x_t, t, known, nothing_known)
+        return unconditional + past_guidance * (conditional - unconditional)
 
     return model_fn
 
 
 @torch.no_grad()
 def predict_future_conditional(model: nn.Module, past: torch.Tensor, frames: int, schedule: NoiseSchedule,
-                               context_noise: int = 0, **kwargs) -> torch.Tensor:
+                               context_noise: int = 0, past_guidance: float = 1.0, **kwargs) -> torch.Tensor:
     """Complete clips of ``frames`` frames whose first k = ``past.shape[1]`` frames are given.
 
     past: (B, k, C, H, W), 1 ≤ k < frames -> (B, frames, C, H, W), the past kept exactly.
     context_noise: the network sees the past put through the forward process to this step (0: as
     it is), for a model trained with conditioning augmentation (:class:`FrameConditionalObjective`).
+    past_guidance: guidance weight w on the past (:func:`conditioned_on`; 1: none).
     kwargs go to :func:`course_lib.conditioning.conditional_sample` (steps, eta, generator, objective).
     """
     check_rank("past", past, 5, "(B, k, C, H, W)")
@@ -175,7 +188,8 @@ def predict_future_conditional(model: nn.Module, past: torch.Tensor, frames: int
     was_training = model.training
     model.eval()
     try:
-        clip = conditional_sample(conditioned_on(model, known, mask), known, mask, schedule, method="replacement",
+        clip = conditional_sample(conditioned_on(model, known, mask, past_guidance), known, mask, schedule,
+                                  method="replacement",
                                   **kwargs)
     finally:
         model.train(was_training)

@@ -305,7 +305,7 @@ def min_moving_speed(size: int) -> float:
 
 def video_predictors(recipe, unconditional=None, conditional=None, steps: int | None = None,
                      guidance_weight: float = GUIDANCE_WEIGHT, seed: int = PREDICTOR_SEED,
-                     context_noise: int = 0) -> dict[str, Predictor]:
+                     context_noise: int = 0, past_guidance: float = 1.0) -> dict[str, Predictor]:
     """The three ways of notebook 08 to predict a clip's future, as predictors ``predict(past, frames)``.
 
     unconditional: a video denoiser of ``recipe`` (e.g. ``train_or_load(recipe).ema_model``) for
@@ -315,17 +315,19 @@ def video_predictors(recipe, unconditional=None, conditional=None, steps: int | 
     steps (default ``preset.sample_steps``), each call from noise seeded with ``seed``.
     context_noise: (a) sees the past at this forward-process step (for a model trained with
     conditioning augmentation, :class:`~course_lib.frame_conditional.FrameConditionalObjective`).
+    past_guidance: (a)'s guidance weight on the past (:func:`~course_lib.frame_conditional.conditioned_on`).
     past: (B, k, C, H, W) on any device -> (B, frames, C, H, W) on the same device.
     """
     steps = recipe.preset.sample_steps if steps is None else check_positive_int("steps", steps)
     check_float_range("guidance_weight", guidance_weight, 0.0, 1e6)
     chosen = zip(PREDICTOR_NAMES, (conditional, unconditional, unconditional), ("conditional", "replacement", "guidance"))
-    return {name: _predictor(recipe, model, method, steps, guidance_weight, seed, context_noise)
+    check_float_range("past_guidance", past_guidance, 0.0, 100.0)
+    return {name: _predictor(recipe, model, method, steps, guidance_weight, seed, context_noise, past_guidance)
             for name, model, method in chosen if model is not None}
 
 
 def _predictor(recipe, model, method: str, steps: int, guidance_weight: float, seed: int,
-               context_noise: int = 0) -> Predictor:
+               context_noise: int = 0, past_guidance: float = 1.0) -> Predictor:
     """predict(past, frames) with ``model`` by ``method`` ("conditional", "replacement" or "guidance")."""
     from course_lib.conditioning import predict_future
     from course_lib.frame_conditional import predict_future_conditional
@@ -336,7 +338,7 @@ def _predictor(recipe, model, method: str, steps: int, guidance_weight: float, s
         sampling = dict(steps=steps, objective=recipe.objective, generator=torch.Generator().manual_seed(seed))
         if method == "conditional":
             clip = predict_future_conditional(model, past.to(device), frames, recipe.schedule,
-                                              context_noise=context_noise, **sampling)
+                                              context_noise=context_noise, past_guidance=past_guidance, **sampling)
         else:
             weight = {"guidance_weight": guidance_weight} if method == "guidance" else {}
             clip = predict_future(model, past.to(device), frames, recipe.schedule, method=method, **sampling, **weight)

@@ -102,6 +102,22 @@ def test_checkpoint_files_named_on_the_command_line_give_the_same_predictions(qu
     assert {row["trained"].split(",")[0] for row in after[1:4]} == {f"2 of {steps} steps"}
 
 
+def test_past_guidance_changes_only_the_frame_conditional_rows(quick_run):
+    """--past-guidance 3: the same models, (a) guided by its past (other numbers, a note), (b), (c) as before."""
+    out = quick_run["out"]
+    code, text = run([*QUICK_ARGS, "--out", str(out / "guided"), "--no-mitigation", "--past-guidance", "3",
+                      "--checkpoint", str(out / "prediction-smoke-quick-unet3d.pt"),
+                      "--conditional-checkpoint", str(out / "prediction-smoke-quick-framecond.pt")])
+    assert code == 0 and "guided by its past with weight w = 3" in text
+    before = {(r["method"], r["task"]): cells(r) for r in parse_table(quick_run["text"])[1]}
+    after = {(r["method"], r["task"]): cells(r) for r in parse_table(text)[1]}
+    conditional = [key for key in after if key[0].startswith("(a)") and key[1].startswith("predict")]
+    others = [key for key in after if key[0].startswith(("(b)", "(c)"))]
+    assert conditional and others
+    assert all(after[key] != before[key] for key in conditional)
+    assert all(after[key] == before[key] for key in others)
+
+
 def test_missing_checkpoints_read_not_trained_and_nothing_is_rolled_out(tmp_path):
     config = PredictionBenchConfig(preset=TINY, clips=2, checkpoints=str(tmp_path / "empty"), out=str(tmp_path),
                                    progress=False)
@@ -223,6 +239,7 @@ def test_verdicts_judge_issue_7s_targets_over_enough_clips(beats, tracked, marks
     ({"preset": SMOKE.replace(video_frames=3)}, "preset: expected clips of at least 4 frames"),
     ({"context_noise": -1}, r"context_noise: expected an int in \[0, 999\]"),
     ({"context_noise": 1000}, r"context_noise: expected an int in \[0, 999\].*got 1000"),
+    ({"past_guidance": -0.5}, r"past_guidance: expected a number in .*got -0.5"),
 ])
 def test_bad_config_names_the_argument(changes, message):
     with pytest.raises(ValueError, match=message):

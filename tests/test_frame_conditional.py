@@ -10,6 +10,7 @@ from course_lib.frame_conditional import (
     FrameConditionalDenoiser,
     FrameConditionalObjective,
     checkpoint_path,
+    conditioned_on,
     frame_conditional_unet3d,
     predict_future_conditional,
     random_prefix_mask,
@@ -157,6 +158,36 @@ def test_prediction_keeps_the_past_and_is_reproducible():
     assert model.training, "the model's train/eval mode is restored"
 
 
+class TimeMixer(ChannelMixer):
+    """ChannelMixer plus the clip's mean over frames: each frame's output depends on the other frames."""
+
+    def forward(self, z, t):
+        out = super().forward(z, t)
+        return out + out.mean(dim=1, keepdim=True)
+
+
+def test_past_guidance_extrapolates_from_the_unconditional_to_the_conditional_output():
+    """conditioned_on(w): out_u + w (out_c - out_u), out_u the same network with no frame known; w = 1 is plain."""
+    torch.manual_seed(0)
+    model = FrameConditionalDenoiser(TimeMixer(7, 3), 3)
+    known = torch.rand(2, 4, 3, 4, 4) * 2 - 1
+    mask = frame_mask(known, 2)
+    x, t = torch.randn(2, 4, 3, 4, 4), torch.tensor([5, 50])
+    with torch.no_grad():
+        c, u = model(x, t, known, mask), model(x, t, known, torch.zeros_like(mask))
+        assert not torch.allclose(c, u)  # the known frames change the output
+        assert torch.equal(conditioned_on(model, known, mask)(x, t), c)
+        assert torch.allclose(conditioned_on(model, known, mask, 2.0)(x, t), 2 * c - u, atol=1e-6)
+        assert torch.allclose(conditioned_on(model, known, mask, 0.0)(x, t), u, atol=1e-6)
+    past = known[:, :2]
+    run = lambda w: predict_future_conditional(model, past, 4, S, steps=4, past_guidance=w,
+                                               generator=torch.Generator().manual_seed(1))
+    assert torch.equal(run(1.0), predict_future_conditional(model, past, 4, S, steps=4,
+                                                            generator=torch.Generator().manual_seed(1)))
+    guided = run(3.0)
+    assert torch.equal(guided[:, :2], past) and not torch.allclose(guided, run(1.0))
+
+
 def test_train_or_load_trains_once_then_loads(tmp_path):
     recipe = get_recipe("video-shapes", "smoke").replace(batch_size=2)
     first = train_or_load_frame_conditional(recipe, steps=2, folder=tmp_path)
@@ -189,6 +220,8 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
         (lambda: FrameConditionalObjective(S, "x0", context_noise=2.5), ["context_noise", "2.5"]),
         (lambda: predict_future_conditional(tiny_model(), torch.zeros(1, 2, 3, 4, 4), 4, S, context_noise=-1),
          ["context_noise", "[0, 99]", "-1"]),
+        (lambda: predict_future_conditional(tiny_model(), torch.zeros(1, 2, 3, 4, 4), 4, S, past_guidance=-1.0),
+         ["past_guidance", "-1.0"]),
         (lambda: FrameConditionalDenoiser("unet", 3), ["backbone", "nn.Module", "str"]),
         (lambda: train_or_load_frame_conditional(get_recipe("digits", "smoke")), ["recipe", "video", "digits"]),
     ],
