@@ -60,8 +60,10 @@ RENDEZVOUS_VARIABLES = ("MASTER_ADDR", "MASTER_PORT")  # then these are needed t
 TIMEOUT_ENV = "COURSE_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 300.0
 STREAMS = ("data", "noise", "global")
+# gloo reports a peer that hung past the timeout as "Timed out waiting ... for recv" or, when the other
+# side of the pair noticed first, "Application timeout caused pair closure" (seen under load).
 _COMMUNICATION_MARKERS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Timed out",
-                          "timed out", "NCCL", "ProcessGroup", "gloo")
+                          "timed out", "Application timeout", "pair closure", "NCCL", "ProcessGroup", "gloo")
 
 
 class PeersLostError(RuntimeError):
