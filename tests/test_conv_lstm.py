@@ -188,3 +188,19 @@ def test_layer_shapes_follow_the_forward_pass():
     assert rows["conv_out"].output_shape == (6, 1, 16, 16)
     assert sum(row.parameters for row in rows.values()) == count_parameters(model)
     assert not any(m._forward_hooks for m in model.children())  # hooks removed
+
+
+def test_class_conditional_model_reads_one_label_per_clip():
+    torch.manual_seed(0)
+    model = ConvLSTMDenoiser(in_channels=1, base_channels=8, hidden_channels=8, num_classes=10)
+    x, t = torch.randn(2, 3, 1, 16, 16), torch.tensor([3, 400])
+    with torch.no_grad():
+        a, b = model(x, t, torch.tensor([1, 2])), model(x, t, torch.tensor([1, 6]))
+        torch.testing.assert_close(model(x, t), model(x, t, torch.tensor([10, 10])))  # None = the null label
+    torch.testing.assert_close(a[0], b[0])
+    assert (a[1] - b[1]).abs().max() > 1e-5
+    assert conv_lstm_for_preset(get_preset("smoke"), num_classes=10).null_label == 10
+    with pytest.raises(ValueError, match=r"^y: expected one label per clip, shape \(2,\)"):
+        model(x, t, torch.tensor([1]))
+    with pytest.raises(ValueError, match=r"^y: expected None: this model is unconditional"):
+        conv_lstm_for_preset(get_preset("smoke"))(x, t, torch.tensor([1, 2]))

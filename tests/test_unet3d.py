@@ -210,3 +210,66 @@ def test_benchmark_bad_arguments(kwargs, message):
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
         benchmark_train_step(**arguments)
+
+
+# --- class conditioning (moving digits: "a moving 7") -----------------------------------------------
+
+def test_a_label_changes_the_clip_and_none_is_the_null_label():
+    model = tiny(num_classes=10)
+    x = clip()
+    with torch.no_grad():
+        seven, three = model(x, T_STEPS, torch.tensor([7, 7])), model(x, T_STEPS, torch.tensor([3, 3]))
+        null, none = model(x, T_STEPS, torch.tensor([10, 10])), model(x, T_STEPS)
+    assert (seven - three).abs().max() > 1e-4
+    torch.testing.assert_close(null, none)
+    assert model.null_label == 10 and tiny().null_label is None
+
+
+def test_one_label_per_clip_reaches_every_frame_of_that_clip_only():
+    model = tiny(num_classes=10, temporal_attention=False)  # frames independent: each frame shows the label
+    x = clip()
+    with torch.no_grad():
+        before = model(x, T_STEPS, torch.tensor([1, 2]))
+        after = model(x, T_STEPS, torch.tensor([1, 5]))  # only clip 1's label changed
+    torch.testing.assert_close(before[0], after[0])
+    assert ((before[1] - after[1]).abs().amax((1, 2, 3)) > 1e-5).all()  # every frame of clip 1 moved
+
+
+def test_unconditional_model_is_built_as_before_and_refuses_labels():
+    torch.manual_seed(0)
+    plain = UNet3D(in_channels=1, base_channels=8, channel_mults=(1, 2), num_heads=2, max_frames=8)
+    assert "label_embedding.weight" not in plain.state_dict()
+    torch.manual_seed(0)
+    conditional = UNet3D(in_channels=1, base_channels=8, channel_mults=(1, 2), num_heads=2, max_frames=8,
+                         num_classes=10)
+    assert conditional.state_dict()["label_embedding.weight"].shape == (11, 32)
+    with pytest.raises(ValueError, match=r"^y: expected None: this model is unconditional"):
+        plain(clip(), T_STEPS, torch.tensor([1, 2]))
+
+
+@pytest.mark.parametrize("y, message", [
+    (torch.tensor([1, 2, 3]), r"^y: expected one label per clip, shape \(2,\), got 'shape \(3,\)'"),
+    (torch.tensor([1, 11]), r"^y: expected labels in \[0, 9\] or the null label 10, got 'values in \[1, 11\]'"),
+    (torch.tensor([-1, 2]), r"^y: expected labels in \[0, 9\] or the null label 10"),
+    (torch.tensor([1.0, 2.0]), r"^y: expected an integer tensor of labels, got 'dtype torch.float32'"),
+    (torch.tensor([[1, 2]]), r"^y: expected a tensor of rank 1 \(B,\)"),
+])
+def test_bad_labels_name_the_argument(y, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(num_classes=10)(clip(), T_STEPS, y)
+
+
+def test_guidance_mixes_the_conditional_and_unconditional_clips():
+    from course_lib.models.unet2d import guided_denoiser
+
+    model = tiny(num_classes=10)
+    x, y = clip(), torch.tensor([4, 9])
+    with torch.no_grad():
+        conditional, unconditional = model(x, T_STEPS, y), model(x, T_STEPS)
+        guided = guided_denoiser(model, y, 3.0)(x, T_STEPS)
+    torch.testing.assert_close(guided, unconditional + 3.0 * (conditional - unconditional), atol=1e-5, rtol=1e-4)
+
+
+def test_preset_factory_passes_the_class_count():
+    assert unet3d_for_preset(get_preset("smoke"), num_classes=10).num_classes == 10
+    assert unet3d_for_preset(get_preset("smoke")).label_embedding is None

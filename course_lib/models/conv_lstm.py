@@ -31,7 +31,7 @@ from torch import nn
 
 from course_lib._checks_args import check_int_range, check_positive_int, check_rank, check_tensor, fail
 from course_lib.models.blocks import ResBlock, group_norm
-from course_lib.models.embeddings import TimestepEmbedding
+from course_lib.models.embeddings import ClassEmbedding, TimestepEmbedding, check_unconditional_labels
 
 
 class ConvLSTMCell(nn.Module):
@@ -90,13 +90,15 @@ def run_conv_lstm(cell: ConvLSTMCell, frames: torch.Tensor, reverse: bool = Fals
 
 
 class ConvLSTMDenoiser(nn.Module):
-    """Video denoiser: forward(x (B, T, C, H, W), t (B,)) -> (B, T, C, H, W), a prediction of ε, x0 or v.
+    """Video denoiser: forward(x (B, T, C, H, W), t (B,), y=None) -> (B, T, C, H, W), a prediction of ε, x0 or v.
 
     in_channels: C of the frames. base_channels: width at full resolution (2x below).
     hidden_channels: ConvLSTM state channels. bidirectional: add a backward-in-time ConvLSTM.
     causal: forward direction only (output k sees frames ≤ k); overrides ``bidirectional``.
     time_dim: timestep embedding size (default 4 * base_channels). downsample: 2 or 4, how much
     smaller than the frames the ConvLSTM's maps are (H and W must be divisible by it).
+    num_classes: None (unconditional) or K: one label per clip, added to the timestep embedding,
+    with the null label K for classifier-free guidance.
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class ConvLSTMDenoiser(nn.Module):
         causal: bool = False,
         time_dim: int | None = None,
         downsample: int = 4,
+        num_classes: int | None = None,
     ):
         super().__init__()
         check_positive_int("in_channels", in_channels)
@@ -123,7 +126,9 @@ class ConvLSTMDenoiser(nn.Module):
         self.bidirectional = bidirectional and not causal
         wide = 2 * base_channels
 
+        self.num_classes = num_classes
         self.time_embedding = TimestepEmbedding(base_channels, time_dim)
+        self.label_embedding = ClassEmbedding(num_classes, time_dim) if num_classes is not None else None
         self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
         self.enc_full = ResBlock(base_channels, base_channels, time_dim)  # H x W
         self.down_half = nn.Conv2d(base_channels, wide, 3, stride=2, padding=1)
@@ -142,7 +147,12 @@ class ConvLSTMDenoiser(nn.Module):
         self.norm_out = group_norm(base_channels)
         self.conv_out = nn.Conv2d(base_channels, in_channels, 3, padding=1)
 
-    def _check_inputs(self, x: torch.Tensor, t: torch.Tensor) -> None:
+    @property
+    def null_label(self) -> int | None:
+        """The label index that means "no class" (= num_classes), or None for an unconditional model."""
+        return self.num_classes
+
+    def _check_inputs(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
         check_tensor("x", x)
         check_rank("x", x, 5, "(B, T, C, H, W)")
         B, T, C, H, W = x.shape
@@ -156,12 +166,19 @@ class ConvLSTMDenoiser(nn.Module):
         check_rank("t", t, 1, "(B,)")
         if t.shape[0] != B:
             fail("t", f"one timestep per clip, shape ({B},)", f"shape {tuple(t.shape)}")
+        if self.label_embedding is None:
+            check_unconditional_labels(y)
+        else:
+            self.label_embedding.check_labels(y, B, "clip")
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, C, H, W), t: (B,) timesteps -> (B, T, C, H, W)."""
-        self._check_inputs(x, t)
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, T, C, H, W), t: (B,) timesteps, y: (B,) labels in [0, K] (K = null) or None -> (B, T, C, H, W)."""
+        self._check_inputs(x, t, y)
         B, T, C, H, W = x.shape
-        emb = self.time_embedding(t).repeat_interleave(T, dim=0)  # (B·T, time_dim)
+        emb = self.time_embedding(t)  # (B, time_dim)
+        if self.label_embedding is not None:
+            emb = emb + self.label_embedding(y, B)
+        emb = emb.repeat_interleave(T, dim=0)  # (B·T, time_dim)
 
         skip0 = self.enc_full(self.conv_in(x.reshape(B * T, C, H, W)), emb)  # (B·T, base, H, W)
         skip1 = self.enc_half(self.down_half(skip0), emb)  # (B·T, 2·base, H/2, W/2)
@@ -181,14 +198,15 @@ class ConvLSTMDenoiser(nn.Module):
         return out.reshape(B, T, C, H, W)
 
 
-def conv_lstm_for_preset(preset, causal: bool = False) -> ConvLSTMDenoiser:
+def conv_lstm_for_preset(preset, causal: bool = False, num_classes: int | None = None) -> ConvLSTMDenoiser:
     """A :class:`ConvLSTMDenoiser` sized by ``preset``: video_channels, base = video_base_channels,
-    hidden = 2 * base, downsample 4. ``causal=True`` for prediction (forward direction only)."""
+    hidden = 2 * base, downsample 4. ``causal=True`` for prediction (forward direction only);
+    num_classes: None, or K for a class-conditional model."""
     if not hasattr(preset, "video_base_channels"):
         fail("preset", "a course_lib.config.Preset (see get_preset())", type(preset).__name__)
     base = preset.video_base_channels
     return ConvLSTMDenoiser(in_channels=preset.video_channels, base_channels=base, hidden_channels=2 * base,
-                            bidirectional=not causal, causal=causal)
+                            bidirectional=not causal, causal=causal, num_classes=num_classes)
 
 
 # --- looking inside a video denoiser ---------------------------------------------------------------

@@ -32,7 +32,7 @@ from course_lib._checks_args import (
     fail,
 )
 from course_lib.models.blocks import Downsample, ResBlock, SelfAttention, Upsample, group_norm
-from course_lib.models.embeddings import TimestepEmbedding
+from course_lib.models.embeddings import ClassEmbedding, TimestepEmbedding, check_unconditional_labels
 from course_lib.models.profile import count_parameters  # noqa: F401  (re-exported: used with the U-Net)
 
 
@@ -79,7 +79,7 @@ class UNet2D(nn.Module):
         self.attention_levels = attention_levels
         self.time_embedding = TimestepEmbedding(base_channels, time_dim)
         # K classes + 1 null label (index K) for classifier-free guidance
-        self.label_embedding = nn.Embedding(num_classes + 1, time_dim) if num_classes is not None else None
+        self.label_embedding = ClassEmbedding(num_classes, time_dim) if num_classes is not None else None
         self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
 
         def res(cin: int, cout: int) -> ResBlock:
@@ -131,18 +131,10 @@ class UNet2D(nn.Module):
         check_rank("t", t, 1, "(B,)")
         if t.shape[0] != x.shape[0]:
             fail("t", f"one timestep per image, shape ({x.shape[0]},)", f"shape {tuple(t.shape)}")
-        if y is None:
-            return
-        if self.num_classes is None:
-            fail("y", "None: this model is unconditional (build it with num_classes=K to use labels)", "labels")
-        check_rank("y", y, 1, "(B,)")
-        if y.dtype.is_floating_point or y.dtype == torch.bool:
-            fail("y", "an integer tensor of labels", f"dtype {y.dtype}")
-        if y.shape[0] != x.shape[0]:
-            fail("y", f"one label per image, shape ({x.shape[0]},)", f"shape {tuple(y.shape)}")
-        if y.numel() and (y.min() < 0 or y.max() > self.num_classes):
-            fail("y", f"labels in [0, {self.num_classes - 1}] or the null label {self.num_classes}",
-                 f"values in [{int(y.min())}, {int(y.max())}]")
+        if self.label_embedding is None:
+            check_unconditional_labels(y)
+        else:
+            self.label_embedding.check_labels(y, x.shape[0], "image")
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, C, H, W), t: (B,) timesteps, y: (B,) labels in [0, K] (K = null) or None -> (B, C, H, W).
@@ -154,9 +146,7 @@ class UNet2D(nn.Module):
         self._check_inputs(x, t, y)
         emb = self.time_embedding(t)  # (B, time_dim)
         if self.label_embedding is not None:
-            if y is None:
-                y = torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device)
-            emb = emb + self.label_embedding(y)
+            emb = emb + self.label_embedding(y, x.shape[0])
 
         h = self.conv_in(x)
         skips = [h]

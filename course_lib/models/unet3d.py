@@ -42,7 +42,7 @@ from torch import nn
 
 from course_lib._checks_args import check_int_range, check_positive_int, check_rank, check_tensor, fail
 from course_lib.models.blocks import ResBlock, SelfAttention, group_norm
-from course_lib.models.embeddings import TimestepEmbedding
+from course_lib.models.embeddings import ClassEmbedding, TimestepEmbedding, check_unconditional_labels
 
 
 def _is_int(value: object) -> bool:
@@ -151,7 +151,7 @@ class Upsample(nn.Module):
 
 
 class UNet3D(nn.Module):
-    """ε/x0/v-predicting video U-Net: forward(x (B, T, C, H, W), t (B,), image_mode=False) -> (B, T, C, H, W).
+    """ε/x0/v-predicting video U-Net: forward(x (B, T, C, H, W), t (B,), y=None, image_mode=False) -> (B, T, C, H, W).
 
     in_channels: C of the frames. base_channels: width at full resolution; level i works at
     H / 2**i with ``base_channels * channel_mults[i]`` channels. num_res_blocks: ResBlocks per level
@@ -160,7 +160,9 @@ class UNet3D(nn.Module):
     lowest level; the middle always has it). temporal_attention: a temporal attention after every
     ResBlock and in the middle. num_heads: heads of both attentions. max_frames: the longest clip
     (size of the relative position table). time_dim: timestep embedding size (default
-    4 * base_channels).
+    4 * base_channels). num_classes: None (unconditional) or K: one label per clip (e.g. the digit
+    that moves), embedded and added to the timestep embedding, with the null label K for
+    classifier-free guidance (as in :class:`~course_lib.models.unet2d.UNet2D`).
     """
 
     def __init__(
@@ -174,6 +176,7 @@ class UNet3D(nn.Module):
         num_heads: int = 4,
         max_frames: int = 32,
         time_dim: int | None = None,
+        num_classes: int | None = None,
     ):
         super().__init__()
         check_positive_int("in_channels", in_channels)
@@ -200,7 +203,9 @@ class UNet3D(nn.Module):
 
         self.in_channels, self.channel_mults, self.num_res_blocks = in_channels, channel_mults, blocks
         self.attention_levels, self.max_frames = attention_levels, max_frames
+        self.num_classes = num_classes
         self.time_embedding = TimestepEmbedding(base_channels, time_dim)
+        self.label_embedding = ClassEmbedding(num_classes, time_dim) if num_classes is not None else None
         self.conv_in = nn.Conv2d(in_channels, widths[0], 3, padding=1)
 
         def layer(level: int, cin: int, cout: int) -> SpaceTimeLayer:
@@ -226,7 +231,12 @@ class UNet3D(nn.Module):
         self.norm_out = group_norm(widths[0])
         self.conv_out = nn.Conv2d(widths[0], in_channels, 3, padding=1)
 
-    def _check_inputs(self, x: torch.Tensor, t: torch.Tensor, image_mode: object) -> None:
+    @property
+    def null_label(self) -> int | None:
+        """The label index that means "no class" (= num_classes), or None for an unconditional model."""
+        return self.num_classes
+
+    def _check_inputs(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, image_mode: object) -> None:
         check_tensor("x", x)
         if x.dim() == 4:
             fail("x", "a video batch of rank 5 (B, T, C, H, W); for images (B, C, H, W) use x.unsqueeze(1) "
@@ -249,16 +259,26 @@ class UNet3D(nn.Module):
             fail("t", f"one timestep per clip, shape ({B},)", f"shape {tuple(t.shape)}")
         if not isinstance(image_mode, bool):
             fail("image_mode", "True or False", image_mode)
+        if self.label_embedding is None:
+            check_unconditional_labels(y)
+        else:
+            self.label_embedding.check_labels(y, B, "clip")
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, image_mode: bool = False) -> torch.Tensor:
-        """x: (B, T, C, H, W), t: (B,) timesteps -> (B, T, C, H, W).
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
+                image_mode: bool = False) -> torch.Tensor:
+        """x: (B, T, C, H, W), t: (B,) timesteps, y: (B,) labels in [0, K] (K = null) or None -> (B, T, C, H, W).
+
+        A class-conditional model called with ``y=None`` uses the null label (unconditional).
 
         image_mode: treat the T frames of each clip as independent images (temporal attention sees
         only the frame itself); used for joint image + video training.
         """
-        self._check_inputs(x, t, image_mode)
+        self._check_inputs(x, t, y, image_mode)
         B, T, C, H, W = x.shape
-        emb = self.time_embedding(t).repeat_interleave(T, dim=0)  # (B·T, time_dim): one t per clip
+        emb = self.time_embedding(t)  # (B, time_dim)
+        if self.label_embedding is not None:
+            emb = emb + self.label_embedding(y, B)
+        emb = emb.repeat_interleave(T, dim=0)  # (B·T, time_dim): one t (and label) per clip
 
         h = self.conv_in(x.reshape(B * T, C, H, W))  # (B·T, width_0, H, W)
         skips = []
@@ -287,7 +307,7 @@ FAST_CHANNEL_MULTS = (1, 1, 2, 4)
 FAST_NUM_RES_BLOCKS = (0, 1, 1, 1)
 
 
-def unet3d_for_preset(preset, max_frames: int = 32) -> UNet3D:
+def unet3d_for_preset(preset, max_frames: int = 32, num_classes: int | None = None) -> UNet3D:
     """A :class:`UNet3D` sized by ``preset`` (video_channels, video_base_channels, video_frames).
 
     The fast layout: ``channel_mults=(1, 1, 2, 4)`` and ``num_res_blocks=(0, 1, 1, 1)``, so the
@@ -295,9 +315,10 @@ def unet3d_for_preset(preset, max_frames: int = 32) -> UNet3D:
     1/4 and 1/8 of the frame size. ``cpu`` preset (base 32): 2.44M parameters, one training step at
     (B=8, T=8, 1, 32x32) in about 0.3 s on 2 CPU cores (see :mod:`course_lib.models.profile`);
     ``smoke`` (base 16): 0.61M; ``gpu`` (base 64, RGB): 9.7M. H and W must be divisible by 8.
+    num_classes: None, or K for a class-conditional model (one label per clip).
     """
     if not hasattr(preset, "video_base_channels"):
         fail("preset", "a course_lib.config.Preset (see get_preset())", type(preset).__name__)
     return UNet3D(in_channels=preset.video_channels, base_channels=preset.video_base_channels,
                   channel_mults=FAST_CHANNEL_MULTS, num_res_blocks=FAST_NUM_RES_BLOCKS,
-                  max_frames=max(max_frames, preset.video_frames))
+                  max_frames=max(max_frames, preset.video_frames), num_classes=num_classes)
