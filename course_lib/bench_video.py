@@ -278,14 +278,20 @@ def sample_in_batches(recipe, model: nn.Module, n: int, seed: int = 1, progress:
 
     Drawn ``recipe.batch_size`` at a time (the last batch smaller) from one generator seeded with
     ``seed``: the same seed gives the same clips. sample_kwargs go to ``recipe.sample`` (steps, sampler).
+    A class-conditional recipe (moving digits) draws clip i with label i mod 10 (``recipe.cycled_labels``).
     """
     generator = torch.Generator().manual_seed(seed)
+    labels = recipe.cycled_labels(n)
     chunks, seconds = [], 0.0
     full, rest = divmod(n, recipe.batch_size)
+    done = 0
     for size in [recipe.batch_size] * full + ([rest] if rest else []):
         start = time.perf_counter()
+        if labels is not None:
+            sample_kwargs["labels"] = labels[done:done + size]
         chunks.append(recipe.sample(model, size, generator=generator, progress=progress, **sample_kwargs).cpu())
         seconds += time.perf_counter() - start
+        done += size
     return torch.cat(chunks).clamp(-1, 1), seconds
 
 

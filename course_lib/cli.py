@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", default=None, help="output file: .gif or .mp4 for videos, .png for images and "
                                                     "points (default samples.gif / samples.png)")
     sample.add_argument("--guidance", type=non_negative_float, default=None,
-                        help="digits only: classifier-free guidance scale w (1 = plain conditional)")
+                        help="digits and moving digits only: classifier-free guidance scale w "
+                             "(1 = plain conditional)")
     _common(sample, "seed of the starting noise")
 
     evaluate = commands.add_parser(
@@ -489,12 +490,17 @@ def run_eval(args) -> int:
     video = is_video_task(recipe.task)
     n = args.n or (16 if video else recipe.preset.eval_samples)
     g = torch.Generator().manual_seed(args.seed)
-    labels = torch.arange(n) % 10 if recipe.task == "digits" else None
+    labels = recipe.cycled_labels(n)
     start = time.perf_counter()
     samples = recipe.sample(model, n, steps=args.steps, generator=g, labels=labels, progress=True).cpu()
     seconds = time.perf_counter() - start
     if video:
         line = _motion_line(recipe, samples)
+        if labels is not None:  # moving digits: is the requested digit legible in every frame?
+            from course_lib.video_quality import frame_digit_accuracy
+
+            line += (f"; frames whose digit the video judge reads as the requested one: "
+                     f"{frame_digit_accuracy(samples, labels=labels):.0%}")
     elif recipe.task == "digits":
         from course_lib.metrics import judge
 

@@ -97,6 +97,9 @@ def train_on_clip_set(recipe, clips: torch.Tensor, steps: int, path: str | os.Pa
 
     if not isinstance(recipe, Recipe):
         fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
+    if recipe.num_classes is not None:  # its loss needs (clips, labels); a clip set holds no labels
+        fail("recipe", "an unconditional video recipe such as get_recipe('video-shapes') (a clip set has no labels)",
+             recipe.task)
     _check_clip_bytes("clips", clips)
     if tuple(clips.shape[1:]) != tuple(recipe.example_shape):
         fail("clips", f"clips of the recipe's shape (N, {', '.join(map(str, recipe.example_shape))})",

@@ -13,7 +13,8 @@ Tasks and their models (the first is the default):
 * ``digits``       -- rendered digits (N, 1, H, W), class-conditional with label dropout for
   classifier-free guidance; ``unet2d``;
 * ``video-shapes`` -- bouncing coloured shapes (B, T, 3, H, W); ``unet3d`` or ``conv_lstm``;
-* ``video-digits`` -- moving digits (B, T, 1, H, W); ``unet3d`` or ``conv_lstm``.
+* ``video-digits`` -- moving digits (B, T, 1, H, W), class-conditional like ``digits`` (one label
+  per clip: "a moving 7"); ``unet3d`` or ``conv_lstm``.
 
 :meth:`Recipe.key` hashes everything that changes the trained weights, so a checkpoint named by it
 (``course_lib.zoo``) is never loaded for another recipe. :meth:`Recipe.info` is a plain dict
@@ -49,6 +50,10 @@ TASK_MODELS: dict[str, tuple[str, ...]] = {  # task -> its models, default first
     "video-digits": ("unet3d", "conv_lstm"),
 }
 TASKS = tuple(TASK_MODELS)
+# Tasks whose models take a label (the digit) and learn classifier-free guidance by label dropout.
+# Moving digits are conditional since 2026-12-05: the unconditional 3D U-Net drew digits whose
+# identity drifted from frame to frame (9 -> 8 -> 0; 39-43% of frames read as the clip's digit).
+CLASS_CONDITIONAL_TASKS = ("digits", "video-digits")
 SAMPLERS = ("ddim", "ddpm")
 NUM_DIGIT_CLASSES = 10
 # What ``get_recipe(..., **overrides)`` may change; everything else comes from the task and preset.
@@ -140,9 +145,10 @@ class Recipe:
     peak learning rate and its linear warm-up. objective: what the network predicts ("eps", "x0",
     "v"). schedule_name: the noise schedule ("linear", "cosine", "sigmoid") with
     ``preset.num_diffusion_steps`` steps. seed: model initialisation, data and noise streams.
-    label_dropout / digit_images: digits only (probability of the null label; size of the rendered
-    training set). snr_focus: share of training timesteps drawn from the SNR range FOCUS_SNR
-    (:class:`FocusedObjective`; 0: all uniform, Ho et al.'s loss; not for digits).
+    label_dropout: class-conditional tasks (``digits``, ``video-digits``): probability of the null
+    label. digit_images: ``digits`` only, size of the rendered training set. snr_focus: share of
+    training timesteps drawn from the SNR range FOCUS_SNR (:class:`FocusedObjective`; 0: all
+    uniform, Ho et al.'s loss; not for class-conditional tasks).
     """
 
     task: str
@@ -175,8 +181,8 @@ class Recipe:
             fail("seed", "an int", self.seed)
         check_float_range("label_dropout", self.label_dropout, 0.0, 1.0)
         check_float_range("snr_focus", self.snr_focus, 0.0, 1.0)
-        if self.task == "digits" and self.snr_focus:
-            fail("snr_focus", "0.0 for the class-conditional digits task", self.snr_focus)
+        if self.task in CLASS_CONDITIONAL_TASKS and self.snr_focus:
+            fail("snr_focus", f"0.0 for the class-conditional task {self.task!r}", self.snr_focus)
         if self.task == "digits":
             check_positive_int("digit_images", self.digit_images)
 
@@ -184,8 +190,8 @@ class Recipe:
 
     @property
     def num_classes(self) -> int | None:
-        """10 for the class-conditional digits model, else None."""
-        return NUM_DIGIT_CLASSES if self.task == "digits" else None
+        """10 for the class-conditional tasks (digits, moving digits), else None."""
+        return NUM_DIGIT_CLASSES if self.task in CLASS_CONDITIONAL_TASKS else None
 
     @property
     def channels(self) -> int:
@@ -201,6 +207,12 @@ class Recipe:
         if self.task == "digits":
             return (1, p.image_size, p.image_size)
         return (p.video_frames, self.channels, p.video_size, p.video_size)
+
+    def cycled_labels(self, n: int) -> torch.Tensor | None:
+        """The labels n samples of a class-conditional task are drawn with by default: 0, 1, ..., 9, 0, ...
+        (n,) int64; None for an unconditional task."""
+        check_positive_int("n", n)
+        return None if self.num_classes is None else torch.arange(n) % self.num_classes
 
     def sample_shape(self, n: int) -> tuple[int, ...]:
         """(n, *example_shape): what :meth:`sample` returns."""
@@ -234,7 +246,8 @@ class Recipe:
         factory = {"unet3d": "course_lib.models.unet3d:unet3d_for_preset",
                    "conv_lstm": "course_lib.models.conv_lstm:conv_lstm_for_preset"}[self.model_name]
         # the video builders read their channels from the preset: bouncing shapes are RGB in every preset
-        return {"factory": factory, "uses_preset": True, "kwargs": {},
+        kwargs = {} if self.num_classes is None else {"num_classes": self.num_classes}
+        return {"factory": factory, "uses_preset": True, "kwargs": kwargs,
                 "preset_changes": {"video_channels": self.channels}}
 
     def build_model(self) -> nn.Module:
@@ -284,7 +297,8 @@ class Recipe:
         return render_digits(self.digit_images, size=self.preset.image_size, split="train", seed=self.seed)
 
     def make_batch(self, generator: torch.Generator):
-        """A fresh training batch drawn with ``generator``: (B, 2) points, (images, labels), or videos (B, T, C, H, W)."""
+        """A fresh training batch drawn with ``generator``: (B, 2) points, (images, labels), videos
+        (B, T, C, H, W) of shapes, or (videos, labels (B,)) of moving digits."""
         p, b = self.preset, self.batch_size
         if self.task == "toy-moons":
             from course_lib.data.toy import two_moons
@@ -296,8 +310,10 @@ class Recipe:
             return images[index], labels[index]
         from course_lib.data.video import bouncing_shapes, moving_digits
 
-        maker = bouncing_shapes if self.task == "video-shapes" else moving_digits
-        return maker(b, frames=p.video_frames, size=p.video_size, generator=generator).video
+        if self.task == "video-shapes":
+            return bouncing_shapes(b, frames=p.video_frames, size=p.video_size, generator=generator).video
+        clips = moving_digits(b, frames=p.video_frames, size=p.video_size, generator=generator)
+        return clips.video, clips.labels[:, 0]
 
     def real_examples(self, n: int, seed: int = 1) -> torch.Tensor:
         """n examples of the data (held-out fonts for digits), to compare samples against: (n, *example_shape)."""
@@ -336,8 +352,9 @@ class Recipe:
         = 0, fresh noise of scale η at each step otherwise, see :func:`~course_lib.samplers.ddim_steps`)
         or "ddpm" (ancestral, always all T steps; ``eta`` must stay 0). generator: the start noise and
         any later noise (default: seeded with ``seed``).
-        Digits only: labels (n,) the classes (default 0, 1, ..., 9, 0, ...); guidance_scale w for
-        classifier-free guidance (None: the plain conditional model, same as w = 1).
+        Class-conditional tasks (digits, moving digits) only: labels (n,) the classes (default 0, 1,
+        ..., 9, 0, ...); guidance_scale w for classifier-free guidance (None: the plain conditional
+        model, same as w = 1; 0: the unconditional model, the null label).
         """
         from course_lib.samplers import ddim_steps, ddpm_steps
 
@@ -383,7 +400,7 @@ class Recipe:
 
         device = next(model.parameters()).device
         if labels is None:
-            labels = torch.arange(n) % self.num_classes
+            labels = self.cycled_labels(n)
         if not isinstance(labels, torch.Tensor) or labels.shape != (n,) or labels.dtype.is_floating_point:
             got = f"shape {tuple(labels.shape)}, dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else labels
             fail("labels", f"an integer tensor of shape ({n},)", got)
@@ -436,7 +453,7 @@ class Recipe:
             "schedule": self.schedule_name,
             "objective": self.objective,
             "batch_size": self.batch_size,
-            "label_dropout": self.label_dropout if self.task == "digits" else None,  # used by digits only
+            "label_dropout": self.label_dropout if self.num_classes else None,  # used by conditional tasks only
             "digit_images": self.digit_images if self.task == "digits" else None,
             "snr_focus": self.snr_focus,
             "steps": steps,
@@ -489,8 +506,11 @@ def _defaults(task: str, preset: Preset) -> dict[str, Any]:
     # (2763 steps) fell steadily to 0.051 and 81% passed. Moving digits need a lower lr still: at 2e-3
     # the network stayed the constant (mean-frame) predictor for 2000 steps (frame digit accuracy 0%);
     # at 5e-4 it read 59% of frames after 481 steps (1 thread).
-    lr = 5e-4 if task == "video-digits" else 1e-3
-    return dict(steps=p.video_train_steps, batch_size=p.video_batch_size, lr=lr, warmup_steps=20,
+    if task == "video-digits":  # class-conditional: label dropout, uniform timesteps (snr_focus 0.5 and 0
+        # gave the same 39-43% of frames read on the unconditional model, 2000 steps)
+        return dict(steps=p.video_train_steps, batch_size=p.video_batch_size, lr=5e-4, warmup_steps=20,
+                    objective="x0", schedule_name="linear", label_dropout=0.1)
+    return dict(steps=p.video_train_steps, batch_size=p.video_batch_size, lr=1e-3, warmup_steps=20,
                 objective="x0", schedule_name="linear", snr_focus=0.5)
 
 

@@ -13,7 +13,9 @@ until a budget is spent -- wall-clock minutes, CPU minutes of this process, or s
 * **FVD ratio** -- the FVD-style distance (:func:`course_lib.metrics.video.frechet_video_distance`,
   video-judge features) of the samples to real clips, divided by that of samples from the same
   network untrained (same ``n``, same noise): below 0.5 is issue 6's target;
-* **frame digit accuracy** (video-digits) -- :func:`frame_digit_accuracy`.
+* **frame digit accuracy** (video-digits) -- :func:`frame_digit_accuracy`: the share of frames
+  in which the video judge reads the digit the clip was asked for (moving digits are
+  class-conditional: clip i shows digit i mod 10, ``--guidance`` sets the guidance scale).
 
 A busy machine slows every step, so each run records wall seconds, CPU seconds of this process and
 the load average: CPU seconds of one thread are what a budget costs on an idle core.
@@ -35,7 +37,7 @@ import torch
 from torch import nn
 
 from course_lib._checks_args import check_float_range, check_positive_int, check_rank, fail
-from course_lib.cli import unit_float
+from course_lib.cli import non_negative_float, unit_float
 from course_lib.config import PRESETS, get_device
 from course_lib.recipes import OBJECTIVES, Recipe, TASK_MODELS, get_recipe, is_video_task
 from course_lib.schedules import SCHEDULES
@@ -110,14 +112,23 @@ def train_for(recipe: Recipe, steps: int | None = None, minutes: float | None = 
 # --- sampling ---------------------------------------------------------------------------------------
 
 def sample_clips(recipe: Recipe, model: nn.Module, n: int, sample_steps: int | None = None, seed: int = 0,
-                 eta: float = 0.0) -> torch.Tensor:
-    """n clips (n, T, C, H, W) from ``model`` with DDIM (η = ``eta``), on the CPU; the same seed gives the same clips."""
+                 eta: float = 0.0, guidance_scale: float | None = None) -> torch.Tensor:
+    """n clips (n, T, C, H, W) from ``model`` with DDIM (η = ``eta``), on the CPU; the same seed gives the same clips.
+
+    Class-conditional recipes (moving digits): clip i shows digit i mod 10 (``recipe.cycled_labels``),
+    with classifier-free guidance ``guidance_scale`` (None: the plain conditional model).
+    """
     check_positive_int("n", n)
+    labels = recipe.cycled_labels(n)
     generator = torch.Generator().manual_seed(seed)
     clips = []
     for start in range(0, n, SAMPLE_BATCH):
         count = min(SAMPLE_BATCH, n - start)
-        clips.append(recipe.sample(model, count, steps=sample_steps, generator=generator, eta=eta).cpu())
+        conditioning = {"guidance_scale": guidance_scale}  # an unconditional recipe refuses a scale
+        if labels is not None:
+            conditioning["labels"] = labels[start:start + count]
+        clips.append(recipe.sample(model, count, steps=sample_steps, generator=generator, eta=eta,
+                                   **conditioning).cpu())
     return torch.cat(clips).clamp(-1, 1)
 
 
@@ -211,11 +222,13 @@ class VideoQuality:
 
 
 def measure(recipe: Recipe, model: nn.Module, n: int = DEFAULT_CLIPS, sample_steps: int | None = None,
-            seed: int = 0, judge: nn.Module | None = None, eta: float = 0.0) -> VideoQuality:
+            seed: int = 0, judge: nn.Module | None = None, eta: float = 0.0,
+            guidance_scale: float | None = None) -> VideoQuality:
     """Sample n clips from ``model`` (trained for ``recipe``) and score them against n real clips.
 
     The untrained reference is ``recipe.build_model()`` sampled from the same noise (``seed``), both
-    with DDIM at ``eta`` (0: deterministic).
+    with DDIM at ``eta`` (0: deterministic) and, for moving digits, the same requested digits and
+    guidance scale; a frame of moving digits counts when the judge reads the *requested* digit.
     judge: the video judge behind FVD and digit reading (default: the cached one for the preset's clips).
     """
     from course_lib.metrics.video import frechet_video_distance, get_video_judge
@@ -227,10 +240,10 @@ def measure(recipe: Recipe, model: nn.Module, n: int = DEFAULT_CLIPS, sample_ste
     if n < 2:
         fail("n", "at least 2 clips (a distance between sets needs them)", n)
     start = time.perf_counter()
-    clips = sample_clips(recipe, model, n, sample_steps, seed, eta)
+    clips = sample_clips(recipe, model, n, sample_steps, seed, eta, guidance_scale)
     sample_seconds = time.perf_counter() - start
     untrained = sample_clips(recipe, recipe.build_model().to(next(model.parameters()).device), n, sample_steps, seed,
-                             eta)
+                             eta, guidance_scale)
     real, other_real = recipe.real_examples(n, seed=seed + 1), recipe.real_examples(n, seed=seed + 2)
     p = recipe.preset
     judge = judge or get_video_judge(frames=p.video_frames, size=p.video_size, channels=recipe.channels)
@@ -248,7 +261,7 @@ def measure(recipe: Recipe, model: nn.Module, n: int = DEFAULT_CLIPS, sample_ste
         from course_lib.data.video import moving_digits
 
         truth = moving_digits(n, frames=p.video_frames, size=p.video_size, seed=seed + 1, split="test")
-        quality.frame_digit_accuracy = frame_digit_accuracy(clips, judge)
+        quality.frame_digit_accuracy = frame_digit_accuracy(clips, judge, labels=recipe.cycled_labels(n))
         quality.real_frame_digit_accuracy = frame_digit_accuracy(truth.video, judge, labels=truth.labels[:, 0])
     return quality
 
@@ -299,10 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-steps", type=int, default=None, help="DDIM steps (default: the preset's)")
     parser.add_argument("--eta", type=unit_float, default=0.0,
                         help="DDIM's η: 0 deterministic (default), 1 fresh noise at every step like DDPM")
+    parser.add_argument("--guidance", type=non_negative_float, default=None,
+                        help="moving digits: classifier-free guidance scale w (default: the plain conditional "
+                             "model, w = 1; 0: unconditional)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--json", default=None, help="append the record as one JSON line to this file")
     return parser
+
+
+def _check_guidance(recipe: Recipe, guidance: float | None) -> None:
+    if guidance is not None and recipe.num_classes is None:
+        fail("--guidance", f"no value: task {recipe.task!r} is not class-conditional", guidance)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -315,17 +336,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from course_lib.zoo import load_checkpoint
 
         recipe, trainer = load_checkpoint(args.checkpoint, device=device, progress=False)
+        _check_guidance(recipe, args.guidance)
         run = TrainingRun(steps=trainer.step, wall_seconds=trainer.seconds, cpu_seconds=float("nan"), load_before=None,
                           load_after=None, threads=torch.get_num_threads(), final_loss=trainer.recent_loss(50),
                           loss_curve=loss_curve(trainer.history["loss"]))
     else:
         recipe = get_recipe(args.task, args.preset, args.model, seed=args.seed, **overrides)
+        _check_guidance(recipe, args.guidance)
         trainer, run = train_for(recipe, args.steps, args.minutes, args.cpu_minutes, device)
         if args.save:
             from course_lib.zoo import save_checkpoint
 
             save_checkpoint(trainer, recipe, args.save, trainer.step)
-    quality = measure(recipe, trainer.ema_model, args.n, args.sample_steps, seed=args.seed, eta=args.eta)
+    quality = measure(recipe, trainer.ema_model, args.n, args.sample_steps, seed=args.seed, eta=args.eta,
+                      guidance_scale=args.guidance)
     p = recipe.preset
     print(f"{recipe.task} {recipe.model_name} preset {p.name} ({p.video_frames}x{p.video_size}px, batch "
           f"{recipe.batch_size}, lr {recipe.lr:g}, {recipe.objective}, {recipe.schedule_name}): {run.steps} steps in "
@@ -333,7 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{run.load_before}->{run.load_after}, loss {run.final_loss:.4f}")
     if run.loss_curve:
         print("loss by step: " + ", ".join(f"{step} {loss:.4f}" for step, loss in run.loss_curve))
-    print(f"{quality.n} clips (DDIM {args.sample_steps or p.sample_steps}, η = {args.eta:g}, "
+    guided = "" if args.guidance is None else f", guidance w = {args.guidance:g}"
+    print(f"{quality.n} clips (DDIM {args.sample_steps or p.sample_steps}, η = {args.eta:g}{guided}, "
           f"{quality.sample_seconds:.0f} s to sample): motion pass {quality.motion_pass:.0%} "
           f"(real {quality.real_motion_pass:.0%}); FVD {quality.fvd:.1f} vs untrained {quality.untrained_fvd:.1f} "
           f"(ratio {quality.fvd_ratio:.2f}; real vs real {quality.real_fvd:.1f})"
@@ -344,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         record = {"recipe": {k: v for k, v in recipe.info().items() if k not in ("preset", "model_config")},
                   "preset": dataclasses.asdict(p), "run": dataclasses.asdict(run),
-                  "sampling": {"steps": args.sample_steps or p.sample_steps, "eta": args.eta},
+                  "sampling": {"steps": args.sample_steps or p.sample_steps, "eta": args.eta,
+                               "guidance": args.guidance},
                   "quality": {**dataclasses.asdict(quality), "fvd_ratio": quality.fvd_ratio}}
         with Path(args.json).open("a") as file:
             file.write(json.dumps(record) + "\n")

@@ -397,7 +397,10 @@ print(f"motion-consistency pass rate: samples {sample_pass:.0%}, real clips {rea
 # ## Train on moving digits
 #
 # The same network on one-channel moving digits, trained for half the steps: digits have thin
-# strokes and ten different shapes, so expect rougher samples than for the shapes.
+# strokes and ten different shapes, so expect rougher samples than for the shapes. The digits recipe
+# is class-conditional, like notebook 04's: every clip is asked for a digit ("a moving 7"), its label
+# embedded and added to the timestep embedding, so the digit cannot change from frame to frame.
+# `sample` asks for 0, 1, 2, … unless you pass `labels=`.
 
 # %%
 digits_recipe = get_recipe("video-digits", preset, model="conv_lstm", steps=max(1, recipe.steps // 2))
@@ -410,7 +413,7 @@ digit_samples = digits_recipe.sample(digits_model, m, generator=torch.Generator(
 digit_pass = motion_consistency(digit_samples.clamp(-1, 1), digits_recipe.object_size).pass_rate
 real_digit_pass = motion_consistency(digits_recipe.real_examples(m), digits_recipe.object_size).pass_rate
 print(f"motion-consistency pass rate: samples {digit_pass:.0%}, real clips {real_digit_pass:.0%} ({m} clips each)")
-filmstrip(digit_samples[:4], title="ConvLSTM samples, moving digits", out_of_range="clip")
+filmstrip(digit_samples[:4], title="ConvLSTM samples, moving digits 0, 1, 2, 3", out_of_range="clip")
 plt.show()
 
 # %%

@@ -335,7 +335,7 @@ for name in names:
 # ## A trained model on the scoreboard
 #
 # `train_or_load` gives the 3D U-Net (the model of notebook 07) trained on moving digits with this
-# preset's sizes: in the `smoke` preset 10 steps, so expect noise; in `cpu` 2000 steps, about a
+# preset's sizes (class-conditional: `sample` asks for the digits 0, 1, 2, … in turn): in the `smoke` preset 10 steps, so expect noise; in `cpu` 2000 steps, about a
 # quarter of an hour of one CPU core the first time, then loaded from `checkpoints/`. Sampling is slow,
 # so the model gets `preset.eval_samples` clips, and it is compared with real clips *at the same
 # count* — the next section shows why that matters.

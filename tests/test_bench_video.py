@@ -118,6 +118,17 @@ def test_sample_in_batches_draws_n_clips_batch_by_batch_the_same_for_a_seed():
     assert ddpm.shape == (2, 3, recipe.channels, 16, 16) and not torch.equal(ddpm, clips[:2])
 
 
+def test_sample_in_batches_asks_moving_digits_for_0_to_9_across_batches():
+    recipe = get_recipe("video-digits", SMOKE.replace(video_batch_size=4, video_size=16, video_frames=3,
+                                                      num_diffusion_steps=20, sample_steps=2, video_base_channels=8))
+    model, asked = recipe.build_model().eval(), []
+    sample = recipe.sample
+    object.__setattr__(recipe, "sample", lambda m, size, **kwargs: asked.append(kwargs["labels"].tolist())
+                       or sample(m, size, **kwargs))
+    clips, _ = sample_in_batches(recipe, model, 11, seed=3, guidance_scale=2.0)
+    assert clips.shape == (11, 3, 1, 16, 16) and asked == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0]]
+
+
 def test_missing_checkpoints_read_not_trained_and_no_judge_is_trained(tmp_path):
     config = VideoBenchConfig(preset=SMOKE, shapes=((1, 2, 1, 8, 8),), models=("conv_lstm",), steps=1, warmup=0,
                               checkpoints=str(tmp_path / "empty"), out=str(tmp_path), progress=False)

@@ -215,6 +215,21 @@ def test_digits_sample_and_eval_with_a_small_judge(capsys, tmp_path, monkeypatch
     assert "digits, 6 samples" in out and "judge accuracy" in out and "IS" in out and "FID" in out
 
 
+def test_moving_digits_eval_reads_the_requested_digit_in_every_frame(capsys, tmp_path, monkeypatch):
+    from course_lib import video_quality
+
+    asked = []
+    monkeypatch.setattr(video_quality, "frame_digit_accuracy",
+                        lambda video, judge=None, labels=None: asked.append(labels.tolist()) or 0.25)
+    code, _, err = run(["train", "--task", "video-digits", "--preset", "smoke", "--checkpoint", "md.pt"], capsys)
+    assert code == 0, err
+    code, out, err = run(["eval", "--checkpoint", "md.pt", "--n", "3"], capsys)
+    assert code == 0, err
+    assert "/3 generated clips pass" in out and "reads as the requested one: 25%" in out and asked == [[0, 1, 2]]
+    code, _, err = run(["sample", "--checkpoint", "md.pt", "--n", "2", "--guidance", "3", "--out", "md.gif"], capsys)
+    assert code == 0, err
+
+
 def test_demo_trains_samples_and_scores(capsys, tmp_path):
     code, out, err = run(["demo", "--preset", "smoke", "--out", "demo", "--seed", "3"], capsys)
     assert code == 0, err

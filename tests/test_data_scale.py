@@ -102,6 +102,8 @@ def test_training_on_a_set_saves_and_reloads(tmp_path):
      "recipe: expected a Recipe"),
     (lambda: data_scale.train_on_clip_set(tiny_recipe(), torch.zeros(2, 3, 3, 16, 16, dtype=torch.uint8), 2),
      "clips: expected clips of the recipe's shape"),
+    (lambda: data_scale.train_on_clip_set(get_recipe("video-digits", "smoke"), torch.zeros(2, 4, 1, 32, 32, dtype=torch.uint8), 2),
+     "recipe: expected an unconditional video recipe .* got 'video-digits'"),
     (lambda: data_scale.nearest_clip_distance(torch.zeros(1, 2, 3, 4, 4), torch.zeros(2, 2, 1, 4, 4, dtype=torch.uint8)),
      "video: expected clips of the set's shape"),
     (lambda: data_scale.nearest_clip_distance(torch.zeros(2, 3, 4, 4), torch.zeros(2, 2, 1, 4, 4, dtype=torch.uint8)),

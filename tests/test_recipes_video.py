@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from course_lib.config import get_preset
-from course_lib.recipes import FOCUS_SNR, FocusedObjective, Recipe, get_recipe
+from course_lib.data.video import moving_digits
+from course_lib.recipes import FOCUS_SNR, FocusedObjective, LabelDropoutObjective, Recipe, get_recipe
 from course_lib.schedules import make_schedule
 from course_lib.training import DiffusionObjective
 
@@ -22,10 +23,54 @@ def test_video_defaults_predict_x0_on_the_linear_schedule_with_focused_timesteps
     for task in ("video-shapes", "video-digits"):
         recipe = get_recipe(task, "cpu")
         assert (recipe.objective, recipe.schedule_name) == ("x0", "linear")
-        assert isinstance(recipe.loss_fn, FocusedObjective) and recipe.loss_fn.focus == recipe.snr_focus > 0
+    shapes = get_recipe("video-shapes", "cpu")
+    assert isinstance(shapes.loss_fn, FocusedObjective) and shapes.loss_fn.focus == shapes.snr_focus > 0
     assert get_recipe("video-digits", "cpu").lr < get_recipe("video-shapes", "cpu").lr  # 2e-3 kept digits a blur
     assert get_recipe("digits", "cpu").snr_focus == 0.0  # the image recipe keeps Ho et al.'s uniform timesteps
     assert isinstance(get_recipe("video-shapes", "cpu", snr_focus=0.0).loss_fn, DiffusionObjective)
+
+
+# --- moving digits are class-conditional: "a moving 7" --------------------------------------------------
+
+@pytest.mark.parametrize("model", ["unet3d", "conv_lstm"])
+def test_moving_digits_train_with_their_digit_and_label_dropout(model):
+    recipe = get_recipe("video-digits", tiny_preset(), model=model)
+    assert recipe.num_classes == 10 and recipe.label_dropout == 0.1 and recipe.snr_focus == 0.0
+    assert isinstance(recipe.loss_fn, LabelDropoutObjective) and recipe.loss_fn.null_label == 10
+    network = recipe.build_model()
+    assert network.num_classes == 10
+    clips, labels = recipe.make_batch(torch.Generator().manual_seed(4))
+    truth = moving_digits(2, frames=3, size=16, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(clips, truth.video)  # the same clips as before, now with their digit
+    torch.testing.assert_close(labels, truth.labels[:, 0])
+    assert recipe.loss_fn(network, (clips, labels), torch.Generator().manual_seed(0)).ndim == 0
+    assert get_recipe("video-shapes", tiny_preset(), model=model).build_model().num_classes is None
+
+
+def test_moving_digits_sample_the_requested_digit_with_guidance():
+    recipe = get_recipe("video-digits", tiny_preset())
+    model = recipe.build_model()
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    default = recipe.sample(model, 3, generator=g())
+    torch.testing.assert_close(default, recipe.sample(model, 3, generator=g(), labels=torch.tensor([0, 1, 2])))
+    assert not torch.allclose(default, recipe.sample(model, 3, generator=g(), labels=torch.tensor([5, 5, 5])))
+    guided = recipe.sample(model, 3, generator=g(), guidance_scale=3.0)
+    assert guided.shape == (3, 3, 1, 16, 16) and not torch.allclose(guided, default)
+    torch.testing.assert_close(recipe.cycled_labels(12), torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]))
+    assert get_recipe("video-shapes", tiny_preset()).cycled_labels(3) is None
+    with pytest.raises(ValueError, match=r"labels: expected digits in \[0, 9\]"):
+        recipe.sample(model, 2, labels=torch.tensor([3, 10]))
+    with pytest.raises(ValueError, match="guidance_scale: expected None: task 'video-shapes' is not class-conditional"):
+        get_recipe("video-shapes", tiny_preset()).sample(model, 2, guidance_scale=2.0)
+
+
+def test_moving_digits_refuse_focused_timesteps_and_keep_the_shapes_key():
+    with pytest.raises(ValueError, match="snr_focus: expected 0.0 for the class-conditional task 'video-digits'"):
+        get_recipe("video-digits", tiny_preset(), snr_focus=0.5)
+    digits = get_recipe("video-digits", tiny_preset())
+    assert digits.key() != digits.replace(label_dropout=0.2).key()  # label dropout changes the weights
+    assert "num_classes" not in get_recipe("video-shapes", tiny_preset()).model_config["kwargs"]
+    assert get_recipe("video-shapes", "cpu").key() == "a47be5cde12f"  # the shipped shapes U-Net still matches
 
 
 def test_focused_timesteps_come_from_the_snr_range_as_often_as_asked():
@@ -67,7 +112,7 @@ def test_snr_focus_changes_the_key_and_survives_info():
 def test_snr_focus_bad_values_name_the_argument():
     with pytest.raises(ValueError, match="snr_focus: expected"):
         get_recipe("video-shapes", tiny_preset(), snr_focus=1.5)
-    with pytest.raises(ValueError, match="snr_focus: expected 0.0 for the class-conditional digits task"):
+    with pytest.raises(ValueError, match="snr_focus: expected 0.0 for the class-conditional task 'digits'"):
         get_recipe("digits", tiny_preset(), snr_focus=0.5)
     with pytest.raises(ValueError, match="snr_range: expected a pair"):
         FocusedObjective(make_schedule("linear", 100), "x0", 0.5, snr_range=(0.1, 1e-3))

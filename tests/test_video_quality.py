@@ -190,7 +190,8 @@ def test_command_line_trains_measures_and_records(tmp_path, monkeypatch, capsys)
                                "--json", str(record)]) == 0
     assert "DDIM 2, η = 1" in capsys.readouterr().out
     noisy = json.loads(record.read_text().splitlines()[-1])
-    assert noisy["sampling"] == {"steps": 2, "eta": 1.0} and again["sampling"] == {"steps": 2, "eta": 0.0}
+    assert noisy["sampling"] == {"steps": 2, "eta": 1.0, "guidance": None}
+    assert again["sampling"] == {"steps": 2, "eta": 0.0, "guidance": None}
     assert noisy["quality"]["fvd"] != pytest.approx(first["quality"]["fvd"])
 
 
@@ -200,3 +201,42 @@ def test_eta_reaches_the_sampler():
     plain, noisy = (video_quality.sample_clips(recipe, model, 2, seed=3, eta=eta) for eta in (0.0, 1.0))
     assert torch.equal(plain, video_quality.sample_clips(recipe, model, 2, seed=3))
     assert not torch.allclose(plain, noisy)
+
+
+def test_moving_digits_are_sampled_as_0_to_9_and_judged_against_the_requested_digit(monkeypatch):
+    recipe = get_recipe("video-digits", tiny_preset())
+    seen = {}
+    original = type(recipe).sample
+
+    def recording_sample(self, model, n, **kwargs):
+        seen.setdefault("labels", []).append(kwargs["labels"].tolist())
+        seen["guidance"] = kwargs["guidance_scale"]
+        return original(self, model, n, **kwargs)
+
+    monkeypatch.setattr(type(recipe), "sample", recording_sample)
+    monkeypatch.setattr(video_quality, "SAMPLE_BATCH", 8)
+    video_quality.sample_clips(recipe, recipe.build_model(), 12, guidance_scale=2.5)
+    assert seen["labels"] == [[0, 1, 2, 3, 4, 5, 6, 7], [8, 9, 0, 1]] and seen["guidance"] == 2.5
+
+    judged = []
+    monkeypatch.setattr(video_quality, "frame_digit_accuracy",
+                        lambda video, judge=None, labels=None: judged.append(labels) or 0.5)
+    quality = measure(recipe, recipe.build_model(), n=4, judge=BrightnessJudgeWithFeatures(), guidance_scale=2.0)
+    assert seen["guidance"] == 2.0 and quality.frame_digit_accuracy == 0.5
+    assert judged[0].tolist() == [0, 1, 2, 3]  # the samples are read against the digits they were asked for
+    assert judged[1].shape == (4,)  # the real clips against their true digits
+
+
+def test_guidance_is_refused_for_shapes_on_the_command_line(capsys):
+    with pytest.raises(ValueError, match="--guidance: expected no value: task 'video-shapes' is not class-conditional"):
+        video_quality.main(["--preset", "smoke", "--steps", "1", "--n", "2", "--guidance", "2"])
+
+
+def test_command_line_guides_moving_digits_and_records_the_scale(tmp_path, monkeypatch, capsys):
+    judge = tiny_judge(4, 32, 1)  # the smoke preset's digit clips
+    monkeypatch.setattr(video_metrics, "get_video_judge", lambda **kwargs: judge)
+    record = tmp_path / "runs.jsonl"
+    assert video_quality.main(["--task", "video-digits", "--preset", "smoke", "--steps", "1", "--n", "2",
+                               "--sample-steps", "2", "--guidance", "2.5", "--json", str(record)]) == 0
+    assert "guidance w = 2.5" in capsys.readouterr().out
+    assert json.loads(record.read_text())["sampling"]["guidance"] == 2.5
