@@ -15,7 +15,7 @@ until a budget is spent -- wall-clock minutes, CPU minutes of this process, or s
   network untrained (same ``n``, same noise): below 0.5 is issue 6's target;
 * **frame digit accuracy** (video-digits) -- :func:`frame_digit_accuracy`: the share of frames
   in which the video judge reads the digit the clip was asked for (moving digits are
-  class-conditional: clip i shows digit i mod 10, ``--guidance`` sets the guidance scale).
+  class-conditional: clip i shows digit i mod 10, sampled with guidance w = ``--guidance``, default 3).
 
 A busy machine slows every step, so each run records wall seconds, CPU seconds of this process and
 the load average: CPU seconds of one thread are what a budget costs on an idle core.
@@ -49,6 +49,7 @@ SAMPLE_BATCH = 16  # clips per sampling call (bounds memory)
 TARGET_MOTION = 0.80  # issue 6: share of shapes clips passing motion consistency
 TARGET_FVD_RATIO = 0.5  # issue 6: FVD(trained) < 0.5 x FVD(untrained)
 TARGET_DIGIT_FRAMES = 0.70  # issue 6: frames whose digit the judge reads
+DEFAULT_GUIDANCE = 3.0  # moving digits are sampled with classifier-free guidance w = 3 (as the digits bench)
 
 
 # --- training within a budget -----------------------------------------------------------------------
@@ -313,17 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eta", type=unit_float, default=0.0,
                         help="DDIM's η: 0 deterministic (default), 1 fresh noise at every step like DDPM")
     parser.add_argument("--guidance", type=non_negative_float, default=None,
-                        help="moving digits: classifier-free guidance scale w (default: the plain conditional "
-                             "model, w = 1; 0: unconditional)")
+                        help=f"moving digits: classifier-free guidance scale w (default {DEFAULT_GUIDANCE:g}; "
+                             "1: the plain conditional model; 0: unconditional)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--json", default=None, help="append the record as one JSON line to this file")
     return parser
 
 
-def _check_guidance(recipe: Recipe, guidance: float | None) -> None:
-    if guidance is not None and recipe.num_classes is None:
-        fail("--guidance", f"no value: task {recipe.task!r} is not class-conditional", guidance)
+def _guidance(recipe: Recipe, guidance: float | None) -> float | None:
+    """The guidance scale to sample ``recipe`` with: ``guidance``, else DEFAULT_GUIDANCE for a class-conditional task."""
+    if recipe.num_classes is None:
+        if guidance is not None:
+            fail("--guidance", f"no value: task {recipe.task!r} is not class-conditional", guidance)
+        return None
+    return DEFAULT_GUIDANCE if guidance is None else guidance
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -336,20 +341,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from course_lib.zoo import load_checkpoint
 
         recipe, trainer = load_checkpoint(args.checkpoint, device=device, progress=False)
-        _check_guidance(recipe, args.guidance)
+        guidance = _guidance(recipe, args.guidance)
         run = TrainingRun(steps=trainer.step, wall_seconds=trainer.seconds, cpu_seconds=float("nan"), load_before=None,
                           load_after=None, threads=torch.get_num_threads(), final_loss=trainer.recent_loss(50),
                           loss_curve=loss_curve(trainer.history["loss"]))
     else:
         recipe = get_recipe(args.task, args.preset, args.model, seed=args.seed, **overrides)
-        _check_guidance(recipe, args.guidance)
+        guidance = _guidance(recipe, args.guidance)
         trainer, run = train_for(recipe, args.steps, args.minutes, args.cpu_minutes, device)
         if args.save:
             from course_lib.zoo import save_checkpoint
 
             save_checkpoint(trainer, recipe, args.save, trainer.step)
     quality = measure(recipe, trainer.ema_model, args.n, args.sample_steps, seed=args.seed, eta=args.eta,
-                      guidance_scale=args.guidance)
+                      guidance_scale=guidance)
     p = recipe.preset
     print(f"{recipe.task} {recipe.model_name} preset {p.name} ({p.video_frames}x{p.video_size}px, batch "
           f"{recipe.batch_size}, lr {recipe.lr:g}, {recipe.objective}, {recipe.schedule_name}): {run.steps} steps in "
@@ -357,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{run.load_before}->{run.load_after}, loss {run.final_loss:.4f}")
     if run.loss_curve:
         print("loss by step: " + ", ".join(f"{step} {loss:.4f}" for step, loss in run.loss_curve))
-    guided = "" if args.guidance is None else f", guidance w = {args.guidance:g}"
+    guided = "" if guidance is None else f", guidance w = {guidance:g}"
     print(f"{quality.n} clips (DDIM {args.sample_steps or p.sample_steps}, η = {args.eta:g}{guided}, "
           f"{quality.sample_seconds:.0f} s to sample): motion pass {quality.motion_pass:.0%} "
           f"(real {quality.real_motion_pass:.0%}); FVD {quality.fvd:.1f} vs untrained {quality.untrained_fvd:.1f} "
@@ -370,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         record = {"recipe": {k: v for k, v in recipe.info().items() if k not in ("preset", "model_config")},
                   "preset": dataclasses.asdict(p), "run": dataclasses.asdict(run),
                   "sampling": {"steps": args.sample_steps or p.sample_steps, "eta": args.eta,
-                               "guidance": args.guidance},
+                               "guidance": guidance},
                   "quality": {**dataclasses.asdict(quality), "fvd_ratio": quality.fvd_ratio}}
         with Path(args.json).open("a") as file:
             file.write(json.dumps(record) + "\n")

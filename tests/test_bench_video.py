@@ -81,9 +81,16 @@ def test_measure_train_step_counts_the_recipes_model_and_times_it():
     m = measure_train_step("conv_lstm", (1, 2, 1, 8, 8), SMOKE, steps=1, warmup=0)
     assert m.params == count_parameters(build_video_model("conv_lstm", (1, 2, 1, 8, 8), SMOKE))
     assert m.median_s > 0 and m.threads == torch.get_num_threads() and m.device == "cpu"
-    # the same model built for RGB clips has more input and output weights
-    assert count_parameters(build_video_model("unet3d", (1, 2, 3, 16, 16), SMOKE)) > count_parameters(
-        build_video_model("unet3d", (1, 2, 1, 16, 16), SMOKE))
+    # C picks the recipe: RGB clips are the (unconditional) shapes, grey ones the class-conditional digits
+    rgb = build_video_model("unet3d", (1, 2, 3, 16, 16), SMOKE)
+    grey = build_video_model("unet3d", (1, 2, 1, 16, 16), SMOKE)
+    assert (rgb.conv_in.in_channels, rgb.conv_out.out_channels) == (3, 3)
+    assert (grey.conv_in.in_channels, grey.conv_out.out_channels) == (1, 1)
+    assert rgb.label_embedding is None and grey.num_classes == 10
+    width = rgb.conv_in.out_channels
+    extra_io = 2 * (2 * width * 3 * 3) + 2  # conv_in and conv_out: two more channels each, two more biases
+    labels = count_parameters(grey.label_embedding)
+    assert count_parameters(rgb) - count_parameters(grey) == extra_io - labels
 
 
 def _measurement(params: int, seconds: float, shape=bench_video.TARGET_SHAPE) -> StepMeasurement:

@@ -240,3 +240,7 @@ def test_command_line_guides_moving_digits_and_records_the_scale(tmp_path, monke
                                "--sample-steps", "2", "--guidance", "2.5", "--json", str(record)]) == 0
     assert "guidance w = 2.5" in capsys.readouterr().out
     assert json.loads(record.read_text())["sampling"]["guidance"] == 2.5
+    assert video_quality.main(["--task", "video-digits", "--preset", "smoke", "--steps", "1", "--n", "2",
+                               "--sample-steps", "2", "--json", str(record)]) == 0
+    assert f"guidance w = {video_quality.DEFAULT_GUIDANCE:g}" in capsys.readouterr().out  # moving digits: w = 3
+    assert json.loads(record.read_text().splitlines()[-1])["sampling"]["guidance"] == 3.0
