@@ -225,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--n", type=positive_int, default=None,
                           help="samples to score (default: 16 clips for video, the preset's eval_samples otherwise)")
     evaluate.add_argument("--steps", type=positive_int, default=None, help="DDIM steps (default: the preset's)")
+    evaluate.add_argument("--guidance", type=non_negative_float, default=None,
+                          help="digits and moving digits only: classifier-free guidance scale w "
+                               "(default: 1, the plain conditional model)")
     _common(evaluate, "seed of the starting noise")
 
     export = commands.add_parser(
@@ -492,7 +495,8 @@ def run_eval(args) -> int:
     g = torch.Generator().manual_seed(args.seed)
     labels = recipe.cycled_labels(n)
     start = time.perf_counter()
-    samples = recipe.sample(model, n, steps=args.steps, generator=g, labels=labels, progress=True).cpu()
+    samples = recipe.sample(model, n, steps=args.steps, generator=g, labels=labels, guidance_scale=args.guidance,
+                            progress=True).cpu()
     seconds = time.perf_counter() - start
     if video:
         line = _motion_line(recipe, samples)
@@ -513,7 +517,8 @@ def run_eval(args) -> int:
         real = recipe.real_examples(n, seed=1)
         fresh = recipe.real_examples(n, seed=2)
         line = f"two moons, {n} samples: MMD {mmd_rbf(samples, real):.4f} (fresh data: {mmd_rbf(fresh, real):.4f})"
-    print(f"{line}; sampling took {seconds:.1f} s")
+    guided = "" if args.guidance is None else f" (guidance w = {args.guidance:g})"
+    print(f"{line}; sampling took {seconds:.1f} s{guided}")
     return 0
 
 

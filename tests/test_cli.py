@@ -175,6 +175,8 @@ def test_sample_rejects_an_output_it_cannot_write(capsys):
     assert code == 2 and "steps: expected None or 50 for sampler='ddpm'" in err
     code, _, err = run(["sample", "--checkpoint", "toy.pt", "--guidance", "2"], capsys)
     assert code == 2 and "guidance_scale: expected None: task 'toy-moons' is not class-conditional" in err
+    code, _, err = run(["eval", "--checkpoint", "toy.pt", "--guidance", "2"], capsys)
+    assert code == 2 and "guidance_scale: expected None: task 'toy-moons' is not class-conditional" in err
 
 
 def test_sample_and_eval_a_toy_checkpoint(capsys, tmp_path):
@@ -226,6 +228,16 @@ def test_moving_digits_eval_reads_the_requested_digit_in_every_frame(capsys, tmp
     code, out, err = run(["eval", "--checkpoint", "md.pt", "--n", "3"], capsys)
     assert code == 0, err
     assert "/3 generated clips pass" in out and "reads as the requested one: 25%" in out and asked == [[0, 1, 2]]
+    seen = []  # the clips each eval scored: --guidance must reach the sampler
+    monkeypatch.setattr(video_quality, "frame_digit_accuracy",
+                        lambda video, judge=None, labels=None: seen.append(video.clone()) or 0.25)
+    for extra in ([], ["--guidance", "1"], ["--guidance", "3"]):
+        code, out, err = run(["eval", "--checkpoint", "md.pt", "--n", "3", *extra], capsys)
+        assert code == 0, err
+    assert "(guidance w = 3)" in out
+    assert torch.allclose(seen[0], seen[1], atol=1e-5) and not torch.allclose(seen[0], seen[2], atol=1e-3)  # w = 1: plain
+    code, _, err = run(["eval", "--checkpoint", "md.pt", "--guidance", "-1"], capsys)
+    assert code == 2 and "--guidance" in err
     code, _, err = run(["sample", "--checkpoint", "md.pt", "--n", "2", "--guidance", "3", "--out", "md.gif"], capsys)
     assert code == 0, err
 
