@@ -273,25 +273,26 @@ def real_clip_scores(recipe, n: int, judge, seed: int = 2) -> SampleScores:
 
 
 def sample_in_batches(recipe, model: nn.Module, n: int, seed: int = 1, progress: bool = False,
-                      **sample_kwargs) -> tuple[torch.Tensor, float]:
+                      batch_size: int | None = None, **sample_kwargs) -> tuple[torch.Tensor, float]:
     """(n clips (n, T, C, H, W) on the CPU, clamped to [-1, 1]; seconds spent in ``recipe.sample``).
 
-    Drawn ``recipe.batch_size`` at a time (the last batch smaller) from one generator seeded with
-    ``seed``: the same seed gives the same clips. sample_kwargs go to ``recipe.sample`` (steps, sampler).
-    A class-conditional recipe (moving digits) draws clip i with label i mod 10 (``recipe.cycled_labels``).
+    Drawn ``batch_size`` at a time (default ``recipe.batch_size``; the last batch smaller) from one
+    generator seeded with ``seed``: the same seed and batch size give the same clips. sample_kwargs go
+    to ``recipe.sample`` (steps, sampler, eta, guidance_scale). A class-conditional recipe (moving
+    digits) draws clip i with label i mod 10 (``recipe.cycled_labels``).
     """
+    check_positive_int("n", n)
+    batch_size = recipe.batch_size if batch_size is None else check_positive_int("batch_size", batch_size)
     generator = torch.Generator().manual_seed(seed)
     labels = recipe.cycled_labels(n)
     chunks, seconds = [], 0.0
-    full, rest = divmod(n, recipe.batch_size)
-    done = 0
-    for size in [recipe.batch_size] * full + ([rest] if rest else []):
+    for done in range(0, n, batch_size):
+        size = min(batch_size, n - done)
         start = time.perf_counter()
         if labels is not None:
             sample_kwargs["labels"] = labels[done:done + size]
         chunks.append(recipe.sample(model, size, generator=generator, progress=progress, **sample_kwargs).cpu())
         seconds += time.perf_counter() - start
-        done += size
     return torch.cat(chunks).clamp(-1, 1), seconds
 
 

@@ -121,18 +121,11 @@ def sample_clips(recipe: Recipe, model: nn.Module, n: int, sample_steps: int | N
     Class-conditional recipes (moving digits): clip i shows digit i mod 10 (``recipe.cycled_labels``),
     with classifier-free guidance ``guidance_scale`` (None: the plain conditional model).
     """
-    check_positive_int("n", n)
-    labels = recipe.cycled_labels(n)
-    generator = torch.Generator().manual_seed(seed)
-    clips = []
-    for start in range(0, n, SAMPLE_BATCH):
-        count = min(SAMPLE_BATCH, n - start)
-        conditioning = {"guidance_scale": guidance_scale}  # an unconditional recipe refuses a scale
-        if labels is not None:
-            conditioning["labels"] = labels[start:start + count]
-        clips.append(recipe.sample(model, count, steps=sample_steps, generator=generator, eta=eta,
-                                   **conditioning).cpu())
-    return torch.cat(clips).clamp(-1, 1)
+    from course_lib.bench_video import sample_in_batches
+
+    clips, _ = sample_in_batches(recipe, model, n, seed, batch_size=SAMPLE_BATCH, steps=sample_steps, eta=eta,
+                                 guidance_scale=guidance_scale)  # an unconditional recipe refuses a scale
+    return clips
 
 
 # --- reading digits frame by frame ------------------------------------------------------------------

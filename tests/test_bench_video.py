@@ -125,6 +125,21 @@ def test_sample_in_batches_draws_n_clips_batch_by_batch_the_same_for_a_seed():
     assert ddpm.shape == (2, 3, recipe.channels, 16, 16) and not torch.equal(ddpm, clips[:2])
 
 
+
+def test_sample_in_batches_takes_its_own_batch_size_and_refuses_a_bad_one():
+    recipe = get_recipe("video-shapes", SMOKE.replace(video_batch_size=2, video_size=16, video_frames=3,
+                                                      num_diffusion_steps=20, sample_steps=2, video_base_channels=8))
+    model, sizes = recipe.build_model().eval(), []
+    sample = recipe.sample
+    object.__setattr__(recipe, "sample", lambda m, size, **kwargs: sizes.append(size) or sample(m, size, **kwargs))
+    clips, _ = sample_in_batches(recipe, model, 7, seed=3, batch_size=3)
+    assert clips.shape[0] == 7 and sizes == [3, 3, 1]
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ValueError, match=r"batch_size: expected a positive int"):
+            sample_in_batches(recipe, model, 2, batch_size=bad)
+    with pytest.raises(ValueError, match=r"n: expected a positive int"):
+        sample_in_batches(recipe, model, 0)
+
 def test_sample_in_batches_asks_moving_digits_for_0_to_9_across_batches():
     recipe = get_recipe("video-digits", SMOKE.replace(video_batch_size=4, video_size=16, video_frames=3,
                                                       num_diffusion_steps=20, sample_steps=2, video_base_channels=8))
