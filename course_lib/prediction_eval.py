@@ -219,11 +219,14 @@ def palette_distance(video: torch.Tensor) -> torch.Tensor:
 # --- long videos ---------------------------------------------------------------------------------------
 
 def autoregressive_rollout(predict: Predictor, first: torch.Tensor, total_frames: int, keep: int,
-                           frames: int | None = None) -> torch.Tensor:
+                           frames: int | None = None, commit: int | None = None) -> torch.Tensor:
     """A long video from a short-clip predictor: keep the last ``keep`` frames, predict the next chunk, repeat.
 
     first: (B, k0, C, H, W) the start; frames: the predictor's clip length T (default ``first.shape[1]``).
-    Each chunk adds T − keep new frames (the first one T − k0 if ``first`` is shorter than ``keep``)
+    Each chunk adds T − keep new frames (the first one T − k0 if ``first`` is shorter than ``keep``),
+    or only the first ``commit`` of them: the end of a generated clip is its least reliable part (the
+    U-Net's last frame lags behind the motion, notebook 08), so a rollout may throw it away and
+    predict again from there, at (T − keep) / commit times the sampling cost.
     -> (B, total_frames, C, H, W), ``first`` kept exactly.
     """
     check_rank("first", first, 5, "(B, T, C, H, W)")
@@ -232,11 +235,13 @@ def autoregressive_rollout(predict: Predictor, first: torch.Tensor, total_frames
     if first.shape[1] > frames:
         fail("first", f"at most frames = {frames} frames", f"{first.shape[1]} frames")
     check_int_range("total_frames", total_frames, first.shape[1], 10_000)
+    commit = frames - keep if commit is None else check_int_range("commit", commit, 1, frames - keep)
     video = first
     while video.shape[1] < total_frames:
         context = video[:, -keep:]  # (B, min(keep, length so far), C, H, W)
         chunk = predict(context, frames)  # (B, frames, C, H, W), starting with the context
-        video = torch.cat([video, chunk[:, context.shape[1]:]], dim=1)
+        new = chunk[:, context.shape[1]:]
+        video = torch.cat([video, new[:, :commit] if context.shape[1] == keep else new], dim=1)
     return video[:, :total_frames]
 
 

@@ -138,6 +138,30 @@ def test_rollout_with_an_exact_predictor_reproduces_the_long_video():
     assert calls == [2] + [4] * 7 and torch.allclose(short_start, long, atol=1e-4)
 
 
+
+def test_rollout_can_commit_only_the_first_frames_of_each_chunk():
+    long = ramp(b=2, t=20)
+    calls, returned = [], []
+
+    def spy(past, frames):
+        calls.append(past.shape[1])
+        chunk = extrapolate(past, frames)
+        returned.append(chunk)
+        return chunk
+
+    out = autoregressive_rollout(spy, long[:, :4], total_frames=20, keep=4, frames=8, commit=3)
+    assert torch.allclose(out, long, atol=1e-4) and calls == [4] * 6, "16 new frames, 3 per chunk: 6 chunks"
+    lagging = autoregressive_rollout(lambda p, f: torch.cat([extrapolate(p, f)[:, :-1], p[:, -1:]], dim=1),
+                                     long[:, :4], total_frames=20, keep=4, frames=8, commit=3)
+    assert torch.allclose(lagging, long, atol=1e-4), "a predictor whose last frame is wrong never shows it"
+    whole = autoregressive_rollout(lambda p, f: torch.cat([extrapolate(p, f)[:, :-1], p[:, -1:]], dim=1),
+                                   long[:, :4], total_frames=20, keep=4, frames=8)
+    assert not torch.allclose(whole, long, atol=1e-2), "without commit the wrong last frames go in"
+    calls.clear()
+    short_start = autoregressive_rollout(spy, long[:, :2], total_frames=12, keep=4, frames=8, commit=2)
+    assert calls == [2, 4, 4] and torch.allclose(short_start, long[:, :12], atol=1e-4), \
+        "a start shorter than keep commits its whole first chunk"
+
 def test_decay_curve_sees_where_a_video_goes_wrong():
     truth = bouncing_shapes(4, frames=16, size=32, seed=2).video
     video = truth.clone()
@@ -166,6 +190,10 @@ def test_decay_curve_sees_where_a_video_goes_wrong():
         (lambda: run_predictor("model", torch.zeros(2, 4, 1, 4, 4), 2), ["predict", "function"]),
         (lambda: autoregressive_rollout(extrapolate, torch.zeros(1, 4, 1, 4, 4), 8, keep=4), ["keep", "[1, 3]", "4"]),
         (lambda: autoregressive_rollout(extrapolate, torch.zeros(1, 4, 1, 4, 4), 3, keep=2), ["total_frames", "[4, 10000]"]),
+        (lambda: autoregressive_rollout(extrapolate, torch.zeros(1, 4, 1, 4, 4), 8, keep=2, commit=3),
+         ["commit", "[1, 2]", "3"]),
+        (lambda: autoregressive_rollout(extrapolate, torch.zeros(1, 4, 1, 4, 4), 8, keep=2, commit=0),
+         ["commit", "[1, 2]", "0"]),
         (lambda: autoregressive_rollout(extrapolate, torch.zeros(1, 6, 1, 4, 4), 9, keep=2, frames=4),
          ["first", "at most frames = 4", "6 frames"]),
         (lambda: decay_with_length(torch.zeros(1, 4, 3, 8, 8), torch.zeros(1, 4, 3, 8, 8), 3.0, [2]), ["lengths", "[3, 4]"]),
