@@ -51,7 +51,7 @@ def cells(row):
     return [number(row[c]) for c in ("future PSNR (dB)", "future SSIM", "beats baseline", "motion pass")]
 
 
-def test_quick_run_prints_the_baseline_every_method_and_two_rollouts_of_the_best(quick_run):
+def test_quick_run_prints_the_baseline_every_method_and_three_rollouts_of_the_best(quick_run):
     assert quick_run["code"] == 0
     columns, rows = parse_table(quick_run["text"])
     assert tuple(columns) == PREDICTION_COLUMNS
@@ -66,11 +66,13 @@ def test_quick_run_prints_the_baseline_every_method_and_two_rollouts_of_the_best
         assert row["trained"] == "2 steps (quick)" and number(row["seconds"]) >= 0
         # models trained for 2 steps draw noise: the still picture is far closer to the truth
         assert psnr < number(methods[0]["future PSNR (dB)"]) - 5 and beats == 0
-    # the rollouts: the baseline, then the best method keeping K frames and keeping T - T/4
+    # the rollouts: the baseline, then the best method keeping K frames, keeping T - T/4, and dropping each
+    # chunk's last frame
     best = max(methods[1:], key=lambda row: (number(row["beats baseline"]), number(row["future PSNR (dB)"])))["method"]
-    assert [row["method"] for row in rollouts] == [BASELINE, best, best]
+    assert [row["method"] for row in rollouts] == [BASELINE, best, best, best]
     assert [row["task"] for row in rollouts] == [f"rollout {K} → {4 * T} frames"] + [
-        f"rollout {K} → {4 * T} frames, keep {K}", f"rollout {K} → {4 * T} frames, keep {T - T // 4} (more context)"]
+        f"rollout {K} → {4 * T} frames, keep {K}", f"rollout {K} → {4 * T} frames, keep {T - T // 4} (more context)",
+        f"rollout {K} → {4 * T} frames, keep {K}, commit {T - K - 1} (each chunk's last frame dropped)"]
     verdicts = [line for line in quick_run["text"].splitlines() if line.startswith("- ")]
     assert len(verdicts) == 2 and all(line.startswith("- – ") and "not judged: a quick run" in line for line in verdicts)
     assert "beats 'repeat last frame'" in verdicts[0] and "motion pass" in verdicts[1]
@@ -83,7 +85,7 @@ def test_results_are_written_as_markdown_and_json_with_per_clip_scores(quick_run
     assert [row["method"] for row in results["rows"]] == [row["method"] for row in parse_table(quick_run["text"])[1]]
     assert list(results["methods"]) == [BASELINE, *PREDICTOR_NAMES]
     assert all(len(m["psnr"]) == bench_prediction.QUICK["clips"] for m in results["methods"].values())
-    assert len(results["rollouts"]) == 2 and results["best"] in PREDICTOR_NAMES
+    assert len(results["rollouts"]) == 3 and results["best"] in PREDICTOR_NAMES
     first_rollout = next(iter(results["rollouts"].values()))
     assert len(first_rollout["motion_passed"]) == max(4, bench_prediction.QUICK["clips"] // 2)
 
