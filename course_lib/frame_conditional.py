@@ -32,7 +32,7 @@ from course_lib.diffusion import OBJECTIVES, q_sample, randn_like, training_targ
 from course_lib.samplers import ModelFn
 from course_lib.schedules import NoiseSchedule
 
-CHECKPOINT_FORMAT = 1  # bump when the meaning of a stored frame-conditional model changes
+CHECKPOINT_FORMAT = 2  # 2: temporal convolutions, frame embedding, focus on T/2 known. Bump when the meaning of a stored frame-conditional model changes
 
 
 class FrameConditionalDenoiser(nn.Module):
@@ -77,22 +77,39 @@ def _frame_mask_like(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def frame_conditional_unet3d(preset, channels: int) -> FrameConditionalDenoiser:
-    """The preset's fast :class:`~course_lib.models.unet3d.UNet3D` taking 2C + 1 input channels, wrapped."""
+    """The preset's fast :class:`~course_lib.models.unet3d.UNet3D` taking 2C + 1 input channels, wrapped.
+
+    Unlike the unconditional video U-Net it also has temporal convolutions and a frame-position
+    embedding (``temporal_conv``, ``frame_embedding``): predicting means extrapolating the past's
+    velocity, which differences of neighbouring frames carry directly. Measured (cpu preset, 2000
+    steps, focus on 4 known frames, README): loss 0.0235 against 0.0260 without them, at about 20%
+    more time per step.
+    """
     from course_lib.models.unet3d import unet3d_for_preset
 
     check_positive_int("channels", channels)
-    return FrameConditionalDenoiser(unet3d_for_preset(preset.replace(video_channels=2 * channels + 1)), channels)
+    backbone = unet3d_for_preset(preset.replace(video_channels=2 * channels + 1), temporal_conv=True,
+                                 frame_embedding=True)
+    return FrameConditionalDenoiser(backbone, channels)
 
 
 def random_prefix_mask(batch: int, frames: int, generator: torch.Generator | None = None,
-                       max_known: int | None = None) -> torch.Tensor:
-    """(B, T, 1, 1, 1): per clip the first k frames known, k uniform in {0, …, max_known} (default T − 1)."""
+                       max_known: int | None = None, focus: int | None = None) -> torch.Tensor:
+    """(B, T, 1, 1, 1): per clip the first k frames known, k uniform in {0, …, max_known} (default T − 1).
+
+    focus: a count k* whose task matters most (the rollout's keep): half the clips, drawn at random,
+    get exactly k* known frames instead, so training spends half its batch on the task that is used.
+    """
     check_positive_int("batch", batch)
     check_positive_int("frames", frames)
     max_known = frames - 1 if max_known is None else max_known
     if isinstance(max_known, bool) or not isinstance(max_known, int) or not 0 <= max_known < frames:
         fail("max_known", f"an int in [0, {frames - 1}] (at least one frame left to generate)", max_known)
     k = torch.randint(0, max_known + 1, (batch,), generator=generator)
+    if focus is not None:
+        if isinstance(focus, bool) or not isinstance(focus, int) or not 0 <= focus <= max_known:
+            fail("focus", f"None or an int in [0, {max_known}] (max_known)", focus)
+        k = torch.where(torch.rand(batch, generator=generator) < 0.5, torch.full_like(k, focus), k)
     return (torch.arange(frames)[None, :] < k[:, None]).float().view(batch, frames, 1, 1, 1)
 
 
@@ -107,20 +124,24 @@ class FrameConditionalObjective:
     With s > 0, each clip's known frames are first put through the forward process to a step drawn
     uniformly from {0, …, s}: the network learns to predict crisp frames from a dimmed, noisy past,
     which is what it is given in a long rollout, where the past is its own earlier output.
+
+    focus_known: k* known frames for half the clips (:func:`random_prefix_mask`), e.g. T/2, the
+    prediction task and the rollout's keep of notebook 08; None: k uniform for every clip.
     """
 
     def __init__(self, schedule: NoiseSchedule, objective: str = "eps", max_known: int | None = None,
-                 context_noise: int = 0):
+                 context_noise: int = 0, focus_known: int | None = None):
         if objective not in OBJECTIVES:
             fail("objective", "one of " + ", ".join(repr(o) for o in OBJECTIVES), objective)
         self.schedule, self.objective, self.max_known = schedule, objective, max_known
+        self.focus_known = focus_known
         self.context_noise = check_context_noise(context_noise, schedule)
 
     def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
         x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
         check_rank("x0", x0, 5, "(B, T, C, H, W)")
         b, frames = x0.shape[:2]
-        mask = random_prefix_mask(b, frames, generator, self.max_known).to(x0.device)
+        mask = random_prefix_mask(b, frames, generator, self.max_known, self.focus_known).to(x0.device)
         t = torch.randint(0, self.schedule.num_steps, (b,), generator=generator).to(x0.device)
         eps = randn_like(x0, generator)
         clip = x0
@@ -219,7 +240,8 @@ def frame_conditional_parts(recipe, context_noise: int = 0) -> tuple[nn.Module, 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         model = frame_conditional_unet3d(recipe.preset, recipe.channels)
-    return model, FrameConditionalObjective(recipe.schedule, recipe.objective, context_noise=context_noise)
+    return model, FrameConditionalObjective(recipe.schedule, recipe.objective, context_noise=context_noise,
+                                            focus_known=recipe.preset.video_frames // 2)
 
 
 def train_or_load_frame_conditional(recipe, steps: int | None = None, folder: str | os.PathLike = "checkpoints",

@@ -81,6 +81,27 @@ def test_random_prefix_masks_are_prefixes_of_every_length_but_never_the_whole_cl
     assert random_prefix_mask(500, 6, g, max_known=2)[:, :, 0, 0, 0].sum(1).max() == 2
 
 
+
+def test_a_focus_gives_half_the_clips_exactly_that_many_known_frames():
+    g = torch.Generator().manual_seed(0)
+    counts = random_prefix_mask(4000, 8, g, focus=4)[:, :, 0, 0, 0].sum(1).long()
+    share = (counts == 4).float().mean().item()
+    assert 0.5 + 0.5 / 8 - 0.03 < share < 0.5 + 0.5 / 8 + 0.03, "half focused, plus the uniform draws that hit 4"
+    assert set(counts.tolist()) == set(range(8)), "the other half still covers every count"
+    plain = random_prefix_mask(4000, 8, torch.Generator().manual_seed(0))[:, :, 0, 0, 0].sum(1).long()
+    assert abs((plain == 4).float().mean().item() - 1 / 8) < 0.03
+    objective = FrameConditionalObjective(S, "x0", focus_known=3)
+    seen = []
+    objective(lambda x_t, t, k, m: seen.append(m[:, :, 0, 0, 0].sum(1)) or x_t, torch.zeros(400, 6, 1, 2, 2),
+              torch.Generator().manual_seed(1))
+    assert (seen[0] == 3).float().mean() > 0.45
+
+
+def test_the_unet3d_builder_mixes_frames_by_convolution_and_knows_their_index():
+    backbone = frame_conditional_unet3d(get_preset("smoke"), channels=3).backbone
+    assert backbone.frame_embedding is not None
+    assert all(layer.temporal_conv is not None for level in backbone.down for layer in level)
+
 def test_loss_counts_only_the_frames_to_generate():
     """A stand-in that is exact on unknown frames and absurd on known ones has zero loss (x0 objective)."""
     x0 = torch.rand(8, 5, 3, 4, 4) * 2 - 1
@@ -215,6 +236,8 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
         (lambda: tiny_model()(torch.zeros(1, 4, 3, 4, 4), torch.zeros(1, dtype=torch.long), torch.zeros(1, 3, 3, 4, 4),
                               torch.ones(1, 4, 1, 1, 1)), ["known", "(1, 4, 3, 4, 4)", "(1, 3, 3, 4, 4)"]),
         (lambda: random_prefix_mask(2, 4, max_known=4), ["max_known", "[0, 3]", "4"]),
+        (lambda: random_prefix_mask(2, 4, max_known=2, focus=3), ["focus", "[0, 2]", "3"]),
+        (lambda: random_prefix_mask(2, 4, focus=True), ["focus", "True"]),
         (lambda: FrameConditionalObjective(S, "noise"), ["objective", "'eps'", "'noise'"]),
         (lambda: FrameConditionalObjective(S, "x0", context_noise=100), ["context_noise", "[0, 99]", "100"]),
         (lambda: FrameConditionalObjective(S, "x0", context_noise=2.5), ["context_noise", "2.5"]),

@@ -4,7 +4,7 @@ import torch
 
 from course_lib.config import get_preset
 from course_lib.models.profile import benchmark_train_step, count_parameters
-from course_lib.models.unet3d import RelativePositionBias, TemporalAttention, UNet3D, unet3d_for_preset
+from course_lib.models.unet3d import RelativePositionBias, TemporalAttention, TemporalConv, UNet3D, unet3d_for_preset
 
 T_STEPS = torch.tensor([5, 600])
 
@@ -99,6 +99,46 @@ def test_without_temporal_attention_frames_are_independent():
     assert change[[0, 1, 3]].max() == 0 and change[2] > 1e-3
 
 
+
+def test_temporal_conv_starts_as_the_identity_and_then_sees_only_the_neighbouring_frames():
+    torch.manual_seed(0)
+    conv = TemporalConv(channels=8)
+    h = torch.randn(2 * 5, 8, 3, 3)  # B = 2 clips of T = 5 frames, folded
+    assert torch.equal(conv(h, frames=5), h)
+    with torch.no_grad():
+        conv.mix.weight.normal_()
+        changed = h.clone()
+        changed[2] += torch.randn(8, 3, 3)  # clip 0, frame 2 (not a constant: GroupNorm would remove it)
+        delta = (conv(changed, frames=5) - conv(h, frames=5)).abs().amax(dim=(1, 2, 3))
+    assert (delta[1:4] > 1e-3).all(), "frames 1, 2, 3 see frame 2"
+    assert delta[[0, 4, 5, 6, 7, 8, 9]].max() == 0, "frames two away, and the other clip, do not"
+    assert torch.equal(conv(changed, frames=5, image_mode=True), changed)
+
+
+def test_temporal_conv_and_frame_embedding_keep_image_mode_frame_by_frame():
+    model, x = tiny(temporal_conv=True, frame_embedding=True), clip()
+    with torch.no_grad():
+        for p in model.parameters():  # both start at zero: make them count
+            if p.abs().max() == 0 and p.dim() > 1:
+                p.normal_(std=0.1)
+        together = model(x, T_STEPS, image_mode=True)
+        alone = torch.cat([model(x[:, k:k + 1], T_STEPS, image_mode=True) for k in range(x.shape[1])], dim=1)
+        video = model(x, T_STEPS)
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(video, together, atol=1e-3)
+
+
+def test_frame_embedding_tells_frames_apart_and_starts_at_zero():
+    model = tiny(temporal_attention=False, frame_embedding=True)
+    same = clip(frames=1).expand(2, 4, 1, 16, 16).contiguous()  # four identical frames per clip
+    with torch.no_grad():
+        out = model(same, T_STEPS)
+        assert torch.allclose(out[:, 0], out[:, 3], atol=1e-6), "zero embedding: identical frames, identical output"
+        model.frame_embedding.weight.normal_()
+        out = model(same, T_STEPS)
+    assert not torch.allclose(out[:, 0], out[:, 3], atol=1e-3)
+    assert tiny(frame_embedding=True).frame_embedding.weight.shape == (8, 32)  # max_frames x time_dim
+
 def test_relative_position_bias_depends_only_on_the_offset():
     torch.manual_seed(0)
     bias = RelativePositionBias(num_heads=3, max_frames=6)
@@ -158,6 +198,8 @@ def test_spatial_size_that_cannot_be_halved_enough():
     (dict(attention_levels=(2,)), r"^attention_levels: expected an int in \[0, 1\]"),
     (dict(num_heads=3), r"^num_heads: expected a divisor of every level's width"),
     (dict(temporal_attention="yes"), r"^temporal_attention: expected True or False"),
+    (dict(temporal_conv=1), r"^temporal_conv: expected True or False"),
+    (dict(frame_embedding="no"), r"^frame_embedding: expected True or False"),
     (dict(max_frames=0), r"^max_frames: expected a positive int"),
     (dict(base_channels=0), r"^base_channels: expected a positive int"),
 ])

@@ -7,7 +7,9 @@ Space and time are handled by separate, cheap operations instead of 3D convoluti
   with the timestep embedding, and spatial self-attention at the lowest resolution;
 * **time**: after each ResBlock, :class:`TemporalAttention` lets every pixel attend along the frame
   axis (one sequence of T feature vectors per pixel), with a learned relative position bias, as in
-  Imagen Video (Ho et al. 2022b) and T5 (Raffel et al. 2020). Nothing else mixes frames.
+  Imagen Video (Ho et al. 2022b) and T5 (Raffel et al. 2020). Nothing else mixes frames, unless
+  ``temporal_conv=True`` adds a :class:`TemporalConv` (a kernel-3 convolution along time) after
+  each ResBlock too, and ``frame_embedding=True`` tells every frame its index in the clip.
 
 Layout for ``channel_mults=(1, 2, 4)``, 32x32 frames::
 
@@ -111,21 +113,53 @@ class TemporalAttention(nn.Module):
         return h + self.proj(out.reshape(BT, C, H, W))
 
 
+class TemporalConv(nn.Module):
+    """A residual convolution along time at every pixel: h + W·[h_{t−1}, h_t, h_{t+1}] (kernel 3, zero-padded).
+
+    h: (B·T, C, H, W) (frames folded into the batch) -> same shape. The "pseudo-3D" temporal layer of
+    Make-A-Video (Singer et al. 2022): a 1D convolution over frames after the 2D spatial one. Where
+    attention averages frames with positive weights, this takes differences directly
+    (h_{t+1} − h_{t−1} is a velocity), which is what constant motion needs. Written as one 1x1
+    convolution over the three frames' channels side by side (a matmul; faster on CPU than a
+    (3, 1, 1) Conv3d). The output weights start at zero: a new layer begins as the identity.
+    ``image_mode=True`` skips it (no frame sees another).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = group_norm(check_positive_int("channels", channels))
+        self.mix = nn.Conv2d(3 * channels, channels, 1)
+        nn.init.zeros_(self.mix.weight)
+        nn.init.zeros_(self.mix.bias)
+
+    def forward(self, h: torch.Tensor, frames: int, image_mode: bool = False) -> torch.Tensor:
+        if image_mode:
+            return h
+        BT, C, H, W = h.shape
+        a = F.silu(self.norm(h)).reshape(BT // frames, frames, C, H, W)
+        before = F.pad(a[:, :-1], (0, 0, 0, 0, 0, 0, 1, 0))  # frame t sees t − 1 (zeros before the first)
+        after = F.pad(a[:, 1:], (0, 0, 0, 0, 0, 0, 0, 1))  # and t + 1 (zeros after the last)
+        return h + self.mix(torch.cat([before, a, after], dim=2).reshape(BT, 3 * C, H, W))
+
+
 class SpaceTimeLayer(nn.Module):
-    """ResBlock per frame, then optional spatial attention per frame, then optional temporal attention.
+    """ResBlock per frame, [temporal convolution], optional spatial attention per frame, optional temporal attention.
 
     h: (B·T, C_in, H, W), emb: (B·T, emb_dim) -> (B·T, C_out, H, W).
     """
 
     def __init__(self, in_channels: int, out_channels: int, emb_dim: int, spatial_attention: bool,
-                 temporal_attention: bool, num_heads: int, max_frames: int):
+                 temporal_attention: bool, num_heads: int, max_frames: int, temporal_conv: bool = False):
         super().__init__()
         self.res = ResBlock(in_channels, out_channels, emb_dim)
+        self.temporal_conv = TemporalConv(out_channels) if temporal_conv else None
         self.spatial = SelfAttention(out_channels, num_heads) if spatial_attention else None
         self.temporal = TemporalAttention(out_channels, num_heads, max_frames) if temporal_attention else None
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor, frames: int, image_mode: bool) -> torch.Tensor:
         h = self.res(h, emb)
+        if self.temporal_conv is not None:
+            h = self.temporal_conv(h, frames, image_mode)
         if self.spatial is not None:
             h = self.spatial(h)
         if self.temporal is not None:
@@ -162,7 +196,10 @@ class UNet3D(nn.Module):
     (size of the relative position table). time_dim: timestep embedding size (default
     4 * base_channels). num_classes: None (unconditional) or K: one label per clip (e.g. the digit
     that moves), embedded and added to the timestep embedding, with the null label K for
-    classifier-free guidance (as in :class:`~course_lib.models.unet2d.UNet2D`).
+    classifier-free guidance (as in :class:`~course_lib.models.unet2d.UNet2D`). temporal_conv: a
+    :class:`TemporalConv` after every ResBlock too (frames then mix by differences as well as by attention).
+    frame_embedding: a learned vector per frame index 0 … max_frames − 1, added to that frame's
+    timestep embedding (starts at zero; left out in ``image_mode``, where frames are independent images).
     """
 
     def __init__(
@@ -177,6 +214,8 @@ class UNet3D(nn.Module):
         max_frames: int = 32,
         time_dim: int | None = None,
         num_classes: int | None = None,
+        temporal_conv: bool = False,
+        frame_embedding: bool = False,
     ):
         super().__init__()
         check_positive_int("in_channels", in_channels)
@@ -194,8 +233,10 @@ class UNet3D(nn.Module):
         attention_levels = (levels - 1,) if attention_levels is None else tuple(attention_levels)
         for level in attention_levels:
             check_int_range("attention_levels", level, 0, levels - 1)
-        if not isinstance(temporal_attention, bool):
-            fail("temporal_attention", "True or False", temporal_attention)
+        for name, flag in (("temporal_attention", temporal_attention), ("temporal_conv", temporal_conv),
+                           ("frame_embedding", frame_embedding)):
+            if not isinstance(flag, bool):
+                fail(name, "True or False", flag)
         for width in widths:
             if width % num_heads:
                 fail("num_heads", f"a divisor of every level's width {widths}", num_heads)
@@ -206,11 +247,14 @@ class UNet3D(nn.Module):
         self.num_classes = num_classes
         self.time_embedding = TimestepEmbedding(base_channels, time_dim)
         self.label_embedding = ClassEmbedding(num_classes, time_dim) if num_classes is not None else None
+        self.frame_embedding = nn.Embedding(max_frames, time_dim) if frame_embedding else None
+        if self.frame_embedding is not None:  # starts at zero: an untrained model treats every frame alike
+            nn.init.zeros_(self.frame_embedding.weight)
         self.conv_in = nn.Conv2d(in_channels, widths[0], 3, padding=1)
 
         def layer(level: int, cin: int, cout: int) -> SpaceTimeLayer:
             return SpaceTimeLayer(cin, cout, time_dim, level in attention_levels, temporal_attention,
-                                  num_heads, max_frames)
+                                  num_heads, max_frames, temporal_conv)
 
         self.down = nn.ModuleList(
             nn.ModuleList(layer(level, widths[level], widths[level]) for _ in range(blocks[level]))
@@ -220,7 +264,8 @@ class UNet3D(nn.Module):
             nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1) for i in range(levels - 1)
         )
         bottom = widths[-1]
-        self.middle_in = SpaceTimeLayer(bottom, bottom, time_dim, True, temporal_attention, num_heads, max_frames)
+        self.middle_in = SpaceTimeLayer(bottom, bottom, time_dim, True, temporal_attention, num_heads, max_frames,
+                                        temporal_conv)
         self.middle_out = ResBlock(bottom, bottom, time_dim)
         self.up = nn.ModuleList(  # the first block of each level eats the skip: 2 * width channels in
             nn.ModuleList(layer(level, (2 if j == 0 else 1) * widths[level], widths[level])
@@ -279,6 +324,8 @@ class UNet3D(nn.Module):
         if self.label_embedding is not None:
             emb = emb + self.label_embedding(y, B)
         emb = emb.repeat_interleave(T, dim=0)  # (B·T, time_dim): one t (and label) per clip
+        if self.frame_embedding is not None and not image_mode:  # where the frame sits in its clip (0 … T − 1)
+            emb = emb + self.frame_embedding.weight[:T].repeat(B, 1)
 
         h = self.conv_in(x.reshape(B * T, C, H, W))  # (B·T, width_0, H, W)
         skips = []
@@ -307,7 +354,8 @@ FAST_CHANNEL_MULTS = (1, 1, 2, 4)
 FAST_NUM_RES_BLOCKS = (0, 1, 1, 1)
 
 
-def unet3d_for_preset(preset, max_frames: int = 32, num_classes: int | None = None) -> UNet3D:
+def unet3d_for_preset(preset, max_frames: int = 32, num_classes: int | None = None, temporal_conv: bool = False,
+                      frame_embedding: bool = False) -> UNet3D:
     """A :class:`UNet3D` sized by ``preset`` (video_channels, video_base_channels, video_frames).
 
     The fast layout: ``channel_mults=(1, 1, 2, 4)`` and ``num_res_blocks=(0, 1, 1, 1)``, so the
@@ -315,10 +363,12 @@ def unet3d_for_preset(preset, max_frames: int = 32, num_classes: int | None = No
     1/4 and 1/8 of the frame size. ``cpu`` preset (base 32): 2.44M parameters, one training step at
     (B=8, T=8, 1, 32x32) in about 0.3 s on 2 CPU cores (see :mod:`course_lib.models.profile`);
     ``smoke`` (base 16): 0.61M; ``gpu`` (base 64, RGB): 9.7M. H and W must be divisible by 8.
-    num_classes: None, or K for a class-conditional model (one label per clip).
+    num_classes: None, or K for a class-conditional model (one label per clip). temporal_conv,
+    frame_embedding: see :class:`UNet3D` (the frame-conditional U-Net of notebook 08 has both).
     """
     if not hasattr(preset, "video_base_channels"):
         fail("preset", "a course_lib.config.Preset (see get_preset())", type(preset).__name__)
     return UNet3D(in_channels=preset.video_channels, base_channels=preset.video_base_channels,
                   channel_mults=FAST_CHANNEL_MULTS, num_res_blocks=FAST_NUM_RES_BLOCKS,
-                  max_frames=max(max_frames, preset.video_frames), num_classes=num_classes)
+                  max_frames=max(max_frames, preset.video_frames), num_classes=num_classes,
+                  temporal_conv=temporal_conv, frame_embedding=frame_embedding)
