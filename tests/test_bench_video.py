@@ -110,12 +110,19 @@ def test_the_target_is_not_judged_elsewhere():
     assert "not judged" in verdict
 
 
-def test_sample_in_batches_draws_n_clips_batch_by_batch_the_same_for_a_seed():
+def tiny_shapes_recording_batch_sizes():
+    """(recipe, model, sizes): a tiny shapes recipe (batch 2, 3 frames of 16x16) whose ``sample`` appends
+    each call's batch size to ``sizes``."""
     recipe = get_recipe("video-shapes", SMOKE.replace(video_batch_size=2, video_size=16, video_frames=3,
                                                       num_diffusion_steps=20, sample_steps=2, video_base_channels=8))
     model, sizes = recipe.build_model().eval(), []
     sample = recipe.sample
     object.__setattr__(recipe, "sample", lambda m, size, **kwargs: sizes.append(size) or sample(m, size, **kwargs))
+    return recipe, model, sizes
+
+
+def test_sample_in_batches_draws_n_clips_batch_by_batch_the_same_for_a_seed():
+    recipe, model, sizes = tiny_shapes_recording_batch_sizes()
     clips, seconds = sample_in_batches(recipe, model, 5, seed=3)
     assert clips.shape == (5, 3, recipe.channels, 16, 16) and sizes == [2, 2, 1] and seconds > 0
     assert clips.abs().max() <= 1
@@ -125,13 +132,8 @@ def test_sample_in_batches_draws_n_clips_batch_by_batch_the_same_for_a_seed():
     assert ddpm.shape == (2, 3, recipe.channels, 16, 16) and not torch.equal(ddpm, clips[:2])
 
 
-
 def test_sample_in_batches_takes_its_own_batch_size_and_refuses_a_bad_one():
-    recipe = get_recipe("video-shapes", SMOKE.replace(video_batch_size=2, video_size=16, video_frames=3,
-                                                      num_diffusion_steps=20, sample_steps=2, video_base_channels=8))
-    model, sizes = recipe.build_model().eval(), []
-    sample = recipe.sample
-    object.__setattr__(recipe, "sample", lambda m, size, **kwargs: sizes.append(size) or sample(m, size, **kwargs))
+    recipe, model, sizes = tiny_shapes_recording_batch_sizes()
     clips, _ = sample_in_batches(recipe, model, 7, seed=3, batch_size=3)
     assert clips.shape[0] == 7 and sizes == [3, 3, 1]
     for bad in (0, -2, 1.5):
@@ -139,6 +141,7 @@ def test_sample_in_batches_takes_its_own_batch_size_and_refuses_a_bad_one():
             sample_in_batches(recipe, model, 2, batch_size=bad)
     with pytest.raises(ValueError, match=r"n: expected a positive int"):
         sample_in_batches(recipe, model, 0)
+
 
 def test_sample_in_batches_asks_moving_digits_for_0_to_9_across_batches():
     recipe = get_recipe("video-digits", SMOKE.replace(video_batch_size=4, video_size=16, video_frames=3,
