@@ -32,7 +32,9 @@ from course_lib.diffusion import OBJECTIVES, q_sample, randn_like, training_targ
 from course_lib.samplers import ModelFn
 from course_lib.schedules import NoiseSchedule
 
-CHECKPOINT_FORMAT = 2  # 2: temporal convolutions, frame embedding, focus on T/2 known. Bump when the meaning of a stored frame-conditional model changes
+# bump when the meaning of a stored frame-conditional model changes (2: temporal convolutions, frame
+# embedding, half the clips with T/2 known frames)
+CHECKPOINT_FORMAT = 2
 
 
 class FrameConditionalDenoiser(nn.Module):
@@ -134,6 +136,9 @@ class FrameConditionalObjective:
         if objective not in OBJECTIVES:
             fail("objective", "one of " + ", ".join(repr(o) for o in OBJECTIVES), objective)
         self.schedule, self.objective, self.max_known = schedule, objective, max_known
+        if focus_known is not None and (isinstance(focus_known, bool) or not isinstance(focus_known, int)
+                                        or focus_known < 0):
+            fail("focus_known", "None or an int >= 0 (known frames for half the clips)", focus_known)
         self.focus_known = focus_known
         self.context_noise = check_context_noise(context_noise, schedule)
 

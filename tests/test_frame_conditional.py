@@ -238,6 +238,8 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
         (lambda: random_prefix_mask(2, 4, max_known=4), ["max_known", "[0, 3]", "4"]),
         (lambda: random_prefix_mask(2, 4, max_known=2, focus=3), ["focus", "[0, 2]", "3"]),
         (lambda: random_prefix_mask(2, 4, focus=True), ["focus", "True"]),
+        (lambda: FrameConditionalObjective(S, "x0", focus_known=-1), ["focus_known", "-1"]),
+        (lambda: FrameConditionalObjective(S, "x0", focus_known=2.0), ["focus_known", "2.0"]),
         (lambda: FrameConditionalObjective(S, "noise"), ["objective", "'eps'", "'noise'"]),
         (lambda: FrameConditionalObjective(S, "x0", context_noise=100), ["context_noise", "[0, 99]", "100"]),
         (lambda: FrameConditionalObjective(S, "x0", context_noise=2.5), ["context_noise", "2.5"]),
