@@ -345,9 +345,10 @@ print(decay_table(curves))
 # additions above). What is left is speed: inside each chunk the predicted object slows down,
 # most of all in the chunk's last frame (it moves about half as far as the truth), and the next
 # chunk jumps back, so the whole path no longer fits one constant velocity. Throwing that last
-# frame away (`autoregressive_rollout(..., commit=T - K - 1)`) is cheap to try; a stronger model,
-# or one that also sees how far the past was spoiled (its step s as an input, as Ho et al. do),
-# are the next things.
+# frame away (`autoregressive_rollout(..., commit=T - K - 1)`) sounds like the fix but measured no
+# better (9–22% over three models, 32 videos each): the frames before it slow down too. A stronger
+# model, or one that also sees how far the past was spoiled (its step s as an input, as Ho et al.
+# do), are the next things to try.
 
 # %% [markdown]
 # ## What to remember
