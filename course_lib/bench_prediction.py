@@ -13,8 +13,8 @@ true future (:func:`~course_lib.prediction_eval.score_predictions`): PSNR and SS
 predicted frames, the share of clips on which it beats the baseline's PSNR, and the motion pass of
 the whole clip. Then the best method rolls out 4T-frame videos from K true frames
 (:func:`~course_lib.prediction_eval.autoregressive_rollout`, keeping K frames per chunk, and the
-notebook's remedies: keeping T − T/4, or dropping each chunk's last frame), scored the same way over the
-whole video.
+notebook's remedies: keeping T − T/4, or dropping each chunk's last frame), scored the same way
+over the whole video.
 
 Issue 7's targets (cpu preset): the best method beats the baseline on >= 80% of test clips; the
 rollout keeps the object tracked (motion pass) in >= 60% of clips.
@@ -140,8 +140,8 @@ class PredictionBenchConfig:
 
     clips: test clips for prediction; rollout_clips: long clips for the rollout (None: the
     notebook's max(4, clips // 2)); mitigation: also roll out keeping T − T/4 frames (twice the
-    chunks), and keeping K but committing only the first T − K − 1 frames of each chunk. checkpoints, train_minutes, checkpoint, conditional_checkpoint: where the two models
-    come from (quick runs train ``train_steps`` steps into ``out`` instead). context_noise: the
+    chunks), and keeping K but committing only the first T − K − 1 frames of each chunk.
+    checkpoints, train_minutes, checkpoint, conditional_checkpoint: where the two models come from (quick runs train ``train_steps`` steps into ``out`` instead). context_noise: the
     frame-conditional model trains with this conditioning augmentation and samples with half of it.
     past_guidance: (a) samples with this guidance weight on the past (1: none; see
     :func:`~course_lib.frame_conditional.conditioned_on`).

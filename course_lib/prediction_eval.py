@@ -226,7 +226,8 @@ def autoregressive_rollout(predict: Predictor, first: torch.Tensor, total_frames
     Each chunk adds T − keep new frames (the first one T − k0 if ``first`` is shorter than ``keep``),
     or only the first ``commit`` of them: the end of a generated clip is its least reliable part (the
     U-Net's last frame lags behind the motion, notebook 08), so a rollout may throw it away and
-    predict again from there, at (T − keep) / commit times the sampling cost.
+    predict again from there, at (T − keep) / commit times the sampling cost (measured on the
+    cpu-preset shapes predictors: no better, README).
     -> (B, total_frames, C, H, W), ``first`` kept exactly.
     """
     check_rank("first", first, 5, "(B, T, C, H, W)")
