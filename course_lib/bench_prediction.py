@@ -141,7 +141,8 @@ class PredictionBenchConfig:
     clips: test clips for prediction; rollout_clips: long clips for the rollout (None: the
     notebook's max(4, clips // 2)); mitigation: also roll out keeping T − T/4 frames (twice the
     chunks), and keeping K but committing only the first T − K − 1 frames of each chunk.
-    checkpoints, train_minutes, checkpoint, conditional_checkpoint: where the two models come from (quick runs train ``train_steps`` steps into ``out`` instead). context_noise: the
+    checkpoints, train_minutes, checkpoint, conditional_checkpoint: where the two models come from
+    (quick runs train ``train_steps`` steps into ``out`` instead). context_noise: the
     frame-conditional model trains with this conditioning augmentation and samples with half of it.
     past_guidance: (a) samples with this guidance weight on the past (1: none; see
     :func:`~course_lib.frame_conditional.conditioned_on`).
