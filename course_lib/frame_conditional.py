@@ -26,7 +26,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from course_lib._checks_args import check_float_range, check_positive_int, check_rank, check_tensor, fail
+from course_lib._checks_args import (
+    check_float_range, check_int_range, check_positive_int, check_rank, check_tensor, fail,
+)
 from course_lib.conditioning import conditional_sample, frame_mask
 from course_lib.diffusion import OBJECTIVES, q_sample, randn_like, training_target
 from course_lib.samplers import ModelFn
@@ -109,8 +111,7 @@ def random_prefix_mask(batch: int, frames: int, generator: torch.Generator | Non
         fail("max_known", f"an int in [0, {frames - 1}] (at least one frame left to generate)", max_known)
     k = torch.randint(0, max_known + 1, (batch,), generator=generator)
     if focus is not None:
-        if isinstance(focus, bool) or not isinstance(focus, int) or not 0 <= focus <= max_known:
-            fail("focus", f"None or an int in [0, {max_known}] (max_known)", focus)
+        check_int_range("focus", focus, 0, max_known)
         k = torch.where(torch.rand(batch, generator=generator) < 0.5, torch.full_like(k, focus), k)
     return (torch.arange(frames)[None, :] < k[:, None]).float().view(batch, frames, 1, 1, 1)
 
