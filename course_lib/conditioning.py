@@ -145,14 +145,15 @@ def rollout(model_fn: ModelFn, first: torch.Tensor, total_frames: int, keep: int
     """Autoregressive long video: repeatedly keep the last ``keep`` frames and predict the rest.
 
     first: (B, T, C, H, W) an initial clip of the model's length T -> (B, total_frames, C, H, W).
-    Each chunk adds T − keep new frames conditioned on the ``keep`` frames before them.
+    Each chunk adds T − keep new frames conditioned on the ``keep`` frames before them, sampled by
+    :func:`predict_future` (``kwargs``: its method, steps, ...); the loop is
+    :func:`~course_lib.prediction_eval.autoregressive_rollout`'s.
     """
+    from course_lib.prediction_eval import autoregressive_rollout
+
     check_rank("first", first, 5, "(B, T, C, H, W)")
-    frames = first.shape[1]
-    check_int_range("keep", keep, 1, frames - 1)
-    check_int_range("total_frames", total_frames, frames, 10_000)
-    video = first
-    while video.shape[1] < total_frames:
-        chunk = predict_future(model_fn, video[:, -keep:], frames, schedule, **kwargs)
-        video = torch.cat([video, chunk[:, keep:]], dim=1)
-    return video[:, :total_frames]
+
+    def predict(past: torch.Tensor, frames: int) -> torch.Tensor:
+        return predict_future(model_fn, past, frames, schedule, **kwargs)
+
+    return autoregressive_rollout(predict, first, total_frames, keep)
