@@ -40,7 +40,7 @@ from course_lib._checks_args import check_float_range, check_int_range, check_po
 from course_lib.bench import DEFAULT_OUT, Stopwatch, Table, describe_machine, load_average
 from course_lib.bench_sampling import Trained, check_checkpoint_file, trained_model, trained_status
 from course_lib.config import Preset, get_device, get_preset
-from course_lib.frame_conditional import frame_conditional_parts
+from course_lib.frame_conditional import frame_conditional_parts, predictor_steps
 
 BASELINE = "repeat last frame"
 DEFAULT_CLIPS = 64
@@ -71,7 +71,7 @@ def load_frame_conditional(recipe, path: str | os.PathLike, device=None, context
 
 def train_frame_conditional(recipe, path: str | os.PathLike, steps: int | None = None, minutes: float | None = None,
                             resume: bool = True, device=None, context_noise: int = 0):
-    """Train the frame-conditional U-Net of ``recipe`` into ``path`` up to ``steps`` (default ``recipe.steps``),
+    """Train the frame-conditional U-Net of ``recipe`` into ``path`` up to ``steps`` (default :func:`predictor_steps`),
     stopping once ``minutes`` of wall-clock time are spent; returns the Trainer.
 
     Same model, objective, data and seeds as ``train_or_load_frame_conditional`` (which continues
@@ -79,7 +79,7 @@ def train_frame_conditional(recipe, path: str | os.PathLike, steps: int | None =
     """
     from course_lib.training import Trainer
 
-    steps = recipe.steps if steps is None else check_positive_int("steps", steps)
+    steps = predictor_steps(recipe, steps)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if resume and path.exists():
@@ -108,6 +108,7 @@ def trained_frame_conditional(recipe, checkpoints: str | os.PathLike = "checkpoi
     from course_lib.frame_conditional import checkpoint_path
     from course_lib.training import read_checkpoint
 
+    steps = predictor_steps(recipe)
     if checkpoint is not None:
         try:
             trainer = load_frame_conditional(recipe, check_checkpoint_file("conditional_checkpoint", checkpoint), device)
@@ -115,21 +116,21 @@ def trained_frame_conditional(recipe, checkpoints: str | os.PathLike = "checkpoi
             message = str(error)
             raise ValueError(message if message.startswith("conditional_checkpoint:")
                              else f"conditional_checkpoint: {message}") from error
-        return Trained(recipe, trainer, trained_status(trainer, recipe.steps))
+        return Trained(recipe, trainer, trained_status(trainer, steps))
     if quick_steps is not None:
         trainer = train_frame_conditional(recipe, quick_path, steps=quick_steps, resume=False, device=device,
                                           context_noise=context_noise)
         return Trained(recipe, trainer, f"{trainer.step} steps (quick)")
     path = checkpoint_path(recipe, folder=checkpoints, context_noise=context_noise)
-    finished = path.exists() and int(read_checkpoint(path)["step"]) >= recipe.steps
+    finished = path.exists() and int(read_checkpoint(path)["step"]) >= steps
     if train_minutes is not None and not finished:
         trainer = train_frame_conditional(recipe, path, minutes=train_minutes, device=device,
                                           context_noise=context_noise)
-        print(f"frame-conditional U-Net: trained to step {trainer.step} of {recipe.steps}", file=sys.stderr, flush=True)
+        print(f"frame-conditional U-Net: trained to step {trainer.step} of {steps}", file=sys.stderr, flush=True)
     if not path.exists():
         return Trained(recipe, None, "not trained")
     trainer = load_frame_conditional(recipe, path, device)
-    return Trained(recipe, trainer, trained_status(trainer, recipe.steps))
+    return Trained(recipe, trainer, trained_status(trainer, steps))
 
 
 # --- the benchmark ---------------------------------------------------------------------------------

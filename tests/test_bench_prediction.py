@@ -100,8 +100,10 @@ def test_checkpoint_files_named_on_the_command_line_give_the_same_predictions(qu
     assert code == 0
     before, after = parse_table(quick_run["text"])[1], parse_table(text)[1]
     assert [(r["method"], r["task"], *cells(r)) for r in after] == [(r["method"], r["task"], *cells(r)) for r in before]
-    steps = SMOKE.video_train_steps
-    assert {row["trained"].split(",")[0] for row in after[1:4]} == {f"2 of {steps} steps"}
+    trained = {row["method"]: row["trained"].split(",")[0] for row in after[1:4]}
+    (a, b, c), video, predictor = PREDICTOR_NAMES, SMOKE.video_train_steps, SMOKE.prediction_train_steps
+    assert video != predictor and trained == {a: f"2 of {predictor} steps", b: f"2 of {video} steps",
+                                               c: f"2 of {video} steps"}
 
 
 def test_past_guidance_changes_only_the_frame_conditional_rows(quick_run):
@@ -143,8 +145,9 @@ def test_train_minutes_trains_both_missing_models_into_the_folder_then_uses_them
 
 def test_budgeted_frame_conditional_training_is_the_model_train_or_load_makes(tmp_path, monkeypatch):
     """Chunked training into train_or_load_frame_conditional's file gives its weights, and that function
-    then loads the file without training; a spent budget stops after the first chunk."""
-    recipe = get_recipe("video-shapes", TINY, steps=3)
+    then loads the file without training; a spent budget stops after the first chunk. Both train the
+    preset's prediction_train_steps (here 3), not the video U-Net's steps."""
+    recipe = get_recipe("video-shapes", TINY.replace(prediction_train_steps=3), steps=5)
     monkeypatch.setattr(bench_prediction, "TRAIN_CHUNK_STEPS", 2)
     chunked = train_frame_conditional(recipe, checkpoint_path(recipe, folder=tmp_path / "a"))
     loaded = train_or_load_frame_conditional(recipe, folder=tmp_path / "a")

@@ -13,6 +13,7 @@ from course_lib.frame_conditional import (
     conditioned_on,
     frame_conditional_unet3d,
     predict_future_conditional,
+    predictor_steps,
     random_prefix_mask,
     train_or_load_frame_conditional,
 )
@@ -220,6 +221,15 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
     assert checkpoint_path(recipe, 3, tmp_path) != checkpoint_path(recipe, 2, tmp_path)
 
 
+def test_the_predictor_trains_for_its_own_preset_length_not_the_video_unets():
+    """cpu: 8000 steps against the video U-Net's 2000 (a rollout compounds the predictor's errors)."""
+    cpu = get_recipe("video-shapes", "cpu")
+    assert predictor_steps(cpu) == cpu.preset.prediction_train_steps == 8000 and cpu.steps == 2000
+    assert predictor_steps(get_recipe("video-shapes", "cpu", steps=5)) == 8000  # the U-Net's steps do not move it
+    assert predictor_steps(cpu, 7) == 7
+    assert checkpoint_path(cpu) == checkpoint_path(cpu, 8000) != checkpoint_path(cpu, 2000)
+
+
 @pytest.mark.parametrize(
     "call, words",
     [
@@ -249,6 +259,7 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
          ["past_guidance", "-1.0"]),
         (lambda: FrameConditionalDenoiser("unet", 3), ["backbone", "nn.Module", "str"]),
         (lambda: train_or_load_frame_conditional(get_recipe("digits", "smoke")), ["recipe", "video", "digits"]),
+        (lambda: predictor_steps(get_recipe("video-shapes", "smoke"), 0), ["steps", "0"]),
     ],
 )
 def test_bad_input(call, words):
