@@ -52,8 +52,8 @@ class Preset:
     video_train_steps: int = 2000
     video_batch_size: int = 8
     # the frame-conditional predictor of notebook 08: a rollout compounds its errors, so it trains
-    # longer than the video U-Net (cpu: 2000 steps rolled out to 4x with 22% of 32 videos tracked,
-    # 8000 steps with 34-38%; README, "Trained four times as long")
+    # longer than the video U-Net (cpu: rolled out to 4x, 19% of 128 videos tracked after 2000 steps,
+    # 27% after 8000; README, "Trained four times as long")
     prediction_train_steps: int = 8000
     # evaluation
     eval_samples: int = 500

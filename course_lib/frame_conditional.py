@@ -228,7 +228,7 @@ def predict_future_conditional(model: nn.Module, past: torch.Tensor, frames: int
 def predictor_steps(recipe, steps: int | None = None) -> int:
     """How long the frame-conditional U-Net of ``recipe`` trains: ``steps``, or by default the preset's
     ``prediction_train_steps`` (cpu: 8000, four times the video U-Net's 2000: a rollout compounds the
-    predictor's errors, and the longer training took the rollout's tracked share from 22% to 34-38%)."""
+    predictor's errors, and the longer training took the 4x rollout's tracked share from 19% to 27%)."""
     return recipe.preset.prediction_train_steps if steps is None else check_positive_int("steps", steps)
 
 

@@ -208,7 +208,8 @@ plt.show()
 # preset these took its loss from 0.0260 to 0.0235; README.) It also trains longer, the preset's
 # `prediction_train_steps` (`cpu`: 8000 against the U-Net's 2000): a long rollout feeds the
 # predictor its own output again and again, so its small errors compound, and four times the
-# training took the share of 4× rollouts still tracked from 22% to 34–38%.
+# training took the share of 4× rollouts still tracked from 19% to 27% (and of 2.5× ones from 54%
+# to 77%).
 
 # %%
 start = time.perf_counter()
