@@ -149,9 +149,7 @@ def rollout(model_fn: ModelFn, first: torch.Tensor, total_frames: int, keep: int
     :func:`predict_future` (``kwargs``: its method, steps, ...); the loop is
     :func:`~course_lib.prediction_eval.autoregressive_rollout`'s.
     """
-    from course_lib.prediction_eval import autoregressive_rollout
-
-    check_rank("first", first, 5, "(B, T, C, H, W)")
+    from course_lib.prediction_eval import autoregressive_rollout  # it checks first, keep and total_frames
 
     def predict(past: torch.Tensor, frames: int) -> torch.Tensor:
         return predict_future(model_fn, past, frames, schedule, **kwargs)
