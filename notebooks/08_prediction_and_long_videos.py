@@ -344,15 +344,19 @@ plt.show()
 print(decay_table(curves))
 
 # %% [markdown]
-# In the `cpu` preset (32 videos, README) augmentation keeps the object's brightness and size to
-# the 32nd frame and lifts the motion pass at 4T from 0% to 12% (22% with the model's
-# additions above). What is left is speed: inside each chunk the predicted object slows down,
-# most of all in the chunk's last frame (it moves about half as far as the truth), and the next
-# chunk jumps back, so the whole path no longer fits one constant velocity. Throwing that last
-# frame away (`autoregressive_rollout(..., commit=T - K - 1)`) sounds like the fix but measured no
-# better (9–22% over three models, 32 videos each): the frames before it slow down too. A stronger
-# model, or one that also sees how far the past was spoiled (its step s as an input, as Ho et al.
-# do), are the next things to try.
+# In the `cpu` preset (README) augmentation keeps the object's brightness and size to the 32nd
+# frame and lifts the motion pass at 4T from 0% to 12% of 32 videos. With the model's additions
+# above and four times the training it reaches 27% of 128 videos. Trained for only 2000 steps, the
+# predicted object slowed down inside each chunk, most of all in the chunk's last frame (about half
+# as far as the truth), and the next chunk jumped back; after 8000 steps that lag is mostly gone
+# (0.8–0.95 of the speed). Throwing each chunk's last frame away (`autoregressive_rollout(...,
+# commit=T - K - 1)`) is no remedy: 10 points more on one model of four, 3 to 13 fewer on the
+# others (32 videos each). What is left:
+# an object that reaches a wall at a chunk's end often stays there (its four-frame past shows it
+# slowing into the wall, and a still object is what the model continues), and on a slow axis the
+# speed wanders from chunk to chunk. A model that also sees how far the past was spoiled (its step
+# s as an input, as Ho et al. do), or one trained on pasts taken from its own rollouts, are the
+# next things to try.
 
 # %% [markdown]
 # ## What to remember
