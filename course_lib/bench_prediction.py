@@ -121,10 +121,10 @@ def trained_frame_conditional(recipe, checkpoints: str | os.PathLike = "checkpoi
         trainer = train_frame_conditional(recipe, quick_path, steps=quick_steps, resume=False, device=device,
                                           context_noise=context_noise)
         return Trained(recipe, trainer, f"{trainer.step} steps (quick)")
-    path = checkpoint_path(recipe, folder=checkpoints, context_noise=context_noise)
+    path = checkpoint_path(recipe, steps, checkpoints, context_noise)
     finished = path.exists() and int(read_checkpoint(path)["step"]) >= steps
     if train_minutes is not None and not finished:
-        trainer = train_frame_conditional(recipe, path, minutes=train_minutes, device=device,
+        trainer = train_frame_conditional(recipe, path, steps, minutes=train_minutes, device=device,
                                           context_noise=context_noise)
         print(f"frame-conditional U-Net: trained to step {trainer.step} of {steps}", file=sys.stderr, flush=True)
     if not path.exists():
