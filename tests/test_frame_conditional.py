@@ -82,7 +82,6 @@ def test_random_prefix_masks_are_prefixes_of_every_length_but_never_the_whole_cl
     assert random_prefix_mask(500, 6, g, max_known=2)[:, :, 0, 0, 0].sum(1).max() == 2
 
 
-
 def test_a_focus_gives_half_the_clips_exactly_that_many_known_frames():
     g = torch.Generator().manual_seed(0)
     counts = random_prefix_mask(4000, 8, g, focus=4)[:, :, 0, 0, 0].sum(1).long()
@@ -102,6 +101,7 @@ def test_the_unet3d_builder_mixes_frames_by_convolution_and_knows_their_index():
     backbone = frame_conditional_unet3d(get_preset("smoke"), channels=3).backbone
     assert backbone.frame_embedding is not None
     assert all(layer.temporal_conv is not None for level in backbone.down for layer in level)
+
 
 def test_loss_counts_only_the_frames_to_generate():
     """A stand-in that is exact on unknown frames and absurd on known ones has zero loss (x0 objective)."""

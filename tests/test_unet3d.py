@@ -99,7 +99,6 @@ def test_without_temporal_attention_frames_are_independent():
     assert change[[0, 1, 3]].max() == 0 and change[2] > 1e-3
 
 
-
 def test_temporal_conv_starts_as_the_identity_and_then_sees_only_the_neighbouring_frames():
     torch.manual_seed(0)
     conv = TemporalConv(channels=8)
@@ -138,6 +137,7 @@ def test_frame_embedding_tells_frames_apart_and_starts_at_zero():
         out = model(same, T_STEPS)
     assert not torch.allclose(out[:, 0], out[:, 3], atol=1e-3)
     assert tiny(frame_embedding=True).frame_embedding.weight.shape == (8, 32)  # max_frames x time_dim
+
 
 def test_relative_position_bias_depends_only_on_the_offset():
     torch.manual_seed(0)
@@ -255,6 +255,7 @@ def test_benchmark_bad_arguments(kwargs, message):
 
 
 # --- class conditioning (moving digits: "a moving 7") -----------------------------------------------
+
 
 def test_a_label_changes_the_clip_and_none_is_the_null_label():
     model = tiny(num_classes=10)
