@@ -40,7 +40,7 @@ from course_lib._checks_args import check_float_range, check_int_range, check_po
 from course_lib.bench import DEFAULT_OUT, Stopwatch, Table, describe_machine, load_average
 from course_lib.bench_sampling import Trained, check_checkpoint_file, trained_model, trained_status
 from course_lib.config import Preset, get_device, get_preset
-from course_lib.frame_conditional import frame_conditional_parts, predictor_steps
+from course_lib.frame_conditional import frame_conditional_parts, known_frames, predictor_steps
 
 BASELINE = "repeat last frame"
 DEFAULT_CLIPS = 64
@@ -270,7 +270,7 @@ def prediction_benchmark(config: PredictionBenchConfig, device: torch.device | N
     load_before = load_average()
     recipe = get_recipe("video-shapes", config.preset, seed=config.seed)
     T, S = config.preset.video_frames, config.preset.video_size
-    K, long_T, min_speed, batch = T // 2, ROLLOUT_FACTOR * T, min_moving_speed(S), recipe.batch_size
+    K, long_T, min_speed, batch = known_frames(config.preset), ROLLOUT_FACTOR * T, min_moving_speed(S), recipe.batch_size
     table = Table(f"Prediction benchmark: bouncing shapes, {T - K} future frames from {K}, preset {config.preset.name}",
                   PREDICTION_COLUMNS, formats=PREDICTION_FORMATS)
     results: dict[str, Any] = {"config": {k: v for k, v in vars(config).items() if k != "preset"},

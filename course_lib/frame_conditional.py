@@ -225,6 +225,12 @@ def predict_future_conditional(model: nn.Module, past: torch.Tensor, frames: int
 
 # --- train or load ------------------------------------------------------------------------------------
 
+def known_frames(preset) -> int:
+    """K = T // 2: the course's prediction task gives the first K frames of a T-frame clip and asks for
+    the other T − K (issue 7: 4 from 4 at T = 8); the predictor's training focuses on it too."""
+    return preset.video_frames // 2
+
+
 def predictor_steps(recipe, steps: int | None = None) -> int:
     """How long the frame-conditional U-Net of ``recipe`` trains: ``steps``, or by default the preset's
     ``prediction_train_steps`` (cpu: 8000, four times the video U-Net's 2000: a rollout compounds the
@@ -254,7 +260,7 @@ def frame_conditional_parts(recipe, context_noise: int = 0) -> tuple[nn.Module, 
         torch.manual_seed(recipe.seed)
         model = frame_conditional_unet3d(recipe.preset, recipe.channels)
     return model, FrameConditionalObjective(recipe.schedule, recipe.objective, context_noise=context_noise,
-                                            focus_known=recipe.preset.video_frames // 2)
+                                            focus_known=known_frames(recipe.preset))
 
 
 def train_or_load_frame_conditional(recipe, steps: int | None = None, folder: str | os.PathLike = "checkpoints",

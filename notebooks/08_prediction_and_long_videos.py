@@ -62,7 +62,7 @@ from course_lib.conditioning import conditional_sample
 from course_lib.config import get_preset, seed_everything
 from course_lib.data.video import bouncing_shapes
 from course_lib.diffusion import eps_from_x0
-from course_lib.frame_conditional import predictor_steps, train_or_load_frame_conditional
+from course_lib.frame_conditional import known_frames, predictor_steps, train_or_load_frame_conditional
 from course_lib.prediction_eval import (
     autoregressive_rollout,
     comparison_table,
@@ -85,7 +85,7 @@ preset = get_preset()
 g = seed_everything(0)
 recipe = get_recipe("video-shapes", preset)  # bouncing shapes, the 3D U-Net, the preset's sizes
 T, S = preset.video_frames, preset.video_size
-K = T // 2  # known frames; the model predicts the other T - K
+K = known_frames(preset)  # T // 2 known frames; the model predicts the other T - K
 n_test = preset.eval_samples // 8  # test clips: 8 (smoke), 62 (cpu), 250 (gpu)
 min_speed = min_moving_speed(S)  # half the slowest speed in the data (S/32 px per frame): slower means "stopped"
 print(f"preset {preset.name}: clips of T = {T} frames, {S}x{S} RGB; predict {T - K} frames from {K}; "

@@ -11,7 +11,9 @@ from course_lib.frame_conditional import (
     FrameConditionalObjective,
     checkpoint_path,
     conditioned_on,
+    frame_conditional_parts,
     frame_conditional_unet3d,
+    known_frames,
     predict_future_conditional,
     predictor_steps,
     random_prefix_mask,
@@ -267,3 +269,13 @@ def test_bad_input(call, words):
         call()
     for word in words:
         assert word in str(err.value), (word, str(err.value))
+
+
+def test_the_prediction_task_gives_half_the_frames_and_the_predictor_trains_on_it():
+    cpu = get_preset("cpu")
+    assert known_frames(cpu) == 4  # issue 7: predict 4 frames from 4 at T = 8
+    assert known_frames(cpu.replace(video_frames=12)) == 6
+    assert known_frames(cpu.replace(video_frames=5)) == 2
+    recipe = get_recipe("video-shapes", get_preset("smoke"))
+    _, objective = frame_conditional_parts(recipe)
+    assert objective.focus_known == known_frames(recipe.preset) == recipe.preset.video_frames // 2
