@@ -354,9 +354,12 @@ print(decay_table(curves))
 # others (32 videos each). What is left:
 # an object that reaches a wall at a chunk's end often stays there (its four-frame past shows it
 # slowing into the wall, and a still object is what the model continues), and on a slow axis the
-# speed wanders from chunk to chunk. A model that also sees how far the past was spoiled (its step
-# s as an input, as Ho et al. do), or one trained on pasts taken from its own rollouts, are the
-# next things to try.
+# speed wanders from chunk to chunk: each chunk reads the speed from four generated frames, and the
+# small errors add up over seven chunks. Fine-tuning on pasts taken from its own rollouts, with the
+# true futures as targets, made it worse (README): the true future goes on from where the truth is,
+# not from where the rollout left the object, so the model learns to jump. A model that keeps the
+# velocity over many chunks (a longer past, or per-frame noise levels as in diffusion forcing) is
+# the next thing to try.
 
 # %% [markdown]
 # ## What to remember
