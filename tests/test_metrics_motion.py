@@ -51,6 +51,20 @@ def test_the_course_data_passes():
     assert motion_consistency(digits.video, object_size=14.0).pass_rate >= 0.9
 
 
+def test_real_clips_pass_at_the_object_size_the_course_scores_with():
+    """The recipe's object_size is the mean width; the largest squares (1.25× it) must pass too."""
+    from course_lib.data.video import bouncing_shapes
+    from course_lib.recipes import get_recipe
+
+    object_size = get_recipe("video-shapes", "cpu").object_size
+    shapes = bouncing_shapes(128, frames=32, size=32, seed=11)
+    assert float(shapes.sizes.max()) > 1.2 * object_size  # the draw has squares and discs of the largest size
+    report = motion_consistency(shapes.video, object_size=object_size)
+    assert report.pass_rate >= 0.98, np.flatnonzero(~report.passed)
+    big = shapes.sizes[:, 0] > 1.15 * object_size
+    assert big.sum() >= 5 and report.passed[big.numpy()].all()
+
+
 def test_tracker_finds_the_centre():
     clip = bouncing_square(frames=3, velocity=(0, 0))[None]
     track, blobs, area = track_objects(clip)
