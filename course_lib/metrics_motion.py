@@ -26,8 +26,8 @@ from course_lib._checks_args import check_float_range, check_rank, fail
 # plausible foreground area per frame, in units of object_size²: a thin digit covers ~0.1–0.4 of its
 # box, a disc π/4, a square 1; a frame-filling blob or a speck is not the object. object_size is
 # the data's *mean* width, and bouncing_shapes draws squares up to 1.25× it, whose anti-aliased rim
-# counts too: (1.25 w + 1)² ≈ 1.9 w² at w = 8.5 px, so the upper bound is 2 (at 1.5 every clip of
-# such a square failed: 6% of real 32-frame clips)
+# counts too: (1.25 w + 1)² ≈ 1.9 w² at w = 8.5 px, so the upper bound is 2 (at 1.5, 8 of 9 real
+# 32-frame clips with a square ≥ 10 px wide failed: 6% of all real clips)
 MIN_AREA, MAX_AREA = 0.05, 2.0
 
 
