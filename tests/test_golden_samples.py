@@ -1,0 +1,35 @@
+"""The shipped checkpoints draw exactly the samples they drew before the library's redesign.
+
+`tests/fixtures/golden/shipped_samples.pt` holds, for each shipped file, 4 samples (DDIM-5, η = 1,
+generator seeded 123, guidance 3 for the digits; one thread) stored before the modules moved. A change
+anywhere between the lesson's `recipe.sample` and the network -- the schedule, the sampler, the
+guidance, the model's layers, the loading of the float16 export -- shows here as a changed bit.
+"""
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_lib import zoo
+
+GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "shipped_samples.pt"
+SHIPPED = sorted((Path(zoo.__file__).resolve().parent / "pretrained").glob("*.pt"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.stem)
+def test_a_shipped_checkpoint_draws_the_stored_samples_bit_for_bit(path):
+    expected = torch.load(GOLDEN, weights_only=True)[path.stem]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        recipe, trainer = zoo.load_checkpoint(path, progress=False)
+        guidance = {"guidance_scale": 3.0} if recipe.num_classes else {}
+        samples = recipe.sample(trainer.ema_model, 4, steps=5, sampler="ddim", eta=1.0,
+                                generator=torch.Generator().manual_seed(123), **guidance)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(samples, expected)
+
+
+def test_every_shipped_checkpoint_has_stored_samples():
+    assert {path.stem for path in SHIPPED} == set(torch.load(GOLDEN, weights_only=True))
