@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from course_lib._checks_args import check_choice, fail
+from course_lib._validation import check_choice, fail
 
 PRESET_ENV = "COURSE_PRESET"
 DEVICE_ENV = "COURSE_DEVICE"

@@ -43,7 +43,7 @@ print(describe_environment())
 import torch
 from torch import nn
 
-from course_lib.checks.nb00 import check_count_parameters, check_to_model_range
+from course_lib.workshop.checks.nb00 import check_count_parameters, check_to_model_range
 
 # %% [markdown]
 # ## Exercise 0.1 · Into the model's value range

@@ -41,7 +41,7 @@ print(describe_environment())
 # %%
 import torch
 
-from course_lib.checks.nb01 import check_alpha_bar, check_forward_step, check_q_sample
+from course_lib.workshop.checks.nb01 import check_alpha_bar, check_forward_step, check_q_sample
 
 # %% [markdown]
 # ## Exercise 1.1 · One step of the chain (seed §2.1)
@@ -93,7 +93,7 @@ _ = check_q_sample(q_sample)
 # with *your* `q_sample`: the two histograms must agree.
 
 # %%
-from course_lib.schedules import make_schedule
+from course_lib.diffusion.schedules import make_schedule
 
 schedule = make_schedule("linear", 1000)
 g = torch.Generator().manual_seed(0)

@@ -43,7 +43,7 @@ print(describe_environment())
 # %%
 import torch
 
-from course_lib.checks.nb02 import check_ddpm_step, check_predict_x0, check_q_posterior
+from course_lib.workshop.checks.nb02 import check_ddpm_step, check_predict_x0, check_q_posterior
 
 # %% [markdown]
 # ## Exercise 2.1 · The posterior q(x_{t−1} | x_t, x0)
@@ -108,7 +108,7 @@ _ = check_ddpm_step(ddpm_step)
 # particle must end at 1.5.
 
 # %%
-from course_lib.schedules import make_schedule
+from course_lib.diffusion.schedules import make_schedule
 
 schedule = make_schedule("linear", 1000)
 g = torch.Generator().manual_seed(0)

@@ -42,7 +42,7 @@ print(describe_environment())
 # %%
 import torch
 
-from course_lib.checks.nb03 import check_snr, check_v_target, check_x0_from_v
+from course_lib.workshop.checks.nb03 import check_snr, check_v_target, check_x0_from_v
 
 # %% [markdown]
 # ## Exercise 3.1 · The signal-to-noise ratio of a schedule
@@ -96,7 +96,7 @@ _ = check_x0_from_v(x0_from_v)
 # ε-model's x0 estimate would divide by √ᾱ_t.
 
 # %%
-from course_lib.schedules import make_schedule
+from course_lib.diffusion.schedules import make_schedule
 
 g = torch.Generator().manual_seed(0)
 x0, eps = torch.randn(1000, 2, generator=g), torch.randn(1000, 2, generator=g)

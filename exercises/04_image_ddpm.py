@@ -48,7 +48,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from course_lib.checks.nb04 import check_ddim_update, check_guided_eps, check_training_loss
+from course_lib.workshop.checks.nb04 import check_ddim_update, check_guided_eps, check_training_loss
 
 # %% [markdown]
 # ## Exercise 4.1 · The training loss of a class-conditional denoiser
@@ -114,14 +114,14 @@ _ = check_guided_eps(guided_eps)
 # with the course's `ddim_sample` on the same starting noise.
 
 # %%
-from course_lib.bench import IMAGE_GUIDANCE_SCALE
+from course_lib.workshop.bench.image import IMAGE_GUIDANCE_SCALE
 from course_lib.config import get_preset
 from course_lib.metrics.judge import get_digit_judge, judge_config_for_preset
 from course_lib.models.unet2d import guided_denoiser
-from course_lib.recipes import get_recipe
-from course_lib.samplers import ddim_sample, ddim_timesteps
-from course_lib.viz import image_grid
-from course_lib.zoo import train_or_load
+from course_lib.workshop.recipes import get_recipe
+from course_lib.diffusion.samplers import ddim_sample, ddim_timesteps
+from course_lib.views.figures import image_grid
+from course_lib.workshop.zoo import train_or_load
 
 preset = get_preset()
 recipe = get_recipe("digits", preset)

@@ -41,7 +41,7 @@ print(describe_environment())
 # %%
 import torch
 
-from course_lib.checks.nb05 import check_frame_correlation, check_to_course_layout
+from course_lib.workshop.checks.nb05 import check_frame_correlation, check_to_course_layout
 
 # %% [markdown]
 # ## Exercise 5.1 · Into the course layout

@@ -43,7 +43,7 @@ print(describe_environment())
 # %%
 import torch
 
-from course_lib.checks.nb09 import check_interpolate_frames, check_renoise, check_sdedit_start_point
+from course_lib.workshop.checks.nb09 import check_interpolate_frames, check_renoise, check_sdedit_start_point
 
 # %% [markdown]
 # ## Exercise 9.1 · Where SDEdit starts
@@ -113,9 +113,9 @@ _ = check_interpolate_frames(interpolate_frames)
 import matplotlib.pyplot as plt
 
 from course_lib.data.video import bouncing_shapes
-from course_lib.prediction_eval import frames_psnr
-from course_lib.schedules import make_schedule
-from course_lib.viz import filmstrip
+from course_lib.metrics.prediction import frames_psnr
+from course_lib.diffusion.schedules import make_schedule
+from course_lib.views.figures import filmstrip
 
 schedule = make_schedule("linear", 1000)
 clip = bouncing_shapes(1, frames=8, size=32, seed=0, speed=(2.0, 2.0)).video

@@ -49,13 +49,13 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from course_lib.checks.nb11 import check_conv_output_bytes, check_ddim_timesteps, check_speedup_from_profile
+from course_lib.workshop.checks.nb11 import check_conv_output_bytes, check_ddim_timesteps, check_speedup_from_profile
 
 # %% [markdown]
 # ## Exercise 11.1 · The DDIM timestep subsequence
 #
 # A DDIM sampler with S steps visits S of the T timesteps, from the noisiest down. The "trailing"
-# spacing (Lin et al. 2024), used by `course_lib.samplers`, always starts at the noisiest step
+# spacing (Lin et al. 2024), used by `course_lib.diffusion.samplers`, always starts at the noisiest step
 # T − 1 and spaces the steps evenly by T/S:
 #
 # t_i = round(T − i·T/S) − 1, for i = 0, 1, ..., S − 1.
@@ -121,13 +121,13 @@ _ = check_speedup_from_profile(speedup_from_profile)
 # timesteps the two are the same digits.
 
 # %%
-from course_lib import speed
+from course_lib.training import speed
 from course_lib.config import get_preset
 from course_lib.metrics.judge import get_digit_judge, judge_config_for_preset
-from course_lib.recipes import get_recipe
-from course_lib.samplers import ddim_step
-from course_lib.viz import image_grid
-from course_lib.zoo import train_or_load
+from course_lib.workshop.recipes import get_recipe
+from course_lib.diffusion.samplers import ddim_step
+from course_lib.views.figures import image_grid
+from course_lib.workshop.zoo import train_or_load
 
 preset = get_preset()
 digits = get_recipe("digits", preset)

@@ -100,7 +100,7 @@ print("same seed, same numbers:", [round(v, 4) for v in first.tolist()])
 #   ᾱ_t = α_1·α_2·…·α_t.
 # * **Layouts.** Images `(B, C, H, W)`, videos `(B, T, C, H, W)`, values in `[-1, 1]`.
 # * **Three objects with clean seams:** a *network* maps `(x_t, t)` to a prediction and knows
-#   nothing of noise; `course_lib.diffusion` and `course_lib.samplers` own the schedule, the loss
+#   nothing of noise; `course_lib.diffusion.forward` and `course_lib.diffusion.samplers` own the schedule, the loss
 #   and sampling; the trainer owns data, optimiser and EMA.
 #
 # A first taste: noise a made-up image with the closed form q(x_t | x0).
@@ -108,8 +108,8 @@ print("same seed, same numbers:", [round(v, 4) for v in first.tolist()])
 # %%
 import matplotlib.pyplot as plt
 
-from course_lib.diffusion import q_sample
-from course_lib.schedules import make_schedule
+from course_lib.diffusion.forward import q_sample
+from course_lib.diffusion.schedules import make_schedule
 
 yy, xx = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
 ring = ((xx**2 + yy**2).sqrt() - 0.6).abs() < 0.12

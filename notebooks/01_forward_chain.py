@@ -65,9 +65,9 @@ import torch
 
 from course_lib.config import get_preset, seed_everything
 from course_lib.data.toy import gaussian_mixture_1d
-from course_lib.diffusion import forward_step, q_sample
-from course_lib.forward_view import noising_explorer, snr_plot
-from course_lib.schedules import make_schedule, schedule_from_betas
+from course_lib.diffusion.forward import forward_step, q_sample
+from course_lib.views.forward import noising_explorer, snr_plot
+from course_lib.diffusion.schedules import make_schedule, schedule_from_betas
 
 preset = get_preset()
 g = seed_everything(0)

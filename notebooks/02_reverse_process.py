@@ -54,14 +54,14 @@ import torch
 
 from course_lib.config import get_device, get_preset, seed_everything
 from course_lib.data.toy import gaussian_mixture_1d, gaussian_mixture_1d_density, swiss_roll, two_moons
-from course_lib.diffusion import extract, forward_step, q_posterior, q_sample, x0_from_eps
-from course_lib.metrics_toy import histogram_kl, mmd_rbf, nearest_neighbour_distance
+from course_lib.diffusion.forward import extract, forward_step, q_posterior, q_sample, x0_from_eps
+from course_lib.metrics.toy import histogram_kl, mmd_rbf, nearest_neighbour_distance
 from course_lib.models.mlp import MLPDenoiser
-from course_lib.samplers import ddim_sample, ddpm_sample, ddpm_steps
-from course_lib.schedules import make_schedule
-from course_lib.toy_view import particle_animation, trajectory_from_steps
+from course_lib.diffusion.samplers import ddim_sample, ddpm_sample, ddpm_steps
+from course_lib.diffusion.schedules import make_schedule
+from course_lib.views.toy import particle_animation, trajectory_from_steps
 from course_lib.training import DiffusionObjective, TrainConfig, Trainer, random_rows
-from course_lib.viz import plot_trajectory
+from course_lib.views.figures import plot_trajectory
 
 preset = get_preset()
 g = seed_everything(0)
@@ -101,7 +101,7 @@ print(f"preset {preset.name}: T = {T}, {preset.toy_train_steps} training steps p
 #   \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t .$$
 #
 # (Ho et al. 2020, Eqs. 6–7.) The mean is a weighted average of "where x0 says we were" and "where
-# x_t says we are". `course_lib.diffusion.q_posterior` implements it; the schedule stores the two
+# x_t says we are". `course_lib.diffusion.forward.q_posterior` implements it; the schedule stores the two
 # coefficients and β̃_t.
 #
 # **Check 1, exact.** (x_{t−1}, x_t) given x0 are jointly Gaussian, so the textbook conditioning
@@ -199,7 +199,7 @@ assert torch.allclose(via_posterior, closed_form, atol=1e-4)
 #
 # Ho et al. drop the weight λ_t and sample t uniformly: the **simple loss**
 # $L_{simple} = \mathbb E_{t,x_0,\epsilon}\|\epsilon - \epsilon_\theta(\sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\epsilon,\ t)\|^2$
-# (their Eq. 14). This is `course_lib.diffusion.diffusion_loss`. First check the KL identity on
+# (their Eq. 14). This is `course_lib.diffusion.forward.diffusion_loss`. First check the KL identity on
 # numbers, then look at the weight the simple loss throws away.
 
 # %%

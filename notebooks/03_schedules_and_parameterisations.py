@@ -53,12 +53,12 @@ import torch
 from course_lib.config import get_device, get_preset, seed_everything
 from course_lib.data.digits import render_digits
 from course_lib.data.toy import two_moons
-from course_lib.diffusion import q_sample, to_x0_eps
-from course_lib.forward_view import snr_plot
-from course_lib.metrics_toy import mmd_rbf, nearest_neighbour_distances
+from course_lib.diffusion.forward import q_sample, to_x0_eps
+from course_lib.views.forward import snr_plot
+from course_lib.metrics.toy import mmd_rbf, nearest_neighbour_distances
 from course_lib.models.mlp import MLPDenoiser
-from course_lib.samplers import ddim_sample, ddpm_sample
-from course_lib.schedules import SCHEDULES, make_schedule
+from course_lib.diffusion.samplers import ddim_sample, ddpm_sample
+from course_lib.diffusion.schedules import SCHEDULES, make_schedule
 from course_lib.training import DiffusionObjective, TrainConfig, Trainer, objective_weight, random_rows
 
 preset = get_preset()
@@ -169,7 +169,7 @@ for name, s in schedules.items():
 # | x0 | x0 | x̂0 |
 # | v (Salimans & Ho 2022) | v = √ᾱ_t ε − √(1 − ᾱ_t) x0 | √ᾱ_t x_t − √(1 − ᾱ_t) v̂ |
 #
-# `course_lib.diffusion.to_x0_eps` does the conversions. The objectives differ in how the same
+# `course_lib.diffusion.forward.to_x0_eps` does the conversions. The objectives differ in how the same
 # mistake is *weighted*. Measured in x0 units, a prediction error costs
 #
 # $$\|\epsilon-\hat\epsilon\|^2 = \mathrm{SNR}_t\,\|x_0-\hat x_0\|^2,\qquad

@@ -25,7 +25,7 @@
 #
 # Everything about the task -- data, network, loss, schedule, sampler -- comes from one recipe,
 # `get_recipe("digits")`, the same one the command line (`python -m course_lib train --task
-# digits`) and the benchmark (`python -m course_lib.bench image`) use.
+# digits`) and the benchmark (`python -m course_lib.workshop.bench.image image`) use.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -59,16 +59,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib import zoo
-from course_lib.bench import IMAGE_GUIDANCE_SCALE
+from course_lib.workshop import zoo
+from course_lib.workshop.bench.image import IMAGE_GUIDANCE_SCALE
 from course_lib.config import get_preset, seed_everything
-from course_lib.diffusion import q_sample
+from course_lib.diffusion.forward import q_sample
 from course_lib.metrics.judge import get_digit_judge, image_scores, judge_config_for_preset, reference_digits
 from course_lib.models.unet2d import count_parameters, guided_denoiser
-from course_lib.recipes import get_recipe
-from course_lib.samplers import ddim_steps
+from course_lib.workshop.recipes import get_recipe
+from course_lib.diffusion.samplers import ddim_steps
 from course_lib.training import Trainer
-from course_lib.viz import animate, filmstrip, image_grid, plot_trajectory, step_scrubber
+from course_lib.views.figures import animate, filmstrip, image_grid, plot_trajectory, step_scrubber
 
 preset = get_preset()
 g = seed_everything(0)
@@ -222,7 +222,7 @@ plt.show()
 # (confident and varied, at most 10) and FID (distance of the judge's features from real held-out
 # digits; lower is better). With so few samples these scores are rough, and FID is biased
 # upwards by a small sample: compare rows only with each other. The benchmark
-# (`python -m course_lib.bench image`, results in the README) does the same with 500 samples each.
+# (`python -m course_lib.workshop.bench.image image`, results in the README) does the same with 500 samples each.
 
 # %%
 n_compare = 2 if preset.name == "smoke" else 10  # DDPM's 1000 steps: 10 samples take minutes on a CPU
@@ -341,7 +341,7 @@ step_scrubber(both, steps=[s.t for s in steps], nrow=10)
 #
 # * **The input** becomes (B, T, C, H, W) instead of (B, C, H, W) (notebook 05). The forward
 #   chain, the loss, DDPM, DDIM and guidance are *unchanged*: they act on every pixel of every
-#   frame alike. That is why `course_lib.samplers` takes any shape.
+#   frame alike. That is why `course_lib.diffusion.samplers` takes any shape.
 # * **The network** must see across frames: run this U-Net on each frame and the frames are
 #   denoised independently, so they flicker. Notebooks 06 and 07 add time: a ConvLSTM, and a
 #   U-Net whose convolutions act on space and whose attention acts along the frame axis.
@@ -359,6 +359,6 @@ step_scrubber(both, steps=[s.t for s in steps], nrow=10)
 #
 # **Exercises** (`exercises/04_image_ddpm.ipynb`): write the training loss, the DDIM update and the
 # guidance formula, then generate digits with your own sampler.
-# **Benchmark:** `python -m course_lib.bench image` trains this model from scratch for 10 minutes
+# **Benchmark:** `python -m course_lib.workshop.bench.image image` trains this model from scratch for 10 minutes
 # and prints time, IS, FID and accuracy for DDPM and DDIM.
 # **Next:** notebook 05 turns to video data.

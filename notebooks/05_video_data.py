@@ -83,9 +83,9 @@ from course_lib.data.video import (
     shuffle_frames,
     to_channels_first_time,
 )
-from course_lib.diffusion import q_sample
-from course_lib.schedules import make_schedule
-from course_lib.viz import animate, filmstrip, frame_scrubber, image_grid, save_gif, save_mp4
+from course_lib.diffusion.forward import q_sample
+from course_lib.diffusion.schedules import make_schedule
+from course_lib.views.figures import animate, filmstrip, frame_scrubber, image_grid, save_gif, save_mp4
 
 preset = get_preset()
 g = seed_everything(0)

@@ -78,7 +78,7 @@ import torch
 
 from course_lib.config import get_preset, seed_everything
 from course_lib.data.video import bouncing_shapes
-from course_lib.metrics_motion import motion_consistency
+from course_lib.metrics.motion import motion_consistency
 from course_lib.models.conv_lstm import ConvLSTMCell, ConvLSTMDenoiser, frame_influence, layer_shapes
 from course_lib.models.profile import count_parameters
 from course_lib.models.seed_video_model import (
@@ -89,9 +89,9 @@ from course_lib.models.seed_video_model import (
     forward_with_pooled_lstm_input,
     lstm_input_of,
 )
-from course_lib.recipes import get_recipe
-from course_lib.viz import animate, filmstrip
-from course_lib.zoo import train_or_load
+from course_lib.workshop.recipes import get_recipe
+from course_lib.views.figures import animate, filmstrip
+from course_lib.workshop.zoo import train_or_load
 
 preset = get_preset()
 g = seed_everything(0)

@@ -74,19 +74,19 @@ import torch
 from IPython.display import Markdown, display
 from torch.utils.flop_counter import FlopCounterMode
 
-from course_lib.attention_maps import capture_temporal_attention
-from course_lib.bench import Table
-from course_lib.bench_video import measure_train_step, real_clip_scores, score_samples, video_judge_for
+from course_lib.models.attention import capture_temporal_attention
+from course_lib.workshop.bench.image import Table
+from course_lib.workshop.bench.video import measure_train_step, real_clip_scores, score_samples, video_judge_for
 from course_lib.config import get_preset, seed_everything
 from course_lib.data.video import bouncing_shapes
-from course_lib.joint_training import JointImageVideoObjective, image_groups, joint_losses
+from course_lib.diffusion.joint import JointImageVideoObjective, image_groups, joint_losses
 from course_lib.models.profile import count_parameters
 from course_lib.models.blocks import SelfAttention
 from course_lib.models.unet3d import RelativePositionBias, TemporalAttention
-from course_lib.recipes import get_recipe
+from course_lib.workshop.recipes import get_recipe
 from course_lib.training import Trainer
-from course_lib.viz import animate, filmstrip
-from course_lib.zoo import train_or_load
+from course_lib.views.figures import animate, filmstrip
+from course_lib.workshop.zoo import train_or_load
 
 preset = get_preset()
 g = seed_everything(0)
@@ -297,7 +297,7 @@ plt.show()
 # Ho et al. train one network on videos and on images at once: images teach the spatial layers
 # what a frame looks like (there are far more images than videos), videos teach the temporal ones
 # how frames follow each other. With `image_mode` this needs no second network.
-# `course_lib.joint_training` turns a batch of B clips into
+# `course_lib.diffusion.joint` turns a batch of B clips into
 #
 # * B − n clips, denoised as clips (`image_mode=False`), and
 # * n = round(image_fraction · B) **image groups**: T frames drawn at random from all the frames of
@@ -368,7 +368,7 @@ plt.show()
 # 32×32: 2.44M parameters and 0.87 s per step against 1.04M and 1.7 s, one thread of a busy
 # machine). Its parameters sit at low resolution, where pixels are few; the ConvLSTM runs its cells
 # frame after frame, T sequential steps that cannot be batched. The full measurements, at two clip
-# shapes and with peak memory, are `python -m course_lib.bench video`.
+# shapes and with peak memory, are `python -m course_lib.workshop.bench.image video`.
 #
 # ## What to remember
 #

@@ -58,12 +58,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib.conditioning import conditional_sample
+from course_lib.diffusion.conditioning import conditional_sample
 from course_lib.config import get_preset, seed_everything
 from course_lib.data.video import bouncing_shapes
-from course_lib.diffusion import eps_from_x0
-from course_lib.frame_conditional import known_frames, predictor_steps, train_or_load_frame_conditional
-from course_lib.prediction_eval import (
+from course_lib.diffusion.forward import eps_from_x0
+from course_lib.workshop.predictor import known_frames, predictor_steps, train_or_load_frame_conditional
+from course_lib.metrics.prediction import (
     autoregressive_rollout,
     comparison_table,
     decay_table,
@@ -75,9 +75,9 @@ from course_lib.prediction_eval import (
     score_predictions,
     video_predictors,
 )
-from course_lib.recipes import get_recipe
-from course_lib.viz import animate, filmstrip
-from course_lib.zoo import train_or_load
+from course_lib.workshop.recipes import get_recipe
+from course_lib.views.figures import animate, filmstrip
+from course_lib.workshop.zoo import train_or_load
 
 CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lessons and the exercises
 
@@ -141,7 +141,7 @@ print(comparison_table(scores, baseline="repeat last frame"))
 # **(a) Frame-conditional training** (Voleti et al. 2022, MCVD; Höppe et al. 2022, RaMViD). Give the
 # network the condition as input: each frame enters as [x_t, m·known, m] — 2C + 1 = 7 channels —
 # and training hides a random number k ∈ {0, …, T−1} of leading frames per clip, with the loss on
-# the others (`course_lib.frame_conditional`). The network *learns* p(future | past); it costs a
+# the others (`course_lib.workshop.predictor`). The network *learns* p(future | past); it costs a
 # training run of its own.
 #
 # ## Why replacement drifts: an exact experiment
@@ -224,7 +224,7 @@ print(f"two models ready in {time.perf_counter() - start:.0f} s "
 # Each method becomes a *predictor* `predict(past, frames) -> clip` with the same sampler settings
 # and seed: `video_predictors` wraps `predict_future(model, past, frames, schedule,
 # method="replacement" | "guidance")` for (b) and (c) and `predict_future_conditional` for (a) (the
-# same predictors that `python -m course_lib.bench prediction` measures). `run_predictor` feeds
+# same predictors that `python -m course_lib.workshop.bench.image prediction` measures). `run_predictor` feeds
 # each one the first K frames of every test clip.
 
 # %%
@@ -318,7 +318,7 @@ print(decay_table(curves))
 # model on a spoiled past on purpose: each clip's known frames are put through the forward process
 # to a random step s ≤ 150 before the network sees them, while the frames it must produce stay
 # clean. A dimmed, noisy past then still means a crisp object. At sampling we show it its past at
-# step 75, the middle of that range. (`python -m course_lib.bench prediction --context-noise 150`
+# step 75, the middle of that range. (`python -m course_lib.workshop.bench.image prediction --context-noise 150`
 # measures the same on 32 videos: README, "Prediction and long videos".)
 
 # %%

@@ -58,12 +58,12 @@ import torch.nn.functional as F
 
 from course_lib.config import get_preset, seed_everything
 from course_lib.data.video import bouncing_shapes
-from course_lib.editing import inpaint, repair_frames, sdedit, sdedit_start
+from course_lib.diffusion.editing import inpaint, repair_frames, sdedit, sdedit_start
 from course_lib.metrics.image import psnr
-from course_lib.prediction_eval import frames_psnr, interpolate_frames, motion_passes, palette_distance, region_psnr
-from course_lib.recipes import get_recipe
-from course_lib.viz import filmstrip, slider_view
-from course_lib.zoo import train_or_load
+from course_lib.metrics.prediction import frames_psnr, interpolate_frames, motion_passes, palette_distance, region_psnr
+from course_lib.workshop.recipes import get_recipe
+from course_lib.views.figures import filmstrip, slider_view
+from course_lib.workshop.zoo import train_or_load
 
 CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lessons and the exercises
 

@@ -91,10 +91,10 @@ from course_lib.metrics.video import (
     per_frame_psnr,
     per_frame_ssim,
 )
-from course_lib.metrics_motion import motion_consistency
-from course_lib.recipes import get_recipe
-from course_lib.viz import filmstrip
-from course_lib.zoo import train_or_load
+from course_lib.metrics.motion import motion_consistency
+from course_lib.workshop.recipes import get_recipe
+from course_lib.views.figures import filmstrip
+from course_lib.workshop.zoo import train_or_load
 
 CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lessons and the exercises
 

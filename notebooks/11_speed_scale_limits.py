@@ -69,18 +69,18 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from course_lib import data_scale, speed
-from course_lib.attention_maps import capture_temporal_attention
+from course_lib.workshop import data_scale; from course_lib.training import speed
+from course_lib.models.attention import capture_temporal_attention
 from course_lib.config import get_device, get_preset, seed_everything
-from course_lib.diffusion import q_sample
+from course_lib.diffusion.forward import q_sample
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.judge import get_digit_judge, image_scores, judge_config_for_preset, reference_digits
-from course_lib.metrics_motion import motion_consistency
+from course_lib.metrics.motion import motion_consistency
 from course_lib.models.profile import count_parameters
-from course_lib.recipes import get_recipe
-from course_lib.samplers import ddpm_steps
-from course_lib.viz import filmstrip
-from course_lib.zoo import train_or_load
+from course_lib.workshop.recipes import get_recipe
+from course_lib.diffusion.samplers import ddpm_steps
+from course_lib.views.figures import filmstrip
+from course_lib.workshop.zoo import train_or_load
 
 preset = get_preset()
 device = get_device()
@@ -502,7 +502,7 @@ with torch.no_grad():
 # video never is. Here the same small model (the recipe's U-Net on 16×16 clips, so that 10,000
 # clips fit in memory as bytes) trains for the same number of steps on a fixed set of 100 clips
 # or of 10,000. With B clips per step, each of the 100 is seen steps·B/100 times; each of the
-# 10,000 only a few times. `course_lib.data_scale` holds the helpers.
+# 10,000 only a few times. `course_lib.workshop.data_scale` holds the helpers.
 
 # %%
 data_preset = preset.replace(video_size=16)

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.checks.nb06 import check_condition_on_time, check_conv_lstm_step, check_encode_frames
+from course_lib.workshop.checks.nb06 import check_condition_on_time, check_conv_lstm_step, check_encode_frames
 
 # %% [markdown]
 # ## Exercise 6.1 · Find the bug: the per-frame encoder
@@ -156,8 +156,8 @@ from course_lib.data.video import bouncing_shapes
 from course_lib.models.conv_lstm import frame_influence
 from course_lib.models.embeddings import TimestepEmbedding
 from course_lib.models.profile import count_parameters
-from course_lib.recipes import get_recipe
-from course_lib.zoo import train_or_load
+from course_lib.workshop.recipes import get_recipe
+from course_lib.workshop.zoo import train_or_load
 
 
 class RepairedSeedModel(nn.Module):

@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 from einops import rearrange
 
-from course_lib.checks.nb07 import check_conv_costs, check_temporal_attention_weights, check_to_time_sequences
+from course_lib.workshop.checks.nb07 import check_conv_costs, check_temporal_attention_weights, check_to_time_sequences
 
 # %% [markdown]
 # ## Exercise 7.1 · Pixels as sequences in time
@@ -138,8 +138,8 @@ _ = check_conv_costs(conv_costs)
 
 # %%
 from course_lib.config import get_preset
-from course_lib.recipes import get_recipe
-from course_lib.zoo import train_or_load
+from course_lib.workshop.recipes import get_recipe
+from course_lib.workshop.zoo import train_or_load
 
 preset = get_preset()
 recipe = get_recipe("video-shapes", preset)

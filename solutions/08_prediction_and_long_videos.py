@@ -42,8 +42,8 @@ print(describe_environment())
 # %%
 import torch
 
-from course_lib.checks.nb08 import check_guided_x0, check_replace_known, check_rollout
-from course_lib.diffusion import q_sample
+from course_lib.workshop.checks.nb08 import check_guided_x0, check_replace_known, check_rollout
+from course_lib.diffusion.forward import q_sample
 
 # %% [markdown]
 # ## Exercise 8.1 · The replacement step
@@ -126,9 +126,9 @@ _ = check_rollout(rollout)
 # the truth ρ·a. Replacement alone should land well short of it; guidance close to it.
 
 # %%
-from course_lib.diffusion import eps_from_x0
-from course_lib.samplers import ddim_step, ddim_timesteps
-from course_lib.schedules import make_schedule
+from course_lib.diffusion.forward import eps_from_x0
+from course_lib.diffusion.samplers import ddim_step, ddim_timesteps
+from course_lib.diffusion.schedules import make_schedule
 
 schedule = make_schedule("linear", 1000)
 rho, s, a = 0.9, 0.5, 0.8

@@ -41,7 +41,7 @@ print(describe_environment())
 # %%
 import torch
 
-from course_lib.checks.nb10 import check_frechet_1d, check_inception_score, check_psnr
+from course_lib.workshop.checks.nb10 import check_frechet_1d, check_inception_score, check_psnr
 
 # %% [markdown]
 # ## Exercise 10.1 · PSNR from the mean squared error

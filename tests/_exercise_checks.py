@@ -1,4 +1,4 @@
-"""Shared by the tests of the exercise checks (``course_lib.checks.nbNN``) and of the benchmarks."""
+"""Shared by the tests of the exercise checks (``course_lib.workshop.checks.nbNN``) and of the benchmarks."""
 from __future__ import annotations
 
 

@@ -1,11 +1,11 @@
-"""``python -m course_lib.bench``: the quick image benchmark runs end to end and prints a well-formed table."""
+"""``python -m course_lib.workshop.bench.image``: the quick image benchmark runs end to end and prints a well-formed table."""
 import json
 import math
 
 import pytest
 import torch
 
-from course_lib import bench
+from course_lib.workshop.bench import image as bench
 from course_lib.config import get_preset
 from _exercise_checks import number, parse_table
 
@@ -162,8 +162,8 @@ def test_a_checkpoint_of_another_preset_is_refused(quick_run, capsys):
 def test_an_idle_machine_budget_counts_cpu_time_in_exactly_resumed_chunks(tmp_path, monkeypatch):
     """--idle-minutes: training stops on this process's CPU time, not on wall time, and the chunks
     it trains in (each resumed from the last checkpoint) give the weights of one straight run."""
-    from course_lib import zoo
-    from course_lib.recipes import get_recipe
+    from course_lib.workshop import zoo
+    from course_lib.workshop.recipes import get_recipe
 
     monkeypatch.setattr(bench, "IDLE_CHUNK_STEPS", 3)
     recipe = get_recipe("toy-moons", "smoke", steps=7)
@@ -188,7 +188,7 @@ def test_precision_and_lr_reach_the_recipe_and_the_notes(tmp_path, capsys):
                        "--no-ddpm", "--precision", "bf16", "--lr", "0.002"])
     text = capsys.readouterr().out
     assert code == 0 and "lr 0.002, bf16;" in text
-    from course_lib.zoo import read_recipe
+    from course_lib.workshop.zoo import read_recipe
 
     recipe, _ = read_recipe(tmp_path / "image-smoke-quick.pt")
     assert recipe.lr == 0.002 and recipe.preset.precision == "bf16"

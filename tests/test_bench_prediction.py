@@ -1,4 +1,4 @@
-"""``python -m course_lib.bench prediction``: the quick run prints the methods and the rollouts; models are
+"""``python -m course_lib.workshop.bench.image prediction``: the quick run prints the methods and the rollouts; models are
 found, trained within a budget or reported "not trained"; the verdicts follow issue 7's targets."""
 import contextlib
 import io
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import bench, bench_prediction, zoo
-from course_lib.bench_prediction import (
+from course_lib.workshop.bench import image as bench, prediction as bench_prediction; from course_lib.workshop import zoo
+from course_lib.workshop.bench.prediction import (
     BASELINE,
     PREDICTION_COLUMNS,
     PredictionBenchConfig,
@@ -19,13 +19,13 @@ from course_lib.bench_prediction import (
     prediction_verdicts,
     train_frame_conditional,
 )
-from course_lib.conditioning import predict_future
+from course_lib.diffusion.conditioning import predict_future
 from course_lib.config import get_preset
-from course_lib.frame_conditional import (
+from course_lib.workshop.predictor import (
     checkpoint_path, frame_conditional_unet3d, predict_future_conditional, train_or_load_frame_conditional,
 )
-from course_lib.prediction_eval import PREDICTOR_NAMES, PredictionScores, min_moving_speed, video_predictors
-from course_lib.recipes import get_recipe
+from course_lib.metrics.prediction import PREDICTOR_NAMES, PredictionScores, min_moving_speed, video_predictors
+from course_lib.workshop.recipes import get_recipe
 from _exercise_checks import number, parse_table
 
 SMOKE = get_preset("smoke")
@@ -261,7 +261,7 @@ def test_bad_command_lines_exit_with_2_and_name_the_argument(quick_run, tmp_path
     assert bench.main([*QUICK_ARGS, "--out", str(tmp_path), "--checkpoint",
                        str(out / "prediction-smoke-quick-framecond.pt")]) == 2
     err = capsys.readouterr().err
-    assert "error: checkpoint: checkpoint " in err and "framecond.pt: expected a checkpoint written by course_lib.zoo" in err
+    assert "error: checkpoint: checkpoint " in err and "framecond.pt: expected a checkpoint written by course_lib.workshop.zoo" in err
     assert bench.main([*QUICK_ARGS, "--out", str(tmp_path), "--conditional-checkpoint",
                        str(out / "prediction-smoke-quick-unet3d.pt")]) == 2
     err = capsys.readouterr().err

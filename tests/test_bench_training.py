@@ -1,4 +1,4 @@
-"""``python -m course_lib.bench training``: the quick run prints one well-formed table and writes its files."""
+"""``python -m course_lib.workshop.bench.image training``: the quick run prints one well-formed table and writes its files."""
 import contextlib
 import io
 import json
@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from course_lib import bench, bench_training
-from course_lib.bench_training import QUICK_SETTINGS, TASKS, TRAINING_COLUMNS, TrainingBenchConfig, measure_settings
+from course_lib.workshop.bench import image as bench, training as bench_training
+from course_lib.workshop.bench.training import QUICK_SETTINGS, TASKS, TRAINING_COLUMNS, TrainingBenchConfig, measure_settings
 from course_lib.config import get_preset
-from course_lib.recipes import get_recipe
+from course_lib.workshop.recipes import get_recipe
 from _exercise_checks import number, parse_table
 
 

@@ -1,4 +1,4 @@
-"""``python -m course_lib.bench video``: the quick run prints a well-formed table; its helpers measure what they say."""
+"""``python -m course_lib.workshop.bench.image video``: the quick run prints a well-formed table; its helpers measure what they say."""
 import contextlib
 import io
 import json
@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from course_lib import bench, bench_video
-from course_lib.bench_video import (
+from course_lib.workshop.bench import image as bench, video as bench_video
+from course_lib.workshop.bench.video import (
     QUICK,
     StepMeasurement,
     VideoBenchConfig,
@@ -23,7 +23,7 @@ from course_lib.bench_video import (
 )
 from course_lib.config import get_preset
 from course_lib.models.profile import count_parameters
-from course_lib.recipes import get_recipe
+from course_lib.workshop.recipes import get_recipe
 from _exercise_checks import number, parse_table
 
 SMOKE = get_preset("smoke")

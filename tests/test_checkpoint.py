@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from course_lib.models.mlp import MLPDenoiser
-from course_lib.schedules import make_schedule
+from course_lib.diffusion.schedules import make_schedule
 from course_lib.training import DiffusionObjective, TrainConfig, Trainer, load_weights, random_rows
 from course_lib.training.checkpoint import read_checkpoint
 

@@ -1,7 +1,7 @@
 """Each notebook-02 check accepts the right answer and rejects the stub and plausible wrong answers."""
 import pytest
 
-from course_lib.checks import nb02
+from course_lib.workshop.checks import nb02
 from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.checks import nb04
+from course_lib.workshop.checks import nb04
 from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
 
 

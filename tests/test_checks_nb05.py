@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from course_lib.checks import nb05
+from course_lib.workshop.checks import nb05
 from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.checks import nb06
+from course_lib.workshop.checks import nb06
 from _exercise_checks import stub
 
 LESSON = Path(__file__).resolve().parents[1] / "notebooks" / "06_conv_lstm_video_diffusion.py"

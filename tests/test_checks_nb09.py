@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from course_lib.checks import nb09
-from course_lib.diffusion import q_sample
+from course_lib.workshop.checks import nb09
+from course_lib.diffusion.forward import q_sample
 from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
 
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from course_lib.checks import nb11
+from course_lib.workshop.checks import nb11
 from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong
 
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from course_lib import config
-from course_lib.cli import main
+from course_lib.workshop.cli import main
 from course_lib.metrics import judge
-from course_lib.recipes import get_recipe
-from course_lib.zoo import sidecar_path
+from course_lib.workshop.recipes import get_recipe
+from course_lib.workshop.zoo import sidecar_path
 
 
 @pytest.fixture(autouse=True)
@@ -218,7 +218,7 @@ def test_digits_sample_and_eval_with_a_small_judge(capsys, tmp_path, monkeypatch
 
 
 def test_moving_digits_eval_reads_the_requested_digit_in_every_frame(capsys, tmp_path, monkeypatch):
-    from course_lib import video_quality
+    from course_lib.workshop.bench import quality as video_quality
 
     asked = []
     monkeypatch.setattr(video_quality, "frame_digit_accuracy",
@@ -255,7 +255,7 @@ def test_demo_trains_samples_and_scores(capsys, tmp_path):
 
 
 def test_demo_on_a_cpu_trains_the_narrower_unet_and_its_continue_line_resumes_it(capsys, tmp_path):
-    from course_lib.cli import DEMO_CPU_BASE_CHANNELS, DEMO_LR
+    from course_lib.workshop.cli import DEMO_CPU_BASE_CHANNELS, DEMO_LR
 
     assert config.PRESETS["cpu"].video_base_channels > DEMO_CPU_BASE_CHANNELS
     assert get_recipe("video-shapes", "cpu").lr != DEMO_LR  # the short demo keeps its own lr
@@ -275,7 +275,7 @@ def test_demo_on_a_cpu_trains_the_narrower_unet_and_its_continue_line_resumes_it
 
 @pytest.mark.parametrize("native", [True, False])
 def test_demo_trains_in_bf16_where_the_cpu_computes_it_natively(native, capsys, tmp_path, monkeypatch):
-    from course_lib import cli
+    from course_lib.workshop import cli
 
     monkeypatch.setattr(cli, "cpu_has_native_bf16", lambda: native)
     code, out, err = run(["demo", "--preset", "smoke", "--out", "demo", "--device", "cpu"], capsys)

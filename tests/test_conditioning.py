@@ -6,10 +6,10 @@ x0[0] = a the other coordinate is N(ρa, s²(1 − ρ²)).
 import pytest
 import torch
 
-from course_lib.conditioning import conditional_sample, frame_mask, predict_future, rollout
-from course_lib.diffusion import eps_from_x0
-from course_lib.editing import inpaint, repair_frames, sdedit, sdedit_start
-from course_lib.schedules import make_schedule
+from course_lib.diffusion.conditioning import conditional_sample, frame_mask, predict_future, rollout
+from course_lib.diffusion.forward import eps_from_x0
+from course_lib.diffusion.editing import inpaint, repair_frames, sdedit, sdedit_start
+from course_lib.diffusion.schedules import make_schedule
 
 S = make_schedule("linear", 1000)
 RHO, SD, A = 0.9, 0.5, 0.8

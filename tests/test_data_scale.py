@@ -1,11 +1,11 @@
-"""course_lib.data_scale: nested finite clip sets, fair losses, nearest-neighbour distances, training on a set."""
+"""course_lib.workshop.data_scale: nested finite clip sets, fair losses, nearest-neighbour distances, training on a set."""
 import pytest
 import torch
 from torch import nn
 
-from course_lib import data_scale
+from course_lib.workshop import data_scale
 from course_lib.config import get_preset
-from course_lib.recipes import get_recipe
+from course_lib.workshop.recipes import get_recipe
 
 FRAMES, SIZE = 2, 16
 

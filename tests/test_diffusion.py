@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from course_lib.diffusion import (
+from course_lib.diffusion.forward import (
     diffusion_loss,
     eps_from_x0,
     extract,
@@ -13,7 +13,7 @@ from course_lib.diffusion import (
     v_from_eps,
     x0_from_eps,
 )
-from course_lib.schedules import make_schedule
+from course_lib.diffusion.schedules import make_schedule
 
 S = make_schedule("linear", 1000)
 

@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import config, zoo
-from course_lib.cli import main
-from course_lib.recipes import get_recipe
+from course_lib import config; from course_lib.workshop import zoo
+from course_lib.workshop.cli import main
+from course_lib.workshop.recipes import get_recipe
 from course_lib.training import TrainConfig, Trainer, distributed
-from course_lib.training.objective import random_rows
+from course_lib.diffusion.objectives import random_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, CRASH_AT = 12, 5
@@ -40,7 +40,7 @@ TINY = dict(num_diffusion_steps=50, toy_batch_size=32)  # for the in-process bad
 WORKER = f'''
 import os, sys, time
 import torch
-from course_lib import cli, zoo
+from course_lib.workshop import cli, zoo
 from course_lib.training import Trainer
 
 rank, out = int(os.environ.get("RANK", 0)), os.environ["TEST_OUT"]

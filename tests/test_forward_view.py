@@ -5,7 +5,7 @@ import matplotlib.figure
 import pytest
 import torch
 
-from course_lib.forward_view import noised_panels, noising_explorer, snr_plot
+from course_lib.views.forward import noised_panels, noising_explorer, snr_plot
 
 
 def test_explorer_falls_back_to_a_static_grid_outside_a_kernel():

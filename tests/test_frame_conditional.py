@@ -4,9 +4,9 @@ import torch
 from torch import nn
 
 from course_lib.config import get_preset
-from course_lib.conditioning import frame_mask
-from course_lib.diffusion import q_sample
-from course_lib.frame_conditional import (
+from course_lib.diffusion.conditioning import frame_mask
+from course_lib.diffusion.forward import q_sample
+from course_lib.workshop.predictor import (
     FrameConditionalDenoiser,
     FrameConditionalObjective,
     checkpoint_path,
@@ -19,8 +19,8 @@ from course_lib.frame_conditional import (
     random_prefix_mask,
     train_or_load_frame_conditional,
 )
-from course_lib.recipes import get_recipe
-from course_lib.schedules import make_schedule
+from course_lib.workshop.recipes import get_recipe
+from course_lib.diffusion.schedules import make_schedule
 
 S = make_schedule("linear", 100)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import zoo
+from course_lib.workshop import zoo
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "shipped_samples.pt"
 SHIPPED = sorted((Path(zoo.__file__).resolve().parent / "pretrained").glob("*.pt"))

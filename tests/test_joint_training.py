@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.diffusion import diffusion_loss
-from course_lib.joint_training import (
+from course_lib.diffusion.forward import diffusion_loss
+from course_lib.diffusion.joint import (
     JointImageVideoObjective,
     accepts_image_mode,
     image_groups,
@@ -13,7 +13,7 @@ from course_lib.joint_training import (
 )
 from course_lib.models.conv_lstm import ConvLSTMDenoiser
 from course_lib.models.unet3d import UNet3D
-from course_lib.schedules import make_schedule
+from course_lib.diffusion.schedules import make_schedule
 from course_lib.training import Trainer, TrainConfig
 
 SCHEDULE = make_schedule("cosine", 50)

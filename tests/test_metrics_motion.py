@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.metrics_motion import fit_reflected_line, motion_consistency, reflected_path, track_objects
+from course_lib.metrics.motion import fit_reflected_line, motion_consistency, reflected_path, track_objects
 
 
 def bouncing_square(frames=16, size=32, obj=6, start=(3.0, 10.0), velocity=(2.5, -1.7)):
@@ -54,7 +54,7 @@ def test_the_course_data_passes():
 def test_real_clips_pass_at_the_object_size_the_course_scores_with():
     """The recipe's object_size is the mean width; the largest squares (1.25× it) must pass too."""
     from course_lib.data.video import SHAPE_KINDS, bouncing_shapes
-    from course_lib.recipes import get_recipe
+    from course_lib.workshop.recipes import get_recipe
 
     object_size = get_recipe("video-shapes", "cpu").object_size
     shapes = bouncing_shapes(128, frames=32, size=32, seed=11)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from course_lib.metrics_toy import histogram_kl, mmd_rbf, nearest_neighbour_distance, nearest_neighbour_distances
+from course_lib.metrics.toy import histogram_kl, mmd_rbf, nearest_neighbour_distance, nearest_neighbour_distances
 
 
 @pytest.fixture(autouse=True, scope="module")

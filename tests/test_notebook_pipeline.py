@@ -17,10 +17,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib.notebooks import (
+from course_lib.workshop.build import (
     BuildError, SolutionMarkerError, build, check, is_check_cell, notebook_number, strip_solutions,
 )
-from course_lib.notebooks.__main__ import main
+from course_lib.workshop.build.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "notebook_pipeline"
@@ -339,13 +339,13 @@ def nbval_on_repo_exercises() -> tuple[int, dict[str, dict[int, bool]], str]:
 def test_repo_notebooks_are_in_sync():
     """The exercises are what the solutions generate, every .ipynb matches its .py (see README)."""
     problems = check(ROOT)
-    assert problems == [], "\n".join(problems + ["fix: python -m course_lib.notebooks build"])
+    assert problems == [], "\n".join(problems + ["fix: python -m course_lib.workshop.build build"])
 
 
 @pytest.mark.slow
 @pytest.mark.notebooks
 @pytest.mark.parametrize("exercise", repo_exercises() or [pytest.param(None, marks=pytest.mark.skip(
-    reason="no exercises/*.ipynb yet: run python -m course_lib.notebooks build"))],
+    reason="no exercises/*.ipynb yet: run python -m course_lib.workshop.build build"))],
     ids=lambda p: p.name if p else "none")
 def test_repo_exercise_fails_nbval_at_every_check_cell(exercise):
     code, results, output = nbval_on_repo_exercises()

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from course_lib.data.video import bouncing_shapes
-from course_lib.metrics_motion import motion_consistency
-from course_lib.prediction_eval import (
+from course_lib.metrics.motion import motion_consistency
+from course_lib.metrics.prediction import (
     autoregressive_rollout,
     comparison_table,
     decay_table,

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from course_lib.config import get_preset
-from course_lib.recipes import TASK_MODELS, LabelDropoutObjective, Recipe, get_recipe
-from course_lib.samplers import ddim_sample
+from course_lib.workshop.recipes import TASK_MODELS, LabelDropoutObjective, Recipe, get_recipe
+from course_lib.diffusion.samplers import ddim_sample
 
 
 def tiny_preset():

@@ -4,8 +4,8 @@ import torch
 
 from course_lib.config import get_preset
 from course_lib.data.video import moving_digits
-from course_lib.recipes import FOCUS_SNR, FocusedObjective, LabelDropoutObjective, Recipe, get_recipe
-from course_lib.schedules import make_schedule
+from course_lib.workshop.recipes import FOCUS_SNR, FocusedObjective, LabelDropoutObjective, Recipe, get_recipe
+from course_lib.diffusion.schedules import make_schedule
 from course_lib.training import DiffusionObjective
 
 

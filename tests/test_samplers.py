@@ -3,9 +3,9 @@ E[ε | x_t] = √(1−ᾱ)(x_t − √ᾱ μ) / (ᾱ s² + 1 − ᾱ), so a corr
 import pytest
 import torch
 
-from course_lib.diffusion import extract
-from course_lib.samplers import ddim_sample, ddim_steps, ddim_timesteps, ddpm_sample, ddpm_steps
-from course_lib.schedules import make_schedule
+from course_lib.diffusion.forward import extract
+from course_lib.diffusion.samplers import ddim_sample, ddim_steps, ddim_timesteps, ddpm_sample, ddpm_steps
+from course_lib.diffusion.schedules import make_schedule
 
 S = make_schedule("linear", 1000)
 MU, STD = 0.3, 0.5

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from course_lib.schedules import MAX_BETA, SCHEDULES, make_schedule, schedule_from_betas
+from course_lib.diffusion.schedules import MAX_BETA, SCHEDULES, make_schedule, schedule_from_betas
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))

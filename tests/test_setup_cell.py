@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.notebooks.drift import setup_cell_drift
-from course_lib.notebooks.setup_cell import SETUP_CELL, first_code_cell, with_setup_cell
+from course_lib.workshop.build.drift import setup_cell_drift
+from course_lib.workshop.build.setup_cell import SETUP_CELL, first_code_cell, with_setup_cell
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,7 +103,7 @@ def test_first_code_cell(text, expected):
 
 
 def test_the_check_command_names_a_notebook_without_the_setup_cell(tmp_path, capsys):
-    from course_lib.notebooks.__main__ import main
+    from course_lib.workshop.build.__main__ import main
 
     for folder in ("notebooks", "solutions", "exercises"):
         (tmp_path / folder).mkdir()
@@ -113,7 +113,7 @@ def test_the_check_command_names_a_notebook_without_the_setup_cell(tmp_path, cap
     assert setup_cell_drift(tmp_path) == []
     lesson.write_text("# %% [markdown]\n# # X\n\n# %%\nx = 1\n")
     assert setup_cell_drift(tmp_path) == [
-        "notebooks/01_x.py: its first code cell is not the set-up cell of course_lib/notebooks/setup_cell.py "
+        "notebooks/01_x.py: its first code cell is not the set-up cell of course_lib/workshop/build/setup_cell.py "
         "(write it with with_setup_cell, then build)"]
     main(["check", "--root", str(tmp_path)])
     assert "notebooks/01_x.py: its first code cell is not the set-up cell" in capsys.readouterr().err

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import shipped, zoo
-from course_lib.cli import main
+from course_lib.workshop import shipped, zoo
+from course_lib.workshop.cli import main
 from course_lib.config import get_preset
-from course_lib.recipes import Recipe, get_recipe
+from course_lib.workshop.recipes import Recipe, get_recipe
 from course_lib.training import Trainer
 
 

@@ -1,9 +1,9 @@
-"""course_lib.speed measures what it says: exact activation bytes, exact FLOPs, fair timings, a complete profile."""
+"""course_lib.training.speed measures what it says: exact activation bytes, exact FLOPs, fair timings, a complete profile."""
 import pytest
 import torch
 from torch import nn
 
-from course_lib import speed
+from course_lib.training import speed
 
 
 def conv_net(seed: int = 0) -> nn.Module:

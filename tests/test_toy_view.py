@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from course_lib.samplers import SamplerStep
-from course_lib.toy_view import particle_animation, trajectory_from_steps
+from course_lib.diffusion.samplers import SamplerStep
+from course_lib.views.toy import particle_animation, trajectory_from_steps
 
 
 @pytest.fixture(autouse=True, scope="module")

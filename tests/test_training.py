@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.diffusion import q_sample, to_x0_eps, training_target
+from course_lib.diffusion.forward import q_sample, to_x0_eps, training_target
 from course_lib.models.mlp import MLPDenoiser
-from course_lib.schedules import make_schedule
+from course_lib.diffusion.schedules import make_schedule
 from course_lib.training import (
     DiffusionObjective,
     TrainConfig,

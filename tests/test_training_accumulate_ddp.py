@@ -28,7 +28,7 @@ SETUP = '''
 import torch
 from torch import nn
 from course_lib.models.mlp import MLPDenoiser
-from course_lib.schedules import make_schedule
+from course_lib.diffusion.schedules import make_schedule
 from course_lib.training import DiffusionObjective, TrainConfig, Trainer, random_rows
 
 

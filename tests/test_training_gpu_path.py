@@ -16,8 +16,8 @@ from torch import nn
 
 from course_lib.config import get_preset
 from course_lib.models.mlp import MLPDenoiser
-from course_lib.recipes import get_recipe
-from course_lib.schedules import make_schedule
+from course_lib.workshop.recipes import get_recipe
+from course_lib.diffusion.schedules import make_schedule
 from course_lib.training import DiffusionObjective, TrainConfig, Trainer, distributed, random_rows
 
 

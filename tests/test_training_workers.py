@@ -10,9 +10,9 @@ import os
 import pytest
 import torch
 
-from course_lib import config, zoo
-from course_lib.cli import main
-from course_lib.recipes import get_recipe
+from course_lib import config; from course_lib.workshop import zoo
+from course_lib.workshop.cli import main
+from course_lib.workshop.recipes import get_recipe
 from course_lib.training import Trainer
 from course_lib.training.data import StepBatches, draw_shard, step_loader
 

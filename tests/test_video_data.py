@@ -19,7 +19,7 @@ from course_lib.data.video import (
     shuffle_frames,
     to_channels_first_time,
 )
-from course_lib.metrics_motion import motion_consistency
+from course_lib.metrics.motion import motion_consistency
 
 
 def test_layout_conversions_move_axes_not_memory():

@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib import video_quality
+from course_lib.workshop.bench import quality as video_quality
 from course_lib.config import get_preset
 from course_lib.data.video import moving_digits
 from course_lib.metrics import video as video_metrics
 from course_lib.metrics.video import VideoJudgeConfig, train_video_judge
-from course_lib.recipes import get_recipe
-from course_lib.video_quality import frame_digit_accuracy, measure, train_for
+from course_lib.workshop.recipes import get_recipe
+from course_lib.workshop.bench.quality import frame_digit_accuracy, measure, train_for
 
 
 def tiny_preset():

@@ -12,9 +12,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from course_lib import viz
+from course_lib.views import figures as viz
 from course_lib.data.files import read_video
-from course_lib.viz import (
+from course_lib.views.figures import (
     animate,
     filmstrip,
     frame_scrubber,

@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from course_lib import zoo
+from course_lib.workshop import zoo
 from course_lib.config import Preset, get_preset
-from course_lib.recipes import get_recipe
+from course_lib.workshop.recipes import get_recipe
 from course_lib.training import Trainer, TrainConfig
 
 
@@ -141,7 +141,7 @@ def test_a_plain_trainer_checkpoint_has_no_recipe(tmp_path):
     plain = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch, TrainConfig(steps=1, progress=False), "cpu")
     plain.fit()
     plain.save(tmp_path / "plain.pt")
-    with pytest.raises(ValueError, match=r"plain.pt: expected a checkpoint written by course_lib.zoo"):
+    with pytest.raises(ValueError, match=r"plain.pt: expected a checkpoint written by course_lib.workshop.zoo"):
         zoo.load_checkpoint(tmp_path / "plain.pt")
     with pytest.raises(ValueError, match=r"plain.pt: expected a checkpoint of recipe toy-moons-mlp-smoke-.*without one"):
         zoo.train(recipe, tmp_path / "plain.pt", progress=False)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from matplotlib.ft2font import FT2Font, LoadFlags
 from torch.utils.data import Dataset
 
-from course_lib._checks_args import check_choice, check_positive_int, check_rank, check_tensor, fail
+from course_lib._validation import check_choice, check_positive_int, check_rank, check_tensor, fail
 from course_lib.data.toy import make_generator
 
 SIZES = (28, 32)

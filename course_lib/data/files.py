@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from course_lib._checks_args import check_int_range, check_positive_int, fail
+from course_lib._validation import check_int_range, check_positive_int, fail
 
 VIDEO_EXTENSIONS = (".gif", ".mp4")
 LUMA = torch.tensor([0.299, 0.587, 0.114])  # ITU-R BT.601 weights of R, G, B

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from course_lib._checks_args import check_float_range, check_positive_int, fail
+from course_lib._validation import check_float_range, check_positive_int, fail
 
 # The 1D mixture: weights w_i, means μ_i, standard deviations s_i, chosen so that
 # E[x] = Σ w_i μ_i = 0 and Var[x] = Σ w_i (μ_i² + s_i²) = 1.

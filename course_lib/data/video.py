@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from course_lib._checks_args import check_int_range, check_positive_int, check_rank, check_tensor, fail
+from course_lib._validation import check_int_range, check_positive_int, check_rank, check_tensor, fail
 from course_lib.data.digits import render_digits
 from course_lib.data.toy import make_generator
 

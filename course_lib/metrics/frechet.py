@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from course_lib._checks_args import fail
+from course_lib._validation import fail
 
 
 def _as_float64(name: str, value, layout: str) -> torch.Tensor:

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from course_lib._checks_args import check_choice, check_rank, fail
+from course_lib._validation import check_choice, check_rank, fail
 
 REDUCTIONS = ("mean", "none")
 WINDOWS = ("gaussian", "uniform")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib._checks_args import check_positive_int, check_rank, fail
+from course_lib._validation import check_positive_int, check_rank, fail
 
 
 def _probabilities(logits: torch.Tensor | None, probs: torch.Tensor | None) -> torch.Tensor:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib._checks_args import check_rank, check_tensor, fail
+from course_lib._validation import check_rank, check_tensor, fail
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.inception_score import inception_score
 

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from course_lib._checks_args import check_int_range, check_rank, check_tensor, fail
+from course_lib._validation import check_int_range, check_rank, check_tensor, fail
 from course_lib.data.video import PALETTE, SHAPE_KINDS, bouncing_shapes, check_video, moving_digits
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.image import psnr, ssim

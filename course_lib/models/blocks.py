@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib._checks_args import check_positive_int, check_rank, fail
+from course_lib._validation import check_positive_int, check_rank, fail
 
 
 def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib._checks_args import check_int_range, check_positive_int, check_rank, check_tensor, fail
+from course_lib._validation import check_int_range, check_positive_int, check_rank, check_tensor, fail
 from course_lib.models.blocks import ResBlock, group_norm
 from course_lib.models.embeddings import ClassEmbedding, TimestepEmbedding, check_unconditional_labels
 

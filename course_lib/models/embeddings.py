@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from course_lib._checks_args import check_positive_int, check_rank, fail
+from course_lib._validation import check_positive_int, check_rank, fail
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_lib._checks_args import check_positive_int, check_rank, fail
+from course_lib._validation import check_positive_int, check_rank, fail
 from course_lib.models.embeddings import TimestepEmbedding
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib._checks_args import check_choice, check_positive_int, fail
+from course_lib._validation import check_choice, check_positive_int, fail
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -45,7 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib._checks_args import check_rank, fail
+from course_lib._validation import check_rank, fail
 
 # ---------------------------------------------------------------------------------------------
 # The seed's §5.1, as printed (comments translated from Chinese). Do not fix: notebook 06 runs it.

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib._checks_args import (
+from course_lib._validation import (
     check_float_range,
     check_int_range,
     check_positive_int,

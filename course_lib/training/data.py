@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from course_lib._checks_args import check_positive_int, fail
+from course_lib._validation import check_positive_int, fail
 from course_lib.training.distributed import shard_generator, stream_seed
 
 PREFETCH_PER_WORKER = 2  # steps each worker keeps ready ahead of the trainer

@@ -53,7 +53,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from course_lib._checks_args import fail
+from course_lib._validation import fail
 
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")  # any of these set: we were launched by torchrun
 RENDEZVOUS_VARIABLES = ("MASTER_ADDR", "MASTER_PORT")  # then these are needed too

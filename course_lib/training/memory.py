@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_lib._checks_args import check_choice, check_positive_int, fail
+from course_lib._validation import check_choice, check_positive_int, fail
 from course_lib.config import autocast_dtype
 
 ADAMW_MOMENTS = 2  # exp_avg (m) and exp_avg_sq (v), one each per trainable parameter

@@ -31,7 +31,7 @@ test_training_workers.py, test_training_accumulate_ddp.py, test_training_memory.
   core kernels). Video batches (B, T, C, H, W) are left as they are: the course's video models fold
   time into the batch and run 2-D convolutions per frame, which take the layout of their weights;
   ``channels_last_3d`` only concerns 3-D convolutions, which they do not have. Off by default:
-  measured on CPU it does not help (python -m course_lib.bench training).
+  measured on CPU it does not help (python -m course_lib.workshop.bench.image training).
 * ``workers`` N: batches drawn by N DataLoader worker processes (:mod:`course_lib.training.data`),
   in page-locked memory on CUDA; the data stream is the same tensors as with ``workers=0``. It needs
   per-step streams, so S defaults to W·A here too.
@@ -51,7 +51,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_lib._checks_args import check_choice, check_float_range, check_positive_int, fail
+from course_lib._validation import check_choice, check_float_range, check_positive_int, fail
 from course_lib.config import Preset, autocast_dtype, get_device
 from course_lib.training import distributed
 from course_lib.training.data import draw_shard, step_loader

@@ -134,7 +134,7 @@ def test_the_course_widget_notebooks_are_found():
 
 
 def test_interactive_notebooks_are_found_by_their_code_not_their_prose(tmp_path):
-    (tmp_path / "07_widget.py").write_text("# %%\nfrom course_lib.viz import frame_scrubber\nframe_scrubber(video)\n")
+    (tmp_path / "07_widget.py").write_text("# %%\nfrom course_lib.views.figures import frame_scrubber\nframe_scrubber(video)\n")
     (tmp_path / "08_prose.py").write_text("# %% [markdown]\n# We could animate(video) here, but we don't.\nx = 1\n")
     (tmp_path / "09_gif.py").write_text("# %%\nanimate(video)\n")
     assert [p.name for p in interactive_notebooks(tmp_path)] == ["07_widget.py", "09_gif.py"]
@@ -182,7 +182,7 @@ def test_a_new_display_maker_in_the_library_is_found_without_a_list(tmp_path):
 
 def test_browser_tests_run_after_the_notebooks_they_open():
     """The plugin moves marked browser tests to the end (nbval has then warmed the caches), keeping each group's order."""
-    from course_lib.pytest_plugin import pytest_collection_modifyitems
+    from course_lib.workshop.pytest_plugin import pytest_collection_modifyitems
 
     class Item:
         def __init__(self, name, browser):

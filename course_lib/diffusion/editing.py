@@ -1,0 +1,66 @@
+"""Editing a given clip (seed §6): SDEdit re-noising, inpainting a region, repairing damaged frames."""
+from __future__ import annotations
+
+import torch
+
+from course_lib._validation import check_float_range, check_rank, check_tensor
+from course_lib.diffusion.conditioning import conditional_sample, frame_mask
+from course_lib.diffusion.forward import q_sample
+from course_lib.diffusion.samplers import ModelFn, ddim_sample
+from course_lib.diffusion.schedules import NoiseSchedule
+
+
+def sdedit_start(strength: float, num_steps: int) -> int:
+    """The code timestep SDEdit starts from: strength 0 -> no change, 1 -> pure noise (t = T−1)."""
+    check_float_range("strength", strength, 0.0, 1.0)
+    return round(strength * (num_steps - 1))
+
+
+def sdedit(model_fn: ModelFn, x: torch.Tensor, strength: float, schedule: NoiseSchedule, steps: int = 50,
+           generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
+    """SDEdit (Meng et al. 2022): noise ``x`` to t = strength·(T−1) with q(x_t | x), then denoise back.
+
+    Low strength keeps the layout and fixes details; high strength keeps little but the colours.
+    x: (B, ...) in [-1, 1] -> (B, ...). Strength 0 returns ``x`` unchanged.
+    """
+    check_tensor("x", x)
+    t_start = sdedit_start(strength, schedule.num_steps)
+    if strength == 0:
+        return x.clone()
+    x_t = q_sample(x, t_start, schedule, generator=generator)
+    n = max(1, round(steps * (t_start + 1) / schedule.num_steps))
+    return ddim_sample(model_fn, x.shape, schedule, steps=n, x_start=x_t, t_start=t_start, generator=generator, **kwargs)
+
+
+def inpaint(model_fn: ModelFn, video: torch.Tensor, region: torch.Tensor, schedule: NoiseSchedule,
+            resample: int = 3, **kwargs) -> torch.Tensor:
+    """Regenerate ``region`` (1 = to regenerate) of every frame, RePaint-style (resampling).
+
+    video: (B, T, C, H, W); region: broadcastable to video, e.g. (1, 1, 1, H, W) for one area in all frames.
+    """
+    check_rank("video", video, 5, "(B, T, C, H, W)")
+    check_tensor("region", region)
+    try:
+        keep = 1 - torch.broadcast_to(region.to(video.dtype), video.shape)
+    except RuntimeError:
+        raise ValueError(f"region: expected a shape broadcastable to video {tuple(video.shape)}, got shape {tuple(region.shape)}")
+    return conditional_sample(model_fn, video, keep, schedule, resample=resample, **kwargs)
+
+
+def repair_frames(model_fn: ModelFn, video: torch.Tensor, damaged, schedule: NoiseSchedule, **kwargs) -> torch.Tensor:
+    """Fill in dropped or corrupted frames from the intact ones.
+
+    damaged: list of frame indices, or a (B, T) bool tensor, True where a frame is damaged.
+    """
+    check_rank("video", video, 5, "(B, T, C, H, W)")
+    b, frames = video.shape[:2]
+    if isinstance(damaged, torch.Tensor):
+        intact = ~damaged.bool()
+    else:
+        damaged = list(damaged)
+        intact = torch.ones(b, frames, dtype=torch.bool)
+        for i in damaged:
+            if not (isinstance(i, int) and 0 <= i < frames):
+                raise ValueError(f"damaged: expected frame indices in [0, {frames - 1}], got {damaged!r}")
+        intact[:, damaged] = False
+    return conditional_sample(model_fn, video, frame_mask(video, intact), schedule, **kwargs)

@@ -1,0 +1,130 @@
+"""Motion consistency: does the object in a generated clip move like the data's objects do?
+
+The course's synthetic videos have known dynamics: one object moving at constant velocity that
+bounces off the frame's walls. So a generated clip can be *measured*, not only looked at:
+
+1. track the object: per frame, the centroid of the foreground pixels (brighter than the
+   background), and the number of separate blobs (scipy.ndimage.label after a 1-pixel dilation,
+   so a thin digit whose strokes break apart still counts as one);
+2. fit, per axis, the best "reflected line" p(t) = fold(p0 + v·t) between the walls (a triangle
+   wave: constant speed, direction flips at a wall) by a grid search over (p0, v);
+3. the clip passes when every frame shows exactly one blob whose area is between MIN_AREA and
+   MAX_AREA times object_size² (and varies at most 3×), and the fit's RMS
+   error is under ``tolerance`` pixels.
+Videos are (B, T, C, H, W) in [-1, 1].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from course_lib._validation import check_float_range, check_rank, fail
+
+# plausible foreground area per frame, in units of object_size²: a thin digit covers ~0.1–0.4 of its
+# box, a disc π/4, a square 1; a frame-filling blob or a speck is not the object. object_size is
+# the data's *mean* width, and bouncing_shapes draws squares up to 1.25× it, whose anti-aliased rim
+# counts too: (1.25 w + 1)² ≈ 1.9 w² at w = 8.5 px, so the upper bound is 2 (at 1.5, 8 of 9 real
+# 32-frame clips with a square ≥ 10 px wide failed: 6% of all real clips)
+MIN_AREA, MAX_AREA = 0.05, 2.0
+
+
+@dataclass
+class MotionReport:
+    """Per-clip results: passed (B,) bool, fit_error (B,) px RMS, blobs (B, T) count, track (B, T, 2) (y, x)."""
+
+    passed: np.ndarray
+    fit_error: np.ndarray
+    blobs: np.ndarray
+    track: np.ndarray
+
+    @property
+    def pass_rate(self) -> float:
+        return float(self.passed.mean())
+
+
+def track_objects(video: torch.Tensor, threshold: float = 0.0, min_area: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centroid (y, x) of the foreground per frame, the number of blobs and the foreground area.
+
+    video: (B, T, C, H, W) -> track (B, T, 2) (NaN where nothing is found), blobs (B, T), area (B, T).
+    Foreground = brightest channel above ``threshold``; blobs smaller than ``min_area`` pixels are noise.
+    """
+    check_rank("video", video, 5, "(B, T, C, H, W)")
+    fg = (video.detach().float().amax(dim=2) > threshold).cpu().numpy()  # (B, T, H, W)
+    b, t = fg.shape[:2]
+    track = np.full((b, t, 2), np.nan)
+    blobs = np.zeros((b, t), dtype=int)
+    area = np.zeros((b, t), dtype=int)
+    for i in range(b):
+        for j in range(t):
+            labels, n = ndimage.label(ndimage.binary_dilation(fg[i, j], iterations=1))  # join broken strokes
+            labels = labels * fg[i, j]
+            sizes = ndimage.sum_labels(fg[i, j], labels, range(1, n + 1)) if n else np.zeros(0)
+            keep = np.flatnonzero(sizes >= min_area) + 1
+            blobs[i, j] = len(keep)
+            mask = np.isin(labels, keep)
+            area[i, j] = int(mask.sum())
+            if area[i, j]:
+                ys, xs = np.nonzero(mask)
+                track[i, j] = ys.mean(), xs.mean()
+    return track, blobs, area
+
+
+def reflected_path(p0: np.ndarray, v: np.ndarray, frames: int, low: float, high: float) -> np.ndarray:
+    """Positions of a point starting at p0 with velocity v, bouncing between ``low`` and ``high``.
+
+    p0, v: broadcastable arrays -> (..., frames). Unfolded motion p0 + v t folded into a triangle wave.
+    """
+    span = high - low
+    u = (np.asarray(p0)[..., None] - low) + np.asarray(v)[..., None] * np.arange(frames)
+    u = np.mod(u, 2 * span)
+    return low + np.where(u > span, 2 * span - u, u)
+
+
+def fit_reflected_line(path: np.ndarray, low: float, high: float, max_speed: float) -> float:
+    """Smallest RMS error (px) of a reflected line fitted to one axis of a track ``path`` (T,)."""
+    p0 = np.linspace(low, high, 97)[:, None]
+    v = np.linspace(-max_speed, max_speed, 161)[None, :]
+    err = np.sqrt(((reflected_path(p0, v, len(path), low, high) - path) ** 2).mean(-1))  # (97, 161)
+    i, j = np.unravel_index(err.argmin(), err.shape)
+    # refine around the best grid point
+    p0f = np.linspace(p0[max(i - 1, 0), 0], p0[min(i + 1, 96), 0], 21)[:, None]
+    vf = np.linspace(v[0, max(j - 1, 0)], v[0, min(j + 1, 160)], 21)[None, :]
+    fine = np.sqrt(((reflected_path(p0f, vf, len(path), low, high) - path) ** 2).mean(-1))
+    return float(min(err.min(), fine.min()))
+
+
+def motion_consistency(video: torch.Tensor, object_size: float, tolerance: float = 1.5, max_speed: float | None = None,
+                       threshold: float = 0.0) -> MotionReport:
+    """Score each clip of ``video`` (B, T, C, H, W): one object, constant velocity between bounces.
+
+    object_size: the object's width in pixels (the centroid moves between object_size/2 and
+    size − object_size/2). tolerance: allowed RMS fit error in pixels.
+    """
+    check_rank("video", video, 5, "(B, T, C, H, W)")
+    check_float_range("object_size", object_size, 1.0, float(min(video.shape[-2:])))
+    check_float_range("tolerance", tolerance, 0.0, 1e3)
+    if video.shape[1] < 3:
+        fail("video", "clips of at least 3 frames (motion needs them)", f"{video.shape[1]} frames")
+    height, width = video.shape[-2:]
+    max_speed = max_speed or object_size
+    track, blobs, area = track_objects(video, threshold)
+    b = video.shape[0]
+    errors = np.full(b, np.inf)
+    passed = np.zeros(b, dtype=bool)
+    for i in range(b):
+        ok_area = area[i] > 0
+        if not (blobs[i] == 1).all() or not ok_area.all():
+            continue
+        if area[i].max() > 3 * area[i].min():  # the object must not melt or explode
+            continue
+        if not (MIN_AREA * object_size**2 <= area[i]).all() or not (area[i] <= MAX_AREA * object_size**2).all():
+            continue  # a blob far smaller or larger than the object (e.g. the whole frame lit) is not it
+        half = object_size / 2 - 0.5
+        ey = fit_reflected_line(track[i, :, 0], half, height - 1 - half, max_speed)
+        ex = fit_reflected_line(track[i, :, 1], half, width - 1 - half, max_speed)
+        errors[i] = float(np.hypot(ey, ex))
+        passed[i] = errors[i] <= tolerance
+    return MotionReport(passed=passed, fit_error=errors, blobs=blobs, track=track)

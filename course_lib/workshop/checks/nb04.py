@@ -1,0 +1,130 @@
+"""Checks for notebook 04 (image DDPM). References: course_lib.diffusion.forward, course_lib.diffusion.samplers, course_lib.models.unet2d."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib.workshop.checks import compare
+from course_lib.diffusion.forward import q_sample
+from course_lib.models.unet2d import guided_denoiser
+from course_lib.diffusion.samplers import ddim_step
+from course_lib.diffusion.schedules import NoiseSchedule, schedule_from_betas
+
+NUM_CLASSES = 10
+
+
+def _schedule_from_alpha_bars(alpha_bars: torch.Tensor) -> NoiseSchedule:
+    """The schedule whose ᾱ_t are ``alpha_bars`` (T,), decreasing: β_t = 1 − ᾱ_t / ᾱ_{t−1}."""
+    alpha_bars = alpha_bars.double().reshape(-1)
+    previous = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars[:-1]])
+    return schedule_from_betas(1 - alpha_bars / previous)
+
+
+class StandInDenoiser(nn.Module):
+    """An analytic stand-in for the U-Net: ε̂(x_t, t, y) = 0.6·x_t + 0.002·t + 0.05·y, per pixel.
+
+    It needs ``y`` (like the class-conditional U-Net), and t and y change its output, so a loss
+    computed with the wrong x_t, t or labels differs from the reference.
+    """
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        return 0.6 * x + 0.002 * t.view(shape).float() + 0.05 * y.view(shape).float()
+
+
+# --- references ---------------------------------------------------------------------------------
+
+def reference_training_loss(model, x0: torch.Tensor, labels: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+                            alpha_bars: torch.Tensor) -> torch.Tensor:
+    """‖ε − ε_θ(x_t, t, y)‖² averaged (Ho et al. 2020, Eq. 14), x_t from course_lib.diffusion.forward.q_sample (Eq. 4)."""
+    x_t = q_sample(x0, t, _schedule_from_alpha_bars(alpha_bars), noise=noise)
+    return F.mse_loss(model(x_t, t, labels), noise)
+
+
+def reference_ddim_update(x_t: torch.Tensor, eps_hat: torch.Tensor, alpha_bar_t: torch.Tensor,
+                          alpha_bar_next: torch.Tensor) -> torch.Tensor:
+    """One deterministic DDIM step (Song et al. 2021, Eq. 12, η = 0), via course_lib.diffusion.samplers.ddim_step.
+
+    ``alpha_bar_next`` = 1 means the last jump, to clean data.
+    """
+    if float(alpha_bar_next) >= 1.0:
+        schedule, t, t_next = _schedule_from_alpha_bars(alpha_bar_t.reshape(1)), 0, -1
+    else:
+        schedule, t, t_next = _schedule_from_alpha_bars(torch.stack([alpha_bar_next, alpha_bar_t])), 1, 0
+    return ddim_step(lambda x, tt: eps_hat, x_t, t, t_next, schedule, eta=0.0, clip_x0=False).x
+
+
+class _FixedPredictions(nn.Module):
+    """A 'model' for guided_denoiser that returns ``eps_cond`` for real labels and ``eps_uncond`` for the null label."""
+
+    num_classes = NUM_CLASSES
+
+    def __init__(self, eps_cond: torch.Tensor, eps_uncond: torch.Tensor):
+        super().__init__()
+        self.eps_cond, self.eps_uncond = eps_cond, eps_uncond
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x: (2B, ...) = [x_t, x_t], y: (2B,) = [labels, null labels], as guided_denoiser calls it."""
+        is_null = (y == self.num_classes).view(-1, *[1] * (x.dim() - 1))
+        return torch.where(is_null, torch.cat([self.eps_uncond] * 2), torch.cat([self.eps_cond] * 2))
+
+
+def reference_guided_eps(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w: float) -> torch.Tensor:
+    """ε̂ = ε(x_t, ∅) + w·(ε(x_t, y) − ε(x_t, ∅)), via course_lib.models.unet2d.guided_denoiser."""
+    b = eps_cond.shape[0]
+    model_fn = guided_denoiser(_FixedPredictions(eps_cond, eps_uncond), torch.zeros(b, dtype=torch.long), w)
+    return model_fn(torch.zeros_like(eps_cond), torch.zeros(b, dtype=torch.long))
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+def _linear_alpha_bars(T: int = 1000) -> torch.Tensor:
+    betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
+    return torch.cumprod(1 - betas, 0).float()
+
+
+def check_training_loss(learner_fn) -> bool:
+    g = torch.Generator().manual_seed(41)
+    alpha_bars = _linear_alpha_bars()
+    model = StandInDenoiser()
+    cases = []
+    for shape in [(4, 1, 6, 6), (3, 1, 5, 7), (6, 1, 4, 4)]:
+        b = shape[0]
+        x0 = torch.rand(shape, generator=g) * 2 - 1
+        labels = torch.randint(0, NUM_CLASSES, (b,), generator=g)
+        t = torch.randint(0, len(alpha_bars), (b,), generator=g)
+        cases.append(((model, x0, labels, t, torch.randn(shape, generator=g), alpha_bars), {}))
+    t_ends = torch.tensor([0, 999])  # the first and the last step
+    cases.append(((model, torch.ones(2, 1, 3, 3), torch.tensor([3, 7]), t_ends, torch.randn(2, 1, 3, 3, generator=g),
+                   alpha_bars), {}))
+    short = torch.linspace(0.95, 0.05, 8)  # a coarse 8-step schedule: indexing ᾱ one step off shows clearly
+    cases.append(((model, torch.rand(5, 1, 4, 4, generator=g) * 2 - 1, torch.arange(5), torch.tensor([0, 2, 4, 6, 7]),
+                   torch.randn(5, 1, 4, 4, generator=g), short), {}))
+    return compare("4.1", learner_fn, reference_training_loss, cases, "training_loss",
+                   hint="x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε with ᾱ_t = alpha_bars[t] reshaped to (B, 1, 1, 1); "
+                        "the model gets (x_t, t, labels) and its output is compared with the noise ε (mean squared error).")
+
+
+def check_ddim_update(learner_fn) -> bool:
+    g = torch.Generator().manual_seed(42)
+    alpha_bars = _linear_alpha_bars()
+    cases = []
+    for t, t_next in [(999, 979), (500, 480), (120, 100), (40, 0), (19, -1)]:
+        x_t, eps = torch.randn(3, 1, 4, 4, generator=g), torch.randn(3, 1, 4, 4, generator=g)
+        a_next = alpha_bars[t_next] if t_next >= 0 else torch.tensor(1.0)
+        cases.append(((x_t, eps, alpha_bars[t], a_next), {}))
+    return compare("4.2", learner_fn, reference_ddim_update, cases, "ddim_update",
+                   hint="first x̂0 = (x_t − √(1 − ᾱ_t)·ε̂)/√ᾱ_t, then x_next = √ᾱ_next·x̂0 + √(1 − ᾱ_next)·ε̂ "
+                        "(η = 0: no fresh noise, no clipping).")
+
+
+def check_guided_eps(learner_fn) -> bool:
+    g = torch.Generator().manual_seed(43)
+    cases = []
+    for w in [0.0, 1.0, 3.0, 7.5]:
+        shape = (2, 1, 4, 4)
+        cases.append(((torch.randn(shape, generator=g), torch.randn(shape, generator=g), w), {}))
+    return compare("4.3", learner_fn, reference_guided_eps, cases, "guided_eps",
+                   hint="start from the unconditional prediction and move w times along (conditional − "
+                        "unconditional): w = 0 gives ε(x_t, ∅), w = 1 gives ε(x_t, y).")

@@ -1,0 +1,99 @@
+"""Checks for notebook 07 (3D U-Net video diffusion).
+
+References: einops for the layout of temporal attention, course_lib.models.unet3d.RelativePositionBias
+for the bias, torch's own Conv3d modules and FLOP counter for the costs.
+"""
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from course_lib.workshop.checks import compare
+from course_lib.models.profile import count_parameters
+from course_lib.models.unet3d import RelativePositionBias
+
+
+# --- references ---------------------------------------------------------------------------------
+
+def reference_to_time_sequences(h: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B·T, C, H, W) features, frames folded into the batch -> (B·H·W, T, C): one sequence of T vectors per pixel.
+
+    Sequence n = (b·H + y)·W + x holds pixel (y, x) of clip b in frames 0..T-1.
+    """
+    return rearrange(h, "(b t) c h w -> (b h w) t c", t=frames)
+
+
+def reference_temporal_attention_weights(q: torch.Tensor, k: torch.Tensor, bias_table: torch.Tensor,
+                                         image_mode: bool = False) -> torch.Tensor:
+    """softmax_j(q_i·k_j/√d + b[j − i]) (Vaswani et al. 2017, eq. 1, with a T5 relative position bias).
+
+    q, k: (N, T, d); bias_table: (2M − 1,), entry m + M − 1 for offset m = j − i (key minus query);
+    image_mode: -inf off the diagonal. Returns (N, T_query, T_key); every row sums to 1. The bias is
+    course_lib's :class:`RelativePositionBias` holding ``bias_table`` (one head).
+    """
+    M = (bias_table.shape[0] + 1) // 2
+    module = RelativePositionBias(num_heads=1, max_frames=M)
+    with torch.no_grad():
+        module.table.copy_(bias_table[None])
+        bias = module(q.shape[1])[0]  # (T, T)
+    if image_mode:
+        bias = bias.masked_fill(~torch.eye(q.shape[1], dtype=torch.bool), float("-inf"))
+    return torch.softmax(q @ k.transpose(1, 2) / q.shape[-1] ** 0.5 + bias, dim=-1)
+
+
+def _macs(module: nn.Module, channels: int, frames: int, height: int, width: int) -> int:
+    """Multiply-adds of one forward pass on one clip (1, C, T, H, W), counted by torch on the meta device."""
+    with FlopCounterMode(display=False) as counter:
+        module.to("meta")(torch.empty(1, channels, frames, height, width, device="meta"))
+    return counter.get_total_flops() // 2  # torch counts a multiply-add as 2 FLOPs
+
+
+def reference_conv_costs(c_in: int, c_out: int, k: int, k_t: int, frames: int, height: int,
+                         width: int) -> tuple[int, int, int, int]:
+    """(params full, params factorised, multiply-adds full, multiply-adds factorised) of torch's own Conv3d layers.
+
+    Full: Conv3d(c_in, c_out, (k_t, k, k)). Factorised "(2+1)D": Conv3d(c_in, c_out, (1, k, k)) then
+    Conv3d(c_out, c_out, (k_t, 1, 1)). Both with biases and "same" padding, on one clip (T, H, W).
+    """
+    full = nn.Conv3d(c_in, c_out, (k_t, k, k), padding=(k_t // 2, k // 2, k // 2))
+    factorised = nn.Sequential(nn.Conv3d(c_in, c_out, (1, k, k), padding=(0, k // 2, k // 2)),
+                               nn.Conv3d(c_out, c_out, (k_t, 1, 1), padding=(k_t // 2, 0, 0)))
+    params = count_parameters(full), count_parameters(factorised)
+    return (*params, _macs(full, c_in, frames, height, width), _macs(factorised, c_in, frames, height, width))
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+def check_to_time_sequences(learner_fn) -> bool:
+    g = torch.Generator().manual_seed(71)
+    cases = []
+    for b, t, c, h, w in [(2, 3, 4, 2, 5), (1, 4, 2, 3, 3), (3, 2, 1, 4, 2), (2, 5, 3, 1, 1)]:
+        cases.append(((torch.randn(b * t, c, h, w, generator=g), t), {}))
+    return compare("7.1", learner_fn, reference_to_time_sequences, cases, "to_time_sequences",
+                   hint="unfold the batch first, (B·T, C, H, W) -> (B, T, C, H, W), then move T next to C and "
+                        "the pixels next to B — permute(0, 3, 4, 1, 2) — and only then reshape to (B·H·W, T, C). "
+                        "A reshape alone keeps the memory order and mixes pixels, frames and channels.")
+
+
+def check_temporal_attention_weights(learner_fn) -> bool:
+    g = torch.Generator().manual_seed(72)
+    cases = []
+    for n, t, d, max_frames, image_mode in [(3, 4, 8, 6, False), (2, 5, 4, 5, False), (1, 3, 16, 8, False),
+                                            (2, 4, 8, 6, True), (4, 6, 2, 6, False)]:
+        q, k = torch.randn(n, t, d, generator=g), torch.randn(n, t, d, generator=g)
+        bias_table = 2 * torch.randn(2 * max_frames - 1, generator=g)  # large: a wrong offset shows
+        cases.append(((q, k, bias_table), {"image_mode": image_mode}))
+    return compare("7.2", learner_fn, reference_temporal_attention_weights, cases, "temporal_attention_weights",
+                   hint="logits[n, i, j] = q_i·k_j/√d + bias_table[(j − i) + M − 1] with M = (len(bias_table) + 1) // 2; "
+                        "in image mode set the logits off the diagonal to -inf; softmax over the keys j (the last axis).")
+
+
+def check_conv_costs(learner_fn) -> bool:
+    cases = [((c_in, c_out, k, k_t, t, h, w), {}) for c_in, c_out, k, k_t, t, h, w in
+             [(32, 32, 3, 3, 8, 32, 32), (1, 16, 3, 3, 4, 8, 8), (64, 128, 3, 5, 16, 16, 16), (8, 4, 5, 3, 2, 6, 4)]]
+    return compare("7.3", learner_fn, reference_conv_costs, cases, "conv_costs",
+                   hint="a Conv3d(c_in, c_out, (k_t, k, k)) has c_out·c_in·k_t·k² weights and c_out biases, and "
+                        "does c_out·c_in·k_t·k² multiply-adds per output position (T·H·W of them with 'same' "
+                        "padding); the temporal half of the factorised pair maps c_out channels to c_out.")

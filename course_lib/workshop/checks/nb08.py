@@ -1,0 +1,93 @@
+"""Checks for notebook 08 (prediction and long videos). References come from course_lib.diffusion.conditioning,
+course_lib.diffusion.forward and course_lib.metrics.prediction; the denoisers are small fixed functions, so
+every case is exact and fast."""
+from __future__ import annotations
+
+import torch
+
+from course_lib.workshop.checks import compare
+from course_lib.diffusion.conditioning import _guided_x0
+from course_lib.diffusion.forward import q_sample
+from course_lib.metrics.prediction import autoregressive_rollout
+from course_lib.diffusion.schedules import make_schedule
+
+
+def reference_replace_known(x_next, known, mask, t_next, schedule, noise):
+    """The replacement step: known part ← known noised to t_next (Ho et al. 2020, Eq. 4), clean at t_next = −1."""
+    known_now = known if t_next < 0 else q_sample(known, t_next, schedule, noise=noise)
+    return mask * known_now + (1 - mask) * x_next
+
+
+def reference_guided_x0(model_fn, x_t, t, known, mask, schedule, weight):
+    """Reconstruction guidance (Ho et al. 2022, Eq. 7), via course_lib.diffusion.conditioning (no clipping, ε model)."""
+    return _guided_x0(model_fn, x_t, t, known, mask, schedule, "eps", weight, clip_x0=False)
+
+
+def reference_rollout(predict, first, total_frames, keep):
+    """Autoregressive rollout, via course_lib.metrics.prediction.autoregressive_rollout."""
+    return autoregressive_rollout(predict, first, total_frames, keep)
+
+
+def _video_cases(seed: int):
+    g = torch.Generator().manual_seed(seed)
+    for b, t, k in [(2, 6, 3), (1, 4, 1), (3, 5, 4)]:
+        known = torch.rand(b, t, 3, 4, 4, generator=g) * 2 - 1
+        mask = torch.zeros(b, t, 1, 1, 1)
+        mask[:, :k] = 1
+        yield known, mask, g
+
+
+def check_replace_known(learner_fn) -> bool:
+    schedule = make_schedule("linear", 100)
+    cases = []
+    for (known, mask, g), t_next in zip(_video_cases(81), (40, 0, -1)):
+        x_next = torch.randn(known.shape, generator=g)
+        noise = torch.randn(known.shape, generator=g)
+        cases.append(((x_next, known, mask, t_next, schedule, noise), {}))
+    return compare("8.1", learner_fn, reference_replace_known, cases, "replace_known",
+                   hint="noise the known frames to t_next with q_sample (the level x_next is at), not to t; "
+                        "at t_next = -1 paste them clean; keep x_next where mask = 0.")
+
+
+class _Denoiser:
+    """A fixed, nonlinear ε-model: its Jacobian is far from the identity, so the gradient must go through it."""
+
+    def __init__(self, channels: int, seed: int):
+        g = torch.Generator().manual_seed(seed)
+        self.mix = torch.randn(channels, channels, generator=g) / channels**0.5
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        shifted = torch.roll(x, 1, dims=1)  # the previous frame: couples known and unknown frames
+        return torch.tanh(torch.einsum("btchw,dc->btdhw", x + shifted, self.mix)) * (1 + t.view(-1, 1, 1, 1, 1) / 100)
+
+
+def check_guided_x0(learner_fn) -> bool:
+    schedule = make_schedule("linear", 100)
+    cases = []
+    for (known, mask, g), t, w in zip(_video_cases(82), (70, 10, 40), (1.0, 3.0, 0.5)):
+        x_t = torch.randn(known.shape, generator=g)
+        cases.append(((_Denoiser(3, t), x_t, t, known, mask, schedule, w), {}))
+    return compare("8.2", learner_fn, reference_guided_x0, cases, "guided_x0",
+                   hint="x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) with x_t.requires_grad_(); take the "
+                        "gradient of ((known - x0_hat) * mask).pow(2).sum() with respect to x_t (not x0_hat), "
+                        "then x0_hat - weight * sqrt(abar_t) / 2 * grad.")
+
+
+def _drifting_predictor(past: torch.Tensor, frames: int) -> torch.Tensor:
+    """A deterministic stand-in for a model: each new frame = 0.9 · last + 0.1 · mean of the context + its index."""
+    video = past
+    while video.shape[1] < frames:
+        nxt = 0.9 * video[:, -1] + 0.1 * past.mean(1) + 0.01 * video.shape[1]
+        video = torch.cat([video, nxt[:, None]], 1)
+    return video
+
+
+def check_rollout(learner_fn) -> bool:
+    g = torch.Generator().manual_seed(83)
+    cases = []
+    for b, t, total, keep in [(2, 6, 20, 3), (1, 4, 9, 1), (2, 5, 5, 2), (1, 8, 19, 6)]:
+        first = torch.randn(b, t, 1, 3, 3, generator=g)
+        cases.append(((_drifting_predictor, first, total, keep), {}))
+    return compare("8.3", learner_fn, reference_rollout, cases, "rollout",
+                   hint="call predict(video[:, -keep:], T) with T = first.shape[1], append only the chunk's new "
+                        "frames chunk[:, keep:], repeat while the video is shorter than total_frames, then cut it.")

@@ -1,0 +1,535 @@
+"""Recipes: one trainable task -- model, data, loss, schedule, sampler -- built from a name and a preset.
+
+Notebooks, the command line and the benchmark never wire models, data and losses by hand::
+
+    recipe = get_recipe("video-shapes")                  # the preset from get_preset()
+    trainer = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch, recipe.train_config())
+    trainer.fit()
+    clips = recipe.sample(trainer.ema_model, n=8)        # (8, T, 3, H, W) in [-1, 1]
+
+Tasks and their models (the first is the default):
+
+* ``toy-moons``    -- two moons (N, 2); ``mlp``;
+* ``digits``       -- rendered digits (N, 1, H, W), class-conditional with label dropout for
+  classifier-free guidance; ``unet2d``;
+* ``video-shapes`` -- bouncing coloured shapes (B, T, 3, H, W); ``unet3d`` or ``conv_lstm``;
+* ``video-digits`` -- moving digits (B, T, 1, H, W), class-conditional like ``digits`` (one label
+  per clip: "a moving 7"); ``unet3d`` or ``conv_lstm``.
+
+:meth:`Recipe.key` hashes everything that changes the trained weights, so a checkpoint named by it
+(``course_lib.workshop.zoo``) is never loaded for another recipe. :meth:`Recipe.info` is a plain dict
+(stored in checkpoints) from which :meth:`Recipe.from_info` rebuilds the same recipe.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from course_lib._validation import check_choice, check_float_range, check_positive_int, fail
+from course_lib.config import Preset, get_preset
+from course_lib.diffusion.forward import OBJECTIVES, diffusion_loss, q_sample, randn_like, training_target
+from course_lib.diffusion.schedules import SCHEDULES, NoiseSchedule, make_schedule
+from course_lib.training import DiffusionObjective, TrainConfig, model_signature
+
+RECIPE_FORMAT = 1  # bump when the meaning of a stored recipe changes
+TASK_MODELS: dict[str, tuple[str, ...]] = {  # task -> its models, default first
+    "toy-moons": ("mlp",),
+    "digits": ("unet2d",),
+    "video-shapes": ("unet3d", "conv_lstm"),
+    "video-digits": ("unet3d", "conv_lstm"),
+}
+TASKS = tuple(TASK_MODELS)
+# Tasks whose models take a label (the digit) and learn classifier-free guidance by label dropout.
+# Moving digits are conditional since 2026-12-05: the unconditional 3D U-Net drew digits whose
+# identity drifted from frame to frame (9 -> 8 -> 0; 39-43% of frames read as the clip's digit).
+CLASS_CONDITIONAL_TASKS = ("digits", "video-digits")
+SAMPLERS = ("ddim", "ddpm")
+NUM_DIGIT_CLASSES = 10
+# What ``get_recipe(..., **overrides)`` may change; everything else comes from the task and preset.
+OVERRIDES = ("steps", "batch_size", "lr", "warmup_steps", "objective", "schedule", "seed", "label_dropout",
+             "digit_images", "snr_focus")
+# The noise levels where a video clip's object, colour and path are decided (see FocusedObjective).
+FOCUS_SNR = (1e-3, 0.1)
+# TrainConfig fields that change the weights (the rest -- progress, logging, checkpoints -- do not).
+TRAINING_FIELDS = ("lr", "weight_decay", "warmup_steps", "grad_clip", "ema_decay", "ema_warmup", "precision", "seed")
+
+
+def is_video_task(task: str) -> bool:
+    return task.startswith("video-")
+
+
+# --- the loss of class-conditional models ------------------------------------------------------
+
+@dataclass
+class LabelDropoutObjective:
+    """``loss_fn`` for class-conditional models: the diffusion loss with labels passed as ``y``.
+
+    batch: (x0 (B, ...), labels (B,)). Each label becomes the model's null label with probability
+    ``label_dropout`` (Ho & Salimans 2022), so one network learns ε(x_t, t, y) and ε(x_t, t, ∅),
+    which classifier-free guidance mixes at sampling time.
+    """
+
+    schedule: NoiseSchedule
+    objective: str
+    null_label: int
+    label_dropout: float
+
+    def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
+        from course_lib.models.unet2d import drop_labels
+
+        x0, labels = batch
+        labels = drop_labels(labels, self.label_dropout, generator, null_label=self.null_label)
+        return diffusion_loss(model, x0, self.schedule, self.objective, generator=generator,
+                              model_kwargs={"y": labels})
+
+
+@dataclass
+class FocusedObjective:
+    """``loss_fn`` with more of the training on the noise levels where samples take their shape.
+
+    The simple diffusion loss (Ho et al. 2020, Eq. 14) E_{t, ε}‖target − model(x_t, t)‖², with t
+    drawn from a mixture: with probability ``focus`` uniform over the steps whose SNR_t = ᾱ_t/(1 − ᾱ_t)
+    lies in ``snr_range`` (the nearest step if none does), else uniform over all T steps. Each t's best prediction is unchanged (the
+    same conditional mean); only how much of the training each t gets changes.
+    batch: x0 (B, ...) -> scalar.
+    """
+
+    schedule: NoiseSchedule
+    objective: str
+    focus: float
+    snr_range: tuple[float, float] = FOCUS_SNR
+
+    def __post_init__(self):
+        check_float_range("focus", self.focus, 0.0, 1.0)
+        low, high = self.snr_range
+        if not 0 < low <= high:
+            fail("snr_range", "a pair (low, high) with 0 < low <= high", self.snr_range)
+        snr = self.schedule.alpha_bars / (1 - self.schedule.alpha_bars)
+        self.focus_steps = torch.nonzero((snr >= low) & (snr <= high)).flatten()
+        if len(self.focus_steps) == 0:  # a short chain may step over the range: take the step nearest to it
+            distance = (snr.log() - torch.tensor([low, high], dtype=snr.dtype).log().mean()).abs()
+            self.focus_steps = distance.argmin().reshape(1)
+
+    def timesteps(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """(batch,) timesteps: from the focus steps with probability ``focus``, else from all steps."""
+        everywhere = torch.randint(0, self.schedule.num_steps, (batch,), generator=generator)
+        focused = self.focus_steps[torch.randint(0, len(self.focus_steps), (batch,), generator=generator)]
+        return torch.where(torch.rand(batch, generator=generator) < self.focus, focused, everywhere)
+
+    def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
+        x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
+        t = self.timesteps(x0.shape[0], generator).to(x0.device)
+        eps = randn_like(x0, generator)
+        prediction = model(q_sample(x0, t, self.schedule, noise=eps), t)
+        return F.mse_loss(prediction.float(), training_target(x0, eps, t, self.schedule, self.objective).float())
+
+
+# --- the recipe --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recipe:
+    """One trainable task. Build it with :func:`get_recipe`; fields are the knobs that change the weights.
+
+    steps: default number of training steps. batch_size: examples per step. lr / warmup_steps: AdamW
+    peak learning rate and its linear warm-up. objective: what the network predicts ("eps", "x0",
+    "v"). schedule_name: the noise schedule ("linear", "cosine", "sigmoid") with
+    ``preset.num_diffusion_steps`` steps. seed: model initialisation, data and noise streams.
+    label_dropout: class-conditional tasks (``digits``, ``video-digits``): probability of the null
+    label. digit_images: ``digits`` only, size of the rendered training set. snr_focus: share of
+    training timesteps drawn from the SNR range FOCUS_SNR (:class:`FocusedObjective`; 0: all
+    uniform, Ho et al.'s loss; not for class-conditional tasks).
+    """
+
+    task: str
+    model_name: str
+    preset: Preset
+    steps: int
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    objective: str = "eps"
+    schedule_name: str = "linear"
+    seed: int = 0
+    label_dropout: float = 0.0
+    digit_images: int = 0
+    snr_focus: float = 0.0
+
+    def __post_init__(self):
+        check_choice("task", self.task, TASKS)
+        check_choice("model", self.model_name, TASK_MODELS[self.task])
+        if not isinstance(self.preset, Preset):
+            fail("preset", "a preset name or a course_lib.config.Preset", type(self.preset).__name__)
+        check_positive_int("steps", self.steps)
+        check_positive_int("batch_size", self.batch_size)
+        check_float_range("lr", self.lr, 1e-8, 1.0)
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            fail("warmup_steps", "an int >= 0", self.warmup_steps)
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("schedule", self.schedule_name, SCHEDULES)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            fail("seed", "an int", self.seed)
+        check_float_range("label_dropout", self.label_dropout, 0.0, 1.0)
+        check_float_range("snr_focus", self.snr_focus, 0.0, 1.0)
+        if self.task in CLASS_CONDITIONAL_TASKS and self.snr_focus:
+            fail("snr_focus", f"0.0 for the class-conditional task {self.task!r}", self.snr_focus)
+        if self.task == "digits":
+            check_positive_int("digit_images", self.digit_images)
+
+    # --- shapes and sizes -----------------------------------------------------------------------
+
+    @property
+    def num_classes(self) -> int | None:
+        """10 for the class-conditional tasks (digits, moving digits), else None."""
+        return NUM_DIGIT_CLASSES if self.task in CLASS_CONDITIONAL_TASKS else None
+
+    @property
+    def channels(self) -> int:
+        """Channels of one image or frame (3 for bouncing shapes, 1 for digits)."""
+        return 3 if self.task == "video-shapes" else 1
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        """The shape of one example: (2,), (C, H, W) or (T, C, H, W)."""
+        p = self.preset
+        if self.task == "toy-moons":
+            return (2,)
+        if self.task == "digits":
+            return (1, p.image_size, p.image_size)
+        return (p.video_frames, self.channels, p.video_size, p.video_size)
+
+    def cycled_labels(self, n: int) -> torch.Tensor | None:
+        """The labels n samples of a class-conditional task are drawn with by default: 0, 1, ..., 9, 0, ...
+        (n,) int64; None for an unconditional task."""
+        check_positive_int("n", n)
+        return None if self.num_classes is None else torch.arange(n) % self.num_classes
+
+    def sample_shape(self, n: int) -> tuple[int, ...]:
+        """(n, *example_shape): what :meth:`sample` returns."""
+        return (check_positive_int("n", n), *self.example_shape)
+
+    @property
+    def object_size(self) -> float:
+        """Typical object width in pixels of a video task (for ``motion_consistency``)."""
+        if not is_video_task(self.task):
+            fail("task", "a video task for object_size", self.task)
+        size = self.preset.video_size
+        if self.task == "video-digits":
+            return float(max(8, round(28 * size / 64)))  # moving_digits' default digit box
+        return (size / 5 + size / 3) / 2  # middle of bouncing_shapes' default widths
+
+    # --- model ----------------------------------------------------------------------------------
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        """How the network is built: {"factory": "module:function", "uses_preset": bool, "kwargs": {...}}.
+
+        With "uses_preset" the factory is called as ``factory(preset, **kwargs)``, the preset first
+        changed by "preset_changes" when present (e.g. 3 video channels for bouncing shapes).
+        """
+        if self.model_name == "mlp":
+            return {"factory": "course_lib.models.mlp:MLPDenoiser", "uses_preset": False,
+                    "kwargs": {"data_dim": 2, "hidden": 256, "depth": 3, "time_dim": 64}}
+        if self.model_name == "unet2d":
+            return {"factory": "course_lib.models.unet2d:unet2d_for_preset", "uses_preset": True,
+                    "kwargs": {"num_classes": self.num_classes, "in_channels": self.channels}}
+        factory = {"unet3d": "course_lib.models.unet3d:unet3d_for_preset",
+                   "conv_lstm": "course_lib.models.conv_lstm:conv_lstm_for_preset"}[self.model_name]
+        # the video builders read their channels from the preset: bouncing shapes are RGB in every preset
+        kwargs = {} if self.num_classes is None else {"num_classes": self.num_classes}
+        return {"factory": factory, "uses_preset": True, "kwargs": kwargs,
+                "preset_changes": {"video_channels": self.channels}}
+
+    def build_model(self) -> nn.Module:
+        """A freshly initialised network; the initial weights depend only on ``seed`` (global RNG untouched)."""
+        config = self.model_config
+        module_name, function_name = config["factory"].split(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), function_name)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"model: {self.model_name!r} needs {config['factory']}, which is not available "
+                             f"in this version of course_lib ({error})") from error
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            preset = self.preset.replace(**config.get("preset_changes", {}))
+            args = (preset,) if config["uses_preset"] else ()
+            return factory(*args, **config["kwargs"])
+
+    @cached_property
+    def _signature(self) -> dict[str, Any]:
+        return model_signature(self.build_model())
+
+    # --- diffusion --------------------------------------------------------------------------------
+
+    @cached_property
+    def schedule(self) -> NoiseSchedule:
+        """The noise schedule: ``schedule_name`` with ``preset.num_diffusion_steps`` steps."""
+        return make_schedule(self.schedule_name, self.preset.num_diffusion_steps)
+
+    @property
+    def loss_fn(self):
+        """``loss_fn(model, batch, generator)`` for the Trainer: DiffusionObjective, or with labels for digits."""
+        if self.num_classes is None:
+            if self.snr_focus:
+                return FocusedObjective(self.schedule, self.objective, self.snr_focus)
+            return DiffusionObjective(self.schedule, self.objective)
+        return LabelDropoutObjective(self.schedule, self.objective, self.num_classes, self.label_dropout)
+
+    # --- data -------------------------------------------------------------------------------------
+
+    @cached_property
+    def digit_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Digits task: the rendered training set, images (N, 1, H, W) in [-1, 1] and labels (N,)."""
+        from course_lib.data.digits import render_digits
+
+        if self.task != "digits":
+            fail("task", "'digits' for digit_set", self.task)
+        return render_digits(self.digit_images, size=self.preset.image_size, split="train", seed=self.seed)
+
+    def make_batch(self, generator: torch.Generator):
+        """A fresh training batch drawn with ``generator``: (B, 2) points, (images, labels), videos
+        (B, T, C, H, W) of shapes, or (videos, labels (B,)) of moving digits."""
+        p, b = self.preset, self.batch_size
+        if self.task == "toy-moons":
+            from course_lib.data.toy import two_moons
+
+            return two_moons(b, generator=generator)
+        if self.task == "digits":
+            images, labels = self.digit_set
+            index = torch.randint(0, len(labels), (b,), generator=generator)
+            return images[index], labels[index]
+        from course_lib.data.video import bouncing_shapes, moving_digits
+
+        if self.task == "video-shapes":
+            return bouncing_shapes(b, frames=p.video_frames, size=p.video_size, generator=generator).video
+        clips = moving_digits(b, frames=p.video_frames, size=p.video_size, generator=generator)
+        return clips.video, clips.labels[:, 0]
+
+    def real_examples(self, n: int, seed: int = 1) -> torch.Tensor:
+        """n examples of the data (held-out fonts for digits), to compare samples against: (n, *example_shape)."""
+        check_positive_int("n", n)
+        g = torch.Generator().manual_seed(seed)
+        if self.task == "toy-moons":
+            from course_lib.data.toy import two_moons
+
+            return two_moons(n, generator=g)
+        if self.task == "digits":
+            from course_lib.data.digits import render_digits
+
+            return render_digits(n, size=self.preset.image_size, split="test", generator=g)[0]
+        from course_lib.data.video import bouncing_shapes, moving_digits
+
+        maker = bouncing_shapes if self.task == "video-shapes" else moving_digits
+        return maker(n, frames=self.preset.video_frames, size=self.preset.video_size, generator=g).video
+
+    # --- training -------------------------------------------------------------------------------
+
+    def train_config(self, steps: int | None = None, **changes) -> TrainConfig:
+        """The TrainConfig of this recipe (precision, compile, progress from the preset), with ``changes``."""
+        steps = self.steps if steps is None else check_positive_int("steps", steps)
+        config = TrainConfig.from_preset(self.preset, steps, lr=self.lr, warmup_steps=self.warmup_steps,
+                                         seed=self.seed)
+        return config.replace(**changes)
+
+    # --- sampling -------------------------------------------------------------------------------
+
+    def sample(self, model: nn.Module, n: int, steps: int | None = None, sampler: str = "ddim",
+               generator: torch.Generator | None = None, guidance_scale: float | None = None,
+               labels: torch.Tensor | None = None, progress: bool = False, eta: float = 0.0) -> torch.Tensor:
+        """n samples (n, *example_shape) from ``model`` (e.g. ``trainer.ema_model``), on the model's device.
+
+        sampler: "ddim" (``steps`` steps, default ``preset.sample_steps``; deterministic with ``eta``
+        = 0, fresh noise of scale η at each step otherwise, see :func:`~course_lib.diffusion.samplers.ddim_steps`)
+        or "ddpm" (ancestral, always all T steps; ``eta`` must stay 0). generator: the start noise and
+        any later noise (default: seeded with ``seed``).
+        Class-conditional tasks (digits, moving digits) only: labels (n,) the classes (default 0, 1,
+        ..., 9, 0, ...); guidance_scale w for classifier-free guidance (None: the plain conditional
+        model, same as w = 1; 0: the unconditional model, the null label).
+        """
+        from course_lib.diffusion.samplers import ddim_steps, ddpm_steps
+
+        shape = self.sample_shape(n)
+        check_choice("sampler", sampler, SAMPLERS)
+        T = self.preset.num_diffusion_steps
+        if sampler == "ddpm" and steps not in (None, T):
+            fail("steps", f"None or {T} for sampler='ddpm' (ancestral sampling visits every step)", steps)
+        check_float_range("eta", eta, 0.0, 1.0)
+        if sampler == "ddpm" and eta != 0:
+            fail("eta", "0 for sampler='ddpm' (η belongs to DDIM; DDPM always adds its own noise)", eta)
+        steps = self.preset.sample_steps if steps is None else steps
+        if sampler == "ddim" and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T):
+            fail("steps", f"an int in [1, {T}] (DDIM steps)", steps)
+        generator = torch.Generator().manual_seed(self.seed) if generator is None else generator
+        device = next(model.parameters()).device
+        model_fn = self._model_fn(model, n, labels, guidance_scale)
+        if sampler == "ddim":
+            trajectory = ddim_steps(model_fn, shape, self.schedule, steps=steps, eta=eta, objective=self.objective,
+                                    generator=generator, device=device)
+        else:
+            trajectory = ddpm_steps(model_fn, shape, self.schedule, objective=self.objective,
+                                    generator=generator, device=device)
+        was_training = model.training
+        model.eval()
+        try:
+            step = None
+            for step in _maybe_progress(trajectory, progress, total=steps if sampler == "ddim" else T):
+                pass
+        finally:
+            model.train(was_training)
+        return step.x
+
+    def _model_fn(self, model: nn.Module, n: int, labels, guidance_scale):
+        """model(x_t, t), or with labels / classifier-free guidance for the digits model."""
+        if self.num_classes is None:
+            if labels is not None:
+                fail("labels", f"None: task {self.task!r} is not class-conditional", "labels")
+            if guidance_scale is not None:
+                fail("guidance_scale", f"None: task {self.task!r} is not class-conditional", guidance_scale)
+            return model
+        from course_lib.models.unet2d import guided_denoiser
+
+        device = next(model.parameters()).device
+        if labels is None:
+            labels = self.cycled_labels(n)
+        if not isinstance(labels, torch.Tensor) or labels.shape != (n,) or labels.dtype.is_floating_point:
+            got = f"shape {tuple(labels.shape)}, dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else labels
+            fail("labels", f"an integer tensor of shape ({n},)", got)
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+            fail("labels", f"digits in [0, {self.num_classes - 1}]", f"values in [{int(labels.min())}, {int(labels.max())}]")
+        labels = labels.to(device)
+        if guidance_scale is not None:
+            return guided_denoiser(model, labels, guidance_scale)
+        return lambda x_t, t: model(x_t, t, labels)
+
+    # --- identity -------------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """Every field as plain data (str, int, float, bool, None, dicts): stored in checkpoints."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields["preset"] = dataclasses.asdict(self.preset)
+        return {"format": RECIPE_FORMAT, **fields, "model_config": self.model_config}
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any]) -> "Recipe":
+        """The recipe :meth:`info` described (a bad or foreign dict is a clear error)."""
+        if not isinstance(info, dict) or info.get("format") != RECIPE_FORMAT:
+            got = info.get("format") if isinstance(info, dict) else type(info).__name__
+            fail("info", f"a recipe description of format {RECIPE_FORMAT} (Recipe.info())", got)
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [name for name in names if name not in info]
+        if missing:
+            fail("info", "a recipe description with the fields " + ", ".join(names), f"one without {missing}")
+        values = {name: info[name] for name in names}
+        values["preset"] = Preset(**info["preset"])
+        return cls(**values)
+
+    def key(self, steps: int | None = None) -> str:
+        """A 12-hex-digit hash of everything that changes the weights trained for ``steps`` (default ``self.steps``).
+
+        Covers task, model config and the network's signature (class + every parameter's shape),
+        the preset fields used (through the resolved sizes), objective, schedule, data, the
+        training hyperparameters, steps and seed. Same recipe and steps -> same key, in any process.
+        """
+        steps = self.steps if steps is None else check_positive_int("steps", steps)
+        training = dataclasses.asdict(self.train_config(steps))
+        described = {
+            "format": RECIPE_FORMAT,
+            "task": self.task,
+            "model": self.model_name,
+            "model_config": self.model_config,
+            "signature": self._signature,
+            "example_shape": list(self.example_shape),
+            "num_diffusion_steps": self.preset.num_diffusion_steps,
+            "schedule": self.schedule_name,
+            "objective": self.objective,
+            "batch_size": self.batch_size,
+            "label_dropout": self.label_dropout if self.num_classes else None,  # used by conditional tasks only
+            "digit_images": self.digit_images if self.task == "digits" else None,
+            "snr_focus": self.snr_focus,
+            "steps": steps,
+            "training": {name: training[name] for name in TRAINING_FIELDS},
+        }
+        text = json.dumps(described, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def name(self, steps: int | None = None) -> str:
+        """``<task>-<model>-<preset>-<key>``: the checkpoint's file name without ``.pt``."""
+        return f"{self.task}-{self.model_name}-{self.preset.name}-{self.key(steps)}"
+
+    def replace(self, **changes) -> "Recipe":
+        """A copy with some fields changed (checked like :func:`get_recipe`'s overrides)."""
+        return dataclasses.replace(self, **_rename_overrides(changes))
+
+
+def _maybe_progress(iterator: Iterator, progress: bool, total: int) -> Iterator:
+    return tqdm(iterator, total=total, desc="sampling", leave=False) if progress else iterator
+
+
+def _rename_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Check override names; ``schedule`` is the field ``schedule_name``."""
+    for key in overrides:
+        if key not in OVERRIDES:
+            fail("overrides", "names among " + ", ".join(OVERRIDES), key)
+    renamed = dict(overrides)
+    if "schedule" in renamed:
+        renamed["schedule_name"] = renamed.pop("schedule")
+    return renamed
+
+
+def _defaults(task: str, preset: Preset) -> dict[str, Any]:
+    """The recipe's fields for ``task`` at ``preset`` before overrides."""
+    p = preset
+    if task == "toy-moons":
+        return dict(steps=p.toy_train_steps, batch_size=p.toy_batch_size, lr=1e-3, warmup_steps=0)
+    if task == "digits":
+        return dict(steps=p.image_train_steps, batch_size=p.image_batch_size, lr=5e-4, warmup_steps=100,
+                    label_dropout=0.1, digit_images=50 * p.image_batch_size)
+    # x0-prediction, the linear schedule, a high lr and a short warm-up (python -m course_lib.workshop.bench.quality,
+    # bouncing shapes, cpu preset, 1 thread). x0 weights every noise level alike, and the high-noise
+    # steps are where a clip's object, colour and path are decided: v-prediction drew an object in most
+    # frames but no motion after 800 steps. Objects are small, so a clip's object is still visible when
+    # a pixel's SNR is ~0.01: cosine trains there 6% of the time and its samples lost their objects
+    # (3% of clips passed motion after 800 steps); linear trains there 32% of the time (28% passed).
+    # snr_focus draws half the timesteps from SNR 1e-3..0.1, where objects appear while sampling (41%).
+    # lr 1e-3: at 2e-3 runs past ~1700 steps break (15 min on 2 threads, 2828 steps: loss 0.079, 0% of
+    # clips passed motion; the frame-conditional U-Net diverged at step 1700); at 1e-3 the same 15 min
+    # (2763 steps) fell steadily to 0.051 and 81% passed. Moving digits need a lower lr still: at 2e-3
+    # the network stayed the constant (mean-frame) predictor for 2000 steps (frame digit accuracy 0%);
+    # at 5e-4 it read 59% of frames after 481 steps (1 thread).
+    if task == "video-digits":  # class-conditional: label dropout, uniform timesteps (snr_focus 0.5 and 0
+        # gave the same 39-43% of frames read on the unconditional model, 2000 steps). Measured on 1 thread,
+        # guidance w = 3: after 4000 steps 45% of frames read as the *requested* digit, 59% as the clip's
+        # most-read digit (the unconditional model: 40%). x0 stays: at 2000 steps eps gave 7%, v 12%, a
+        # v-network trained on its x0 error 17% (x0: 30%); ResBlocks at full resolution: 30% at twice the cost.
+        # 30 minutes on 2 threads (6525-7270 steps): 66-76% of frames read as the requested digit (README).
+        return dict(steps=p.video_train_steps, batch_size=p.video_batch_size, lr=5e-4, warmup_steps=20,
+                    objective="x0", schedule_name="linear", label_dropout=0.1)
+    return dict(steps=p.video_train_steps, batch_size=p.video_batch_size, lr=1e-3, warmup_steps=20,
+                objective="x0", schedule_name="linear", snr_focus=0.5)
+
+
+def get_recipe(task: str, preset: str | Preset | None = None, model: str | None = None, **overrides) -> Recipe:
+    """The recipe for ``task`` at ``preset`` (a name, a Preset, or None for ``get_preset()``).
+
+    task: "toy-moons", "digits", "video-shapes" or "video-digits". model: the task's network
+    ("mlp"; "unet2d"; "unet3d" (default) or "conv_lstm" for video). overrides: any of steps,
+    batch_size, lr, warmup_steps, objective, schedule, seed, label_dropout, digit_images.
+    """
+    check_choice("task", task, TASKS)
+    models = TASK_MODELS[task]
+    model = models[0] if model is None else model
+    if model not in models:
+        fail("model", f"one of {', '.join(repr(m) for m in models)} for task {task!r}", model)
+    if preset is None or isinstance(preset, str):
+        preset = get_preset(preset)
+    return Recipe(task=task, model_name=model, preset=preset, **{**_defaults(task, preset), **_rename_overrides(overrides)})

@@ -1,0 +1,424 @@
+"""Train or load: a notebook asks for a trained model and gets one at once if it was trained before.
+
+    trainer = train_or_load(get_recipe("digits"))     # loads checkpoints/digits-unet2d-cpu-<key>.pt
+    clips = recipe.sample(trainer.ema_model, 8)        # or trains it first, then saves it
+
+The file name carries :meth:`Recipe.key` (a hash of everything that changes the weights), so a
+checkpoint is only ever loaded for the recipe that made it. A checkpoint is the trainer's state
+(see :mod:`course_lib.training.checkpoint`: written atomically, read with ``weights_only=True``,
+model signature checked) plus the recipe (:meth:`Recipe.info`), so ``python -m course_lib sample
+--checkpoint FILE`` rebuilds the model without being told what it is. Next to it, ``FILE.json``
+records the command, wall-clock time, steps, torch version and machine.
+
+Training is resumable: :func:`train` saves every ``save_every`` seconds, when interrupted
+(Ctrl-C) and at the end, and continues from the file it finds. A file that cannot be read or
+belongs to another recipe is an error -- it is never silently trained over.
+
+Under torchrun (several processes; see :mod:`course_lib.training.distributed`) :func:`train` keeps
+the recipe's batch as the global batch, split into one shard per process, and the same lr; only
+rank 0 draws the progress bar and writes the checkpoint and its record, every rank resumes from it.
+
+The GPU path's switches (:mod:`course_lib.training.trainer`) keep the recipe's batch too:
+``accumulate`` A splits it into W·A micro-batches (the same maths, 1/A of the activation memory),
+``workers`` draws them in worker processes (the same tensors), ``memory_format`` stores 4-D tensors
+channels-last. With progress on, :func:`train` prints the memory estimate of
+:mod:`course_lib.training.memory` before the first step, and a warning when it exceeds free memory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+import course_lib
+from course_lib.workshop import shipped
+from course_lib._validation import check_float_range, check_positive_int, fail
+from course_lib.config import PRESETS
+from course_lib.workshop.recipes import Recipe, get_recipe
+from course_lib.training import TrainConfig, Trainer, distributed, read_checkpoint
+from course_lib.training.checkpoint import atomic_save
+from course_lib.training.memory import report_memory as print_memory_estimate
+
+DEFAULT_FOLDER = "checkpoints"
+
+
+def checkpoint_path(recipe: Recipe, steps: int | None = None, folder: str | os.PathLike = DEFAULT_FOLDER) -> Path:
+    """``folder/<task>-<model>-<preset>-<key>.pt``: where :func:`train_or_load` keeps ``recipe`` trained for ``steps``."""
+    return Path(folder) / f"{recipe.name(steps)}.pt"
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON record next to a checkpoint: ``model.pt`` -> ``model.pt.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+# --- reading checkpoints -------------------------------------------------------------------------
+
+def read_recipe(path: str | os.PathLike) -> tuple[Recipe, dict[str, Any]]:
+    """(the recipe stored in a checkpoint, the checkpoint's state dict).
+
+    A missing, truncated or foreign file (one without a stored recipe) raises a clear error naming it.
+    An exported checkpoint (:mod:`course_lib.workshop.shipped`) is read too.
+    """
+    state = shipped.read_any(path)
+    return stored_recipe(path, state), state
+
+
+def stored_recipe(path: str | os.PathLike, state: dict[str, Any]) -> Recipe:
+    """The recipe stored in ``state``, read from ``path`` (named in the error when there is none or it is foreign)."""
+    if "recipe" not in state:
+        raise ValueError(f"checkpoint {os.fspath(path)}: expected a checkpoint written by course_lib.workshop.zoo "
+                         "(python -m course_lib train, or train_or_load) with its recipe stored, "
+                         "got a training checkpoint without one")
+    try:
+        return Recipe.from_info(state["recipe"])
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"checkpoint {os.fspath(path)}: its stored recipe cannot be rebuilt by this version "
+                         f"of course_lib ({error})") from error
+
+
+def _recipe_differences(stored: dict[str, Any], recipe: Recipe) -> list[str]:
+    """Fields (steps aside) in which a stored recipe differs from ``recipe`` so that it trains other weights.
+
+    None when both have the same key at the same steps: a preset field that this task never reads
+    (say the image width, for a video checkpoint) may change between course versions.
+    """
+    try:
+        if Recipe.from_info(stored).key(recipe.steps) == recipe.key(recipe.steps):
+            return []
+    except (ValueError, TypeError, KeyError):  # a recipe this version cannot rebuild differs somewhere below
+        pass
+    current, differences = recipe.info(), []
+    for name, value in current.items():
+        if name == "steps" or stored.get(name) == value:
+            continue
+        if isinstance(value, dict) and isinstance(stored.get(name), dict):  # the preset: name its fields
+            differences += [f"{name}.{field}: {stored[name].get(field)!r} in the file, {item!r} here"
+                            for field, item in value.items() if stored[name].get(field) != item]
+        else:
+            differences.append(f"{name}: {stored.get(name)!r} in the file, {value!r} here")
+    return differences
+
+
+def _check_same_recipe(path: Path, state: dict[str, Any], recipe: Recipe) -> None:
+    if "recipe" not in state:
+        raise ValueError(f"checkpoint {path}: expected a checkpoint of recipe {recipe.name()} (with its recipe "
+                         "stored), got a training checkpoint without one. Move it away or choose another path.")
+    differences = _recipe_differences(state["recipe"], recipe)
+    if differences:
+        raise ValueError(f"checkpoint {path}: expected a checkpoint of recipe {recipe.name()}, got one trained "
+                         f"for another recipe ({'; '.join(differences[:3])}). Move it away or choose another path.")
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str | None = None,
+                    progress: bool | None = None) -> tuple[Recipe, Trainer]:
+    """(recipe, trainer) restored from a checkpoint written by this module; sample from ``trainer.ema_model``."""
+    recipe, state = read_recipe(path)
+    return recipe, _trainer_from(recipe, path, state, device, progress)
+
+
+def _trainer_from(recipe: Recipe, path, state: dict[str, Any], device, progress: bool | None,
+                  shards: int | None = None, **switches) -> Trainer:
+    """A trainer for ``recipe`` resumed from ``path`` (steps: the file's target, at least its step).
+
+    shards: the data-parallel layout to resume with (default: the file's, so that loading to sample always works).
+    switches: TrainConfig fields of the GPU path (accumulate, workers, memory_format).
+    An export (:mod:`course_lib.workshop.shipped`) gives a trainer of its EMA weights, for sampling.
+    """
+    if shipped.is_export(state):
+        return shipped.trainer_from_export(recipe, path, state, device, _progress(recipe, progress))
+    target = max(int(state.get("target_steps", state["step"])), int(state["step"]), 1)
+    if shards is None:
+        shards = _saved_shards(state)
+    trainer = _new_trainer(recipe, target, shards, device, _progress(recipe, progress), **switches)
+    trainer.resume(path, state)
+    trainer.seconds = float(state.get("train_seconds", 0.0))
+    return trainer
+
+
+def _new_trainer(recipe: Recipe, steps: int, shards: int, device, progress: bool, **switches) -> Trainer:
+    """A fresh trainer; with ``shards`` S > 0 its make_batch draws one shard (batch_size / S examples)."""
+    make_batch = recipe.make_batch
+    if shards:
+        per_shard = distributed.split_batch_size(recipe.batch_size, shards, distributed.world_size())
+        make_batch = recipe.replace(batch_size=per_shard).make_batch
+    return Trainer(recipe.build_model(), recipe.loss_fn, make_batch,
+                   recipe.train_config(steps, progress=progress, shards=shards, **switches), device)
+
+
+def _saved_shards(state: dict[str, Any]) -> int:
+    saved = state.get("config") if isinstance(state.get("config"), dict) else {}
+    return int(saved.get("shards", 0))
+
+
+def default_shards(shards: int | None = None, accumulate: int = 1, workers: int = 0, world: int | None = None) -> int:
+    """``shards`` if given, else W·accumulate when a step has several micro-batches (W processes under
+    torchrun, or accumulate > 1) or workers draw them, else 0 (one process's carried streams).
+
+    world: the number of processes W (default: this process group's).
+    """
+    if shards is not None:
+        if isinstance(shards, bool) or not isinstance(shards, int) or shards < 0:
+            fail("shards", "an int >= 0 (0: one process's streams) or None (the world size)", shards)
+        return shards
+    world = distributed.world_size() if world is None else world
+    return TrainConfig(steps=1, accumulate=accumulate, workers=workers).resolved_shards(world)
+
+
+def resume_shards(path: str | os.PathLike, state: dict[str, Any], shards: int | None = None, accumulate: int = 1,
+                  workers: int = 0, world: int | None = None) -> int:
+    """The shards to continue the checkpoint ``state`` (read from ``path``) with.
+
+    A launch of the file's world size that asks for no layout (``shards`` None, ``accumulate`` 1)
+    continues the file's own streams, whatever accumulation it was trained with; otherwise
+    :func:`default_shards`, which the trainer then checks against the file (another layout is
+    refused with both named). The carried streams of one process (shards 0) can only be drawn in
+    that process: ``workers`` > 0 is then refused, naming workers.
+    """
+    world = distributed.world_size() if world is None else world
+    wanted = default_shards(shards, accumulate, workers, world)
+    if shards is not None or accumulate > 1 or world != int(state.get("world_size", 1)):
+        return wanted
+    saved = _saved_shards(state)
+    if saved == 0 and workers > 0:
+        fail("workers", f"0 to resume {os.fspath(path)}: it was trained on the carried data stream of one process "
+                        "(shards 0), which worker processes cannot draw; resume it with workers 0", workers)
+    return saved
+
+
+# --- training ---------------------------------------------------------------------------------------
+
+def _progress(recipe: Recipe, progress: bool | None) -> bool:
+    return recipe.preset.name != "smoke" if progress is None else bool(progress)
+
+
+def _machine(device: torch.device) -> dict[str, Any]:
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"platform": platform.platform(), "processor": platform.machine(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device), "gpu": gpu}
+
+
+def _write_json(data: dict[str, Any], path: Path) -> None:
+    """Write JSON atomically (temp file in the same folder, then os.replace)."""
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(data, file, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_checkpoint(trainer: Trainer, recipe: Recipe, path: str | os.PathLike, target_steps: int,
+                    command: str | None = None) -> Path:
+    """Write the trainer's state + the recipe atomically to ``path``, and the JSON record next to it (rank 0 only)."""
+    path = Path(path)
+    if trainer.rank != 0:
+        return path
+    state = trainer.state_dict()
+    state.update(recipe=recipe.info(), recipe_key=recipe.key(target_steps), target_steps=int(target_steps),
+                 train_seconds=float(trainer.seconds))
+    atomic_save(state, path)
+    record = {
+        "command": command or _default_command(recipe, target_steps),
+        "recipe": recipe.info(),
+        "key": recipe.key(target_steps),
+        "steps": trainer.step,
+        "target_steps": int(target_steps),
+        "finished": trainer.step >= target_steps,
+        "final_loss": trainer.recent_loss(50),
+        "wall_clock_seconds": round(trainer.seconds, 2),
+        "world_size": trainer.world_size,
+        "shards": trainer.config.shards,
+        "accumulate": trainer.micro_batches,
+        "workers": trainer.config.workers,
+        "memory_format": trainer.config.memory_format,
+        "torch": torch.__version__,
+        "course_lib": course_lib.__version__,
+        "machine": _machine(trainer.device),
+        "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if not math.isfinite(record["final_loss"]):
+        record["final_loss"] = None
+    _write_json(record, sidecar_path(path))
+    return path
+
+
+def _default_command(recipe: Recipe, steps: int) -> str:
+    """The Python call that trains this recipe again (fields that differ from the defaults as overrides)."""
+    defaults = get_recipe(recipe.task, recipe.preset, recipe.model_name).info()
+    changes = {name: value for name, value in recipe.info().items()
+               if name not in ("format", "preset", "model_config", "task", "model_name", "steps")
+               and value != defaults[name]}
+    changes = {("schedule" if k == "schedule_name" else k): v for k, v in changes.items()}
+    args = "".join(f", {k}={v!r}" for k, v in changes.items())
+    return (f"train_or_load(get_recipe({recipe.task!r}, {_preset_expression(recipe.preset)}, {recipe.model_name!r}{args}), "
+            f"steps={steps})")
+
+
+def _preset_expression(preset) -> str:
+    """Python that gives ``preset``: its name, or ``get_preset(name).replace(...)`` with the fields changed
+    from the named preset (e.g. a preset given ``precision='bf16'``)."""
+    named = PRESETS.get(preset.name)
+    if named is None:
+        return repr(preset)
+    changes = {f.name: getattr(preset, f.name) for f in dataclasses.fields(preset)
+               if getattr(preset, f.name) != getattr(named, f.name)}
+    if not changes:
+        return repr(preset.name)
+    return f"get_preset({preset.name!r}).replace(" + ", ".join(f"{k}={v!r}" for k, v in changes.items()) + ")"
+
+
+def train(
+    recipe: Recipe,
+    path: str | os.PathLike,
+    steps: int | None = None,
+    resume: bool = True,
+    minutes: float | None = None,
+    progress: bool | None = None,
+    device: torch.device | str | None = None,
+    save_every: float = 60.0,
+    command: str | None = None,
+    shards: int | None = None,
+    accumulate: int = 1,
+    workers: int = 0,
+    memory_format: str = "contiguous",
+    report_memory: bool | None = None,
+    state: dict[str, Any] | None = None,
+) -> Trainer:
+    """Train ``recipe`` to ``steps`` (default ``recipe.steps``), checkpointing to ``path``; returns the trainer.
+
+    resume: continue from ``path`` if it exists (it must hold the same recipe; another step count
+    is fine), else start afresh and overwrite it. minutes: a wall-clock budget -- no step starts
+    once it is spent (``trainer.step < steps`` then; call again to continue).
+    The checkpoint is written every ``save_every`` seconds, at the end, and on Ctrl-C (then re-raised).
+    shards: split each batch into this many shards (default: see :func:`default_shards` and, on
+    resume, :func:`resume_shards`); under torchrun call it in every process, inside ``distributed_session``.
+    accumulate: micro-batches per step and process (gradient accumulation; the batch per step stays
+    ``recipe.batch_size``). workers: DataLoader worker processes drawing the batches (0 in notebooks).
+    memory_format: "contiguous" or "channels_last". report_memory: print the memory estimate (and a
+    warning when it exceeds the free memory) before the first step; default: when progress is shown.
+    state: the file at ``path`` as the caller already read it (e.g. to check it first): not read again.
+    """
+    if not isinstance(recipe, Recipe):
+        fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
+    steps = recipe.steps if steps is None else check_positive_int("steps", steps)
+    if minutes is not None:
+        check_float_range("minutes", minutes, 0.0, 1e6)
+    check_float_range("save_every", save_every, 0.0, math.inf)
+    path = Path(path)
+    switches = {"accumulate": accumulate, "workers": workers, "memory_format": memory_format}
+    world = distributed.world_size()
+    asked, shards = shards, default_shards(shards, accumulate, workers)
+    if accumulate > 1 and recipe.batch_size % (world * accumulate):
+        fail("accumulate", f"a number that splits the batch of {recipe.batch_size} examples into {world} process(es) "
+                           f"x accumulate equal micro-batches", accumulate)
+    show = _progress(recipe, progress) and distributed.is_main_process()
+    if resume and path.exists():
+        state = shipped.read_any(path) if state is None else state
+        if shipped.is_export(state):
+            raise ValueError(f"checkpoint {path}: expected a training checkpoint to resume, got an exported one "
+                             "(EMA weights only, no optimiser state): train into another file, or pass resume=False")
+        _check_same_recipe(path, state, recipe)
+        shards = resume_shards(path, state, asked, accumulate, workers)
+        trainer = _trainer_from(recipe, path, state, device, False, shards, **switches)
+    else:
+        trainer = _new_trainer(recipe, steps, shards, device, False, **switches)
+    trainer.config = trainer.config.replace(steps=steps, progress=False)  # our own bar, below
+    starts = distributed.gather_ints(trainer.step, trainer.device)
+    if len(set(starts)) > 1:
+        raise ValueError(f"checkpoint {path}: expected every process to resume from the same file, got start steps "
+                         f"{starts} (by rank); keep checkpoints on a disk that every machine shares")
+    if (show if report_memory is None else report_memory) and trainer.rank == 0:
+        print_memory_estimate(trainer, say=lambda line: print(line, flush=True))  # before the first step
+
+    start = last_save = time.perf_counter()
+    bar = tqdm(total=steps, initial=min(trainer.step, steps), disable=not show, desc=f"training {recipe.name(steps)}",
+               unit="step", dynamic_ncols=True)
+    try:
+        while trainer.step < steps:
+            if minutes is not None and distributed.agree(time.perf_counter() - start >= 60 * minutes, trainer.device):
+                break  # rank 0's clock decides for every process
+            trainer.fit(steps=1)
+            bar.update(1)
+            if trainer.step % 10 == 0 or trainer.step == steps:
+                bar.set_postfix(loss=f"{trainer.recent_loss(50):.4f}")
+            if time.perf_counter() - last_save >= save_every:
+                save_checkpoint(trainer, recipe, path, steps, command)
+                last_save = time.perf_counter()
+    except KeyboardInterrupt:
+        bar.close()
+        save_checkpoint(trainer, recipe, path, steps, command)
+        raise
+    except RuntimeError as error:
+        if trainer.world_size > 1 and distributed.is_communication_error(error):
+            # a collective failed (a peer crashed): it fails before the optimiser step, so the
+            # trainer still holds its last finished step, which rank 0 keeps for a resume
+            save_checkpoint(trainer, recipe, path, steps, command)
+        raise
+    finally:
+        bar.close()
+        trainer.close()  # stops the DataLoader's workers, if any
+    save_checkpoint(trainer, recipe, path, steps, command)
+    distributed.barrier(trainer.device)  # every process returns once rank 0 has written the file
+    return trainer
+
+
+def _load_shipped(recipe: Recipe, path: Path, steps: int, device) -> Trainer:
+    """The trainer of a shipped export of ``recipe`` (its key checked), with one line saying where it came from."""
+    state = shipped.read_export(path)
+    _check_same_recipe(path, state, recipe)
+    if state["recipe_key"] != recipe.key(steps):
+        raise ValueError(f"checkpoint {path}: expected recipe key {recipe.key(steps)}, got {state['recipe_key']!r}")
+    trainer = shipped.trainer_from_export(recipe, path, state, device)
+    print(f"loaded the course's trained {recipe.name(steps)} ({trainer.step} steps, {trainer.seconds / 60:.0f} min "
+          f"of training; the command is in {path.name}.json); retrain=True trains it here", flush=True)
+    return trainer
+
+
+def train_or_load(
+    recipe: Recipe,
+    steps: int | None = None,
+    folder: str | os.PathLike = DEFAULT_FOLDER,
+    retrain: bool = False,
+    progress: bool | None = None,
+    device: torch.device | str | None = None,
+    shipped_folder: str | os.PathLike | None = shipped.SHIPPED_FOLDER,
+) -> Trainer:
+    """The trainer of ``recipe`` trained for ``steps``: loaded from ``folder`` if there, else trained and saved.
+
+    The file is ``folder/<task>-<model>-<preset>-<key>.pt`` (:func:`checkpoint_path`). A file cut
+    short by an interruption is resumed; ``retrain=True`` trains from scratch and replaces it. A file
+    that cannot be read or holds another recipe raises ``ValueError``; it is never overwritten.
+    When ``folder`` has no file, the course's shipped export of the same recipe and steps
+    (``shipped_folder``, :mod:`course_lib.workshop.shipped`; None: never) is loaded instead, with a line that
+    says so. Sample from ``trainer.ema_model``.
+    """
+    if not isinstance(recipe, Recipe):
+        fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
+    steps = recipe.steps if steps is None else check_positive_int("steps", steps)
+    path = checkpoint_path(recipe, steps, folder)
+    if path.exists() and not retrain:
+        state = read_checkpoint(path)
+        _check_same_recipe(path, state, recipe)
+        if state.get("recipe_key") != recipe.key(steps):
+            raise ValueError(f"checkpoint {path}: expected recipe key {recipe.key(steps)}, got "
+                             f"{state.get('recipe_key')!r}: the file was renamed or made by another version. "
+                             "Move it away, or pass retrain=True.")
+        if int(state["step"]) >= steps:
+            return _trainer_from(recipe, path, state, device, progress)
+    elif not retrain and shipped_folder is not None and shipped.shipped_path(recipe, steps, shipped_folder).is_file():
+        return _load_shipped(recipe, shipped.shipped_path(recipe, steps, shipped_folder), steps, device)
+    return train(recipe, path, steps, resume=not retrain, progress=progress, device=device)
