@@ -76,7 +76,7 @@ print(f"preset {preset.name}: T = {T}, {preset.toy_train_steps} training steps p
 # The forward chain q(x_t | x_{t−1}) is ours: we chose it. Generation needs the other direction,
 # q(x_{t−1} | x_t): given a noisy sample, where did it come from one step earlier? By Bayes,
 # q(x_{t−1} | x_t) ∝ q(x_t | x_{t−1}) q(x_{t−1}), and q(x_{t−1}) involves the whole unknown data
-# distribution, so this is intractable. But **conditioned on the clean x0** it is a Gaussian we
+# distribution, so this is intractable. But *conditioned on the clean x0* it is a Gaussian we
 # can write down, and that is the key to everything that follows.
 #
 # ## 2 · The posterior q(x_{t−1} | x_t, x0)

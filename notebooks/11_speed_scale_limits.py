@@ -243,7 +243,7 @@ if not TRY_COMPILE:
 # model (B = 8, 8 frames, 3×32×32) measured 0.94 s/step in fp32 and 0.62 s in bf16 (1.5×; CPU
 # seconds 0.47 and 0.30) with this cell's method when this notebook was written.
 #
-# `torch.compile` of the smoke model took **354 s** on this busy 2-core machine for its first
+# `torch.compile` of the smoke model took *354 s* on this busy 2-core machine for its first
 # step, then ran 0.19 s/step against 0.28 s eager (1.5×): worth it for a training run of
 # thousands of steps, never for a notebook cell. Compiled kernels are cached on disk
 # (`/tmp/torchinductor_<user>`): the next process's first step took 17 s. The `gpu` preset turns on
