@@ -277,7 +277,7 @@ plt.show()
 # ## 6 · Generation (seed §3.2): DDPM and DDIM in 1D
 #
 # **DDPM** (Ho et al. 2020, Algorithm 2) runs all T reverse steps, sampling
-# x_{t−1} ~ N(μθ, σ_t² I). **DDIM** (Song et al. 2021) uses the same trained network but a
+# x_{t−1} ~ N(μθ, σ_t² I). **DDIM** (Song et al. 2021a) uses the same trained network but a
 # deterministic update that may skip steps, here 50 instead of 1000. Toy data is not confined to
 # [−1, 1] like images, so we switch off the x̂0 clipping (`clip_x0=False`).
 # Each sampler takes its own seeded `torch.Generator`, so the samples are reproducible.
