@@ -76,7 +76,7 @@ print(f"preset {preset.name}: T = {T}, {preset.toy_train_steps} training steps p
 # The forward chain q(x_t | x_{t−1}) is ours: we chose it. Generation needs the other direction,
 # q(x_{t−1} | x_t): given a noisy sample, where did it come from one step earlier? By Bayes,
 # q(x_{t−1} | x_t) ∝ q(x_t | x_{t−1}) q(x_{t−1}), and q(x_{t−1}) involves the whole unknown data
-# distribution, so this is intractable. But **conditioned on the clean x0** it is a Gaussian we
+# distribution, so this is intractable. But *conditioned on the clean x0* it is a Gaussian we
 # can write down, and that is the key to everything that follows.
 #
 # ## 2 · The posterior q(x_{t−1} | x_t, x0)
@@ -277,7 +277,7 @@ plt.show()
 # ## 6 · Generation (seed §3.2): DDPM and DDIM in 1D
 #
 # **DDPM** (Ho et al. 2020, Algorithm 2) runs all T reverse steps, sampling
-# x_{t−1} ~ N(μθ, σ_t² I). **DDIM** (Song et al. 2021) uses the same trained network but a
+# x_{t−1} ~ N(μθ, σ_t² I). **DDIM** (Song et al. 2021a) uses the same trained network but a
 # deterministic update that may skip steps, here 50 instead of 1000. Toy data is not confined to
 # [−1, 1] like images, so we switch off the x̂0 clipping (`clip_x0=False`).
 # Each sampler takes its own seeded `torch.Generator`, so the samples are reproducible.

@@ -205,13 +205,13 @@ plt.show()
 #
 # Generation starts from pure noise x_{T−1} ~ N(0, I) and applies the learned reverse step down
 # to t = 0. **DDPM** (Ho et al. 2020) takes all T = 1000 steps, each one adding fresh noise.
-# **DDIM** (Song et al. 2021) uses the same trained network but a deterministic update that can
+# **DDIM** (Song et al. 2021a) uses the same trained network but a deterministic update that can
 # jump over many timesteps at once (exercise 4.2 writes it):
 #
 # $$\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon}{\sqrt{\bar\alpha_t}},\qquad
 #   x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}}\,\hat\epsilon\qquad (t' < t).$$
 #
-# DDIM is a family (Song et al. 2021, Eq. 12 and 16): with η > 0 each jump also adds fresh noise
+# DDIM is a family (Song et al. 2021a, Eq. 12 and 16): with η > 0 each jump also adds fresh noise
 # of standard deviation σ = η·√((1 − ᾱ_{t'})/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_{t'}) and takes that much less of
 # ε̂; η = 0 is the deterministic update above, and η = 1 visiting every step is DDPM. The fresh
 # noise costs nothing (one draw per step) and lets later steps correct what earlier ones got wrong.
@@ -256,7 +256,7 @@ plt.show()
 # %% [markdown]
 # DDIM with 50 or 20 steps starts from the same noise and lands on nearly the same digits (it is
 # deterministic: the noise picks the image); DDPM's fresh noise at every step takes it elsewhere,
-# and so does DDIM with η = 1. On CIFAR-10, Song et al. (2021, Table 1) report FID 4.67 for DDIM
+# and so does DDIM with η = 1. On CIFAR-10, Song et al. (2021a, Table 1) report FID 4.67 for DDIM
 # with 50 steps against 4.73 for DDPM with all 1000 (σ_t² = β̃_t, as here) -- the same quality in
 # a twentieth of the time; with 20 steps DDIM is clearly worse (6.84). That was a model trained
 # for days. The benchmark checks the 50-step claim on our 10-minute model (500 samples each, in the

@@ -96,7 +96,7 @@ print(f"preset {preset.name}: training clips are (B, T, C, H, W) = ({B}, {T}, {p
 # %% [markdown]
 # ## The course's layout: (B, T, C, H, W)
 #
-# A batch of videos is one tensor: **B** clips, **T** frames, **C** channels, **H × W** pixels, with
+# A batch of videos is one tensor: *B* clips, *T* frames, *C* channels, *H × W* pixels, with
 # values in [-1, 1] — frames second, right after the batch. Each kind of layer wants its own view of
 # it:
 #
@@ -137,7 +137,7 @@ for name, shape in [("image  64x64 RGB", (3, 64, 64)), ("clip   16 frames", (16,
 # Moving digits are made of digits rendered from the fonts matplotlib ships (DejaVu, STIX,
 # Computer Modern), with random rotation, shear, scale, shift and stroke width, MNIST-style: each
 # glyph fills a 20/28 box and is centred by its centre of mass. Training and test digits come from
-# **disjoint sets of fonts**, so no test image can appear in training.
+# *disjoint sets of fonts*, so no test image can appear in training.
 
 # %%
 train_digits, train_labels = render_digits(32, size=28, split="train", seed=0)

@@ -305,8 +305,8 @@ print(f"ConvLSTM denoiser: max |output(t = 0) − output(t = 999)| = {(early - l
 # %% [markdown]
 # ## Bidirectional or causal
 #
-# To **denoise a whole clip**, every frame should see every other frame: a second ConvLSTM runs
-# from the last frame back to the first, and the two directions are merged. To **predict** the
+# To *denoise a whole clip*, every frame should see every other frame: a second ConvLSTM runs
+# from the last frame back to the first, and the two directions are merged. To *predict* the
 # future (notebook 08), frame k must not depend on frames after k, or the model would learn to
 # copy the answer: `causal=True` keeps only the forward direction. Everything else in the network
 # works frame by frame, so the whole network is causal then.

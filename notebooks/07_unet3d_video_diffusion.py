@@ -34,8 +34,8 @@
 #
 # Both are right and neither says how. The literal reading — replace every 2D convolution of an
 # image U-Net by a 3D one — works, but costs about twice the parameters and computation of what
-# follows, and each layer still sees only the neighbouring frames. Ho et al. (2022, "Video Diffusion Models") factorise
-# instead: **space** by the image U-Net's own 3×3 convolutions applied to every frame, **time** by
+# follows, and each layer still sees only the neighbouring frames. Ho et al. (2022a, "Video Diffusion Models") factorise
+# instead: *space* by the image U-Net's own 3×3 convolutions applied to every frame, *time* by
 # attention along the frame axis at every pixel. That is the network of this notebook,
 # `course_lib.models.unet3d.UNet3D`.
 
@@ -179,7 +179,7 @@ print(f"UNet3D: {tuple(clip.shape)} -> {tuple(out.shape)}, {count_parameters(mod
 # $$w_{ij} = \operatorname{softmax}_j\Big(\frac{q_i\cdot k_j}{\sqrt d} + b_{\,j-i}\Big).$$
 #
 # The dot product compares *contents*. The bias b (T5, Raffel et al. 2020; Imagen Video) is one
-# learned number per head and **offset** j − i: it lets the model prefer "the previous frame" or
+# learned number per head and *offset* j − i: it lets the model prefer "the previous frame" or
 # "two frames ahead" wherever in the clip that is, and it works for any clip length up to
 # `max_frames`. It starts at 0 (no preference). A matrix b[j − i] is constant along each diagonal:
 
@@ -294,7 +294,7 @@ plt.show()
 # %% [markdown]
 # ## Joint image + video training
 #
-# Ho et al. train one network on videos and on images at once: images teach the spatial layers
+# Ho et al. (2022a) train one network on videos and on images at once: images teach the spatial layers
 # what a frame looks like (there are far more images than videos), videos teach the temporal ones
 # how frames follow each other. With `image_mode` this needs no second network.
 # `course_lib.diffusion.joint` turns a batch of B clips into

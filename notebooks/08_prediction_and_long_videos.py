@@ -120,7 +120,7 @@ print(comparison_table(scores, baseline="repeat last frame"))
 # frame, shape (B, T, 1, 1, 1)). Sampling runs the usual DDIM loop over t = T−1 … 0; the methods
 # differ in how the known frames enter it.
 #
-# **(b) Replacement** (Song et al. 2021, "replacement method"). Use an *unconditional* video model.
+# **(b) Replacement** (Song et al. 2021b, "replacement method"). Use an *unconditional* video model.
 # After every step t → t', overwrite the known frames of x_{t'} with the truth noised to the same
 # level:
 #
@@ -129,7 +129,7 @@ print(comparison_table(scores, baseline="repeat last frame"))
 # Free — no training — but the unknown frames only learn about the known ones through the noisy
 # copy in x_t, which at high noise says almost nothing.
 #
-# **(c) Reconstruction guidance** (Ho et al. 2022, "Video Diffusion Models", Eq. 7). Same model,
+# **(c) Reconstruction guidance** (Ho et al. 2022a, "Video Diffusion Models", Eq. 7). Same model,
 # same replacement, but before each step push the model's clean estimate x̂0 so that *its* known
 # frames match the truth, with the gradient through the network:
 #
@@ -314,7 +314,7 @@ print(decay_table(curves))
 # Look at *how* the rollout fails: the brightest pixel of each frame, averaged over the videos.
 # A model trained only on clean pasts draws the object a little dimmer with every frame it
 # extrapolates, and the next chunk takes those dimmer frames as its past: the fade compounds until
-# the object is gone. Conditioning augmentation (Ho et al. 2022, cascaded diffusion) trains the
+# the object is gone. Conditioning augmentation (Ho et al. 2022c, cascaded diffusion) trains the
 # model on a spoiled past on purpose: each clip's known frames are put through the forward process
 # to a random step s ≤ 150 before the network sees them, while the frames it must produce stay
 # clean. A dimmed, noisy past then still means a crisp object. At sampling we show it its past at

@@ -257,7 +257,7 @@ plt.show()
 #
 # * **SDEdit** = forward-noise to t₀, then the normal sampler. The strength s sets t₀ and trades
 #   faithfulness to the input for realism; measure both, then choose.
-# * **Inpainting and frame repair** are the conditional sampling of notebook 08 with another mask:
+# * **Inpainting** and **frame repair** are the conditional sampling of notebook 08 with another mask:
 #   pixels in every frame, or whole frames in the middle. **RePaint resampling** lets the generated
 #   part agree with the known part; **guidance** pushes it there with a gradient.
 # * With a ground truth, every edit is a number — and with many right answers, a motion or realism

@@ -152,7 +152,7 @@ plt.show()
 #
 # $$\mathrm{PSNR} = 10 \log_{10} \frac{R^2}{\mathrm{MSE}}, \qquad \mathrm{MSE} = \frac{1}{CHW} \sum (x - y)^2,$$
 #
-# with R the data range (max − min of the pixel scale): **R = 2** for our [−1, 1] pixels, R = 1 for
+# with R the data range (max − min of the pixel scale): *R = 2* for our [−1, 1] pixels, R = 1 for
 # [0, 1], R = 255 for bytes. Using the wrong R shifts every value by 20·log10 of the ratio (6 dB
 # for 2 vs 1), the commonest PSNR bug. **SSIM** (Wang et al. 2004) compares local means μ,
 # contrasts σ and the correlation σ_xy in Gaussian windows (11 × 11, σ = 1.5) and averages:
@@ -187,7 +187,7 @@ plt.show()
 # PSNR falls by 6 dB each time the noise doubles (the MSE quadruples). The two metrics disagree on
 # what is worse: blur gets the PSNR of strong noise but the SSIM of faint noise — SSIM averages
 # over the whole frame, and most of our frame is empty background, which noise spoils everywhere
-# and blur leaves alone. PSNR punishes the **one-pixel shift** harder than the strongest noise, and
+# and blur leaves alone. PSNR punishes the *one-pixel shift* harder than the strongest noise, and
 # SSIM as hard as moderate noise, although the shifted clip is a perfectly good video: pixel
 # metrics measure *agreement with one answer*, not quality. The
 # frozen clip is perfect at frame 0 and worse at every later frame as the digit moves away.
@@ -308,7 +308,7 @@ plt.show()
 # %% [markdown]
 # Real clips pass most of the time (a digit whose strokes break apart after thresholding counts as
 # two blobs and fails: the test has a floor below 100%, measured on real data). Shuffled frames
-# fail: their track zig-zags. But the test has its own blind spots: the **frozen** clip passes —
+# fail: their track zig-zags. But the test has its own blind spots: the *frozen* clip passes —
 # standing still *is* constant velocity, zero — and noisy clips pass too (the noise stays below the
 # brightness threshold); the test checks motion, not appearance. No single number sees everything.
 #
@@ -407,13 +407,13 @@ for name, logits in [("digit judge, frame 0 of each clip", digit_judge.logits(fr
 #
 # * PSNR and SSIM compare a clip with *its* reference; they punish harmless shifts, and without a
 #   reference — free generation — they do not exist.
-# * The **Inception Score is a score** of generated samples alone (higher is better, ≤ K), not a
+# * The *Inception Score is a score* of generated samples alone (higher is better, ≤ K), not a
 #   distance as the seed says; here it reads digits and cannot see motion.
-# * **FID and FVD are distances** (lower is better) between Gaussian fits of judge features; a
+# * *FID and FVD are distances* (lower is better) between Gaussian fits of judge features; a
 #   judge that keeps frame order sees shuffled and frozen clips that frame-level metrics miss.
 # * Known dynamics allow a **physics check** (motion consistency) that needs no judge; it has its
 #   own blind spots (frozen clips).
-# * Compare distances only at the **same sample count** and with the **same judge**, trained on
+# * Compare distances only at the *same sample count* and with the *same judge*, trained on
 #   the domain being judged.
 #
 # **Exercises** (`exercises/10_evaluation.ipynb`): write PSNR from the MSE, the Fréchet distance of

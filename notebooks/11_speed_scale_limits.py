@@ -170,7 +170,7 @@ plt.show()
 # %% [markdown]
 # **Reading the table.** The ms/step column is nearly constant: time is proportional to steps,
 # so DDIM with S steps is T/S times faster than DDPM. For a well-trained model the quality falls
-# mainly at the smallest S: on CIFAR-10, Song et al. (2021, Table 1, η = 0) report FID 13.4, 6.8,
+# mainly at the smallest S: on CIFAR-10, Song et al. (2021a, Table 1, η = 0) report FID 13.4, 6.8,
 # 4.7 and 4.2 at 10, 20, 50 and 100 steps. At N = 10 or 50 the FIDs here are noisy enough that
 # neighbouring rows can swap; the real-vs-real floor says how large that noise is. In the
 # `smoke` preset the U-Net has trained for a few dozen steps and every row is noise (FIDs in the
@@ -243,7 +243,7 @@ if not TRY_COMPILE:
 # model (B = 8, 8 frames, 3×32×32) measured 0.94 s/step in fp32 and 0.62 s in bf16 (1.5×; CPU
 # seconds 0.47 and 0.30) with this cell's method when this notebook was written.
 #
-# `torch.compile` of the smoke model took **354 s** on this busy 2-core machine for its first
+# `torch.compile` of the smoke model took *354 s* on this busy 2-core machine for its first
 # step, then ran 0.19 s/step against 0.28 s eager (1.5×): worth it for a training run of
 # thousands of steps, never for a notebook cell. Compiled kernels are cached on disk
 # (`/tmp/torchinductor_<user>`): the next process's first step took 17 s. The `gpu` preset turns on
@@ -579,8 +579,8 @@ plt.show()
 # The field's answers to §8.2's data problem are visible in this course's own design: generate
 # data where the physics is known (our bouncing shapes and moving digits), train on *images* and
 # video jointly so the plentiful images teach appearance and the scarce video teaches motion
-# (`image_mode` in notebook 07; Ho et al. 2022), and reuse image models' weights to start video
-# models (e.g. Blattmann et al. 2023). What no trick changes: with too few clips for the steps
+# (`image_mode` in notebook 07; Ho et al. 2022a), and reuse image models' weights to start video
+# models (e.g. Blattmann et al. 2023a). What no trick changes: with too few clips for the steps
 # trained, a model memorises — and FID-style scores, which compare with the training
 # distribution, rate copies of training clips as *excellent*. Nearest-neighbour checks like the
 # one above belong in every evaluation.
@@ -660,7 +660,7 @@ print(f"one {video.example_shape} clip with DDIM {preset.sample_steps}: {sample_
 #
 # **What this course cannot show** — limits of scale, not of ideas: photo-realistic, long, or
 # text-conditioned video needs models of billions of parameters trained on millions of clips
-# (e.g. Ho et al. 2022, "Imagen Video"; Blattmann et al. 2023), far beyond any laptop; the
+# (e.g. Ho et al. 2022b, "Imagen Video"; Blattmann et al. 2023b), far beyond any laptop; the
 # quality numbers of the `smoke` preset are those of untrained models; and every timing here is
 # one machine's, under its load at the time.
 #

@@ -75,7 +75,7 @@ _ = check_training_loss(training_loss)
 # %% [markdown]
 # ## Exercise 4.2 · One DDIM step
 #
-# DDIM (Song et al. 2021, Eq. 12 with η = 0) first turns the noise estimate into a guess of the
+# DDIM (Song et al. 2021a, Eq. 12 with η = 0) first turns the noise estimate into a guess of the
 # clean image, then re-noises that guess to the *next* visited noise level ᾱ_next (which may be
 # many steps away; ᾱ_next = 1 means "clean"), reusing the same ε̂ instead of fresh noise:
 #

@@ -70,7 +70,7 @@ _ = check_replace_known(replace_known)
 # %% [markdown]
 # ## Exercise 8.2 · The guidance gradient
 #
-# Reconstruction guidance (Ho et al. 2022, Eq. 7) corrects the model's clean estimate
+# Reconstruction guidance (Ho et al. 2022a, Eq. 7) corrects the model's clean estimate
 # x̂0 = (x_t − √(1 − ᾱ_t) ε̂(x_t, t)) / √ᾱ_t so that its known frames match the truth:
 #
 # $$\tilde x_0 = \hat x_0 - \frac{w\sqrt{\bar\alpha_t}}{2}\,\nabla_{x_t}\big\lVert m \odot (\text{known} - \hat x_0(x_t))\big\rVert^2 .$$
