@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from course_lib.data.toy import two_moons
-from course_lib.diffusion import q_sample, to_x0_eps
-from course_lib.flow_matching import (
+from course_lib.diffusion.forward import q_sample, to_x0_eps
+from course_lib.diffusion.flow import (
     FlowMatchingObjective,
     ddim_step_as_euler,
     euler_sample,
@@ -36,11 +36,11 @@ from course_lib.flow_matching import (
     vp_to_straight,
     x0_eps_from_velocity,
 )
-from course_lib.metrics_toy import mmd_rbf
+from course_lib.metrics.toy import mmd_rbf
 from course_lib.models.embeddings import sinusoidal_embedding
 from course_lib.models.mlp import MLPDenoiser
-from course_lib.samplers import ddim_step
-from course_lib.schedules import make_schedule
+from course_lib.diffusion.samplers import ddim_step
+from course_lib.diffusion.schedules import make_schedule
 from course_lib.training import TrainConfig, Trainer, random_rows
 
 MU, STD = 0.3, 0.5

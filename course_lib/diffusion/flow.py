@@ -17,7 +17,7 @@ accept float timesteps (:func:`course_lib.models.embeddings.sinusoidal_embedding
 so a network sees ``s · time_scale`` with ``time_scale = T − 1 = 999``: :func:`velocity_fn` wraps a
 network into a ``model_fn(x, s)`` that way, and :class:`FlowMatchingObjective` trains it the same way.
 
-The samplers yield :class:`course_lib.samplers.SamplerStep` like the diffusion samplers do, with
+The samplers yield :class:`course_lib.diffusion.samplers.SamplerStep` like the diffusion samplers do, with
 ``t`` the float time s the step starts from, so trajectory plots and animations work unchanged.
 
 DDIM is the same family: deterministic DDIM is an Euler step of the probability-flow ODE in
@@ -34,12 +34,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from course_lib._checks_args import (
+from course_lib._validation import (
     check_choice, check_float_range, check_int_range, check_positive_int, check_tensor, fail,
 )
-from course_lib.diffusion import as_timesteps, extract, randn_like, to_x0_eps
-from course_lib.samplers import SamplerStep
-from course_lib.schedules import NoiseSchedule
+from course_lib.diffusion.forward import as_timesteps, extract, randn_like, to_x0_eps
+from course_lib.diffusion.samplers import SamplerStep
+from course_lib.diffusion.schedules import NoiseSchedule
 
 VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 TIME_SAMPLERS = ("uniform", "logit-normal")
