@@ -62,18 +62,19 @@ from course_lib.diffusion.conditioning import conditional_sample
 from course_lib.config import get_preset, seed_everything
 from course_lib.data.video import bouncing_shapes
 from course_lib.diffusion.forward import eps_from_x0
-from course_lib.workshop.predictor import known_frames, predictor_steps, train_or_load_frame_conditional
+from course_lib.diffusion.rollout import autoregressive_rollout
 from course_lib.metrics.prediction import (
-    autoregressive_rollout,
     comparison_table,
     decay_table,
     decay_with_length,
     min_moving_speed,
-    plot_decay,
     repeat_last_frame,
     run_predictor,
     score_predictions,
-    video_predictors,
+)
+from course_lib.views.prediction import plot_decay
+from course_lib.workshop.predictor import (
+    known_frames, predictor_steps, train_or_load_frame_conditional, video_predictors,
 )
 from course_lib.workshop.recipes import get_recipe
 from course_lib.views.figures import animate, filmstrip
@@ -222,9 +223,9 @@ print(f"two models ready in {time.perf_counter() - start:.0f} s "
 # ## Predict and measure
 #
 # Each method becomes a *predictor* `predict(past, frames) -> clip` with the same sampler settings
-# and seed: `video_predictors` wraps `predict_future(model, past, frames, schedule,
-# method="replacement" | "guidance")` for (b) and (c) and `predict_future_conditional` for (a) (the
-# same predictors that `python -m course_lib.workshop.bench.image prediction` measures). `run_predictor` feeds
+# and seed: `video_predictors` wraps `predict_future(model, past, frames, schedule, method=...)`
+# with `method="frame-conditional"` for (a), `"replacement"` for (b) and `"guidance"` for (c) (the
+# same predictors that `python -m course_lib bench prediction` measures). `run_predictor` feeds
 # each one the first K frames of every test clip.
 
 # %%

@@ -126,7 +126,7 @@ _ = check_guided_eps(guided_eps)
 from course_lib.workshop.bench.image import IMAGE_GUIDANCE_SCALE
 from course_lib.config import get_preset
 from course_lib.metrics.judge import get_digit_judge, judge_config_for_preset
-from course_lib.models.unet2d import guided_denoiser
+from course_lib.diffusion.guidance import guided_denoiser
 from course_lib.workshop.recipes import get_recipe
 from course_lib.diffusion.samplers import ddim_sample, ddim_timesteps
 from course_lib.views.figures import image_grid

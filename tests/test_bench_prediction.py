@@ -19,12 +19,13 @@ from course_lib.workshop.bench.prediction import (
     prediction_verdicts,
     train_frame_conditional,
 )
-from course_lib.diffusion.conditioning import predict_future
 from course_lib.config import get_preset
+from course_lib.diffusion.rollout import predict_future
+from course_lib.metrics.prediction import PredictionScores, min_moving_speed
+from course_lib.models.frame_conditional import frame_conditional_unet3d
 from course_lib.workshop.predictor import (
-    checkpoint_path, frame_conditional_unet3d, predict_future_conditional, train_or_load_frame_conditional,
+    PREDICTOR_NAMES, checkpoint_path, train_or_load_frame_conditional, video_predictors,
 )
-from course_lib.metrics.prediction import PREDICTOR_NAMES, PredictionScores, min_moving_speed, video_predictors
 from course_lib.workshop.recipes import get_recipe
 from _exercise_checks import number, parse_table
 
@@ -169,7 +170,7 @@ def test_the_predictors_are_notebook_08s_methods_with_its_settings():
     past = torch.rand(2, 2, 3, 16, 16) * 2 - 1
     sampling = dict(steps=TINY.sample_steps, objective=recipe.objective)
     expected = {
-        "(a) frame-conditional": predict_future_conditional(conditional, past, 4, recipe.schedule,
+        "(a) frame-conditional": predict_future(conditional, past, 4, recipe.schedule, method="frame-conditional",
                                                             generator=torch.Generator().manual_seed(1), **sampling),
         "(b) replacement": predict_future(unconditional, past, 4, recipe.schedule, method="replacement",
                                           generator=torch.Generator().manual_seed(1), **sampling),
@@ -199,9 +200,9 @@ def test_conditioning_augmentation_trains_its_own_model_and_samples_at_half_its_
     model = bench_prediction.load_frame_conditional(recipe, augmented).ema_model.eval()
     past = torch.rand(2, 2, 3, 16, 16) * 2 - 1
     (predict,) = video_predictors(recipe, conditional=model, context_noise=10).values()
-    expected = predict_future_conditional(model, past, 4, recipe.schedule, context_noise=10, steps=TINY.sample_steps,
+    expected = predict_future(model, past, 4, recipe.schedule, method="frame-conditional", context_noise=10, steps=TINY.sample_steps,
                                           objective=recipe.objective, generator=torch.Generator().manual_seed(1))
-    plain = predict_future_conditional(model, past, 4, recipe.schedule, steps=TINY.sample_steps,
+    plain = predict_future(model, past, 4, recipe.schedule, method="frame-conditional", steps=TINY.sample_steps,
                                        objective=recipe.objective, generator=torch.Generator().manual_seed(1))
     assert torch.equal(predict(past, 4), expected) and not torch.equal(expected, plain)
 

@@ -6,7 +6,8 @@ x0[0] = a the other coordinate is N(ρa, s²(1 − ρ²)).
 import pytest
 import torch
 
-from course_lib.diffusion.conditioning import conditional_sample, frame_mask, predict_future, rollout
+from course_lib.diffusion.conditioning import conditional_sample, frame_mask
+from course_lib.diffusion.rollout import autoregressive_rollout, predict_future, predictor
 from course_lib.diffusion.forward import eps_from_x0
 from course_lib.diffusion.editing import inpaint, repair_frames, sdedit, sdedit_start
 from course_lib.diffusion.schedules import make_schedule
@@ -52,7 +53,7 @@ def test_predict_future_keeps_the_past_and_fills_the_rest():
 
 def test_rollout_makes_longer_videos():
     first = torch.rand(1, 4, 1, 8, 8) * 2 - 1
-    long = rollout(video_model, first, 10, keep=2, schedule=S, steps=3)
+    long = autoregressive_rollout(predictor(video_model, S, steps=3), first, 10, keep=2)
     assert long.shape == (1, 10, 1, 8, 8) and torch.equal(long[:, :4], first)
 
 
@@ -98,7 +99,8 @@ def test_frame_mask_forms():
         (lambda: sdedit(video_model, torch.zeros(1, 2), -0.1, S), ["strength", "-0.1"]),
         (lambda: inpaint(video_model, torch.zeros(1, 4, 1, 8, 8), torch.ones(1, 1, 1, 4, 4), S), ["region", "broadcastable", "(1, 1, 1, 4, 4)"]),
         (lambda: repair_frames(video_model, torch.zeros(1, 4, 1, 8, 8), [7], S), ["damaged", "[0, 3]"]),
-        (lambda: rollout(video_model, torch.zeros(1, 4, 1, 4, 4), 8, keep=4, schedule=S), ["keep", "[1, 3]", "4"]),
+        (lambda: autoregressive_rollout(predictor(video_model, S), torch.zeros(1, 4, 1, 4, 4), 8, keep=4), ["keep", "[1, 3]", "4"]),
+        (lambda: predict_future(video_model, torch.zeros(1, 2, 1, 4, 4), 4, S, past_guidance=2.0), ["method", "'frame-conditional'", "'replacement'"]),
     ],
 )
 def test_bad_input(call, words):

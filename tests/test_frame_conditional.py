@@ -6,15 +6,14 @@ from torch import nn
 from course_lib.config import get_preset
 from course_lib.diffusion.conditioning import frame_mask
 from course_lib.diffusion.forward import q_sample
+from course_lib.diffusion.conditioning import conditioned_on
+from course_lib.diffusion.rollout import predict_future
+from course_lib.models.frame_conditional import FrameConditionalDenoiser, frame_conditional_unet3d
 from course_lib.workshop.predictor import (
-    FrameConditionalDenoiser,
     FrameConditionalObjective,
     checkpoint_path,
-    conditioned_on,
     frame_conditional_parts,
-    frame_conditional_unet3d,
     known_frames,
-    predict_future_conditional,
     predictor_steps,
     random_prefix_mask,
     train_or_load_frame_conditional,
@@ -157,13 +156,13 @@ def test_conditioning_augmentation_noises_only_the_past_the_network_sees():
 
 def test_prediction_with_context_noise_shows_a_noised_past_and_returns_the_true_one():
     model, past = Recorder(), torch.rand(2, 3, 3, 4, 4) * 2 - 1
-    out = predict_future_conditional(model, past, 5, S, context_noise=30, steps=3, generator=torch.Generator().manual_seed(1))
+    out = predict_future(model, past, 5, S, method="frame-conditional", context_noise=30, steps=3, generator=torch.Generator().manual_seed(1))
     assert torch.equal(out[:, :3], past), "the returned clip keeps the given past exactly"
     x_t, known, mask = model.seen[0]
     assert torch.equal(known[:, :3], q_sample(past, 30, S, generator=torch.Generator().manual_seed(1)))
     assert not torch.allclose(known[:, :3], past)
     plain = Recorder()
-    predict_future_conditional(plain, past, 5, S, steps=3, generator=torch.Generator().manual_seed(1))
+    predict_future(plain, past, 5, S, method="frame-conditional", steps=3, generator=torch.Generator().manual_seed(1))
     assert torch.equal(plain.seen[0][1][:, :3], past)
 
 
@@ -176,7 +175,7 @@ def test_context_noise_has_its_own_checkpoint_and_zero_keeps_the_old_one(tmp_pat
 def test_prediction_keeps_the_past_and_is_reproducible():
     model = tiny_model()
     past = torch.rand(2, 3, 3, 4, 4) * 2 - 1
-    run = lambda: predict_future_conditional(model, past, 5, S, steps=4, generator=torch.Generator().manual_seed(1))
+    run = lambda: predict_future(model, past, 5, S, method="frame-conditional", steps=4, generator=torch.Generator().manual_seed(1))
     out = run()
     assert out.shape == (2, 5, 3, 4, 4) and torch.equal(out[:, :3], past) and torch.equal(out, run())
     assert model.training, "the model's train/eval mode is restored"
@@ -204,9 +203,9 @@ def test_past_guidance_extrapolates_from_the_unconditional_to_the_conditional_ou
         assert torch.allclose(conditioned_on(model, known, mask, 2.0)(x, t), 2 * c - u, atol=1e-6)
         assert torch.allclose(conditioned_on(model, known, mask, 0.0)(x, t), u, atol=1e-6)
     past = known[:, :2]
-    run = lambda w: predict_future_conditional(model, past, 4, S, steps=4, past_guidance=w,
+    run = lambda w: predict_future(model, past, 4, S, method="frame-conditional", steps=4, past_guidance=w,
                                                generator=torch.Generator().manual_seed(1))
-    assert torch.equal(run(1.0), predict_future_conditional(model, past, 4, S, steps=4,
+    assert torch.equal(run(1.0), predict_future(model, past, 4, S, method="frame-conditional", steps=4,
                                                             generator=torch.Generator().manual_seed(1)))
     guided = run(3.0)
     assert torch.equal(guided[:, :2], past) and not torch.allclose(guided, run(1.0))
@@ -235,9 +234,9 @@ def test_the_predictor_trains_for_its_own_preset_length_not_the_video_unets():
 @pytest.mark.parametrize(
     "call, words",
     [
-        (lambda: predict_future_conditional(tiny_model(), torch.zeros(1, 4, 3, 4, 4), 4, S),
+        (lambda: predict_future(tiny_model(), torch.zeros(1, 4, 3, 4, 4), 4, S, method="frame-conditional"),
          ["past", "between 1 and frames - 1 = 3", "4 frames"]),
-        (lambda: predict_future_conditional(tiny_model(), torch.zeros(1, 5, 3, 4, 4), 4, S),
+        (lambda: predict_future(tiny_model(), torch.zeros(1, 5, 3, 4, 4), 4, S, method="frame-conditional"),
          ["past", "5 frames"]),
         (lambda: tiny_model()(torch.zeros(1, 4, 3, 4, 4), torch.zeros(1, dtype=torch.long), torch.zeros(1, 4, 3, 4, 4),
                               torch.ones(1, 3, 1, 1, 1)), ["mask", "(1, 4, 1, 1, 1)", "(1, 3, 1, 1, 1)"]),
@@ -255,9 +254,9 @@ def test_the_predictor_trains_for_its_own_preset_length_not_the_video_unets():
         (lambda: FrameConditionalObjective(S, "noise"), ["objective", "'eps'", "'noise'"]),
         (lambda: FrameConditionalObjective(S, "x0", context_noise=100), ["context_noise", "[0, 99]", "100"]),
         (lambda: FrameConditionalObjective(S, "x0", context_noise=2.5), ["context_noise", "2.5"]),
-        (lambda: predict_future_conditional(tiny_model(), torch.zeros(1, 2, 3, 4, 4), 4, S, context_noise=-1),
+        (lambda: predict_future(tiny_model(), torch.zeros(1, 2, 3, 4, 4), 4, S, method="frame-conditional", context_noise=-1),
          ["context_noise", "[0, 99]", "-1"]),
-        (lambda: predict_future_conditional(tiny_model(), torch.zeros(1, 2, 3, 4, 4), 4, S, past_guidance=-1.0),
+        (lambda: predict_future(tiny_model(), torch.zeros(1, 2, 3, 4, 4), 4, S, method="frame-conditional", past_guidance=-1.0),
          ["past_guidance", "-1.0"]),
         (lambda: FrameConditionalDenoiser("unet", 3), ["backbone", "nn.Module", "str"]),
         (lambda: train_or_load_frame_conditional(get_recipe("digits", "smoke")), ["recipe", "video", "digits"]),

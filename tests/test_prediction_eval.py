@@ -7,8 +7,9 @@ import torch
 
 from course_lib.data.video import bouncing_shapes
 from course_lib.metrics.motion import motion_consistency
+from course_lib.diffusion.rollout import autoregressive_rollout
+from course_lib.views.prediction import plot_decay
 from course_lib.metrics.prediction import (
-    autoregressive_rollout,
     comparison_table,
     decay_table,
     decay_with_length,
@@ -19,7 +20,6 @@ from course_lib.metrics.prediction import (
     keeps_moving,
     motion_passes,
     palette_distance,
-    plot_decay,
     region_psnr,
     repeat_last_frame,
     run_predictor,

@@ -303,7 +303,7 @@ def test_bad_labels_name_the_argument(y, message):
 
 
 def test_guidance_mixes_the_conditional_and_unconditional_clips():
-    from course_lib.models.unet2d import guided_denoiser
+    from course_lib.diffusion.guidance import guided_denoiser
 
     model = tiny(num_classes=10)
     x, y = clip(), torch.tensor([4, 9])

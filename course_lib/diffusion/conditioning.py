@@ -1,4 +1,4 @@
-"""Sampling with known parts: predicting future frames, inpainting, repairing frames (seed §6).
+"""Sampling with known parts: the engine behind predicting, inpainting and repairing frames (seed §6).
 
 All methods use an *unconditional* denoiser ``model_fn(x_t, t)`` and a ``mask`` (1 = known,
 0 = to generate) over ``known`` (the ground truth where the mask is 1):
@@ -19,9 +19,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
+from torch import nn
 
 from course_lib._validation import check_choice, check_float_range, check_int_range, check_positive_int, check_rank, fail
 from course_lib.diffusion.forward import q_sample, randn_like, to_x0_eps
+from course_lib.diffusion.guidance import guide
 from course_lib.diffusion.samplers import ModelFn, SamplerStep, ddim_step, ddim_timesteps
 from course_lib.diffusion.schedules import NoiseSchedule
 
@@ -127,31 +129,30 @@ def frame_mask(video: torch.Tensor, known_frames) -> torch.Tensor:
     return mask
 
 
-def predict_future(model_fn: ModelFn, past: torch.Tensor, frames: int, schedule: NoiseSchedule, **kwargs) -> torch.Tensor:
-    """Complete a clip of ``frames`` frames whose first ``past.shape[1]`` frames are given.
+def check_context_noise(context_noise: int, schedule: NoiseSchedule) -> int:
+    """``context_noise``: a forward-process step s in [0, T − 1] (0: the past enters clean)."""
+    if isinstance(context_noise, bool) or not isinstance(context_noise, int) \
+            or not 0 <= context_noise < schedule.num_steps:
+        fail("context_noise", f"a step in [0, {schedule.num_steps - 1}] (0: no conditioning augmentation)",
+             context_noise)
+    return context_noise
 
-    past: (B, k, C, H, W) with 1 ≤ k < frames -> (B, frames, C, H, W), past frames kept exactly.
+
+def conditioned_on(model: nn.Module, known: torch.Tensor, mask: torch.Tensor, past_guidance: float = 1.0) -> ModelFn:
+    """``model_fn(x_t, t)`` for the samplers: a frame-conditional ``model(x_t, t, known, mask)`` with its condition fixed.
+
+    past_guidance w: classifier-free guidance on the past (:func:`~course_lib.diffusion.guidance.guide`):
+    out = out_∅ + w·(out_c − out_∅), out_∅ the same network told that no frame is known (it trained
+    with k = 0 too). w = 1 is the plain conditional model, one network call; w > 1 follows the past
+    more strongly, at two calls per step.
     """
-    check_rank("past", past, 5, "(B, k, C, H, W)")
-    k = past.shape[1]
-    if not 1 <= k < frames:
-        fail("past", f"between 1 and frames - 1 = {frames - 1} known frames", f"{k} frames")
-    known = torch.cat([past, past.new_zeros(past.shape[0], frames - k, *past.shape[2:])], dim=1)
-    return conditional_sample(model_fn, known, frame_mask(known, k), schedule, **kwargs)
+    check_float_range("past_guidance", past_guidance, 0.0, 100.0)
+    nothing_known = torch.zeros_like(mask)
 
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        conditional = model(x_t, t, known, mask)
+        if past_guidance == 1.0:
+            return conditional
+        return guide(conditional, model(x_t, t, known, nothing_known), past_guidance)
 
-def rollout(model_fn: ModelFn, first: torch.Tensor, total_frames: int, keep: int, schedule: NoiseSchedule,
-            **kwargs) -> torch.Tensor:
-    """Autoregressive long video: repeatedly keep the last ``keep`` frames and predict the rest.
-
-    first: (B, T, C, H, W) an initial clip of the model's length T -> (B, total_frames, C, H, W).
-    Each chunk adds T − keep new frames conditioned on the ``keep`` frames before them, sampled by
-    :func:`predict_future` (``kwargs``: its method, steps, ...); the loop is
-    :func:`~course_lib.metrics.prediction.autoregressive_rollout`'s.
-    """
-    from course_lib.metrics.prediction import autoregressive_rollout  # it checks first, keep and total_frames
-
-    def predict(past: torch.Tensor, frames: int) -> torch.Tensor:
-        return predict_future(model_fn, past, frames, schedule, **kwargs)
-
-    return autoregressive_rollout(predict, first, total_frames, keep)
+    return model_fn

@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib._files import atomic_save
 from course_lib._validation import check_rank, check_tensor, fail
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.inception_score import inception_score
@@ -177,18 +177,9 @@ def judge_path(config: JudgeConfig) -> Path:
 
 
 def _save_atomically(judge: DigitJudge, config: JudgeConfig, path: Path, train_seconds: float) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"state_dict": judge.state_dict(), "config": dataclasses.asdict(config),
-             "test_accuracy": judge.test_accuracy, "train_seconds": train_seconds, "version": JUDGE_VERSION}
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(state, file)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write the judge with the course's atomic writer: readers never see half a file."""
+    atomic_save({"state_dict": judge.state_dict(), "config": dataclasses.asdict(config),
+                 "test_accuracy": judge.test_accuracy, "train_seconds": train_seconds, "version": JUDGE_VERSION}, path)
 
 
 def _load(path: Path, device) -> DigitJudge:

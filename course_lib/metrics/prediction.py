@@ -218,34 +218,6 @@ def palette_distance(video: torch.Tensor) -> torch.Tensor:
 
 # --- long videos ---------------------------------------------------------------------------------------
 
-def autoregressive_rollout(predict: Predictor, first: torch.Tensor, total_frames: int, keep: int,
-                           frames: int | None = None, commit: int | None = None) -> torch.Tensor:
-    """A long video from a short-clip predictor: keep the last ``keep`` frames, predict the next chunk, repeat.
-
-    first: (B, k0, C, H, W) the start; frames: the predictor's clip length T (default ``first.shape[1]``).
-    Each chunk adds T − keep new frames (the first one T − k0 if ``first`` is shorter than ``keep``),
-    or only the first ``commit`` of them: the end of a generated clip is its least reliable part (the
-    U-Net's last frame lags behind the motion, notebook 08), so a rollout may throw it away and
-    predict again from there, at (T − keep) / commit times the sampling cost (measured on the
-    cpu-preset shapes predictors: no better, README).
-    -> (B, total_frames, C, H, W), ``first`` kept exactly.
-    """
-    check_rank("first", first, 5, "(B, T, C, H, W)")
-    frames = first.shape[1] if frames is None else check_positive_int("frames", frames)
-    check_int_range("keep", keep, 1, frames - 1)
-    if first.shape[1] > frames:
-        fail("first", f"at most frames = {frames} frames", f"{first.shape[1]} frames")
-    check_int_range("total_frames", total_frames, first.shape[1], 10_000)
-    commit = frames - keep if commit is None else check_int_range("commit", commit, 1, frames - keep)
-    video = first
-    while video.shape[1] < total_frames:
-        context = video[:, -keep:]  # (B, min(keep, length so far), C, H, W)
-        chunk = predict(context, frames)  # (B, frames, C, H, W), starting with the context
-        new = chunk[:, context.shape[1]:]
-        video = torch.cat([video, new[:, :commit] if context.shape[1] == keep else new], dim=1)
-    return video[:, :total_frames]
-
-
 @dataclass
 class DecayCurve:
     """How a long video degrades: frame_psnr (T,) mean PSNR of frame j against the truth over clips;
@@ -276,78 +248,7 @@ def decay_table(curves: dict[str, DecayCurve]) -> str:
         for name, curve in curves.items())
 
 
-def plot_decay(curves: dict[str, DecayCurve], train_frames: int, axes=None):
-    """Two panels: mean PSNR per frame, and motion pass rate against video length; one line per curve -> Figure."""
-    import matplotlib.pyplot as plt
-
-    check_positive_int("train_frames", train_frames)
-    if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-    ax_psnr, ax_motion = axes
-    for name, curve in curves.items():
-        ax_psnr.plot(np.arange(len(curve.frame_psnr)), curve.frame_psnr.numpy(), marker=".", label=name)
-        ax_motion.plot(curve.lengths, [100 * r for r in curve.motion_pass_rate], marker="o", label=name)
-    for ax in axes:
-        ax.axvline(train_frames - 0.5 if ax is ax_psnr else train_frames, color="gray", ls=":", lw=1)
-    ax_psnr.set(xlabel="frame", ylabel="PSNR vs truth (dB, capped at 60)", title="quality per frame")
-    ax_motion.set(xlabel="video length (frames)", ylabel="motion-consistency pass (%)", ylim=(-5, 105),
-                  title="object still tracked")
-    ax_psnr.legend(fontsize=8)
-    return ax_psnr.figure
-
-
-# --- the predictors of notebook 08 --------------------------------------------------------------------
-
-GUIDANCE_WEIGHT = 2.0  # w of reconstruction guidance for video prediction (notebook 08, bench prediction)
-PREDICTOR_SEED = 1  # every batch a predictor completes starts from noise seeded with this
-PREDICTOR_NAMES = ("(a) frame-conditional", "(b) replacement", "(c) guidance")
-
-
 def min_moving_speed(size: int) -> float:
     """Slowest speed (px/frame) that counts as moving in ``size`` px bouncing shapes: half the data's
     slowest, size/32 (so size/64)."""
     return check_positive_int("size", size) / 64
-
-
-def video_predictors(recipe, unconditional=None, conditional=None, steps: int | None = None,
-                     guidance_weight: float = GUIDANCE_WEIGHT, seed: int = PREDICTOR_SEED,
-                     context_noise: int = 0, past_guidance: float = 1.0) -> dict[str, Predictor]:
-    """The three ways of notebook 08 to predict a clip's future, as predictors ``predict(past, frames)``.
-
-    unconditional: a video denoiser of ``recipe`` (e.g. ``train_or_load(recipe).ema_model``) for
-    (b) replacement and (c) reconstruction guidance; conditional: the frame-conditional model
-    (``train_or_load_frame_conditional(recipe).ema_model``) for (a). A model left None leaves its
-    methods out. All sample with DDIM on ``recipe.schedule`` and ``recipe.objective``, ``steps``
-    steps (default ``preset.sample_steps``), each call from noise seeded with ``seed``.
-    context_noise: (a) sees the past at this forward-process step (for a model trained with
-    conditioning augmentation, :class:`~course_lib.workshop.predictor.FrameConditionalObjective`).
-    past_guidance: (a)'s guidance weight on the past (:func:`~course_lib.workshop.predictor.conditioned_on`).
-    past: (B, k, C, H, W) on any device -> (B, frames, C, H, W) on the same device.
-    """
-    steps = recipe.preset.sample_steps if steps is None else check_positive_int("steps", steps)
-    check_float_range("guidance_weight", guidance_weight, 0.0, 1e6)
-    chosen = zip(PREDICTOR_NAMES, (conditional, unconditional, unconditional), ("conditional", "replacement", "guidance"))
-    check_float_range("past_guidance", past_guidance, 0.0, 100.0)
-    return {name: _predictor(recipe, model, method, steps, guidance_weight, seed, context_noise, past_guidance)
-            for name, model, method in chosen if model is not None}
-
-
-def _predictor(recipe, model, method: str, steps: int, guidance_weight: float, seed: int,
-               context_noise: int = 0, past_guidance: float = 1.0) -> Predictor:
-    """predict(past, frames) with ``model`` by ``method`` ("conditional", "replacement" or "guidance")."""
-    from course_lib.diffusion.conditioning import predict_future
-    from course_lib.workshop.predictor import predict_future_conditional
-
-    device = next(model.parameters()).device
-
-    def predict(past: torch.Tensor, frames: int) -> torch.Tensor:
-        sampling = dict(steps=steps, objective=recipe.objective, generator=torch.Generator().manual_seed(seed))
-        if method == "conditional":
-            clip = predict_future_conditional(model, past.to(device), frames, recipe.schedule,
-                                              context_noise=context_noise, past_guidance=past_guidance, **sampling)
-        else:
-            weight = {"guidance_weight": guidance_weight} if method == "guidance" else {}
-            clip = predict_future(model, past.to(device), frames, recipe.schedule, method=method, **sampling, **weight)
-        return clip.to(past.device)
-
-    return predict

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from course_lib._files import atomic_save
 from course_lib._validation import check_int_range, check_rank, check_tensor, fail
 from course_lib.data.video import PALETTE, SHAPE_KINDS, bouncing_shapes, check_video, moving_digits
 from course_lib.metrics.frechet import frechet_distance_from_features
@@ -301,8 +302,6 @@ def video_judge_path(config: VideoJudgeConfig) -> Path:
 
 
 def _save(judge: VideoJudge, config: VideoJudgeConfig, path: Path, train_seconds: float) -> None:
-    from course_lib.training.checkpoint import atomic_save  # temp file in the same folder, then rename
-
     atomic_save({"state_dict": judge.state_dict(), "config": dataclasses.asdict(config),
                  "test_accuracy": judge.test_accuracy, "train_seconds": train_seconds,
                  "version": VIDEO_JUDGE_VERSION}, path)

@@ -13,11 +13,11 @@ skip connections). Level ``i`` works at H / 2**i, so H and W must be divisible b
 
 Classifier-free guidance (Ho & Salimans 2022): with ``num_classes=K`` the label embedding has K + 1
 rows; row K is the "null" label meaning "no class". Training drops labels to the null class with
-:func:`drop_labels`; sampling mixes both predictions with :func:`guided_denoiser`.
+:func:`drop_labels`; sampling mixes both predictions with :func:`~course_lib.diffusion.guidance.guided_denoiser`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -198,33 +198,3 @@ def drop_labels(
         fail("null_label", "a positive int (the model's num_classes)", null_label)
     coin = torch.rand(y.shape, generator=generator, device=generator.device if generator else "cpu")
     return torch.where(coin.to(y.device) < p, torch.full_like(y, null_label), y)
-
-
-def guided_denoiser(
-    model: UNet2D, y: torch.Tensor, guidance_scale: float
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """A ``model_fn(x_t, t)`` for the samplers that applies classifier-free guidance towards labels ``y``.
-
-    ε̂ = ε(x_t, ∅) + w · (ε(x_t, y) − ε(x_t, ∅))      (Ho & Salimans 2022, eq. 6, with w = 1 + their w)
-
-    w = guidance_scale: w = 0 is the unconditional model, w = 1 the plain conditional model, w > 1
-    pushes samples further towards the class (sharper, less diverse). Both predictions come from one
-    forward pass on a doubled batch. y: (B,) labels in [0, K - 1] (the null label is allowed too).
-    """
-    num_classes = getattr(model, "num_classes", None)
-    if num_classes is None:
-        fail("model", "a class-conditional model (built with num_classes=K)", type(model).__name__)
-    check_rank("y", y, 1, "(B,)")
-    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or not 0 <= guidance_scale < float("inf"):
-        fail("guidance_scale", "a finite number >= 0 (0: unconditional, 1: conditional)", guidance_scale)
-
-    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if x_t.shape[0] != y.shape[0]:
-            fail("x_t", f"a batch of {y.shape[0]} (one image per label in y)", f"shape {tuple(x_t.shape)}")
-        labels = y.to(x_t.device)
-        null = torch.full_like(labels, num_classes)
-        both = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))
-        eps_cond, eps_uncond = both.chunk(2)
-        return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
-
-    return model_fn

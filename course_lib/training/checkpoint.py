@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import tempfile
 import zipfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,42 +56,7 @@ def check_signature(path: str | os.PathLike, saved: dict[str, Any], model: nn.Mo
         )
 
 
-# --- atomic write, safe read ---------------------------------------------------------------------
-
-def atomic_save(obj: dict[str, Any], path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync it, then ``os.replace`` it onto ``path``.
-
-    A crash or error mid-write leaves the previous file at ``path`` untouched and no temp file behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as tmp:
-            torch.save(obj, tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
+# --- safe read ------------------------------------------------------------------------------------
 
 def load_file(path: str | os.PathLike) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU; a missing, truncated or corrupted file is a clear error."""

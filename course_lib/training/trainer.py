@@ -51,13 +51,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_lib._files import atomic_save
 from course_lib._validation import check_choice, check_float_range, check_positive_int, fail
 from course_lib.config import Preset, autocast_dtype, get_device
 from course_lib.training import distributed
 from course_lib.training.data import draw_shard, step_loader
 from course_lib.training.checkpoint import (
     FORMAT_VERSION,
-    atomic_save,
     capture_global_rng,
     check_signature,
     model_signature,

@@ -1,20 +1,10 @@
-"""Method (a) of notebook 08: a denoiser that *sees* the known frames (frame-conditional training).
+"""The predictors of lesson 08 with the course's settings, and the frame-conditional model trained or loaded.
 
-The replacement method and reconstruction guidance (:mod:`course_lib.diffusion.conditioning`) steer an
-unconditional model at sampling time. Here the condition is an *input* of the network, as in
-masked conditional video diffusion (Voleti et al. 2022, MCVD) and RaMViD (Höppe et al. 2022):
-every frame enters with 2C + 1 channels,
-
-    [ x_t (C) | mask · known (C) | mask (1) ]      ->  the network  ->  ε̂ (C)
-
-where ``mask`` is 1 on the known frames. Training draws a random number k ∈ {0, …, T−1} of known
-leading frames per clip (k = 0: no condition, an unconditional model), noises the whole clip as
-usual, and counts the loss only on the frames to generate. One network then predicts from any
-number of past frames, rolls out long videos, and still samples from scratch.
-
-Sampling (:func:`predict_future_conditional`) runs the same DDIM loop as the other methods,
-overwriting the known frames of x_t with their noised truth after each step ("replacement"), which
-is exactly what the network saw in training.
+* :func:`video_predictors` -- the three ways to predict a clip's future (frame-conditional, replacement,
+  reconstruction guidance) as predictors ``predict(past, frames)`` (:mod:`course_lib.diffusion.rollout`);
+* :func:`train_or_load_frame_conditional` -- the frame-conditional U-Net
+  (:mod:`course_lib.models.frame_conditional`) for a video recipe, trained with
+  :class:`FrameConditionalObjective` (a random prefix of each clip known, the loss on the rest).
 """
 from __future__ import annotations
 
@@ -27,74 +17,17 @@ import torch
 from torch import nn
 
 from course_lib._validation import (
-    check_float_range, check_int_range, check_positive_int, check_rank, check_tensor, fail,
+    check_float_range, check_int_range, check_positive_int, check_rank, fail,
 )
-from course_lib.diffusion.conditioning import conditional_sample, frame_mask
+from course_lib.diffusion.conditioning import check_context_noise
 from course_lib.diffusion.forward import OBJECTIVES, q_sample, randn_like, training_target
-from course_lib.diffusion.samplers import ModelFn
+from course_lib.diffusion.rollout import Predictor, predictor
+from course_lib.models.frame_conditional import frame_conditional_unet3d
 from course_lib.diffusion.schedules import NoiseSchedule
 
 # bump when the meaning of a stored frame-conditional model changes (2: temporal convolutions, frame
 # embedding, half the clips with T/2 known frames)
 CHECKPOINT_FORMAT = 2
-
-
-class FrameConditionalDenoiser(nn.Module):
-    """ε̂(x_t, t | known, mask): a video backbone fed ``[x_t, mask·known, mask]`` along the channels.
-
-    backbone: forward(z (B, T, 2C+1, H, W), t (B,)) -> (B, T, C', H, W) with C' ≥ C; the first C
-    output channels are the prediction (``UNet3D`` has no ``out_channels`` and returns 2C+1: the
-    other C+1 are ignored). channels: C, the channels of a frame.
-    forward(x_t (B, T, C, H, W), t (B,), known (B, T, C, H, W), mask (B, T, 1, 1, 1)) -> (B, T, C, H, W).
-    """
-
-    def __init__(self, backbone: nn.Module, channels: int):
-        super().__init__()
-        if not isinstance(backbone, nn.Module):
-            fail("backbone", "a torch.nn.Module (a video denoiser)", type(backbone).__name__)
-        self.backbone = backbone
-        self.channels = check_positive_int("channels", channels)
-
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        check_rank("x_t", x_t, 5, "(B, T, C, H, W)")
-        if x_t.shape[2] != self.channels:
-            fail("x_t", f"{self.channels} channel(s) at dim 2 of (B, T, C, H, W)", f"shape {tuple(x_t.shape)}")
-        check_tensor("known", known)
-        if known.shape != x_t.shape:
-            fail("known", f"the shape of x_t {tuple(x_t.shape)}", f"shape {tuple(known.shape)}")
-        mask = _frame_mask_like(mask, x_t)
-        z = torch.cat([x_t, known * mask, mask.expand(*x_t.shape[:2], 1, *x_t.shape[3:])], dim=2)  # (B, T, 2C+1, H, W)
-        out = self.backbone(z, t)
-        if out.dim() != 5 or out.shape[2] < self.channels:
-            fail("backbone output", f"(B, T, >= {self.channels}, H, W)", f"shape {tuple(out.shape)}")
-        return out[:, :, : self.channels]
-
-
-def _frame_mask_like(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``mask`` as a (B, T, 1, 1, 1) float tensor of x's dtype: one 0/1 value per frame."""
-    check_tensor("mask", mask)
-    b, frames = x.shape[:2]
-    if mask.dim() != 5 or mask.shape[0] not in (1, b) or mask.shape[1] != frames or mask.shape[2:] != (1, 1, 1):
-        fail("mask", f"one value per frame, shape ({b}, {frames}, 1, 1, 1) (see frame_mask)",
-             f"shape {tuple(mask.shape)}")
-    return mask.to(x.dtype).expand(b, frames, 1, 1, 1)
-
-
-def frame_conditional_unet3d(preset, channels: int) -> FrameConditionalDenoiser:
-    """The preset's fast :class:`~course_lib.models.unet3d.UNet3D` taking 2C + 1 input channels, wrapped.
-
-    Unlike the unconditional video U-Net it also has temporal convolutions and a frame-position
-    embedding (``temporal_conv``, ``frame_embedding``): predicting means extrapolating the past's
-    velocity, which differences of neighbouring frames carry directly. Measured (cpu preset, 2000
-    steps, focus on 4 known frames, README): loss 0.0235 against 0.0260 without them, at about 20%
-    more time per step.
-    """
-    from course_lib.models.unet3d import unet3d_for_preset
-
-    check_positive_int("channels", channels)
-    backbone = unet3d_for_preset(preset.replace(video_channels=2 * channels + 1), temporal_conv=True,
-                                 frame_embedding=True)
-    return FrameConditionalDenoiser(backbone, channels)
 
 
 def random_prefix_mask(batch: int, frames: int, generator: torch.Generator | None = None,
@@ -161,66 +94,39 @@ class FrameConditionalObjective:
         return ((prediction - target) ** 2 * generate).sum() / generate.sum()
 
 
-def check_context_noise(context_noise: int, schedule: NoiseSchedule) -> int:
-    """``context_noise``: a forward-process step s in [0, T − 1] (0: the past enters clean)."""
-    if isinstance(context_noise, bool) or not isinstance(context_noise, int) \
-            or not 0 <= context_noise < schedule.num_steps:
-        fail("context_noise", f"a step in [0, {schedule.num_steps - 1}] (0: no conditioning augmentation)",
-             context_noise)
-    return context_noise
+# --- the predictors of lesson 08 --------------------------------------------------------------------
+
+GUIDANCE_WEIGHT = 2.0  # w of reconstruction guidance for video prediction (lesson 08, bench prediction)
+PREDICTOR_SEED = 1  # every batch a predictor completes starts from noise seeded with this
+PREDICTOR_NAMES = ("(a) frame-conditional", "(b) replacement", "(c) guidance")
 
 
-# --- sampling -----------------------------------------------------------------------------------------
+def video_predictors(recipe, unconditional=None, conditional=None, steps: int | None = None,
+                     guidance_weight: float = GUIDANCE_WEIGHT, seed: int = PREDICTOR_SEED,
+                     context_noise: int = 0, past_guidance: float = 1.0) -> dict[str, Predictor]:
+    """The three ways of lesson 08 to predict a clip's future, as predictors ``predict(past, frames)``.
 
-def conditioned_on(model: nn.Module, known: torch.Tensor, mask: torch.Tensor, past_guidance: float = 1.0) -> ModelFn:
-    """``model_fn(x_t, t)`` for the samplers: the frame-conditional model with ``known``/``mask`` fixed.
-
-    past_guidance w: classifier-free guidance on the past (Ho & Salimans 2022, applied to frames):
-    out = out_u + w·(out_c − out_u), out_u the same network told that no frame is known (it trained
-    with k = 0 too). w = 1 is the plain conditional model, one network call; w > 1 follows the past
-    more strongly, at two calls per step.
+    unconditional: a video denoiser of ``recipe`` (e.g. ``train_or_load(recipe).ema_model``) for
+    (b) replacement and (c) reconstruction guidance; conditional: the frame-conditional model
+    (``train_or_load_frame_conditional(recipe).ema_model``) for (a). A model left None leaves its
+    methods out. All sample with DDIM on ``recipe.schedule`` and ``recipe.objective``, ``steps``
+    steps (default ``preset.sample_steps``), each call from noise seeded with ``seed``.
+    context_noise: (a) sees the past at this forward-process step (for a model trained with
+    conditioning augmentation, :class:`~course_lib.workshop.predictor.FrameConditionalObjective`).
+    past_guidance: (a)'s guidance weight on the past (:func:`~course_lib.diffusion.conditioning.conditioned_on`).
+    past: (B, k, C, H, W) on any device -> (B, frames, C, H, W) on the same device.
     """
+    steps = recipe.preset.sample_steps if steps is None else check_positive_int("steps", steps)
+    check_float_range("guidance_weight", guidance_weight, 0.0, 1e6)
     check_float_range("past_guidance", past_guidance, 0.0, 100.0)
-    nothing_known = torch.zeros_like(mask)
-
-    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        conditional = model(x_t, t, known, mask)
-        if past_guidance == 1.0:
-            return conditional
-        unconditional = model(x_t, t, known, nothing_known)
-        return unconditional + past_guidance * (conditional - unconditional)
-
-    return model_fn
-
-
-@torch.no_grad()
-def predict_future_conditional(model: nn.Module, past: torch.Tensor, frames: int, schedule: NoiseSchedule,
-                               context_noise: int = 0, past_guidance: float = 1.0, **kwargs) -> torch.Tensor:
-    """Complete clips of ``frames`` frames whose first k = ``past.shape[1]`` frames are given.
-
-    past: (B, k, C, H, W), 1 ≤ k < frames -> (B, frames, C, H, W), the past kept exactly.
-    context_noise: the network sees the past put through the forward process to this step (0: as
-    it is), for a model trained with conditioning augmentation (:class:`FrameConditionalObjective`).
-    past_guidance: guidance weight w on the past (:func:`conditioned_on`; 1: none).
-    kwargs go to :func:`course_lib.diffusion.conditioning.conditional_sample` (steps, eta, generator, objective).
-    """
-    check_rank("past", past, 5, "(B, k, C, H, W)")
-    k, frames = past.shape[1], check_positive_int("frames", frames)
-    if not 1 <= k < frames:
-        fail("past", f"between 1 and frames - 1 = {frames - 1} known frames", f"{k} frames")
-    seen = q_sample(past, check_context_noise(context_noise, schedule), schedule,
-                    generator=kwargs.get("generator")) if context_noise else past
-    known = torch.cat([seen, past.new_zeros(past.shape[0], frames - k, *past.shape[2:])], dim=1)
-    mask = frame_mask(known, k)
-    was_training = model.training
-    model.eval()
-    try:
-        clip = conditional_sample(conditioned_on(model, known, mask, past_guidance), known, mask, schedule,
-                                  method="replacement",
-                                  **kwargs)
-    finally:
-        model.train(was_training)
-    return torch.cat([past, clip[:, k:]], dim=1)
+    sampling = dict(schedule=recipe.schedule, seed=seed, steps=steps, objective=recipe.objective)
+    methods = {
+        PREDICTOR_NAMES[0]: (conditional, dict(method="frame-conditional", context_noise=context_noise,
+                                                past_guidance=past_guidance)),
+        PREDICTOR_NAMES[1]: (unconditional, dict(method="replacement")),
+        PREDICTOR_NAMES[2]: (unconditional, dict(method="guidance", guidance_weight=guidance_weight)),
+    }
+    return {name: predictor(model, **sampling, **how) for name, (model, how) in methods.items() if model is not None}
 
 
 # --- train or load ------------------------------------------------------------------------------------
@@ -271,7 +177,7 @@ def train_or_load_frame_conditional(recipe, steps: int | None = None, folder: st
     Loaded from :func:`checkpoint_path` if trained there for ``steps`` (default :func:`predictor_steps`);
     a file cut short is resumed; otherwise trained and saved (every ``save_every`` steps and at
     the end). context_noise: conditioning augmentation (:class:`FrameConditionalObjective`).
-    Sample from ``trainer.ema_model`` with :func:`predict_future_conditional`.
+    Sample from ``trainer.ema_model`` with :func:`~course_lib.diffusion.rollout.predict_future` (method "frame-conditional").
     """
     from course_lib.workshop.recipes import Recipe, is_video_task
     from course_lib.training import Trainer

@@ -396,7 +396,7 @@ class Recipe:
             if guidance_scale is not None:
                 fail("guidance_scale", f"None: task {self.task!r} is not class-conditional", guidance_scale)
             return model
-        from course_lib.models.unet2d import guided_denoiser
+        from course_lib.diffusion.guidance import guided_denoiser
 
         device = next(model.parameters()).device
         if labels is None:

@@ -22,7 +22,8 @@ import torch
 
 from course_lib._validation import fail
 from course_lib.training import Trainer, read_checkpoint
-from course_lib.training.checkpoint import atomic_save, check_checkpoint_state, check_signature, load_file
+from course_lib._files import atomic_save, atomic_write_json
+from course_lib.training.checkpoint import check_checkpoint_state, check_signature, load_file
 
 SHIPPED_FOLDER = Path(__file__).resolve().parent / "pretrained"
 EXPORT_FORMAT = "course_lib-export-1"
@@ -87,13 +88,13 @@ def _write_record(path: Path, out: Path, command: str | None) -> None:
     """``out.json``: the training record next to ``path`` (command, wall-clock time, machine) and how it was exported."""
     import json
 
-    from course_lib.workshop.zoo import _write_json, sidecar_path
+    from course_lib.workshop.zoo import sidecar_path
 
     source = sidecar_path(path)
     record = json.loads(source.read_text()) if source.is_file() else {}
     record["export"] = {"from": path.name, "command": command, "format": EXPORT_FORMAT,
                         "weights": f"EMA only, {str(STORED_DTYPE).replace('torch.', '')}", "bytes": out.stat().st_size}
-    _write_json(record, sidecar_path(out))
+    atomic_write_json(record, sidecar_path(out))
 
 
 def is_export(state: Any) -> bool:

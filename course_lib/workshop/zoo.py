@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import math
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +44,7 @@ from course_lib._validation import check_float_range, check_positive_int, fail
 from course_lib.config import PRESETS
 from course_lib.workshop.recipes import Recipe, get_recipe
 from course_lib.training import TrainConfig, Trainer, distributed, read_checkpoint
-from course_lib.training.checkpoint import atomic_save
+from course_lib._files import atomic_save, atomic_write_json
 from course_lib.training.memory import report_memory as print_memory_estimate
 
 DEFAULT_FOLDER = "checkpoints"
@@ -209,18 +207,6 @@ def _machine(device: torch.device) -> dict[str, Any]:
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device), "gpu": gpu}
 
 
-def _write_json(data: dict[str, Any], path: Path) -> None:
-    """Write JSON atomically (temp file in the same folder, then os.replace)."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(data, file, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def save_checkpoint(trainer: Trainer, recipe: Recipe, path: str | os.PathLike, target_steps: int,
                     command: str | None = None) -> Path:
     """Write the trainer's state + the recipe atomically to ``path``, and the JSON record next to it (rank 0 only)."""
@@ -252,7 +238,7 @@ def save_checkpoint(trainer: Trainer, recipe: Recipe, path: str | os.PathLike, t
     }
     if not math.isfinite(record["final_loss"]):
         record["final_loss"] = None
-    _write_json(record, sidecar_path(path))
+    atomic_write_json(record, sidecar_path(path))
     return path
 
 

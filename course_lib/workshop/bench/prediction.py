@@ -6,13 +6,13 @@
 
 Notebook 08 measured, on the same clips: the first K = T // 2 frames of each test clip are given
 and the other T − K predicted by the *repeat the last frame* baseline and by three diffusion methods
-(:func:`course_lib.metrics.prediction.video_predictors`, the notebook's sampler settings): (a) the
+(:func:`course_lib.workshop.predictor.video_predictors`, the notebook's sampler settings): (a) the
 frame-conditional U-Net (:mod:`course_lib.workshop.predictor`), (b) replacement and (c)
 reconstruction guidance with the unconditional video-shapes 3D U-Net. Each is scored against the
 true future (:func:`~course_lib.metrics.prediction.score_predictions`): PSNR and SSIM of the
 predicted frames, the share of clips on which it beats the baseline's PSNR, and the motion pass of
 the whole clip. Then the best method rolls out 4T-frame videos from K true frames
-(:func:`~course_lib.metrics.prediction.autoregressive_rollout`, keeping K frames per chunk, and the
+(:func:`~course_lib.diffusion.rollout.autoregressive_rollout`, keeping K frames per chunk, and the
 notebook's remedies: keeping T − T/4, or dropping each chunk's last frame), scored the same way
 over the whole video.
 
@@ -146,7 +146,7 @@ class PredictionBenchConfig:
     (quick runs train ``train_steps`` steps into ``out`` instead). context_noise: the
     frame-conditional model trains with this conditioning augmentation and samples with half of it.
     past_guidance: (a) samples with this guidance weight on the past (1: none; see
-    :func:`~course_lib.workshop.predictor.conditioned_on`).
+    :func:`~course_lib.diffusion.conditioning.conditioned_on`).
     """
 
     preset: Preset
@@ -245,7 +245,7 @@ def _row(method: str, task: str, scores, baseline, seconds: float | None, status
 def _rollout(predict, first: torch.Tensor, total: int, keep: int, frames: int, batch: int,
              commit: int | None = None) -> torch.Tensor:
     """autoregressive_rollout of the clips in ``first`` (B, K, C, H, W), ``batch`` clips at a time."""
-    from course_lib.metrics.prediction import autoregressive_rollout
+    from course_lib.diffusion.rollout import autoregressive_rollout
 
     return torch.cat([autoregressive_rollout(predict, first[i:i + batch], total_frames=total, keep=keep, frames=frames,
                                              commit=commit) for i in range(0, len(first), batch)])
@@ -257,9 +257,8 @@ def prediction_benchmark(config: PredictionBenchConfig, device: torch.device | N
     Writes ``<out>/prediction-<preset>[-quick].md`` and ``.json`` (rewritten after each row).
     """
     from course_lib.data.video import bouncing_shapes
-    from course_lib.metrics.prediction import (
-        PREDICTOR_NAMES, min_moving_speed, repeat_last_frame, run_predictor, score_predictions, video_predictors,
-    )
+    from course_lib.metrics.prediction import min_moving_speed, repeat_last_frame, run_predictor, score_predictions
+    from course_lib.workshop.predictor import PREDICTOR_NAMES, video_predictors
     from course_lib.workshop.recipes import get_recipe
 
     if not isinstance(config, PredictionBenchConfig):

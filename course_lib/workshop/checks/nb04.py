@@ -7,7 +7,7 @@ from torch import nn
 
 from course_lib.workshop.checks import compare
 from course_lib.diffusion.forward import q_sample
-from course_lib.models.unet2d import guided_denoiser
+from course_lib.diffusion.guidance import guided_denoiser
 from course_lib.diffusion.samplers import ddim_step
 from course_lib.diffusion.schedules import NoiseSchedule, schedule_from_betas
 
@@ -71,7 +71,7 @@ class _FixedPredictions(nn.Module):
 
 
 def reference_guided_eps(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w: float) -> torch.Tensor:
-    """ε̂ = ε(x_t, ∅) + w·(ε(x_t, y) − ε(x_t, ∅)), via course_lib.models.unet2d.guided_denoiser."""
+    """ε̂ = ε(x_t, ∅) + w·(ε(x_t, y) − ε(x_t, ∅)), via course_lib.diffusion.guidance.guided_denoiser."""
     b = eps_cond.shape[0]
     model_fn = guided_denoiser(_FixedPredictions(eps_cond, eps_uncond), torch.zeros(b, dtype=torch.long), w)
     return model_fn(torch.zeros_like(eps_cond), torch.zeros(b, dtype=torch.long))

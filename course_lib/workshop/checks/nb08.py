@@ -1,5 +1,5 @@
 """Checks for notebook 08 (prediction and long videos). References come from course_lib.diffusion.conditioning,
-course_lib.diffusion.forward and course_lib.metrics.prediction; the denoisers are small fixed functions, so
+course_lib.diffusion.forward and course_lib.diffusion.rollout; the denoisers are small fixed functions, so
 every case is exact and fast."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from course_lib.workshop.checks import compare
 from course_lib.diffusion.conditioning import _guided_x0
 from course_lib.diffusion.forward import q_sample
-from course_lib.metrics.prediction import autoregressive_rollout
+from course_lib.diffusion.rollout import autoregressive_rollout
 from course_lib.diffusion.schedules import make_schedule
 
 
@@ -24,7 +24,7 @@ def reference_guided_x0(model_fn, x_t, t, known, mask, schedule, weight):
 
 
 def reference_rollout(predict, first, total_frames, keep):
-    """Autoregressive rollout, via course_lib.metrics.prediction.autoregressive_rollout."""
+    """Autoregressive rollout, via course_lib.diffusion.rollout.autoregressive_rollout."""
     return autoregressive_rollout(predict, first, total_frames, keep)
 
 

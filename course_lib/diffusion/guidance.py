@@ -1,0 +1,56 @@
+"""Classifier-free guidance (Ho & Salimans 2022): one network, asked with and without its condition.
+
+    out = out(x_t, ∅) + w · (out(x_t, c) − out(x_t, ∅))        (their eq. 6, with w = 1 + their w)
+
+w = 0 is the unconditional model, w = 1 the plain conditional one, w > 1 follows the condition more
+strongly (sharper, less diverse). The condition may be a class label (:func:`guided_denoiser`,
+lessons 04 and 07) or the known past frames of a clip (:func:`~course_lib.diffusion.conditioning.conditioned_on`,
+lesson 08). The network learns both answers from label dropout in training
+(:func:`~course_lib.diffusion.objectives.drop_labels`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from course_lib._validation import check_rank, fail
+
+
+def guide(conditional: torch.Tensor, unconditional: torch.Tensor, weight: float) -> torch.Tensor:
+    """out_∅ + w·(out_c − out_∅): the guided prediction from the two answers (any shape, the same for both)."""
+    return unconditional + weight * (conditional - unconditional)
+
+
+def check_guidance_scale(guidance_scale: float) -> float:
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) \
+            or not 0 <= guidance_scale < float("inf"):
+        fail("guidance_scale", "a finite number >= 0 (0: unconditional, 1: conditional)", guidance_scale)
+    return guidance_scale
+
+
+def guided_denoiser(model: nn.Module, y: torch.Tensor, guidance_scale: float
+                    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A ``model_fn(x_t, t)`` for the samplers that guides a class-conditional ``model`` towards labels ``y``.
+
+    model: called as model(x_t, t, labels), with ``model.num_classes`` = K its null label (any of the
+    course's denoisers built with num_classes). y: (B,) labels in [0, K − 1] (the null label is
+    allowed too). Both answers come from one forward pass on a doubled batch.
+    """
+    num_classes = getattr(model, "num_classes", None)
+    if num_classes is None:
+        fail("model", "a class-conditional model (built with num_classes=K)", type(model).__name__)
+    check_rank("y", y, 1, "(B,)")
+    check_guidance_scale(guidance_scale)
+
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if x_t.shape[0] != y.shape[0]:
+            fail("x_t", f"a batch of {y.shape[0]} (one image per label in y)", f"shape {tuple(x_t.shape)}")
+        labels = y.to(x_t.device)
+        null = torch.full_like(labels, num_classes)
+        both = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))
+        eps_cond, eps_uncond = both.chunk(2)
+        return guide(eps_cond, eps_uncond, guidance_scale)
+
+    return model_fn
