@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from course_lib.diffusion.forward import (
-    diffusion_loss,
     eps_from_x0,
     extract,
     forward_step,
@@ -13,6 +12,7 @@ from course_lib.diffusion.forward import (
     v_from_eps,
     x0_from_eps,
 )
+from course_lib.diffusion.objectives import diffusion_loss
 from course_lib.diffusion.schedules import make_schedule
 
 S = make_schedule("linear", 1000)

@@ -8,14 +8,13 @@ from course_lib.diffusion.conditioning import frame_mask
 from course_lib.diffusion.forward import q_sample
 from course_lib.diffusion.conditioning import conditioned_on
 from course_lib.diffusion.rollout import predict_future
+from course_lib.diffusion.objectives import FrameConditionalObjective, random_prefix_mask
 from course_lib.models.frame_conditional import FrameConditionalDenoiser, frame_conditional_unet3d
 from course_lib.workshop.predictor import (
-    FrameConditionalObjective,
     checkpoint_path,
     frame_conditional_parts,
     known_frames,
     predictor_steps,
-    random_prefix_mask,
     train_or_load_frame_conditional,
 )
 from course_lib.workshop.recipes import get_recipe

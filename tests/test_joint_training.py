@@ -3,10 +3,10 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.diffusion.forward import diffusion_loss
-from course_lib.diffusion.joint import (
+from course_lib.diffusion.objectives import (
     JointImageVideoObjective,
     accepts_image_mode,
+    diffusion_loss,
     image_groups,
     joint_losses,
     split_batch,

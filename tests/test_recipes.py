@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from course_lib.config import get_preset
-from course_lib.workshop.recipes import TASK_MODELS, LabelDropoutObjective, Recipe, get_recipe
+from course_lib.diffusion.objectives import DiffusionObjective
+from course_lib.workshop.recipes import TASK_MODELS, Recipe, get_recipe
 from course_lib.diffusion.samplers import ddim_sample
 
 
@@ -120,10 +121,10 @@ def test_label_dropout_replaces_labels_by_the_null_label():
     batch = recipe.make_batch(torch.Generator().manual_seed(0))
     for p, expect_null in ((1.0, True), (0.0, False)):
         spy = LabelSpy()
-        objective = LabelDropoutObjective(recipe.schedule, "eps", null_label=10, label_dropout=p)
+        objective = DiffusionObjective(recipe.schedule, "eps", null_label=10, label_dropout=p)
         objective(spy, batch, torch.Generator().manual_seed(0))
         assert torch.equal(spy.seen[0], torch.full_like(batch[1], 10) if expect_null else batch[1])
-    assert isinstance(recipe.loss_fn, LabelDropoutObjective) and recipe.loss_fn.label_dropout == recipe.label_dropout
+    assert recipe.loss_fn.null_label == 10 and recipe.loss_fn.label_dropout == recipe.label_dropout
 
 
 def test_guidance_zero_is_the_unconditional_model():

@@ -4,9 +4,9 @@ import torch
 
 from course_lib.config import get_preset
 from course_lib.data.video import moving_digits
-from course_lib.workshop.recipes import FOCUS_SNR, FocusedObjective, LabelDropoutObjective, Recipe, get_recipe
+from course_lib.workshop.recipes import FOCUS_SNR, Recipe, get_recipe
+from course_lib.diffusion.objectives import DiffusionObjective, SNRFocusedTimesteps, uniform_timesteps
 from course_lib.diffusion.schedules import make_schedule
-from course_lib.training import DiffusionObjective
 
 
 def tiny_preset():
@@ -24,10 +24,10 @@ def test_video_defaults_predict_x0_on_the_linear_schedule_with_focused_timesteps
         recipe = get_recipe(task, "cpu")
         assert (recipe.objective, recipe.schedule_name) == ("x0", "linear")
     shapes = get_recipe("video-shapes", "cpu")
-    assert isinstance(shapes.loss_fn, FocusedObjective) and shapes.loss_fn.focus == shapes.snr_focus > 0
+    assert shapes.loss_fn.timesteps == SNRFocusedTimesteps(shapes.snr_focus, FOCUS_SNR) and shapes.snr_focus > 0
     assert get_recipe("video-digits", "cpu").lr < get_recipe("video-shapes", "cpu").lr  # 2e-3 kept digits a blur
     assert get_recipe("digits", "cpu").snr_focus == 0.0  # the image recipe keeps Ho et al.'s uniform timesteps
-    assert isinstance(get_recipe("video-shapes", "cpu", snr_focus=0.0).loss_fn, DiffusionObjective)
+    assert get_recipe("video-shapes", "cpu", snr_focus=0.0).loss_fn.timesteps is uniform_timesteps
 
 
 # --- moving digits are class-conditional: "a moving 7" --------------------------------------------------
@@ -36,7 +36,7 @@ def test_video_defaults_predict_x0_on_the_linear_schedule_with_focused_timesteps
 def test_moving_digits_train_with_their_digit_and_label_dropout(model):
     recipe = get_recipe("video-digits", tiny_preset(), model=model)
     assert recipe.num_classes == 10 and recipe.label_dropout == 0.1 and recipe.snr_focus == 0.0
-    assert isinstance(recipe.loss_fn, LabelDropoutObjective) and recipe.loss_fn.null_label == 10
+    assert isinstance(recipe.loss_fn, DiffusionObjective) and recipe.loss_fn.null_label == 10
     network = recipe.build_model()
     assert network.num_classes == 10
     clips, labels = recipe.make_batch(torch.Generator().manual_seed(4))
@@ -76,13 +76,13 @@ def test_moving_digits_refuse_focused_timesteps_and_keep_the_shapes_key():
 def test_focused_timesteps_come_from_the_snr_range_as_often_as_asked():
     schedule = make_schedule("linear", 1000)
     g = torch.Generator().manual_seed(0)
-    only_focus = FocusedObjective(schedule, "x0", focus=1.0).timesteps(4000, g)
+    only_focus = SNRFocusedTimesteps(1.0, FOCUS_SNR)(4000, schedule, g)
     ratios = snr(schedule, only_focus)
     assert ratios.min() >= FOCUS_SNR[0] and ratios.max() <= FOCUS_SNR[1]
-    uniform = FocusedObjective(schedule, "x0", focus=0.0).timesteps(20_000, g)
+    uniform = SNRFocusedTimesteps(0.0, FOCUS_SNR)(20_000, schedule, g)
     inside = ((snr(schedule, uniform) >= FOCUS_SNR[0]) & (snr(schedule, uniform) <= FOCUS_SNR[1])).float().mean()
     assert uniform.min() == 0 and uniform.max() == 999
-    half = FocusedObjective(schedule, "x0", focus=0.5).timesteps(20_000, g)
+    half = SNRFocusedTimesteps(0.5, FOCUS_SNR)(20_000, schedule, g)
     inside_half = ((snr(schedule, half) >= FOCUS_SNR[0]) & (snr(schedule, half) <= FOCUS_SNR[1])).float().mean()
     assert inside_half == pytest.approx(0.5 + 0.5 * inside, abs=0.02)  # the mixture's share
 
@@ -96,7 +96,7 @@ def test_the_focused_loss_is_the_diffusion_loss_at_the_drawn_timesteps():
     assert first == loss_fn(model, x0, torch.Generator().manual_seed(3))  # the generator decides t and ε
     # the same t and ε by hand: draws in the loss's order (t, then ε)
     g = torch.Generator().manual_seed(3)
-    t = loss_fn.timesteps(len(x0), g)
+    t = loss_fn.timesteps(len(x0), recipe.schedule, g)
     eps = torch.randn(x0.shape, generator=g)
     a, s = recipe.schedule.sqrt_alpha_bars[t].view(-1, 1, 1, 1, 1), recipe.schedule.sqrt_one_minus_alpha_bars[t].view(-1, 1, 1, 1, 1)
     by_hand = ((model(a * x0 + s * eps, t) - x0) ** 2).mean()
@@ -115,16 +115,17 @@ def test_snr_focus_bad_values_name_the_argument():
     with pytest.raises(ValueError, match="snr_focus: expected 0.0 for the class-conditional task 'digits'"):
         get_recipe("digits", tiny_preset(), snr_focus=0.5)
     with pytest.raises(ValueError, match="snr_range: expected a pair"):
-        FocusedObjective(make_schedule("linear", 100), "x0", 0.5, snr_range=(0.1, 1e-3))
+        SNRFocusedTimesteps(0.5, snr_range=(0.1, 1e-3))
     with pytest.raises(ValueError, match="focus: expected"):
-        FocusedObjective(make_schedule("linear", 100), "x0", -0.5)
+        SNRFocusedTimesteps(-0.5, FOCUS_SNR)
 
 
 def test_a_chain_too_short_to_hold_the_range_focuses_on_the_nearest_step():
     schedule = make_schedule("cosine", 5)  # its SNRs step over 1e-3..0.1
-    focused = FocusedObjective(schedule, "x0", 1.0)
-    assert len(focused.focus_steps) == 1
+    focused = SNRFocusedTimesteps(1.0, FOCUS_SNR)
+    steps = focused.focus_steps(schedule)
+    assert len(steps) == 1
     ratios = snr(schedule, torch.arange(5))
     gap = (ratios.log() - torch.tensor(FOCUS_SNR).log().mean()).abs()
-    assert focused.focus_steps.item() == gap.argmin().item()
-    assert set(focused.timesteps(50, torch.Generator().manual_seed(0)).tolist()) == {focused.focus_steps.item()}
+    assert steps.item() == gap.argmin().item()
+    assert set(focused(50, schedule, torch.Generator().manual_seed(0)).tolist()) == {steps.item()}

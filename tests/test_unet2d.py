@@ -5,7 +5,7 @@ import torch
 from course_lib.config import get_preset
 from course_lib.models.blocks import Downsample, ResBlock, SelfAttention, Upsample, group_norm
 from course_lib.diffusion.guidance import guided_denoiser
-from course_lib.models.unet2d import UNet2D, count_parameters, drop_labels, unet2d_for_preset
+from course_lib.models.unet2d import UNet2D, count_parameters, unet2d_for_preset
 
 
 def small_unet(**kwargs) -> UNet2D:
@@ -201,26 +201,6 @@ def test_unet_bad_constructor_arguments():
 
 
 # --- classifier-free guidance ---------------------------------------------------------------
-
-
-def test_drop_labels():
-    y = torch.arange(10).repeat(100)
-    torch.testing.assert_close(drop_labels(y, 0.0, null_label=10), y)
-    assert (drop_labels(y, 1.0, null_label=10) == 10).all()
-    dropped = drop_labels(y, 0.3, torch.Generator().manual_seed(0), null_label=10)
-    kept = dropped != 10
-    assert 0.25 < (~kept).float().mean() < 0.35
-    torch.testing.assert_close(dropped[kept], y[kept])
-    torch.testing.assert_close(dropped, drop_labels(y, 0.3, torch.Generator().manual_seed(0), null_label=10))
-
-
-def test_drop_labels_bad_inputs():
-    with pytest.raises(ValueError, match=r"p: expected a number in \[0.0, 1.0\], got 2"):
-        drop_labels(torch.zeros(3, dtype=torch.long), 2, null_label=10)
-    with pytest.raises(ValueError, match="null_label: expected a positive int"):
-        drop_labels(torch.zeros(3, dtype=torch.long), 0.1, null_label=None)
-    with pytest.raises(ValueError, match=r"y: expected a tensor of rank 1 \(B,\)"):
-        drop_labels(torch.zeros(3, 1, dtype=torch.long), 0.1, null_label=10)
 
 
 @pytest.mark.parametrize("w", [0.0, 1.0, 3.0])

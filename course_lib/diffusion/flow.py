@@ -38,6 +38,7 @@ from course_lib._validation import (
     check_choice, check_float_range, check_int_range, check_positive_int, check_tensor, fail,
 )
 from course_lib.diffusion.forward import as_timesteps, extract, randn_like, to_x0_eps
+from course_lib.diffusion.objectives import batch_labels, batch_x0, drop_labels
 from course_lib.diffusion.samplers import SamplerStep
 from course_lib.diffusion.schedules import NoiseSchedule
 
@@ -181,9 +182,9 @@ class FlowMatchingObjective:
 
     ``batch`` is x0 (B, ...), or a tuple/list whose first item is x0. With ``null_label`` set (the
     model's num_classes) the batch must be (x0, labels (B,)): each label becomes ``null_label`` with
-    probability ``label_dropout`` (Ho & Salimans 2022) and the labels reach the model as ``y``, as
-    for the diffusion loss of class-conditional models. Without it the rest of a tuple is ignored.
-    Draws, in order: the label coins, s, ε.
+    probability ``label_dropout`` (:func:`~course_lib.diffusion.objectives.drop_labels`) and the labels
+    reach the model as ``y``, as for the diffusion loss of class-conditional models. Without it the
+    rest of a tuple is ignored. Draws, in order: the label coins, s, ε.
     """
 
     time_sampler: str = "uniform"
@@ -205,18 +206,11 @@ class FlowMatchingObjective:
             fail("null_label", "the model's num_classes when label_dropout > 0", None)
 
     def __call__(self, model, batch, generator: torch.Generator) -> torch.Tensor:
-        x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x0 = batch_x0(batch)
         model_kwargs = None
         if self.null_label is not None:
-            if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-                fail("batch", "(x0, labels) for a class-conditional objective", type(batch).__name__)
-            labels = check_tensor("labels", batch[1])
-            if labels.shape != (x0.shape[0],):
-                fail("labels", f"one label per example, shape ({x0.shape[0]},)", f"shape {tuple(labels.shape)}")
-            where = generator.device if generator is not None else "cpu"
-            coin = torch.rand(labels.shape, generator=generator, device=where)
-            model_kwargs = {"y": torch.where(coin.to(labels.device) < self.label_dropout,
-                                             torch.full_like(labels, self.null_label), labels)}
+            labels = batch_labels(batch, x0)
+            model_kwargs = {"y": drop_labels(labels, self.label_dropout, generator, null_label=self.null_label)}
         return flow_matching_loss(model, x0, self.time_sampler, generator, self.time_scale,
                                   self.logit_mean, self.logit_std, model_kwargs)
 

@@ -1,4 +1,4 @@
-"""The forward process, its posterior, the three parameterisations and the training loss.
+"""The forward process, its posterior and the three parameterisations (ε, x0, v).
 
 Indexing (README, "Conventions"): code timestep ``t`` in ``0..T-1`` is the paper's step ``t+1``.
 Every function works for tensors of any rank: points (B, D), images (B, C, H, W), videos
@@ -6,10 +6,7 @@ Every function works for tensors of any rank: points (B, D), images (B, C, H, W)
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
-import torch.nn.functional as F
 
 from course_lib._validation import check_choice, check_rank, check_tensor, check_timesteps, fail
 from course_lib.diffusion.schedules import NoiseSchedule
@@ -168,32 +165,3 @@ def training_target(x0: torch.Tensor, eps: torch.Tensor, t, schedule: NoiseSched
     if objective == "x0":
         return x0
     return v_from_eps(x0, t, eps, schedule)
-
-
-def diffusion_loss(
-    model: Callable[..., torch.Tensor],
-    x0: torch.Tensor,
-    schedule: NoiseSchedule,
-    objective: str = "eps",
-    generator: torch.Generator | None = None,
-    model_kwargs: dict | None = None,
-) -> torch.Tensor:
-    """The simple loss of Ho et al. 2020 (Eq. 14) for any objective: E_{t, ε} ‖target − model(x_t, t)‖².
-
-    t ~ Uniform{0..T−1} and ε ~ N(0, I) are drawn from ``generator``. For the same x_t the errors
-    are tied by ‖ε − ε̂‖² = SNR_t·‖x0 − x̂0‖² and ‖v − v̂‖² = (1 + SNR_t)·‖x0 − x̂0‖²: measured in
-    x0 terms, the ε objective weights each t by SNR_t (it stresses the nearly clean steps), the v
-    objective by 1 + SNR_t, and the x0 objective uniformly (tested in tests/test_diffusion.py).
-    x0: (B, ...) -> scalar.
-    """
-    check_tensor("x0", x0)
-    check_choice("objective", objective, OBJECTIVES)
-    batch = x0.shape[0]
-    t = torch.randint(0, schedule.num_steps, (batch,), generator=generator,
-                      device=generator.device if generator is not None else "cpu").to(x0.device)
-    eps = randn_like(x0, generator)
-    x_t = q_sample(x0, t, schedule, noise=eps)
-    prediction = model(x_t, t, **(model_kwargs or {}))
-    if prediction.shape != x0.shape:
-        fail("model output", f"the shape of x0 {tuple(x0.shape)}", f"shape {tuple(prediction.shape)}")
-    return F.mse_loss(prediction.float(), training_target(x0, eps, t, schedule, objective).float())

@@ -42,9 +42,9 @@ class ClassEmbedding(nn.Embedding):
     """A learned vector per class plus one for "no class": y (B,) | None -> (B, dim).
 
     Row ``num_classes`` is the null label of classifier-free guidance (Ho & Salimans 2022): training
-    drops labels to it (:func:`course_lib.models.unet2d.drop_labels`) and ``y=None`` means it for the
-    whole batch. A plain ``nn.Embedding`` of ``num_classes + 1`` rows (state dict: ``weight``) that
-    checks its labels: one per example, integers in [0, num_classes].
+    drops labels to it (:func:`course_lib.diffusion.objectives.drop_labels`) and ``y=None`` means
+    it for the whole batch. A plain ``nn.Embedding`` of ``num_classes + 1`` rows (state dict:
+    ``weight``) that checks its labels: one per example, integers in [0, num_classes].
     """
 
     def __init__(self, num_classes: int, dim: int):

@@ -13,7 +13,8 @@ skip connections). Level ``i`` works at H / 2**i, so H and W must be divisible b
 
 Classifier-free guidance (Ho & Salimans 2022): with ``num_classes=K`` the label embedding has K + 1
 rows; row K is the "null" label meaning "no class". Training drops labels to the null class with
-:func:`drop_labels`; sampling mixes both predictions with :func:`~course_lib.diffusion.guidance.guided_denoiser`.
+:func:`course_lib.diffusion.objectives.drop_labels`; sampling mixes both predictions with
+:func:`~course_lib.diffusion.guidance.guided_denoiser`.
 """
 from __future__ import annotations
 
@@ -178,23 +179,3 @@ def unet2d_for_preset(preset, num_classes: int | None = None, in_channels: int =
     if not hasattr(preset, "image_base_channels"):
         fail("preset", "a course_lib.config.Preset (see get_preset())", type(preset).__name__)
     return UNet2D(in_channels=in_channels, base_channels=preset.image_base_channels, num_classes=num_classes)
-
-
-# --- classifier-free guidance (Ho & Salimans 2022) -------------------------------------------
-
-
-def drop_labels(
-    y: torch.Tensor, p: float, generator: torch.Generator | None = None, *, null_label: int
-) -> torch.Tensor:
-    """Replace each label by ``null_label`` with probability ``p`` (label dropout for CFG training).
-
-    y: (B,) int labels -> (B,) a new tensor. Training on both conditional and "null" labels teaches
-    one network ε(x_t, t, y) and ε(x_t, t, ∅); typical p is 0.1-0.2. ``null_label`` is the model's
-    ``null_label`` (= num_classes).
-    """
-    check_rank("y", y, 1, "(B,)")
-    check_float_range("p", p, 0.0, 1.0)
-    if isinstance(null_label, bool) or not isinstance(null_label, int) or null_label < 1:
-        fail("null_label", "a positive int (the model's num_classes)", null_label)
-    coin = torch.rand(y.shape, generator=generator, device=generator.device if generator else "cpu")
-    return torch.where(coin.to(y.device) < p, torch.full_like(y, null_label), y)

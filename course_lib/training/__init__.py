@@ -6,8 +6,8 @@
 """
 from course_lib.training.checkpoint import load_weights, model_signature, read_checkpoint
 from course_lib.training.ema import ema_decay_at, update_ema
-from course_lib.diffusion.objectives import DiffusionObjective, objective_weight, random_rows
-from course_lib.training.trainer import TrainConfig, Trainer
+from course_lib.diffusion.objectives import DiffusionObjective, objective_weight
+from course_lib.training.trainer import TrainConfig, Trainer, random_rows
 
 __all__ = [
     "DiffusionObjective",

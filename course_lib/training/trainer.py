@@ -52,7 +52,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_lib._files import atomic_save
-from course_lib._validation import check_choice, check_float_range, check_positive_int, fail
+from course_lib._validation import check_choice, check_float_range, check_positive_int, check_tensor, fail
 from course_lib.config import Preset, autocast_dtype, get_device
 from course_lib.training import distributed
 from course_lib.training.data import draw_shard, step_loader
@@ -461,3 +461,17 @@ def _describe(batch) -> str:
     if isinstance(batch, dict):
         return "a dict of (" + ", ".join(f"{k}: {_describe(v)}" for k, v in batch.items()) + ")"
     return type(batch).__name__
+
+
+def random_rows(data: torch.Tensor, batch_size: int) -> MakeBatch:
+    """``make_batch`` drawing ``batch_size`` rows of ``data`` (N, ...) with replacement: -> (batch_size, ...)."""
+    check_tensor("data", data)
+    if data.dim() < 1 or data.shape[0] == 0:
+        fail("data", "a non-empty tensor (N, ...)", f"shape {tuple(data.shape)}")
+    check_positive_int("batch_size", batch_size)
+
+    def make_batch(generator: torch.Generator) -> torch.Tensor:
+        index = torch.randint(0, data.shape[0], (batch_size,), generator=generator, device=generator.device)
+        return data[index.to(data.device)]
+
+    return make_batch

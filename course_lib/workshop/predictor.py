@@ -4,7 +4,8 @@
   reconstruction guidance) as predictors ``predict(past, frames)`` (:mod:`course_lib.diffusion.rollout`);
 * :func:`train_or_load_frame_conditional` -- the frame-conditional U-Net
   (:mod:`course_lib.models.frame_conditional`) for a video recipe, trained with
-  :class:`FrameConditionalObjective` (a random prefix of each clip known, the loss on the rest).
+  :class:`~course_lib.diffusion.objectives.FrameConditionalObjective` (a random prefix of each clip
+  known, the loss on the rest).
 """
 from __future__ import annotations
 
@@ -16,82 +17,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from course_lib._validation import (
-    check_float_range, check_int_range, check_positive_int, check_rank, fail,
-)
+from course_lib._validation import check_float_range, check_positive_int, fail
 from course_lib.diffusion.conditioning import check_context_noise
-from course_lib.diffusion.forward import OBJECTIVES, q_sample, randn_like, training_target
+from course_lib.diffusion.objectives import FrameConditionalObjective
 from course_lib.diffusion.rollout import Predictor, predictor
 from course_lib.models.frame_conditional import frame_conditional_unet3d
-from course_lib.diffusion.schedules import NoiseSchedule
 
 # bump when the meaning of a stored frame-conditional model changes (2: temporal convolutions, frame
 # embedding, half the clips with T/2 known frames)
 CHECKPOINT_FORMAT = 2
-
-
-def random_prefix_mask(batch: int, frames: int, generator: torch.Generator | None = None,
-                       max_known: int | None = None, focus: int | None = None) -> torch.Tensor:
-    """(B, T, 1, 1, 1): per clip the first k frames known, k uniform in {0, …, max_known} (default T − 1).
-
-    focus: a count k* whose task matters most (the rollout's keep): half the clips, drawn at random,
-    get exactly k* known frames instead, so training spends half its batch on the task that is used.
-    """
-    check_positive_int("batch", batch)
-    check_positive_int("frames", frames)
-    max_known = frames - 1 if max_known is None else max_known
-    if isinstance(max_known, bool) or not isinstance(max_known, int) or not 0 <= max_known < frames:
-        fail("max_known", f"an int in [0, {frames - 1}] (at least one frame left to generate)", max_known)
-    k = torch.randint(0, max_known + 1, (batch,), generator=generator)
-    if focus is not None:
-        check_int_range("focus", focus, 0, max_known)
-        k = torch.where(torch.rand(batch, generator=generator) < 0.5, torch.full_like(k, focus), k)
-    return (torch.arange(frames)[None, :] < k[:, None]).float().view(batch, frames, 1, 1, 1)
-
-
-class FrameConditionalObjective:
-    """``loss_fn(model, x0, generator)`` for the Trainer: the diffusion loss on the frames to generate.
-
-    x0: (B, T, C, H, W). A random prefix of each clip is known (:func:`random_prefix_mask`); with
-    x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε (Ho et al. 2020, Eq. 4) on *all* frames,
-    loss = Σ (1 − m)·(target − model(x_t, t, m·x0, m))² / Σ (1 − m), target ε, x0 or v.
-
-    context_noise: conditioning augmentation (Ho et al. 2022, "Cascaded Diffusion Models").
-    With s > 0, each clip's known frames are first put through the forward process to a step drawn
-    uniformly from {0, …, s}: the network learns to predict crisp frames from a dimmed, noisy past,
-    which is what it is given in a long rollout, where the past is its own earlier output.
-
-    focus_known: k* known frames for half the clips (:func:`random_prefix_mask`), e.g. T/2, the
-    prediction task and the rollout's keep of notebook 08; None: k uniform for every clip.
-    """
-
-    def __init__(self, schedule: NoiseSchedule, objective: str = "eps", max_known: int | None = None,
-                 context_noise: int = 0, focus_known: int | None = None):
-        if objective not in OBJECTIVES:
-            fail("objective", "one of " + ", ".join(repr(o) for o in OBJECTIVES), objective)
-        self.schedule, self.objective, self.max_known = schedule, objective, max_known
-        if focus_known is not None and (isinstance(focus_known, bool) or not isinstance(focus_known, int)
-                                        or focus_known < 0):
-            fail("focus_known", "None or an int >= 0 (known frames for half the clips)", focus_known)
-        self.focus_known = focus_known
-        self.context_noise = check_context_noise(context_noise, schedule)
-
-    def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
-        x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
-        check_rank("x0", x0, 5, "(B, T, C, H, W)")
-        b, frames = x0.shape[:2]
-        mask = random_prefix_mask(b, frames, generator, self.max_known, self.focus_known).to(x0.device)
-        t = torch.randint(0, self.schedule.num_steps, (b,), generator=generator).to(x0.device)
-        eps = randn_like(x0, generator)
-        clip = x0
-        if self.context_noise:  # only the known frames change; the frames to generate stay the targets
-            s = torch.randint(0, self.context_noise + 1, (b,), generator=generator).to(x0.device)
-            clip = mask * q_sample(x0, s, self.schedule, noise=randn_like(x0, generator)) + (1 - mask) * x0
-        x_t = q_sample(clip, t, self.schedule, noise=eps)
-        prediction = model(x_t, t, clip * mask, mask).float()
-        target = training_target(x0, eps, t, self.schedule, self.objective).float()
-        generate = (1 - mask).expand_as(x0)
-        return ((prediction - target) ** 2 * generate).sum() / generate.sum()
 
 
 # --- the predictors of lesson 08 --------------------------------------------------------------------
@@ -112,7 +46,7 @@ def video_predictors(recipe, unconditional=None, conditional=None, steps: int | 
     methods out. All sample with DDIM on ``recipe.schedule`` and ``recipe.objective``, ``steps``
     steps (default ``preset.sample_steps``), each call from noise seeded with ``seed``.
     context_noise: (a) sees the past at this forward-process step (for a model trained with
-    conditioning augmentation, :class:`~course_lib.workshop.predictor.FrameConditionalObjective`).
+    conditioning augmentation, :class:`~course_lib.diffusion.objectives.FrameConditionalObjective`).
     past_guidance: (a)'s guidance weight on the past (:func:`~course_lib.diffusion.conditioning.conditioned_on`).
     past: (B, k, C, H, W) on any device -> (B, frames, C, H, W) on the same device.
     """
@@ -133,14 +67,13 @@ def video_predictors(recipe, unconditional=None, conditional=None, steps: int | 
 
 def known_frames(preset) -> int:
     """K = T // 2: the course's prediction task gives the first K frames of a T-frame clip and asks for
-    the other T − K (issue 7: 4 from 4 at T = 8); the predictor's training focuses on it too."""
+    the other T − K (4 from 4 at T = 8); the predictor's training focuses on it too."""
     return preset.video_frames // 2
 
 
 def predictor_steps(recipe, steps: int | None = None) -> int:
     """How long the frame-conditional U-Net of ``recipe`` trains: ``steps``, or by default the preset's
-    ``prediction_train_steps`` (cpu: 8000, four times the video U-Net's 2000: a rollout compounds the
-    predictor's errors, and the longer training took the 4x rollout's tracked share from 19% to 27%)."""
+    ``prediction_train_steps``, longer than the video U-Net's: a rollout compounds the predictor's errors."""
     return recipe.preset.prediction_train_steps if steps is None else check_positive_int("steps", steps)
 
 
@@ -176,7 +109,8 @@ def train_or_load_frame_conditional(recipe, steps: int | None = None, folder: st
 
     Loaded from :func:`checkpoint_path` if trained there for ``steps`` (default :func:`predictor_steps`);
     a file cut short is resumed; otherwise trained and saved (every ``save_every`` steps and at
-    the end). context_noise: conditioning augmentation (:class:`FrameConditionalObjective`).
+    the end). context_noise: conditioning augmentation
+    (:class:`~course_lib.diffusion.objectives.FrameConditionalObjective`).
     Sample from ``trainer.ema_model`` with :func:`~course_lib.diffusion.rollout.predict_future` (method "frame-conditional").
     """
     from course_lib.workshop.recipes import Recipe, is_video_task

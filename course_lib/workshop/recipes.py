@@ -32,15 +32,15 @@ from functools import cached_property
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from course_lib._validation import check_choice, check_float_range, check_positive_int, fail
 from course_lib.config import Preset, get_preset
-from course_lib.diffusion.forward import OBJECTIVES, diffusion_loss, q_sample, randn_like, training_target
+from course_lib.diffusion.forward import OBJECTIVES
+from course_lib.diffusion.objectives import DiffusionObjective, SNRFocusedTimesteps, uniform_timesteps
 from course_lib.diffusion.schedules import SCHEDULES, NoiseSchedule, make_schedule
-from course_lib.training import DiffusionObjective, TrainConfig, model_signature
+from course_lib.training import TrainConfig, model_signature
 
 RECIPE_FORMAT = 1  # bump when the meaning of a stored recipe changes
 TASK_MODELS: dict[str, tuple[str, ...]] = {  # task -> its models, default first
@@ -51,15 +51,15 @@ TASK_MODELS: dict[str, tuple[str, ...]] = {  # task -> its models, default first
 }
 TASKS = tuple(TASK_MODELS)
 # Tasks whose models take a label (the digit) and learn classifier-free guidance by label dropout.
-# Moving digits are conditional since 2026-12-05: the unconditional 3D U-Net drew digits whose
-# identity drifted from frame to frame (9 -> 8 -> 0; 39-43% of frames read as the clip's digit).
+# Moving digits are conditional because an unconditional video U-Net lets a digit's identity drift
+# from frame to frame.
 CLASS_CONDITIONAL_TASKS = ("digits", "video-digits")
 SAMPLERS = ("ddim", "ddpm")
 NUM_DIGIT_CLASSES = 10
 # What ``get_recipe(..., **overrides)`` may change; everything else comes from the task and preset.
 OVERRIDES = ("steps", "batch_size", "lr", "warmup_steps", "objective", "schedule", "seed", "label_dropout",
              "digit_images", "snr_focus")
-# The noise levels where a video clip's object, colour and path are decided (see FocusedObjective).
+# The noise levels where a video clip's object, colour and path are decided (see SNRFocusedTimesteps).
 FOCUS_SNR = (1e-3, 0.1)
 # TrainConfig fields that change the weights (the rest -- progress, logging, checkpoints -- do not).
 TRAINING_FIELDS = ("lr", "weight_decay", "warmup_steps", "grad_clip", "ema_decay", "ema_warmup", "precision", "seed")
@@ -67,72 +67,6 @@ TRAINING_FIELDS = ("lr", "weight_decay", "warmup_steps", "grad_clip", "ema_decay
 
 def is_video_task(task: str) -> bool:
     return task.startswith("video-")
-
-
-# --- the loss of class-conditional models ------------------------------------------------------
-
-@dataclass
-class LabelDropoutObjective:
-    """``loss_fn`` for class-conditional models: the diffusion loss with labels passed as ``y``.
-
-    batch: (x0 (B, ...), labels (B,)). Each label becomes the model's null label with probability
-    ``label_dropout`` (Ho & Salimans 2022), so one network learns ε(x_t, t, y) and ε(x_t, t, ∅),
-    which classifier-free guidance mixes at sampling time.
-    """
-
-    schedule: NoiseSchedule
-    objective: str
-    null_label: int
-    label_dropout: float
-
-    def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
-        from course_lib.models.unet2d import drop_labels
-
-        x0, labels = batch
-        labels = drop_labels(labels, self.label_dropout, generator, null_label=self.null_label)
-        return diffusion_loss(model, x0, self.schedule, self.objective, generator=generator,
-                              model_kwargs={"y": labels})
-
-
-@dataclass
-class FocusedObjective:
-    """``loss_fn`` with more of the training on the noise levels where samples take their shape.
-
-    The simple diffusion loss (Ho et al. 2020, Eq. 14) E_{t, ε}‖target − model(x_t, t)‖², with t
-    drawn from a mixture: with probability ``focus`` uniform over the steps whose SNR_t = ᾱ_t/(1 − ᾱ_t)
-    lies in ``snr_range`` (the nearest step if none does), else uniform over all T steps. Each t's best prediction is unchanged (the
-    same conditional mean); only how much of the training each t gets changes.
-    batch: x0 (B, ...) -> scalar.
-    """
-
-    schedule: NoiseSchedule
-    objective: str
-    focus: float
-    snr_range: tuple[float, float] = FOCUS_SNR
-
-    def __post_init__(self):
-        check_float_range("focus", self.focus, 0.0, 1.0)
-        low, high = self.snr_range
-        if not 0 < low <= high:
-            fail("snr_range", "a pair (low, high) with 0 < low <= high", self.snr_range)
-        snr = self.schedule.alpha_bars / (1 - self.schedule.alpha_bars)
-        self.focus_steps = torch.nonzero((snr >= low) & (snr <= high)).flatten()
-        if len(self.focus_steps) == 0:  # a short chain may step over the range: take the step nearest to it
-            distance = (snr.log() - torch.tensor([low, high], dtype=snr.dtype).log().mean()).abs()
-            self.focus_steps = distance.argmin().reshape(1)
-
-    def timesteps(self, batch: int, generator: torch.Generator) -> torch.Tensor:
-        """(batch,) timesteps: from the focus steps with probability ``focus``, else from all steps."""
-        everywhere = torch.randint(0, self.schedule.num_steps, (batch,), generator=generator)
-        focused = self.focus_steps[torch.randint(0, len(self.focus_steps), (batch,), generator=generator)]
-        return torch.where(torch.rand(batch, generator=generator) < self.focus, focused, everywhere)
-
-    def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
-        x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
-        t = self.timesteps(x0.shape[0], generator).to(x0.device)
-        eps = randn_like(x0, generator)
-        prediction = model(q_sample(x0, t, self.schedule, noise=eps), t)
-        return F.mse_loss(prediction.float(), training_target(x0, eps, t, self.schedule, self.objective).float())
 
 
 # --- the recipe --------------------------------------------------------------------------------
@@ -147,8 +81,9 @@ class Recipe:
     ``preset.num_diffusion_steps`` steps. seed: model initialisation, data and noise streams.
     label_dropout: class-conditional tasks (``digits``, ``video-digits``): probability of the null
     label. digit_images: ``digits`` only, size of the rendered training set. snr_focus: share of
-    training timesteps drawn from the SNR range FOCUS_SNR (:class:`FocusedObjective`; 0: all
-    uniform, Ho et al.'s loss; not for class-conditional tasks).
+    training timesteps drawn from the SNR range FOCUS_SNR
+    (:class:`~course_lib.diffusion.objectives.SNRFocusedTimesteps`; 0: all uniform, Ho et al.'s
+    loss; not for class-conditional tasks).
     """
 
     task: str
@@ -277,13 +212,13 @@ class Recipe:
         return make_schedule(self.schedule_name, self.preset.num_diffusion_steps)
 
     @property
-    def loss_fn(self):
-        """``loss_fn(model, batch, generator)`` for the Trainer: DiffusionObjective, or with labels for digits."""
+    def loss_fn(self) -> DiffusionObjective:
+        """``loss_fn(model, batch, generator)`` for the Trainer: the diffusion loss with the recipe's
+        timesteps (focused by ``snr_focus``) and, for class-conditional tasks, label dropout."""
+        timesteps = SNRFocusedTimesteps(self.snr_focus, FOCUS_SNR) if self.snr_focus else uniform_timesteps
         if self.num_classes is None:
-            if self.snr_focus:
-                return FocusedObjective(self.schedule, self.objective, self.snr_focus)
-            return DiffusionObjective(self.schedule, self.objective)
-        return LabelDropoutObjective(self.schedule, self.objective, self.num_classes, self.label_dropout)
+            return DiffusionObjective(self.schedule, self.objective, timesteps)
+        return DiffusionObjective(self.schedule, self.objective, timesteps, self.num_classes, self.label_dropout)
 
     # --- data -------------------------------------------------------------------------------------
 
@@ -494,24 +429,13 @@ def _defaults(task: str, preset: Preset) -> dict[str, Any]:
     if task == "digits":
         return dict(steps=p.image_train_steps, batch_size=p.image_batch_size, lr=5e-4, warmup_steps=100,
                     label_dropout=0.1, digit_images=50 * p.image_batch_size)
-    # x0-prediction, the linear schedule, a high lr and a short warm-up (python -m course_lib.workshop.bench.quality,
-    # bouncing shapes, cpu preset, 1 thread). x0 weights every noise level alike, and the high-noise
-    # steps are where a clip's object, colour and path are decided: v-prediction drew an object in most
-    # frames but no motion after 800 steps. Objects are small, so a clip's object is still visible when
-    # a pixel's SNR is ~0.01: cosine trains there 6% of the time and its samples lost their objects
-    # (3% of clips passed motion after 800 steps); linear trains there 32% of the time (28% passed).
-    # snr_focus draws half the timesteps from SNR 1e-3..0.1, where objects appear while sampling (41%).
-    # lr 1e-3: at 2e-3 runs past ~1700 steps break (15 min on 2 threads, 2828 steps: loss 0.079, 0% of
-    # clips passed motion; the frame-conditional U-Net diverged at step 1700); at 1e-3 the same 15 min
-    # (2763 steps) fell steadily to 0.051 and 81% passed. Moving digits need a lower lr still: at 2e-3
-    # the network stayed the constant (mean-frame) predictor for 2000 steps (frame digit accuracy 0%);
-    # at 5e-4 it read 59% of frames after 481 steps (1 thread).
-    if task == "video-digits":  # class-conditional: label dropout, uniform timesteps (snr_focus 0.5 and 0
-        # gave the same 39-43% of frames read on the unconditional model, 2000 steps). Measured on 1 thread,
-        # guidance w = 3: after 4000 steps 45% of frames read as the *requested* digit, 59% as the clip's
-        # most-read digit (the unconditional model: 40%). x0 stays: at 2000 steps eps gave 7%, v 12%, a
-        # v-network trained on its x0 error 17% (x0: 30%); ResBlocks at full resolution: 30% at twice the cost.
-        # 30 minutes on 2 threads (6525-7270 steps): 66-76% of frames read as the requested digit (README).
+    # Video: x0-prediction on the linear schedule, a high lr and a short warm-up (compared by
+    # python -m course_lib.workshop.bench.quality). x0 weights every noise level alike, and the
+    # high-noise steps are where a clip's small objects, their colour and path are decided; the linear
+    # schedule trains there far more often than cosine, and snr_focus draws half the timesteps from
+    # FOCUS_SNR, where objects appear while sampling. A higher lr breaks long runs; moving digits need
+    # a lower one still, or the network stays the mean-frame predictor.
+    if task == "video-digits":  # class-conditional: label dropout and uniform timesteps
         return dict(steps=p.video_train_steps, batch_size=p.video_batch_size, lr=5e-4, warmup_steps=20,
                     objective="x0", schedule_name="linear", label_dropout=0.1)
     return dict(steps=p.video_train_steps, batch_size=p.video_batch_size, lr=1e-3, warmup_steps=20,
