@@ -55,12 +55,13 @@ import torch
 from course_lib.config import get_device, get_preset, seed_everything
 from course_lib.data.toy import gaussian_mixture_1d, gaussian_mixture_1d_density, swiss_roll, two_moons
 from course_lib.diffusion.forward import extract, forward_step, q_posterior, q_sample, x0_from_eps
+from course_lib.diffusion.objectives import DiffusionObjective
 from course_lib.metrics.toy import histogram_kl, mmd_rbf, nearest_neighbour_distance
 from course_lib.models.mlp import MLPDenoiser
 from course_lib.diffusion.samplers import ddim_sample, ddpm_sample, ddpm_steps
 from course_lib.diffusion.schedules import make_schedule
 from course_lib.views.toy import particle_animation, trajectory_from_steps
-from course_lib.training import DiffusionObjective, TrainConfig, Trainer, random_rows
+from course_lib.training import TrainConfig, Trainer, random_rows
 from course_lib.views.figures import plot_trajectory
 
 preset = get_preset()
@@ -199,7 +200,7 @@ assert torch.allclose(via_posterior, closed_form, atol=1e-4)
 #
 # Ho et al. drop the weight λ_t and sample t uniformly: the **simple loss**
 # $L_{simple} = \mathbb E_{t,x_0,\epsilon}\|\epsilon - \epsilon_\theta(\sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\epsilon,\ t)\|^2$
-# (their Eq. 14). This is `course_lib.diffusion.forward.diffusion_loss`. First check the KL identity on
+# (their Eq. 14). This is `course_lib.diffusion.objectives.diffusion_loss`. First check the KL identity on
 # numbers, then look at the weight the simple loss throws away.
 
 # %%

@@ -57,9 +57,10 @@ from course_lib.diffusion.forward import q_sample, to_x0_eps
 from course_lib.views.forward import snr_plot
 from course_lib.metrics.toy import mmd_rbf, nearest_neighbour_distances
 from course_lib.models.mlp import MLPDenoiser
+from course_lib.diffusion.objectives import DiffusionObjective, objective_weight
 from course_lib.diffusion.samplers import ddim_sample, ddpm_sample
 from course_lib.diffusion.schedules import SCHEDULES, make_schedule
-from course_lib.training import DiffusionObjective, TrainConfig, Trainer, objective_weight, random_rows
+from course_lib.training import TrainConfig, Trainer, random_rows
 
 preset = get_preset()
 g = seed_everything(0)
@@ -177,9 +178,9 @@ for name, s in schedules.items():
 #
 # So the ε loss cares a lot about nearly clean steps and almost nothing about x0 errors at high
 # noise; the x0 loss weights all steps alike; v never weights a step less than either.
-# (`course_lib.training.objective_weight` returns these weights; the algebra is tested.) The flip
-# side: an ε-model's x̂0 divides by √ᾱ_t, so at the noisiest steps any error in ε̂ is amplified
-# enormously; this is where the next experiment will look.
+# (`course_lib.diffusion.objectives.objective_weight` returns these weights; the algebra is
+# tested.) The flip side: an ε-model's x̂0 divides by √ᾱ_t, so at the noisiest steps any error in ε̂
+# is amplified enormously; this is where the next experiment will look.
 
 # %%
 cosine = schedules["cosine"]

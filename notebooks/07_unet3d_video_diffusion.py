@@ -79,7 +79,7 @@ from course_lib.workshop.bench.image import Table
 from course_lib.workshop.bench.video import measure_train_step, real_clip_scores, score_samples, video_judge_for
 from course_lib.config import get_preset, seed_everything
 from course_lib.data.video import bouncing_shapes
-from course_lib.diffusion.joint import JointImageVideoObjective, image_groups, joint_losses
+from course_lib.diffusion.objectives import JointImageVideoObjective, image_groups, joint_losses
 from course_lib.models.profile import count_parameters
 from course_lib.models.blocks import SelfAttention
 from course_lib.models.unet3d import RelativePositionBias, TemporalAttention
@@ -297,7 +297,7 @@ plt.show()
 # Ho et al. (2022a) train one network on videos and on images at once: images teach the spatial layers
 # what a frame looks like (there are far more images than videos), videos teach the temporal ones
 # how frames follow each other. With `image_mode` this needs no second network.
-# `course_lib.diffusion.joint` turns a batch of B clips into
+# `course_lib.diffusion.objectives` (`joint_losses`) turns a batch of B clips into
 #
 # * B − n clips, denoised as clips (`image_mode=False`), and
 # * n = round(image_fraction · B) **image groups**: T frames drawn at random from all the frames of

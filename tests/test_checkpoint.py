@@ -8,7 +8,8 @@ from torch import nn
 
 from course_lib.models.mlp import MLPDenoiser
 from course_lib.diffusion.schedules import make_schedule
-from course_lib.training import DiffusionObjective, TrainConfig, Trainer, load_weights, random_rows
+from course_lib.diffusion.objectives import DiffusionObjective
+from course_lib.training import TrainConfig, Trainer, load_weights, random_rows
 from course_lib.training.checkpoint import read_checkpoint
 
 

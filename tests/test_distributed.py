@@ -27,8 +27,7 @@ import torch
 from course_lib import config; from course_lib.workshop import zoo
 from course_lib.workshop.cli import main
 from course_lib.workshop.recipes import get_recipe
-from course_lib.training import TrainConfig, Trainer, distributed
-from course_lib.diffusion.objectives import random_rows
+from course_lib.training import TrainConfig, Trainer, distributed, parallel, random_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, CRASH_AT = 12, 5
@@ -232,7 +231,7 @@ def test_shards_in_one_process_are_one_batch_of_their_union(tiny_preset):
     make_shard = random_rows(data, 8)
 
     def make_union(generator, step=[0]):  # what shards 0 and 1 of this step draw, as one batch of 16
-        batch = torch.cat([make_shard(distributed.shard_generator("data", 0, step[0], s)) for s in (0, 1)])
+        batch = torch.cat([make_shard(parallel.shard_generator("data", 0, step[0], s)) for s in (0, 1)])
         step[0] += 1
         return batch
 
@@ -431,7 +430,7 @@ def test_trainer_and_zoo_name_bad_shards(tiny_preset):
     with pytest.raises(ValueError, match=r"^shards: expected an int >= 0 \(0 switches it off\), got -1$"):
         TrainConfig(shards=-1)
     with pytest.raises(ValueError, match=r"^shards: expected a positive multiple of the world size 2"):
-        distributed.check_shards(3, 2)
+        parallel.check_shards(3, 2)
     with pytest.raises(ValueError, match=r"^shards: expected an int >= 0 \(0: one process's streams\)"):
         zoo.default_shards(1.5)
     with pytest.raises(ValueError, match=r"^batch_size: expected a multiple of 3"):
@@ -466,21 +465,21 @@ def test_a_bad_timeout_is_named():
 # --- the pieces ------------------------------------------------------------------------------------
 
 def test_stream_seeds_differ_by_stream_seed_step_and_shard_and_never_change():
-    base = distributed.stream_seed("data", 0, 0, 0)
-    others = {distributed.stream_seed(*key) for key in
+    base = parallel.stream_seed("data", 0, 0, 0)
+    others = {parallel.stream_seed(*key) for key in
               [("noise", 0, 0, 0), ("global", 0, 0, 0), ("data", 1, 0, 0), ("data", 0, 1, 0), ("data", 0, 0, 1)]}
     assert base not in others and len(others) == 5 and 0 <= base < 2 ** 63
-    assert distributed.stream_seed("data", 0, 0, 0) == base
-    a, b = (torch.randn(4, generator=distributed.shard_generator("data", 0, 3, s)) for s in (0, 1))
+    assert parallel.stream_seed("data", 0, 0, 0) == base
+    a, b = (torch.randn(4, generator=parallel.shard_generator("data", 0, 3, s)) for s in (0, 1))
     assert not torch.equal(a, b)
     with pytest.raises(ValueError, match=r"^stream: expected one of 'data', 'noise', 'global', got 'labels'$"):
-        distributed.stream_seed("labels", 0, 0, 0)
+        parallel.stream_seed("labels", 0, 0, 0)
 
 
 def test_shards_are_split_into_contiguous_blocks_covering_each_shard_once():
-    blocks = [distributed.shards_of_rank(6, rank, 3) for rank in range(3)]
+    blocks = [parallel.shards_of_rank(6, rank, 3) for rank in range(3)]
     assert [list(b) for b in blocks] == [[0, 1], [2, 3], [4, 5]]
-    assert distributed.split_batch_size(32, 4, 2) == 8
+    assert parallel.split_batch_size(32, 4, 2) == 8
 
 
 def test_sigterm_becomes_keyboard_interrupt_so_rank_0_saves():

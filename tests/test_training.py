@@ -6,17 +6,10 @@ import torch
 from torch import nn
 
 from course_lib.diffusion.forward import q_sample, to_x0_eps, training_target
+from course_lib.diffusion.objectives import DiffusionObjective, objective_weight
 from course_lib.models.mlp import MLPDenoiser
 from course_lib.diffusion.schedules import make_schedule
-from course_lib.training import (
-    DiffusionObjective,
-    TrainConfig,
-    Trainer,
-    ema_decay_at,
-    objective_weight,
-    random_rows,
-    update_ema,
-)
+from course_lib.training import TrainConfig, Trainer, ema_decay_at, random_rows, update_ema
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 from course_lib.models.mlp import MLPDenoiser
 from course_lib.diffusion.schedules import make_schedule
-from course_lib.training import DiffusionObjective, TrainConfig, Trainer, random_rows
+from course_lib.diffusion.objectives import DiffusionObjective
+from course_lib.training import TrainConfig, Trainer, random_rows
 
 
 class DropoutMLP(MLPDenoiser):
@@ -129,7 +130,7 @@ def test_each_process_accumulates_its_two_shards_and_syncs_only_on_the_last(two_
 
 def test_two_processes_accumulating_two_equal_one_process_accumulating_four(two_processes):
     one = build(steps=STEPS, accumulate=4)
-    assert one.config.shards == 4 and one.micro_batches == 4
+    assert one.config.shards == 4 and one.config.accumulate == 4
     assert max_difference(one.model.state_dict(), two_processes[0]["model"]) <= 1e-5
     assert max_difference(one.ema_model.state_dict(), two_processes[0]["ema"]) <= 1e-5
     assert one.history["loss"] == pytest.approx(two_processes[0]["history"]["loss"], abs=1e-6)

@@ -18,7 +18,8 @@ from course_lib.config import get_preset
 from course_lib.models.mlp import MLPDenoiser
 from course_lib.workshop.recipes import get_recipe
 from course_lib.diffusion.schedules import make_schedule
-from course_lib.training import DiffusionObjective, TrainConfig, Trainer, distributed, random_rows
+from course_lib.diffusion.objectives import DiffusionObjective
+from course_lib.training import TrainConfig, Trainer, parallel, random_rows
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -80,13 +81,13 @@ def test_accumulating_two_half_batches_follows_the_gradient_of_the_whole_batch()
     make_half = pairs(4)
 
     def make_whole(generator, step=[0]):  # what micro-batches 0 and 1 of this step draw, as one batch of 8
-        halves = [make_half(distributed.shard_generator("data", 0, step[0], s)) for s in (0, 1)]
+        halves = [make_half(parallel.shard_generator("data", 0, step[0], s)) for s in (0, 1)]
         step[0] += 1
         return tuple(torch.cat(parts) for parts in zip(*halves))
 
     accumulated = conv_trainer(make_half, accumulate=2).fit()
     whole = conv_trainer(make_whole).fit()
-    assert accumulated.config.shards == 2 and accumulated.micro_batches == 2 and whole.micro_batches == 1
+    assert accumulated.config.shards == 2 and accumulated.config.accumulate == 2 and whole.config.accumulate == 1
     assert max_difference(accumulated.model.state_dict(), whole.model.state_dict()) <= 1e-5
     assert accumulated.history["loss"] == pytest.approx(whole.history["loss"], rel=1e-5)
     assert accumulated.history["grad_norm"] == pytest.approx(whole.history["grad_norm"], rel=1e-4)

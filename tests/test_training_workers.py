@@ -14,7 +14,7 @@ from course_lib import config; from course_lib.workshop import zoo
 from course_lib.workshop.cli import main
 from course_lib.workshop.recipes import get_recipe
 from course_lib.training import Trainer
-from course_lib.training.data import StepBatches, draw_shard, step_loader
+from course_lib.training.parallel import StepBatches, draw_shard, step_loader
 
 TINY = dict(num_diffusion_steps=50, toy_batch_size=16, toy_train_steps=6)
 
@@ -142,7 +142,7 @@ def test_zoo_trains_with_accumulation_and_workers_and_an_interrupted_run_resumes
     assert torch.load(tmp_path / "cut.pt", weights_only=True)["step"] == 3  # saved on the way out
     monkeypatch.setattr(Trainer, "train_step", original)
     resumed = zoo.train(toy_recipe(), "cut.pt", progress=False)  # no switches: the file's own layout, in-process
-    assert resumed.config.shards == 2 and resumed.micro_batches == 2 and same_state(resumed, straight)
+    assert resumed.config.shards == 2 and resumed.config.accumulate == 2 and same_state(resumed, straight)
 
 
 def test_a_carried_stream_run_cannot_be_resumed_by_workers(tmp_path):

@@ -3,8 +3,9 @@
     torchrun --standalone --nproc_per_node 4 -m course_lib train --task video-shapes --preset gpu
 
 The :class:`~course_lib.training.Trainer` needs no change: built inside a process group of
-``world_size`` W > 1 it wraps the model in DDP and splits every step's batch over the processes.
-The decisions, each one written down here because the tests rely on them:
+``world_size`` W > 1 it wraps the model in DDP and splits every step's batch over the processes
+(how, and why the maths stays that of one process: :mod:`course_lib.training.parallel`). This
+module joins and leaves the process group and talks across it:
 
 * **Launch.** torchrun (or any launcher) sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
   MASTER_PORT. When none of RANK, WORLD_SIZE, LOCAL_RANK is set the run is a plain single process
@@ -17,30 +18,15 @@ The decisions, each one written down here because the tests rely on them:
   the error into :class:`PeersLostError` naming this rank, and destroys the process group on the
   way out, on success and on error. It also turns SIGTERM (what torchrun sends the other workers
   when one fails, or on Ctrl-C) into ``KeyboardInterrupt``, so rank 0 still saves its checkpoint.
-* **Batch and learning rate.** The *global* batch stays the one of one process (the recipe's
-  ``batch_size`` B) and so does the learning rate: no scaling rule is needed, because the maths is
-  the same as one process taking the whole batch. Each step's batch is S = ``shards`` equal
-  shards (S = W by default, each of B/S examples; B must divide evenly), and process r computes
-  the shards r·S/W, ..., (r+1)·S/W − 1 (several per process = gradient accumulation).
-* **Streams.** Shard s of step k draws its examples from a generator seeded by
-  ``stream_seed("data", seed, k, s)`` and its t and ε from ``stream_seed("noise", seed, k, s)``
-  (SHA-256 of the four values): the shards differ, every step has new ones, their union does not
-  depend on W, and a resume needs no generator state. The global torch RNG (dropout) is reseeded
-  the same way per shard. (Without a process group the trainer keeps its two carried generators,
-  seeded with seed and seed + 1, exactly as before.)
-* **Gradients.** Shard losses are scaled by 1/(S/W) and DDP averages over the W processes, so
-  every process holds ∇ of the mean loss over all S·(B/S) = B examples. Scaling by powers of two
-  is exact in floating point, so W = 2 processes match one process with S = 2 shards bit for bit
-  on CPU (tests/test_distributed.py). The logged loss is averaged over the processes too, so the
-  history, the gradient norm, the weights and the EMA are the same on every rank.
+* **Agreement.** The logged loss is averaged over the processes (:func:`mean_over_processes`), so
+  the history, the gradient norm, the weights and the EMA are the same on every rank; decisions
+  such as "the time budget is spent" are rank 0's (:func:`agree`).
 * **Rank 0 only:** progress bars, printing, ``sample_fn`` (GIFs) and checkpoint files (written
-  atomically). Every rank reads the checkpoint to resume. A checkpoint remembers its W and S; a
-  resume with another S is refused with both world sizes named (the streams would change).
+  atomically). Every rank reads the checkpoint to resume.
 """
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 import signal
 import sys
@@ -59,9 +45,8 @@ LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")  # any of these set: we 
 RENDEZVOUS_VARIABLES = ("MASTER_ADDR", "MASTER_PORT")  # then these are needed too
 TIMEOUT_ENV = "COURSE_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 300.0
-STREAMS = ("data", "noise", "global")
 # gloo reports a peer that hung past the timeout as "Timed out waiting ... for recv" or, when the other
-# side of the pair noticed first, "Application timeout caused pair closure" (seen under load).
+# side of the pair noticed first, "Application timeout caused pair closure".
 _COMMUNICATION_MARKERS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Timed out",
                           "timed out", "Application timeout", "pair closure", "NCCL", "ProcessGroup", "gloo")
 
@@ -228,71 +213,7 @@ def is_communication_error(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and any(marker in str(error) for marker in _COMMUNICATION_MARKERS)
 
 
-# --- what the trainer needs -------------------------------------------------------------------------
-
-def stream_seed(stream: str, seed: int, step: int, shard: int) -> int:
-    """A 63-bit seed for one shard of one step: SHA-256 of (stream, seed, step, shard).
-
-    stream: "data" (which examples), "noise" (which t and ε) or "global" (torch's global RNG, dropout).
-    The same four values give the same seed on every machine and in every process.
-    """
-    if stream not in STREAMS:
-        fail("stream", "one of " + ", ".join(repr(s) for s in STREAMS), stream)
-    digest = hashlib.sha256(f"{stream}/{seed}/{step}/{shard}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-def shard_generator(stream: str, seed: int, step: int, shard: int) -> torch.Generator:
-    """A CPU generator seeded with :func:`stream_seed`."""
-    return torch.Generator().manual_seed(stream_seed(stream, seed, step, shard))
-
-
-def check_shards(shards: int, world: int) -> int:
-    """``shards`` must be a positive multiple of the number of processes ``world``."""
-    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1 or shards % world:
-        fail("shards", f"a positive multiple of the world size {world} (each process computes shards / {world} "
-                       "shards of every batch)", shards)
-    return shards
-
-
-def shards_of_rank(shards: int, rank: int, world: int) -> range:
-    """The shards process ``rank`` of ``world`` computes: a contiguous block of shards / world."""
-    per_rank = check_shards(shards, world) // world
-    return range(rank * per_rank, (rank + 1) * per_rank)
-
-
-def split_batch_size(batch_size: int, shards: int, world: int | None = None) -> int:
-    """Examples per shard, B / S; B not divisible by S is a ``ValueError`` naming batch_size."""
-    world = shards if world is None else world
-    if batch_size % shards:
-        divisors = [d for d in range(1, batch_size + 1) if batch_size % d == 0]
-        fail("batch_size", f"a multiple of {shards}: the global batch is split into {shards} equal shards over "
-                           f"{world} process(es); launch a number of processes among {divisors}, or change the "
-                           "batch size", batch_size)
-    return batch_size // shards
-
-
-def check_checkpoint_layout(path, state: Mapping, world: int, shards: int) -> None:
-    """A checkpoint (its state dict) must have been trained with ``shards`` (another layout changes the streams).
-
-    The message names both world sizes and how to resume the file.
-    """
-    config = state.get("config") if isinstance(state.get("config"), Mapping) else {}
-    saved_shards, saved_world = int(config.get("shards", 0)), int(state.get("world_size", 1))
-    if saved_shards == shards:
-        return
-    how = (f"torchrun --nproc_per_node {saved_world}" if saved_world > 1 else "no torchrun")
-    alternative = f", or in one process with shards={saved_shards}" if saved_shards else ""
-    raise ValueError(
-        f"checkpoint {os.fspath(path)}: expected a run of world size {world} ({_layout(shards)}) like this one, "
-        f"got one written by world size {saved_world} ({_layout(saved_shards)}); resuming it here would change "
-        f"its data and noise streams. Resume it with {saved_world} process(es) ({how}){alternative}."
-    )
-
-
-def _layout(shards: int) -> str:
-    return f"{shards} shards per step" if shards else "single-process streams"
-
+# --- DDP and the collectives --------------------------------------------------------------------------
 
 def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` in DistributedDataParallel (weights broadcast from rank 0); unchanged without a group."""
@@ -348,11 +269,10 @@ def _collective(run: Callable[[], object], *tensors: torch.Tensor, timeout: floa
     A gloo collective returns as soon as it completes, but its worker thread drops its references to
     the tensors a moment later, and dropping a tensor that Python also holds takes the GIL. If the
     process exits in that moment (after the last barrier), the thread takes the GIL of an interpreter
-    being shut down and the process aborts: "terminate called without an active exception", SIGABRT,
-    measured in about 1 finished 2-process run in 25 under load. Waiting until every tensor's
-    reference count is back where it was closes that gap (at most ``timeout`` seconds; in practice
-    well under a millisecond). Only for gloo, the CPU backend where the abort was seen: NCCL's own
-    watchdog thread holds its tensors for longer, and waiting for it would slow every step.
+    being shut down and the process aborts ("terminate called without an active exception",
+    SIGABRT). Waiting until every tensor's reference count is back where it was closes that gap (at
+    most ``timeout`` seconds). Only for gloo, the CPU backend: NCCL's own watchdog thread holds its
+    tensors for longer, and waiting for it would slow every step.
     """
     before = _reference_counts(tensors)
     run()

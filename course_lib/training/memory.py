@@ -41,6 +41,7 @@ from torch import nn
 
 from course_lib._validation import check_choice, check_positive_int, fail
 from course_lib.config import autocast_dtype
+from course_lib.training.parallel import to_device
 
 ADAMW_MOMENTS = 2  # exp_avg (m) and exp_avg_sq (v), one each per trainable parameter
 PROBE_SIZES = (2, 3)  # examples per probe forward pass: two points fix a + b·n (1 can be a special case)
@@ -128,9 +129,7 @@ def saved_tensor_bytes(model: nn.Module, loss_fn, batch, device: torch.device, a
     Every storage counted once, the model's parameters excluded. ``batch`` is moved to ``device``
     as the trainer moves it (4-D tensors in ``memory_format``); autocast with ``amp_dtype`` if given.
     """
-    from course_lib.training.trainer import _to_device  # imported here: the trainer imports this module's users
-
-    batch = _to_device(batch, device, memory_format)
+    batch = to_device(batch, device, memory_format)
     parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
 
@@ -194,7 +193,8 @@ def estimate_training_memory(model: nn.Module, loss_fn: Callable, make_batch: Ca
 def estimate_trainer_memory(trainer) -> MemoryEstimate:
     """:func:`estimate_training_memory` for a :class:`~course_lib.training.Trainer` (its model, loss, micro-batch, precision)."""
     return estimate_training_memory(trainer.model, trainer.loss_fn, trainer.make_batch, trainer.config.precision,
-                                    trainer.device, trainer.world_size, trainer.memory_format, trainer.config.seed)
+                                    trainer.device, trainer.world_size, trainer.batches.memory_format,
+                                    trainer.config.seed)
 
 
 # --- what the device has --------------------------------------------------------------------------
@@ -247,7 +247,7 @@ def report_memory(trainer, say: Callable[[str], Any] = print) -> MemoryEstimate:
     free = f"{format_bytes(available)} available ({source})" if available is not None else f"free memory {source}"
     say(f"memory: training needs {estimate.describe()} per process (at least; see course_lib.training.memory); "
         f"{free}")
-    warning = memory_warning(estimate, available, source, trainer.micro_batches)
+    warning = memory_warning(estimate, available, source, trainer.config.accumulate)
     if warning:
         say(warning)
     return estimate

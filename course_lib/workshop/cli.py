@@ -373,7 +373,7 @@ def run_demo(args) -> int:
 
 def run_train(args) -> int:
     from course_lib.workshop import zoo
-    from course_lib.training import distributed
+    from course_lib.training import distributed, parallel
 
     device = _setup(args)
     found = distributed.launch_from_env()  # under torchrun; names a missing variable before connecting
@@ -390,12 +390,12 @@ def run_train(args) -> int:
                              "or choose another --checkpoint")
         state = read_checkpoint(path) if path.exists() else None
     if world > 1:  # refused before any process waits for another
-        distributed.split_batch_size(recipe.batch_size, world)
+        parallel.split_batch_size(recipe.batch_size, world)
     if args.workers is None:
         args.workers = default_workers(device, world, state)
     if state is not None:
         expected = zoo.resume_shards(path, state, None, args.accumulate, args.workers, world)
-        distributed.check_checkpoint_layout(path, state, world, expected)
+        parallel.check_checkpoint_layout(path, state, world, expected)
     try:
         with distributed.distributed_session(device) as launch:  # outside torchrun: one plain process
             return _train(args, recipe, path, state, launch)

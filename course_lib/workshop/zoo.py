@@ -18,7 +18,7 @@ Under torchrun (several processes; see :mod:`course_lib.training.distributed`) :
 the recipe's batch as the global batch, split into one shard per process, and the same lr; only
 rank 0 draws the progress bar and writes the checkpoint and its record, every rank resumes from it.
 
-The GPU path's switches (:mod:`course_lib.training.trainer`) keep the recipe's batch too:
+The GPU path's switches (:mod:`course_lib.training.parallel`) keep the recipe's batch too:
 ``accumulate`` A splits it into W·A micro-batches (the same maths, 1/A of the activation memory),
 ``workers`` draws them in worker processes (the same tensors), ``memory_format`` stores 4-D tensors
 channels-last. With progress on, :func:`train` prints the memory estimate of
@@ -43,7 +43,7 @@ from course_lib.workshop import shipped
 from course_lib._validation import check_float_range, check_positive_int, fail
 from course_lib.config import PRESETS
 from course_lib.workshop.recipes import Recipe, get_recipe
-from course_lib.training import TrainConfig, Trainer, distributed, read_checkpoint
+from course_lib.training import TrainConfig, Trainer, distributed, parallel, read_checkpoint
 from course_lib._files import atomic_save, atomic_write_json
 from course_lib.training.memory import report_memory as print_memory_estimate
 
@@ -149,7 +149,7 @@ def _new_trainer(recipe: Recipe, steps: int, shards: int, device, progress: bool
     """A fresh trainer; with ``shards`` S > 0 its make_batch draws one shard (batch_size / S examples)."""
     make_batch = recipe.make_batch
     if shards:
-        per_shard = distributed.split_batch_size(recipe.batch_size, shards, distributed.world_size())
+        per_shard = parallel.split_batch_size(recipe.batch_size, shards, distributed.world_size())
         make_batch = recipe.replace(batch_size=per_shard).make_batch
     return Trainer(recipe.build_model(), recipe.loss_fn, make_batch,
                    recipe.train_config(steps, progress=progress, shards=shards, **switches), device)
@@ -228,7 +228,7 @@ def save_checkpoint(trainer: Trainer, recipe: Recipe, path: str | os.PathLike, t
         "wall_clock_seconds": round(trainer.seconds, 2),
         "world_size": trainer.world_size,
         "shards": trainer.config.shards,
-        "accumulate": trainer.micro_batches,
+        "accumulate": trainer.config.accumulate,
         "workers": trainer.config.workers,
         "memory_format": trainer.config.memory_format,
         "torch": torch.__version__,
