@@ -221,6 +221,18 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
     assert checkpoint_path(recipe, 3, tmp_path) != checkpoint_path(recipe, 2, tmp_path)
 
 
+def test_checkpoint_every_counts_optimiser_steps(tmp_path, monkeypatch):
+    """Like TrainConfig.checkpoint_every (the workshop's save_every is seconds): steps 2, 4 and the end."""
+    from course_lib.training import Trainer
+
+    saved_at = []
+    original = Trainer.save
+    monkeypatch.setattr(Trainer, "save", lambda self, path: (saved_at.append(self.step), original(self, path))[1])
+    recipe = get_recipe("video-shapes", "smoke").replace(batch_size=2)
+    train_or_load_frame_conditional(recipe, steps=5, folder=tmp_path, checkpoint_every=2)
+    assert saved_at == [2, 4, 5]
+
+
 def test_the_predictor_trains_for_its_own_preset_length_not_the_video_unets():
     """cpu: 8000 steps against the video U-Net's 2000 (a rollout compounds the predictor's errors)."""
     cpu = get_recipe("video-shapes", "cpu")

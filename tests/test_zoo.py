@@ -181,3 +181,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def test_save_every_counts_seconds_of_wall_clock_time_not_steps(tmp_path, monkeypatch):
+    """``save_every`` is seconds everywhere (TrainConfig.checkpoint_every counts steps): on a clock that
+    moves 10 s per reading, save_every=25 saves after steps 3 and 6 (and at the end), not every 25 steps."""
+    clock = iter(range(0, 10_000, 10))
+    monkeypatch.setattr(zoo, "time", type("Clock", (), {"perf_counter": staticmethod(lambda: next(clock))}))
+    saved_at = []
+    original = zoo.save_checkpoint
+    monkeypatch.setattr(zoo, "save_checkpoint", lambda trainer, *args: (saved_at.append(trainer.step),
+                                                                         original(trainer, *args))[1])
+    zoo.train(toy_recipe(), tmp_path / "toy.pt", steps=7, progress=False, save_every=25)
+    assert saved_at == [3, 6, 7]

@@ -103,14 +103,14 @@ def frame_conditional_parts(recipe, context_noise: int = 0) -> tuple[nn.Module, 
 
 
 def train_or_load_frame_conditional(recipe, steps: int | None = None, folder: str | os.PathLike = "checkpoints",
-                                    device: torch.device | str | None = None, save_every: int = 100,
+                                    device: torch.device | str | None = None, checkpoint_every: int = 100,
                                     context_noise: int = 0):
     """A Trainer of the frame-conditional U-Net for a video ``recipe`` (its data, schedule, lr, seed).
 
     Loaded from :func:`checkpoint_path` if trained there for ``steps`` (default :func:`predictor_steps`);
-    a file cut short is resumed; otherwise trained and saved (every ``save_every`` steps and at
-    the end). context_noise: conditioning augmentation
-    (:class:`~course_lib.diffusion.objectives.FrameConditionalObjective`).
+    a file cut short is resumed; otherwise trained and saved (every ``checkpoint_every`` optimiser
+    steps, as in :class:`~course_lib.training.TrainConfig`, and at the end). context_noise:
+    conditioning augmentation (:class:`~course_lib.diffusion.objectives.FrameConditionalObjective`).
     Sample from ``trainer.ema_model`` with :func:`~course_lib.diffusion.rollout.predict_future` (method "frame-conditional").
     """
     from course_lib.workshop.recipes import Recipe, is_video_task
@@ -123,7 +123,7 @@ def train_or_load_frame_conditional(recipe, steps: int | None = None, folder: st
     path = checkpoint_path(recipe, steps, folder, context_noise)
     path.parent.mkdir(parents=True, exist_ok=True)
     model, objective = frame_conditional_parts(recipe, context_noise)
-    config = recipe.train_config(steps, checkpoint_every=check_positive_int("save_every", save_every),
+    config = recipe.train_config(steps, checkpoint_every=check_positive_int("checkpoint_every", checkpoint_every),
                                  checkpoint_path=os.fspath(path))
     trainer = Trainer(model, objective, recipe.make_batch, config, device)
     if path.exists():

@@ -289,7 +289,8 @@ def train(
     resume: continue from ``path`` if it exists (it must hold the same recipe; another step count
     is fine), else start afresh and overwrite it. minutes: a wall-clock budget -- no step starts
     once it is spent (``trainer.step < steps`` then; call again to continue).
-    The checkpoint is written every ``save_every`` seconds, at the end, and on Ctrl-C (then re-raised).
+    The checkpoint is written every ``save_every`` seconds of wall-clock time (``save_every`` is always
+    seconds; ``TrainConfig.checkpoint_every`` counts optimiser steps), at the end, and on Ctrl-C (then re-raised).
     shards: split each batch into this many shards (default: see :func:`default_shards` and, on
     resume, :func:`resume_shards`); under torchrun call it in every process, inside ``distributed_session``.
     accumulate: micro-batches per step and process (gradient accumulation; the batch per step stays
