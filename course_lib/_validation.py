@@ -5,6 +5,7 @@ learner's mistake reads like ``x: expected a tensor of rank 4 (B, C, H, W), got 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 
@@ -80,3 +81,12 @@ def check_timesteps(name: str, t: torch.Tensor, num_steps: int) -> None:
             f"{name}: expected timesteps in [0, {num_steps - 1}], "
             f"got values in [{int(t.min())}, {int(t.max())}]"
         )
+
+
+def replace_fields(instance, **changes):
+    """A copy of the dataclass ``instance`` with ``changes``; an unknown field name is a clear error."""
+    known = {f.name for f in dataclasses.fields(instance)}
+    for key in changes:
+        if key not in known:
+            fail("changes", f"field names of {type(instance).__name__} (" + ", ".join(sorted(known)) + ")", key)
+    return dataclasses.replace(instance, **changes)

@@ -11,7 +11,6 @@ A preset names the size of every experiment in the course:
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 from pathlib import Path
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from course_lib._validation import check_choice, fail
+from course_lib._validation import check_choice, fail, replace_fields
 
 PRESET_ENV = "COURSE_PRESET"
 DEVICE_ENV = "COURSE_DEVICE"
@@ -60,11 +59,7 @@ class Preset:
 
     def replace(self, **changes) -> "Preset":
         """A copy with some fields changed, e.g. ``preset.replace(toy_train_steps=100)``."""
-        known = {f.name for f in dataclasses.fields(self)}
-        for key in changes:
-            if key not in known:
-                fail("changes", "field names of Preset (" + ", ".join(sorted(known)) + ")", key)
-        return dataclasses.replace(self, **changes)
+        return replace_fields(self, **changes)
 
 
 PRESETS: dict[str, Preset] = {

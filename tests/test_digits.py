@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from course_lib.data.digits import DIGIT_BOX, TEST_FONTS, TRAIN_FONTS, DigitDataset, glyph_templates, render_digits
+from course_lib.data.digits import DIGIT_BOX, TEST_FONTS, TRAIN_FONTS, glyph_templates, render_digits
 
 
 @pytest.mark.parametrize("size", [28, 32])
@@ -64,13 +64,6 @@ def test_stroke_widths_grow():
     t = glyph_templates(TEST_FONTS[:1], 56)  # (1, 10, widths, R, R)
     ink = t.sum((-2, -1))[0]  # (10, widths)
     assert (ink[:, 1:] > ink[:, :-1]).all()
-
-
-def test_dataset_matches_render_digits():
-    data = DigitDataset(20, size=28, split="test", seed=2)
-    images, labels = render_digits(20, size=28, split="test", seed=2)
-    image, label = data[7]
-    assert len(data) == 20 and torch.equal(image, images[7]) and label == labels[7]
 
 
 @pytest.mark.parametrize(

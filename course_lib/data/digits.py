@@ -25,7 +25,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.ft2font import FT2Font, LoadFlags
-from torch.utils.data import Dataset
 
 from course_lib._validation import check_choice, check_positive_int, check_rank, check_tensor, fail
 from course_lib.data.toy import make_generator
@@ -169,16 +168,3 @@ def render_digits(
     flat = templates.flatten(0, 2)[:, None]  # (F·10·widths, 1, 2s, 2s)
     ink = torch.cat([_jitter(flat[index[i: i + CHUNK]], size, g) for i in range(0, n, CHUNK)])
     return ink * 2 - 1, labels.long().clone()
-
-
-class DigitDataset(Dataset):
-    """``n`` rendered digits, made once: item i is (image (1, size, size) in [-1, 1], label int64)."""
-
-    def __init__(self, n: int, size: int = 28, split: str = "train", seed: int = 0):
-        self.images, self.labels = render_digits(n, size=size, split=split, seed=seed)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[i], self.labels[i]

@@ -9,8 +9,8 @@ bounces off the frame's walls. So a generated clip can be *measured*, not only l
 2. fit, per axis, the best "reflected line" p(t) = fold(p0 + v·t) between the walls (a triangle
    wave: constant speed, direction flips at a wall) by a grid search over (p0, v);
 3. the clip passes when every frame shows exactly one blob whose area is between MIN_AREA and
-   MAX_AREA times object_size² (and varies at most 3×), and the fit's RMS
-   error is under ``tolerance`` pixels.
+   MAX_AREA times object_size² (and varies at most 3×), and the fit's RMS error is at most
+   FIT_TOLERANCE pixels.
 Videos are (B, T, C, H, W) in [-1, 1].
 """
 from __future__ import annotations
@@ -26,9 +26,11 @@ from course_lib._validation import check_float_range, check_rank, fail
 # plausible foreground area per frame, in units of object_size²: a thin digit covers ~0.1–0.4 of its
 # box, a disc π/4, a square 1; a frame-filling blob or a speck is not the object. object_size is
 # the data's *mean* width, and bouncing_shapes draws squares up to 1.25× it, whose anti-aliased rim
-# counts too: (1.25 w + 1)² ≈ 1.9 w² at w = 8.5 px, so the upper bound is 2 (at 1.5, 8 of 9 real
-# 32-frame clips with a square ≥ 10 px wide failed: 6% of all real clips)
+# counts too: (1.25 w + 1)² ≈ 1.9 w² at w = 8.5 px, hence the upper bound 2
 MIN_AREA, MAX_AREA = 0.05, 2.0
+FIT_TOLERANCE = 1.5  # px: RMS distance allowed between the track and its best bouncing straight path
+FOREGROUND = 0.0  # a pixel whose brightest channel is above this (in [-1, 1]) belongs to an object
+MIN_BLOB_PIXELS = 4  # blobs smaller than this are noise, not an object
 
 
 @dataclass
@@ -45,14 +47,14 @@ class MotionReport:
         return float(self.passed.mean())
 
 
-def track_objects(video: torch.Tensor, threshold: float = 0.0, min_area: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def track_objects(video: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centroid (y, x) of the foreground per frame, the number of blobs and the foreground area.
 
     video: (B, T, C, H, W) -> track (B, T, 2) (NaN where nothing is found), blobs (B, T), area (B, T).
-    Foreground = brightest channel above ``threshold``; blobs smaller than ``min_area`` pixels are noise.
+    Foreground = brightest channel above FOREGROUND; blobs smaller than MIN_BLOB_PIXELS are noise.
     """
     check_rank("video", video, 5, "(B, T, C, H, W)")
-    fg = (video.detach().float().amax(dim=2) > threshold).cpu().numpy()  # (B, T, H, W)
+    fg = (video.detach().float().amax(dim=2) > FOREGROUND).cpu().numpy()  # (B, T, H, W)
     b, t = fg.shape[:2]
     track = np.full((b, t, 2), np.nan)
     blobs = np.zeros((b, t), dtype=int)
@@ -62,7 +64,7 @@ def track_objects(video: torch.Tensor, threshold: float = 0.0, min_area: int = 4
             labels, n = ndimage.label(ndimage.binary_dilation(fg[i, j], iterations=1))  # join broken strokes
             labels = labels * fg[i, j]
             sizes = ndimage.sum_labels(fg[i, j], labels, range(1, n + 1)) if n else np.zeros(0)
-            keep = np.flatnonzero(sizes >= min_area) + 1
+            keep = np.flatnonzero(sizes >= MIN_BLOB_PIXELS) + 1
             blobs[i, j] = len(keep)
             mask = np.isin(labels, keep)
             area[i, j] = int(mask.sum())
@@ -96,21 +98,19 @@ def fit_reflected_line(path: np.ndarray, low: float, high: float, max_speed: flo
     return float(min(err.min(), fine.min()))
 
 
-def motion_consistency(video: torch.Tensor, object_size: float, tolerance: float = 1.5, max_speed: float | None = None,
-                       threshold: float = 0.0) -> MotionReport:
+def motion_consistency(video: torch.Tensor, object_size: float) -> MotionReport:
     """Score each clip of ``video`` (B, T, C, H, W): one object, constant velocity between bounces.
 
     object_size: the object's width in pixels (the centroid moves between object_size/2 and
-    size − object_size/2). tolerance: allowed RMS fit error in pixels.
+    size − object_size/2; the fit allows speeds up to one width per frame).
     """
     check_rank("video", video, 5, "(B, T, C, H, W)")
     check_float_range("object_size", object_size, 1.0, float(min(video.shape[-2:])))
-    check_float_range("tolerance", tolerance, 0.0, 1e3)
     if video.shape[1] < 3:
         fail("video", "clips of at least 3 frames (motion needs them)", f"{video.shape[1]} frames")
     height, width = video.shape[-2:]
-    max_speed = max_speed or object_size
-    track, blobs, area = track_objects(video, threshold)
+    max_speed = object_size
+    track, blobs, area = track_objects(video)
     b = video.shape[0]
     errors = np.full(b, np.inf)
     passed = np.zeros(b, dtype=bool)
@@ -126,5 +126,5 @@ def motion_consistency(video: torch.Tensor, object_size: float, tolerance: float
         ey = fit_reflected_line(track[i, :, 0], half, height - 1 - half, max_speed)
         ex = fit_reflected_line(track[i, :, 1], half, width - 1 - half, max_speed)
         errors[i] = float(np.hypot(ey, ex))
-        passed[i] = errors[i] <= tolerance
+        passed[i] = errors[i] <= FIT_TOLERANCE
     return MotionReport(passed=passed, fit_error=errors, blobs=blobs, track=track)

@@ -138,9 +138,9 @@ def keeps_moving(track: np.ndarray, min_speed: float) -> np.ndarray:
         return np.nan_to_num(np.median(steps, axis=1), nan=0.0) >= min_speed
 
 
-def motion_passes(video: torch.Tensor, object_size: float, min_speed: float, tolerance: float = 1.5) -> np.ndarray:
+def motion_passes(video: torch.Tensor, object_size: float, min_speed: float) -> np.ndarray:
     """(B,) motion consistency (one object on a bouncing constant-velocity path) *and* still moving."""
-    report = motion_consistency(video.detach().float().cpu(), object_size, tolerance)
+    report = motion_consistency(video.detach().float().cpu(), object_size)
     return report.passed & keeps_moving(report.track, min_speed)
 
 
@@ -165,11 +165,11 @@ class PredictionScores:
 
 
 def score_predictions(prediction: torch.Tensor, truth: torch.Tensor, known: int, object_size: float,
-                      min_speed: float = 0.5, tolerance: float = 1.5) -> PredictionScores:
+                      min_speed: float = 0.5) -> PredictionScores:
     """PSNR/SSIM of the future frames and :func:`motion_passes` of the whole clip, per clip."""
     _check_prediction(prediction, truth, known)
     return PredictionScores(future_psnr(prediction, truth, known), future_ssim(prediction, truth, known),
-                            motion_passes(prediction, object_size, min_speed, tolerance))
+                            motion_passes(prediction, object_size, min_speed))
 
 
 def run_predictor(predict: Predictor, truth: torch.Tensor, known: int, batch_size: int = 16) -> torch.Tensor:
@@ -229,14 +229,14 @@ class DecayCurve:
 
 
 def decay_with_length(video: torch.Tensor, truth: torch.Tensor, object_size: float, lengths: Sequence[int],
-                      min_speed: float = 0.5, tolerance: float = 1.5) -> DecayCurve:
+                      min_speed: float = 0.5) -> DecayCurve:
     """Per-frame PSNR of ``video`` against ``truth`` (both (B, T, C, H, W)), and the rate of
     :func:`motion_passes` on the first L frames for each L in ``lengths``."""
     _check_prediction(video, truth, 0)
     lengths = [check_int_range("lengths", L, 3, video.shape[1]) for L in lengths]
     b, t = video.shape[:2]
     per_frame = psnr(video.flatten(0, 1).float().cpu(), truth.flatten(0, 1).float().cpu(), reduction="none")
-    rates = [float(motion_passes(video[:, :L], object_size, min_speed, tolerance).mean()) for L in lengths]
+    rates = [float(motion_passes(video[:, :L], object_size, min_speed).mean()) for L in lengths]
     return DecayCurve(per_frame.view(b, t).clamp(max=60).mean(0), lengths, rates)
 
 

@@ -21,14 +21,17 @@ from torch import nn
 from course_lib._validation import check_positive_int, check_rank, fail
 
 
-def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
-    """GroupNorm over ``channels`` with the most groups (≤ ``max_groups``) of at least 4 channels.
+MAX_GROUPS = 32
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm over ``channels`` with the most groups (≤ MAX_GROUPS) of at least 4 channels.
 
     32 channels -> 8 groups, 64 -> 16, 128 -> 32; a count with no such divisor falls back to 1 group
     (LayerNorm over C, H, W).
     """
     check_positive_int("channels", channels)
-    groups = max((g for g in range(1, max_groups + 1) if channels % g == 0 and channels // g >= 4), default=1)
+    groups = max((g for g in range(1, MAX_GROUPS + 1) if channels % g == 0 and channels // g >= 4), default=1)
     return nn.GroupNorm(groups, channels)
 
 
