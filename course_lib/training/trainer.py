@@ -10,7 +10,6 @@ who computes it, not what it is: :mod:`course_lib.training.parallel`.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -24,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_lib._files import atomic_save
-from course_lib._validation import check_choice, check_float_range, check_positive_int, check_tensor, fail
+from course_lib._validation import check_choice, check_float_range, check_positive_int, check_tensor, fail, replace_fields
 from course_lib.config import Preset, autocast_dtype, get_device
 from course_lib.training.checkpoint import (
     FORMAT_VERSION,
@@ -99,11 +98,7 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with some fields changed."""
-        known = {f.name for f in dataclasses.fields(self)}
-        for key in changes:
-            if key not in known:
-                fail("changes", "field names of TrainConfig (" + ", ".join(sorted(known)) + ")", key)
-        return dataclasses.replace(self, **changes)
+        return replace_fields(self, **changes)
 
     @classmethod
     def from_preset(cls, preset: Preset, steps: int, **changes) -> "TrainConfig":

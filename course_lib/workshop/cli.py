@@ -30,13 +30,11 @@ IMAGE_EXTENSIONS = (".png",)
 DEMO_CLIPS = 8
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEMO_MINUTES = 4.0  # training budget of demo: with start-up, sampling and the GIF it ends within 5 minutes
-# On a CPU the demo trains the cpu preset's 3D U-Net at base width 16 (0.6M parameters), not 32. In its
-# 4 minutes on 2 cores (bf16, measured 2026-11-25): 1769 steps, and 74% of 128 sampled clips pass motion
-# consistency; width 32 made 1173 steps and 2 of 8 clips passed. (fp32: 1283 steps and 59%; 717 and 1 in 8.)
+# On a CPU the demo trains the cpu preset's 3D U-Net at base width 16 (0.6M parameters), not 32: in its
+# few minutes the narrower network makes more steps, and more of its clips pass motion consistency.
 DEMO_CPU_BASE_CHANNELS = 16
-# The demo trains at lr 2e-3, not the recipe's 1e-3: its run is short (at most the recipe's 2000 steps),
-# and 2e-3 breaks only longer ones. Same 4 minutes, width 16, bf16: 74% of 128 clips passed at 2e-3,
-# 61% and 67% (two sample seeds) at 1e-3.
+# The demo trains at lr 2e-3, not the recipe's 1e-3: its run is short (at most the recipe's steps), and
+# 2e-3 breaks only longer ones.
 DEMO_LR = 2e-3
 
 EPILOG = f"""\
