@@ -9,6 +9,7 @@ from pathlib import Path
 from course_lib.workshop.build.build import BuildError, build, check_root
 from course_lib.workshop.build.drift import check, setup_cell_drift
 from course_lib.workshop.build.stubs import SolutionMarkerError
+from course_lib.workshop.build.timing import time_lessons, time_table, write_readme_table
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -23,6 +24,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     build_cmd.add_argument("--no-execute", action="store_true",
                            help="do not run the solutions; keep stored check outputs whose cell did not change")
     commands.add_parser("check", parents=[common], help="exit 1, naming each file, when anything is out of sync (runs nothing)")
+    time_cmd = commands.add_parser("time", parents=[common],
+                                   help="run lessons top to bottom in a preset, record their times, rewrite README's table")
+    time_cmd.add_argument("lessons", nargs="*", metavar="NN", help="lesson numbers, e.g. 04 07 (default: all)")
+    time_cmd.add_argument("--preset", default="cpu", help="smoke, cpu or gpu (default cpu)")
+    time_cmd.add_argument("--threads", type=int, default=None, help="threads per kernel (default: torch's)")
     return parser.parse_args(argv)
 
 
@@ -37,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"build done in {time.perf_counter() - start:.1f} s: {len(changed)} file(s) changed")
         return 0
+    if args.command == "time":
+        return _time(args)
     root = check_root(args.root)
     problems = check(root)
     if (root / "pyproject.toml").exists():  # a course checkout (what the set-up cell installs), not a bare tree
@@ -48,6 +56,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("notebooks in sync")
     return 0
+
+
+def _time(args: argparse.Namespace) -> int:
+    try:
+        record = time_lessons(args.root, args.preset, args.lessons, args.threads)
+    except ValueError as error:
+        print(f"notebooks time: error: {error}", file=sys.stderr)
+        return 2
+    table = time_table(record)
+    print(table)
+    readme = Path(args.root) / "README.md"
+    if readme.is_file() and write_readme_table(readme, table):
+        print(f"rewrote the time table in {readme}")
+    failed = [entry["lesson"] for entry in record["lessons"] if entry["error"]]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,119 @@
+"""How long each lesson takes to run, measured: ``python -m course_lib notebooks time --preset cpu [NN ...]``.
+
+Each lesson (``notebooks/NN_*.ipynb``) is executed top to bottom in a fresh kernel, in the chosen
+preset, from its own folder (so ``../checkpoints`` and the shipped weights are found as a learner
+finds them), and its wall-clock time recorded. The record goes to ``benchmarks/lesson-times-<preset>.json``
+(with the machine and torch version), and the README's time table is rewritten from it between the
+lines ``<!-- lesson-times:begin -->`` and ``<!-- lesson-times:end -->``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nbformat
+import torch
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from course_lib._files import atomic_write, atomic_write_json
+from course_lib._validation import check_choice, fail
+from course_lib.config import PRESETS
+from course_lib.workshop.build.build import LESSONS, check_root
+from course_lib.workshop.build.execute import CELL_TIMEOUT_S
+from course_lib.workshop.build.ipynb import cell_label
+
+BEGIN, END = "<!-- lesson-times:begin -->", "<!-- lesson-times:end -->"
+
+
+@dataclass
+class LessonTime:
+    """One lesson's run: ``seconds`` wall clock top to bottom; ``error`` the failing cell, else None."""
+
+    lesson: str
+    seconds: float
+    error: str | None = None
+
+
+def lesson_paths(root: Path, numbers: list[str] | None = None) -> list[Path]:
+    """The lessons ``notebooks/NN_*.ipynb`` (only those numbered in ``numbers``); an unknown number is an error."""
+    lessons = sorted((root / LESSONS).glob("[0-9][0-9]_*.ipynb"))
+    if not numbers:
+        return lessons
+    known = {path.name[:2]: path for path in lessons}
+    for number in numbers:
+        if number not in known:
+            fail("lesson", "lesson numbers among " + ", ".join(known), number)
+    return [known[number] for number in numbers]
+
+
+def time_lesson(path: Path, preset: str, threads: int | None = None) -> LessonTime:
+    """Run ``path`` top to bottom in ``preset`` and time it (the kernel starts inside the timing)."""
+    nb = nbformat.read(path, as_version=4)
+    env = {**os.environ, "COURSE_PRESET": preset, "MPLBACKEND": "Agg"}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    error = None
+    with client.setup_kernel(env=env):
+        for index, cell in enumerate(nb.cells):
+            try:
+                client.execute_cell(cell, index)
+            except CellExecutionError as failure:
+                error = f"{cell_label(nb, index)} raised {failure.ename}: {failure.evalue}"
+                break
+    return LessonTime(path.stem, round(time.perf_counter() - start, 1), error)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def time_table(record: dict) -> str:
+    """The Markdown table of a record written by :func:`time_lessons`."""
+    lines = [f"Measured with `python -m course_lib notebooks time --preset {record['preset']}` "
+             f"({record['machine']['cpu_count']} CPU cores, torch {record['torch']}, threads: {record['threads']}).", "",
+             "| lesson | run top to bottom |", "|---|---|"]
+    for entry in record["lessons"]:
+        result = _minutes(entry["seconds"]) + ("" if entry["error"] is None else f" — failed: {entry['error']}")
+        lines.append(f"| {entry['lesson']} | {result} |")
+    return "\n".join(lines)
+
+
+def write_readme_table(readme: Path, table: str) -> bool:
+    """Replace the text between BEGIN and END in ``readme`` by ``table``; False when the markers are missing."""
+    text = readme.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        return False
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    atomic_write(readme, lambda file: file.write(f"{head}{BEGIN}\n{table}\n{END}{tail}"), binary=False)
+    return True
+
+
+def time_lessons(root: Path | str, preset: str, numbers: list[str] | None = None, threads: int | None = None,
+                 log=print) -> dict:
+    """Time each lesson (all, or ``numbers``) in ``preset``; write ``benchmarks/lesson-times-<preset>.json``."""
+    root = check_root(root)
+    check_choice("preset", preset, PRESETS)
+    paths = lesson_paths(root, numbers)
+    record = {"preset": preset, "threads": threads or torch.get_num_threads(), "torch": torch.__version__,
+              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()}, "lessons": []}
+    for path in paths:
+        result = time_lesson(path, preset, threads)
+        log(f"{result.lesson}: {_minutes(result.seconds)}" + ("" if result.error is None else f" (failed: {result.error})"))
+        record["lessons"].append(asdict(result))
+    out = root / "benchmarks" / f"lesson-times-{preset}.json"
+    if numbers and out.is_file():  # a partial run updates its lessons in the full record
+        previous = json.loads(out.read_text(encoding="utf-8"))
+        if previous.get("preset") == preset:
+            timed = {entry["lesson"] for entry in record["lessons"]}
+            record["lessons"] = sorted([e for e in previous["lessons"] if e["lesson"] not in timed] + record["lessons"],
+                                       key=lambda entry: entry["lesson"])
+    atomic_write_json(record, out)
+    return record
