@@ -99,7 +99,7 @@ print("same seed, same numbers:", [round(v, 4) for v in first.tolist()])
 # %% [markdown]
 # ## Conventions used everywhere
 #
-# The README's "Conventions" table is the one notation of the course; the three rules to remember:
+# The README's "Conventions" table is the one notation of the course; the rules to remember:
 #
 # * **Two indices, never one letter.** A diffusion step is t, and there are T of them (1000 here); a
 #   frame is f, and a clip has F of them. A clip batch is `(B, F, C, H, W)`, an image batch
