@@ -12,9 +12,15 @@
 # # 00 · Set-up and a tour of the course
 #
 # **Goals.** Check that your machine runs the course, learn how presets choose the size of every
-# experiment, meet the conventions used in every notebook, and see how exercises are checked.
+# experiment, meet the conventions used in every lesson, and see how exercises are checked.
 #
-# **Time:** about 15 minutes. **Seed sections:** §7 (tools and resources).
+# **Prerequisites.** Python and a terminal; the course installed (README, "Set-up"). For the course
+# as a whole: PyTorch basics (tensors, autograd, `nn.Module`, an optimiser step) and Gaussians,
+# means, variances and expectations.
+#
+# **Time.** Reading: about 15 minutes. Running with shipped weights: nothing to load or train (the
+# README's table gives the measured run time). Training from scratch: nothing to train.
+# **Seed sections:** §7 (tools and resources).
 #
 # The course follows one article on video diffusion (the "seed") from the 1D forward chain to
 # video models you train yourself. Everything it needs is generated here: no data set or weight
@@ -64,7 +70,7 @@ from course_lib.config import PRESETS, get_device, get_preset, seed_everything
 #
 # | preset | for | what it means |
 # |---|---|---|
-# | `smoke` | CI, a first read | each notebook in about a minute on 2 CPU cores; samples are rough |
+# | `smoke` | CI, a first read | tiny models, few steps: each lesson runs quickly; samples are noise |
 # | `cpu` | a laptop | minutes of training; samples you recognise |
 # | `gpu` | a CUDA GPU (Colab) | full size: 64×64 video, 16 frames, mixed precision |
 
@@ -93,12 +99,18 @@ print("same seed, same numbers:", [round(v, 4) for v in first.tolist()])
 # %% [markdown]
 # ## Conventions used everywhere
 #
-# * **Timesteps are 0-indexed.** The forward chain has `T` steps, code index `t = 0 … T−1`; code
-#   `t` is the paper's step `t+1`. So `t = 0` is *one* step of noise and the seed's worked example
-#   x0 → x3 is `t = 0, 1, 2`.
-# * **Notation.** α_t is the signal variance one step keeps, β_t = 1 − α_t the noise variance it adds,
-#   ᾱ_t = α_1·α_2·…·α_t.
-# * **Layouts.** Images `(B, C, H, W)`, videos `(B, T, C, H, W)`, values in `[-1, 1]`.
+# The README's "Conventions" table is the one notation of the course; the rules to remember:
+#
+# * **Two indices, never one letter.** A diffusion step is t, and there are T of them (1000 here); a
+#   frame is f, and a clip has F of them. A clip batch is `(B, F, C, H, W)`, an image batch
+#   `(B, C, H, W)`, values in `[-1, 1]`. (Some code names the frame count `T`, as in
+#   `T = preset.video_frames`; the text never does.)
+# * **Formulas count like the paper, code from 0.** Formulas use steps t = 1 … T (x_0 is data, x_T
+#   is noise); code uses `t = 0 … T−1`, and code `t` is the paper's step t + 1. So code `t = 0` is
+#   *one* step of noise and the seed's worked example x_0 → x_3 is code `t = 0, 1, 2`. Plots and
+#   printed lines say "code timestep t" or "t = …" for the code index.
+# * **Notation.** α_t is the signal variance one step keeps, β_t = 1 − α_t the noise variance it
+#   adds, ᾱ_t = α_1·α_2·…·α_t the signal variance left after t steps.
 # * **Three objects with clean seams:** a *network* maps `(x_t, t)` to a prediction and knows
 #   nothing of noise; `course_lib.diffusion.forward` and `course_lib.diffusion.samplers` own the schedule, the loss
 #   and sampling; the trainer owns data, optimiser and EMA.
@@ -119,7 +131,7 @@ fig, axes = plt.subplots(1, 5, figsize=(10, 2.2))
 for ax, t in zip(axes, [0, 100, 250, 500, 999]):
     noisy = q_sample(image, t, schedule, generator=torch.Generator().manual_seed(t))
     ax.imshow(noisy[0, 0].clamp(-1, 1), cmap="gray", vmin=-1, vmax=1)
-    ax.set_title(f"t = {t}")
+    ax.set_title(f"code t = {t}")
     ax.axis("off")
 plt.show()
 
@@ -145,3 +157,39 @@ plt.show()
 # ```
 #
 # Try it now: open `exercises/00_setup_and_tour.ipynb`.
+
+# %% [markdown]
+# ## Summary
+#
+# * The set-up cell at the top of every lesson installs the course where needed and prints the
+#   device and preset; `COURSE_PRESET=smoke|cpu|gpu` overrides the choice.
+# * `seed_everything(seed)` makes every run repeatable.
+# * Diffusion steps are t (T of them, 0-indexed in code: code t is the paper's step t + 1); frames
+#   are f (F of them); clips are `(B, F, C, H, W)` in [−1, 1].
+# * Exercises live in `exercises/`; a check cell prints one ✓ or ✗ line.
+#
+# Next: `01_forward_chain` noises data step by step. Exercises: `exercises/00_setup_and_tour.ipynb`.
+
+# %% [markdown]
+# ## Check yourself
+#
+# Pick an answer to see whether it is right and why. (Without widgets the answers are printed.)
+
+# %%
+from course_lib.views.quiz import NumericQuestion, Question, check_yourself
+
+check_yourself([
+    Question("In code, what does the timestep t = 0 mean?",
+             ["no noise at all", "one step of noise (the paper's step 1)", "pure noise"],
+             "one step of noise (the paper's step 1)",
+             "Code is 0-indexed: code t is the paper's step t + 1, so t = 0 has already taken one noising "
+             "step, and t = T − 1 is (almost) pure noise."),
+    NumericQuestion("With T = 1000 diffusion steps, what is the largest code timestep?", 999,
+                    "Code timesteps run 0 … T − 1."),
+    Question("A batch of 4 RGB clips of 8 frames, 32×32 pixels, has which shape?",
+             ["(8, 4, 3, 32, 32)", "(4, 3, 8, 32, 32)", "(4, 8, 3, 32, 32)"], "(4, 8, 3, 32, 32)",
+             "The course's layout is (B, F, C, H, W): clips, frames, channels, height, width, frames second."),
+    Question("Without COURSE_PRESET and without a CUDA GPU, which preset do the lessons use?",
+             ["cpu", "smoke", "gpu"], "cpu",
+             "The hardware decides: gpu with CUDA, else cpu. The tests set smoke explicitly."),
+])

@@ -15,8 +15,12 @@
 # example x0 → x3 with numbers, derive ᾱ_t and the closed form q(x_t | x0), check it against
 # simulation, and see how fast each noise schedule destroys the signal.
 #
-# **Time:** about 40 minutes. **Seed sections:** §2.1 (the diffusion process), §4.1 (its Markov
-# chain), §4.3 (the worked example).
+# **Prerequisites.** Lesson 00 (its conventions); Gaussians: mean, variance, and that a sum of
+# independent Gaussians is Gaussian with the variances added.
+#
+# **Time.** Reading: about 40 minutes. Running with shipped weights: nothing to load or train (the
+# README's table gives the measured run time). Training from scratch: nothing to train.
+# **Seed sections:** §2.1 (the diffusion process), §4.1 (its Markov chain), §4.3 (the worked example).
 #
 # ## The chain (seed §2.1, §4.1)
 #
@@ -25,6 +29,12 @@
 # $$x_t = \sqrt{\alpha_t}\,x_{t-1} + \sqrt{1-\alpha_t}\,\epsilon_t,\qquad \epsilon_t \sim \mathcal N(0, I),$$
 #
 # i.e. $q(x_t \mid x_{t-1}) = \mathcal N(x_t;\ \sqrt{\alpha_t}\,x_{t-1},\ (1-\alpha_t) I)$.
+#
+# Two corrections to the seed's wording. §4.1 writes this step as p(x_t | x_{t−1}), but it is the
+# fixed process *q*: we choose it, nothing in it is learned (the learned reverse step p_θ comes
+# in lesson 02). And §2.1 calls x_t "the video frame at step t": t counts *diffusion steps*, not
+# frames. x_t is the whole datum — a point, an image, or a whole clip of F frames — after t steps
+# of noise.
 #
 # **Notation.** The seed writes α_t for the *signal variance kept* by step t; the noise variance it
 # adds is β_t = 1 − α_t, and we write ᾱ_t = α_1 α_2 ⋯ α_t. (Many papers give the schedule as β_t;
@@ -104,7 +114,7 @@ plt.show()
 # %% [markdown]
 # ## The seed's worked example (§4.3), with numbers
 #
-# The seed diffuses a frame x0 to t = 3 with three explicit steps. To see something happen in only
+# The seed diffuses a datum x_0 through three explicit steps to x_3. To see something happen in only
 # three steps we use large noise levels, α = (0.9, 0.8, 0.7), and fixed noise draws.
 
 # %%
@@ -147,7 +157,8 @@ assert abs(x3_steps - x3_closed) < 1e-5
 # ## The closed form matches the chain, statistically
 #
 # Both routes must give the same *distribution* at every t. Compare mean and variance of the
-# simulated chain (above) with q(x_t | x0) sampled in one jump, for several t.
+# simulated chain (above) with q(x_t | x0) sampled in one jump, for several code timesteps t
+# (code t is t + 1 steps of the chain).
 
 # %%
 print(" t    chain mean  closed mean   chain var  closed var")
@@ -170,7 +181,7 @@ snr_plot(T)
 plt.show()
 for name in ["linear", "cosine", "sigmoid"]:
     s = make_schedule(name, T)
-    print(f"{name:8s} SNR falls below 1 at t = {int((s.snr < 1).nonzero()[0])}, ᾱ at the end = {s.alpha_bars[-1]:.1e}")
+    print(f"{name:8s} SNR falls below 1 at code t = {int((s.snr < 1).nonzero()[0])}, ᾱ at the end = {s.alpha_bars[-1]:.1e}")
 
 # %% [markdown]
 # ## Explore: a slider over t and the schedule
@@ -186,8 +197,41 @@ noising_explorer(x0, image, T)
 # %% [markdown]
 # ## Summary
 #
-# * One step: x_t = √α_t x_{t−1} + √(1−α_t) ε; many steps: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε̄.
+# * One step: x_t = √α_t x_{t−1} + √(1−α_t) ε; many steps: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε̄, with
+#   ᾱ_t = α_1 ⋯ α_t. The forward chain is the fixed q; nothing in it is learned.
 # * The closed form lets training jump to any t in one line: this is what makes diffusion training cheap.
 # * Schedules differ in how fast ᾱ_t falls; the SNR curve shows it at a glance.
+# * In code, t = 0 … T − 1 and code t is the paper's step t + 1.
 #
 # Next: `02_reverse_process` learns to walk the chain backwards. Exercises: `exercises/01_forward_chain.ipynb`.
+
+# %% [markdown]
+# ## Check yourself
+#
+# Pick an answer to see whether it is right and why. (Without widgets the answers are printed.)
+
+# %%
+from course_lib.views.quiz import NumericQuestion, Question, check_yourself
+
+check_yourself([
+    NumericQuestion("Three steps with α = 0.9, 0.8 and 0.7: how much signal variance ᾱ_3 is left?", 0.504,
+                    "ᾱ_3 = α_1 α_2 α_3 = 0.9 · 0.8 · 0.7 = 0.504: the signal's variance is multiplied by α "
+                    "at every step.", tolerance=0.001),
+    NumericQuestion("If Var x_{t−1} = 1, what is Var x_t after one step x_t = √α_t x_{t−1} + √(1−α_t) ε?", 1,
+                    "α_t · 1 + (1 − α_t) · 1 = 1: the square roots are chosen so that the variance stays 1."),
+    Question("Why does the closed form q(x_t | x_0) make training cheap?",
+             ["it removes the noise from training",
+              "training can jump to any t in one step instead of simulating t steps",
+              "it makes the network smaller"],
+             "training can jump to any t in one step instead of simulating t steps",
+             "x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε is one line for any t, so every training example can use a "
+             "random t at the cost of one step."),
+    NumericQuestion("At which value of ᾱ_t is the signal-to-noise ratio SNR_t = 1?", 0.5,
+                    "SNR_t = ᾱ_t / (1 − ᾱ_t) = 1 when ᾱ_t = 1 − ᾱ_t, i.e. ᾱ_t = 0.5: as much signal "
+                    "variance as noise variance.", tolerance=0.001),
+    Question("The seed writes the forward step as p(x_t | x_{t−1}). What is it really?",
+             ["q, a fixed process we choose", "p_θ, a process the network learns"],
+             "q, a fixed process we choose",
+             "The forward chain only adds Gaussian noise on a schedule we pick; the network learns the "
+             "reverse step p_θ(x_{t−1} | x_t) (lesson 02)."),
+])

@@ -17,11 +17,21 @@
 # on 1D and 2D toy data with the course's `Trainer` and watch noise flow back into data with
 # DDPM and DDIM, measuring how close the samples are to the truth.
 #
-# **Time:** about 60 minutes. **Seed sections:** §2.2 (the reverse process), §3 (training and
-# generation), §4.2 (p(x_{t−1} | x_t) = N(μθ, σθ² I)).
+# **Prerequisites.** Lesson 01 (the forward chain, ᾱ_t, q(x_t | x_0)); Bayes' rule and Gaussian
+# densities; a PyTorch training loop (model, loss, optimiser step). The KL divergence is defined
+# where it is used.
 #
-# Code timesteps are 0-indexed as everywhere in the course: code `t` is the paper's step `t+1`,
-# and `alpha_bars_prev[t]` is ᾱ_{t−1} (equal to 1 at `t = 0`: before the first step the data is clean).
+# **Time.** Reading: about 60 minutes. Running with shipped weights: nothing is shipped for this
+# lesson; it trains three small MLPs itself (not timed yet in the `cpu` preset; the README's table
+# gives what is measured). Training from scratch: those three MLPs, inside the lesson.
+# **Seed sections:** §2.2 (the reverse process), §3 (training and generation), §4.2
+# (p(x_{t−1} | x_t) = N(μθ, σθ² I)).
+#
+# Formulas count steps like the paper (t = 1 … T; x_T is noise). Code is 0-indexed as everywhere in
+# the course: code `t` is the paper's step t + 1, so `alpha_bars[t]` is ᾱ_{t+1} and
+# `alpha_bars_prev[t]` is ᾱ_t (1 at `t = 0`: before the first step the data is clean). Every index
+# of a formula shifts by the same one in code, so the formulas read the same there; printed values
+# labelled `t = …` are code timesteps.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -316,7 +326,7 @@ assert kl_1d["DDPM, σ² = β̃_t"] < 0.5 * kl_1d["N(0, 1)"], "the 1D model shou
 
 # %% [markdown]
 # The reverse process, particle by particle: each line is one sample travelling from noise
-# (left, t = T−1) to the data (right). Notice that the particles choose their bump late, when the
+# (left, code t = T−1) to the data (right). Notice that the particles choose their bump late, when the
 # noise level has fallen.
 
 # %%
@@ -424,3 +434,39 @@ plt.show()
 #
 # Next: `03_schedules_and_parameterisations` changes the schedule and what the network predicts.
 # Exercises: `exercises/02_reverse_process.ipynb`.
+
+# %% [markdown]
+# ## Check yourself
+#
+# Pick an answer to see whether it is right and why. (Without widgets the answers are printed.)
+
+# %%
+from course_lib.views.quiz import NumericQuestion, Question, check_yourself
+
+check_yourself([
+    Question("Why can we write down q(x_{t−1} | x_t, x_0) but not q(x_{t−1} | x_t)?",
+             ["the second is not Gaussian because the forward chain is not Markov",
+              "the second needs the unknown data distribution; given x_0 the posterior is a Gaussian",
+              "they are the same distribution"],
+             "the second needs the unknown data distribution; given x_0 the posterior is a Gaussian",
+             "By Bayes, q(x_{t−1} | x_t) involves q(x_{t−1}), an integral over all data. Conditioned on x_0 "
+             "every factor is a known Gaussian, and so is the posterior N(μ̃_t, β̃_t I)."),
+    Question("In the simple loss, what does the network ε_θ(x_t, t) predict?",
+             ["the variance σ_t²", "the less noisy sample x_{t−1}", "the noise ε that was added to x_0"],
+             "the noise ε that was added to x_0",
+             "L_simple = E‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖²; the mean μθ and x̂_0 follow from ε̂."),
+    Question("What do Ho et al. (2020) do with the reverse-step variance σ_t²?",
+             ["fix it to β_t or β̃_t", "learn it per pixel with a second network", "set it to 0"],
+             "fix it to β_t or β̃_t",
+             "Both are right in an extreme case (data N(0, I), or a single point) and gave similar samples; "
+             "they differ only in the first few steps. Nichol & Dhariwal (2021) learn an interpolation."),
+    NumericQuestion("With T = 1000, how many network calls does DDPM make to draw one sample?", 1000,
+                    "DDPM walks every reverse step, one network call each; DDIM can skip steps (50 calls "
+                    "for DDIM with 50 steps)."),
+    Question("Why does the simple loss not fall to zero even for a very good model?",
+             ["the learning rate is too small",
+              "at high noise the noise in x_t cannot be told apart from the data",
+              "the EMA weights lag behind"],
+             "at high noise the noise in x_t cannot be told apart from the data",
+             "Near t = T almost nothing of x_0 is left, so even the best ε̂ has a positive expected error."),
+])

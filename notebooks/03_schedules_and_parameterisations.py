@@ -17,9 +17,16 @@
 # network trained with each objective, judged by its samples and by how well it recovers x0 at
 # every noise level.
 #
-# **Time:** about 45 minutes. **Seed sections:** §2.1 (the α_t that controls the noise: here is how
-# to choose them), §8 (generation speed and quality: schedules and parameterisations are two of
-# the cheapest levers).
+# **Prerequisites.** Lessons 01 and 02 (ᾱ_t, the ε loss, DDPM and DDIM sampling); logarithms.
+#
+# **Time.** Reading: about 45 minutes. Running with shipped weights: nothing is shipped for this
+# lesson; it trains three small MLPs itself (not timed yet in the `cpu` preset; the README's table
+# gives what is measured). Training from scratch: those three MLPs, inside the lesson.
+# **Seed sections:** §2.1 (the α_t that controls the noise: here is how to choose them), §8
+# (generation speed and quality: schedules and parameterisations are two of the cheapest levers).
+#
+# As everywhere in the course, formulas count steps like the paper (t = 1 … T) and code from 0:
+# code `t` is the paper's step t + 1. Plot axes and printed `t = …` are code timesteps.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -72,22 +79,24 @@ print(f"preset {preset.name}: T = {T}; schedules: {', '.join(schedules)}")
 # %% [markdown]
 # ## 1 · Three schedules
 #
-# A schedule is the list β_0 … β_{T−1} (code indices; α_t = 1 − β_t, ᾱ_t = ∏ α_s):
+# A schedule is the list β_1 … β_T (in code `betas[0]` … `betas[T−1]`; α_t = 1 − β_t,
+# ᾱ_t = α_1 ⋯ α_t):
 #
 # * **linear** (Ho et al. 2020): β rises linearly from 10⁻⁴ to 0.02 (for T = 1000);
 # * **cosine** (Nichol & Dhariwal 2021): ᾱ(s) = f(s)/f(0) with f(s) = cos²(((s + 0.008)/1.008)·π/2),
 #   s = t/T, and β_t = 1 − ᾱ_t/ᾱ_{t−1} clipped at 0.999;
 # * **sigmoid** (Jabri et al. 2022): ᾱ(s) follows a sigmoid between −3 and 3, flatter at both ends.
 #
-# The schedule that matters is ᾱ_t, the fraction of signal variance still there after t+1 steps.
+# The schedule that matters is ᾱ_t, the fraction of signal variance still there after t steps
+# (`alpha_bars[t−1]` in code).
 
 # %%
 fig, (ax_beta, ax_abar) = plt.subplots(1, 2, figsize=(11, 3.2))
 for name, s in schedules.items():
     ax_beta.semilogy(s.betas.numpy(), label=name)
     ax_abar.plot(s.alpha_bars.numpy(), label=name)
-ax_beta.set_title("β_t (log scale)")
-ax_abar.set_title("ᾱ_t: signal variance left")
+ax_beta.set_title("β per step (log scale)")
+ax_abar.set_title("ᾱ: signal variance left")
 for ax in (ax_beta, ax_abar):
     ax.set_xlabel("code timestep t")
     ax.legend()
@@ -247,7 +256,7 @@ print("x0 error at t = 0:    " + "   ".join(f"{k}: {v[0]:.3g}" for k, v in x0_er
 # Read the plot from both ends. At the noisiest steps the x0 and v models fall back to something
 # near the data mean (error ≈ 2, the data's total variance), which is the best anyone can do
 # there; the ε-model's x̂0 explodes, because its error in ε̂ is divided by √ᾱ_t ≈ 5·10⁻⁵. At the
-# cleanest step (t = 0) the x0-model is the least precise of the three: its loss gives those
+# cleanest step (code t = 0) the x0-model is the least precise of the three: its loss gives those
 # steps weight 1 where ε and v give SNR_t ≫ 1. Now the samples:
 
 # %%
@@ -310,3 +319,37 @@ assert x0_error["eps"][-1] > 10 * x0_error["v"][-1]
 #   `clip_x0=True`.
 #
 # Next: `04_image_ddpm` trains a U-Net on digits. Exercises: `exercises/03_schedules_and_parameterisations.ipynb`.
+
+# %% [markdown]
+# ## Check yourself
+#
+# Pick an answer to see whether it is right and why. (Without widgets the answers are printed.)
+
+# %%
+from course_lib.views.quiz import NumericQuestion, Question, check_yourself
+
+check_yourself([
+    Question("Which schedule spends the most of its T steps where almost no signal is left (log SNR < −5)?",
+             ["cosine", "linear", "sigmoid"], "linear",
+             "The linear schedule destroys the signal early and spends about 30% of its steps below "
+             "log SNR = −5; cosine and sigmoid spend far fewer there."),
+    Question("Measured in x_0 units, how does the ε loss weight an error at step t?",
+             ["by 1 + SNR_t", "by 1 at every step", "by SNR_t"], "by SNR_t",
+             "‖ε − ε̂‖² = SNR_t ‖x_0 − x̂_0‖²: the ε loss cares most about nearly clean steps. The x_0 loss "
+             "weights all steps by 1, the v loss by 1 + SNR_t."),
+    Question("Why does an ε-model's estimate x̂_0 explode at the noisiest steps?",
+             ["x̂_0 divides the error in ε̂ by √ᾱ_t, which is tiny there", "the schedule clips it",
+              "the network sees no timestep there"],
+             "x̂_0 divides the error in ε̂ by √ᾱ_t, which is tiny there",
+             "x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t; at the last steps √ᾱ_t is tiny (about 5·10⁻⁵ for the cosine "
+             "schedule here), so small errors grow enormously. Image models hide it by clipping x̂_0; "
+             "v-prediction removes it."),
+    NumericQuestion("With ᾱ_t = 0.64, ε = 1 and x_0 = 0.5, what is v = √ᾱ_t ε − √(1−ᾱ_t) x_0?", 0.5,
+                    "√0.64 · 1 − √0.36 · 0.5 = 0.8 − 0.3 = 0.5.", tolerance=0.001),
+    Question("Does any of the three schedules reach SNR = 0 (pure noise) at its last step?",
+             ["yes, all three", "no: training never sees pure noise, yet sampling starts from it",
+              "only the linear one"],
+             "no: training never sees pure noise, yet sampling starts from it",
+             "ᾱ at the last step is small but positive (about 4·10⁻⁵ for linear), a known flaw "
+             "(Lin et al. 2024)."),
+])

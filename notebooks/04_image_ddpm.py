@@ -18,10 +18,16 @@
 # class with classifier-free guidance; and watch one sample come out of the noise, together with
 # the model's guess of the clean image at every step. We end with what changes for video (§9.1).
 #
-# **Time:** about 60 minutes, plus training once: seconds in the `smoke` preset, 20–30 minutes on
-# a laptop CPU in the `cpu` preset (the trained model is saved in the course's `checkpoints/`
-# folder and loaded from then on; the exercise notebook uses it too).
-# **Seed sections:** §3.1, §3.2, §9.1.
+# **Prerequisites.** Lessons 01–03 (the forward chain, the ε loss, DDPM and DDIM, schedules); a
+# convolutional network with skip connections, at the level of "a CNN whose decoder reuses the
+# encoder's feature maps".
+#
+# **Time.** Reading: about 60 minutes. Running with shipped weights: not possible yet — this lesson
+# trains its own digits U-Net rather than loading the shipped one. Training from scratch (`cpu`
+# preset, 2000 steps): about 18 minutes on 2 CPU threads, the training record of the shipped model
+# with the same recipe (BENCHMARKS.md, "Shipped checkpoints"); then it is saved in `../checkpoints/`
+# and loaded from then on (the exercise notebook uses it too). In the `smoke` preset it trains in
+# seconds. **Seed sections:** §3.1, §3.2, §9.1.
 #
 # Everything about the task -- data, network, loss, schedule, sampler -- comes from one recipe,
 # `get_recipe("digits")`, the same one the command line (`python -m course_lib train --task
@@ -204,8 +210,9 @@ plt.show()
 # %% [markdown]
 # ## 5 · Generate (seed §3.2): DDPM and DDIM
 #
-# Generation starts from pure noise x_{T−1} ~ N(0, I) and applies the learned reverse step down
-# to t = 0. **DDPM** (Ho et al. 2020) takes all T = 1000 steps, each one adding fresh noise.
+# Generation starts from pure noise x_T ~ N(0, I) and applies the learned reverse step T times,
+# down to x_0 (code timesteps T−1 … 0). **DDPM** (Ho et al. 2020) takes all T = 1000 steps, each one
+# adding fresh noise.
 # **DDIM** (Song et al. 2021a) uses the same trained network but a deterministic update that can
 # jump over many timesteps at once (exercise 4.2 writes it):
 #
@@ -223,7 +230,7 @@ plt.show()
 # (confident and varied, at most 10) and FID (distance of the judge's features from real held-out
 # digits; lower is better). With so few samples these scores are rough, and FID is biased
 # upwards by a small sample: compare rows only with each other. The benchmark
-# (`python -m course_lib.workshop.bench.image image`, results in the README) does the same with 500 samples each.
+# (`python -m course_lib.workshop.bench.image image`, results in BENCHMARKS.md) does the same with 500 samples each.
 
 # %%
 n_compare = 2 if preset.name == "smoke" else 10  # DDPM's 1000 steps: 10 samples take minutes on a CPU
@@ -260,10 +267,10 @@ plt.show()
 # and so does DDIM with η = 1. On CIFAR-10, Song et al. (2021a, Table 1) report FID 4.67 for DDIM
 # with 50 steps against 4.73 for DDPM with all 1000 (σ_t² = β̃_t, as here) -- the same quality in
 # a twentieth of the time; with 20 steps DDIM is clearly worse (6.84). That was a model trained
-# for days. The benchmark checks the 50-step claim on our 10-minute model (500 samples each, in the
-# README): deterministic DDIM 50 is 1.8× DDPM's FID, DDIM 50 with η = 1 slightly *below* it, in the
-# same twentieth of the time. A model that is not yet good makes small errors at each step; the
-# deterministic path carries them to the end, the fresh noise lets later steps wash them out.
+# for days; on our 10-minute model the benchmark finds deterministic DDIM 50 at 1.8× DDPM's FID and
+# DDIM 50 with η = 1 slightly *below* it (BENCHMARKS.md, "Image"). A model that is not yet good
+# makes small errors at each step; the deterministic path carries them to the end, the fresh noise
+# lets later steps wash them out.
 #
 # ## 6 · EMA versus raw weights
 #
@@ -340,7 +347,7 @@ step_scrubber(both, steps=[s.t for s in steps], nrow=10)
 # The seed's answer to "how do video diffusion models differ from image ones?" is: the input is
 # a video, and the model must relate frames in time. In this course's terms:
 #
-# * **The input** becomes (B, T, C, H, W) instead of (B, C, H, W) (notebook 05). The forward
+# * **The input** becomes (B, F, C, H, W) — F frames — instead of (B, C, H, W) (notebook 05). The forward
 #   chain, the loss, DDPM, DDIM and guidance are *unchanged*: they act on every pixel of every
 #   frame alike. That is why `course_lib.diffusion.samplers` takes any shape.
 # * **The network** must see across frames: run this U-Net on each frame and the frames are
@@ -353,8 +360,9 @@ step_scrubber(both, steps=[s.t for s in steps], nrow=10)
 #
 # * §3.1 preprocess → digits in [−1, 1]; diffuse → x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε in one jump;
 #   train → a U-Net regressing ε from (x_t, t, y), with label dropout, AdamW, EMA.
-# * §3.2 generate → DDPM (T steps, stochastic) or DDIM (any number of steps, deterministic); DDIM
-#   with 50 steps costs a twentieth of DDPM's time for about the same quality.
+# * §3.2 generate → DDPM (T steps, stochastic) or DDIM (any number of steps, deterministic at
+#   η = 0). DDIM with 50 steps costs a twentieth of DDPM's time; on our model it matches DDPM's
+#   quality only with fresh noise (η = 1), and is clearly worse deterministic (BENCHMARKS.md).
 # * Sample from the EMA weights; steer the class with classifier-free guidance w (0: ignore the
 #   label, 1: conditional, > 1: stronger, less varied).
 #
@@ -363,3 +371,40 @@ step_scrubber(both, steps=[s.t for s in steps], nrow=10)
 # **Benchmark:** `python -m course_lib.workshop.bench.image image` trains this model from scratch for 10 minutes
 # and prints time, IS, FID and accuracy for DDPM and DDIM.
 # **Next:** notebook 05 turns to video data.
+
+# %% [markdown]
+# ## Check yourself
+#
+# Pick an answer to see whether it is right and why. (Without widgets the answers are printed.)
+
+# %%
+from course_lib.views.quiz import NumericQuestion, Question, check_yourself
+
+check_yourself([
+    Question("Why are the digits mapped to [−1, 1] before training?",
+             ["the U-Net only accepts negative numbers",
+              "data of about unit scale matches the N(0, I) the chain ends at, and x̂_0 can be clipped",
+              "it makes the images smaller on disk"],
+             "data of about unit scale matches the N(0, I) the chain ends at, and x̂_0 can be clipped",
+             "The forward chain shrinks the data by √ᾱ_t and adds unit-variance noise; with data in [−1, 1] "
+             "\"half signal, half noise\" means the same for every pixel, and the sampler can clip x̂_0 to the range."),
+    Question("Classifier-free guidance ε̂ = ε(x_t, t, ∅) + w (ε(x_t, t, y) − ε(x_t, t, ∅)) with w = 0 gives:",
+             ["a stronger push towards the label", "the plain conditional model",
+              "the unconditional model: the label is ignored"],
+             "the unconditional model: the label is ignored",
+             "w = 0 keeps only ε(x_t, t, ∅); w = 1 is the conditional model; w > 1 extrapolates past it."),
+    NumericQuestion("Guided DDIM with 50 steps: how many network evaluations per sample, counting the "
+                    "conditional and the unconditional one separately?", 100,
+                    "Two per step (one batch of twice the size), so 2 × 50 = 100; without guidance, 50."),
+    Question("On the course's 10-minute digits model, which 50-step DDIM matches DDPM's FID?",
+             ["DDIM with fresh noise at every step (η = 1)", "deterministic DDIM (η = 0)", "neither"],
+             "DDIM with fresh noise at every step (η = 1)",
+             "The deterministic path carries each step's small error to the end (1.8× DDPM's FID); fresh "
+             "noise lets later steps correct it (BENCHMARKS.md, \"Image\")."),
+    Question("Why sample from the EMA weights rather than the last training step's weights?",
+             ["they were trained on more data",
+              "their running average sits in the middle of where the noisy raw weights wander",
+              "they are smaller"],
+             "their running average sits in the middle of where the noisy raw weights wander",
+             "θ_ema ← d·θ_ema + (1 − d)·θ averages roughly the last 1/(1 − d) steps; samples from it are cleaner."),
+])

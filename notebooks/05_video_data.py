@@ -11,25 +11,33 @@
 # %% [markdown]
 # # 05 · Video data and video tensors
 #
-# **Goals.** Hold a batch of videos as one tensor in the course's `(B, T, C, H, W)` layout and
+# **Goals.** Hold a batch of videos as one tensor in the course's `(B, F, C, H, W)` layout and
 # convert it for the layers that want another one; make the two synthetic data sets of the course
 # (moving digits, bouncing shapes) and read their ground truth; preprocess your own clips (resize,
 # crop, normalise, cut fixed-length clips); *measure* what makes video different from a pile of
 # images — neighbouring frames are nearly the same picture — and watch the forward process wipe
 # that out.
 #
-# **Time:** about 35 minutes. **Seed sections:** §1.1 (from image to video generation), §2.3
-# (spatio-temporal context), §3.1 (training: data preprocessing), §9.1 (video vs image diffusion).
+# **Prerequisites.** Lesson 01 (q(x_t | x_0)); lesson 04 helps. PyTorch tensor indexing, `permute`
+# and `reshape`; the correlation coefficient.
+#
+# **Time.** Reading: about 35 minutes. Running with shipped weights: nothing to load or train (the
+# README's table gives the measured run time). Training from scratch: nothing to train.
+# **Seed sections:** §1.1 (from image to video generation), §2.3 (spatio-temporal context), §3.1
+# (training: data preprocessing), §9.1 (video vs image diffusion).
+#
+# Notation: a clip has F frames, indexed f = 0 … F − 1; a diffusion step is t, as in every lesson.
+# (The code below names the frame count `T`, as in `T = preset.video_frames`.)
 #
 # ## From images to video (seed §1.1, §9.1)
 #
-# An image diffusion model learns the distribution of single pictures. A video is T pictures that
+# An image diffusion model learns the distribution of single pictures. A video is F pictures that
 # must *agree*: the same objects in every frame, moving plausibly from one to the next. The seed's
 # §9.1 names two differences — the input data is a video, and the model must relate frames, so its
 # structure is more complex. This notebook makes the first one concrete and measures why the second
 # one is needed:
 #
-# 1. the tensor gets a time axis, and every number in it grows T-fold;
+# 1. the tensor gets a frame axis, and every number in it grows F-fold;
 # 2. frames are strongly correlated in time; that correlation is the "spatio-temporal context" of
 #    §2.3, the thing a video model must learn and can exploit;
 # 3. the forward process adds noise to every frame independently, so it destroys that context at
@@ -91,29 +99,29 @@ preset = get_preset()
 g = seed_everything(0)
 B, T, S = preset.video_batch_size, preset.video_frames, preset.video_size
 show_frames = max(T, 12)  # pictures use at least 12 frames: cheap at any preset, and motion needs time
-print(f"preset {preset.name}: training clips are (B, T, C, H, W) = ({B}, {T}, {preset.video_channels}, {S}, {S})")
+print(f"preset {preset.name}: training clips are (B, F, C, H, W) = ({B}, {T}, {preset.video_channels}, {S}, {S})")
 
 # %% [markdown]
-# ## The course's layout: (B, T, C, H, W)
+# ## The course's layout: (B, F, C, H, W)
 #
-# A batch of videos is one tensor: *B* clips, *T* frames, *C* channels, *H × W* pixels, with
+# A batch of videos is one tensor: *B* clips, *F* frames, *C* channels, *H × W* pixels, with
 # values in [-1, 1] — frames second, right after the batch. Each kind of layer wants its own view of
 # it:
 #
 # | layer | wants | conversion |
 # |---|---|---|
-# | 2D conv / U-Net per frame | `(B·T, C, H, W)` | `frames_to_batch`, `batch_to_frames` |
-# | `nn.Conv3d` (space-time conv) | `(B, C, T, H, W)` | `to_channels_first_time`, `from_channels_first_time` |
-# | attention over time | `(B·H·W, T, features)` | `einops.rearrange` in the model (notebook 07) |
+# | 2D conv / U-Net per frame | `(B·F, C, H, W)` | `frames_to_batch`, `batch_to_frames` |
+# | `nn.Conv3d` (space-time conv) | `(B, C, F, H, W)` | `to_channels_first_time`, `from_channels_first_time` |
+# | attention over time | `(B·H·W, F, features)` | `einops.rearrange` in the model (notebook 07) |
 #
 # Moving an axis is a **permute**, never a reshape: `reshape` keeps the numbers in memory order and
 # only re-cuts them, so it silently mixes frames and channels. The cell checks both.
 
 # %%
-video = bouncing_shapes(B, frames=T, size=S, seed=0).video  # (B, T, 3, H, W)
-print("course layout   (B, T, C, H, W):", tuple(video.shape))
-print("for Conv3d      (B, C, T, H, W):", tuple(to_channels_first_time(video).shape))
-print("per frame       (B·T, C, H, W): ", tuple(frames_to_batch(video).shape))
+video = bouncing_shapes(B, frames=T, size=S, seed=0).video  # (B, F, 3, H, W), F = T frames
+print("course layout   (B, F, C, H, W):", tuple(video.shape))
+print("for Conv3d      (B, C, F, H, W):", tuple(to_channels_first_time(video).shape))
+print("per frame       (B·F, C, H, W): ", tuple(frames_to_batch(video).shape))
 
 permuted = to_channels_first_time(video)
 reshaped = video.reshape(permuted.shape)  # the classic bug: same shape, scrambled content
@@ -153,7 +161,7 @@ plt.show()
 # Each clip places digits at random, gives each a random direction and speed, and moves it at
 # constant velocity; at a wall the velocity component across it flips (a bounce). Overlapping
 # digits combine by their maximum. Because the data is *made*, the ground truth comes with it:
-# `positions` (B, T, K, 2) are each digit's centre (y, x) in pixels, `velocities` its (dy, dx) in
+# `positions` (B, F, K, 2) are each digit's centre (y, x) in pixels, `velocities` its (dy, dx) in
 # pixels per frame, `labels` (B, K) the digits. The red crosses mark the true centres.
 
 # %%
@@ -238,7 +246,7 @@ print(f"one batch {tuple(batch.video.shape)} takes {(time.perf_counter() - start
 
 # %%
 def panning_scene(frames: int = 50, height: int = 96, width: int = 160) -> torch.Tensor:
-    """A synthetic "camera" clip (T, 3, H, W) in [-1, 1]: sky gradient, rising sun, scrolling hills."""
+    """A synthetic "camera" clip (F, 3, H, W) in [-1, 1]: sky gradient, rising sun, scrolling hills."""
     t = torch.arange(frames).view(-1, 1, 1).float()
     y = torch.arange(height).view(1, -1, 1).float()
     x = torch.arange(width).view(1, 1, -1).float()
@@ -256,14 +264,14 @@ save_mp4(panning_scene(), clip_dir / "sunrise.mp4", fps=25)
 save_gif(bouncing_shapes(1, frames=30, size=48, seed=3).video, clip_dir / "shapes.gif", fps=10)
 raw = read_video(clip_dir / "sunrise.mp4")
 print("files:", sorted(p.name for p in clip_dir.iterdir()))
-print(f"raw sunrise.mp4: {tuple(raw.shape)} (T, C, H, W), values in [{raw.min():.2f}, {raw.max():.2f}]")
+print(f"raw sunrise.mp4: {tuple(raw.shape)} (F, C, H, W), values in [{raw.min():.2f}, {raw.max():.2f}]")
 
 # %%
 start = time.perf_counter()
 folder = VideoFolder(clip_dir, frames=T, size=S, channels=3, stride=2, seed=0)
 print(f"decoded {len(folder)} files in {time.perf_counter() - start:.2f} s: {[p.name for p in folder.paths]}")
 clip = folder[[p.name for p in folder.paths].index("sunrise.mp4")]
-print(f"one clip: {tuple(clip.shape)} (T, C, H, W), mean {clip.mean():+.2f}, range [{clip.min():.2f}, {clip.max():.2f}]")
+print(f"one clip: {tuple(clip.shape)} (F, C, H, W), mean {clip.mean():+.2f}, range [{clip.min():.2f}, {clip.max():.2f}]")
 filmstrip(raw[: 2 * T : 2], title=f"sunrise.mp4 as recorded: {raw.shape[-2]}x{raw.shape[-1]}",
           frame_labels=list(range(len(raw)))[: 2 * T : 2])
 filmstrip(clip, title=f"a clip from VideoFolder: resized, centre-cropped to {S}x{S}, every 2nd frame from a random start")
@@ -275,16 +283,16 @@ plt.show()
 
 # %%
 loader = torch.utils.data.DataLoader(folder, batch_size=2, shuffle=False, num_workers=0)
-print("a batch from the folder:", tuple(next(iter(loader)).shape), "= (B, T, C, H, W)")
+print("a batch from the folder:", tuple(next(iter(loader)).shape), "= (B, F, C, H, W)")
 
 # %% [markdown]
 # ## Spatio-temporal context (seed §2.3)
 #
 # §2.3 says a video model must "consider the temporal relations between frames". How strong are
-# they? Take the Pearson correlation between frame t and frame t + k over all pixels, averaged over
-# t and clips:
+# they? Take the Pearson correlation between frame f and frame f + k over all pixels, averaged over
+# f and clips:
 #
-# $$\rho_k = \operatorname{mean}_{b,t}\ \operatorname{corr}\big(x_{b,t},\ x_{b,t+k}\big).$$
+# $$\rho_k = \operatorname{mean}_{b,f}\ \operatorname{corr}\big(x_{b,f},\ x_{b,f+k}\big).$$
 #
 # ρ_0 = 1; if frames were unrelated pictures of the same kind, ρ_k would drop at once to the
 # level any two such pictures share. **Shuffling** the frames of each clip keeps every picture but
@@ -314,7 +322,7 @@ for name, curve in curves.items():
 # Neighbouring frames share much of their content (ρ_1 far above the shuffled control; the
 # slowly panning camera clip is almost 1), and the correlation decays as the objects move away.
 # After shuffling, neighbours are no more alike than frames far apart: the curve is flat. So a
-# denoiser that sees frame t ± 1 gets much of frame t for free — but only a model that relates
+# denoiser that sees frame f ± 1 gets much of frame f for free — but only a model that relates
 # frames can use it. That is what the conv + LSTM of notebook 06, the 3D U-Net of
 # notebook 07 and the frame conditioning of notebook 08 are built for.
 #
@@ -329,14 +337,14 @@ print(f"pixels that change between neighbouring frames: {changed:.1%}")
 # ## Noising a whole clip (seed §2.1 and §3.1, step 2)
 #
 # The forward process treats a clip like any tensor: x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε with ε of
-# shape (B, T, C, H, W). One timestep t per *clip* (all its frames share the noise level), fresh
-# noise for every frame and pixel. Code t is 0-indexed: t = 0 is one step of noise.
+# shape (B, F, C, H, W). One diffusion step t per *clip* (all its frames share the noise level),
+# fresh noise for every frame and pixel. Code t is 0-indexed: t = 0 is one step of noise.
 
 # %%
 schedule = make_schedule("linear", preset.num_diffusion_steps)
 steps = [0, schedule.num_steps // 10, schedule.num_steps // 4, schedule.num_steps // 2, schedule.num_steps - 1]
-x0 = long_digits[:1]  # one clip (1, T, 1, H, W)
-noisy = torch.cat([q_sample(x0, t, schedule, generator=g) for t in steps])  # (len(steps), T, 1, H, W)
+x0 = long_digits[:1]  # one clip (1, F, 1, H, W)
+noisy = torch.cat([q_sample(x0, t, schedule, generator=g) for t in steps])  # (len(steps), F, 1, H, W)
 filmstrip(noisy, max_frames=8, out_of_range="clip", row_labels=[f"t={t}" for t in steps],
           title="one clip at several noise levels (rows)")
 plt.show()
@@ -348,12 +356,12 @@ plt.show()
 #
 # $$\rho_1(t) = \frac{\bar\alpha_t\, c}{\bar\alpha_t\, v + (1 - \bar\alpha_t)}.$$
 #
-# The measured curve follows this prediction (the small gap at t = 0 is the difference between an
-# average of per-frame ratios and the ratio of averages): at high noise the denoiser has almost no
+# The measured curve follows this prediction (the small gap at code t = 0 is the difference between
+# an average of per-frame ratios and the ratio of averages): at high noise the denoiser has almost no
 # temporal context left in its input — it must have *learned* how frames go together.
 
 # %%
-centred = long_digits.flatten(2) - long_digits.flatten(2).mean(-1, keepdim=True)  # (B, T, pixels)
+centred = long_digits.flatten(2) - long_digits.flatten(2).mean(-1, keepdim=True)  # (B, F, pixels)
 v = centred.pow(2).mean(-1).mean()  # per-frame variance
 c = (centred[:, 1:] * centred[:, :-1]).mean(-1).mean()  # covariance of neighbours
 ts = torch.linspace(0, schedule.num_steps - 1, 12).long()
@@ -381,7 +389,7 @@ frame_scrubber(shapes.video)
 # %% [markdown]
 # ## Summary
 #
-# * Videos are `(B, T, C, H, W)` in [-1, 1]; convert with permutes (`to_channels_first_time`,
+# * Videos are `(B, F, C, H, W)` in [-1, 1]; convert with permutes (`to_channels_first_time`,
 #   `frames_to_batch`), never with reshape.
 # * `moving_digits` and `bouncing_shapes` make clips with known positions, velocities and labels;
 #   `VideoFolder` turns your own .gif/.mp4 files into clips: resize, crop, normalise, cut.
@@ -391,3 +399,39 @@ frame_scrubber(shapes.video)
 #
 # **Next:** notebook 06 runs the seed's conv + LSTM model on these clips, finds its bugs, and
 # trains a fixed version.
+
+# %% [markdown]
+# ## Check yourself
+#
+# Pick an answer to see whether it is right and why. (Without widgets the answers are printed.)
+
+# %%
+from course_lib.views.quiz import NumericQuestion, Question, check_yourself
+
+check_yourself([
+    Question("How do you turn a clip batch (B, F, C, H, W) into the (B, C, F, H, W) that nn.Conv3d wants?",
+             ["reshape to the new shape", "permute the axes", "either: they give the same tensor"],
+             "permute the axes",
+             "reshape keeps the numbers in memory order and only re-cuts them: same shape, frames and "
+             "channels mixed. permute moves the axis and keeps every frame intact."),
+    NumericQuestion("How many numbers are in one 16-frame RGB clip of 64 × 64 pixels?", 196608,
+                    "16 frames × 3 channels × 64 × 64 pixels = 196,608: sixteen images' worth, and every "
+                    "activation inside the network grows by the same factor."),
+    Question("Shuffling the frames of each clip changes what?",
+             ["nothing a metric can measure",
+              "every frame's pixels",
+              "the correlation between neighbouring frames, not the pictures themselves"],
+             "the correlation between neighbouring frames, not the pictures themselves",
+             "Every frame is kept; only the order is lost, so ρ_1 drops to the level of any two frames. "
+             "That is why it is the control for temporal context."),
+    Question("How does the forward process noise a clip?",
+             ["one diffusion step t per clip, fresh noise for every frame and pixel",
+              "a different diffusion step for every frame", "the same noise image added to every frame"],
+             "one diffusion step t per clip, fresh noise for every frame and pixel",
+             "All frames share the noise level; the noise itself is independent, which is why it erases "
+             "the frames' correlation as fast as the signal."),
+    NumericQuestion("With per-frame variance v = 1, neighbour covariance c = 0.9 and ᾱ_t = 0.5, what is "
+                    "ρ_1(t) = ᾱ_t c / (ᾱ_t v + 1 − ᾱ_t)?", 0.45,
+                    "0.5 · 0.9 / (0.5 · 1 + 0.5) = 0.45: half the signal is left, and half the correlation.",
+                    tolerance=0.001),
+])

@@ -19,11 +19,17 @@
 # time (bidirectional to denoise a whole clip, causal for prediction), the timestep in every block,
 # a convolutional decoder. Train it on bouncing shapes and on moving digits and sample videos.
 #
-# **Time:** about 50 minutes, plus training the two models once: seconds in the `smoke` preset
-# (whose samples are noise); in the `cpu` preset roughly 0.5–1.5 hours on a laptop CPU for the shapes
-# model (2000 steps of about 1–3 s) and half that for the digits model. Both are saved in
-# `../checkpoints/` and loaded from then on; the exercise notebook uses the shapes model too.
-# **Seed sections:** §5 (code example and its explanation), §1.2 (the recurrent-network direction).
+# **Prerequisites.** Lessons 04 (the U-Net, timestep embeddings, training and sampling) and 05 (the
+# `(B, F, C, H, W)` layout); what an LSTM's gates do; reading a Python traceback.
+#
+# **Time.** Reading: about 50 minutes. Running with shipped weights: not possible yet — no ConvLSTM
+# model is shipped, so the lesson trains two (on shapes, and on digits for half the steps). Training
+# from scratch (`cpu` preset): not timed as a whole; at the 1.7 s per training step that
+# BENCHMARKS.md ("Video") measured for this model on one shared thread, the 2000 shapes steps take
+# about an hour and the digits model half that. Both are saved in `../checkpoints/` and loaded from
+# then on; the exercise notebook uses the shapes model too. The `smoke` preset trains for seconds
+# (its samples are noise). **Seed sections:** §5 (code example and its explanation), §1.2 (the
+# recurrent-network direction).
 #
 # ## What the seed proposes
 #
@@ -35,7 +41,9 @@
 # convolutional layer generates the video frames."*
 #
 # The plan is sound: a convolution sees one frame, a recurrent network carries information from
-# frame to frame, and a denoiser of clips needs both. The printed code does not run. It lives in
+# frame to frame, and a denoiser of clips needs both. One correction to its words: the
+# convolutions of §5.2 run on each frame alone, so the features they extract are *spatial*; only
+# the LSTM relates frames, and it is the only spatio-temporal part. The printed code does not run. It lives in
 # `course_lib.models.seed_video_model`, character for character (only its Chinese comments are
 # translated), so that we can run it here and read each error where PyTorch raises it.
 #
@@ -97,9 +105,9 @@ preset = get_preset()
 g = seed_everything(0)
 T, S = preset.video_frames, preset.video_size
 CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lessons and the exercises
-clip = bouncing_shapes(2, frames=T, size=S, seed=6).video  # (2, T, 3, S, S) in [-1, 1]
+clip = bouncing_shapes(2, frames=T, size=S, seed=6).video  # (2, F, 3, S, S) in [-1, 1]; F = T frames
 t = torch.tensor([10, 900])  # one timestep per clip (0-indexed: 0 is the least noise)
-print(f"preset {preset.name}: clips (B, T, C, H, W) = {tuple(clip.shape)}, timesteps t = {t.tolist()}")
+print(f"preset {preset.name}: clips (B, F, C, H, W) = {tuple(clip.shape)}, timesteps t = {t.tolist()}")
 
 # %% [markdown]
 # ## The seed's model, as printed
@@ -124,8 +132,8 @@ seed_model(clip.clone(), t)
 # the input*, which has room for 3 channels: "the expanded size of the tensor (3) must match the
 # existing size (16)". A tensor's shape cannot change under an assignment.
 #
-# **Fix:** keep the features in a new tensor. Fold time into the batch, (B, T, C, H, W) →
-# (B·T, C, H, W), so that every frame goes through the same convolutions at once, write
+# **Fix:** keep the features in a new tensor. Fold time into the batch, (B, F, C, H, W) →
+# (B·F, C, H, W), so that every frame goes through the same convolutions at once, write
 # `h = relu(conv(h))` for each layer, and unfold again: `encode_frames` does exactly this
 # (exercise 6.1 asks you to write it).
 
@@ -184,8 +192,8 @@ print(f"input untouched: {torch.equal(x.detach(), clip)}; gradient norms: x {x.g
 same(clip.clone(), t)
 
 # %% [markdown]
-# `nn.LSTM(hidden_dim, hidden_dim, batch_first=True)` reads a sequence of *vectors*, (B, T, 3):
-# three numbers per frame. It was handed (B, T, 3, H, W): a 3-channel *map* per frame. The two
+# `nn.LSTM(hidden_dim, hidden_dim, batch_first=True)` reads a sequence of *vectors*, (B, F, 3):
+# three numbers per frame. It was handed (B, F, 3, H, W): a 3-channel *map* per frame. The two
 # obvious repairs both lose something. Flattening every map into one vector of 3·H·W numbers gives
 # an LSTM whose two weight matrices have 2·(4·3·H·W)·(3·H·W) entries — 75 million per layer at
 # 32×32 — and that treats neighbouring pixels as unrelated numbers. Averaging each map to one vector per frame keeps
@@ -200,12 +208,13 @@ same(clip.clone(), t)
 forward_with_pooled_lstm_input(same, clip.clone(), t)
 
 # %% [markdown]
-# The LSTM's output holds B·T·3 numbers; `output.view(B * T, 3, H, W)` needs H·W times more. No
+# The LSTM's output holds B·F·3 numbers; the seed's `output.view(B * T, 3, H, W)` (its `T` is the
+# frame count) needs H·W times more. No
 # reshape can bring back the "where" that the averaging removed: the output layer must paint
 # frames, and a vector per frame does not say where the shapes are.
 #
 # **Fix:** let the recurrence run *on the maps*. The simplest way: an LSTM along time at every
-# pixel, all pixels sharing its weights (the features become B·H·W sequences of T vectors).
+# pixel, all pixels sharing its weights (the features become B·H·W sequences of F vectors).
 # `PatchedVideoDiffusionModel` is the seed's model with this change and with `encode_frames`:
 # bugs 1–4 are gone, it runs forward and backward.
 
@@ -244,7 +253,8 @@ for step, output in list(outputs.items())[1:]:
 # ## The working model: ConvLSTM denoiser
 #
 # A **ConvLSTM** (Shi et al. 2015) is an LSTM whose states are maps and whose gates are
-# convolutions. At frame k, with input features x_k and the previous state (h, c):
+# convolutions. At frame k (k, not f: here f is the forget gate), with input features x_k and the
+# previous state (h, c):
 #
 # $$[i, f, g, o] = \mathrm{Conv}([x_k, h_{k-1}]),\qquad c_k = \sigma(f)\odot c_{k-1} + \sigma(i)\odot\tanh(g),\qquad h_k = \sigma(o)\odot\tanh(c_k).$$
 #
@@ -265,18 +275,18 @@ print(f"frame {tuple(clip[:, 1].shape)} + state -> h {tuple(h.shape)}, c {tuple(
 # The denoiser wraps the cell in the seed's three steps, each done so that it works:
 #
 # ```text
-#  x_t (B, T, C, H, W)              t (B,) ── sinusoidal + MLP ── emb ─┐ (added in every ResBlock)
-#     │ fold time into the batch: (B·T, C, H, W)                        │
+#  x_t (B, F, C, H, W)              t (B,) ── sinusoidal + MLP ── emb ─┐ (added in every ResBlock)
+#     │ fold time into the batch: (B·F, C, H, W)                        │
 #  per frame   conv_in ─ ResBlock ─────────────────── skip 0 (H)        │
 #              stride-2 conv ─ ResBlock ───────────── skip 1 (H/2)      │
 #              stride-2 conv                          (H/4)             │
-#     │ unfold: (B, T, 2·base, H/4, W/4)                                │
-#  over time   ConvLSTM forward  (frames 0 → T−1) ─┐                    │
-#              ConvLSTM backward (frames T−1 → 0) ─┴─ 1×1 conv merge    │
+#     │ unfold: (B, F, 2·base, H/4, W/4)                                │
+#  over time   ConvLSTM forward  (frames 0 → F−1) ─┐                    │
+#              ConvLSTM backward (frames F−1 → 0) ─┴─ 1×1 conv merge    │
 #     │ fold again                                                      │
 #  per frame   up ─ concat skip 1 ─ ResBlock ─ up ─ concat skip 0 ─ ResBlock ─ conv_out
 #     ▼
-#  prediction (B, T, C, H, W)
+#  prediction (B, F, C, H, W)
 # ```
 #
 # The network trained below comes from the recipe (`get_recipe("video-shapes", model="conv_lstm")`).
@@ -291,8 +301,8 @@ for row in layer_shapes(model, clip, t):
 print(f"{'total':15s} {'':5s}  {'':24s} {count_parameters(model):10,d}")
 
 # %% [markdown]
-# The two cells run T times each (once per frame) on (B, 2·base, H/4, W/4) maps; everything else
-# runs once on all B·T frames. The ConvLSTM works at a quarter of the resolution: cheaper, and a
+# The two cells run F times each (once per frame) on (B, 2·base, H/4, W/4) maps; everything else
+# runs once on all B·F frames. The ConvLSTM works at a quarter of the resolution: cheaper, and a
 # 3×3 gate there covers 12×12 pixels of the frame.
 #
 # Unlike the seed's model, this one reads t:
@@ -311,7 +321,7 @@ print(f"ConvLSTM denoiser: max |output(t = 0) − output(t = 999)| = {(early - l
 # copy the answer: `causal=True` keeps only the forward direction. Everything else in the network
 # works frame by frame, so the whole network is causal then.
 #
-# Measured: replace the frames from k = T/2 on by noise and see how much each *output* frame
+# Measured: replace the frames from k = F/2 on by noise and see how much each *output* frame
 # moves (`frame_influence`; same seed for both models, untrained).
 
 # %%
@@ -343,7 +353,7 @@ with torch.no_grad():
     print(f"{2 * T} frames: {tuple(model(long_clip, t[:1]).shape)}")
 print(describe_error(lambda: model(clip[0], t)))  # one clip without its batch axis
 print(describe_error(lambda: model(clip[:, :, :1], t)))  # 1 channel for a 3-channel model
-print(describe_error(lambda: frame_influence(model, clip, t, changed_from=T)))  # no frame T in a T-frame clip
+print(describe_error(lambda: frame_influence(model, clip, t, changed_from=T)))  # frames are 0 … T−1 here: there is no frame T
 
 # %% [markdown]
 # ## Train on bouncing shapes
@@ -385,7 +395,7 @@ animate(samples[:8], fps=4, nrow=4, out_of_range="clip")
 # Are these moving objects? The motion-consistency test of notebook 10 finds the foreground (pixels
 # above mid-grey) in every frame, follows its centre, and passes a clip when it is one object of
 # about the right size moving at constant velocity between bounces. Real clips pass nearly always
-# (90–100 % here); noise never does.
+# (the cell prints their rate next to the samples'); noise never does.
 
 # %%
 real = recipe.real_examples(n)
@@ -420,13 +430,13 @@ plt.show()
 animate(digit_samples[:4], fps=4, nrow=4, out_of_range="clip")
 
 # %% [markdown]
-# ## What to remember
+# ## Summary
 #
 # * The seed's §5.1 fails five times: an in-place write changes the channel count; in-place writes
 #   break autograd and erase the caller's input; `nn.LSTM` takes vectors, not maps; a vector per
 #   frame cannot be viewed back as a map; and `t` is never read. Each one is a line you can point
 #   at, and each has a small fix.
-# * Fold time into the batch for per-frame layers, (B, T, C, H, W) → (B·T, C, H, W), and build new
+# * Fold time into the batch for per-frame layers, (B, F, C, H, W) → (B·F, C, H, W), and build new
 #   tensors instead of writing into the input.
 # * A ConvLSTM keeps the recurrence on maps: gates are convolutions over [x_k, h_{k−1}], so the
 #   memory follows things that move. Bidirectional for denoising a clip, causal for prediction —
@@ -435,3 +445,45 @@ animate(digit_samples[:4], fps=4, nrow=4, out_of_range="clip")
 #
 # Next: notebook 07 replaces the recurrence by a 3D U-Net that convolves space and attends over
 # time, and compares the two on the same data.
+
+# %% [markdown]
+# ## Check yourself
+#
+# Pick an answer to see whether it is right and why. (Without widgets the answers are printed.)
+
+# %%
+from course_lib.views.quiz import Question, check_yourself
+
+check_yourself([
+    Question("Why does the seed's `x[:, i] = F.relu(conv_layer(x[:, i]))` fail with 3 colour channels in "
+             "and 16 hidden channels?",
+             ["ReLU cannot run in place",
+              "the 16-channel result cannot be written into frame i's 3-channel slot of the input",
+              "the convolution has no bias"],
+             "the 16-channel result cannot be written into frame i's 3-channel slot of the input",
+             "An assignment cannot change a tensor's shape. Keep the features in a new tensor: fold the "
+             "frames into the batch, convolve, unfold."),
+    Question("What does nn.LSTM(hidden, hidden, batch_first=True) expect as input?",
+             ["one image per clip", "a sequence of feature maps, (B, F, C, H, W)",
+              "a sequence of vectors, (B, F, hidden)"],
+             "a sequence of vectors, (B, F, hidden)",
+             "An LSTM's gates are matrix products on vectors. To keep the maps, make the gates convolutions: "
+             "a ConvLSTM."),
+    Question("A denoiser that never reads its timestep t can at best do what?",
+             ["predict an average over all noise levels", "denoise perfectly at every step",
+              "work only for DDPM, not DDIM"],
+             "predict an average over all noise levels",
+             "The same x_t calls for different answers at t = 0 and at t = 999; without t the network can "
+             "only average them. Embed t and add it in every block."),
+    Question("For predicting future frames, the ConvLSTM must be:",
+             ["bidirectional", "causal: frame k depends only on frames up to k", "either"],
+             "causal: frame k depends only on frames up to k",
+             "A bidirectional model would see the frames it should predict and learn to copy them; the "
+             "lesson measures that a causal model's early outputs do not move when later frames change."),
+    Question("§5.2 says the convolutional layers extract spatio-temporal features. Do they?",
+             ["only in the smoke preset", "yes: a 2D convolution sees time",
+              "no: they run on each frame alone; only the LSTM relates frames"],
+             "no: they run on each frame alone; only the LSTM relates frames",
+             "A per-frame 2D convolution sees one frame at a time, so its features are spatial. Time enters "
+             "through the recurrence (here) or through temporal layers (lesson 07)."),
+])

@@ -18,10 +18,18 @@
 # same network trains on images and videos together; train it on bouncing shapes, sample it, and
 # measure it against the conv + LSTM denoiser of notebook 06 on the same data.
 #
-# **Time:** about 45 minutes, plus training once: seconds in the `smoke` preset (whose samples are
-# noise), about 20–40 minutes on a laptop CPU in the `cpu` preset (2000 steps of 0.5–1 s). The
-# model is saved in `../checkpoints/` and loaded from then on; the exercises use the same file.
-# **Seed sections:** §1.2 (the spatio-temporal direction), §2.3 (spatio-temporal context).
+# **Prerequisites.** Lessons 04–06 (the U-Net, the video layout, the ConvLSTM denoiser); attention,
+# softmax(q·k/√d) weights over values.
+#
+# **Time.** Reading: about 45 minutes. Running with shipped weights: the 3D U-Net is shipped and
+# loads in seconds; the comparison at the end also needs lesson 06's ConvLSTM, which is trained
+# here if lesson 06 has not saved it (see lesson 06). The whole lesson has not been timed in the
+# `cpu` preset yet. Training from scratch (`cpu` preset, 2000 steps): about 10 minutes on 2 CPU
+# threads, the training record of the shipped file (BENCHMARKS.md, "Shipped checkpoints");
+# `train_or_load(recipe, retrain=True)` does it. The `smoke` preset trains for seconds (its samples
+# are noise). **Seed sections:** §1.2 (the spatio-temporal direction), §2.3 (spatio-temporal context).
+#
+# A clip has F frames (f = 0 … F − 1); t is the diffusion step. The code names the frame count `T`.
 #
 # ## What the seed proposes
 #
@@ -93,8 +101,8 @@ g = seed_everything(0)
 T, S = preset.video_frames, preset.video_size
 CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lessons and the exercises
 recipe = get_recipe("video-shapes", preset)  # bouncing shapes, the 3D U-Net (the default video model)
-clip = bouncing_shapes(2, frames=T, size=S, seed=7).video  # (2, T, 3, S, S) in [-1, 1]
-print(f"preset {preset.name}: clips (B, T, C, H, W) = {tuple(clip.shape)}; "
+clip = bouncing_shapes(2, frames=T, size=S, seed=7).video  # (2, F, 3, S, S) in [-1, 1]; F = T frames
+print(f"preset {preset.name}: clips (B, F, C, H, W) = {tuple(clip.shape)}; "
       f"model width {preset.video_base_channels}; {recipe.steps} training steps")
 
 # %% [markdown]
@@ -103,7 +111,7 @@ print(f"preset {preset.name}: clips (B, T, C, H, W) = {tuple(clip.shape)}; "
 # A 3×3×3 convolution from C to C channels has 27·C² weights and does 27·C² multiply-adds at every
 # position (frame, row, column) of the clip. The factorised layer does a 3×3 convolution per frame
 # (9·C²) and a temporal attention: 1×1 projections to queries, keys, values and back (4·C²) plus
-# T×T dot products per pixel, which are cheap when T is small. `FlopCounterMode` counts what torch
+# F×F dot products per pixel, which are cheap when the number of frames F is small. `FlopCounterMode` counts what torch
 # actually runs; on the `meta` device nothing is computed, so even the full-size layers cost nothing
 # to count. One row per level of the preset's U-Net (its widths and sizes):
 
@@ -121,8 +129,8 @@ levels = [(S >> i, preset.video_base_channels * m) for i, m in enumerate(model.c
 print(f"{'level':>5} {'H×W':>7} {'C':>4} | {'3×3×3 conv: params':>19} {'MACs':>9} | "
       f"{'3×3 conv + temporal attention: params':>38} {'MACs':>9} | {'ratio':>5}")
 for level, (size, width) in enumerate(levels):
-    clip_features = torch.empty(1, width, T, size, size, device="meta")  # (B, C, T, H, W) for Conv3d
-    frame_features = torch.empty(T, width, size, size, device="meta")  # (B·T, C, H, W): frames in the batch
+    clip_features = torch.empty(1, width, T, size, size, device="meta")  # (B, C, F, H, W) for Conv3d
+    frame_features = torch.empty(T, width, size, size, device="meta")  # (B·F, C, H, W): frames in the batch
     full = costs([torch.nn.Conv3d(width, width, 3, padding=1)], clip_features, lambda f, x: f(x))
     factorised = costs([torch.nn.Conv2d(width, width, 3, padding=1), TemporalAttention(width, 4, T)],
                        frame_features, lambda f, x: f(x, T) if isinstance(f, TemporalAttention) else f(x))
@@ -141,20 +149,20 @@ for level, (size, width) in enumerate(levels):
 # ## The network
 #
 # ```text
-#  x_t (B, T, C, H, W)          t (B,) ── sinusoidal + MLP ── emb (one per clip, copied to its T frames)
-#     │ fold time into the batch: (B·T, C, H, W)
+#  x_t (B, F, C, H, W)          t (B,) ── sinusoidal + MLP ── emb (one per clip, copied to its F frames)
+#     │ fold time into the batch: (B·F, C, H, W)
 #  conv_in ─────────────────────────────────────────────── skip (H)
 #  down ─ [ResBlock ─ temporal attention] ──────────────── skip (H/2)
 #  down ─ [ResBlock ─ temporal attention] ──────────────── skip (H/4)
 #  down ─ [ResBlock ─ spatial attention ─ temporal att.] ── skip (H/8)
 #  middle: ResBlock ─ spatial attention ─ temporal attention ─ ResBlock
 #  up: the same levels in reverse, each first block eating its skip ─ conv_out
-#     │ unfold: (B, T, C, H, W)
+#     │ unfold: (B, F, C, H, W)
 # ```
 #
 # Everything but the temporal attention sees one frame: ResBlocks and spatial attention run on
-# (B·T, C, H, W) with the clip's timestep embedding. The temporal attention regroups the features
-# as one sequence of T vectors per pixel, (B·H·W, T, C) — exercise 7.1 — and attends along it.
+# (B·F, C, H, W) with the clip's timestep embedding. The temporal attention regroups the features
+# as one sequence of F vectors per pixel, (B·H·W, F, C) — exercise 7.1 — and attends along it.
 
 # %%
 share = {"temporal attention": 0, "spatial attention": 0}
@@ -173,7 +181,7 @@ print(f"UNet3D: {tuple(clip.shape)} -> {tuple(out.shape)}, {count_parameters(mod
 # %% [markdown]
 # ## Temporal attention with a relative position bias
 #
-# At every pixel the T feature vectors of the clip form a sequence; each frame i (the query) takes
+# At every pixel the F feature vectors of the clip form a sequence; each frame i (the query) takes
 # a weighted average of the value vectors of all frames j (the keys), with weights
 #
 # $$w_{ij} = \operatorname{softmax}_j\Big(\frac{q_i\cdot k_j}{\sqrt d} + b_{\,j-i}\Big).$$
@@ -198,7 +206,7 @@ plt.show()
 
 # %% [markdown]
 # `capture_temporal_attention` runs the model once and returns the weights of every temporal
-# attention layer, (B, heads, H·W, T, T) each, recomputed from the layer's own input and
+# attention layer, (B, heads, H·W, F, F) each, recomputed from the layer's own input and
 # parameters (a test checks that they rebuild the layer's output exactly). For the untrained network
 # the weights are nearly uniform: nothing tells a frame which others matter yet.
 
@@ -223,8 +231,8 @@ show_attention(capture_temporal_attention(model, clip, t_mid), "untrained: atten
 #
 # With `image_mode=True` every temporal attention adds −∞ to the logits off the diagonal: after
 # the softmax each frame gives weight 1 to itself and 0 to every other frame. Frames no longer
-# influence each other, and the network is an image U-Net applied to each frame — the T "frames"
-# of a clip can be T unrelated images. Two checks: the attention matrices are the identity, and the
+# influence each other, and the network is an image U-Net applied to each frame — the F "frames"
+# of a clip can be F unrelated images. Two checks: the attention matrices are the identity, and the
 # output equals the model run on each frame alone.
 
 # %%
@@ -300,7 +308,7 @@ plt.show()
 # `course_lib.diffusion.objectives` (`joint_losses`) turns a batch of B clips into
 #
 # * B − n clips, denoised as clips (`image_mode=False`), and
-# * n = round(image_fraction · B) **image groups**: T frames drawn at random from all the frames of
+# * n = round(image_fraction · B) **image groups**: F frames drawn at random from all the frames of
 #   the batch (so from different clips and times), denoised with `image_mode=True`;
 #
 # and averages the two diffusion losses by their sizes:
@@ -308,7 +316,7 @@ plt.show()
 # with a real image set you would draw them from it.
 
 # %%
-batch = recipe.make_batch(torch.Generator().manual_seed(3))  # (B, T, 3, S, S)
+batch = recipe.make_batch(torch.Generator().manual_seed(3))  # (B, F, 3, S, S)
 groups = image_groups(batch, 2, torch.Generator().manual_seed(4))
 filmstrip(torch.cat([batch[:2], groups]), row_labels=["clip 0", "clip 1", "image group 0", "image group 1"],
           title="a video batch, and image groups drawn from its frames")
@@ -343,7 +351,7 @@ lstm_recipe = get_recipe("video-shapes", preset, model="conv_lstm")
 lstm = train_or_load(lstm_recipe, folder=CHECKPOINTS).ema_model.eval()
 lstm_clips, lstm_scores = score_samples(lstm_recipe, lstm, n, judge)
 floor = real_clip_scores(recipe, n, judge)
-shape = recipe.sample_shape(recipe.batch_size)  # (B, T, 3, S, S)
+shape = recipe.sample_shape(recipe.batch_size)  # (B, F, 3, S, S)
 steps = {name: measure_train_step(name, shape, preset, steps=3, warmup=1) for name in ("unet3d", "conv_lstm")}
 table = Table(f"3D U-Net vs conv+LSTM, preset {preset.name}, {n} clips each",
               ("model", "params", "train step s", "sampling s/batch", "FVD ↓", "motion pass"),
@@ -364,13 +372,11 @@ plt.show()
 # How to read it. In the `smoke` preset both models have trained for seconds: the quality columns
 # are noise against noise and only the costs mean something. The costs hold in every preset: the
 # 3D U-Net has more than twice the parameters of the ConvLSTM model yet takes about half the time
-# per training step on a CPU (measured with the `cpu` preset's widths on 8 clips of 8 frames,
-# 32×32: 2.44M parameters and 0.87 s per step against 1.04M and 1.7 s, one thread of a busy
-# machine). Its parameters sit at low resolution, where pixels are few; the ConvLSTM runs its cells
-# frame after frame, T sequential steps that cannot be batched. The full measurements, at two clip
-# shapes and with peak memory, are `python -m course_lib.workshop.bench.image video`.
+# per training step on a CPU (BENCHMARKS.md, "Video": `python -m course_lib.workshop.bench.image video`).
+# Its parameters sit at low resolution, where pixels are few; the ConvLSTM runs its cells frame
+# after frame, F sequential steps that cannot be batched.
 #
-# ## What to remember
+# ## Summary
 #
 # * Factorise space and time: 3×3 convolutions per frame (frames folded into the batch) and
 #   attention along the frame axis at every pixel — half the cost of 3×3×3 convolutions, and every
@@ -384,3 +390,44 @@ plt.show()
 #
 # Next: notebook 08 conditions this network on past frames to predict the future and roll out long
 # videos.
+
+# %% [markdown]
+# ## Check yourself
+#
+# Pick an answer to see whether it is right and why. (Without widgets the answers are printed.)
+
+# %%
+from course_lib.views.quiz import NumericQuestion, Question, check_yourself
+
+check_yourself([
+    NumericQuestion("From C to C channels, how many times more weights does a 3×3×3 convolution have "
+                    "than a 3×3 one?", 3,
+                    "27·C² against 9·C²: three times the weights and the multiply-adds, and each layer still "
+                    "sees only the neighbouring frames."),
+    Question("With image_mode=True, what does every temporal attention layer do?",
+             ["every frame attends to every other frame equally",
+              "each frame attends only to itself, so frames are denoised independently",
+              "the layer is skipped in training"],
+             "each frame attends only to itself, so frames are denoised independently",
+             "−∞ off the diagonal makes the attention matrix the identity: the video network is an image "
+             "network with the same weights, which joint image + video training uses."),
+    Question("The relative position bias b[j − i] depends on what?",
+             ["the pixel's position",
+              "the absolute frame numbers i and j",
+              "only the offset between two frames, wherever they are in the clip"],
+             "only the offset between two frames, wherever they are in the clip",
+             "One learned number per head and offset lets a layer prefer \"the previous frame\" anywhere "
+             "in a clip of any length up to max_frames."),
+    Question("How does temporal attention regroup the features (B·F, C, H, W) before attending?",
+             ["(B·H·W, F, C): one sequence of F vectors per pixel", "(B·F, H·W, C): one sequence per frame",
+              "(B, F·H·W, C): one long sequence per clip"],
+             "(B·H·W, F, C): one sequence of F vectors per pixel",
+             "Each pixel's F feature vectors attend to each other; space is handled by the per-frame "
+             "convolutions (exercise 7.1)."),
+    Question("Why train one network on images and videos together?",
+             ["images make the temporal attention faster",
+              "images (plentiful) teach the spatial layers appearance, videos teach the temporal ones motion",
+              "videos cannot be trained alone"],
+             "images (plentiful) teach the spatial layers appearance, videos teach the temporal ones motion",
+             "With image_mode the same weights serve both; Ho et al. (2022a) train this way."),
+])

@@ -17,10 +17,20 @@
 # See on an exact example why (b) drifts. Then chain predictions into videos four times longer than
 # anything the models were trained on, measure how quality decays with length, and try one remedy.
 #
-# **Time:** about 45 minutes, plus training the two models the first time (cpu preset: roughly
-# 15 CPU-minutes each; the smoke preset trains for seconds and its pictures are noise).
-# **Seed sections:** §1.2 (autoregressive models: "predict the next frame and feed the prediction
-# back"), §6 (video prediction), §8.1 (longer videos).
+# **Prerequisites.** Lessons 02 (why x̂_0 matters in a reverse step), 04 (DDIM, guidance) and 07
+# (the 3D U-Net); PSNR and SSIM as "higher is closer to the truth" (lesson 10 defines them).
+#
+# **Time.** Reading: about 45 minutes. Running with shipped weights: the unconditional 3D U-Net is
+# shipped (lesson 07), but the two frame-conditional predictors are not, so the first run trains
+# them; the whole lesson has not been timed in the `cpu` preset. Training from scratch (`cpu`
+# preset): two predictors of 8000 steps each (plain, and with conditioning augmentation), about
+# 35–47 minutes each on 2 CPU threads (0.26–0.35 s per step; BENCHMARKS.md, "Prediction and long
+# videos"), then loaded from `../checkpoints/`. The `smoke` preset trains for seconds and its
+# pictures are noise. **Seed sections:** §1.2 (autoregressive models: "predict the next frame and
+# feed the prediction back"), §6 (video prediction), §8.1 (longer videos).
+#
+# A clip has F frames, K of them known (the past) and F − K to predict; t is the diffusion step, of
+# which there are T. The code names the frame count `T`, as in `T = preset.video_frames`.
 #
 # The clips are bouncing shapes, so the true future of every test clip is known: every method is
 # scored against it with PSNR, SSIM and the motion-consistency metric of notebook 10, on the same
@@ -86,22 +96,22 @@ preset = get_preset()
 g = seed_everything(0)
 recipe = get_recipe("video-shapes", preset)  # bouncing shapes, the 3D U-Net, the preset's sizes
 T, S = preset.video_frames, preset.video_size
-K = known_frames(preset)  # T // 2 known frames; the model predicts the other T - K
+K = known_frames(preset)  # F // 2 known frames (F = T frames here); the model predicts the other F - K
 n_test = preset.eval_samples // 8  # test clips: 8 (smoke), 62 (cpu), 250 (gpu)
 min_speed = min_moving_speed(S)  # half the slowest speed in the data (S/32 px per frame): slower means "stopped"
-print(f"preset {preset.name}: clips of T = {T} frames, {S}x{S} RGB; predict {T - K} frames from {K}; "
+print(f"preset {preset.name}: clips of F = {T} frames, {S}x{S} RGB; predict {T - K} frames from {K}; "
       f"{n_test} test clips; {preset.sample_steps} sampling steps")
 
 # %% [markdown]
 # ## The task, the truth and a baseline
 #
-# Each test clip is cut in two: the first K frames are given, the last T − K are to be predicted.
+# Each test clip is cut in two: the first K frames are given, the last F − K are to be predicted.
 # Test clips come from their own seed, so they are not the training clips. The baseline freezes the
 # last known frame: it is right wherever the background stays background, which is most pixels, and
 # wrong where the object moves. A method that does not beat it has not learned motion.
 
 # %%
-truth = bouncing_shapes(n_test, frames=T, size=S, seed=808).video  # (n_test, T, 3, S, S)
+truth = bouncing_shapes(n_test, frames=T, size=S, seed=808).video  # (n_test, F, 3, S, S)
 still = run_predictor(repeat_last_frame, truth, K)
 filmstrip(torch.cat([truth[:2], still[:2]]), row_labels=["truth 0", "truth 1", "repeat 0", "repeat 1"],
           frame_labels=[f"{'known' if j < K else 'predict'} {j}" for j in range(T)],
@@ -118,8 +128,8 @@ print(comparison_table(scores, baseline="repeat last frame"))
 # ## Three ways to condition on the past
 #
 # Write the clip as x, the known frames as `known` and a mask m that is 1 on them (one value per
-# frame, shape (B, T, 1, 1, 1)). Sampling runs the usual DDIM loop over t = T−1 … 0; the methods
-# differ in how the known frames enter it.
+# frame, shape (B, F, 1, 1, 1)). Sampling runs the usual DDIM loop over the diffusion steps, code
+# t = T−1 … 0 (T diffusion steps, not frames); the methods differ in how the known frames enter it.
 #
 # **(b) Replacement** (Song et al. 2021b, "replacement method"). Use an *unconditional* video model.
 # After every step t → t', overwrite the known frames of x_{t'} with the truth noised to the same
@@ -141,8 +151,8 @@ print(comparison_table(scores, baseline="repeat last frame"))
 #
 # **(a) Frame-conditional training** (Voleti et al. 2022, MCVD; Höppe et al. 2022, RaMViD). Give the
 # network the condition as input: each frame enters as [x_t, m·known, m] — 2C + 1 = 7 channels —
-# and training hides a random number k ∈ {0, …, T−1} of leading frames per clip, with the loss on
-# the others (`course_lib.workshop.predictor`). The network *learns* p(future | past); it costs a
+# and training shows it a random number k ∈ {0, …, F−1} of leading frames per clip as the known,
+# given frames, with the loss on the others (`course_lib.workshop.predictor`). The network *learns* p(future | past); it costs a
 # training run of its own.
 #
 # ## Why replacement drifts: an exact experiment
@@ -205,12 +215,10 @@ plt.show()
 # U-Net with 7 input channels, trained on the same data and schedule, with two additions for
 # extrapolating: a kernel-3 convolution along time after each ResBlock (neighbouring frames'
 # differences are velocities) and a learned embedding of each frame's index, and half of its
-# training clips have exactly K = T/2 known frames, the task it is used for here. (In the `cpu`
-# preset these took its loss from 0.0260 to 0.0235; README.) It also trains longer, the preset's
-# `prediction_train_steps` (`cpu`: 8000 against the U-Net's 2000): a long rollout feeds the
-# predictor its own output again and again, so its small errors compound, and four times the
-# training took the share of 4× rollouts still tracked from 19% to 27% (and of 2.5× ones from 54%
-# to 77%).
+# training clips have exactly K = F/2 known frames, the task it is used for here. It also trains
+# longer, the preset's `prediction_train_steps` (`cpu`: 8000 against the U-Net's 2000): a long
+# rollout feeds the predictor its own output again and again, so its small errors compound. What
+# each of these bought in the `cpu` preset: BENCHMARKS.md, "Results the lessons cite".
 
 # %%
 start = time.perf_counter()
@@ -225,7 +233,7 @@ print(f"two models ready in {time.perf_counter() - start:.0f} s "
 # Each method becomes a *predictor* `predict(past, frames) -> clip` with the same sampler settings
 # and seed: `video_predictors` wraps `predict_future(model, past, frames, schedule, method=...)`
 # with `method="frame-conditional"` for (a), `"replacement"` for (b) and `"guidance"` for (c) (the
-# same predictors that `python -m course_lib bench prediction` measures). `run_predictor` feeds
+# same predictors that `python -m course_lib.workshop.bench.image prediction` measures). `run_predictor` feeds
 # each one the first K frames of every test clip.
 
 # %%
@@ -259,10 +267,10 @@ plt.show()
 # %% [markdown]
 # ## Long videos: autoregressive rollout (seed §1.2, §8.1)
 #
-# A model trained on T-frame clips can still make longer videos: predict a chunk, keep its last
-# `keep` frames as the past of the next chunk, repeat. Each chunk adds T − keep frames. Errors now
+# A model trained on F-frame clips can still make longer videos: predict a chunk, keep its last
+# `keep` frames as the past of the next chunk, repeat. Each chunk adds F − keep frames. Errors now
 # compound: a slightly wrong frame becomes the condition for everything after it. We roll out to
-# 4T frames from the first K true frames and measure, against the true long clip, the PSNR of each
+# 4F frames from the first K true frames and measure, against the true long clip, the PSNR of each
 # frame and the motion pass rate of the first L frames for growing L.
 
 # %%
@@ -283,7 +291,7 @@ animate(torch.cat([rolled[:4], long_truth[:4]]), fps=6, nrow=4)
 # %%
 lengths = [L for L in (T, 2 * T, 3 * T, 4 * T)]
 curves = {
-    f"keep {K} (T/2)": decay_with_length(rolled, long_truth, recipe.object_size, lengths, min_speed),
+    f"keep {K} (F/2)": decay_with_length(rolled, long_truth, recipe.object_size, lengths, min_speed),
     "repeat last frame": decay_with_length(repeat_last_frame(long_truth[:, :K], 4 * T), long_truth,
                                            recipe.object_size, lengths, min_speed),
 }
@@ -293,8 +301,8 @@ plt.show()
 # %% [markdown]
 # ## One remedy: more context, shorter steps
 #
-# With keep = T/2 each chunk extrapolates T/2 frames from T/2 frames. Keeping more of the past —
-# keep = T − T/4 — gives the model a longer look at the velocity and asks it for fewer, nearer
+# With keep = F/2 each chunk extrapolates F/2 frames from F/2 frames. Keeping more of the past —
+# keep = F − F/4 — gives the model a longer look at the velocity and asks it for fewer, nearer
 # frames per chunk, at the price of more chunks (more sampling). Does the video stay on track
 # longer?
 
@@ -320,7 +328,7 @@ print(decay_table(curves))
 # to a random step s ≤ 150 before the network sees them, while the frames it must produce stay
 # clean. A dimmed, noisy past then still means a crisp object. At sampling we show it its past at
 # step 75, the middle of that range. (`python -m course_lib.workshop.bench.image prediction --context-noise 150`
-# measures the same on 32 videos: README, "Prediction and long videos".)
+# measures the same on more videos: BENCHMARKS.md, "Prediction and long videos".)
 
 # %%
 augmented_model = train_or_load_frame_conditional(recipe, folder=CHECKPOINTS,
@@ -334,7 +342,7 @@ curves[f"keep {K}, conditioning augmentation"] = decay_with_length(rolled_augmen
 
 fig, ax = plt.subplots(figsize=(6, 2.6))
 for name, video in {f"keep {K}": rolled, f"keep {K}, augmented": rolled_augmented, "truth": long_truth}.items():
-    ax.plot(video.amax(dim=(2, 3, 4)).mean(0), label=name)  # (4T,) the brightest pixel per frame
+    ax.plot(video.amax(dim=(2, 3, 4)).mean(0), label=name)  # (4F,) the brightest pixel per frame
 ax.axvline(K - 0.5, color="gray", lw=0.5)
 ax.set_xlabel("frame")
 ax.set_ylabel("brightest pixel (mean)")
@@ -345,25 +353,15 @@ plt.show()
 print(decay_table(curves))
 
 # %% [markdown]
-# In the `cpu` preset (README) augmentation keeps the object's brightness and size to the 32nd
-# frame and lifts the motion pass at 4T from 0% to 12% of 32 videos. With the model's additions
-# above and four times the training it reaches 27% of 128 videos. Trained for only 2000 steps, the
-# predicted object slowed down inside each chunk, most of all in the chunk's last frame (about half
-# as far as the truth), and the next chunk jumped back; after 8000 steps that lag is mostly gone
-# (0.8–0.95 of the speed). Throwing each chunk's last frame away (`autoregressive_rollout(...,
-# commit=T - K - 1)`) is no remedy: 10 points more on one model of four, 3 to 13 fewer on the
-# others (32 videos each). What is left:
-# an object that reaches a wall at a chunk's end often stays there (its four-frame past shows it
-# slowing into the wall, and a still object is what the model continues), and on a slow axis the
-# speed wanders from chunk to chunk: each chunk reads the speed from four generated frames, and the
-# small errors add up over seven chunks. Fine-tuning on pasts taken from its own rollouts, with the
-# true futures as targets, made it worse (README): the true future goes on from where the truth is,
-# not from where the rollout left the object, so the model learns to jump. A model that keeps the
-# velocity over many chunks (a longer past, or per-frame noise levels as in diffusion forcing) is
-# the next thing to try.
+# What to look for: with augmentation the object keeps its brightness and size to the last frame;
+# what fails after that is *speed*. Each chunk reads the velocity from a few generated frames, so
+# small errors add up over the chunks, and an object that reaches a wall at a chunk's end often
+# stays there. How far the `cpu` preset gets, and what else was tried, is in BENCHMARKS.md
+# ("Prediction and long videos"). A model that keeps the velocity over many chunks — a longer
+# past, or per-frame noise levels as in diffusion forcing — is the next thing to try.
 
 # %% [markdown]
-# ## What to remember
+# ## Summary
 #
 # * Conditioning an unconditional model by **replacement** is free but under-uses the condition —
 #   exactly measurable on a Gaussian, visible in video as a future that ignores the past's motion.
@@ -376,3 +374,41 @@ print(decay_table(curves))
 #
 # Next: notebook 09 uses the same machinery to *edit* clips — re-noise and denoise (SDEdit), fill
 # a hole in every frame, and repair damaged frames.
+
+# %% [markdown]
+# ## Check yourself
+#
+# Pick an answer to see whether it is right and why. (Without widgets the answers are printed.)
+
+# %%
+from course_lib.views.quiz import NumericQuestion, Question, check_yourself
+
+check_yourself([
+    Question("Why does the replacement method under-use the known frames?",
+             ["it needs a second network",
+              "the unknown frames see them only through a noisy copy, and each step draws a fresh one",
+              "it ignores the known frames until the last step"],
+             "the unknown frames see them only through a noisy copy, and each step draws a fresh one",
+             "What the noise destroyed is never recovered, so the prediction sits between the prior and the "
+             "truth — exactly measurable on the Gaussian example. Resampling or guidance pulls the parts together."),
+    NumericQuestion("The frame-conditional U-Net gets each RGB frame as [x_t, m·known, m]. How many input "
+                    "channels is that?", 7,
+                    "2C + 1 = 3 + 3 + 1: the noisy frame, the known frame (zero where unknown) and the mask."),
+    NumericQuestion("Clips of F = 8 frames, rolled out from 4 true frames to 32 frames, keeping 4 frames as "
+                    "the past of each chunk: how many chunks does that take?", 7,
+                    "Each chunk adds F − keep = 4 new frames, and 32 − 4 = 28 frames are missing: 28 / 4 = 7."),
+    Question("What does conditioning augmentation train the predictor on?",
+             ["twice as many clips",
+              "pasts taken from its own rollouts",
+              "a past put through the forward process to a random step, with clean frames to produce"],
+             "a past put through the forward process to a random step, with clean frames to produce",
+             "A slightly dim, noisy past then still means a crisp object, so the fade no longer compounds "
+             "from chunk to chunk (Ho et al. 2022c)."),
+    Question("\"Repeat the last frame\" scores 0% on the motion test although a still object fits a constant "
+             "velocity of 0. Why?",
+             ["the test also asks for a minimum speed, and a still object is below it",
+              "its PSNR is too low", "the motion test needs a model"],
+             "the test also asks for a minimum speed, and a still object is below it",
+             "score_predictions requires a median speed of at least min_speed, so a method that stops "
+             "the object cannot pass as moving."),
+])

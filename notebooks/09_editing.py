@@ -16,9 +16,17 @@
 # denoise it back — how far to go is a trade-off you will set on a slider), **inpainting** a region
 # in every frame (RePaint-style resampling), and **repairing** dropped or corrupted frames.
 #
-# **Time:** about 35 minutes (it reuses notebook 08's model: trained once, then loaded).
+# **Prerequisites.** Lesson 08 (conditional sampling by replacement, reconstruction guidance);
+# q(x_t | x_0) from lesson 01.
+#
+# **Time.** Reading: about 35 minutes. Running with shipped weights: the lesson edits with the
+# shipped 3D U-Net of lesson 07 (loaded in seconds); its sampling has not been timed in the `cpu`
+# preset yet. Training from scratch (`cpu` preset): that U-Net, about 10 minutes on 2 CPU threads
+# (the shipped file's record, BENCHMARKS.md), with `train_or_load(recipe, retrain=True)`.
 # **Seed section:** §6 ("video editing: add effects, change the background, repair damaged
 # videos").
+#
+# Clips have F frames; t is the diffusion step (T = 1000 of them). The code names the frame count `T`.
 #
 # Every edit starts from a true clip of bouncing shapes, damages it on purpose, and scores the
 # result against the undamaged clip — so "it looks better" becomes a number.
@@ -78,7 +86,7 @@ sampling = dict(steps=preset.sample_steps, objective=recipe.objective)
 
 start = time.perf_counter()
 model = train_or_load(recipe, folder=CHECKPOINTS).ema_model.eval()  # the unconditional 3D U-Net of notebooks 07 and 08
-truth = bouncing_shapes(n_edit, frames=T, size=S, seed=909).video  # (n_edit, T, 3, S, S): the ground truth
+truth = bouncing_shapes(n_edit, frames=T, size=S, seed=909).video  # (n_edit, F, 3, S, S): the ground truth
 print(f"preset {preset.name}: {n_edit} clips of {T} frames, {S}x{S}; "
       f"model ready in {time.perf_counter() - start:.0f} s")
 
@@ -100,7 +108,8 @@ print(f"the true clips: off-colour {off_colour(truth):.3f}, motion pass {100 * m
 # ## 1 · SDEdit: re-noise, then denoise (Meng et al. 2022)
 #
 # Given a rough clip y — here the true clip made blocky, as if someone had sketched it at a quarter
-# of the resolution — pick a strength s ∈ [0, 1], start at code timestep t₀ = round(s·(T−1)), draw
+# of the resolution — pick a strength s ∈ [0, 1], start at code timestep t₀ = round(s·(T−1)) of the
+# T diffusion steps (not the clip's frames), draw
 #
 # $$x_{t_0} = \sqrt{\bar\alpha_{t_0}}\, y + \sqrt{1-\bar\alpha_{t_0}}\,\varepsilon \qquad \text{(Ho et al. 2020, Eq. 4)}$$
 #
@@ -253,7 +262,7 @@ plt.show()
 # two faint copies — the classic ghost — and fails the motion test; a diffusion repair draws one
 # object where the motion says it should be.
 #
-# ## What to remember
+# ## Summary
 #
 # * **SDEdit** = forward-noise to t₀, then the normal sampler. The strength s sets t₀ and trades
 #   faithfulness to the input for realism; measure both, then choose.
@@ -262,3 +271,43 @@ plt.show()
 #   part agree with the known part; **guidance** pushes it there with a gradient.
 # * With a ground truth, every edit is a number — and with many right answers, a motion or realism
 #   score keeps the number honest.
+
+# %% [markdown]
+# ## Check yourself
+#
+# Pick an answer to see whether it is right and why. (Without widgets the answers are printed.)
+
+# %%
+from course_lib.views.quiz import NumericQuestion, Question, check_yourself
+
+check_yourself([
+    Question("SDEdit with a large strength s gives a result that is:",
+             ["faithful to the input, blocks and all",
+              "realistic, but its layout is the model's invention rather than the input's",
+              "always closest to the true clip"],
+             "realistic, but its layout is the model's invention rather than the input's",
+             "More noise hides more of the input: small s keeps the input's details (and faults), large s "
+             "keeps little but the colours. No strength is best for everything."),
+    NumericQuestion("With T = 1000 diffusion steps, at which code timestep t₀ = round(s·(T−1)) does SDEdit "
+                    "with strength s = 0.5 start?", 500,
+                    "round(0.5 · 999) = round(499.5) = 500 (Python rounds halves to even). T counts diffusion "
+                    "steps here, not frames."),
+    Question("What does RePaint's resampling do after a reverse step t → t′?",
+             ["doubles the number of frames",
+              "replaces the whole clip by the truth",
+              "noises x_t′ back up to step t and redoes the step, several times"],
+             "noises x_t′ back up to step t and redoes the step, several times",
+             "Each round lets the generated part adjust to the known part: the fix for the replacement "
+             "method's drift measured in lesson 08."),
+    Question("To the repair, how does a dropped (black) frame differ from a frame ruined by heavy noise?",
+             ["not at all: both are marked unknown and regenerated from the intact frames",
+              "the noisy frame is denoised, the black one is copied", "only the black one can be repaired"],
+             "not at all: both are marked unknown and regenerated from the intact frames",
+             "The damaged frames' content is thrown away; the lesson checks that both repairs give the same frames."),
+    Question("Blending the two intact neighbours of a missing frame of a moving object gives:",
+             ["the object at the right place", "two faint copies of the object (a ghost)",
+              "an empty frame"],
+             "two faint copies of the object (a ghost)",
+             "A pixel average of two positions is not a position between them; the diffusion repair draws "
+             "one object where the motion says it should be."),
+])

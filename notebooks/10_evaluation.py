@@ -18,7 +18,17 @@
 # Finish with the two classic traps: distances that depend on the sample count, and a judge
 # network that only understands its own kind of data.
 #
-# **Time:** about 40 minutes. **Seed section:** §9.2 (how to evaluate video diffusion models).
+# **Prerequisites.** Lessons 04 (the digit judge, IS and FID in use) and 07 (a video model);
+# means and covariances; the idea of a classifier's features.
+#
+# **Time.** Reading: about 40 minutes. Running with shipped weights: not possible yet for the
+# trained-model section — the moving-digits 3D U-Net is not shipped, so the first run trains it;
+# the whole lesson has not been timed in the `cpu` preset. Training from scratch (`cpu` preset,
+# 2000 steps): about 23 minutes on one CPU thread (BENCHMARKS.md, "Video quality"), then loaded
+# from `../checkpoints/`; the small video judge trains in the lesson and prints how long it took.
+# **Seed section:** §9.2 (how to evaluate video diffusion models).
+#
+# Clips have F frames; the code names the frame count `T`.
 #
 # ## What the seed says, and one correction
 #
@@ -117,7 +127,7 @@ print(f"preset {preset.name}: {N} clips per set, each {T} frames of {S}x{S}")
 # %%
 data = moving_digits(N, frames=T, size=S, seed=2, split="test").video  # the reference set
 real_batch = moving_digits(N, frames=T, size=S, seed=1, split="test")
-real, labels = real_batch.video, real_batch.labels[:, 0]  # (N, T, 1, S, S), (N,)
+real, labels = real_batch.video, real_batch.labels[:, 0]  # (N, F, 1, S, S), (N,)
 object_size = float(real_batch.sizes[0, 0])  # the digit box, in pixels
 
 
@@ -159,7 +169,7 @@ plt.show()
 #
 # $$\mathrm{SSIM} = \frac{(2\mu_x\mu_y + C_1)(2\sigma_{xy} + C_2)}{(\mu_x^2 + \mu_y^2 + C_1)(\sigma_x^2 + \sigma_y^2 + C_2)}, \qquad C_1 = (0.01R)^2,\ C_2 = (0.03R)^2.$$
 #
-# For video, both are computed per frame (`per_frame_psnr`, `per_frame_ssim`: (B, T) values) and
+# For video, both are computed per frame (`per_frame_psnr`, `per_frame_ssim`: (B, F) values) and
 # averaged. Each corrupted copy is compared with the clip it was made from; the reference set has
 # no matching clips, so there is no PSNR between it and `real` at all — exactly the situation of a
 # generative model. (SSIM is the slow one: 100 clips per set are plenty for a mean.)
@@ -168,7 +178,7 @@ plt.show()
 n_pixel = min(N, 100)
 pixel_scores = {}
 for name in names[1:]:
-    frame_psnr = per_frame_psnr(sets[name][:n_pixel], real[:n_pixel])  # (n, T) dB; +inf where a frame is unchanged
+    frame_psnr = per_frame_psnr(sets[name][:n_pixel], real[:n_pixel])  # (n, F) dB; +inf where a frame is unchanged
     frame_ssim = per_frame_ssim(sets[name][:n_pixel], real[:n_pixel])
     pixel_scores[name] = (frame_psnr.clamp(max=99).mean().item(), frame_ssim.mean().item(), frame_psnr)
 print("against the clip each was made from; an unchanged frame (PSNR = +inf) counts as 99 dB")
@@ -201,8 +211,8 @@ plt.show()
 # moving digits we train our own **video judge**: a small space-time CNN (3 × 3 convolutions per
 # frame, 3-tap convolutions along time, the per-frame vectors kept in order) with two heads — the
 # *digit*, and the *compass direction* (8 bins of 45°) of the first frame's motion. Its 128 hidden
-# activations are the features for FVD. It is trained once (about half a minute of one CPU core)
-# and cached, so every notebook scores with the same weights; its accuracy is measured on clips
+# activations are the features for FVD. It is trained once (the cell prints how long) and cached,
+# so every notebook scores with the same weights; its accuracy is measured on clips
 # with held-out fonts.
 
 # %%
@@ -297,7 +307,7 @@ for name, report in motion.items():
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharey=True)
 for ax, name in zip(axes, ["real", "shuffled frames"]):
-    track = motion[name].track[0]  # (T, 2): (y, x) of clip 0
+    track = motion[name].track[0]  # (F, 2): (y, x) of clip 0
     ax.plot(track[:, 1], marker="o", label="x (column)")
     ax.plot(track[:, 0], marker="s", label="y (row)")
     ax.set(title=f"{name}: fit error {motion[name].fit_error[0]:.2f} px", xlabel="frame t")
@@ -335,8 +345,9 @@ for name in names:
 # ## A trained model on the scoreboard
 #
 # `train_or_load` gives the 3D U-Net (the model of notebook 07) trained on moving digits with this
-# preset's sizes (class-conditional: `sample` asks for the digits 0, 1, 2, … in turn): in the `smoke` preset 10 steps, so expect noise; in `cpu` 2000 steps, about a
-# quarter of an hour of one CPU core the first time, then loaded from `checkpoints/`. Sampling is slow,
+# preset's sizes (class-conditional: `sample` asks for the digits 0, 1, 2, … in turn): in the
+# `smoke` preset 10 steps, so expect noise; in `cpu` 2000 steps the first time (see Time above),
+# then loaded from `checkpoints/`. Sampling is slow,
 # so the model gets `preset.eval_samples` clips, and it is compared with real clips *at the same
 # count* — the next section shows why that matters.
 
@@ -418,3 +429,39 @@ for name, logits in [("digit judge, frame 0 of each clip", digit_judge.logits(fr
 #
 # **Exercises** (`exercises/10_evaluation.ipynb`): write PSNR from the MSE, the Fréchet distance of
 # two 1D Gaussians, and the Inception Score from a table of probabilities.
+
+# %% [markdown]
+# ## Check yourself
+#
+# Pick an answer to see whether it is right and why. (Without widgets the answers are printed.)
+
+# %%
+from course_lib.views.quiz import NumericQuestion, Question, check_yourself
+
+check_yourself([
+    Question("The seed calls the Inception Score a distance. What is it?",
+             ["a distance to real data: lower is better",
+              "a score of generated samples alone: higher is better, and it never sees real data",
+              "a per-frame similarity like PSNR"],
+             "a score of generated samples alone: higher is better, and it never sees real data",
+             "IS = exp E_x KL(p(y|x) ‖ p(y)) is at most the number of classes. FID and FVD are the distances."),
+    Question("Which metric gives clips with shuffled frames exactly the real set's value?",
+             ["motion consistency", "FVD-style distance", "frame FID"], "frame FID",
+             "Shuffled clips hold the same frames in another order, and a per-frame statistic cannot see "
+             "order; the video judge and the physics check do."),
+    Question("Why compare FID or FVD values only at the same number N of samples?",
+             ["the estimate is biased upwards by roughly a constant / N",
+              "larger N always means a worse model",
+              "FVD is only defined for N = 500"],
+             "the estimate is biased upwards by roughly a constant / N",
+             "The Gaussian fits' errors only add distance: two sets from the same distribution score above "
+             "zero, more so at small N."),
+    NumericQuestion("PSNR computed with the data range R = 2 instead of R = 1: by how many dB do the values "
+                    "differ?", 6.02,
+                    "PSNR = 10 log10(R²/MSE), so the shift is 20·log10(2) ≈ 6.02 dB: the commonest PSNR bug.",
+                    tolerance=0.05),
+    Question("Which fault does the motion-consistency test miss?",
+             ["shuffled frames", "a frozen clip that repeats its first frame", "a digit that jumps between frames"],
+             "a frozen clip that repeats its first frame",
+             "Standing still is a constant velocity (zero). No single number sees everything."),
+])

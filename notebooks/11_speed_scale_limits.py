@@ -27,14 +27,22 @@
 # | §8.2 / §9.3 data | what changes between 100 and 10,000 training clips? | 6 |
 # | §8.1, §9.3 | what can a CPU do, and what changes on a GPU? | 7 |
 #
-# **Time:** about 45 minutes. In the `smoke` preset the notebook runs in about a minute and its
-# models are barely trained, so the *timings* are real but the *quality* numbers are those of
-# noise; the text says what the `cpu` preset shows and where those numbers come from.
+# **Prerequisites.** Lessons 04 (DDPM, DDIM, the digit judge and FID) and 07 (the 3D U-Net and its
+# temporal attention); lesson 10's FID; what a training step does (forward, backward, optimiser).
+#
+# **Time.** Reading: about 45 minutes. Running with shipped weights (`cpu` preset): it loads the
+# shipped digits and shapes models, but has not been timed as a whole, and its parts are slow:
+# DDPM over all 1000 steps (about 16 minutes for 50 digits), two `torch.compile` settings whose
+# first step compiles for several minutes each, and two small data-scale models (about 5 minutes
+# each) — expect about an hour (the parts are in BENCHMARKS.md). Training from scratch: the
+# digits U-Net (about 18 minutes on 2 CPU threads) and the shapes U-Net (about 10 minutes), with
+# `train_or_load(recipe, retrain=True)`. In the `smoke` preset the models are barely trained, so
+# the *timings* are real but the *quality* numbers are those of noise.
 # **Seed sections:** §8 (8.1 trends, 8.2 challenges), §9.3 (limitations).
 #
-# A warning that is itself a result: timings on a shared machine move with the load. Every
-# timing below is a median over several steps, and the CPU seconds of this process are printed
-# next to the wall seconds; when the CPU share is far below 100 %, other programs took the cores.
+# Timings move with the machine's load. Every timing below is a median over several steps, and
+# the CPU seconds of this process are printed next to the wall seconds; when the CPU share is far
+# below 100 %, other programs took the cores. Clips have F frames; t is the diffusion step (T of them).
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -128,7 +136,7 @@ for steps in (5, 10, 20, 50):
                              **image_scores(samples.cpu(), reference, labels, judge)}
 
 T = preset.num_diffusion_steps
-FULL_DDPM = preset.name != "smoke"  # smoke: time DDPM on its first steps only (all 1000 take ~80 s here)
+FULL_DDPM = preset.name != "smoke"  # smoke: time DDPM on its first steps only and extrapolate
 start = time.perf_counter()
 if FULL_DDPM:
     samples = digits.sample(digit_model, N, sampler="ddpm", labels=labels, generator=torch.Generator().manual_seed(2))
@@ -175,18 +183,17 @@ plt.show()
 # neighbouring rows can swap; the real-vs-real floor says how large that noise is. In the
 # `smoke` preset the U-Net has trained for a few dozen steps and every row is noise (FIDs in the
 # thousands, accuracy near chance): only the time columns mean something there. In the `cpu`
-# preset the DDPM row is measured in full (about 10 minutes on one busy core); compare each DDIM
-# row with it *and* with the real-vs-real floor, which shows how much of every FID here is the
-# small N rather than the sampler.
+# preset the DDPM row is measured in full (many minutes on a CPU); compare each DDIM row with it
+# *and* with the real-vs-real floor, which shows how much of every FID here is the small N rather
+# than the sampler.
 #
-# "DDIM matches DDPM" is a statement about *well-trained* models. When this notebook was written,
-# the same cells on the `cpu` preset's digit U-Net part-way through its training (550 of 2000
-# steps, N = 50) measured FID 123–145 and accuracy 16–22 % for DDIM at 5 to 50 steps, and FID 32,
-# accuracy 52 % for DDPM (floor 2.8), which took 985 s against 30 s for DDIM 50 (one run, so read
-# the size of the gap rather than the digits). A likely reason, argued by Karras et al. (2022,
-# Sec. 4): the deterministic path carries every error of the model to the end, while the noise
-# DDPM adds at each step lets later steps correct earlier ones. Fewer steps are a reward for a
-# good model, not a substitute for one.
+# "DDIM matches DDPM" is a statement about *well-trained* models: on a part-trained digit U-Net
+# the same cells put deterministic DDIM far behind DDPM, and even on the fully trained model
+# deterministic DDIM 50 has 1.8× DDPM's FID while DDIM with fresh noise (η = 1) matches it
+# (BENCHMARKS.md, "Image" and "Results the lessons cite"). A likely reason, argued by Karras et al.
+# (2022, Sec. 4): the deterministic path carries every error of the model to the end, while the
+# noise DDPM adds at each step lets later steps correct earlier ones. Fewer steps are a reward for
+# a good model, not a substitute for one.
 #
 # For video the steps matter even more: every step processes every frame. What is left after
 # DDIM is to make each step cheaper (sections 2–4) or to need fewer steps through training:
@@ -214,8 +221,8 @@ plt.show()
 # %%
 video = get_recipe("video-shapes", preset)
 video_model = video.build_model().to(device)
-batch = video.make_batch(torch.Generator().manual_seed(0)).to(device)  # (B, T, C, H, W)
-TRY_COMPILE = preset.name != "smoke"  # compiling took minutes here: never in the smoke preset
+batch = video.make_batch(torch.Generator().manual_seed(0)).to(device)  # (B, F, C, H, W)
+TRY_COMPILE = preset.name != "smoke"  # compiling takes minutes: never in the smoke preset
 settings = {"fp32": {}, "bf16 autocast": {"precision": "bf16"}}
 if device.type == "cuda":
     settings["fp16 + GradScaler"] = {"precision": "fp16"}
@@ -232,21 +239,20 @@ for name, timing in timings.items():
     print(f"{name:18s} {timing.first_s:12.2f} {timing.median_s:7.3f} {timing.cpu_per_step_s:10.3f} {share} "
           f"{timing.examples_per_s:7.1f} {base.median_s / timing.median_s:6.2f}x {timing.loss:8.5f}")
 if not TRY_COMPILE:
-    print("torch.compile: skipped in the smoke preset (see the text below for the cost measured here)")
+    print("torch.compile: skipped in the smoke preset (BENCHMARKS.md gives its cost on a CPU)")
 
 # %% [markdown]
 # What to read: the *loss* column differs between fp32 and bf16 only in the third or fourth digit
 # (the same batch, t and ε: the difference is rounding), and the *vs fp32* column is the speed-up.
 # On CPU, bf16 helps when the processor has bf16 instructions (`avx512_bf16`, AMX) *and* the
 # layers are wide enough that the convolutions dominate: at the `smoke` sizes the casts cost about
-# what they save. On this machine (AMD EPYC with `avx512_bf16`, 1 thread, busy) the `cpu` preset's
-# model (B = 8, 8 frames, 3×32×32) measured 0.94 s/step in fp32 and 0.62 s in bf16 (1.5×; CPU
-# seconds 0.47 and 0.30) with this cell's method when this notebook was written.
+# what they save. With `avx512_bf16` the `cpu` preset's model (B = 8, 8 frames, 3×32×32) runs about
+# 1.5× faster in bf16 (BENCHMARKS.md, "Results the lessons cite").
 #
-# `torch.compile` of the smoke model took *354 s* on this busy 2-core machine for its first
-# step, then ran 0.19 s/step against 0.28 s eager (1.5×): worth it for a training run of
-# thousands of steps, never for a notebook cell. Compiled kernels are cached on disk
-# (`/tmp/torchinductor_<user>`): the next process's first step took 17 s. The `gpu` preset turns on
+# `torch.compile` pays back only over many steps: on a CPU its first step takes minutes
+# (compiling), and later steps ran about 1.5× faster than eager (BENCHMARKS.md): worth it for a
+# training run of thousands of steps, never for a notebook cell. Compiled kernels are cached on
+# disk (`/tmp/torchinductor_<user>`), so the next process starts much sooner. The `gpu` preset turns on
 # both bf16 and compile (`preset.precision`, `preset.compile`), where they pay most: an H100's
 # tensor cores run dense bf16 products at about 990 TFLOP/s, against 67 for its plain fp32 units
 # and about 495 for TF32, which PyTorch already uses for fp32 convolutions by default (NVIDIA's
@@ -396,22 +402,22 @@ print(f"measured {base.median_s:.3f} s/step in fp32 -> {achieved / 1e9:.1f} GFLO
 # %% [markdown]
 # ## 5 · What the model attends to (§8.2 / §9.3 "interpretability")
 #
-# The 3D U-Net mixes frames in one place only: its temporal attention, where every pixel's T
-# feature vectors attend to each other (notebook 07). The weights are a T × T matrix per pixel,
+# The 3D U-Net mixes frames in one place only: its temporal attention, where every pixel's F
+# feature vectors attend to each other (notebook 07). The weights are an F × F matrix per pixel,
 # head and layer: row i says how much frame i reads from each frame j. These matrices are the
 # model's own account of which frames it combines, so we can look at them.
 #
 # We take the trained video model (`train_or_load`, the recipe of notebook 07), noise four real
 # clips to the middle of the chain, run the model once, and average each layer's weights over
-# the clips and the pixels: one T × T picture per layer and head.
+# the clips and the pixels: one F × F picture per layer and head.
 
 # %%
 shapes_trainer = train_or_load(video, folder=CHECKPOINTS)
 shapes_model = shapes_trainer.ema_model.eval()
-clips = video.real_examples(4, seed=5).to(device)  # (4, T, 3, H, W)
+clips = video.real_examples(4, seed=5).to(device)  # (4, F, 3, H, W)
 t_mid = torch.full((4,), T // 2, device=device)
 x_t = q_sample(clips, t_mid, video.schedule, generator=torch.Generator().manual_seed(6))
-maps = capture_temporal_attention(shapes_model, x_t, t_mid)  # {layer: (B, heads, H·W, T, T)}
+maps = capture_temporal_attention(shapes_model, x_t, t_mid)  # {layer: (B, heads, H·W, F, F)}
 print(f"model trained for {shapes_trainer.step} steps; {len(maps)} temporal attention layers: " +
       ", ".join(f"{name} {tuple(w.shape[1:3])} (heads, pixels)" for name, w in maps.items()))
 
@@ -419,7 +425,7 @@ print(f"model trained for {shapes_trainer.step} steps; {len(maps)} temporal atte
 heads = next(iter(maps.values())).shape[1]
 fig, axes = plt.subplots(len(maps), heads, figsize=(1.6 * heads, 1.6 * len(maps)), squeeze=False)
 for row, (name, weights) in enumerate(maps.items()):
-    mean = weights.mean(dim=(0, 2))  # (heads, T, T): over clips and pixels
+    mean = weights.mean(dim=(0, 2))  # (heads, F, F): over clips and pixels
     for head in range(heads):
         ax = axes[row, head]
         image = ax.imshow(mean[head], vmin=0, vmax=1, cmap="magma")
@@ -436,7 +442,7 @@ plt.show()
 
 # %% [markdown]
 # Two numbers per layer summarise the pictures: how much of each frame's attention stays on
-# itself (the diagonal; 1/T means "no preference") and how far, in frames, it reaches on average
+# itself (the diagonal; 1/F means "no preference") and how far, in frames, it reaches on average
 # (E|i − j|). And since the data is known, we can ask *where* in the frame the model looks
 # across time: at pixels covered by the moving shape, or at the black background? A pixel counts
 # as "object" at a layer's resolution when the shape covers it in some frame of the clean clip.
@@ -478,21 +484,12 @@ with torch.no_grad():
 
 # %% [markdown]
 # In the `smoke` preset the model has trained for 10 steps: its attention is still uniform (every
-# weight 1/T) and switching it off changes little. What training does to it was measured when
-# this notebook was written, on the same small model trained for 400 steps instead of 10
-# (`get_recipe("video-shapes", "smoke", steps=400)`, 80 s here; the same cells, 4 frames):
+# weight 1/F) and switching it off changes little. Trained longer, frames read more from the
+# *other* frames than from themselves — to estimate a clean frame, the other noisy frames are extra
+# evidence — and switching the attention off hurts most at high noise, where each frame alone says
+# least (BENCHMARKS.md, "Results the lessons cite").
 #
-# * the weight a frame gives *itself* fell below uniform in most layers (0.18–0.21 against 0.25
-#   at full resolution and in the up path): frames read from the *other* frames more than from
-#   themselves — to estimate a clean frame, the other noisy frames are extra evidence;
-# * object and background pixels differed only by 0.01–0.04, and the reach stayed near uniform
-#   (with 4 frames there is little room for "nearby in time");
-# * the intervention: at t = 250 the error vs the clean clip was the same with and without
-#   attention (0.0137 vs 0.0136), at t = 750 attention off made it 20 % worse (0.0317 → 0.0382),
-#   and the estimate itself changed by 2 % and 7 %. Reading the other frames matters most when
-#   each frame alone says least.
-#
-# Run the `cpu` preset (8 frames, a model trained for longer) to see whether the maps sharpen.
+# Run the `cpu` preset (8 frames, the shipped model) to see whether the maps sharpen.
 # What the maps cannot tell you is *why* a layer reads what it reads — that is the honest state
 # of interpretability for these models, and the reason §8.2 lists it as a challenge.
 #
@@ -552,20 +549,11 @@ for n, r in data_results.items():
 # real clips are — they are copies.
 #
 # In the `smoke` preset (20 steps) neither model has learned anything yet and the two rows agree
-# up to noise. The `cpu` preset's run (1000 steps of batch 8, 8 frames, about 5 minutes per model
-# on one busy core) measured, when this notebook was written:
-#
-# | clips | seen × | loss train | loss unseen | gap | NN dist samples | NN dist real | ratio |
-# |---|---|---|---|---|---|---|---|
-# | 100 | 80 | 0.0205 | 0.0256 | 0.0051 | 0.219 | 0.303 | 0.72 |
-# | 10,000 | 0.8 | 0.0211 | 0.0246 | 0.0035 | 0.175 | 0.143 | 1.22 |
-#
-# The 100-clip model is better on its own clips and worse on new ones (a larger gap; the unseen
-# set is a little harder for both models, which is why even the 10,000-clip model has a gap), and
-# its samples sit *closer* to its training clips than new real clips do (ratio 0.72): the start of
-# memorisation after 80 views per clip. The 10,000-clip model's samples are no closer to its
-# training clips than real clips are. The effect is small at this budget; it grows with the views
-# per clip (Somepalli et al. 2023 find diffusion models copy mostly when the training set is
+# up to noise. In the `cpu` preset (1000 steps, 80 views of each of the 100 clips) the 100-clip
+# model is better on its own clips and worse on new ones, and its samples sit *closer* to its
+# training clips than new real clips do (a ratio below 1): the start of memorisation; the
+# 10,000-clip model's samples do not (BENCHMARKS.md has one run's table). The effect grows with the
+# views per clip (Somepalli et al. 2023 find diffusion models copy mostly when the training set is
 # small), which a longer run shows. Below, one sample of each model next to its nearest training
 # clip: for a model that copies, the two rows of a pair look alike.
 
@@ -652,11 +640,10 @@ print(f"one {video.example_shape} clip with DDIM {preset.sample_steps}: {sample_
 # activations of only B/W clips — but the weights, gradients and AdamW moments are replicated on
 # every GPU (sharding them is what FSDP / ZeRO add). It pays when a step's compute is large
 # next to sending the gradients: on GPUs, where a step's compute dwarfs the exchange, the speed-up
-# can approach W (not measured in this course: it was written without a GPU); on this 2-core
-# machine 2 processes × 1 thread trained the `cpu` preset 21 % faster per clip than 1 process ×
-# 1 thread, and the `smoke` preset barely faster (measured for the README). The commands, and
-# what the trainer guarantees (the same numbers as one process with the whole batch), are in the
-# README, section ["Several GPUs or machines"](../README.md#several-gpus-or-machines-data-parallel-torchrun).
+# can approach W (not measured in this course); on 2 CPU cores the gain is small
+# (BENCHMARKS.md, "Data-parallel training on a CPU"). The commands, and what the trainer
+# guarantees (the same numbers as one process with the whole batch), are in
+# [docs/training_at_scale.md](../docs/training_at_scale.md).
 #
 # **What this course cannot show** — limits of scale, not of ideas: photo-realistic, long, or
 # text-conditioned video needs models of billions of parameters trained on millions of clips
@@ -666,9 +653,11 @@ print(f"one {video.example_shape} clip with DDIM {preset.sample_steps}: {sample_
 #
 # ## Summary
 #
-# * **Steps** (§8.1): sampling time is proportional to the number of network calls. DDIM with
-#   20–50 steps keeps most of DDPM's quality at a twentieth to a fiftieth of its time; compare
-#   FIDs only at equal N, next to the real-vs-real floor.
+# * **Steps** (§8.1): sampling time is proportional to the number of network calls: DDIM with
+#   20–50 steps costs a twentieth to a fiftieth of DDPM's time. Whether it keeps DDPM's quality
+#   depends on the model and on η: deterministic DDIM 50 had 1.8× DDPM's FID on our digits model,
+#   DDIM 50 with fresh noise matched it (BENCHMARKS.md). Compare FIDs only at equal N, next to the
+#   real-vs-real floor.
 # * **Precision and compile** (§8.2): bf16 autocast changes the loss only by rounding and pays on
 #   hardware with bf16 units; fp16 needs loss scaling because small gradients underflow;
 #   `torch.compile` pays after its (long) first step.
@@ -682,3 +671,38 @@ print(f"one {video.example_shape} clip with DDIM {preset.sample_steps}: {sample_
 #
 # **Exercises** (`exercises/11_speed_scale_limits.ipynb`): the DDIM timestep subsequence, the
 # memory of a convolution's output, and the speed-up a profile allows (Amdahl).
+
+# %% [markdown]
+# ## Check yourself
+#
+# Pick an answer to see whether it is right and why. (Without widgets the answers are printed.)
+
+# %%
+from course_lib.views.quiz import NumericQuestion, Question, check_yourself
+
+check_yourself([
+    NumericQuestion("DDPM takes T = 1000 steps. How many times faster is DDIM with 20 steps, at the same "
+                    "time per step?", 50,
+                    "Sampling time is proportional to the number of network calls: 1000 / 20 = 50."),
+    Question("Why does fp16 training need a GradScaler while bf16 does not?",
+             ["bf16 has more mantissa bits than fp16",
+              "fp16's 5-bit exponent lets small gradients underflow to 0; bf16 keeps fp32's exponent range",
+              "fp16 is only available on CPUs"],
+             "fp16's 5-bit exponent lets small gradients underflow to 0; bf16 keeps fp32's exponent range",
+             "Scaling the loss up moves the gradients into fp16's range; bf16 trades precision (8-bit "
+             "mantissa) for fp32's range, so nothing underflows."),
+    NumericQuestion("A part that takes half of a training step becomes infinitely fast. By Amdahl's law, at "
+                    "most how many times faster is the step?", 2,
+                    "1 / ((1 − p) + p / s) with p = 0.5 and s → ∞ is 1 / 0.5 = 2: the other half remains."),
+    NumericQuestion("In fp32 with AdamW, how many bytes per parameter do the weights, the gradients and the "
+                    "two AdamW moments take together?", 16,
+                    "4 (weights) + 4 (gradients) + 8 (moments m and v) = 16; activations come on top and grow "
+                    "with the batch."),
+    Question("Attention maps show which frames each frame reads. What shows whether reading them matters?",
+             ["the training loss curve",
+              "a larger attention map",
+              "an intervention: switch the temporal attention off and measure the change"],
+             "an intervention: switch the temporal attention off and measure the change",
+             "Attention weights show where information can flow, not what the model does with it (Jain & "
+             "Wallace 2019); image_mode=True removes the flow and the error says what it was worth."),
+])
