@@ -64,8 +64,9 @@ def test_posterior_matches_gaussian_conditioning():
     post_var = 1 / (1 / prior_var + a / lik_var)
     post_mean = post_var * (prior_mean / prior_var + a.sqrt() * xt.double() / lik_var)
     mean, var, log_var = q_posterior(x0, xt, t, S)
-    torch.testing.assert_close(mean.double(), post_mean, rtol=1e-4, atol=1e-5)
-    # the reference starts from float32-rounded α, ᾱ: agreement to ~1e-4 relative is the best possible
+    # the reference starts from float32-rounded α, ᾱ: at t = 1, 1 − ᾱ ≈ 1e-4 keeps only ~3 digits of
+    # them, so agreement to a few 1e-4 relative is the best possible (mean and variance alike)
+    torch.testing.assert_close(mean.double(), post_mean, rtol=5e-4, atol=1e-5)
     torch.testing.assert_close(var.double(), post_var, rtol=5e-4, atol=0)
     torch.testing.assert_close(log_var.exp().double(), post_var, rtol=5e-4, atol=0)
 
