@@ -64,7 +64,8 @@ from course_lib.workshop.bench.image import IMAGE_GUIDANCE_SCALE
 from course_lib.config import get_preset, seed_everything
 from course_lib.diffusion.forward import q_sample
 from course_lib.metrics.judge import get_digit_judge, image_scores, judge_config_for_preset, reference_digits
-from course_lib.models.unet2d import count_parameters, guided_denoiser
+from course_lib.models.inspect import count_parameters
+from course_lib.models.unet2d import guided_denoiser
 from course_lib.workshop.recipes import get_recipe
 from course_lib.diffusion.samplers import ddim_steps
 from course_lib.training import Trainer

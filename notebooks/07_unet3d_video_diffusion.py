@@ -74,13 +74,12 @@ import torch
 from IPython.display import Markdown, display
 from torch.utils.flop_counter import FlopCounterMode
 
-from course_lib.models.attention import capture_temporal_attention
 from course_lib.workshop.bench.image import Table
 from course_lib.workshop.bench.video import measure_train_step, real_clip_scores, score_samples, video_judge_for
 from course_lib.config import get_preset, seed_everything
 from course_lib.data.video import bouncing_shapes
 from course_lib.diffusion.joint import JointImageVideoObjective, image_groups, joint_losses
-from course_lib.models.profile import count_parameters
+from course_lib.models.inspect import capture_temporal_attention, count_parameters
 from course_lib.models.blocks import SelfAttention
 from course_lib.models.unet3d import RelativePositionBias, TemporalAttention
 from course_lib.workshop.recipes import get_recipe

@@ -22,7 +22,7 @@ from course_lib.workshop.bench.video import (
     video_benchmark,
 )
 from course_lib.config import get_preset
-from course_lib.models.profile import count_parameters
+from course_lib.models.inspect import count_parameters
 from course_lib.workshop.recipes import get_recipe
 from _exercise_checks import number, parse_table
 
