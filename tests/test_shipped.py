@@ -92,7 +92,7 @@ def test_read_any_reads_a_checkpoint_or_an_export_once_and_names_a_foreign_file(
 def test_a_renamed_export_is_refused(trained, tmp_path):
     recipe, path, _ = trained
     other = recipe.replace(seed=7)
-    shipped.export_checkpoint(path, out=shipped.shipped_path(other, folder=tmp_path))
+    shipped.export_checkpoint(path, out=zoo.checkpoint_path(other, folder=tmp_path))
     with pytest.raises(ValueError, match="trained for another recipe"):
         zoo.train_or_load(other, folder=tmp_path / "mine", progress=False, shipped_folder=tmp_path)
 

@@ -14,7 +14,9 @@ for exactly the recipe that made it and loads it when the learner's own folder h
 """
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +33,22 @@ EXPORT_KEYS = ("format", "recipe", "recipe_key", "signature", "ema_model", "step
 STORED_DTYPE = torch.float16
 
 
-def shipped_path(recipe, steps: int | None = None, folder: str | os.PathLike = SHIPPED_FOLDER) -> Path:
-    """``folder/<task>-<model>-<preset>-<key>.pt``: where an export of ``recipe`` trained for ``steps`` is shipped."""
-    return Path(folder) / f"{recipe.name(steps)}.pt"
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON record next to a checkpoint or an export: ``model.pt`` -> ``model.pt.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def write_json(data: dict[str, Any], path: Path) -> None:
+    """Write JSON atomically (temp file in the same folder, then os.replace)."""
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(data, file, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _stored(tensor: torch.Tensor) -> torch.Tensor:
@@ -46,6 +61,8 @@ def export_state(state: dict[str, Any]) -> dict[str, Any]:
     if "recipe" not in state or "recipe_key" not in state:
         fail("checkpoint", "a checkpoint written by python -m course_lib train (with its recipe stored)",
              "a training checkpoint without a recipe")
+    if state.get("parts"):  # its weights are not the recipe's model: shipped under the recipe's name, they would pass for it
+        fail("checkpoint", "a checkpoint of a recipe's own model", f"one of the {state['parts']!r} network")
     return {
         "format": EXPORT_FORMAT,
         "recipe": state["recipe"],
@@ -77,7 +94,7 @@ def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike | None = N
         fail("checkpoint", f"a finished training run ({path} has {export['step']} of {export['target_steps']} steps; "
                            "finish it with python -m course_lib train ... --resume)", os.fspath(path))
     recipe = Recipe.from_info(state["recipe"])
-    out = shipped_path(recipe, export["target_steps"], folder) if out is None else Path(out)
+    out = Path(folder) / f"{recipe.name(export['target_steps'])}.pt" if out is None else Path(out)
     atomic_save(export, out)
     _write_record(path, out, command)
     return out
@@ -85,15 +102,11 @@ def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike | None = N
 
 def _write_record(path: Path, out: Path, command: str | None) -> None:
     """``out.json``: the training record next to ``path`` (command, wall-clock time, machine) and how it was exported."""
-    import json
-
-    from course_lib.workshop.zoo import _write_json, sidecar_path
-
     source = sidecar_path(path)
     record = json.loads(source.read_text()) if source.is_file() else {}
     record["export"] = {"from": path.name, "command": command, "format": EXPORT_FORMAT,
                         "weights": f"EMA only, {str(STORED_DTYPE).replace('torch.', '')}", "bytes": out.stat().st_size}
-    _write_json(record, sidecar_path(out))
+    write_json(record, sidecar_path(out))
 
 
 def is_export(state: Any) -> bool:
