@@ -109,6 +109,10 @@ def test_an_unfinished_or_foreign_checkpoint_is_not_exported(tmp_path):
         shipped.export_checkpoint(tmp_path / "plain.pt", folder=tmp_path)
     with pytest.raises(ValueError, match="expected an exported checkpoint"):
         shipped.read_export(tmp_path / "plain.pt")
+    parts = zoo.Parts("unet3d-copy", recipe.build_model, recipe.loss_fn, steps=1)  # another network on the recipe
+    zoo.train(recipe, tmp_path / "parts.pt", progress=False, parts=parts)
+    with pytest.raises(ValueError, match="checkpoint: expected a checkpoint of a recipe's own model, got .*'unet3d-copy'"):
+        shipped.export_checkpoint(tmp_path / "parts.pt", folder=tmp_path)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pt: cannot be read"):
         shipped.read_export(tmp_path / "junk.pt")

@@ -51,9 +51,12 @@ TASK_MODELS: dict[str, tuple[str, ...]] = {  # task -> its models, default first
 }
 TASKS = tuple(TASK_MODELS)
 # Tasks whose models take a label (the digit) and learn classifier-free guidance by label dropout.
-# Moving digits are conditional since 2026-12-05: the unconditional 3D U-Net drew digits whose
-# identity drifted from frame to frame (9 -> 8 -> 0; 39-43% of frames read as the clip's digit).
+# Moving digits are conditional too: an unconditional video model draws digits whose identity drifts
+# from frame to frame (9 -> 8 -> 0); a label asks for one digit throughout.
 CLASS_CONDITIONAL_TASKS = ("digits", "video-digits")
+# The classifier-free guidance scale w the course samples its class-conditional tasks with (1: the
+# plain conditional model; Ho & Salimans 2022): ``Recipe.guidance_scale``.
+GUIDANCE_SCALE = 3.0
 SAMPLERS = ("ddim", "ddpm")
 NUM_DIGIT_CLASSES = 10
 # What ``get_recipe(..., **overrides)`` may change; everything else comes from the task and preset.
@@ -192,6 +195,12 @@ class Recipe:
     def num_classes(self) -> int | None:
         """10 for the class-conditional tasks (digits, moving digits), else None."""
         return NUM_DIGIT_CLASSES if self.task in CLASS_CONDITIONAL_TASKS else None
+
+    @property
+    def guidance_scale(self) -> float | None:
+        """w = :data:`GUIDANCE_SCALE` for the class-conditional tasks (what the lessons and benchmarks
+        sample with), else None. ``sample``'s default stays None: the plain conditional model."""
+        return GUIDANCE_SCALE if self.num_classes is not None else None
 
     @property
     def channels(self) -> int:
@@ -494,24 +503,14 @@ def _defaults(task: str, preset: Preset) -> dict[str, Any]:
     if task == "digits":
         return dict(steps=p.image_train_steps, batch_size=p.image_batch_size, lr=5e-4, warmup_steps=100,
                     label_dropout=0.1, digit_images=50 * p.image_batch_size)
-    # x0-prediction, the linear schedule, a high lr and a short warm-up (python -m course_lib.workshop.bench.quality,
-    # bouncing shapes, cpu preset, 1 thread). x0 weights every noise level alike, and the high-noise
-    # steps are where a clip's object, colour and path are decided: v-prediction drew an object in most
-    # frames but no motion after 800 steps. Objects are small, so a clip's object is still visible when
-    # a pixel's SNR is ~0.01: cosine trains there 6% of the time and its samples lost their objects
-    # (3% of clips passed motion after 800 steps); linear trains there 32% of the time (28% passed).
-    # snr_focus draws half the timesteps from SNR 1e-3..0.1, where objects appear while sampling (41%).
-    # lr 1e-3: at 2e-3 runs past ~1700 steps break (15 min on 2 threads, 2828 steps: loss 0.079, 0% of
-    # clips passed motion; the frame-conditional U-Net diverged at step 1700); at 1e-3 the same 15 min
-    # (2763 steps) fell steadily to 0.051 and 81% passed. Moving digits need a lower lr still: at 2e-3
-    # the network stayed the constant (mean-frame) predictor for 2000 steps (frame digit accuracy 0%);
-    # at 5e-4 it read 59% of frames after 481 steps (1 thread).
-    if task == "video-digits":  # class-conditional: label dropout, uniform timesteps (snr_focus 0.5 and 0
-        # gave the same 39-43% of frames read on the unconditional model, 2000 steps). Measured on 1 thread,
-        # guidance w = 3: after 4000 steps 45% of frames read as the *requested* digit, 59% as the clip's
-        # most-read digit (the unconditional model: 40%). x0 stays: at 2000 steps eps gave 7%, v 12%, a
-        # v-network trained on its x0 error 17% (x0: 30%); ResBlocks at full resolution: 30% at twice the cost.
-        # 30 minutes on 2 threads (6525-7270 steps): 66-76% of frames read as the requested digit (README).
+    # Video: x0-prediction and the linear schedule, a high lr and a short warm-up. x0 weights every
+    # noise level alike, and the high-noise steps are where a clip's small object, its colour and its
+    # path are decided; the linear schedule spends more of training at the low SNR where the object is
+    # still visible than cosine does, and snr_focus draws half the timesteps from the SNR range
+    # FOCUS_SNR where objects appear while sampling. A higher lr breaks long runs; moving digits need a
+    # lower one to leave the constant (mean-frame) predictor. The runs behind these choices:
+    # ``python -m course_lib bench quality`` (README, "Benchmarks").
+    if task == "video-digits":  # class-conditional: label dropout and uniform timesteps
         return dict(steps=p.video_train_steps, batch_size=p.video_batch_size, lr=5e-4, warmup_steps=20,
                     objective="x0", schedule_name="linear", label_dropout=0.1)
     return dict(steps=p.video_train_steps, batch_size=p.video_batch_size, lr=1e-3, warmup_steps=20,

@@ -136,9 +136,9 @@ def read_recipe(path: str | os.PathLike) -> tuple[Recipe, dict[str, Any]]:
     """
     state = shipped.read_any(path)
     if state.get("parts"):
-        raise ValueError(f"checkpoint {os.fspath(path)}: holds the {state['parts']!r} network trained on the recipe's "
-                         "data, not the recipe's own model: load it with the function that trained it "
-                         "(e.g. train_or_load_frame_conditional)")
+        raise ValueError(f"checkpoint {os.fspath(path)}: expected a checkpoint of a recipe's own model, got one of the "
+                         f"{state['parts']!r} network trained on a recipe's data: load it with the function that "
+                         "trained it (e.g. train_or_load_frame_conditional)")
     return stored_recipe(path, state), state
 
 
