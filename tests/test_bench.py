@@ -190,3 +190,17 @@ def test_precision_and_lr_reach_the_recipe_and_the_notes(tmp_path, capsys):
     assert recipe.lr == 0.002 and recipe.preset.precision == "bf16"
     assert bench.main(["image", "--quick", "--precision", "fp8"]) == 2
     assert "--precision: invalid choice" in capsys.readouterr().err
+
+
+def test_one_command_line_routes_bench_notebooks_and_the_learners_commands(capsys):
+    from course_lib.__main__ import main
+
+    assert main(["bench", "image", "--minutes", "0"]) == 2
+    assert "python -m course_lib bench image: error: argument --minutes" in capsys.readouterr().err
+    assert main(["bench", "quality", "--task", "digits"]) == 2
+    assert "python -m course_lib bench quality: error: argument --task: invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit:
+        main(["notebooks", "nonsense"])
+    assert exit.value.code == 2 and "python -m course_lib notebooks: error" in capsys.readouterr().err
+    assert main(["train", "--steps", "0"]) == 2
+    assert "--steps" in capsys.readouterr().err

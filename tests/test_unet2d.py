@@ -4,7 +4,8 @@ import torch
 
 from course_lib.config import get_preset
 from course_lib.models.blocks import Downsample, ResBlock, SelfAttention, Upsample, group_norm
-from course_lib.models.unet2d import UNet2D, count_parameters, drop_labels, guided_denoiser, unet2d_for_preset
+from course_lib.models.inspect import count_parameters
+from course_lib.models.unet2d import UNet2D, drop_labels, guided_denoiser, unet2d_for_preset
 
 
 def small_unet(**kwargs) -> UNet2D:

@@ -4,7 +4,7 @@
     python -m course_lib bench prediction --quick     # tiny models trained for 2 steps: seconds, checks the machinery
     python -m course_lib bench prediction --checkpoint runs/video-shapes-unet3d-cpu.pt --train-minutes 30
 
-Notebook 08 measured, on the same clips: the first K = T // 2 frames of each test clip are given
+Notebook 08's task, on the same clips: the first K = T // 2 frames of each test clip are given
 and the other T − K predicted by the *repeat the last frame* baseline and by three diffusion methods
 (:func:`course_lib.metrics.prediction.video_predictors`, the notebook's sampler settings): (a) the
 frame-conditional U-Net (:mod:`course_lib.workshop.predictor`), (b) replacement and (c)
