@@ -140,7 +140,7 @@ from course_lib.config import get_preset
 from course_lib.data.video import bouncing_shapes
 from course_lib.models.conv_lstm import frame_influence
 from course_lib.models.embeddings import TimestepEmbedding
-from course_lib.models.profile import count_parameters
+from course_lib.models.inspect import count_parameters
 from course_lib.workshop.recipes import get_recipe
 from course_lib.workshop.zoo import train_or_load
 

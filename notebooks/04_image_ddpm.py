@@ -31,7 +31,7 @@
 #
 # Everything about the task -- data, network, loss, schedule, sampler -- comes from one recipe,
 # `get_recipe("digits")`, the same one the command line (`python -m course_lib train --task
-# digits`) and the benchmark (`python -m course_lib.workshop.bench.image image`) use.
+# digits`) and the benchmark (`python -m course_lib bench image`) use.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -66,12 +66,11 @@ import matplotlib.pyplot as plt
 import torch
 
 from course_lib.workshop import zoo
-from course_lib.workshop.bench.image import IMAGE_GUIDANCE_SCALE
 from course_lib.config import get_preset, seed_everything
 from course_lib.diffusion.forward import q_sample
 from course_lib.metrics.judge import get_digit_judge, image_scores, judge_config_for_preset, reference_digits
 from course_lib.diffusion.guidance import guided_denoiser
-from course_lib.models.unet2d import count_parameters
+from course_lib.models.inspect import count_parameters
 from course_lib.workshop.recipes import get_recipe
 from course_lib.diffusion.samplers import ddim_steps
 from course_lib.training import Trainer
@@ -81,7 +80,7 @@ preset = get_preset()
 g = seed_everything(0)
 recipe = get_recipe("digits", preset)
 T, size = preset.num_diffusion_steps, preset.image_size
-w = IMAGE_GUIDANCE_SCALE  # the guidance scale used for samples below (section 7 explains it)
+w = recipe.guidance_scale  # the guidance scale used for samples below (section 7 explains it)
 n_eval = max(10, preset.eval_samples // 10)  # samples behind each score in this notebook
 CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lesson and its exercises
 print(f"preset {preset.name}: {size}x{size} digits, T = {T}, {recipe.steps} training steps of batch "
@@ -230,7 +229,7 @@ plt.show()
 # (confident and varied, at most 10) and FID (distance of the judge's features from real held-out
 # digits; lower is better). With so few samples these scores are rough, and FID is biased
 # upwards by a small sample: compare rows only with each other. The benchmark
-# (`python -m course_lib.workshop.bench.image image`, results in BENCHMARKS.md) does the same with 500 samples each.
+# (`python -m course_lib bench image`, results in BENCHMARKS.md) does the same with 500 samples each.
 
 # %%
 n_compare = 2 if preset.name == "smoke" else 10  # DDPM's 1000 steps: 10 samples take minutes on a CPU
@@ -368,7 +367,7 @@ step_scrubber(both, steps=[s.t for s in steps], nrow=10)
 #
 # **Exercises** (`exercises/04_image_ddpm.ipynb`): write the training loss, the DDIM update and the
 # guidance formula, then generate digits with your own sampler.
-# **Benchmark:** `python -m course_lib.workshop.bench.image image` trains this model from scratch for 10 minutes
+# **Benchmark:** `python -m course_lib bench image` trains this model from scratch for 10 minutes
 # and prints time, IS, FID and accuracy for DDPM and DDIM.
 # **Next:** notebook 05 turns to video data.
 

@@ -88,7 +88,7 @@ from course_lib.config import get_preset, seed_everything
 from course_lib.data.video import bouncing_shapes
 from course_lib.metrics.motion import motion_consistency
 from course_lib.models.conv_lstm import ConvLSTMCell, ConvLSTMDenoiser, frame_influence, layer_shapes
-from course_lib.models.profile import count_parameters
+from course_lib.models.inspect import count_parameters
 from course_lib.models.seed_video_model import (
     PatchedVideoDiffusionModel,
     VideoDiffusionModel,

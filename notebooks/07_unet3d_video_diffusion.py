@@ -82,17 +82,16 @@ import torch
 from IPython.display import Markdown, display
 from torch.utils.flop_counter import FlopCounterMode
 
-from course_lib.models.attention import capture_temporal_attention
-from course_lib.workshop.bench.image import Table
-from course_lib.workshop.bench.video import measure_train_step, real_clip_scores, score_samples, video_judge_for
 from course_lib.config import get_preset, seed_everything
 from course_lib.data.video import bouncing_shapes
 from course_lib.diffusion.objectives import JointImageVideoObjective, image_groups, joint_losses
-from course_lib.models.profile import count_parameters
+from course_lib.metrics.video import real_clip_scores, score_samples, video_judge_for
+from course_lib.models.inspect import capture_temporal_attention, count_parameters
 from course_lib.models.blocks import SelfAttention
 from course_lib.models.unet3d import RelativePositionBias, TemporalAttention
 from course_lib.workshop.recipes import get_recipe
 from course_lib.training import Trainer
+from course_lib.training.speed import time_training_steps
 from course_lib.views.figures import animate, filmstrip
 from course_lib.workshop.zoo import train_or_load
 
@@ -341,7 +340,7 @@ print("joint training, loss per step: " + ", ".join(f"{loss:.4f}" for loss in jo
 #
 # Notebook 06's conv + LSTM denoiser, trained by the same recipe on the same data (`train_or_load`
 # loads it if notebook 06 trained it). For both: parameters, the median time of a training step
-# *on this machine now* (a fresh copy, random clips of the recipe's shape), the time to sample a
+# *on this machine now* (a fresh copy, one batch of the recipe's clips), the time to sample a
 # batch, the FVD-style distance of n samples to n real clips (video judge features, notebook 10; it
 # is biased upwards at small n, so compare it only with the "real clips" row at the same n), and
 # the motion-consistency pass rate.
@@ -351,17 +350,16 @@ lstm_recipe = get_recipe("video-shapes", preset, model="conv_lstm")
 lstm = train_or_load(lstm_recipe, folder=CHECKPOINTS).ema_model.eval()
 lstm_clips, lstm_scores = score_samples(lstm_recipe, lstm, n, judge)
 floor = real_clip_scores(recipe, n, judge)
-shape = recipe.sample_shape(recipe.batch_size)  # (B, F, 3, S, S)
-steps = {name: measure_train_step(name, shape, preset, steps=3, warmup=1) for name in ("unet3d", "conv_lstm")}
-table = Table(f"3D U-Net vs conv+LSTM, preset {preset.name}, {n} clips each",
-              ("model", "params", "train step s", "sampling s/batch", "FVD ↓", "motion pass"),
-              formats={"train step s": ".3f", "sampling s/batch": ".2f", "FVD ↓": ".3g", "motion pass": ".0%"})
-for name, scores in (("unet3d", unet_scores), ("conv_lstm", lstm_scores)):
-    table.rows.append((name, f"{steps[name].params:,}", steps[name].median_s, scores.seconds_per_batch,
-                       scores.fvd, scores.motion_pass))
-table.rows.append(("real clips", None, None, None, floor.fvd, floor.motion_pass))
-table.notes = [f"training step at {shape}, median of 3 after 1 warm-up, {steps['unet3d'].threads} thread(s)"]
-display(Markdown(table.to_markdown()))
+batch = recipe.make_batch(torch.Generator().manual_seed(0))  # (B, F, 3, S, S)
+rows = ["| model | params | train step s | sampling s/batch | FVD ↓ | motion pass |", "|---|---|---|---|---|---|"]
+for name, r, scores in (("unet3d", recipe, unet_scores), ("conv_lstm", lstm_recipe, lstm_scores)):
+    fresh = r.build_model()
+    step = time_training_steps(fresh, r.loss_fn, batch, steps=3, warmup=1)  # trains a copy: `fresh` stays as it is
+    rows.append(f"| {name} | {count_parameters(fresh):,} | {step.median_s:.3f} | {scores.seconds_per_batch:.2f} | "
+                f"{scores.fvd:.3g} | {scores.motion_pass:.0%} |")
+rows.append(f"| real clips | – | – | – | {floor.fvd:.3g} | {floor.motion_pass:.0%} |")
+display(Markdown(f"**3D U-Net vs conv+LSTM, preset {preset.name}, {n} clips each** (training step on a batch "
+                 f"{tuple(batch.shape)}, median of 3 after 1 warm-up, {step.threads} thread(s))\n\n" + "\n".join(rows)))
 
 # %%
 filmstrip(torch.cat([unet_clips[:2], lstm_clips[:2]]), row_labels=["3D U-Net", "3D U-Net", "ConvLSTM", "ConvLSTM"],
@@ -372,7 +370,7 @@ plt.show()
 # How to read it. In the `smoke` preset both models have trained for seconds: the quality columns
 # are noise against noise and only the costs mean something. The costs hold in every preset: the
 # 3D U-Net has more than twice the parameters of the ConvLSTM model yet takes about half the time
-# per training step on a CPU (BENCHMARKS.md, "Video": `python -m course_lib.workshop.bench.image video`).
+# per training step on a CPU (BENCHMARKS.md, "Video": `python -m course_lib bench video`).
 # Its parameters sit at low resolution, where pixels are few; the ConvLSTM runs its cells frame
 # after frame, F sequential steps that cannot be batched.
 #

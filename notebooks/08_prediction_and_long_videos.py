@@ -233,7 +233,7 @@ print(f"two models ready in {time.perf_counter() - start:.0f} s "
 # Each method becomes a *predictor* `predict(past, frames) -> clip` with the same sampler settings
 # and seed: `video_predictors` wraps `predict_future(model, past, frames, schedule, method=...)`
 # with `method="frame-conditional"` for (a), `"replacement"` for (b) and `"guidance"` for (c) (the
-# same predictors that `python -m course_lib.workshop.bench.image prediction` measures). `run_predictor` feeds
+# same predictors that `python -m course_lib bench prediction` measures). `run_predictor` feeds
 # each one the first K frames of every test clip.
 
 # %%
@@ -327,7 +327,7 @@ print(decay_table(curves))
 # model on a spoiled past on purpose: each clip's known frames are put through the forward process
 # to a random step s ≤ 150 before the network sees them, while the frames it must produce stay
 # clean. A dimmed, noisy past then still means a crisp object. At sampling we show it its past at
-# step 75, the middle of that range. (`python -m course_lib.workshop.bench.image prediction --context-noise 150`
+# step 75, the middle of that range. (`python -m course_lib bench prediction --context-noise 150`
 # measures the same on more videos: BENCHMARKS.md, "Prediction and long videos".)
 
 # %%

@@ -78,13 +78,12 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.workshop import data_scale; from course_lib.training import speed
-from course_lib.models.attention import capture_temporal_attention
 from course_lib.config import get_device, get_preset, seed_everything
 from course_lib.diffusion.forward import q_sample
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.judge import get_digit_judge, image_scores, judge_config_for_preset, reference_digits
 from course_lib.metrics.motion import motion_consistency
-from course_lib.models.profile import count_parameters
+from course_lib.models.inspect import capture_temporal_attention, count_parameters
 from course_lib.workshop.recipes import get_recipe
 from course_lib.diffusion.samplers import ddpm_steps
 from course_lib.views.figures import filmstrip

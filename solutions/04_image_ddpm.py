@@ -123,7 +123,6 @@ _ = check_guided_eps(guided_eps)
 # with the course's `ddim_sample` on the same starting noise.
 
 # %%
-from course_lib.workshop.bench.image import IMAGE_GUIDANCE_SCALE
 from course_lib.config import get_preset
 from course_lib.metrics.judge import get_digit_judge, judge_config_for_preset
 from course_lib.diffusion.guidance import guided_denoiser
@@ -146,7 +145,7 @@ with torch.no_grad():
 print(f"your loss on one batch: trained model {trained:.3f}, untrained model {fresh:.3f}")
 
 # %%
-w, steps, null = IMAGE_GUIDANCE_SCALE, preset.sample_steps, model.null_label
+w, steps, null = recipe.guidance_scale, preset.sample_steps, model.null_label
 digits = torch.arange(10)
 x = torch.randn(10, 1, preset.image_size, preset.image_size, generator=torch.Generator().manual_seed(1))
 start = x.clone()

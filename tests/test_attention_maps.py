@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from course_lib.models.attention import capture_temporal_attention, temporal_attention_weights
+from course_lib.models.inspect import capture_temporal_attention, temporal_attention_weights
 from course_lib.models.conv_lstm import ConvLSTMDenoiser
 from course_lib.models.unet3d import TemporalAttention, UNet3D
 

@@ -1,4 +1,4 @@
-"""``python -m course_lib.workshop.bench.image prediction``: the quick run prints the methods and the rollouts; models are
+"""``python -m course_lib bench prediction``: the quick run prints the methods and the rollouts; models are
 found, trained within a budget or reported "not trained"; the verdicts follow issue 7's targets."""
 import contextlib
 import io
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.workshop.bench import image as bench, prediction as bench_prediction; from course_lib.workshop import zoo
+from course_lib.workshop.bench import __main__ as bench, prediction as bench_prediction; from course_lib.workshop import zoo
 from course_lib.workshop.bench.prediction import (
     BASELINE,
     PREDICTION_COLUMNS,
@@ -17,14 +17,13 @@ from course_lib.workshop.bench.prediction import (
     best_method,
     prediction_benchmark,
     prediction_verdicts,
-    train_frame_conditional,
 )
 from course_lib.config import get_preset
 from course_lib.diffusion.rollout import predict_future
 from course_lib.metrics.prediction import PredictionScores, min_moving_speed
 from course_lib.models.frame_conditional import frame_conditional_unet3d
 from course_lib.workshop.predictor import (
-    PREDICTOR_NAMES, checkpoint_path, train_or_load_frame_conditional, video_predictors,
+    PREDICTOR_NAMES, checkpoint_path, frame_conditional_parts, train_or_load_frame_conditional, video_predictors,
 )
 from course_lib.workshop.recipes import get_recipe
 from _exercise_checks import number, parse_table
@@ -144,21 +143,22 @@ def test_train_minutes_trains_both_missing_models_into_the_folder_then_uses_them
     assert zoo.checkpoint_path(recipe, folder=folder).exists() and checkpoint_path(recipe, folder=folder).exists()
 
 
-def test_budgeted_frame_conditional_training_is_the_model_train_or_load_makes(tmp_path, monkeypatch):
-    """Chunked training into train_or_load_frame_conditional's file gives its weights, and that function
-    then loads the file without training; a spent budget stops after the first chunk. Both train the
-    preset's prediction_train_steps (here 3), not the video U-Net's steps."""
+def test_budgeted_frame_conditional_training_is_the_model_train_or_load_makes(tmp_path):
+    """Training in budgeted pieces into train_or_load_frame_conditional's file gives its weights, and that
+    function then loads the file without training; a spent budget stops before the next step. Both
+    train the preset's prediction_train_steps (here 3), not the video U-Net's steps."""
     recipe = get_recipe("video-shapes", TINY.replace(prediction_train_steps=3), steps=5)
-    monkeypatch.setattr(bench_prediction, "TRAIN_CHUNK_STEPS", 2)
-    chunked = train_frame_conditional(recipe, checkpoint_path(recipe, folder=tmp_path / "a"))
+    parts, path = frame_conditional_parts(recipe), checkpoint_path(recipe, folder=tmp_path / "a")
+    first = zoo.train(recipe, path, steps=2, progress=False, parts=parts)
+    chunked = zoo.train(recipe, path, progress=False, parts=parts)  # resumed from step 2 to the parts' 3
     loaded = train_or_load_frame_conditional(recipe, folder=tmp_path / "a")
     straight = train_or_load_frame_conditional(recipe, folder=tmp_path / "b")
-    assert chunked.step == loaded.step == straight.step == 3
+    assert first.step == 2 and chunked.step == loaded.step == straight.step == 3
     for a, b, c in zip(chunked.ema_model.state_dict().values(), loaded.ema_model.state_dict().values(),
                        straight.ema_model.state_dict().values()):
         assert torch.equal(a, b) and torch.equal(a, c)
-    spent = train_frame_conditional(recipe, tmp_path / "c.pt", minutes=1e-9)
-    assert spent.step == 2
+    spent = zoo.train(recipe, tmp_path / "c.pt", minutes=0.0, progress=False, parts=parts)
+    assert spent.step == 0
 
 
 def test_the_predictors_are_notebook_08s_methods_with_its_settings():
@@ -197,7 +197,7 @@ def test_conditioning_augmentation_trains_its_own_model_and_samples_at_half_its_
     augmented = checkpoint_path(recipe, folder=folder, context_noise=20)
     assert augmented.exists() and not checkpoint_path(recipe, folder=folder).exists()
     assert any("conditioning augmentation" in note and "step 10" in note for note in table.notes)
-    model = bench_prediction.load_frame_conditional(recipe, augmented).ema_model.eval()
+    model = zoo.load(recipe, augmented, parts=frame_conditional_parts(recipe, 20)).ema_model.eval()
     past = torch.rand(2, 2, 3, 16, 16) * 2 - 1
     (predict,) = video_predictors(recipe, conditional=model, context_noise=10).values()
     expected = predict_future(model, past, 4, recipe.schedule, method="frame-conditional", context_noise=10, steps=TINY.sample_steps,
@@ -262,11 +262,12 @@ def test_bad_command_lines_exit_with_2_and_name_the_argument(quick_run, tmp_path
     assert bench.main([*QUICK_ARGS, "--out", str(tmp_path), "--checkpoint",
                        str(out / "prediction-smoke-quick-framecond.pt")]) == 2
     err = capsys.readouterr().err
-    assert "error: checkpoint: checkpoint " in err and "framecond.pt: expected a checkpoint written by course_lib.workshop.zoo" in err
+    assert "error: checkpoint: checkpoint " in err and "framecond.pt: expected a checkpoint of a recipe's own model" in err
     assert bench.main([*QUICK_ARGS, "--out", str(tmp_path), "--conditional-checkpoint",
                        str(out / "prediction-smoke-quick-unet3d.pt")]) == 2
     err = capsys.readouterr().err
-    assert "error: conditional_checkpoint: checkpoint " in err and "unet3d.pt: saved from a different model" in err
+    assert "error: conditional_checkpoint: checkpoint " in err
+    assert "unet3d.pt: expected a checkpoint of the 'unet3d-framecond' network" in err and "recipe's own model" in err
     # a checkpoint of another task
     toy = zoo.train(get_recipe("toy-moons", "smoke", steps=1), tmp_path / "toy.pt", progress=False)
     assert toy.step == 1

@@ -1,4 +1,4 @@
-"""``python -m course_lib.workshop.bench.image sampling`` (DDPM vs DDIM on the trained models) and ``all`` (every table in one run)."""
+"""``python -m course_lib bench sampling`` (DDPM vs DDIM on the trained models) and ``all`` (every table in one run)."""
 import argparse
 import contextlib
 import io
@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from course_lib.workshop.bench import image as bench; from course_lib.workshop import zoo
+from course_lib.workshop.bench import __main__ as bench; from course_lib.workshop import zoo
 from course_lib.workshop.bench.sampling import (
     QUICK,
     SAMPLING_COLUMNS,
@@ -15,8 +15,8 @@ from course_lib.workshop.bench.sampling import (
     SamplingBenchConfig,
     sampling_benchmark,
     sampling_findings,
-    trained_model,
 )
+from course_lib.workshop.bench.common import trained_model
 from course_lib.config import get_preset
 from course_lib.workshop.recipes import get_recipe
 from _exercise_checks import number, parse_table

@@ -1,4 +1,4 @@
-"""``python -m course_lib.workshop.bench.image training``: the quick run prints one well-formed table and writes its files."""
+"""``python -m course_lib bench training``: the quick run prints one well-formed table and writes its files."""
 import contextlib
 import io
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from course_lib.workshop.bench import image as bench, training as bench_training
+from course_lib.workshop.bench import __main__ as bench, training as bench_training
 from course_lib.workshop.bench.training import QUICK_SETTINGS, TASKS, TRAINING_COLUMNS, TrainingBenchConfig, measure_settings
 from course_lib.config import get_preset
 from course_lib.workshop.recipes import get_recipe
@@ -44,8 +44,10 @@ def test_quick_training_bench_writes_markdown_and_json(quick_run):
     assert (out / "training-cpu-quick.md").read_text().strip() in quick_run["text"]
     results = json.loads((out / "training-cpu-quick.json").read_text())
     assert results["threads"] == 1 and len(results["rows"]) == len(TASKS) * len(QUICK_SETTINGS)
-    for row in results["rows"]:
-        assert len(row["wall_s"]) == bench_training.QUICK["steps"] and row["steps/s"] > 0
+    assert [(t["task"], t["setting"]) for t in results["timings"]] == [
+        (task, setting) for task in TASKS for setting in QUICK_SETTINGS]
+    for row, timing in zip(results["rows"], results["timings"]):
+        assert len(timing["wall_s"]) == len(timing["cpu_s"]) == bench_training.QUICK["steps"] and row["steps/s"] > 0
         assert row["first step s"] > 0  # unrounded here
 
 

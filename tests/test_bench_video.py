@@ -1,28 +1,25 @@
-"""``python -m course_lib.workshop.bench.image video``: the quick run prints a well-formed table; its helpers measure what they say."""
+"""``python -m course_lib bench video``: the quick run prints a well-formed table; its helpers measure what they say."""
 import contextlib
 import io
 import json
 import math
-import sys
 
 import pytest
 import torch
 
-from course_lib.workshop.bench import image as bench, video as bench_video
+from course_lib.workshop.bench import __main__ as bench, video as bench_video
 from course_lib.workshop.bench.video import (
     QUICK,
     StepMeasurement,
     VideoBenchConfig,
     build_video_model,
     measure_train_step,
-    peak_memory,
-    sample_in_batches,
-    score_samples,
     step_time_verdicts,
     video_benchmark,
 )
+from course_lib.metrics.video import sample_in_batches, score_samples
 from course_lib.config import get_preset
-from course_lib.models.profile import count_parameters
+from course_lib.models.inspect import count_parameters
 from course_lib.workshop.recipes import get_recipe
 from _exercise_checks import number, parse_table
 
@@ -67,14 +64,6 @@ def test_results_are_written_as_markdown_and_json(quick_run):
     assert [row["model"] for row in results["rows"]] == [row["model"] for row in parse_table(quick_run["text"])[1]]
     assert len(results["steps"]) == 4 and all(step["median_s"] > 0 for step in results["steps"])
     assert results["samples"]["unet3d"]["n"] == QUICK["samples"]
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS through /proc is Linux-only")
-def test_peak_memory_sees_a_large_allocation_and_not_a_small_one():
-    _, big, method = peak_memory(lambda: torch.ones(40_000_000).sum())  # 160 MB written
-    _, small, _ = peak_memory(lambda: torch.ones(1000).sum())
-    assert method == "peak RSS growth (VmHWM)"
-    assert big >= 120 * 2**20 and small < 40 * 2**20
 
 
 def test_measure_train_step_counts_the_recipes_model_and_times_it():

@@ -97,7 +97,7 @@ def test_attention_reference_matches_the_unet3d_layer():
     h = torch.randn(T, d, 1, 1)  # one clip, one pixel
     q, k, _ = layer.qkv(layer.norm(h)).reshape(1, T, 3, d).unbind(2)
     weights = nb07.reference_temporal_attention_weights(q.detach(), k.detach(), layer.position_bias.table[0].detach())
-    from course_lib.models.attention import temporal_attention_weights
+    from course_lib.models.inspect import temporal_attention_weights
 
     assert torch.allclose(weights, temporal_attention_weights(layer, h, T)[0, 0], atol=1e-6)
 

@@ -218,10 +218,10 @@ def test_digits_sample_and_eval_with_a_small_judge(capsys, tmp_path, monkeypatch
 
 
 def test_moving_digits_eval_reads_the_requested_digit_in_every_frame(capsys, tmp_path, monkeypatch):
-    from course_lib.workshop.bench import quality as video_quality
+    from course_lib.metrics import video as video_metrics
 
     asked = []
-    monkeypatch.setattr(video_quality, "frame_digit_accuracy",
+    monkeypatch.setattr(video_metrics, "frame_digit_accuracy",
                         lambda video, judge=None, labels=None: asked.append(labels.tolist()) or 0.25)
     code, _, err = run(["train", "--task", "video-digits", "--preset", "smoke", "--checkpoint", "md.pt"], capsys)
     assert code == 0, err
@@ -229,7 +229,7 @@ def test_moving_digits_eval_reads_the_requested_digit_in_every_frame(capsys, tmp
     assert code == 0, err
     assert "/3 generated clips pass" in out and "reads as the requested one: 25%" in out and asked == [[0, 1, 2]]
     seen = []  # the clips each eval scored: --guidance must reach the sampler
-    monkeypatch.setattr(video_quality, "frame_digit_accuracy",
+    monkeypatch.setattr(video_metrics, "frame_digit_accuracy",
                         lambda video, judge=None, labels=None: seen.append(video.clone()) or 0.25)
     for extra in ([], ["--guidance", "1"], ["--guidance", "3"]):
         code, out, err = run(["eval", "--checkpoint", "md.pt", "--n", "3", *extra], capsys)

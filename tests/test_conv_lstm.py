@@ -6,7 +6,7 @@ from course_lib.config import get_preset
 from course_lib.models.conv_lstm import (
     ConvLSTMCell, ConvLSTMDenoiser, conv_lstm_for_preset, frame_influence, layer_shapes, run_conv_lstm,
 )
-from course_lib.models.profile import count_parameters
+from course_lib.models.inspect import count_parameters
 
 T_STEPS = torch.tensor([5, 600])
 

@@ -1,4 +1,7 @@
 """The frame-conditional denoiser (method (a) of notebook 08): inputs, masks, loss, sampling, train-or-load."""
+import hashlib
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -19,6 +22,7 @@ from course_lib.workshop.predictor import (
 )
 from course_lib.workshop.recipes import get_recipe
 from course_lib.diffusion.schedules import make_schedule
+from course_lib.training import Trainer, model_signature
 
 S = make_schedule("linear", 100)
 
@@ -221,16 +225,29 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
     assert checkpoint_path(recipe, 3, tmp_path) != checkpoint_path(recipe, 2, tmp_path)
 
 
-def test_checkpoint_every_counts_optimiser_steps(tmp_path, monkeypatch):
-    """Like TrainConfig.checkpoint_every (the workshop's save_every is seconds): steps 2, 4 and the end."""
-    from course_lib.training import Trainer
+def test_files_keep_the_names_older_versions_gave_them(tmp_path):
+    """The key hashes the format, the recipe's key, the network's signature and a non-zero context_noise."""
+    recipe = get_recipe("video-shapes", "smoke")
+    described = {"format": 2, "recipe": recipe.key(5),
+                 "signature": model_signature(frame_conditional_unet3d(recipe.preset, recipe.channels))}
+    for context_noise in (0, 100):
+        if context_noise:
+            described["context_noise"] = context_noise
+        key = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:12]
+        assert checkpoint_path(recipe, 5, tmp_path, context_noise).name == f"video-shapes-unet3d-framecond-smoke-{key}.pt"
 
-    saved_at = []
-    original = Trainer.save
-    monkeypatch.setattr(Trainer, "save", lambda self, path: (saved_at.append(self.step), original(self, path))[1])
+
+def test_a_plain_trainer_checkpoint_of_an_older_version_is_loaded_not_retrained(tmp_path, monkeypatch):
+    """Older versions saved the Trainer's state alone (no recipe stored): train_or_load still loads it."""
     recipe = get_recipe("video-shapes", "smoke").replace(batch_size=2)
-    train_or_load_frame_conditional(recipe, steps=5, folder=tmp_path, checkpoint_every=2)
-    assert saved_at == [2, 4, 5]
+    parts = frame_conditional_parts(recipe)
+    old = Trainer(parts.build_model(), parts.loss_fn, recipe.make_batch, recipe.train_config(2, progress=False))
+    old.fit()
+    old.save(checkpoint_path(recipe, 2, tmp_path))
+    monkeypatch.setattr(Trainer, "fit", lambda *a, **k: pytest.fail("trained although the file was there"))
+    loaded = train_or_load_frame_conditional(recipe, steps=2, folder=tmp_path)
+    assert loaded.step == 2 and loaded.history["loss"] == old.history["loss"]
+    assert all(torch.equal(a, b) for a, b in zip(old.ema_model.parameters(), loaded.ema_model.parameters()))
 
 
 def test_the_predictor_trains_for_its_own_preset_length_not_the_video_unets():
@@ -287,5 +304,5 @@ def test_the_prediction_task_gives_half_the_frames_and_the_predictor_trains_on_i
     assert known_frames(cpu.replace(video_frames=12)) == 6
     assert known_frames(cpu.replace(video_frames=5)) == 2
     recipe = get_recipe("video-shapes", get_preset("smoke"))
-    _, objective = frame_conditional_parts(recipe)
+    objective = frame_conditional_parts(recipe).loss_fn
     assert objective.focus_known == known_frames(recipe.preset) == recipe.preset.video_frames // 2

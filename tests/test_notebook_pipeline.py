@@ -339,13 +339,13 @@ def nbval_on_repo_exercises() -> tuple[int, dict[str, dict[int, bool]], str]:
 def test_repo_notebooks_are_in_sync():
     """The exercises are what the solutions generate, every .ipynb matches its .py (see README)."""
     problems = check(ROOT)
-    assert problems == [], "\n".join(problems + ["fix: python -m course_lib.workshop.build build"])
+    assert problems == [], "\n".join(problems + ["fix: python -m course_lib notebooks build"])
 
 
 @pytest.mark.slow
 @pytest.mark.notebooks
 @pytest.mark.parametrize("exercise", repo_exercises() or [pytest.param(None, marks=pytest.mark.skip(
-    reason="no exercises/*.ipynb yet: run python -m course_lib.workshop.build build"))],
+    reason="no exercises/*.ipynb yet: run python -m course_lib notebooks build"))],
     ids=lambda p: p.name if p else "none")
 def test_repo_exercise_fails_nbval_at_every_check_cell(exercise):
     code, results, output = nbval_on_repo_exercises()

@@ -92,7 +92,7 @@ def test_read_any_reads_a_checkpoint_or_an_export_once_and_names_a_foreign_file(
 def test_a_renamed_export_is_refused(trained, tmp_path):
     recipe, path, _ = trained
     other = recipe.replace(seed=7)
-    shipped.export_checkpoint(path, out=shipped.shipped_path(other, folder=tmp_path))
+    shipped.export_checkpoint(path, out=zoo.checkpoint_path(other, folder=tmp_path))
     with pytest.raises(ValueError, match="trained for another recipe"):
         zoo.train_or_load(other, folder=tmp_path / "mine", progress=False, shipped_folder=tmp_path)
 
@@ -109,6 +109,10 @@ def test_an_unfinished_or_foreign_checkpoint_is_not_exported(tmp_path):
         shipped.export_checkpoint(tmp_path / "plain.pt", folder=tmp_path)
     with pytest.raises(ValueError, match="expected an exported checkpoint"):
         shipped.read_export(tmp_path / "plain.pt")
+    parts = zoo.Parts("unet3d-copy", recipe.build_model, recipe.loss_fn, steps=1)  # another network on the recipe
+    zoo.train(recipe, tmp_path / "parts.pt", progress=False, parts=parts)
+    with pytest.raises(ValueError, match="checkpoint: expected a checkpoint of a recipe's own model, got .*'unet3d-copy'"):
+        shipped.export_checkpoint(tmp_path / "parts.pt", folder=tmp_path)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pt: cannot be read"):
         shipped.read_export(tmp_path / "junk.pt")

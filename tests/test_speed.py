@@ -1,4 +1,6 @@
 """course_lib.training.speed measures what it says: exact activation bytes, exact FLOPs, fair timings, a complete profile."""
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -61,6 +63,19 @@ def test_time_training_steps_trains_like_the_trainer():
     assert timing.name == "fp32" and len(timing.wall_s) == 2
 
 
+def test_time_steps_interleaves_the_step_functions_after_their_warm_up():
+    calls = []
+
+    def stepper(name):
+        return lambda k: calls.append((name, k)) or 0.5
+
+    timings = speed.time_steps({"a": stepper("a"), "b": stepper("b")}, steps=2, warmup=2)
+    assert calls == [("a", 0), ("a", 1), ("b", 0), ("b", 1), ("a", 2), ("b", 2), ("a", 3), ("b", 3)]
+    for timing in timings.values():
+        assert len(timing.wall_s) == len(timing.cpu_s) == 2 and timing.loss == 0.5 and timing.first_s >= 0
+        assert timing.batch_size is None and timing.device == "cpu"
+
+
 # --- memory ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("batch", [1, 4])
@@ -82,6 +97,24 @@ def test_training_memory_counts_adamw_state_and_a_real_step_needs_about_that():
     assert isinstance(method, str) and method
     if peak is not None and method.startswith("peak RSS"):  # Linux: the step touches at least its activations
         assert peak >= 0.5 * memory.activations
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS through /proc is Linux-only")
+def test_peak_memory_sees_a_large_allocation_and_not_a_small_one():
+    _, big, method = speed.peak_memory(lambda: torch.ones(40_000_000).sum())  # 160 MB written
+    _, small, _ = speed.peak_memory(lambda: torch.ones(1000).sum())
+    assert method == "peak RSS growth (VmHWM)"
+    assert big >= 120 * 2**20 and small < 40 * 2**20
+
+
+def test_parameter_memory_counts_weights_gradients_and_two_adamw_moments():
+    net = conv_net()
+    net[0].weight.requires_grad_(False)  # frozen: a weight, but no gradient and no moments
+    counted = speed.parameter_memory(net)
+    params = sum(p.numel() for p in net.parameters())
+    trainable = params - net[0].weight.numel()
+    assert (counted.weights, counted.gradients, counted.optimizer, counted.activations) == (
+        4 * params, 4 * trainable, 8 * trainable, 0)
 
 
 # --- FLOPs ------------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from course_lib.training.memory import (
     estimate_training_memory,
     format_bytes,
     memory_warning,
-    saved_tensor_bytes,
 )
+from course_lib.training.speed import saved_activation_bytes
 
 TINY = dict(num_diffusion_steps=50, video_size=16, video_frames=3, video_base_channels=8, video_batch_size=8,
             toy_batch_size=16, toy_train_steps=3)
@@ -52,7 +52,7 @@ def test_activations_are_extrapolated_from_two_tiny_batches_to_the_micro_batch()
     trainer = video_trainer()
     estimate = estimate_trainer_memory(trainer)
     batch = trainer.make_batch(torch.Generator().manual_seed(0))
-    counted = saved_tensor_bytes(trainer.model, trainer.loss_fn, batch, trainer.device, None)
+    counted = saved_activation_bytes(trainer.model, trainer.loss_fn, batch)
     assert estimate.activations_per_example > 0
     assert estimate.activations == pytest.approx(counted, rel=0.01)  # probes of 2 and 3 examples predict 8
     assert estimate.at_micro_batch(16).activations - estimate.activations == 8 * estimate.activations_per_example

@@ -5,7 +5,8 @@ import torch
 from course_lib.config import get_preset
 from course_lib.models.blocks import Downsample, ResBlock, SelfAttention, Upsample, group_norm
 from course_lib.diffusion.guidance import guided_denoiser
-from course_lib.models.unet2d import UNet2D, count_parameters, unet2d_for_preset
+from course_lib.models.inspect import count_parameters
+from course_lib.models.unet2d import UNet2D, unet2d_for_preset
 
 
 def small_unet(**kwargs) -> UNet2D:

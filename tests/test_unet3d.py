@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from course_lib.config import get_preset
-from course_lib.models.profile import benchmark_train_step, count_parameters
+from course_lib.models.inspect import count_parameters
 from course_lib.models.unet3d import RelativePositionBias, TemporalAttention, TemporalConv, UNet3D, unet3d_for_preset
 
 T_STEPS = torch.tensor([5, 600])
@@ -221,37 +221,6 @@ def test_preset_factory_sizes():
     assert unet3d_for_preset(get_preset("gpu")).in_channels == 3
     with pytest.raises(ValueError, match="^preset: expected a course_lib.config.Preset"):
         unet3d_for_preset("cpu")
-
-
-def test_benchmark_train_step_trains_and_reports():
-    model = tiny()
-    before = [p.detach().clone() for p in model.parameters()]
-    result = benchmark_train_step(model, (2, 3, 1, 16, 16), steps=2, warmup=1, num_threads=1)
-    assert result["params"] == count_parameters(model) == sum(p.numel() for p in before)
-    assert 0 < result["min_s"] <= result["median_s"] and result["steps"] == 2 and result["threads"] == 1
-    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))  # AdamW stepped
-
-
-def test_benchmark_restores_thread_count_and_runs_bf16():
-    threads = torch.get_num_threads()
-    result = benchmark_train_step(tiny(), (1, 2, 1, 16, 16), steps=1, warmup=0, precision="bf16", num_threads=1)
-    assert torch.get_num_threads() == threads and result["precision"] == "bf16"
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(model="net", shape=(1, 2)), r"^model: expected a torch.nn.Module"),
-    (dict(shape=(2,)), r"^shape: expected a sequence of at least 2 positive ints"),
-    (dict(shape=(2, 0, 1, 8, 8)), r"^shape: expected a sequence of at least 2 positive ints"),
-    (dict(steps=0), r"^steps: expected a positive int"),
-    (dict(warmup=-1), r"^warmup: expected an int >= 0"),
-    (dict(precision="fp16"), r"^precision: expected one of 'fp32', 'bf16'"),
-    (dict(num_threads=0), r"^num_threads: expected a positive int"),
-])
-def test_benchmark_bad_arguments(kwargs, message):
-    arguments = dict(model=tiny(), shape=(1, 2, 1, 16, 16))
-    arguments.update(kwargs)
-    with pytest.raises(ValueError, match=message):
-        benchmark_train_step(**arguments)
 
 
 # --- class conditioning (moving digits: "a moving 7") -----------------------------------------------

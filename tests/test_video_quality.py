@@ -12,8 +12,9 @@ from course_lib.config import get_preset
 from course_lib.data.video import moving_digits
 from course_lib.metrics import video as video_metrics
 from course_lib.metrics.video import VideoJudgeConfig, train_video_judge
-from course_lib.workshop.recipes import get_recipe
-from course_lib.workshop.bench.quality import frame_digit_accuracy, measure, train_for
+from course_lib.workshop.recipes import GUIDANCE_SCALE, get_recipe
+from course_lib.workshop.bench.quality import measure, train_for
+from course_lib.metrics.video import frame_digit_accuracy
 
 
 def tiny_preset():
@@ -108,10 +109,10 @@ def test_frame_digit_accuracy_never_counts_noise_or_empty_frames():
 def test_frames_slide_toward_the_centre_to_be_read():
     frame = torch.full((1, 1, 16, 16), -1.0)
     frame[0, 0, 2, 3] = 1.0  # top-left: slides down and right
-    clip = video_quality._slide_toward_centre(frame, np.array([[2.0, 3.0]]), 4)
+    clip = video_metrics._slide_toward_centre(frame, np.array([[2.0, 3.0]]), 4)
     assert [tuple(torch.nonzero(clip[0, k, 0] > 0)[0].tolist()) for k in range(4)] == [(2, 3), (3, 4), (4, 5), (5, 6)]
     frame = torch.flip(frame, dims=(-2, -1))  # bottom-right: slides up and left
-    clip = video_quality._slide_toward_centre(frame, np.array([[13.0, 12.0]]), 3)
+    clip = video_metrics._slide_toward_centre(frame, np.array([[13.0, 12.0]]), 3)
     assert [tuple(torch.nonzero(clip[0, k, 0] > 0)[0].tolist()) for k in range(3)] == [(13, 12), (12, 11), (11, 10)]
     assert (clip[0, 2] == -1).sum() == 16 * 16 - 1  # the uncovered border is background
 
@@ -242,5 +243,5 @@ def test_command_line_guides_moving_digits_and_records_the_scale(tmp_path, monke
     assert json.loads(record.read_text())["sampling"]["guidance"] == 2.5
     assert video_quality.main(["--task", "video-digits", "--preset", "smoke", "--steps", "1", "--n", "2",
                                "--sample-steps", "2", "--json", str(record)]) == 0
-    assert f"guidance w = {video_quality.DEFAULT_GUIDANCE:g}" in capsys.readouterr().out  # moving digits: w = 3
+    assert f"guidance w = {GUIDANCE_SCALE:g}" in capsys.readouterr().out  # moving digits: the recipe's w = 3
     assert json.loads(record.read_text().splitlines()[-1])["sampling"]["guidance"] == 3.0

@@ -165,6 +165,46 @@ def test_load_checkpoint_rebuilds_recipe_and_model(tmp_path, monkeypatch):
                        loaded_recipe.sample(loaded.ema_model, 2, generator=g().manual_seed(0)))
 
 
+def test_a_cpu_budget_stops_training_and_without_a_path_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = toy_recipe()
+    spent = zoo.train(recipe, None, steps=5, progress=False, cpu_minutes=0.0)
+    assert spent.step == 0 and list(tmp_path.iterdir()) == []
+    roomy = zoo.train(recipe, None, progress=False, cpu_minutes=60.0)  # the step count ends it first
+    saved = zoo.train(recipe, tmp_path / "toy.pt", progress=False)
+    assert roomy.step == saved.step == 6 and same(weights(roomy), weights(saved))
+
+
+def shuffled_parts(recipe) -> zoo.Parts:
+    """The recipe's own network and loss, trained on its batches with the rows reversed (other data)."""
+    return zoo.Parts("mlp-reversed", recipe.build_model, recipe.loss_fn, steps=4, described={"data": "reversed"},
+                     make_batch=lambda g: recipe.make_batch(g).flip(0) * -1)
+
+
+def test_parts_train_another_model_on_the_recipe_into_a_file_of_their_own(tmp_path, monkeypatch):
+    recipe = toy_recipe()
+    parts = shuffled_parts(recipe)
+    path = zoo.checkpoint_path(recipe, folder=tmp_path, parts=parts)
+    assert path.name == f"toy-moons-mlp-reversed-smoke-{parts.key(recipe, 4)}.pt" and path != zoo.checkpoint_path(
+        recipe, 4, tmp_path)
+    trained = zoo.train_or_load(recipe, folder=tmp_path, progress=False, parts=parts)
+    own = zoo.train_or_load(recipe, steps=4, folder=tmp_path, progress=False)
+    assert trained.step == own.step == 4 and path.is_file() and not same(weights(trained), weights(own))
+    record = json.loads(zoo.sidecar_path(path).read_text())
+    assert record["parts"] == {"name": "mlp-reversed", "data": "reversed"} and record["key"] == parts.key(recipe, 4)
+    monkeypatch.setattr(Trainer, "fit", lambda *a, **k: pytest.fail("trained although the file was there"))
+    again = zoo.train_or_load(recipe, folder=tmp_path, progress=False, parts=parts)
+    assert same(weights(again), weights(trained))
+    assert same(weights(zoo.load(recipe, path, parts=parts)), weights(trained))
+    # the recipe's own model and the parts never pass for each other
+    with pytest.raises(ValueError, match=r"expected a checkpoint of a recipe's own model, got one of the 'mlp-reversed'"):
+        zoo.load_checkpoint(path)
+    with pytest.raises(ValueError, match=r"expected a checkpoint of recipe .*, got one of the 'mlp-reversed' network"):
+        zoo.load(recipe, path)
+    with pytest.raises(ValueError, match=r"expected a checkpoint of the 'mlp-reversed' network .*recipe's own model"):
+        zoo.load(recipe, zoo.checkpoint_path(recipe, 4, tmp_path), parts=parts)
+
+
 def test_bad_arguments_name_themselves(tmp_path):
     with pytest.raises(ValueError, match=r"recipe: expected a Recipe \(see get_recipe\), got 'str'"):
         zoo.train_or_load("toy-moons", folder=tmp_path)
@@ -172,6 +212,10 @@ def test_bad_arguments_name_themselves(tmp_path):
         zoo.train_or_load(toy_recipe(), steps=0, folder=tmp_path)
     with pytest.raises(ValueError, match=r"minutes: expected a number in"):
         zoo.train(toy_recipe(), tmp_path / "x.pt", minutes=-1)
+    with pytest.raises(ValueError, match=r"cpu_minutes: expected a number in"):
+        zoo.train(toy_recipe(), tmp_path / "x.pt", cpu_minutes=-1)
+    with pytest.raises(ValueError, match=r"parts: expected None \(the recipe's own model\) or a course_lib.workshop.zoo.Parts"):
+        zoo.train_or_load(toy_recipe(), folder=tmp_path, parts="framecond")
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -11,6 +11,12 @@
   of two sets of clips (a distance: 0 for equal fits, lower is better); :func:`video_scores` gives
   it with the video Inception Score (a score, not a distance: higher is better, at most the
   number of classes) and the judge's accuracy.
+* :func:`score_samples` / :func:`real_clip_scores` -- the scores of a trained video model: n clips
+  sampled from it (:func:`sample_in_batches`: time per batch), their FVD-style distance to real
+  clips (judge :func:`video_judge_for` the recipe's clips) and their motion-consistency pass rate
+  (:mod:`course_lib.metrics.motion`); and the floor, a second set of real clips scored alike.
+* :func:`frame_digit_accuracy` -- for moving digits: the share of frames in which the judge reads
+  the clip's digit (is one digit legible throughout?).
 
 Why the sample count matters. A Gaussian fitted to N clips has a noisy mean and covariance, and
 noise only adds distance: two sets of real clips from the *same* distribution score about
@@ -29,18 +35,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
 from course_lib._files import atomic_save
-from course_lib._validation import check_int_range, check_rank, check_tensor, fail
+from course_lib._validation import check_int_range, check_positive_int, check_rank, check_tensor, fail
 from course_lib.data.video import PALETTE, SHAPE_KINDS, bouncing_shapes, check_video, moving_digits
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.image import psnr, ssim
 from course_lib.metrics.inception_score import inception_score
 from course_lib.metrics.judge import accuracy, cache_dir
+from course_lib.metrics.motion import MAX_AREA, MIN_AREA, motion_consistency, track_objects
 
 FVD_SAMPLES = 500  # clips (generated and real) behind every FVD / video IS number in the course
 VIDEO_JUDGE_VERSION = 1  # bump when the architecture or the training recipe changes: old caches are ignored
@@ -413,3 +421,157 @@ def video_scores(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tensor
         "IS": inception_score(logits),
         "accuracy": accuracy(logits, labels) if labels is not None else None,
     }
+
+
+# --- a trained model's samples: time, FVD, motion ------------------------------------------------------
+
+SMOKE_JUDGE_CHANGES = {"train_clips": 500, "steps": 100, "test_clips": 200}  # the smoke preset's lighter judge
+REFERENCE_SEED = 2  # samples are compared with recipe.real_examples(n, seed=REFERENCE_SEED); the floor with seed + 1
+
+
+def video_judge_for(recipe, changes: dict | None = None) -> VideoJudge:
+    """The video judge for ``recipe``'s clips (frames, size, channels): the full one, or a lighter one in smoke.
+
+    recipe: a video recipe (:func:`course_lib.workshop.recipes.get_recipe`). changes: fields of
+    :class:`VideoJudgeConfig` to change (default: :data:`SMOKE_JUDGE_CHANGES` for the smoke preset,
+    none otherwise). Trained once, then cached.
+    """
+    T, C, H, _ = recipe.example_shape
+    if changes is None:
+        changes = SMOKE_JUDGE_CHANGES if recipe.preset.name == "smoke" else {}
+    config = VideoJudgeConfig(frames=T, size=H, channels=C, **changes)
+    return get_video_judge(frames=T, size=H, channels=C, config=config)
+
+
+@dataclass
+class SampleScores:
+    """n clips: seconds to sample a batch of ``batch`` clips, FVD-style distance to real clips, motion pass rate."""
+
+    n: int
+    batch: int
+    seconds_per_batch: float
+    fvd: float
+    motion_pass: float
+
+
+def sample_in_batches(recipe, model: nn.Module, n: int, seed: int = 1, progress: bool = False,
+                      batch_size: int | None = None, **sample_kwargs) -> tuple[torch.Tensor, float]:
+    """(n clips (n, T, C, H, W) on the CPU, clamped to [-1, 1]; seconds spent in ``recipe.sample``).
+
+    Drawn ``batch_size`` at a time (default ``recipe.batch_size``; the last batch smaller) from one
+    generator seeded with ``seed``: the same seed and batch size give the same clips. sample_kwargs go
+    to ``recipe.sample`` (steps, sampler, eta, guidance_scale). A class-conditional recipe (moving
+    digits) draws clip i with label i mod 10 (``recipe.cycled_labels``).
+    """
+    check_positive_int("n", n)
+    batch_size = recipe.batch_size if batch_size is None else check_positive_int("batch_size", batch_size)
+    generator = torch.Generator().manual_seed(seed)
+    labels = recipe.cycled_labels(n)
+    chunks, seconds = [], 0.0
+    for done in range(0, n, batch_size):
+        size = min(batch_size, n - done)
+        start = time.perf_counter()
+        if labels is not None:
+            sample_kwargs["labels"] = labels[done:done + size]
+        chunks.append(recipe.sample(model, size, generator=generator, progress=progress, **sample_kwargs).cpu())
+        seconds += time.perf_counter() - start
+    return torch.cat(chunks).clamp(-1, 1), seconds
+
+
+def score_clips(recipe, clips: torch.Tensor, judge: VideoJudge, seconds: float = 0.0) -> SampleScores:
+    """The scores of n clips of ``recipe``'s task that took ``seconds`` to sample.
+
+    FVD-style distance to ``recipe.real_examples(n, REFERENCE_SEED)`` (judge features) and the
+    motion-consistency pass rate (:func:`course_lib.metrics.motion.motion_consistency`); seconds per
+    batch = seconds / n x ``recipe.batch_size``.
+    """
+    n = check_video("clips", clips).shape[0]
+    reference = recipe.real_examples(n, seed=REFERENCE_SEED)
+    fvd = frechet_video_distance(judge.features(clips), judge.features(reference))
+    return SampleScores(n, recipe.batch_size, seconds / n * recipe.batch_size, fvd,
+                        float(motion_consistency(clips, recipe.object_size).pass_rate))
+
+
+def score_samples(recipe, model: nn.Module, n: int, judge: VideoJudge, steps: int | None = None, seed: int = 1,
+                  progress: bool = False, **sample_kwargs) -> tuple[torch.Tensor, SampleScores]:
+    """(n clips sampled from ``model``, their :func:`score_clips`).
+
+    Clips are drawn ``recipe.batch_size`` at a time (:func:`sample_in_batches`) with ``steps``
+    DDIM steps (default ``preset.sample_steps``) from noise seeded with ``seed``; sample_kwargs go
+    to ``recipe.sample`` (e.g. ``sampler="ddpm"``).
+    """
+    check_positive_int("n", n)
+    if n < 2:
+        fail("n", "at least 2 clips (the FVD fits a covariance)", n)
+    clips, seconds = sample_in_batches(recipe, model, n, seed, progress, steps=steps, **sample_kwargs)
+    return clips, score_clips(recipe, clips, judge, seconds)
+
+
+def real_clip_scores(recipe, n: int, judge: VideoJudge) -> SampleScores:
+    """The floor: a second set of n real clips scored like samples (FVD against the same reference set, motion)."""
+    check_positive_int("n", n)
+    return score_clips(recipe, recipe.real_examples(n, seed=REFERENCE_SEED + 1), judge)
+
+
+# --- moving digits: is the clip's digit legible in every frame? -----------------------------------------
+
+def _slide_toward_centre(frames: torch.Tensor, centres: np.ndarray, length: int) -> torch.Tensor:
+    """Each frame made into a clip that slides it 1 px per frame diagonally toward the frame's centre.
+
+    frames: (N, C, H, W), centres: (N, 2) the object's (y, x) (NaN: slide down-right) -> (N, length, C, H, W);
+    clip frame k is the frame shifted by k pixels on each axis, the uncovered border at -1 (background).
+    """
+    n, c, h, w = frames.shape
+    padded = F.pad(frames, (length,) * 4, value=-1.0)
+    step_y = np.where(centres[:, 0] > (h - 1) / 2, -1, 1)  # toward the centre; NaN compares False -> +1
+    step_x = np.where(centres[:, 1] > (w - 1) / 2, -1, 1)
+    clips = torch.empty(n, length, c, h, w, dtype=frames.dtype)
+    for sy in (-1, 1):
+        for sx in (-1, 1):
+            index = torch.from_numpy(np.flatnonzero((step_y == sy) & (step_x == sx)))
+            for k in range(length):  # shifted by (sy·k, sx·k): read the window from (-sy·k, -sx·k)
+                top, left = length - sy * k, length - sx * k
+                clips[index, k] = padded[index, :, top:top + h, left:left + w]
+    return clips
+
+
+def frame_digit_readings(video: torch.Tensor, judge: nn.Module) -> tuple[torch.Tensor, np.ndarray]:
+    """The video judge's digit in every frame, and where a frame shows one object of a digit's area.
+
+    video: (B, T, 1, H, W) -> (digits (B, T), one_object (B, T) bool). The judge reads clips, not
+    frames, so frame t is read as the clip that slides it 1 px per frame toward the centre: a digit
+    held still is outside the clips the judge was trained on, which all move.
+    """
+    check_rank("video", video, 5, "(B, T, C, H, W)")
+    b, t = video.shape[:2]
+    track, blobs, area = track_objects(video)
+    object_size = max(8, round(28 * video.shape[-1] / 64))  # moving_digits' default digit box
+    one_object = (blobs == 1) & (area >= MIN_AREA * object_size**2) & (area <= MAX_AREA * object_size**2)
+    clips = _slide_toward_centre(video.flatten(0, 1).float(), track.reshape(b * t, 2), t)
+    return judge.logits(clips).argmax(1).view(b, t), one_object
+
+
+def frame_digit_accuracy(video: torch.Tensor, judge: nn.Module | None = None,
+                         labels: torch.Tensor | None = None) -> float:
+    """Share of frames in which the video judge recognises the clip's digit.
+
+    video: (B, T, 1, H, W) moving digits in [-1, 1]. A frame counts when it shows one object of a
+    digit's area (noise, empty or frame-filling frames never count) and the judge reads it
+    (:func:`frame_digit_readings`) as the clip's digit: ``labels`` (B,) when known (real clips,
+    or the digits samples were asked for), else the digit read most often in the clip's one-object
+    frames (is one digit legible throughout?). judge: default the cached video judge for the clips' size.
+    """
+    check_rank("video", video, 5, "(B, T, C, H, W)")
+    if video.shape[2] != 1:
+        fail("video", "grey clips (B, T, 1, H, W) of moving digits", f"shape {tuple(video.shape)}")
+    if labels is not None and tuple(labels.shape) != (video.shape[0],):
+        fail("labels", f"one digit per clip, shape ({video.shape[0]},)", f"shape {tuple(labels.shape)}")
+    judge = judge or get_video_judge(frames=video.shape[1], size=video.shape[-1], channels=1)
+    digits, one_object = frame_digit_readings(video, judge)
+    digits = digits.numpy()
+    if labels is None:  # the clip's digit: the most frequent reading among its one-object frames
+        counts = np.stack([((digits == d) & one_object).sum(1) for d in range(10)], 1)  # (B, 10)
+        reference = counts.argmax(1)
+    else:
+        reference = labels.numpy()
+    return float(((digits == reference[:, None]) & one_object).mean())

@@ -34,7 +34,6 @@ from course_lib._validation import (
 )
 from course_lib.models.blocks import Downsample, ResBlock, SelfAttention, Upsample, group_norm
 from course_lib.models.embeddings import ClassEmbedding, TimestepEmbedding, check_unconditional_labels
-from course_lib.models.profile import count_parameters  # noqa: F401  (re-exported: used with the U-Net)
 
 
 class UNet2D(nn.Module):

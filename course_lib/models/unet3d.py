@@ -361,7 +361,7 @@ def unet3d_for_preset(preset, max_frames: int = 32, num_classes: int | None = No
     The fast layout: ``channel_mults=(1, 1, 2, 4)`` and ``num_res_blocks=(0, 1, 1, 1)``, so the
     full-resolution level only has conv_in, its skip and conv_out, and the parameters sit at 1/2,
     1/4 and 1/8 of the frame size. ``cpu`` preset (base 32): 2.44M parameters, one training step at
-    (B=8, T=8, 1, 32x32) in about 0.3 s on 2 CPU cores (see :mod:`course_lib.models.profile`);
+    (B=8, T=8, 1, 32x32) in about 0.3 s on 2 CPU cores (``python -m course_lib bench video``);
     ``smoke`` (base 16): 0.61M; ``gpu`` (base 64, RGB): 9.7M. H and W must be divisible by 8.
     num_classes: None, or K for a class-conditional model (one label per clip). temporal_conv,
     frame_embedding: see :class:`UNet3D` (the frame-conditional U-Net of notebook 08 has both).

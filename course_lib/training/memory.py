@@ -13,7 +13,8 @@ The estimate is the sum of what a training step holds at its peak, one process:
   the backward pass (inputs of convolutions, normalisations, attention weights; under autocast also
   the low-precision copies of the weights) are counted with ``saved_tensors_hooks`` during one
   forward pass of a copy of the model on micro-batches of 2 and of 3 examples, on the trainer's
-  device and under its autocast, and extrapolated linearly, a + b·n, to the micro-batch of n
+  device and under its autocast (:func:`course_lib.training.speed.saved_activation_bytes`, the
+  probe notebook 11 measures with), and extrapolated linearly, a + b·n, to the micro-batch of n
   examples (a: what does not grow with the batch, e.g. those weight copies; b: per example).
   Each storage is counted once; the parameters are not counted again.
 
@@ -32,7 +33,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +40,8 @@ import torch
 from torch import nn
 
 from course_lib._validation import check_choice, check_positive_int, fail
-from course_lib.config import autocast_dtype
-from course_lib.training.parallel import to_device
+from course_lib.training.speed import batch_size, parameter_memory, saved_activation_bytes
 
-ADAMW_MOMENTS = 2  # exp_avg (m) and exp_avg_sq (v), one each per trainable parameter
 PROBE_SIZES = (2, 3)  # examples per probe forward pass: two points fix a + b·n (1 can be a special case)
 MEMINFO = "/proc/meminfo"
 
@@ -110,42 +108,6 @@ def _slice_batch(batch, n: int):
     fail("make_batch", "a tensor, or a tuple/list/dict of tensors", type(batch).__name__)
 
 
-def _batch_size(batch) -> int:
-    """Examples in a batch: the first dimension of its first tensor."""
-    if isinstance(batch, torch.Tensor):
-        if batch.dim() == 0:
-            fail("make_batch", "tensors with a batch dimension (B, ...)", "a 0-dim tensor")
-        return batch.shape[0]
-    items = list(batch.values()) if isinstance(batch, dict) else list(batch) if isinstance(batch, (tuple, list)) else []
-    if not items:
-        fail("make_batch", "a tensor, or a non-empty tuple/list/dict of tensors", type(batch).__name__)
-    return _batch_size(items[0])
-
-
-def saved_tensor_bytes(model: nn.Module, loss_fn, batch, device: torch.device, amp_dtype: torch.dtype | None,
-                       memory_format: torch.memory_format = torch.contiguous_format, seed: int = 0) -> int:
-    """Bytes of the tensors autograd saves for backward in ``loss_fn(model, batch, generator)``; nothing else runs.
-
-    Every storage counted once, the model's parameters excluded. ``batch`` is moved to ``device``
-    as the trainer moves it (4-D tensors in ``memory_format``); autocast with ``amp_dtype`` if given.
-    """
-    batch = to_device(batch, device, memory_format)
-    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    saved: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in parameters:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    cast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), cast:
-        loss = loss_fn(model, batch, torch.Generator().manual_seed(seed))
-    del loss  # the graph, and with it the saved tensors, is freed here
-    return sum(saved.values())
-
-
 def estimate_training_memory(model: nn.Module, loss_fn: Callable, make_batch: Callable[[torch.Generator], Any],
                              precision: str = "fp32", device: torch.device | str | None = None, world_size: int = 1,
                              memory_format: torch.memory_format = torch.contiguous_format,
@@ -166,28 +128,26 @@ def estimate_training_memory(model: nn.Module, loss_fn: Callable, make_batch: Ca
     check_positive_int("world_size", world_size)
     first = next(model.parameters(), None)
     device = torch.device(device) if device is not None else (first.device if first is not None else torch.device("cpu"))
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    gradients = sum(p.numel() * p.element_size() for p in trainable)
-    optimizer = ADAMW_MOMENTS * gradients
-    ema = weights + sum(b.numel() * b.element_size() for b in model.buffers())
-    ddp_buckets = gradients if world_size > 1 else 0
+    counted = parameter_memory(model)  # weights, gradients, AdamW's two moments
+    ema = counted.weights + sum(b.numel() * b.element_size() for b in model.buffers())
+    ddp_buckets = counted.gradients if world_size > 1 else 0
 
     rng_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices):
         batch = make_batch(torch.Generator().manual_seed(seed))
-        micro_batch = _batch_size(batch)
+        micro_batch = batch_size(batch, "make_batch")
         probe = copy.deepcopy(model).to(device).train()
         sizes = sorted({min(n, micro_batch) for n in PROBE_SIZES})
-        counts = [saved_tensor_bytes(probe, loss_fn, _slice_batch(batch, n), device,
-                                     autocast_dtype(precision, device), memory_format, seed) for n in sizes]
+        counts = [saved_activation_bytes(probe, loss_fn, _slice_batch(batch, n), precision, seed, memory_format)
+                  for n in sizes]
         del probe
     if len(sizes) == 1:  # a micro-batch of 1 or 2: nothing to separate, count it all as per-example
         fixed, per_example = 0, counts[0]
     else:
         per_example = max(counts[1] - counts[0], 0) // (sizes[1] - sizes[0])  # b = (c(3) - c(2)) / 1
         fixed = max(counts[0] - per_example * sizes[0], 0)
-    return MemoryEstimate(weights, gradients, optimizer, ema, ddp_buckets, fixed, per_example, micro_batch)
+    return MemoryEstimate(counted.weights, counted.gradients, counted.optimizer, ema, ddp_buckets, fixed,
+                          per_example, micro_batch)
 
 
 def estimate_trainer_memory(trainer) -> MemoryEstimate:

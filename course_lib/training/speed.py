@@ -5,27 +5,36 @@ and one batch from ``make_batch`` -- so the numbers are those of real training, 
 
 * :func:`time_training_steps` / :func:`compare_settings` -- seconds per optimiser step (wall and
   CPU time) in fp32, bf16 or fp16 autocast, eager or ``torch.compile``; several settings are
-  measured *interleaved*, one step of each per round, so a busy machine slows them alike;
-* :func:`training_memory` -- bytes of weights, gradients, AdamW moments and of the activations
-  autograd keeps for the backward pass (counted exactly with saved-tensor hooks), and
-  :func:`measured_step_memory` -- what one step really adds (peak RSS on CPU, the CUDA allocator
-  on a GPU);
+  measured *interleaved*, one step of each per round, so a busy machine slows them alike
+  (:func:`time_steps` does the timing for any step function, e.g. a ``Trainer``'s);
+* :func:`training_memory` -- bytes of weights, gradients, AdamW moments (:func:`parameter_memory`)
+  and of the activations autograd keeps for the backward pass (:func:`saved_activation_bytes`,
+  counted exactly with saved-tensor hooks), and :func:`measured_step_memory` -- what one step
+  really adds at its peak (:func:`peak_memory`: peak RSS on CPU, the CUDA allocator on a GPU);
 * :func:`step_flops` -- the multiply-adds of a forward + backward pass, counted by
   ``torch.utils.flop_counter`` on the meta device (nothing is computed, so any size is free);
 * :func:`profile_step` -- ``torch.profiler`` on one step: time per phase, per operator and per
   kind of operator.
 
-Each step k of a measurement draws its timesteps and noise from a generator seeded with
-``seed + k``: every setting sees the same t and ε, and the same seed gives the same losses.
+The memory estimate printed before training (:mod:`course_lib.training.memory`) is built from the
+same counts. Each step k of a measurement draws its timesteps and noise from a generator seeded
+with ``seed + k``: every setting sees the same t and ε, and the same seed gives the same losses.
 """
 from __future__ import annotations
 
 import copy
+import ctypes
+import ctypes.util
+import dataclasses
+import gc
+import resource
 import statistics
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +42,10 @@ from torch import nn
 
 from course_lib._validation import check_choice, check_positive_int, fail
 from course_lib.config import autocast_dtype
+from course_lib.training.parallel import to_device
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-ADAMW_STATES = 2  # AdamW keeps two moments per parameter: exp_avg (m) and exp_avg_sq (v)
+ADAMW_MOMENTS = 2  # AdamW keeps two moments per trainable parameter: exp_avg (m) and exp_avg_sq (v)
 PHASES = ("forward + loss", "backward", "optimizer")
 
 
@@ -55,20 +65,28 @@ def _check_loss_fn(loss_fn: object) -> None:
 
 
 def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
-def _to_device(batch, device: torch.device):
-    """A tensor, or a tuple/list of tensors (e.g. (images, labels)), moved to ``device``."""
+def _to_device(batch, device: torch.device, memory_format: torch.memory_format = torch.contiguous_format):
+    """A tensor, or a tuple/list/dict of tensors (e.g. (images, labels)), moved to ``device`` as the trainer moves it."""
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else None
+    if not isinstance(batch, torch.Tensor) and not (items and all(isinstance(b, torch.Tensor) for b in items)):
+        fail("batch", "a tensor or a tuple/list/dict of tensors (what make_batch returns)", type(batch).__name__)
+    return to_device(batch, device, memory_format)
+
+
+def batch_size(batch, argument: str = "batch") -> int:
+    """Examples in a batch: the first dimension of its first tensor (``argument`` names it in errors)."""
     if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, (tuple, list)) and batch and all(isinstance(b, torch.Tensor) for b in batch):
-        return type(batch)(b.to(device) for b in batch)
-    fail("batch", "a tensor or a tuple/list of tensors (what make_batch returns)", type(batch).__name__)
-
-
-def _batch_size(batch) -> int:
-    return (batch if isinstance(batch, torch.Tensor) else batch[0]).shape[0]
+        if batch.dim() == 0:
+            fail(argument, "tensors with a batch dimension (B, ...)", "a 0-dim tensor")
+        return batch.shape[0]
+    items = list(batch.values()) if isinstance(batch, dict) else list(batch) if isinstance(batch, (tuple, list)) else []
+    if not items:
+        fail(argument, "a tensor, or a non-empty tuple/list/dict of tensors", type(batch).__name__)
+    return batch_size(items[0], argument)
 
 
 def _sync(device: torch.device) -> None:
@@ -108,14 +126,6 @@ class _Stepper:
         self.scaler.update()
         return loss.item()
 
-    def timed_step(self, k: int) -> tuple[float, float, float]:
-        """(wall seconds, CPU seconds of this process, loss) of one step."""
-        _sync(self.device)
-        wall, cpu = time.perf_counter(), time.process_time()
-        loss = self.step(k)
-        _sync(self.device)
-        return time.perf_counter() - wall, time.process_time() - cpu, loss
-
 
 # --- timing --------------------------------------------------------------------------------------
 
@@ -124,18 +134,19 @@ class StepTiming:
     """One setting's training steps: ``wall_s`` / ``cpu_s`` per timed step, ``first_s`` the very first step.
 
     ``first_s`` includes one-time work: allocating memory, choosing kernels, and with
-    ``compiled`` the whole ``torch.compile``. ``loss`` is the first step's loss (the same batch,
-    t and ε for every setting, so settings differ only by rounding).
+    ``compiled`` the whole ``torch.compile``. ``loss`` is the first step's loss (in
+    :func:`compare_settings` the same batch, t and ε for every setting, so settings differ only by
+    rounding). batch_size: examples per step (None: not known).
     """
 
     name: str
-    precision: str
-    compiled: bool
     device: str
-    batch_size: int
     threads: int
     first_s: float
     loss: float
+    batch_size: int | None = None
+    precision: str = "fp32"
+    compiled: bool = False
     wall_s: list[float] = field(default_factory=list)
     cpu_s: list[float] = field(default_factory=list)
 
@@ -168,6 +179,40 @@ def _check_steps(steps: int, warmup: int) -> None:
         fail("warmup", "an int >= 0", warmup)
 
 
+def _timed(step: Callable[[int], Any], k: int, device: torch.device) -> tuple[float, float, Any]:
+    """(wall seconds, CPU seconds of this process, result) of ``step(k)``, the device synchronised around it."""
+    _sync(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = step(k)
+    _sync(device)
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def time_steps(steps_by_name: Mapping[str, Callable[[int], float]], device: torch.device | str = "cpu",
+               steps: int = 5, warmup: int = 1) -> dict[str, StepTiming]:
+    """Time training steps of several step functions, interleaved -> {name: StepTiming}.
+
+    ``step(k)`` runs training step k and returns its loss (a :class:`~course_lib.training.Trainer`'s
+    ``lambda k: trainer.train_step()`` does). Each function first runs ``warmup`` untimed steps (at
+    least one, whose time is kept as ``first_s``); then ``steps`` rounds run one step of every
+    function in turn, so that a busy machine slows them alike.
+    """
+    _check_steps(steps, warmup)
+    device = torch.device(device)
+    timings = {}
+    for name, step in steps_by_name.items():
+        first_s, _, loss = _timed(step, 0, device)
+        for k in range(1, warmup):
+            step(k)
+        timings[name] = StepTiming(name, device.type, torch.get_num_threads(), first_s, loss)
+    for k in range(max(warmup, 1), max(warmup, 1) + steps):
+        for name, step in steps_by_name.items():
+            wall, cpu, _ = _timed(step, k, device)
+            timings[name].wall_s.append(wall)
+            timings[name].cpu_s.append(cpu)
+    return timings
+
+
 def compare_settings(model: nn.Module, loss_fn, batch, settings: Mapping[str, Mapping], steps: int = 5,
                      warmup: int = 1, seed: int = 0) -> dict[str, StepTiming]:
     """Time training steps of ``model`` under several settings, interleaved -> {name: StepTiming}.
@@ -175,8 +220,8 @@ def compare_settings(model: nn.Module, loss_fn, batch, settings: Mapping[str, Ma
     settings: {name: {"precision": "fp32" | "bf16" | "fp16", "compile": bool}} (missing keys:
     fp32, eager). Each setting trains its own copy of the model (the caller's is not changed) with
     AdamW; after ``warmup`` untimed steps each (at least one, whose time is kept as ``first_s``), the
-    ``steps`` timed rounds run one step of every setting in turn. batch: one batch as
-    ``make_batch`` returns it, e.g. (B, T, C, H, W) clips.
+    ``steps`` timed rounds run one step of every setting in turn (:func:`time_steps`). batch: one
+    batch as ``make_batch`` returns it, e.g. (B, T, C, H, W) clips.
     """
     _check_model(model)
     _check_loss_fn(loss_fn)
@@ -184,7 +229,7 @@ def compare_settings(model: nn.Module, loss_fn, batch, settings: Mapping[str, Ma
         fail("settings", "a non-empty dict {name: {'precision': ..., 'compile': ...}}", settings)
     _check_steps(steps, warmup)
     batch = _to_device(batch, _device_of(model))
-    steppers, timings = {}, {}
+    steppers = {}
     for name, setting in settings.items():
         if not isinstance(setting, Mapping) or set(setting) - {"precision", "compile"}:
             fail("settings", "for each name a dict with the keys 'precision' and/or 'compile'", {name: setting})
@@ -192,18 +237,13 @@ def compare_settings(model: nn.Module, loss_fn, batch, settings: Mapping[str, Ma
         compiled = setting.get("compile", False)
         if not isinstance(compiled, bool):
             fail("compile", "True or False", compiled)
-        stepper = _Stepper(model, loss_fn, batch, precision, compiled, seed)
-        first_s, _, loss = stepper.timed_step(0)
-        for k in range(1, warmup):
-            stepper.step(k)
-        steppers[name] = stepper
-        timings[name] = StepTiming(name, precision, compiled, stepper.device.type, _batch_size(batch),
-                                   torch.get_num_threads(), first_s, loss)
-    for k in range(max(warmup, 1), max(warmup, 1) + steps):
-        for name, stepper in steppers.items():
-            wall, cpu, _ = stepper.timed_step(k)
-            timings[name].wall_s.append(wall)
-            timings[name].cpu_s.append(cpu)
+        steppers[name] = _Stepper(model, loss_fn, batch, precision, compiled, seed)
+    timings = time_steps({name: stepper.step for name, stepper in steppers.items()}, _device_of(model), steps, warmup)
+    for name, stepper in steppers.items():
+        setting = settings[name]
+        timings[name] = dataclasses.replace(timings[name], batch_size=batch_size(batch),
+                                            precision=setting.get("precision", "fp32"),
+                                            compiled=setting.get("compile", False))
     return timings
 
 
@@ -213,6 +253,7 @@ def time_training_steps(model: nn.Module, loss_fn, batch, precision: str = "fp32
 
     precision: autocast dtype ("fp16" is bf16 on CPU, and uses a GradScaler on CUDA, as in the
     Trainer). compile: ``torch.compile`` the copy (its first step then includes the compilation).
+    The caller's model is not changed.
     """
     return compare_settings(model, loss_fn, batch, {precision: {"precision": precision, "compile": compile}},
                             steps, warmup, seed)[precision]
@@ -245,46 +286,132 @@ class StepMemory:
         return self.weights + self.step_bytes
 
 
-def saved_activation_bytes(model: nn.Module, loss_fn, batch, precision: str = "fp32", seed: int = 0) -> int:
+def parameter_memory(model: nn.Module) -> StepMemory:
+    """Weights, gradients and AdamW moments of ``model``, counted from its parameters (numel x element
+    size; the activations are left at 0). Buffers are not weights: they have no gradient and no moments."""
+    if not isinstance(model, nn.Module):
+        fail("model", "a torch.nn.Module", type(model).__name__)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    gradients = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    return StepMemory(weights, gradients, ADAMW_MOMENTS * gradients, 0)  # exp_avg, exp_avg_sq like each parameter
+
+
+def saved_activation_bytes(model: nn.Module, loss_fn, batch, precision: str = "fp32", seed: int = 0,
+                           memory_format: torch.memory_format = torch.contiguous_format) -> int:
     """Bytes of the tensors autograd saves for backward during ``loss_fn(model, batch, generator)``.
 
     Counted with ``torch.autograd.graph.saved_tensors_hooks``: every distinct storage once, the
     parameters themselves excluded (they are resident anyway); casts of the weights made by
-    autocast count, since they are new memory. No backward pass and no update is run.
+    autocast count, since they are new memory. ``batch`` is moved to the model's device as the
+    trainer moves it (4-D tensors in ``memory_format``). No backward pass and no update is run.
     """
-    from course_lib.training.memory import saved_tensor_bytes
-
-    _check_model(model)
+    if not isinstance(model, nn.Module):
+        fail("model", "a torch.nn.Module", type(model).__name__)
     _check_loss_fn(loss_fn)
     check_choice("precision", precision, PRECISIONS)
     device = _device_of(model)
-    return saved_tensor_bytes(model, loss_fn, batch, device, autocast_dtype(precision, device), seed=seed)
+    batch = _to_device(batch, device, memory_format)
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    amp_dtype = autocast_dtype(precision, device)
+    cast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), cast:
+        loss = loss_fn(model, batch, torch.Generator().manual_seed(seed))
+    del loss  # the graph, and with it the saved tensors, is freed here
+    return sum(saved.values())
 
 
 def training_memory(model: nn.Module, loss_fn, batch, precision: str = "fp32", seed: int = 0) -> StepMemory:
     """The :class:`StepMemory` of one AdamW training step of ``model`` on ``batch``.
 
-    Weights, gradients and AdamW moments are counted from the parameters (2 moments each);
+    Weights, gradients and AdamW moments are counted from the parameters (:func:`parameter_memory`);
     activations are measured by :func:`saved_activation_bytes`.
     """
     _check_model(model)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    gradients = sum(p.numel() * p.element_size() for p in trainable)
-    optimizer = ADAMW_STATES * gradients  # exp_avg and exp_avg_sq, each like the parameter
-    return StepMemory(weights, gradients, optimizer, saved_activation_bytes(model, loss_fn, batch, precision, seed))
+    return dataclasses.replace(parameter_memory(model),
+                               activations=saved_activation_bytes(model, loss_fn, batch, precision, seed))
+
+
+def _proc_status_kib(name: str) -> int | None:
+    """A "VmRSS"/"VmHWM" line of /proc/self/status in KiB, or None off Linux."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) of this process (Linux >= 4.0): True if it worked."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _release_free_memory() -> None:
+    """Collect garbage and give freed heap memory back to the OS (glibc malloc_trim), so RSS starts low."""
+    gc.collect()
+    libc = ctypes.util.find_library("c")
+    if libc and sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(libc).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
+def peak_memory(fn: Callable[[], Any], device: torch.device | str = "cpu") -> tuple[Any, int | None, str]:
+    """Run ``fn()`` -> (its result, peak extra memory in bytes or None, how it was measured).
+
+    CUDA: ``torch.cuda.max_memory_allocated`` minus what was allocated before (tensors only).
+    CPU on Linux: growth of the process's peak resident set (VmHWM, reset through
+    /proc/self/clear_refs) over the resident set before, after freeing what Python and malloc
+    hold: everything the process touched, tensors, allocator slack and libraries' buffers.
+    Elsewhere: growth of ``ru_maxrss``, which only rises, so a peak below an earlier one reads 0.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        result = fn()
+        torch.cuda.synchronize(device)
+        return result, torch.cuda.max_memory_allocated(device) - before, "torch.cuda.max_memory_allocated"
+    _release_free_memory()
+    if _reset_peak_rss():
+        before = _proc_status_kib("VmRSS")
+        result = fn()
+        peak = _proc_status_kib("VmHWM")
+        if before is not None and peak is not None:
+            return result, max(peak - before, 0) * 1024, "peak RSS growth (VmHWM)"
+        return result, None, "not measured"
+    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = fn()
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    return result, grown * unit, "max RSS growth (ru_maxrss)"
 
 
 def measured_step_memory(model: nn.Module, loss_fn, batch, precision: str = "fp32", seed: int = 0) -> tuple[int | None, str]:
     """(bytes one first training step of a fresh copy adds at its peak, how it was measured).
 
-    CUDA: ``torch.cuda.max_memory_allocated`` (tensors only). CPU on Linux: growth of the peak
-    resident set -- everything the process touched, so allocator slack and library buffers count
-    too (see :func:`course_lib.workshop.bench.video.peak_memory`). The copy's weights exist before the
-    measurement starts, so the number compares with :attr:`StepMemory.step_bytes`.
+    Measured by :func:`peak_memory`: on CUDA the allocator (tensors only), on CPU (Linux) the growth
+    of the peak resident set -- everything the process touched, so allocator slack and library
+    buffers count too. The copy's weights exist before the measurement starts, so the number
+    compares with :attr:`StepMemory.step_bytes`.
     """
-    from course_lib.workshop.bench.video import peak_memory
-
     _check_model(model)
     _check_loss_fn(loss_fn)
     stepper = _Stepper(model, loss_fn, batch, check_choice("precision", precision, PRECISIONS), False, seed)
@@ -294,7 +421,7 @@ def measured_step_memory(model: nn.Module, loss_fn, batch, precision: str = "fp3
 
 # --- FLOPs ---------------------------------------------------------------------------------------
 
-def step_flops(model: nn.Module, shape: Sequence[int], num_timesteps: int = 1000) -> dict[str, int]:
+def step_flops(model: nn.Module, shape: Sequence[int]) -> dict[str, int]:
     """Floating-point operations of one forward + backward pass of ``model(x, t)`` for x of ``shape``.
 
     Counted by ``torch.utils.flop_counter.FlopCounterMode`` on a copy of the model on the meta
@@ -309,7 +436,6 @@ def step_flops(model: nn.Module, shape: Sequence[int], num_timesteps: int = 1000
     shape = tuple(shape)
     if len(shape) < 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
         fail("shape", "a sequence of at least 2 positive ints, e.g. (B, T, C, H, W)", shape)
-    check_positive_int("num_timesteps", num_timesteps)
     meta = copy.deepcopy(model).to("meta").train()
     x = torch.zeros(shape, device="meta")
     t = torch.zeros(shape[0], dtype=torch.long, device="meta")

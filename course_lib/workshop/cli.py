@@ -499,7 +499,7 @@ def run_eval(args) -> int:
     if video:
         line = _motion_line(recipe, samples)
         if labels is not None:  # moving digits: is the requested digit legible in every frame?
-            from course_lib.workshop.bench.quality import frame_digit_accuracy
+            from course_lib.metrics.video import frame_digit_accuracy
 
             line += (f"; frames whose digit the video judge reads as the requested one: "
                      f"{frame_digit_accuracy(samples, labels=labels):.0%}")

@@ -19,7 +19,6 @@ diffusion model trained long on a few clips learns to reproduce them (memorisati
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
@@ -90,9 +89,12 @@ def train_on_clip_set(recipe, clips: torch.Tensor, steps: int, path: str | os.Pa
     """``recipe``'s model, loss and training settings, trained for ``steps`` steps on the clip set.
 
     The clips must have the recipe's example shape (T, C, H, W). With ``path`` the trainer is
-    saved there and, if the file exists (same model, same steps), loaded instead of retrained;
-    name the file after the set (its size and seed) -- the file does not record the clips.
+    saved there and, if the file exists (same model, same steps), loaded instead of retrained
+    (:func:`course_lib.workshop.zoo.train`, the recipe's model as :class:`~course_lib.workshop.zoo.Parts`
+    drawing from the set); name the file after the set (its size and seed) -- the file does not
+    record the clips.
     """
+    from course_lib.workshop import zoo
     from course_lib.workshop.recipes import Recipe
 
     if not isinstance(recipe, Recipe):
@@ -105,15 +107,9 @@ def train_on_clip_set(recipe, clips: torch.Tensor, steps: int, path: str | os.Pa
         fail("clips", f"clips of the recipe's shape (N, {', '.join(map(str, recipe.example_shape))})",
              f"shape {tuple(clips.shape)}")
     check_positive_int("steps", steps)
-    trainer = Trainer(recipe.build_model(), recipe.loss_fn, clip_set_batches(clips, recipe.batch_size),
-                      recipe.train_config(steps, progress=False))
-    if path is not None and Path(path).exists():
-        trainer.resume(path)
-    trainer.fit()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        trainer.save(path)
-    return trainer
+    parts = zoo.Parts(f"{recipe.model_name}-clipset", recipe.build_model, recipe.loss_fn,
+                      described={"clip_set": list(clips.shape)}, make_batch=clip_set_batches(clips, recipe.batch_size))
+    return zoo.train(recipe, path, steps, progress=False, report_memory=False, parts=parts)
 
 
 @torch.no_grad()

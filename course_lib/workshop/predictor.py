@@ -9,21 +9,18 @@
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from course_lib._validation import check_float_range, check_positive_int, fail
 from course_lib.diffusion.conditioning import check_context_noise
 from course_lib.diffusion.objectives import FrameConditionalObjective
 from course_lib.diffusion.rollout import Predictor, predictor
-from course_lib.models.frame_conditional import frame_conditional_unet3d
+from course_lib.models.frame_conditional import FrameConditionalDenoiser, frame_conditional_unet3d
 
-# bump when the meaning of a stored frame-conditional model changes (2: temporal convolutions, frame
+# bump when the meaning of a stored frame-conditional model changes (2: temporal convolutions, a frame
 # embedding, half the clips with T/2 known frames)
 CHECKPOINT_FORMAT = 2
 
@@ -77,57 +74,60 @@ def predictor_steps(recipe, steps: int | None = None) -> int:
     return recipe.preset.prediction_train_steps if steps is None else check_positive_int("steps", steps)
 
 
-def checkpoint_path(recipe, steps: int | None = None, folder: str | os.PathLike = "checkpoints",
-                    context_noise: int = 0) -> Path:
-    """``folder/<task>-unet3d-framecond-<preset>-<key>.pt``; the key hashes the recipe's key, this model
-    and the conditioning augmentation ``context_noise`` (left out when 0, so older files keep their key)."""
-    from course_lib.training import model_signature
+def frame_conditional_parts(recipe, context_noise: int = 0):
+    """The frame-conditional U-Net of a video ``recipe`` as :class:`course_lib.workshop.zoo.Parts`.
 
-    steps = predictor_steps(recipe, steps)
-    model = frame_conditional_unet3d(recipe.preset, recipe.channels)
-    described = {"format": CHECKPOINT_FORMAT, "recipe": recipe.key(steps), "signature": model_signature(model)}
+    Its initial weights are drawn from ``recipe.seed`` (the global RNG left as it was), so every path
+    that builds it starts alike; its loss is :class:`FrameConditionalObjective` with the recipe's
+    schedule and objective, focused on :func:`known_frames`, and conditioning augmentation
+    ``context_noise``. It trains :func:`predictor_steps` by default. The file key hashes
+    CHECKPOINT_FORMAT, the recipe's key, the network's signature and ``context_noise`` (left out when
+    0, so older files keep their key).
+    """
+    from course_lib.workshop.zoo import Parts
+
+    def build_model() -> FrameConditionalDenoiser:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(recipe.seed)
+            return frame_conditional_unet3d(recipe.preset, recipe.channels)
+
+    described = {"format": CHECKPOINT_FORMAT}
     if check_context_noise(context_noise, recipe.schedule):
         described["context_noise"] = context_noise
-    key = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(folder) / f"{recipe.task}-unet3d-framecond-{recipe.preset.name}-{key}.pt"
+    objective = FrameConditionalObjective(recipe.schedule, recipe.objective, context_noise=context_noise,
+                                          focus_known=known_frames(recipe.preset))
+    command = "train_or_load_frame_conditional({recipe}, steps={steps}" + (
+        f", context_noise={context_noise})" if context_noise else ")")
+    return Parts("unet3d-framecond", build_model, objective, steps=predictor_steps(recipe), described=described,
+                 command=command)
 
 
-def frame_conditional_parts(recipe, context_noise: int = 0) -> tuple[nn.Module, FrameConditionalObjective]:
-    """(model, objective) of the frame-conditional U-Net for ``recipe``: its initial weights drawn from
-    ``recipe.seed`` (the global RNG left as it was), so every path that builds it starts alike."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        model = frame_conditional_unet3d(recipe.preset, recipe.channels)
-    return model, FrameConditionalObjective(recipe.schedule, recipe.objective, context_noise=context_noise,
-                                            focus_known=known_frames(recipe.preset))
+def checkpoint_path(recipe, steps: int | None = None, folder: str | os.PathLike = "checkpoints",
+                    context_noise: int = 0) -> Path:
+    """``folder/<task>-unet3d-framecond-<preset>-<key>.pt``: where :func:`train_or_load_frame_conditional`
+    keeps the model (see :func:`frame_conditional_parts` for the key)."""
+    from course_lib.workshop import zoo
+
+    return zoo.checkpoint_path(recipe, predictor_steps(recipe, steps), folder,
+                               frame_conditional_parts(recipe, context_noise))
 
 
 def train_or_load_frame_conditional(recipe, steps: int | None = None, folder: str | os.PathLike = "checkpoints",
-                                    device: torch.device | str | None = None, checkpoint_every: int = 100,
-                                    context_noise: int = 0):
+                                    device: torch.device | str | None = None, context_noise: int = 0,
+                                    retrain: bool = False, progress: bool | None = None):
     """A Trainer of the frame-conditional U-Net for a video ``recipe`` (its data, schedule, lr, seed).
 
-    Loaded from :func:`checkpoint_path` if trained there for ``steps`` (default :func:`predictor_steps`);
-    a file cut short is resumed; otherwise trained and saved (every ``checkpoint_every`` optimiser
-    steps, as in :class:`~course_lib.training.TrainConfig`, and at the end). context_noise:
-    conditioning augmentation (:class:`~course_lib.diffusion.objectives.FrameConditionalObjective`).
-    Sample from ``trainer.ema_model`` with :func:`~course_lib.diffusion.rollout.predict_future` (method "frame-conditional").
+    :func:`course_lib.workshop.zoo.train_or_load` with :func:`frame_conditional_parts`: loaded from
+    :func:`checkpoint_path` if trained there for ``steps`` (default :func:`predictor_steps`); a
+    file cut short is resumed; otherwise trained and saved. context_noise: conditioning augmentation
+    (:class:`~course_lib.diffusion.objectives.FrameConditionalObjective`). Sample from
+    ``trainer.ema_model`` with :func:`~course_lib.diffusion.rollout.predict_future` (method "frame-conditional").
     """
+    from course_lib.workshop import zoo
     from course_lib.workshop.recipes import Recipe, is_video_task
-    from course_lib.training import Trainer
 
     if not isinstance(recipe, Recipe) or not is_video_task(recipe.task):
         got = getattr(recipe, "task", type(recipe).__name__)
         fail("recipe", "a video Recipe, e.g. get_recipe('video-shapes')", got)
-    steps = predictor_steps(recipe, steps)
-    path = checkpoint_path(recipe, steps, folder, context_noise)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model, objective = frame_conditional_parts(recipe, context_noise)
-    config = recipe.train_config(steps, checkpoint_every=check_positive_int("checkpoint_every", checkpoint_every),
-                                 checkpoint_path=os.fspath(path))
-    trainer = Trainer(model, objective, recipe.make_batch, config, device)
-    if path.exists():
-        trainer.resume(path)
-    if trainer.step < steps:
-        trainer.fit()
-    return trainer
+    return zoo.train_or_load(recipe, steps, folder, retrain=retrain, progress=progress, device=device,
+                             parts=frame_conditional_parts(recipe, context_noise))

@@ -51,9 +51,12 @@ TASK_MODELS: dict[str, tuple[str, ...]] = {  # task -> its models, default first
 }
 TASKS = tuple(TASK_MODELS)
 # Tasks whose models take a label (the digit) and learn classifier-free guidance by label dropout.
-# Moving digits are conditional because an unconditional video U-Net lets a digit's identity drift
-# from frame to frame.
+# Moving digits are conditional too: an unconditional video model draws digits whose identity drifts
+# from frame to frame (9 -> 8 -> 0); a label asks for one digit throughout.
 CLASS_CONDITIONAL_TASKS = ("digits", "video-digits")
+# The classifier-free guidance scale w the course samples its class-conditional tasks with (1: the
+# plain conditional model; Ho & Salimans 2022): ``Recipe.guidance_scale``.
+GUIDANCE_SCALE = 3.0
 SAMPLERS = ("ddim", "ddpm")
 NUM_DIGIT_CLASSES = 10
 # What ``get_recipe(..., **overrides)`` may change; everything else comes from the task and preset.
@@ -127,6 +130,12 @@ class Recipe:
     def num_classes(self) -> int | None:
         """10 for the class-conditional tasks (digits, moving digits), else None."""
         return NUM_DIGIT_CLASSES if self.task in CLASS_CONDITIONAL_TASKS else None
+
+    @property
+    def guidance_scale(self) -> float | None:
+        """w = :data:`GUIDANCE_SCALE` for the class-conditional tasks (what the lessons and benchmarks
+        sample with), else None. ``sample``'s default stays None: the plain conditional model."""
+        return GUIDANCE_SCALE if self.num_classes is not None else None
 
     @property
     def channels(self) -> int:
@@ -429,12 +438,13 @@ def _defaults(task: str, preset: Preset) -> dict[str, Any]:
     if task == "digits":
         return dict(steps=p.image_train_steps, batch_size=p.image_batch_size, lr=5e-4, warmup_steps=100,
                     label_dropout=0.1, digit_images=50 * p.image_batch_size)
-    # Video: x0-prediction on the linear schedule, a high lr and a short warm-up (compared by
-    # python -m course_lib.workshop.bench.quality). x0 weights every noise level alike, and the
-    # high-noise steps are where a clip's small objects, their colour and path are decided; the linear
-    # schedule trains there far more often than cosine, and snr_focus draws half the timesteps from
-    # FOCUS_SNR, where objects appear while sampling. A higher lr breaks long runs; moving digits need
-    # a lower one still, or the network stays the mean-frame predictor.
+    # Video: x0-prediction and the linear schedule, a high lr and a short warm-up. x0 weights every
+    # noise level alike, and the high-noise steps are where a clip's small object, its colour and its
+    # path are decided; the linear schedule spends more of training at the low SNR where the object is
+    # still visible than cosine does, and snr_focus draws half the timesteps from the SNR range
+    # FOCUS_SNR where objects appear while sampling. A higher lr breaks long runs; moving digits need a
+    # lower one to leave the constant (mean-frame) predictor. The runs behind these choices:
+    # ``python -m course_lib bench quality`` (BENCHMARKS.md).
     if task == "video-digits":  # class-conditional: label dropout and uniform timesteps
         return dict(steps=p.video_train_steps, batch_size=p.video_batch_size, lr=5e-4, warmup_steps=20,
                     objective="x0", schedule_name="linear", label_dropout=0.1)

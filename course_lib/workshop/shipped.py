@@ -14,6 +14,7 @@ for exactly the recipe that made it and loads it when the learner's own folder h
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,10 @@ EXPORT_KEYS = ("format", "recipe", "recipe_key", "signature", "ema_model", "step
 STORED_DTYPE = torch.float16
 
 
-def shipped_path(recipe, steps: int | None = None, folder: str | os.PathLike = SHIPPED_FOLDER) -> Path:
-    """``folder/<task>-<model>-<preset>-<key>.pt``: where an export of ``recipe`` trained for ``steps`` is shipped."""
-    return Path(folder) / f"{recipe.name(steps)}.pt"
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON record next to a checkpoint or an export: ``model.pt`` -> ``model.pt.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
 
 
 def _stored(tensor: torch.Tensor) -> torch.Tensor:
@@ -47,6 +49,8 @@ def export_state(state: dict[str, Any]) -> dict[str, Any]:
     if "recipe" not in state or "recipe_key" not in state:
         fail("checkpoint", "a checkpoint written by python -m course_lib train (with its recipe stored)",
              "a training checkpoint without a recipe")
+    if state.get("parts"):  # its weights are not the recipe's model: shipped under the recipe's name, they would pass for it
+        fail("checkpoint", "a checkpoint of a recipe's own model", f"one of the {state['parts']!r} network")
     return {
         "format": EXPORT_FORMAT,
         "recipe": state["recipe"],
@@ -78,7 +82,7 @@ def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike | None = N
         fail("checkpoint", f"a finished training run ({path} has {export['step']} of {export['target_steps']} steps; "
                            "finish it with python -m course_lib train ... --resume)", os.fspath(path))
     recipe = Recipe.from_info(state["recipe"])
-    out = shipped_path(recipe, export["target_steps"], folder) if out is None else Path(out)
+    out = Path(folder) / f"{recipe.name(export['target_steps'])}.pt" if out is None else Path(out)
     atomic_save(export, out)
     _write_record(path, out, command)
     return out
@@ -86,10 +90,6 @@ def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike | None = N
 
 def _write_record(path: Path, out: Path, command: str | None) -> None:
     """``out.json``: the training record next to ``path`` (command, wall-clock time, machine) and how it was exported."""
-    import json
-
-    from course_lib.workshop.zoo import sidecar_path
-
     source = sidecar_path(path)
     record = json.loads(source.read_text()) if source.is_file() else {}
     record["export"] = {"from": path.name, "command": command, "format": EXPORT_FORMAT,

@@ -10,6 +10,11 @@ model signature checked) plus the recipe (:meth:`Recipe.info`), so ``python -m c
 --checkpoint FILE`` rebuilds the model without being told what it is. Next to it, ``FILE.json``
 records the command, wall-clock time, steps, torch version and machine.
 
+A recipe trains its own model by default. :class:`Parts` trains another network and loss on the
+recipe's data and training settings, in a file of its own (notebook 08's frame-conditional U-Net,
+:func:`course_lib.workshop.predictor.frame_conditional_parts`; a finite clip set,
+:func:`course_lib.workshop.data_scale.train_on_clip_set`): ``train_or_load(recipe, parts=...)``.
+
 Training is resumable: :func:`train` saves every ``save_every`` seconds, when interrupted
 (Ctrl-C) and at the end, and continues from the file it finds. A file that cannot be read or
 belongs to another recipe is an error -- it is never silently trained over.
@@ -28,37 +33,97 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
+import json
 import math
 import os
 import platform
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 import course_lib
-from course_lib.workshop import shipped
 from course_lib._validation import check_float_range, check_positive_int, fail
 from course_lib.config import PRESETS
-from course_lib.workshop.recipes import Recipe, get_recipe
-from course_lib.training import TrainConfig, Trainer, distributed, parallel, read_checkpoint
 from course_lib._files import atomic_save, atomic_write_json
+from course_lib.training import TrainConfig, Trainer, distributed, model_signature, parallel, read_checkpoint
 from course_lib.training.memory import report_memory as print_memory_estimate
+from course_lib.workshop import shipped
+from course_lib.workshop.recipes import Recipe, get_recipe
+from course_lib.workshop.shipped import sidecar_path
 
 DEFAULT_FOLDER = "checkpoints"
 
 
-def checkpoint_path(recipe: Recipe, steps: int | None = None, folder: str | os.PathLike = DEFAULT_FOLDER) -> Path:
-    """``folder/<task>-<model>-<preset>-<key>.pt``: where :func:`train_or_load` keeps ``recipe`` trained for ``steps``."""
-    return Path(folder) / f"{recipe.name(steps)}.pt"
+@dataclass(frozen=True)
+class Parts:
+    """Another network and loss trained on a recipe's data, with the recipe's training settings.
+
+    name: the network in the file name, ``<task>-<name>-<preset>-<key>.pt``. build_model() -> a
+    fresh network, its initial weights drawn from a fixed seed (the global RNG left as it was).
+    loss_fn(model, batch, generator): the Trainer's loss. steps: the default training steps (None:
+    the recipe's). described: what else changes the weights, hashed into the key together with the
+    recipe's key and the network's signature. make_batch: the data (None: the recipe's).
+    command: the Python call that trains it, with ``{recipe}`` and ``{steps}`` to fill in (for the
+    JSON record next to the checkpoint).
+    """
+
+    name: str
+    build_model: Callable[[], nn.Module]
+    loss_fn: Callable
+    steps: int | None = None
+    described: dict[str, Any] = field(default_factory=dict)
+    make_batch: Callable | None = None
+    command: str | None = None
+
+    @cached_property
+    def _signature(self) -> dict[str, Any]:
+        return model_signature(self.build_model())
+
+    def key(self, recipe: Recipe, steps: int) -> str:
+        """12 hex digits: a hash of ``described``, the recipe's key at ``steps`` and the network's signature."""
+        described = {**self.described, "recipe": recipe.key(steps), "signature": self._signature}
+        return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """The JSON record next to a checkpoint: ``model.pt`` -> ``model.pt.json``."""
-    path = Path(path)
-    return path.with_name(path.name + ".json")
+def _check_parts(parts: Parts | None) -> None:
+    if parts is not None and not isinstance(parts, Parts):
+        fail("parts", "None (the recipe's own model) or a course_lib.workshop.zoo.Parts", type(parts).__name__)
+
+
+def default_steps(recipe: Recipe, parts: Parts | None = None, steps: int | None = None) -> int:
+    """``steps`` if given (checked), else the parts' default steps, else the recipe's."""
+    if steps is not None:
+        return check_positive_int("steps", steps)
+    return parts.steps if parts is not None and parts.steps is not None else recipe.steps
+
+
+def file_key(recipe: Recipe, steps: int, parts: Parts | None = None) -> str:
+    """The key in the file name: :meth:`Recipe.key`, or :meth:`Parts.key` for another network."""
+    return recipe.key(steps) if parts is None else parts.key(recipe, steps)
+
+
+def file_stem(recipe: Recipe, steps: int | None = None, parts: Parts | None = None) -> str:
+    """``<task>-<model>-<preset>-<key>``: the checkpoint's file name without ``.pt``."""
+    if parts is None:
+        return recipe.name(steps)
+    steps = default_steps(recipe, parts, steps)
+    return f"{recipe.task}-{parts.name}-{recipe.preset.name}-{parts.key(recipe, steps)}"
+
+
+def checkpoint_path(recipe: Recipe, steps: int | None = None, folder: str | os.PathLike = DEFAULT_FOLDER,
+                    parts: Parts | None = None) -> Path:
+    """``folder/<task>-<model>-<preset>-<key>.pt``: where :func:`train_or_load` keeps ``recipe`` (or
+    ``parts`` trained on it) trained for ``steps``."""
+    _check_parts(parts)
+    return Path(folder) / f"{file_stem(recipe, steps, parts)}.pt"
 
 
 # --- reading checkpoints -------------------------------------------------------------------------
@@ -70,6 +135,10 @@ def read_recipe(path: str | os.PathLike) -> tuple[Recipe, dict[str, Any]]:
     An exported checkpoint (:mod:`course_lib.workshop.shipped`) is read too.
     """
     state = shipped.read_any(path)
+    if state.get("parts"):
+        raise ValueError(f"checkpoint {os.fspath(path)}: expected a checkpoint of a recipe's own model, got one of the "
+                         f"{state['parts']!r} network trained on a recipe's data: load it with the function that "
+                         "trained it (e.g. train_or_load_frame_conditional)")
     return stored_recipe(path, state), state
 
 
@@ -109,13 +178,26 @@ def _recipe_differences(stored: dict[str, Any], recipe: Recipe) -> list[str]:
     return differences
 
 
-def _check_same_recipe(path: Path, state: dict[str, Any], recipe: Recipe) -> None:
+def _check_same_model(path: Path, state: dict[str, Any], recipe: Recipe, parts: Parts | None = None) -> None:
+    """A clear error unless ``state`` holds ``recipe``'s own model (``parts`` None) or ``parts`` trained on it.
+
+    A checkpoint of parts written without its recipe (a plain Trainer checkpoint, as the course
+    wrote them before) is accepted: its file name carries the key, and resuming checks the network.
+    """
+    what = f"recipe {recipe.name()}" if parts is None else f"the {parts.name!r} network on recipe {recipe.name()}"
     if "recipe" not in state:
-        raise ValueError(f"checkpoint {path}: expected a checkpoint of recipe {recipe.name()} (with its recipe "
+        if parts is not None:
+            return
+        raise ValueError(f"checkpoint {path}: expected a checkpoint of {what} (with its recipe "
                          "stored), got a training checkpoint without one. Move it away or choose another path.")
+    stored = state.get("parts")
+    if stored != (None if parts is None else parts.name):
+        got = f"the {stored!r} network" if stored else "the recipe's own model"
+        raise ValueError(f"checkpoint {path}: expected a checkpoint of {what}, got one of {got}. "
+                         "Move it away or choose another path.")
     differences = _recipe_differences(state["recipe"], recipe)
     if differences:
-        raise ValueError(f"checkpoint {path}: expected a checkpoint of recipe {recipe.name()}, got one trained "
+        raise ValueError(f"checkpoint {path}: expected a checkpoint of {what}, got one trained "
                          f"for another recipe ({'; '.join(differences[:3])}). Move it away or choose another path.")
 
 
@@ -126,9 +208,25 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str | None =
     return recipe, _trainer_from(recipe, path, state, device, progress)
 
 
+def load(recipe: Recipe, path: str | os.PathLike, device: torch.device | str | None = None,
+         progress: bool | None = None, parts: Parts | None = None) -> Trainer:
+    """The trainer of ``recipe``'s model (or of ``parts`` trained on it) stored at ``path``.
+
+    Unlike :func:`load_checkpoint` the caller names what the file must hold; another recipe,
+    network or an unreadable file is a clear ``ValueError`` naming the path.
+    """
+    if not isinstance(recipe, Recipe):
+        fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
+    _check_parts(parts)
+    path = Path(path)
+    state = shipped.read_any(path)
+    _check_same_model(path, state, recipe, parts)
+    return _trainer_from(recipe, path, state, device, progress, parts=parts)
+
+
 def _trainer_from(recipe: Recipe, path, state: dict[str, Any], device, progress: bool | None,
-                  shards: int | None = None, **switches) -> Trainer:
-    """A trainer for ``recipe`` resumed from ``path`` (steps: the file's target, at least its step).
+                  shards: int | None = None, parts: Parts | None = None, **switches) -> Trainer:
+    """A trainer for ``recipe`` (or ``parts``) resumed from ``path`` (steps: the file's target, at least its step).
 
     shards: the data-parallel layout to resume with (default: the file's, so that loading to sample always works).
     switches: TrainConfig fields of the GPU path (accumulate, workers, memory_format).
@@ -139,20 +237,25 @@ def _trainer_from(recipe: Recipe, path, state: dict[str, Any], device, progress:
     target = max(int(state.get("target_steps", state["step"])), int(state["step"]), 1)
     if shards is None:
         shards = _saved_shards(state)
-    trainer = _new_trainer(recipe, target, shards, device, _progress(recipe, progress), **switches)
+    trainer = _new_trainer(recipe, target, shards, device, _progress(recipe, progress), parts, **switches)
     trainer.resume(path, state)
     trainer.seconds = float(state.get("train_seconds", 0.0))
     return trainer
 
 
-def _new_trainer(recipe: Recipe, steps: int, shards: int, device, progress: bool, **switches) -> Trainer:
+def _new_trainer(recipe: Recipe, steps: int, shards: int, device, progress: bool, parts: Parts | None = None,
+                 **switches) -> Trainer:
     """A fresh trainer; with ``shards`` S > 0 its make_batch draws one shard (batch_size / S examples)."""
-    make_batch = recipe.make_batch
+    model, loss_fn = (recipe.build_model(), recipe.loss_fn) if parts is None else (parts.build_model(), parts.loss_fn)
+    make_batch = recipe.make_batch if parts is None or parts.make_batch is None else parts.make_batch
     if shards:
+        if parts is not None and parts.make_batch is not None:
+            fail("shards", f"0 for the {parts.name!r} network: it draws its own batches (parts.make_batch), "
+                           "which cannot be split into shards", shards)
         per_shard = parallel.split_batch_size(recipe.batch_size, shards, distributed.world_size())
         make_batch = recipe.replace(batch_size=per_shard).make_batch
-    return Trainer(recipe.build_model(), recipe.loss_fn, make_batch,
-                   recipe.train_config(steps, progress=progress, shards=shards, **switches), device)
+    return Trainer(model, loss_fn, make_batch, recipe.train_config(steps, progress=progress, shards=shards, **switches),
+                   device)
 
 
 def _saved_shards(state: dict[str, Any]) -> int:
@@ -208,19 +311,26 @@ def _machine(device: torch.device) -> dict[str, Any]:
 
 
 def save_checkpoint(trainer: Trainer, recipe: Recipe, path: str | os.PathLike, target_steps: int,
-                    command: str | None = None) -> Path:
-    """Write the trainer's state + the recipe atomically to ``path``, and the JSON record next to it (rank 0 only)."""
+                    command: str | None = None, parts: Parts | None = None) -> Path:
+    """Write the trainer's state + the recipe atomically to ``path``, and the JSON record next to it (rank 0 only).
+
+    parts: the network the trainer holds when it is not the recipe's own (its name is stored too).
+    """
     path = Path(path)
     if trainer.rank != 0:
         return path
+    key = file_key(recipe, target_steps, parts)
     state = trainer.state_dict()
-    state.update(recipe=recipe.info(), recipe_key=recipe.key(target_steps), target_steps=int(target_steps),
+    state.update(recipe=recipe.info(), recipe_key=key, target_steps=int(target_steps),
                  train_seconds=float(trainer.seconds))
+    if parts is not None:
+        state["parts"] = parts.name
     atomic_save(state, path)
     record = {
-        "command": command or _default_command(recipe, target_steps),
+        "command": command or _default_command(recipe, target_steps, parts),
         "recipe": recipe.info(),
-        "key": recipe.key(target_steps),
+        **({} if parts is None else {"parts": {"name": parts.name, **parts.described}}),
+        "key": key,
         "steps": trainer.step,
         "target_steps": int(target_steps),
         "finished": trainer.step >= target_steps,
@@ -242,16 +352,23 @@ def save_checkpoint(trainer: Trainer, recipe: Recipe, path: str | os.PathLike, t
     return path
 
 
-def _default_command(recipe: Recipe, steps: int) -> str:
-    """The Python call that trains this recipe again (fields that differ from the defaults as overrides)."""
+def _default_command(recipe: Recipe, steps: int, parts: Parts | None = None) -> str:
+    """The Python call that trains this recipe (or ``parts`` on it) again."""
+    if parts is not None and parts.command:
+        return parts.command.format(recipe=_recipe_expression(recipe), steps=steps)
+    extra = "" if parts is None else f", parts=<the {parts.name!r} network>"
+    return f"train_or_load({_recipe_expression(recipe)}, steps={steps}{extra})"
+
+
+def _recipe_expression(recipe: Recipe) -> str:
+    """``get_recipe(...)`` giving ``recipe``: fields that differ from the defaults as overrides."""
     defaults = get_recipe(recipe.task, recipe.preset, recipe.model_name).info()
     changes = {name: value for name, value in recipe.info().items()
                if name not in ("format", "preset", "model_config", "task", "model_name", "steps")
                and value != defaults[name]}
     changes = {("schedule" if k == "schedule_name" else k): v for k, v in changes.items()}
     args = "".join(f", {k}={v!r}" for k, v in changes.items())
-    return (f"train_or_load(get_recipe({recipe.task!r}, {_preset_expression(recipe.preset)}, {recipe.model_name!r}{args}), "
-            f"steps={steps})")
+    return f"get_recipe({recipe.task!r}, {_preset_expression(recipe.preset)}, {recipe.model_name!r}{args})"
 
 
 def _preset_expression(preset) -> str:
@@ -269,7 +386,7 @@ def _preset_expression(preset) -> str:
 
 def train(
     recipe: Recipe,
-    path: str | os.PathLike,
+    path: str | os.PathLike | None,
     steps: int | None = None,
     resume: bool = True,
     minutes: float | None = None,
@@ -283,8 +400,10 @@ def train(
     memory_format: str = "contiguous",
     report_memory: bool | None = None,
     state: dict[str, Any] | None = None,
+    cpu_minutes: float | None = None,
+    parts: Parts | None = None,
 ) -> Trainer:
-    """Train ``recipe`` to ``steps`` (default ``recipe.steps``), checkpointing to ``path``; returns the trainer.
+    """Train ``recipe`` to ``steps`` (default :func:`default_steps`), checkpointing to ``path``; returns the trainer.
 
     resume: continue from ``path`` if it exists (it must hold the same recipe; another step count
     is fine), else start afresh and overwrite it. minutes: a wall-clock budget -- no step starts
@@ -301,11 +420,12 @@ def train(
     """
     if not isinstance(recipe, Recipe):
         fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
-    steps = recipe.steps if steps is None else check_positive_int("steps", steps)
-    if minutes is not None:
-        check_float_range("minutes", minutes, 0.0, 1e6)
+    _check_parts(parts)
+    steps = default_steps(recipe, parts, steps)
+    budgets = {name: check_float_range(name, value, 0.0, 1e6)
+               for name, value in (("minutes", minutes), ("cpu_minutes", cpu_minutes)) if value is not None}
     check_float_range("save_every", save_every, 0.0, math.inf)
-    path = Path(path)
+    path = None if path is None else Path(path)
     switches = {"accumulate": accumulate, "workers": workers, "memory_format": memory_format}
     world = distributed.world_size()
     asked, shards = shards, default_shards(shards, accumulate, workers)
@@ -313,16 +433,16 @@ def train(
         fail("accumulate", f"a number that splits the batch of {recipe.batch_size} examples into {world} process(es) "
                            f"x accumulate equal micro-batches", accumulate)
     show = _progress(recipe, progress) and distributed.is_main_process()
-    if resume and path.exists():
+    if resume and path is not None and path.exists():
         state = shipped.read_any(path) if state is None else state
         if shipped.is_export(state):
             raise ValueError(f"checkpoint {path}: expected a training checkpoint to resume, got an exported one "
                              "(EMA weights only, no optimiser state): train into another file, or pass resume=False")
-        _check_same_recipe(path, state, recipe)
+        _check_same_model(path, state, recipe, parts)
         shards = resume_shards(path, state, asked, accumulate, workers)
-        trainer = _trainer_from(recipe, path, state, device, False, shards, **switches)
+        trainer = _trainer_from(recipe, path, state, device, False, shards, parts, **switches)
     else:
-        trainer = _new_trainer(recipe, steps, shards, device, False, **switches)
+        trainer = _new_trainer(recipe, steps, shards, device, False, parts, **switches)
     trainer.config = trainer.config.replace(steps=steps, progress=False)  # our own bar, below
     starts = distributed.gather_ints(trainer.step, trainer.device)
     if len(set(starts)) > 1:
@@ -331,34 +451,43 @@ def train(
     if (show if report_memory is None else report_memory) and trainer.rank == 0:
         print_memory_estimate(trainer, say=lambda line: print(line, flush=True))  # before the first step
 
+    def save() -> None:
+        if path is not None:
+            save_checkpoint(trainer, recipe, path, steps, command, parts)
+
+    def spent() -> bool:  # rank 0's clocks decide for every process
+        used = {"minutes": (time.perf_counter() - start) / 60, "cpu_minutes": (time.process_time() - cpu_start) / 60}
+        return distributed.agree(any(used[name] >= budget for name, budget in budgets.items()), trainer.device)
+
     start = last_save = time.perf_counter()
-    bar = tqdm(total=steps, initial=min(trainer.step, steps), disable=not show, desc=f"training {recipe.name(steps)}",
-               unit="step", dynamic_ncols=True)
+    cpu_start = time.process_time()
+    bar = tqdm(total=steps, initial=min(trainer.step, steps), disable=not show,
+               desc=f"training {file_stem(recipe, steps, parts)}", unit="step", dynamic_ncols=True)
     try:
         while trainer.step < steps:
-            if minutes is not None and distributed.agree(time.perf_counter() - start >= 60 * minutes, trainer.device):
-                break  # rank 0's clock decides for every process
+            if budgets and spent():
+                break
             trainer.fit(steps=1)
             bar.update(1)
             if trainer.step % 10 == 0 or trainer.step == steps:
                 bar.set_postfix(loss=f"{trainer.recent_loss(50):.4f}")
             if time.perf_counter() - last_save >= save_every:
-                save_checkpoint(trainer, recipe, path, steps, command)
+                save()
                 last_save = time.perf_counter()
     except KeyboardInterrupt:
         bar.close()
-        save_checkpoint(trainer, recipe, path, steps, command)
+        save()
         raise
     except RuntimeError as error:
         if trainer.world_size > 1 and distributed.is_communication_error(error):
             # a collective failed (a peer crashed): it fails before the optimiser step, so the
             # trainer still holds its last finished step, which rank 0 keeps for a resume
-            save_checkpoint(trainer, recipe, path, steps, command)
+            save()
         raise
     finally:
         bar.close()
         trainer.close()  # stops the DataLoader's workers, if any
-    save_checkpoint(trainer, recipe, path, steps, command)
+    save()
     distributed.barrier(trainer.device)  # every process returns once rank 0 has written the file
     return trainer
 
@@ -366,7 +495,7 @@ def train(
 def _load_shipped(recipe: Recipe, path: Path, steps: int, device) -> Trainer:
     """The trainer of a shipped export of ``recipe`` (its key checked), with one line saying where it came from."""
     state = shipped.read_export(path)
-    _check_same_recipe(path, state, recipe)
+    _check_same_model(path, state, recipe)
     if state["recipe_key"] != recipe.key(steps):
         raise ValueError(f"checkpoint {path}: expected recipe key {recipe.key(steps)}, got {state['recipe_key']!r}")
     trainer = shipped.trainer_from_export(recipe, path, state, device)
@@ -383,6 +512,7 @@ def train_or_load(
     progress: bool | None = None,
     device: torch.device | str | None = None,
     shipped_folder: str | os.PathLike | None = shipped.SHIPPED_FOLDER,
+    parts: Parts | None = None,
 ) -> Trainer:
     """The trainer of ``recipe`` trained for ``steps``: loaded from ``folder`` if there, else trained and saved.
 
@@ -391,21 +521,25 @@ def train_or_load(
     that cannot be read or holds another recipe raises ``ValueError``; it is never overwritten.
     When ``folder`` has no file, the course's shipped export of the same recipe and steps
     (``shipped_folder``, :mod:`course_lib.workshop.shipped`; None: never) is loaded instead, with a line that
-    says so. Sample from ``trainer.ema_model``.
+    says so. parts: another network and loss on the recipe's data (:class:`Parts`; its default
+    steps, its own file; nothing is shipped for it). Sample from ``trainer.ema_model``.
     """
     if not isinstance(recipe, Recipe):
         fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
-    steps = recipe.steps if steps is None else check_positive_int("steps", steps)
-    path = checkpoint_path(recipe, steps, folder)
+    _check_parts(parts)
+    steps = default_steps(recipe, parts, steps)
+    path = checkpoint_path(recipe, steps, folder, parts)
+    shipped_path = None if shipped_folder is None or parts is not None else checkpoint_path(recipe, steps, shipped_folder)
     if path.exists() and not retrain:
         state = read_checkpoint(path)
-        _check_same_recipe(path, state, recipe)
-        if state.get("recipe_key") != recipe.key(steps):
-            raise ValueError(f"checkpoint {path}: expected recipe key {recipe.key(steps)}, got "
+        _check_same_model(path, state, recipe, parts)
+        key = file_key(recipe, steps, parts)
+        if state.get("recipe_key", key if parts is not None else None) != key:
+            raise ValueError(f"checkpoint {path}: expected recipe key {key}, got "
                              f"{state.get('recipe_key')!r}: the file was renamed or made by another version. "
                              "Move it away, or pass retrain=True.")
         if int(state["step"]) >= steps:
-            return _trainer_from(recipe, path, state, device, progress)
-    elif not retrain and shipped_folder is not None and shipped.shipped_path(recipe, steps, shipped_folder).is_file():
-        return _load_shipped(recipe, shipped.shipped_path(recipe, steps, shipped_folder), steps, device)
-    return train(recipe, path, steps, resume=not retrain, progress=progress, device=device)
+            return _trainer_from(recipe, path, state, device, progress, parts=parts)
+    elif not retrain and shipped_path is not None and shipped_path.is_file():
+        return _load_shipped(recipe, shipped_path, steps, device)
+    return train(recipe, path, steps, resume=not retrain, progress=progress, device=device, parts=parts)

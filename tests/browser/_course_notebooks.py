@@ -95,6 +95,6 @@ def interactive_notebooks(folder: Path = NOTEBOOKS, package: Path = COURSE_LIB) 
 
 
 def notebook_to_open(source: Path) -> Path:
-    """The ``.ipynb`` a learner opens when the build has made it (``course_lib.workshop.build build``), else the ``.py``."""
+    """The ``.ipynb`` a learner opens when the build has made it (``python -m course_lib notebooks build``), else the ``.py``."""
     paired = source.with_suffix(".ipynb")
     return paired if paired.exists() else source

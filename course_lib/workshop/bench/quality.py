@@ -1,21 +1,23 @@
 """How well does a video recipe learn motion in a time budget? Train it, sample it, measure it.
 
-    python -m course_lib.workshop.bench.quality --task video-shapes --minutes 15          # issue 6, shapes
-    python -m course_lib.workshop.bench.quality --task video-digits --minutes 30          # issue 6, digits
-    python -m course_lib.workshop.bench.quality --task video-shapes --cpu-minutes 3 --lr 1e-3   # an experiment
+    python -m course_lib bench quality --task video-shapes --minutes 15          # the shapes target
+    python -m course_lib bench quality --task video-digits --minutes 30          # the digits target
+    python -m course_lib bench quality --task video-shapes --cpu-minutes 3 --lr 1e-3   # an experiment
 
 One run trains a recipe (:func:`course_lib.workshop.recipes.get_recipe`, overrides from the command line)
-until a budget is spent -- wall-clock minutes, CPU minutes of this process, or steps -- then samples
+until a budget is spent -- wall-clock minutes, CPU minutes of this process, or steps
+(:func:`course_lib.workshop.zoo.train`) -- then samples
 ``n`` clips with DDIM and prints one line (and a JSON record with ``--json``):
 
 * **motion pass rate** -- :func:`course_lib.metrics.motion.motion_consistency`: the share of clips
   that show one object moving at constant velocity between bounces (real clips: 100%);
 * **FVD ratio** -- the FVD-style distance (:func:`course_lib.metrics.video.frechet_video_distance`,
   video-judge features) of the samples to real clips, divided by that of samples from the same
-  network untrained (same ``n``, same noise): below 0.5 is issue 6's target;
-* **frame digit accuracy** (video-digits) -- :func:`frame_digit_accuracy`: the share of frames
-  in which the video judge reads the digit the clip was asked for (moving digits are
-  class-conditional: clip i shows digit i mod 10, sampled with guidance w = ``--guidance``, default 3).
+  network untrained (same ``n``, same noise): below 0.5 is the target;
+* **frame digit accuracy** (video-digits) -- :func:`course_lib.metrics.video.frame_digit_accuracy`:
+  the share of frames in which the video judge reads the digit the clip was asked for (moving
+  digits are class-conditional: clip i shows digit i mod 10, sampled with guidance w =
+  ``--guidance``, default the recipe's ``guidance_scale``).
 
 A busy machine slows every step, so each run records wall seconds, CPU seconds of this process and
 the load average: CPU seconds of one thread are what a budget costs on an idle core.
@@ -25,7 +27,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -36,22 +37,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_lib._validation import check_float_range, check_positive_int, check_rank, fail
-from course_lib.workshop.cli import non_negative_float, unit_float
+from course_lib._validation import check_positive_int, fail
 from course_lib.config import PRESETS, get_device
-from course_lib.workshop.recipes import OBJECTIVES, Recipe, TASK_MODELS, get_recipe, is_video_task
 from course_lib.diffusion.schedules import SCHEDULES
+from course_lib.metrics.video import frame_digit_accuracy, sample_in_batches
 from course_lib.training import Trainer
+from course_lib.workshop import zoo
+from course_lib.workshop.bench.common import PROG, load_average
+from course_lib.workshop.cli import non_negative_float, unit_float
+from course_lib.workshop.recipes import GUIDANCE_SCALE, OBJECTIVES, TASK_MODELS, Recipe, get_recipe, is_video_task
 
 VIDEO_TASKS = tuple(task for task in TASK_MODELS if is_video_task(task))
 DEFAULT_CLIPS = 64  # clips sampled per measurement (FVDs compare only at equal n)
 SAMPLE_BATCH = 16  # clips per sampling call (bounds memory)
-TARGET_MOTION = 0.80  # issue 6: share of shapes clips passing motion consistency
-TARGET_FVD_RATIO = 0.5  # issue 6: FVD(trained) < 0.5 x FVD(untrained)
-TARGET_DIGIT_FRAMES = 0.70  # issue 6: frames whose digit the judge reads
-# moving digits are sampled with classifier-free guidance w = 3, measured on the video models (a 30-minute
-# model, 64 clips: w = 2 63%, 3 71%, 5 71% of frames read); the image bench's w = 3 was chosen separately
-DEFAULT_GUIDANCE = 3.0
+TARGET_MOTION = 0.80  # share of shapes clips passing motion consistency
+TARGET_FVD_RATIO = 0.5  # FVD(trained) < 0.5 x FVD(untrained)
+TARGET_DIGIT_FRAMES = 0.70  # frames whose digit the judge reads
 
 
 # --- training within a budget -----------------------------------------------------------------------
@@ -71,7 +72,8 @@ class TrainingRun:
 
 
 def _load_average() -> float | None:
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    load = load_average()
+    return None if load is None else round(load, 2)
 
 
 def loss_curve(losses: Sequence[float], points: int = 10) -> list[tuple[int, float]]:
@@ -87,23 +89,16 @@ def loss_curve(losses: Sequence[float], points: int = 10) -> list[tuple[int, flo
 
 def train_for(recipe: Recipe, steps: int | None = None, minutes: float | None = None,
               cpu_minutes: float | None = None, device: torch.device | str | None = None) -> tuple[Trainer, TrainingRun]:
-    """Train ``recipe`` from scratch until ``steps`` (default ``recipe.steps``) or a budget is spent.
+    """Train ``recipe`` from scratch, in memory, until ``steps`` (default ``recipe.steps``) or a budget is spent.
 
     minutes: wall-clock budget; cpu_minutes: CPU time of this process (all threads). No step starts
-    once a budget is spent. Returns (trainer, cost); sample from ``trainer.ema_model``.
+    once a budget is spent (:func:`course_lib.workshop.zoo.train`). Returns (trainer, cost); sample
+    from ``trainer.ema_model``.
     """
-    if not isinstance(recipe, Recipe):
-        fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
-    steps = recipe.steps if steps is None else check_positive_int("steps", steps)
-    wall_budget = 60 * check_float_range("minutes", minutes, 0.0, 1e6) if minutes is not None else float("inf")
-    cpu_budget = 60 * check_float_range("cpu_minutes", cpu_minutes, 0.0, 1e6) if cpu_minutes is not None else float("inf")
-    trainer = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch,
-                      recipe.train_config(steps, progress=False), device)
     load_before = _load_average()
     wall_start, cpu_start = time.perf_counter(), time.process_time()
-    while (trainer.step < steps and time.perf_counter() - wall_start < wall_budget
-           and time.process_time() - cpu_start < cpu_budget):
-        trainer.fit(steps=1)
+    trainer = zoo.train(recipe, None, steps, resume=False, minutes=minutes, cpu_minutes=cpu_minutes, progress=False,
+                        device=device, report_memory=False)
     run = TrainingRun(steps=trainer.step, wall_seconds=time.perf_counter() - wall_start,
                       cpu_seconds=time.process_time() - cpu_start, load_before=load_before,
                       load_after=_load_average(), threads=torch.get_num_threads(),
@@ -121,79 +116,9 @@ def sample_clips(recipe: Recipe, model: nn.Module, n: int, sample_steps: int | N
     Class-conditional recipes (moving digits): clip i shows digit i mod 10 (``recipe.cycled_labels``),
     with classifier-free guidance ``guidance_scale`` (None: the plain conditional model).
     """
-    from course_lib.workshop.bench.video import sample_in_batches
-
     clips, _ = sample_in_batches(recipe, model, n, seed, batch_size=SAMPLE_BATCH, steps=sample_steps, eta=eta,
                                  guidance_scale=guidance_scale)  # an unconditional recipe refuses a scale
     return clips
-
-
-# --- reading digits frame by frame ------------------------------------------------------------------
-
-def _slide_toward_centre(frames: torch.Tensor, centres: np.ndarray, length: int) -> torch.Tensor:
-    """Each frame made into a clip that slides it 1 px per frame diagonally toward the frame's centre.
-
-    frames: (N, C, H, W), centres: (N, 2) the object's (y, x) (NaN: slide down-right) -> (N, length, C, H, W);
-    clip frame k is the frame shifted by k pixels on each axis, the uncovered border at -1 (background).
-    """
-    n, c, h, w = frames.shape
-    padded = torch.nn.functional.pad(frames, (length,) * 4, value=-1.0)
-    step_y = np.where(centres[:, 0] > (h - 1) / 2, -1, 1)  # toward the centre; NaN compares False -> +1
-    step_x = np.where(centres[:, 1] > (w - 1) / 2, -1, 1)
-    clips = torch.empty(n, length, c, h, w, dtype=frames.dtype)
-    for sy in (-1, 1):
-        for sx in (-1, 1):
-            index = torch.from_numpy(np.flatnonzero((step_y == sy) & (step_x == sx)))
-            for k in range(length):  # shifted by (sy·k, sx·k): read the window from (-sy·k, -sx·k)
-                top, left = length - sy * k, length - sx * k
-                clips[index, k] = padded[index, :, top:top + h, left:left + w]
-    return clips
-
-
-def frame_digit_readings(video: torch.Tensor, judge: nn.Module) -> tuple[torch.Tensor, np.ndarray]:
-    """The video judge's digit in every frame, and where a frame shows one object of a digit's area.
-
-    video: (B, T, 1, H, W) -> (digits (B, T), one_object (B, T) bool). The judge reads clips, not
-    frames, so frame t is read as the clip that slides it 1 px per frame toward the centre (a
-    digit held still is out of the judge's domain: 75% read right on real clips, sliding: 94%).
-    """
-    from course_lib.metrics.motion import MAX_AREA, MIN_AREA, track_objects
-
-    check_rank("video", video, 5, "(B, T, C, H, W)")
-    b, t = video.shape[:2]
-    track, blobs, area = track_objects(video)
-    object_size = max(8, round(28 * video.shape[-1] / 64))  # moving_digits' default digit box
-    one_object = (blobs == 1) & (area >= MIN_AREA * object_size**2) & (area <= MAX_AREA * object_size**2)
-    clips = _slide_toward_centre(video.flatten(0, 1).float(), track.reshape(b * t, 2), t)
-    return judge.logits(clips).argmax(1).view(b, t), one_object
-
-
-def frame_digit_accuracy(video: torch.Tensor, judge: nn.Module | None = None,
-                         labels: torch.Tensor | None = None) -> float:
-    """Share of frames in which the video judge recognises the clip's digit.
-
-    video: (B, T, 1, H, W) moving digits in [-1, 1]. A frame counts when it shows one object of a
-    digit's area (noise, empty or frame-filling frames never count) and the judge reads it
-    (:func:`frame_digit_readings`) as the clip's digit: ``labels`` (B,) when known (real clips),
-    else the digit read most often in the clip's one-object frames (generated clips: is one digit
-    legible throughout?). judge: default the cached video judge for the clips' size.
-    """
-    from course_lib.metrics.video import get_video_judge
-
-    check_rank("video", video, 5, "(B, T, C, H, W)")
-    if video.shape[2] != 1:
-        fail("video", "grey clips (B, T, 1, H, W) of moving digits", f"shape {tuple(video.shape)}")
-    if labels is not None and tuple(labels.shape) != (video.shape[0],):
-        fail("labels", f"one digit per clip, shape ({video.shape[0]},)", f"shape {tuple(labels.shape)}")
-    judge = judge or get_video_judge(frames=video.shape[1], size=video.shape[-1], channels=1)
-    digits, one_object = frame_digit_readings(video, judge)
-    digits = digits.numpy()
-    if labels is None:  # the clip's digit: the most frequent reading among its one-object frames
-        counts = np.stack([((digits == d) & one_object).sum(1) for d in range(10)], 1)  # (B, 10)
-        reference = counts.argmax(1)
-    else:
-        reference = labels.numpy()
-    return float(((digits == reference[:, None]) & one_object).mean())
 
 
 # --- the measurement ----------------------------------------------------------------------------------
@@ -263,7 +188,7 @@ def measure(recipe: Recipe, model: nn.Module, n: int = DEFAULT_CLIPS, sample_ste
 
 
 def verdicts(recipe: Recipe, quality: VideoQuality) -> list[str]:
-    """Issue 6's targets, met or not, one line each."""
+    """The targets, met or not, one line each."""
     def mark(ok: bool) -> str:
         return "✓" if ok else "✗"
 
@@ -282,7 +207,7 @@ def verdicts(recipe: Recipe, quality: VideoQuality) -> list[str]:
 # --- command line -------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.workshop.bench.quality",
+    parser = argparse.ArgumentParser(prog=f"{PROG} quality",
                                      description="Train a video recipe within a budget, then print its motion "
                                                  "pass rate, FVD ratio and (digits) frame digit accuracy.")
     parser.add_argument("--task", choices=VIDEO_TASKS, default="video-shapes")
@@ -309,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eta", type=unit_float, default=0.0,
                         help="DDIM's η: 0 deterministic (default), 1 fresh noise at every step like DDPM")
     parser.add_argument("--guidance", type=non_negative_float, default=None,
-                        help=f"moving digits: classifier-free guidance scale w (default {DEFAULT_GUIDANCE:g}; "
+                        help=f"moving digits: classifier-free guidance scale w (default {GUIDANCE_SCALE:g}; "
                              "1: the plain conditional model; 0: unconditional)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--device", default=None)
@@ -318,12 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _guidance(recipe: Recipe, guidance: float | None) -> float | None:
-    """The guidance scale to sample ``recipe`` with: ``guidance``, else DEFAULT_GUIDANCE for a class-conditional task."""
-    if recipe.num_classes is None:
-        if guidance is not None:
-            fail("--guidance", f"no value: task {recipe.task!r} is not class-conditional", guidance)
-        return None
-    return DEFAULT_GUIDANCE if guidance is None else guidance
+    """The guidance scale to sample ``recipe`` with: ``guidance``, else the recipe's (None for an unconditional task)."""
+    if recipe.num_classes is None and guidance is not None:
+        fail("--guidance", f"no value: task {recipe.task!r} is not class-conditional", guidance)
+    return recipe.guidance_scale if guidance is None else guidance
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -333,9 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  if getattr(args, name) is not None}
     device = get_device(args.device)
     if args.checkpoint:
-        from course_lib.workshop.zoo import load_checkpoint
-
-        recipe, trainer = load_checkpoint(args.checkpoint, device=device, progress=False)
+        recipe, trainer = zoo.load_checkpoint(args.checkpoint, device=device, progress=False)
         guidance = _guidance(recipe, args.guidance)
         run = TrainingRun(steps=trainer.step, wall_seconds=trainer.seconds, cpu_seconds=float("nan"), load_before=None,
                           load_after=None, threads=torch.get_num_threads(), final_loss=trainer.recent_loss(50),
@@ -345,9 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         guidance = _guidance(recipe, args.guidance)
         trainer, run = train_for(recipe, args.steps, args.minutes, args.cpu_minutes, device)
         if args.save:
-            from course_lib.workshop.zoo import save_checkpoint
-
-            save_checkpoint(trainer, recipe, args.save, trainer.step)
+            zoo.save_checkpoint(trainer, recipe, args.save, trainer.step)
     quality = measure(recipe, trainer.ema_model, args.n, args.sample_steps, seed=args.seed, eta=args.eta,
                       guidance_scale=guidance)
     p = recipe.preset

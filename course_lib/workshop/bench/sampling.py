@@ -1,20 +1,20 @@
 """The sampling benchmark: DDPM against DDIM at fewer and fewer steps, on the course's trained models.
 
-    python -m course_lib.workshop.bench.image sampling               # digits U-Net and video 3D U-Net: DDPM, DDIM 100/50/20/10
-    python -m course_lib.workshop.bench.image sampling --no-ddpm     # DDIM only
-    python -m course_lib.workshop.bench.image sampling --quick       # tiny models trained for 2 steps: seconds, checks the machinery
-    python -m course_lib.workshop.bench.image sampling --digits-checkpoint runs/bench/image-cpu.pt \\
+    python -m course_lib bench sampling               # digits U-Net and video 3D U-Net: DDPM, DDIM 100/50/20/10
+    python -m course_lib bench sampling --no-ddpm     # DDIM only
+    python -m course_lib bench sampling --quick       # tiny models trained for 2 steps: seconds, checks the machinery
+    python -m course_lib bench sampling --digits-checkpoint runs/bench/image-cpu.pt \\
         --video-checkpoint runs/video-shapes-unet3d-cpu.pt        # models trained elsewhere
 
 For each model and sampler: seconds per sample (wall clock, the same batch size for every
 sampler), the speed-up over DDPM, and the quality of ``--samples`` samples -- digits: FID and the
 judge's accuracy of class-guided samples (:mod:`course_lib.metrics.judge`, as ``bench image``);
 video: the FVD-style distance to real clips and the motion-consistency pass rate
-(:func:`course_lib.workshop.bench.video.score_samples`, as ``bench video``). A "real" row per model is the
+(:func:`course_lib.metrics.video.score_samples`, as ``bench video``). A "real" row per model is the
 floor at that n. DDPM visits all T steps (hours for 500 digits on a CPU), so it samples only
 ``--ddpm-samples`` (default 16) for its time; its quality is measured only at the full n.
 
-Trained models are found by :func:`trained_model` (also used by ``bench prediction``): a file
+Trained models are found by :func:`course_lib.workshop.bench.common.trained_model`: a file
 named on the command line; else :func:`course_lib.workshop.zoo.train_or_load`'s checkpoint in
 ``--checkpoints``, trained first for ``--train-minutes`` if missing; for digits, else the image
 benchmark's model in ``--out``. A model without any reads "not trained".
@@ -22,20 +22,23 @@ benchmark's model in ``--out``. A model without any reads "not trained".
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from course_lib._validation import check_choice, check_float_range, check_positive_int, fail
-from course_lib.workshop.bench.image import (
-    DEFAULT_OUT, IMAGE_GUIDANCE_SCALE, PROG, ImageBenchConfig, Stopwatch, Table, describe_machine, load_average,
+from course_lib.config import PRESETS, get_device, get_preset
+from course_lib.workshop.bench.common import (
+    Record, Stopwatch, Table, Trained, TrainedModelsConfig, add_trained_model_arguments, check_checkpoint_file,
+    trained_model,
 )
-from course_lib.config import Preset, get_device, get_preset
+from course_lib.workshop.bench.image import sample_digits
+from course_lib.workshop.bench.video import DEFAULT_SAMPLES, QUICK_JUDGE_CHANGES
+from course_lib.workshop.cli import positive_int
+from course_lib.workshop.recipes import GUIDANCE_SCALE, get_recipe
 
 TASKS = ("digits", "video-shapes")
 DDIM_STEPS = (100, 50, 20, 10)
@@ -51,131 +54,38 @@ SAMPLING_FORMATS = {"s/sample": ".3g", "CPU share": ".0%", "speed-up vs DDPM": "
 
 def default_samples(task: str) -> int:
     """Samples per sampler when --samples is not given: FID_SAMPLES digits, bench video's 64 clips."""
-    from course_lib.workshop.bench.video import DEFAULT_SAMPLES
     from course_lib.metrics.judge import FID_SAMPLES
 
     return FID_SAMPLES if check_choice("task", task, TASKS) == "digits" else DEFAULT_SAMPLES
 
 
-# --- finding trained models (shared with bench prediction) ------------------------------------------
-
-@dataclass
-class Trained:
-    """A model for a benchmark: the recipe to sample it with, its trainer (None: not trained), and
-    what the table's "trained" cell says."""
-
-    recipe: Any
-    trainer: Any
-    status: str
-
-    @property
-    def model(self) -> torch.nn.Module | None:
-        """The EMA weights in eval mode, or None."""
-        return None if self.trainer is None else self.trainer.ema_model.eval()
-
-
-def check_checkpoint_file(argument: str, path: str | os.PathLike | None) -> Path | None:
-    """``path`` as a Path if it is a file (None stays None); else an error naming ``argument``."""
-    if path is None:
-        return None
-    if not Path(path).is_file():
-        fail(argument, "an existing checkpoint file", os.fspath(path))
-    return Path(path)
-
-
-def trained_status(trainer, target_steps: int) -> str:
-    """"1500 of 2000 steps, 25 min": how far ``trainer`` was trained."""
-    done = "" if trainer.step >= target_steps else f" of {target_steps}"
-    minutes = f", {trainer.seconds / 60:.0f} min" if trainer.seconds else ""
-    return f"{trainer.step}{done} steps{minutes}"
-
-
-def load_trained(recipe, path: str | os.PathLike, argument: str, device=None, origin: str = "") -> Trained:
-    """The checkpoint at ``path`` (written by ``python -m course_lib train`` or train_or_load), which
-    must hold ``recipe.task`` at ``recipe``'s example shape; it is sampled with its own stored recipe."""
-    from course_lib.workshop import zoo
-
-    try:
-        stored, trainer = zoo.load_checkpoint(path, device=device, progress=False)
-    except ValueError as error:  # unreadable, or not zoo's: say which option named it
-        raise ValueError(f"{argument}: {error}") from error
-    if stored.task != recipe.task or stored.example_shape != recipe.example_shape:
-        fail(argument, f"a checkpoint of task {recipe.task!r} with examples of shape {recipe.example_shape} "
-                       f"(preset {recipe.preset.name})",
-             f"{os.fspath(path)} ({stored.task}, shape {stored.example_shape}, preset {stored.preset.name})")
-    return Trained(stored, trainer, trained_status(trainer, stored.steps) + origin)
-
-
-def trained_model(recipe, checkpoints: str | os.PathLike = "checkpoints", device=None, *,
-                  checkpoint: str | os.PathLike | None = None, argument: str = "checkpoint",
-                  train_minutes: float | None = None, quick_steps: int | None = None,
-                  quick_path: str | os.PathLike | None = None, fallback: str | os.PathLike | None = None,
-                  progress: bool = False) -> Trained:
-    """The trained model of ``recipe`` for a benchmark, from the first of these that applies:
-
-    1. ``checkpoint``: a file named on the command line (``argument`` names its option in errors);
-    2. ``quick_steps``: a quick run trains this many steps from scratch into ``quick_path``;
-    3. :func:`course_lib.workshop.zoo.train_or_load`'s file for ``recipe`` in ``checkpoints``, trained first
-       for ``train_minutes`` when it is missing or unfinished;
-    4. ``fallback``: another file holding the recipe, if it exists (e.g. the image benchmark's model);
-    else "not trained" (the benchmark never trains for an hour unless asked).
-    """
-    from course_lib.workshop import zoo
-    from course_lib.training import read_checkpoint
-
-    command = " ".join([PROG, *sys.argv[1:]])
-    if checkpoint is not None:
-        return load_trained(recipe, check_checkpoint_file(argument, checkpoint), argument, device)
-    if quick_steps is not None:
-        trainer = zoo.train(recipe, quick_path, steps=quick_steps, resume=False, progress=False, device=device,
-                            command=command)
-        return Trained(recipe, trainer, f"{trainer.step} steps (quick)")
-    path = zoo.checkpoint_path(recipe, folder=checkpoints)
-    finished = path.exists() and int(read_checkpoint(path)["step"]) >= recipe.steps
-    if train_minutes is not None and not finished:
-        zoo.train(recipe, path, minutes=train_minutes, progress=progress, device=device, command=command)
-    if path.exists():
-        return load_trained(recipe, path, "checkpoints", device)
-    if fallback is not None and Path(fallback).is_file():
-        return load_trained(recipe, fallback, "fallback", device, origin=f" ({Path(fallback).name})")
-    return Trained(recipe, None, "not trained")
-
-
 # --- the benchmark ---------------------------------------------------------------------------------
 
 @dataclass
-class SamplingBenchConfig:
+class SamplingBenchConfig(TrainedModelsConfig):
     """What :func:`sampling_benchmark` measures.
 
     tasks: "digits" (the class-conditional U-Net) and/or "video-shapes" (the 3D U-Net). samples:
     samples per sampler for the quality scores (None: :func:`default_samples`). ddpm: time DDPM on
     ``ddpm_samples`` samples (its quality is measured only when that is all ``samples``).
-    guidance_scale / batch: digits only, as in ``bench image``. checkpoints, train_minutes,
-    digits_checkpoint, video_checkpoint, train_steps: where the models come from (:func:`trained_model`).
+    guidance_scale / batch: digits only, as in ``bench image``. digits_checkpoint,
+    video_checkpoint: files named on the command line (else see :class:`TrainedModelsConfig`).
     """
 
-    preset: Preset
+    kind: ClassVar[str] = "sampling"
     tasks: tuple[str, ...] = TASKS
     ddim_steps: tuple[int, ...] = DDIM_STEPS
     samples: int | None = None
     ddpm: bool = True
     ddpm_samples: int = DDPM_SAMPLES
-    guidance_scale: float = IMAGE_GUIDANCE_SCALE
+    guidance_scale: float = GUIDANCE_SCALE
     batch: int = DIGITS_BATCH
-    checkpoints: str = "checkpoints"
-    train_minutes: float | None = None
-    train_steps: int | None = None
     digits_checkpoint: str | None = None
     video_checkpoint: str | None = None
     judge_changes: dict | None = None
-    seed: int = 0
-    out: str = DEFAULT_OUT
-    progress: bool = True
-    quick: bool = False
 
     def __post_init__(self):
-        if not isinstance(self.preset, Preset):
-            fail("preset", "a course_lib.config.Preset", type(self.preset).__name__)
+        super().__post_init__()
         self.tasks, self.ddim_steps = tuple(self.tasks), tuple(self.ddim_steps)
         if not self.tasks or any(task not in TASKS for task in self.tasks) or len(set(self.tasks)) != len(self.tasks):
             fail("tasks", "distinct names among " + ", ".join(TASKS), self.tasks)
@@ -189,16 +99,8 @@ class SamplingBenchConfig:
         check_positive_int("ddpm_samples", self.ddpm_samples)
         check_float_range("guidance_scale", self.guidance_scale, 0.0, 100.0)
         check_positive_int("batch", self.batch)
-        if self.train_minutes is not None:
-            check_float_range("train_minutes", self.train_minutes, 1e-6, 1e6)
-        if self.train_steps is not None:
-            check_positive_int("train_steps", self.train_steps)
         check_checkpoint_file("digits_checkpoint", self.digits_checkpoint)
         check_checkpoint_file("video_checkpoint", self.video_checkpoint)
-
-    @property
-    def name(self) -> str:
-        return f"sampling-{self.preset.name}" + ("-quick" if self.quick else "")
 
     def samples_for(self, task: str) -> int:
         """Samples per sampler for ``task``: ``samples``, else the quick run's few, else :func:`default_samples`."""
@@ -208,8 +110,6 @@ class SamplingBenchConfig:
 
 
 def _find_model(config: SamplingBenchConfig, task: str, device: torch.device) -> Trained:
-    from course_lib.workshop.recipes import get_recipe
-
     recipe = get_recipe(task, config.preset, seed=config.seed)
     image_model = Path(config.out) / f"image-{config.preset.name}.pt"  # what bench image trains
     argument = "digits_checkpoint" if task == "digits" else "video_checkpoint"
@@ -247,7 +147,6 @@ def _runs(config: SamplingBenchConfig, recipe, n: int) -> list[tuple[str, str, i
 
 def _digits_runs(config: SamplingBenchConfig, trained: Trained, n: int) -> tuple[dict[str, float | None], list[SamplerRun]]:
     """(real digits' scores, one SamplerRun per sampler) for the class-conditional digits model."""
-    from course_lib.workshop.bench import image as bench
     from course_lib.data.digits import render_digits
     from course_lib.metrics.judge import get_digit_judge, image_scores, judge_config_for_preset, reference_digits
 
@@ -257,12 +156,11 @@ def _digits_runs(config: SamplingBenchConfig, trained: Trained, n: int) -> tuple
     labels = torch.arange(n) % 10
     reference = reference_digits(n, size, seed=0)
     real = image_scores(render_digits(n, size, "test", seed=1, labels=labels)[0], reference, labels, judge)
-    settings = ImageBenchConfig(preset=recipe.preset, samples=n, guidance_scale=config.guidance_scale,
-                                ddim_steps=(1,), seed=config.seed, batch=config.batch, progress=config.progress)
     runs = []
     for label, sampler, steps, count in _runs(config, recipe, n):
-        samples, watch = bench._sample(recipe, trained.model, labels[:count], sampler,
-                                       steps if sampler == "ddim" else None, settings)
+        samples, watch = sample_digits(recipe, trained.model, labels[:count], sampler,
+                                       steps if sampler == "ddim" else None, config.guidance_scale, config.batch,
+                                       config.seed, config.progress)
         scores = image_scores(samples, reference, labels, judge) if count == n else None
         runs.append(SamplerRun(label, steps, count, watch.wall, watch.cpu_share, scores))
         _say(recipe, runs[-1])
@@ -271,8 +169,7 @@ def _digits_runs(config: SamplingBenchConfig, trained: Trained, n: int) -> tuple
 
 def _video_runs(config: SamplingBenchConfig, trained: Trained, n: int) -> tuple[dict[str, float | None], list[SamplerRun]]:
     """(real clips' scores, one SamplerRun per sampler) for the video model, scored as ``bench video`` does."""
-    from course_lib.workshop.bench.video import _fvd, real_clip_scores, sample_in_batches, score_samples, video_judge_for
-    from course_lib.metrics.motion import motion_consistency
+    from course_lib.metrics.video import real_clip_scores, sample_in_batches, score_clips, score_samples, video_judge_for
 
     recipe, model = trained.recipe, trained.model
     judge = video_judge_for(recipe, config.judge_changes)
@@ -288,8 +185,8 @@ def _video_runs(config: SamplingBenchConfig, trained: Trained, n: int) -> tuple[
                 clips, _ = sample_in_batches(recipe, model, count, seed=1, progress=config.progress, sampler="ddpm")
             seconds, quality = watch.wall, None
             if count == n:  # scored like score_samples' clips: against the same reference set
-                quality = {"FVD": _fvd(judge, clips, recipe.real_examples(n, seed=2)),
-                           "motion": float(motion_consistency(clips, recipe.object_size).pass_rate)}
+                scores = score_clips(recipe, clips, judge)
+                quality = {"FVD": scores.fvd, "motion": scores.motion_pass}
         runs.append(SamplerRun(label, steps, count, seconds, watch.cpu_share, quality))
         _say(recipe, runs[-1])
     return {"FVD": real.fvd, "motion": real.motion_pass}, runs
@@ -340,18 +237,9 @@ def sampling_benchmark(config: SamplingBenchConfig, device: torch.device | None 
     if not isinstance(config, SamplingBenchConfig):
         fail("config", "a SamplingBenchConfig", type(config).__name__)
     device = get_device(None if device is None else str(device))
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    load_before = load_average()
     table = Table(f"Sampling benchmark: DDPM vs DDIM steps, preset {config.preset.name}", SAMPLING_COLUMNS,
                   formats=SAMPLING_FORMATS)
-    results: dict[str, Any] = {"config": {k: v for k, v in vars(config).items() if k != "preset"},
-                               "preset": config.preset.name, "machine": describe_machine(device),
-                               "load_before": load_before, "models": {}}
-
-    def save() -> None:
-        results["rows"] = table.as_dicts()
-        (out / f"{config.name}.json").write_text(json.dumps(results, indent=2, default=str))
+    record = Record(config, table, device, models={})
 
     findings, ddpm_partial = [], []
     for task in config.tasks:
@@ -360,8 +248,8 @@ def sampling_benchmark(config: SamplingBenchConfig, device: torch.device | None 
         if trained.trainer is None:
             table.rows.append((label, "–", None, None, None, None, None, None, None, None, None, trained.status))
             findings.append(f"{task}: not trained (no checkpoint; --train-minutes M trains one)")
-            results["models"][task] = None
-            save()
+            record.data["models"][task] = None
+            record.save()
             continue
         real, runs = (_digits_runs if task == "digits" else _video_runs)(config, trained, n)
         table.rows.append((label, "real data (the floor)", None, n, None, None, None, *_quality_cells(task, real), None))
@@ -371,17 +259,15 @@ def sampling_benchmark(config: SamplingBenchConfig, device: torch.device | None 
             table.rows.append(_row(task, label, run, ddpm_s, device.type == "cpu", trained.status))
         findings += sampling_findings(task, runs)
         ddpm_partial += [f"{run.n} of {n}" for run in runs if run.label == "DDPM" and run.scores is None]
-        results["models"][task] = {"trained": trained.status, "recipe": trained.recipe.name(), "real": real,
-                                   "runs": [asdict(run) for run in runs]}
-        save()
+        record.data["models"][task] = {"trained": trained.status, "recipe": trained.recipe.name(), "real": real,
+                                       "runs": [asdict(run) for run in runs]}
+        record.save()
 
-    load_after = load_average()
-    load = "" if load_before is None else f"; load average {load_before:.1f} before, {load_after:.1f} after"
     trained_from = (f"trained here for {config.train_steps} steps (quick run)" if config.train_steps else
                     f"--digits-checkpoint / --video-checkpoint, else train_or_load checkpoints in {config.checkpoints}/ "
                     f"(--train-minutes M trains missing ones), else (digits) the image benchmark's model in {config.out}/")
     table.notes = [
-        f"machine: {describe_machine(device)}{load}",
+        record.machine_note(),
         f"digits: class-guided samples (w = {config.guidance_scale:g}, labels 0-9 in turn), {config.batch} at a "
         "time; FID and judge accuracy against held-out real digits, as bench image",
         "video: clips in batches of the recipe's batch size, from the EMA weights; FVD-style distance to real clips "
@@ -394,18 +280,12 @@ def sampling_benchmark(config: SamplingBenchConfig, device: torch.device | None 
         table.notes.append(f"DDPM: timed on {', '.join(ddpm_partial)} samples; its quality is not measured at that n "
                            "(--ddpm-samples N with N = --samples measures it)")
     table.verdicts = findings
-    results.update(load_after=load_after, notes=table.notes, verdicts=table.verdicts)
-    save()
-    (out / f"{config.name}.md").write_text(table.to_markdown() + "\n")
-    return table
+    return record.finish()
 
 
-# --- the command line (registered in course_lib.workshop.bench.image) -------------------------------------------
+# --- the subcommand ----------------------------------------------------------------------------
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
-    from course_lib.workshop.cli import positive_int, positive_minutes
-    from course_lib.config import PRESETS
-
     parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
                         help="the models' recipes (default: $COURSE_PRESET, else gpu with CUDA, cpu without)")
     parser.add_argument("--tasks", choices=TASKS, nargs="+", default=list(TASKS), help="models to measure (by task)")
@@ -419,11 +299,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
                              "when this is --samples")
     parser.add_argument("--batch", type=positive_int, default=DIGITS_BATCH,
                         help=f"digits denoised at once by every sampler (default {DIGITS_BATCH})")
-    parser.add_argument("--checkpoints", default="checkpoints",
-                        help="folder of train_or_load's checkpoints (default checkpoints)")
-    parser.add_argument("--train-minutes", type=positive_minutes, default=None,
-                        help="train a missing or unfinished checkpoint for this many minutes first "
-                             "(default: report 'not trained')")
+    add_trained_model_arguments(parser)
     parser.add_argument("--digits-checkpoint", default=None,
                         help="the digits model to measure (a file of python -m course_lib train or bench image)")
     parser.add_argument("--video-checkpoint", default=None,
@@ -437,8 +313,6 @@ def run_sampling(args: argparse.Namespace) -> Table:
     settings: dict[str, Any] = dict(samples=args.samples, ddim_steps=tuple(args.ddim_steps or DDIM_STEPS),
                                     ddpm_samples=args.ddpm_samples or DDPM_SAMPLES)
     if args.quick:
-        from course_lib.workshop.bench.video import QUICK_JUDGE_CHANGES
-
         preset = preset.replace(num_diffusion_steps=QUICK["num_diffusion_steps"], sample_steps=QUICK["sample_steps"])
         settings.update(ddim_steps=tuple(args.ddim_steps or QUICK["ddim_steps"]),
                         ddpm_samples=args.ddpm_samples or QUICK["ddpm_samples"], train_steps=QUICK["train_steps"],

@@ -1,15 +1,15 @@
 """The training benchmark: steps per second of the real trainer under each switch of the GPU path.
 
-    python -m course_lib.workshop.bench.image training               # cpu preset, 1 thread: digits U-Net and video 3D U-Net
-    python -m course_lib.workshop.bench.image training --quick       # tiny models, 2 timed steps, no compile: seconds
-    python -m course_lib.workshop.bench.image training --settings fp32 bf16 compile bf16+compile channels_last --device cuda
+    python -m course_lib bench training               # cpu preset, 1 thread: digits U-Net and video 3D U-Net
+    python -m course_lib bench training --quick       # tiny models, 2 timed steps, no compile: seconds
+    python -m course_lib bench training --settings fp32 bf16 compile bf16+compile channels_last --device cuda
 
 For each model (the recipe of ``digits`` -- the class-conditional U-Net -- and of ``video-shapes``
 -- the factorised 3D U-Net -- at ``--preset``) and each setting, one :class:`~course_lib.training.Trainer`
 is built with the recipe's model, data and loss and the setting's TrainConfig changes. Its first
 step is timed on its own ("first step s": allocations, kernel choice, and with compile the whole
 compilation). Then ``--steps`` rounds run one step of every setting in turn, so that a busy machine
-slows them alike, and the table gives each setting's median seconds per step as steps/s, relative
+slows them alike (:func:`course_lib.training.speed.time_steps`), and the table gives each setting's median seconds per step as steps/s, relative
 to fp32, with the memory estimate of :mod:`course_lib.training.memory` (its activations under the
 setting's precision and layout; compile is estimated as eager).
 
@@ -21,18 +21,18 @@ per thread): below 100% means other programs took the core.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
 from course_lib._validation import check_positive_int, fail
-from course_lib.workshop.bench.image import DEFAULT_OUT, Table, describe_machine, load_average
-from course_lib.config import Preset, get_preset
+from course_lib.config import PRESETS, get_preset
+from course_lib.training import Trainer
+from course_lib.training.memory import estimate_trainer_memory
+from course_lib.training.speed import StepTiming, time_steps
+from course_lib.workshop.bench.common import BenchConfig, Record, Table
+from course_lib.workshop.cli import positive_int
 from course_lib.workshop.recipes import get_recipe
 
 TASKS = ("digits", "video-shapes")  # the 2-D U-Net of notebook 04 and the 3D U-Net of notebook 07
@@ -53,20 +53,16 @@ TRAINING_FORMATS = {"steps/s": ".2f", "ms/step": ".0f", "vs fp32": ".2f", "first
 
 
 @dataclass
-class TrainingBenchConfig:
+class TrainingBenchConfig(BenchConfig):
     """What :func:`training_benchmark` measures: ``settings`` (names of :data:`SETTINGS`) for each of ``tasks``."""
 
-    preset: Preset
+    kind: ClassVar[str] = "training"
     tasks: tuple[str, ...] = TASKS
     settings: tuple[str, ...] = DEFAULT_SETTINGS
     steps: int = 5  # timed rounds (one step of every setting each)
-    seed: int = 0
-    out: str = DEFAULT_OUT
-    quick: bool = False  # only names the output files (training-<preset>-quick.*)
 
     def __post_init__(self):
-        if not isinstance(self.preset, Preset):
-            fail("preset", "a course_lib.config.Preset", type(self.preset).__name__)
+        super().__post_init__()
         self.tasks, self.settings = tuple(self.tasks), tuple(self.settings)
         if not self.tasks or any(task not in TASKS for task in self.tasks):
             fail("tasks", "one or more of " + ", ".join(TASKS), self.tasks)
@@ -75,101 +71,53 @@ class TrainingBenchConfig:
             fail("settings", "distinct names among " + ", ".join(SETTINGS), self.settings)
         check_positive_int("steps", self.steps)
 
-    @property
-    def name(self) -> str:
-        return f"training-{self.preset.name}" + ("-quick" if self.quick else "")
-
-
-@dataclass
-class SettingTiming:
-    """One setting of one model: the first step's seconds, then wall and CPU seconds of each timed step."""
-
-    first_s: float
-    wall_s: list[float] = field(default_factory=list)
-    cpu_s: list[float] = field(default_factory=list)
-
-    @property
-    def steps_per_s(self) -> float:
-        return 1.0 / statistics.median(self.wall_s)
-
-    @property
-    def cpu_share(self) -> float:
-        return sum(self.cpu_s) / (sum(self.wall_s) * torch.get_num_threads())
-
-
-def _timed_step(trainer, device: torch.device) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) of one training step."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    wall, cpu = time.perf_counter(), time.process_time()
-    trainer.train_step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - wall, time.process_time() - cpu
-
 
 def measure_settings(recipe, settings: tuple[str, ...], steps: int, device: torch.device | str = "cpu"
-                     ) -> tuple[dict[str, SettingTiming], dict[str, int]]:
-    """({setting: SettingTiming}, {setting: memory estimate in bytes}) of ``recipe``'s trainer, interleaved."""
-    from course_lib.training import Trainer
-    from course_lib.training.memory import estimate_trainer_memory
+                     ) -> tuple[dict[str, StepTiming], dict[str, int]]:
+    """({setting: StepTiming}, {setting: memory estimate in bytes}) of ``recipe``'s trainer, interleaved.
 
+    One :class:`~course_lib.training.Trainer` per setting; its first step is timed on its own, then
+    ``steps`` rounds of one step of every setting (:func:`course_lib.training.speed.time_steps`).
+    """
     device = torch.device(device)
-    trainers, timings, memory = {}, {}, {}
+    trainers, memory = {}, {}
     for name in settings:
         config = recipe.train_config(10**9, progress=False, **{"compile": False, "precision": "fp32", **SETTINGS[name]})
-        trainer = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch, config, device)
-        memory[name] = estimate_trainer_memory(trainer).total
-        timings[name] = SettingTiming(first_s=_timed_step(trainer, device)[0])
-        trainers[name] = trainer
-    for _ in range(steps):
-        for name, trainer in trainers.items():
-            wall, cpu = _timed_step(trainer, device)
-            timings[name].wall_s.append(wall)
-            timings[name].cpu_s.append(cpu)
+        trainers[name] = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch, config, device)
+        memory[name] = estimate_trainer_memory(trainers[name]).total
+    timings = time_steps({name: lambda k, trainer=trainer: trainer.train_step() for name, trainer in trainers.items()},
+                         device, steps, warmup=1)
     return timings, memory
 
 
 def training_benchmark(config: TrainingBenchConfig, device: torch.device | None = None) -> Table:
     """Measure every setting of every task; write ``<out>/<name>.md`` and ``.json``; return the table."""
     device = torch.device("cpu") if device is None else device
-    load_before = load_average()
     title = f"Training throughput, preset {config.preset.name}" + (" (quick: tiny sizes)" if config.quick else "")
     table = Table(title, TRAINING_COLUMNS, formats=TRAINING_FORMATS)
-    results: dict[str, Any] = {"preset": config.preset.name, "device": str(device), "threads": torch.get_num_threads(),
-                               "load_before": load_before, "rows": []}
+    record = Record(config, table, device, threads=torch.get_num_threads(), timings=[])
     for task in config.tasks:
         recipe = get_recipe(task, config.preset, seed=config.seed)
         timings, memory = measure_settings(recipe, config.settings, config.steps, device)
-        base = timings["fp32"].steps_per_s if "fp32" in timings else None
+        base = 1 / timings["fp32"].median_s if "fp32" in timings else None
         for name, timing in timings.items():
-            share = timing.cpu_share if device.type == "cpu" else None
-            row = (f"{task} {recipe.model_name} (batch {recipe.batch_size})", name, timing.steps_per_s,
-                   1000 / timing.steps_per_s, timing.steps_per_s / base if base else None, timing.first_s, share,
-                   memory[name] / 2**20)
+            steps_per_s = 1 / timing.median_s
+            row = (f"{task} {recipe.model_name} (batch {recipe.batch_size})", name, steps_per_s, 1000 / steps_per_s,
+                   steps_per_s / base if base else None, timing.first_s, timing.cpu_share, memory[name] / 2**20)
             table.rows.append(row)
-            results["rows"].append({**dict(zip(TRAINING_COLUMNS, row)), "wall_s": timing.wall_s, "cpu_s": timing.cpu_s})
-    load_after = load_average()
-    results["load_after"] = load_after
-    load = "unknown" if load_before is None else f"{load_before:.1f} before, {load_after:.1f} after"
-    table.notes += [describe_machine(device),
-                    f"median of {config.steps} interleaved steps per setting after one untimed first step; "
-                    f"load average {load}",
+            record.data["timings"].append({"task": task, "setting": name, "wall_s": timing.wall_s,
+                                           "cpu_s": timing.cpu_s})
+        record.save()
+    table.notes += [record.machine_note(),
+                    f"median of {config.steps} interleaved steps per setting after one untimed first step",
                     "steps/s counts whole training steps (batch, forward, backward, clip, AdamW, EMA); "
                     "memory: the estimate of course_lib.training.memory (compile estimated as eager)"]
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{config.name}.json").write_text(json.dumps(results, indent=2, default=str))
-    (out / f"{config.name}.md").write_text(table.to_markdown() + "\n")
-    return table
+    return record.finish()
 
 
 # --- the subcommand -------------------------------------------------------------------------------
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    from course_lib.workshop.cli import positive_int
-    from course_lib.config import PRESETS
-
     parser.add_argument("--preset", choices=tuple(PRESETS), default="cpu", help="model and batch sizes (default cpu)")
     parser.add_argument("--tasks", choices=TASKS, nargs="+", default=list(TASKS), help="models to measure (by task)")
     parser.add_argument("--settings", choices=tuple(SETTINGS), nargs="+", default=None,
@@ -186,7 +134,7 @@ def run_training(args: argparse.Namespace) -> Table:
     if args.quick:
         preset = preset.replace(**QUICK["preset"])
     if args.threads is None and args.device_obj.type == "cpu":
-        torch.set_num_threads(1)  # the table's numbers are per thread (bench.main restores the count)
+        torch.set_num_threads(1)  # the table's numbers are per thread (the bench's main restores the count)
     config = TrainingBenchConfig(preset=preset, tasks=tuple(args.tasks), settings=settings, steps=steps,
                                  seed=args.seed, out=args.out, quick=args.quick)
     return training_benchmark(config, device=args.device_obj)

@@ -1,59 +1,55 @@
 """The video benchmark: the 3D U-Net and the conv+LSTM denoiser side by side.
 
-    python -m course_lib.workshop.bench.image video                  # both models at (8, 8, 1, 32, 32) and (4, 16, 3, 64, 64)
-    python -m course_lib.workshop.bench.image video --quick          # tiny shapes and 2-step models: seconds, checks the machinery
-    python -m course_lib.workshop.bench.image video --train-minutes 30   # train missing checkpoints for 30 min each first
+    python -m course_lib bench video                      # both models at (8, 8, 1, 32, 32) and (4, 16, 3, 64, 64)
+    python -m course_lib bench video --quick              # tiny shapes and 2-step models: seconds, checks the machinery
+    python -m course_lib bench video --train-minutes 30   # train missing checkpoints for 30 min each first
 
-For each model and clip shape (B, T, C, H, W): parameters, the median time of a training step
-(forward, MSE, backward, AdamW; :func:`course_lib.models.profile.benchmark_train_step`) after a
-warm-up, and the peak memory of those steps (:func:`peak_memory`). Then, for each model trained by
-:func:`course_lib.workshop.zoo.train_or_load` for the task (``checkpoints/`` by default, the preset's
-recipe), the time to sample one batch, the FVD-style distance of its samples to real clips (video
-judge features, :mod:`course_lib.metrics.video`) and their motion-consistency pass rate
-(:mod:`course_lib.metrics.motion`). A model without a checkpoint reads "not trained": the
-benchmark never trains for an hour unless ``--train-minutes`` says so.
-
-The same helpers fill notebook 07's side-by-side table: :func:`measure_train_step`,
-:func:`score_samples`, :func:`video_judge_for`.
+For each model and clip shape (B, T, C, H, W): parameters, the median time of a training step of
+the recipe's loss on a batch of random clips (:func:`course_lib.training.speed.time_training_steps`)
+after a warm-up, and the peak memory of those steps (:func:`course_lib.training.speed.peak_memory`).
+Then, for each model trained by :func:`course_lib.workshop.zoo.train_or_load` for the task
+(``checkpoints/`` by default, the preset's recipe), the time to sample one batch, the FVD-style
+distance of its samples to real clips and their motion-consistency pass rate
+(:func:`course_lib.metrics.video.score_samples`). A model without a checkpoint reads "not
+trained": the benchmark never trains for an hour unless ``--train-minutes`` says so.
 """
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
-import gc
-import json
-import os
-import resource
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from course_lib._validation import check_choice, check_float_range, check_positive_int, fail
-from course_lib.workshop.bench.image import DEFAULT_OUT, PROG, Stopwatch, Table, describe_machine, load_average
-from course_lib.config import Preset, get_device, get_preset
+from course_lib._validation import check_choice, check_positive_int, fail
+from course_lib.config import PRESETS, Preset, get_device, get_preset
+from course_lib.metrics.video import real_clip_scores, score_samples, video_judge_for
+from course_lib.models.inspect import count_parameters
+from course_lib.training.speed import peak_memory, time_training_steps
+from course_lib.workshop.bench.common import (
+    Record, Table, TrainedModelsConfig, add_trained_model_arguments, trained_model,
+)
+from course_lib.workshop.cli import non_negative_int, positive_int
+from course_lib.workshop.recipes import get_recipe
 
 MODELS = ("unet3d", "conv_lstm")
-BENCH_SHAPES = ((8, 8, 1, 32, 32), (4, 16, 3, 64, 64))  # (B, T, C, H, W) of the issue's table
+BENCH_SHAPES = ((8, 8, 1, 32, 32), (4, 16, 3, 64, 64))  # (B, T, C, H, W): the cpu preset's clips, and larger RGB ones
 TARGET_PARAMS = 2_000_000  # the 3D U-Net of the target has at least this many parameters ...
 TARGET_STEP_S = 0.5  # ... and trains one step at TARGET_SHAPE in at most this many seconds
 TARGET_SHAPE = (8, 8, 1, 32, 32)
 DEFAULT_SAMPLES = 64  # clips per model for FVD and motion (FVDs compare only at equal N)
 QUICK = {"shapes": ((2, 4, 1, 16, 16), (1, 4, 3, 16, 16)), "steps": 2, "warmup": 1, "samples": 4,
          "train_steps": 2, "num_diffusion_steps": 50, "sample_steps": 2}
+QUICK_JUDGE_CHANGES = {"train_clips": 64, "steps": 4, "batch_size": 8, "test_clips": 16}  # --quick: machinery only
 VIDEO_COLUMNS = ("model", "measured on", "params", "step s", "CPU share", "peak MB", "sampling s/batch",
                  "FVD ↓", "motion pass", "trained")
 VIDEO_FORMATS = {"step s": ".3f", "CPU share": ".0%", "peak MB": ".0f", "sampling s/batch": ".2f", "FVD ↓": ".3g",
                  "motion pass": ".0%"}
 
 
-# --- building the models -------------------------------------------------------------------------
+# --- the models at a clip shape ------------------------------------------------------------------
 
 def task_for_channels(channels: int) -> str:
     """The video task whose clips have ``channels`` channels: 1 -> "video-digits", 3 -> "video-shapes"."""
@@ -72,92 +68,26 @@ def check_shape(shape) -> tuple[int, int, int, int, int]:
     return shape
 
 
-def build_video_model(model: str, shape, preset: Preset | None = None, seed: int = 0) -> nn.Module:
-    """``model`` ("unet3d" or "conv_lstm") as the recipes build it for clips of ``shape`` (B, T, C, H, W).
+def recipe_for_shape(model: str, shape, preset: Preset | None = None, seed: int = 0):
+    """The video recipe of ``model`` ("unet3d" or "conv_lstm") for batches of clips of ``shape`` (B, T, C, H, W).
 
-    Widths come from ``preset`` (default :func:`get_preset`); frames, size and channels from the
-    shape (C = 1: the moving-digits recipe, C = 3: bouncing shapes). A shape the model cannot take
-    (H, W not divisible by 8 for the U-Net's three halvings) fails later, in its forward.
+    Widths come from ``preset`` (default :func:`get_preset`); batch, frames, size and channels from
+    the shape (C = 1: the moving-digits recipe, C = 3: bouncing shapes). A shape the model cannot
+    take (H, W not divisible by 8 for the U-Net's three halvings) fails later, in its forward.
     """
-    from course_lib.workshop.recipes import get_recipe
-
     check_choice("model", model, MODELS)
     B, T, C, H, W = check_shape(shape)
     if H != W:
         fail("shape", "square frames (H = W), as the course's video recipes make", shape)
     preset = get_preset() if preset is None else preset
     sized = preset.replace(video_frames=T, video_size=H, video_channels=C)
-    return get_recipe(task_for_channels(C), sized, model=model, seed=seed).build_model()
+    return get_recipe(task_for_channels(C), sized, model=model, seed=seed, batch_size=B)
 
 
-# --- memory --------------------------------------------------------------------------------------
+def build_video_model(model: str, shape, preset: Preset | None = None, seed: int = 0) -> nn.Module:
+    """``model`` as its recipe builds it for clips of ``shape`` (:func:`recipe_for_shape`)."""
+    return recipe_for_shape(model, shape, preset, seed).build_model()
 
-def _proc_status_kib(field: str) -> int | None:
-    """A "VmRSS"/"VmHWM" line of /proc/self/status in KiB, or None off Linux."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (VmHWM) of this process (Linux >= 4.0): True if it worked."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _release_free_memory() -> None:
-    """Collect garbage and give freed heap memory back to the OS (glibc malloc_trim), so RSS starts low."""
-    gc.collect()
-    libc = ctypes.util.find_library("c")
-    if libc and sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(libc).malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
-
-
-def peak_memory(fn: Callable[[], Any], device: torch.device | str = "cpu") -> tuple[Any, int | None, str]:
-    """Run ``fn()`` -> (its result, peak extra memory in bytes or None, how it was measured).
-
-    CUDA: ``torch.cuda.max_memory_allocated`` minus what was allocated before (tensors only).
-    CPU on Linux: growth of the process's peak resident set (VmHWM, reset through
-    /proc/self/clear_refs) over the resident set before, after freeing what Python and malloc
-    hold: everything the process touched, tensors, allocator slack and libraries' buffers.
-    Elsewhere: growth of ``ru_maxrss``, which only rises, so a peak below an earlier one reads 0.
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        result = fn()
-        torch.cuda.synchronize(device)
-        return result, torch.cuda.max_memory_allocated(device) - before, "torch.cuda.max_memory_allocated"
-    _release_free_memory()
-    if _reset_peak_rss():
-        before = _proc_status_kib("VmRSS")
-        result = fn()
-        peak = _proc_status_kib("VmHWM")
-        if before is not None and peak is not None:
-            return result, max(peak - before, 0) * 1024, "peak RSS growth (VmHWM)"
-        return result, None, "not measured"
-    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result = fn()
-    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    return result, grown * unit, "max RSS growth (ru_maxrss)"
-
-
-# --- training steps ------------------------------------------------------------------------------
 
 @dataclass
 class StepMeasurement:
@@ -179,177 +109,59 @@ class StepMeasurement:
         return None if self.peak_bytes is None else self.peak_bytes / 2**20
 
 
-def measure_train_step(model: str | nn.Module, shape, preset: Preset | None = None, steps: int = 5, warmup: int = 2,
-                       device: torch.device | str | None = None, seed: int = 0, name: str | None = None,
-                       num_threads: int | None = None) -> StepMeasurement:
-    """Time ``steps`` training steps (median, after ``warmup``) of a model on random clips of ``shape``.
+def measure_train_step(model: str, shape, preset: Preset | None = None, steps: int = 5, warmup: int = 2,
+                       device: torch.device | str | None = None, seed: int = 0) -> StepMeasurement:
+    """Time ``steps`` training steps (median, after ``warmup``) of ``model`` on random clips of ``shape``.
 
-    model: "unet3d" / "conv_lstm" (a fresh one from :func:`build_video_model` and ``preset``) or a
-    network (its weights are trained on noise: pass a throwaway copy). shape: (B, T, C, H, W).
-    num_threads: torch CPU threads for the steps (None: the current setting). The peak memory
-    covers the warm-up and timed steps (:func:`peak_memory`).
+    The recipe of :func:`recipe_for_shape` gives the network and its loss; the batch is random
+    clips in [-1, 1] (and random digits for the class-conditional moving digits), so any shape can
+    be timed. The steps train a fresh copy with AdamW (:func:`course_lib.training.speed.time_training_steps`);
+    the peak memory covers the warm-up and timed steps, the copy's weights included (:func:`peak_memory`).
     """
-    from course_lib.models.profile import benchmark_train_step
-
-    shape = check_shape(shape)
+    check_choice("model", model, MODELS)
     check_positive_int("steps", steps)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        fail("warmup", "an int >= 0", warmup)
     device = get_device(None if device is None else str(device))
-    if isinstance(model, str):
-        name, network = name or model, build_video_model(model, shape, preset, seed)
-    elif isinstance(model, nn.Module):
-        name, network = name or type(model).__name__, model
-    else:
-        fail("model", f"one of {MODELS} or a torch.nn.Module", type(model).__name__)
-    network = network.to(device)
-    with Stopwatch() as watch:
-        result, peak, method = peak_memory(
-            lambda: benchmark_train_step(network, shape, steps, warmup=warmup, num_threads=num_threads, seed=seed),
-            device)
-    threads = result["threads"]
-    share = watch.cpu / (watch.wall * threads) if device.type == "cpu" and watch.wall > 0 else None
-    return StepMeasurement(name, shape, result["params"], result["median_s"], result["min_s"], share, peak, method,
-                           threads, device.type)
+    recipe = recipe_for_shape(model, shape, preset, seed)
+    network = recipe.build_model().to(device)
+    generator = torch.Generator().manual_seed(seed)
+    batch = torch.rand(tuple(shape), generator=generator) * 2 - 1
+    if recipe.num_classes is not None:
+        batch = (batch, torch.randint(0, recipe.num_classes, (shape[0],), generator=generator))
+    timing, peak, method = peak_memory(
+        lambda: time_training_steps(network, recipe.loss_fn, batch, steps=steps, warmup=warmup, seed=seed), device)
+    return StepMeasurement(model, tuple(shape), count_parameters(network), timing.median_s, min(timing.wall_s),
+                           timing.cpu_share, peak, method, timing.threads, device.type)
 
 
 def _prime(device: torch.device) -> None:
     """One tiny training step first, so that one-time set-up (thread pools, kernels' buffers) is not
     counted in the first measurement's time and memory."""
-    from course_lib.models.profile import benchmark_train_step
-    from course_lib.models.unet3d import UNet3D
-
-    with torch.random.fork_rng(devices=[]):
-        tiny = UNet3D(in_channels=1, base_channels=8, channel_mults=(1, 2), max_frames=2).to(device)
-    benchmark_train_step(tiny, (1, 2, 1, 8, 8), steps=1, warmup=1)
-
-
-# --- samples: time, FVD, motion --------------------------------------------------------------------
-
-SMOKE_JUDGE_CHANGES = {"train_clips": 500, "steps": 100, "test_clips": 200}  # smoke preset: ~20 CPU-s once, rough
-QUICK_JUDGE_CHANGES = {"train_clips": 64, "steps": 4, "batch_size": 8, "test_clips": 16}  # --quick: machinery only
-
-
-def video_judge_for(recipe, changes: dict | None = None):
-    """The video judge for ``recipe``'s clips (frames, size, channels): the full one, or a lighter one in smoke.
-
-    changes: fields of :class:`course_lib.metrics.video.VideoJudgeConfig` to change (default:
-    :data:`SMOKE_JUDGE_CHANGES` for the smoke preset, none otherwise). Trained once, then cached.
-    """
-    from course_lib.metrics.video import VideoJudgeConfig, get_video_judge
-
-    T, C, H, _ = recipe.example_shape
-    if changes is None:
-        changes = SMOKE_JUDGE_CHANGES if recipe.preset.name == "smoke" else {}
-    config = VideoJudgeConfig(frames=T, size=H, channels=C, **changes)
-    return get_video_judge(frames=T, size=H, channels=C, config=config)
-
-
-@dataclass
-class SampleScores:
-    """n clips sampled from one model: seconds per batch of ``batch`` clips, FVD to real clips, motion pass rate."""
-
-    n: int
-    batch: int
-    seconds_per_batch: float
-    fvd: float
-    motion_pass: float
-
-
-def _fvd(judge, clips: torch.Tensor, real: torch.Tensor) -> float:
-    from course_lib.metrics.video import frechet_video_distance
-
-    return frechet_video_distance(judge.features(clips), judge.features(real))
-
-
-def real_clip_scores(recipe, n: int, judge, seed: int = 2) -> SampleScores:
-    """The floor: a second set of n real clips scored like samples (FVD against the reference set, motion)."""
-    from course_lib.metrics.motion import motion_consistency
-
-    check_positive_int("n", n)
-    reference, other = recipe.real_examples(n, seed=seed), recipe.real_examples(n, seed=seed + 1)
-    return SampleScores(n, recipe.batch_size, 0.0, _fvd(judge, other, reference),
-                        float(motion_consistency(other, recipe.object_size).pass_rate))
-
-
-def sample_in_batches(recipe, model: nn.Module, n: int, seed: int = 1, progress: bool = False,
-                      batch_size: int | None = None, **sample_kwargs) -> tuple[torch.Tensor, float]:
-    """(n clips (n, T, C, H, W) on the CPU, clamped to [-1, 1]; seconds spent in ``recipe.sample``).
-
-    Drawn ``batch_size`` at a time (default ``recipe.batch_size``; the last batch smaller) from one
-    generator seeded with ``seed``: the same seed and batch size give the same clips. sample_kwargs go
-    to ``recipe.sample`` (steps, sampler, eta, guidance_scale). A class-conditional recipe (moving
-    digits) draws clip i with label i mod 10 (``recipe.cycled_labels``).
-    """
-    check_positive_int("n", n)
-    batch_size = recipe.batch_size if batch_size is None else check_positive_int("batch_size", batch_size)
-    generator = torch.Generator().manual_seed(seed)
-    labels = recipe.cycled_labels(n)
-    chunks, seconds = [], 0.0
-    for done in range(0, n, batch_size):
-        size = min(batch_size, n - done)
-        start = time.perf_counter()
-        if labels is not None:
-            sample_kwargs["labels"] = labels[done:done + size]
-        chunks.append(recipe.sample(model, size, generator=generator, progress=progress, **sample_kwargs).cpu())
-        seconds += time.perf_counter() - start
-    return torch.cat(chunks).clamp(-1, 1), seconds
-
-
-def score_samples(recipe, model: nn.Module, n: int, judge, steps: int | None = None, seed: int = 1,
-                  reference_seed: int = 2, progress: bool = False) -> tuple[torch.Tensor, SampleScores]:
-    """(n clips sampled from ``model`` with DDIM, their scores).
-
-    Clips are drawn ``recipe.batch_size`` at a time with ``steps`` DDIM steps (default
-    ``preset.sample_steps``) from noise seeded with ``seed``; seconds per batch = total / n x
-    batch size. FVD against ``recipe.real_examples(n, reference_seed)``; motion pass rate of the
-    clips clamped to [-1, 1] (:func:`course_lib.metrics.motion.motion_consistency`).
-    """
-    from course_lib.metrics.motion import motion_consistency
-
-    check_positive_int("n", n)
-    if n < 2:
-        fail("n", "at least 2 clips (the FVD fits a covariance)", n)
-    clips, seconds = sample_in_batches(recipe, model, n, seed, progress, steps=steps)
-    reference = recipe.real_examples(n, seed=reference_seed)
-    scores = SampleScores(n, recipe.batch_size, seconds / n * recipe.batch_size, _fvd(judge, clips, reference),
-                          float(motion_consistency(clips, recipe.object_size).pass_rate))
-    return clips, scores
+    measure_train_step("unet3d", (1, 2, 1, 8, 8), get_preset("smoke"), steps=1, warmup=1, device=device)
 
 
 # --- the benchmark ---------------------------------------------------------------------------------
 
 @dataclass
-class VideoBenchConfig:
+class VideoBenchConfig(TrainedModelsConfig):
     """What :func:`video_benchmark` does.
 
     shapes: clip shapes (B, T, C, H, W) for the training-step rows. steps / warmup: timed and
     untimed steps per measurement. task: the data of the sample rows; the recipe is
-    ``get_recipe(task, preset, model)``. samples: clips per model for FVD and motion.
-    checkpoints: the folder :func:`course_lib.workshop.zoo.train_or_load` keeps them in. train_minutes:
-    train a missing (or unfinished) checkpoint for this long first (None: report "not trained").
-    train_steps: quick runs train this many steps into ``out`` instead.
+    ``get_recipe(task, preset, model)``. samples: clips per model for FVD and motion. judge_changes:
+    fields of the video judge's config (quick runs train a tiny judge).
     """
 
-    preset: Preset
+    kind: ClassVar[str] = "video"
     shapes: tuple[tuple[int, ...], ...] = BENCH_SHAPES
     models: tuple[str, ...] = MODELS
     steps: int = 5
     warmup: int = 2
     task: str = "video-shapes"
     samples: int = DEFAULT_SAMPLES
-    checkpoints: str = "checkpoints"
-    train_minutes: float | None = None
-    train_steps: int | None = None
     judge_changes: dict | None = None
-    seed: int = 0
-    out: str = DEFAULT_OUT
-    progress: bool = True
-    quick: bool = False
 
     def __post_init__(self):
-        if not isinstance(self.preset, Preset):
-            fail("preset", "a course_lib.config.Preset", type(self.preset).__name__)
+        super().__post_init__()
         self.shapes = tuple(check_shape(shape) for shape in self.shapes)
         if not self.models:
             fail("models", f"one or more of {MODELS}", self.models)
@@ -361,40 +173,6 @@ class VideoBenchConfig:
         check_choice("task", self.task, ("video-shapes", "video-digits"))
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 2:
             fail("samples", "an int >= 2 (the FVD fits a covariance to the samples)", self.samples)
-        if self.train_minutes is not None:
-            check_float_range("train_minutes", self.train_minutes, 1e-6, 1e6)
-        if self.train_steps is not None:
-            check_positive_int("train_steps", self.train_steps)
-
-    @property
-    def name(self) -> str:
-        return f"video-{self.preset.name}" + ("-quick" if self.quick else "")
-
-
-def _trained_model(config: VideoBenchConfig, recipe, device: torch.device):
-    """(trainer or None, what the "trained" cell says) for ``recipe``: a checkpoint, trained first when asked."""
-    from course_lib.workshop import zoo
-
-    if config.train_steps is not None:  # quick: a few steps into the output folder
-        path = Path(config.out) / f"{config.name}-{recipe.model_name}.pt"
-        trainer = zoo.train(recipe, path, steps=config.train_steps, resume=False, progress=False, device=device,
-                            command=" ".join([PROG, *sys.argv[1:]]))
-        return trainer, f"{trainer.step} steps (quick)"
-    path = zoo.checkpoint_path(recipe, folder=config.checkpoints)
-    if config.train_minutes is not None and not _finished(path, recipe.steps):
-        zoo.train(recipe, path, minutes=config.train_minutes, progress=config.progress, device=device,
-                  command=" ".join([PROG, *sys.argv[1:]]))
-    if not path.exists():
-        return None, "not trained"
-    _, trainer = zoo.load_checkpoint(path, device=device, progress=False)
-    done = "" if trainer.step >= recipe.steps else f" of {recipe.steps}"
-    return trainer, f"{trainer.step}{done} steps, {trainer.seconds / 60:.0f} min"
-
-
-def _finished(path: Path, steps: int) -> bool:
-    from course_lib.training import read_checkpoint
-
-    return path.exists() and int(read_checkpoint(path)["step"]) >= steps
 
 
 def step_time_verdicts(config: VideoBenchConfig, steps: list[StepMeasurement]) -> list[str]:
@@ -418,25 +196,14 @@ def video_benchmark(config: VideoBenchConfig, device: torch.device | None = None
     """Measure both video models: training steps at ``config.shapes``, then samples of trained models.
 
     Writes ``<out>/video-<preset>[-quick].md`` and ``.json`` (rewritten after each row).
-    judge: the video judge for the task's clips (default :func:`video_judge_for`).
+    judge: the video judge for the task's clips (default :func:`course_lib.metrics.video.video_judge_for`).
     """
-    from course_lib.workshop.recipes import get_recipe
-
     if not isinstance(config, VideoBenchConfig):
         fail("config", "a VideoBenchConfig", type(config).__name__)
     device = get_device(None if device is None else str(device))
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    load_before = load_average()
     table = Table(f"Video benchmark: 3D U-Net vs conv+LSTM, preset {config.preset.name}", VIDEO_COLUMNS,
                   formats=VIDEO_FORMATS)
-    results: dict[str, Any] = {"config": {k: v for k, v in vars(config).items() if k != "preset"},
-                               "preset": config.preset.name, "machine": describe_machine(device),
-                               "load_before": load_before, "steps": [], "samples": {}}
-
-    def save() -> None:
-        results["rows"] = table.as_dicts()
-        (out / f"{config.name}.json").write_text(json.dumps(results, indent=2, default=str))
+    record = Record(config, table, device, steps=[], samples={})
 
     _prime(device)
     measured = []
@@ -446,47 +213,49 @@ def video_benchmark(config: VideoBenchConfig, device: torch.device | None = None
             measured.append(m)
             table.rows.append((model, f"train step {shape}", m.params, m.median_s, m.cpu_share, m.peak_mb,
                                None, None, None, None))
-            results["steps"].append(asdict(m))
+            record.data["steps"].append(asdict(m))
             print(f"{model} {shape}: {m.median_s:.3f} s/step, {m.params:,} parameters", file=sys.stderr, flush=True)
-            save()
+            record.save()
 
     recipes = {model: get_recipe(config.task, config.preset, model=model, seed=config.seed) for model in config.models}
     first = next(iter(recipes.values()))
     T, C, S, _ = first.example_shape
     where = f"{config.task} {config.preset.name} {T}×{C}×{S}×{S}, N = {config.samples}"
-    trained = {model: _trained_model(config, recipe, device) for model, recipe in recipes.items()}
-    if any(trainer is not None for trainer, _ in trained.values()):  # the judge trains once: only when needed
+    trained = {model: trained_model(recipe, config.checkpoints, device, train_minutes=config.train_minutes,
+                                    quick_steps=config.train_steps,
+                                    quick_path=f"{config.out}/{config.name}-{recipe.model_name}.pt",
+                                    progress=config.progress)
+               for model, recipe in recipes.items()}
+    if any(found.trainer is not None for found in trained.values()):  # the judge trains once: only when needed
         judge = judge or video_judge_for(first, config.judge_changes)
         real = real_clip_scores(first, config.samples, judge)
         table.rows.append(("real clips", where, None, None, None, None, None, real.fvd, real.motion_pass, None))
-        results["samples"]["real clips"] = asdict(real)
-        save()
+        record.data["samples"]["real clips"] = asdict(real)
+        record.save()
     for model, recipe in recipes.items():
-        trainer, status = trained[model]
-        if trainer is None:
-            table.rows.append((model, f"samples: {where}", None, None, None, None, None, None, None, status))
-            results["samples"][model] = None
+        found = trained[model]
+        if found.trainer is None:
+            table.rows.append((model, f"samples: {where}", None, None, None, None, None, None, None, found.status))
+            record.data["samples"][model] = None
         else:
-            _, scores = score_samples(recipe, trainer.ema_model, config.samples, judge, progress=config.progress)
-            params = sum(p.numel() for p in trainer.ema_model.parameters())  # the EMA copy is frozen
+            _, scores = score_samples(recipe, found.model, config.samples, judge, progress=config.progress)
+            params = sum(p.numel() for p in found.model.parameters())  # the EMA copy is frozen
             table.rows.append((model, f"samples: {where}", params, None, None, None,
-                               scores.seconds_per_batch, scores.fvd, scores.motion_pass, status))
-            results["samples"][model] = {**asdict(scores), "trained": status}
-        save()
+                               scores.seconds_per_batch, scores.fvd, scores.motion_pass, found.status))
+            record.data["samples"][model] = {**asdict(scores), "trained": found.status}
+        record.save()
 
-    load_after = load_average()
-    load = "" if load_before is None else f"; load average {load_before:.1f} before, {load_after:.1f} after"
     methods = sorted({m.memory_method for m in measured})
     trained_from = (f"trained here for {config.train_steps} steps (quick run)" if config.train_steps else
                     f"train_or_load checkpoints of the {config.preset.name} recipes in {config.checkpoints}/ "
                     "(--train-minutes M trains missing ones)")
     widths = f"base width {config.preset.video_base_channels} (preset {config.preset.name})"
     table.notes = [
-        f"machine: {describe_machine(device)}{load}",
-        f"training steps: forward + MSE + backward + AdamW on random clips, median of {config.steps} after "
-        f"{config.warmup} warm-up; models built by the video recipes at {widths}",
-        f"peak MB: {', '.join(methods)} during those steps (on CPU: the process's resident memory, allocator and "
-        "library buffers included)",
+        record.machine_note(),
+        f"training steps: the recipe's loss + backward + AdamW on random clips, median of {config.steps} "
+        f"after {config.warmup} warm-up; models built by the video recipes at {widths}",
+        f"peak MB: {', '.join(methods)} during those steps, a fresh copy's weights included (on CPU: the "
+        "process's resident memory, allocator and library buffers included)",
         f"samples: DDIM {config.preset.sample_steps} steps from the EMA weights, {first.batch_size} clips per batch; "
         f"FVD-style distance to {config.samples} real clips (video judge features; compare only at equal N); "
         "'real clips' is a second real set: the floor at this N",
@@ -494,40 +263,23 @@ def video_benchmark(config: VideoBenchConfig, device: torch.device | None = None
         "CPU share = CPU seconds / (wall seconds x threads): below 100% other programs took the cores",
     ]
     table.verdicts = step_time_verdicts(config, measured)
-    results.update(load_after=load_after, notes=table.notes, verdicts=table.verdicts)
-    save()
-    (out / f"{config.name}.md").write_text(table.to_markdown() + "\n")
-    return table
+    return record.finish()
 
 
-# --- the command line (registered in course_lib.workshop.bench.image) -------------------------------------------
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
-    return value
-
+# --- the subcommand ----------------------------------------------------------------------------
 
 def add_video_arguments(parser: argparse.ArgumentParser) -> None:
-    from course_lib.workshop.cli import positive_int, positive_minutes
-    from course_lib.config import PRESETS
-
     parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
                         help="model widths, sampling steps and the checkpoints' recipe (default: $COURSE_PRESET, "
                              "else gpu with CUDA, cpu without)")
     parser.add_argument("--models", choices=MODELS, nargs="+", default=list(MODELS), help="models to measure")
     parser.add_argument("--steps", type=positive_int, default=5, help="timed training steps per measurement (default 5)")
-    parser.add_argument("--warmup", type=_non_negative_int, default=2, help="untimed steps first (default 2)")
+    parser.add_argument("--warmup", type=non_negative_int, default=2, help="untimed steps first (default 2)")
     parser.add_argument("--task", choices=("video-shapes", "video-digits"), default="video-shapes",
                         help="data of the trained models whose samples are scored (default video-shapes)")
     parser.add_argument("--samples", type=positive_int, default=None,
                         help=f"clips per model for FVD and motion (default {DEFAULT_SAMPLES})")
-    parser.add_argument("--checkpoints", default="checkpoints",
-                        help="folder of train_or_load's checkpoints (default checkpoints)")
-    parser.add_argument("--train-minutes", type=positive_minutes, default=None,
-                        help="train a missing or unfinished checkpoint for this many minutes first "
-                             "(default: report 'not trained')")
+    add_trained_model_arguments(parser)
     parser.add_argument("--quick", action="store_true",
                         help="a run in seconds: tiny shapes, 2 timed steps, 2-step models, 4 samples, a tiny judge")
 

@@ -14,8 +14,8 @@ A check cell is a code cell whose first line is ``# NBVAL_CHECK_OUTPUT``.
 
 Command line::
 
-    python -m course_lib.workshop.build build [--only NN] [--no-execute]
-    python -m course_lib.workshop.build check
+    python -m course_lib notebooks build [--only NN] [--no-execute]
+    python -m course_lib notebooks check
 """
 from course_lib.workshop.build.build import BuildError, build
 from course_lib.workshop.build.drift import check

@@ -1,4 +1,5 @@
-"""``python -m course_lib.workshop.build build [--only NN] [--no-execute]`` and ``... check``."""
+"""``python -m course_lib notebooks build [--only NN] [--no-execute]`` and ``... check``
+(also ``python -m course_lib.workshop.build ...``)."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,7 @@ from course_lib.workshop.build.timing import time_lessons, time_table, write_rea
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.workshop.build",
+    parser = argparse.ArgumentParser(prog="python -m course_lib notebooks",
                                      description="Build the course notebooks from their jupytext sources, or check they are in sync.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", type=Path, default=Path.cwd(), help="the course folder (default: the current folder)")

@@ -20,7 +20,7 @@ from course_lib.workshop.build.stubs import SolutionMarkerError
 
 
 def rebuild_hint(path: Path) -> str:
-    return f"(run: python -m course_lib.workshop.build build --only {path.name[:2]})"
+    return f"(run: python -m course_lib notebooks build --only {path.name[:2]})"
 
 
 def unpaired(root: Path, folder: str) -> list[str]:

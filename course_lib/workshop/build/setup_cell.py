@@ -9,7 +9,7 @@ the clone's ``notebooks/`` folder so that relative paths (``../checkpoints``) me
 in JupyterLab. Then ``describe_environment()`` shows the GPU it found and the preset it chose.
 
 The cell cannot import ``course_lib`` to get this text (it runs before the course is installed), so
-the text is copied into each source; ``python -m course_lib.workshop.build check`` fails on any copy that
+the text is copied into each source; ``python -m course_lib notebooks check`` fails on any copy that
 differs, and :func:`with_setup_cell` writes it into a source.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from course_lib.workshop.checks import compare
-from course_lib.models.profile import count_parameters
+from course_lib.models.inspect import count_parameters
 from course_lib.models.unet3d import RelativePositionBias
 
 

@@ -1,12 +1,14 @@
-"""Look inside the 3D U-Net's temporal attention: which frames does each frame attend to?
+"""Look inside a network: how many parameters it has, and which frames its temporal attention looks at.
 
-:class:`course_lib.models.unet3d.TemporalAttention` computes, at every pixel p and for every head,
-a T x T matrix of weights, softmax over keys j of q_i·k_j/√d + b[j − i] (Vaswani et al. 2017,
-eq. 1, plus the relative position bias b), with -inf off the diagonal in image mode. It uses the
-weights and forgets them; :func:`temporal_attention_weights` recomputes them from the layer's
-input with the layer's own parameters, and :func:`capture_temporal_attention` does so for every
-temporal attention of a model during one forward pass. ``tests/test_attention_maps.py`` checks that
-these weights rebuild the layer's output exactly, so the pictures show what the model computes.
+* :func:`count_parameters` -- the trainable numbers of a model (every parameter tensor's numel).
+* :func:`temporal_attention_weights` / :func:`capture_temporal_attention` -- the attention maps of
+  :class:`course_lib.models.unet3d.TemporalAttention`. At every pixel p and for every head the layer
+  computes a T x T matrix of weights, softmax over keys j of q_i·k_j/√d + b[j − i] (Vaswani et al.
+  2017, eq. 1, plus the relative position bias b), with -inf off the diagonal in image mode. It uses
+  the weights and forgets them; :func:`temporal_attention_weights` recomputes them from the layer's
+  input with the layer's own parameters, and :func:`capture_temporal_attention` does so for every
+  temporal attention of a model during one forward pass. ``tests/test_attention_maps.py`` checks that
+  these weights rebuild the layer's output exactly, so the pictures show what the model computes.
 """
 from __future__ import annotations
 
@@ -15,6 +17,11 @@ from torch import nn
 
 from course_lib._validation import check_positive_int, check_rank, fail
 from course_lib.models.unet3d import TemporalAttention
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def temporal_attention_weights(layer: TemporalAttention, h: torch.Tensor, frames: int,
