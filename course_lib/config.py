@@ -50,9 +50,8 @@ class Preset:
     video_base_channels: int = 32
     video_train_steps: int = 2000
     video_batch_size: int = 8
-    # the frame-conditional predictor of notebook 08: a rollout compounds its errors, so it trains
-    # longer than the video U-Net (cpu: rolled out to 4x, 19% of 128 videos tracked after 2000 steps,
-    # 27% after 8000; README, "Trained four times as long")
+    # the frame-conditional predictor of lesson 08: a rollout compounds its errors, so it trains
+    # longer than the video U-Net (BENCHMARKS.md, "Prediction and long videos")
     prediction_train_steps: int = 8000
     # evaluation
     eval_samples: int = 500

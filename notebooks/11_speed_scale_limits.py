@@ -77,7 +77,8 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from course_lib.workshop import data_scale; from course_lib.training import speed
+from course_lib.workshop import data_scale
+from course_lib.training import speed
 from course_lib.config import get_device, get_preset, seed_everything
 from course_lib.diffusion.forward import q_sample
 from course_lib.metrics.frechet import frechet_distance_from_features

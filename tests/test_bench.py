@@ -15,17 +15,8 @@ NUMERIC = ("steps", "seconds", "steps/s", "CPU share", "speed-up vs DDPM", "IS â
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench")
-    captured = {}
-    import contextlib
-    import io
-
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
-        code = bench.main(["image", "--quick", "--preset", "smoke", "--out", str(out), "--quiet", "--threads", "1"])
-    captured.update(code=code, text=stdout.getvalue(), out=out)
-    return captured
+def quick_run(run_bench):
+    return run_bench("image", "--preset", "smoke", "--threads", "1")
 
 
 def test_quick_image_bench_prints_one_table_with_finite_numbers(quick_run):

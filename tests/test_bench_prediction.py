@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.workshop.bench import __main__ as bench, prediction as bench_prediction; from course_lib.workshop import zoo
+from course_lib.workshop.bench import __main__ as bench, prediction as bench_prediction
+from course_lib.workshop import zoo
 from course_lib.workshop.bench.prediction import (
     BASELINE,
     PREDICTION_COLUMNS,
@@ -41,10 +42,8 @@ def run(argv) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench_prediction")
-    code, text = run([*QUICK_ARGS, "--out", str(out)])
-    return {"code": code, "text": text, "out": out}
+def quick_run(run_bench):
+    return run_bench("prediction", "--preset", "smoke", "--threads", "1")
 
 
 def cells(row):

@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from course_lib.workshop.bench import __main__ as bench; from course_lib.workshop import zoo
+from course_lib.workshop.bench import __main__ as bench
+from course_lib.workshop import zoo
 from course_lib.workshop.bench.sampling import (
     QUICK,
     SAMPLING_COLUMNS,
@@ -39,10 +40,8 @@ def tables(text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench_sampling")
-    code, text = run([*QUICK_ARGS, "--out", str(out)])
-    return {"code": code, "text": text, "out": out}
+def quick_run(run_bench):
+    return run_bench("sampling", "--preset", "smoke", "--threads", "1")
 
 
 def by_model(rows):

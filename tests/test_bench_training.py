@@ -1,6 +1,4 @@
 """``python -m course_lib bench training``: the quick run prints one well-formed table and writes its files."""
-import contextlib
-import io
 import json
 
 import pytest
@@ -14,14 +12,9 @@ from _exercise_checks import number, parse_table
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench_training")
-    stdout = io.StringIO()
+def quick_run(run_bench):
     threads = torch.get_num_threads()
-    with contextlib.redirect_stdout(stdout):
-        code = bench.main(["training", "--quick", "--out", str(out), "--quiet"])
-    return {"code": code, "text": stdout.getvalue(), "out": out, "threads_after": torch.get_num_threads(),
-            "threads_before": threads}
+    return {**run_bench("training"), "threads_after": torch.get_num_threads(), "threads_before": threads}
 
 
 def test_quick_training_bench_prints_every_setting_of_every_model(quick_run):

@@ -1,6 +1,4 @@
 """``python -m course_lib bench video``: the quick run prints a well-formed table; its helpers measure what they say."""
-import contextlib
-import io
 import json
 import math
 
@@ -27,12 +25,8 @@ SMOKE = get_preset("smoke")
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench_video")
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
-        code = bench.main(["video", "--quick", "--preset", "smoke", "--out", str(out), "--quiet", "--threads", "1"])
-    return {"code": code, "text": stdout.getvalue(), "out": out}
+def quick_run(run_bench):
+    return run_bench("video", "--preset", "smoke", "--threads", "1")
 
 
 def test_quick_video_bench_prints_one_table_with_every_model_and_shape(quick_run):

@@ -43,17 +43,10 @@ from course_lib.diffusion.samplers import ddim_step
 from course_lib.diffusion.schedules import make_schedule
 from course_lib.training import TrainConfig, Trainer, random_rows
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 MU, STD = 0.3, 0.5
 S = make_schedule("linear", 1000)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads gain nothing and cost a lot on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def gaussian_velocity(x, s):

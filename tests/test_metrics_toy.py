@@ -5,14 +5,7 @@ import torch
 
 from course_lib.metrics.toy import histogram_kl, mmd_rbf, nearest_neighbour_distance, nearest_neighbour_distances
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: intra-op threads gain nothing and cost a lot on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def normal_pdf(x, mean=0.0, std=1.0):

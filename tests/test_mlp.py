@@ -3,14 +3,7 @@ import torch
 
 from course_lib.models.mlp import MLPDenoiser
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: intra-op threads gain nothing and cost a lot on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randomise_output_layer(model: MLPDenoiser, seed: int = 0) -> None:

@@ -9,6 +9,8 @@ from course_lib.diffusion.objectives import DiffusionObjective
 from course_lib.workshop.recipes import TASK_MODELS, Recipe, get_recipe
 from course_lib.diffusion.samplers import ddim_sample
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def tiny_preset():
     """The smoke preset, smaller still, so that every recipe builds and samples in well under a second."""
@@ -227,10 +229,3 @@ def test_recipe_fields_are_checked():
         recipe.sample_shape(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine two threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -4,14 +4,7 @@ import torch
 from course_lib.diffusion.samplers import SamplerStep
 from course_lib.views.toy import particle_animation, trajectory_from_steps
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: intra-op threads gain nothing and cost a lot on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def fake_steps(n_steps=100, batch=5, dim=2):

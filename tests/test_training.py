@@ -11,14 +11,7 @@ from course_lib.models.mlp import MLPDenoiser
 from course_lib.diffusion.schedules import make_schedule
 from course_lib.training import TrainConfig, Trainer, ema_decay_at, random_rows, update_ema
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: intra-op threads gain nothing and cost a lot on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SCHEDULE = make_schedule("linear", 100)

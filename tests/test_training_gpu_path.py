@@ -21,13 +21,7 @@ from course_lib.diffusion.schedules import make_schedule
 from course_lib.diffusion.objectives import DiffusionObjective
 from course_lib.training import TrainConfig, Trainer, parallel, random_rows
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def max_difference(a: dict, b: dict) -> float:

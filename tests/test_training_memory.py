@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from course_lib import config; from course_lib.workshop import zoo
+from course_lib import config
+from course_lib.workshop import zoo
 from course_lib.workshop.cli import main
 from course_lib.workshop.recipes import get_recipe
 from course_lib.training import Trainer, memory

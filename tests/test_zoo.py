@@ -9,6 +9,8 @@ from course_lib.config import Preset, get_preset
 from course_lib.workshop.recipes import get_recipe
 from course_lib.training import Trainer, TrainConfig
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def toy_recipe(**overrides):
     preset = get_preset("smoke").replace(num_diffusion_steps=50, toy_batch_size=32)
@@ -216,15 +218,6 @@ def test_bad_arguments_name_themselves(tmp_path):
         zoo.train(toy_recipe(), tmp_path / "x.pt", cpu_minutes=-1)
     with pytest.raises(ValueError, match=r"parts: expected None \(the recipe's own model\) or a course_lib.workshop.zoo.Parts"):
         zoo.train_or_load(toy_recipe(), folder=tmp_path, parts="framecond")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine two threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_save_every_counts_seconds_of_wall_clock_time_not_steps(tmp_path, monkeypatch):

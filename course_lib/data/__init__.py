@@ -1,1 +1,6 @@
-"""Course data: toy distributions, rendered digits, moving digits, bouncing shapes, the learner's own videos."""
+"""Course data, generated from a seed (nothing is downloaded) or read from the learner's own files.
+
+toy (``two_moons``, ``swiss_roll``, ``gaussian_mixture_1d``) · digits (``render_digits``: digits
+drawn from the fonts matplotlib ships) · video (``moving_digits``, ``bouncing_shapes`` with their
+true positions; (B, F, C, H, W) helpers) · files (``read_video``, ``VideoFolder``: your GIF/MP4 clips).
+"""

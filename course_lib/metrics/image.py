@@ -34,6 +34,11 @@ def _reduce(per_image: torch.Tensor, reduction: str) -> torch.Tensor:
     return per_image.mean() if reduction == "mean" else per_image
 
 
+def psnr_from_mse(mse: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """PSNR = 10 · log10(R² / MSE) in dB, elementwise (any weighting of the squared error is the caller's)."""
+    return 10 * torch.log10(data_range**2 / mse)
+
+
 def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, reduction: str = "mean") -> torch.Tensor:
     """Peak signal-to-noise ratio in dB: PSNR = 10 · log10(R² / MSE), MSE over (C, H, W) of each image.
 
@@ -42,7 +47,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, reduction: s
     """
     _check_pair(x, y, data_range, reduction)
     mse = (x.double() - y.double()).pow(2).flatten(1).mean(dim=1)  # (B,)
-    return _reduce(10 * torch.log10(data_range**2 / mse), reduction)
+    return _reduce(psnr_from_mse(mse, data_range), reduction)
 
 
 def _window(kind: str, channels: int) -> torch.Tensor:

@@ -27,7 +27,7 @@ import torch
 from course_lib._validation import (
     check_float_range, check_int_range, check_positive_int, check_rank, check_tensor, fail,
 )
-from course_lib.metrics.image import psnr, ssim
+from course_lib.metrics.image import psnr, psnr_from_mse, ssim
 from course_lib.metrics.motion import motion_consistency
 
 Predictor = Callable[[torch.Tensor, int], torch.Tensor]
@@ -116,7 +116,7 @@ def region_psnr(prediction: torch.Tensor, truth: torch.Tensor, region: torch.Ten
     if (area == 0).any():
         fail("region", "at least one pixel in every clip", "an empty region")
     error = ((prediction.float().cpu() - truth.float().cpu()) ** 2 * weight).flatten(1).sum(1) / area
-    return (10 * torch.log10(4 / error.double())).float()
+    return psnr_from_mse(error.double()).float()
 
 
 def future_ssim(prediction: torch.Tensor, truth: torch.Tensor, known: int) -> torch.Tensor:

@@ -3,8 +3,9 @@
 Tests and notebooks checked by nbval run in the ``smoke`` preset unless ``COURSE_PRESET`` is set,
 so ``pytest`` stays fast on a laptop and in CI; the kernels nbval starts inherit the variables.
 On a machine already busier than its core count, PyTorch's one-thread-per-core default makes small
-models many times slower (measured here: 574 s vs 53 s for notebook 02 at load 10 on 2 cores), so
-then one thread per process is used unless ``OMP_NUM_THREADS`` is set.
+models many times slower, so then one thread per process is used unless ``OMP_NUM_THREADS`` is set.
+Every notebook cell nbval collects gets the marker ``notebooks``, so the fast inner loop is
+``python -m pytest -m "not slow and not browser and not notebooks"``.
 """
 import os
 
@@ -17,6 +18,10 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Browser tests (marker ``browser``) run last, in their own order: by then nbval has run the same
-    notebooks, so the models they cache (the digit judge of notebook 04: ~20 s to train) are there."""
+    """Notebook cells are marked ``notebooks``. Browser tests (marker ``browser``) run last, in their own
+    order: by then nbval has run the same notebooks, so the models they cache (the digit judge of
+    notebook 04) are there."""
+    for item in items:
+        if str(item.fspath).endswith(".ipynb"):
+            item.add_marker("notebooks")
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)  # stable: the rest keep their order

@@ -1,6 +1,6 @@
 """The notebook pipeline: lessons, solutions and exercises generated from jupytext sources.
 
-Sources are jupytext *percent* files (see README, "For instructors and contributors"):
+Sources are jupytext *percent* files (see CONTRIBUTING.md):
 
 * ``notebooks/NN_name.py`` -- a lesson, stored as ``.ipynb`` without outputs;
 * ``solutions/NN_name.py`` -- exercises with answers between ``### BEGIN SOLUTION`` and
