@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from course_lib._validation import check_choice, check_rank, check_tensor, check_timesteps, fail
+from course_lib._validation import check_choice, check_finite, check_rank, check_tensor, check_timesteps, fail
 from course_lib.diffusion.schedules import NoiseSchedule
 
 OBJECTIVES = ("eps", "x0", "v")
@@ -90,8 +90,10 @@ def q_sample(
     x0: (B, ...) clean data -> (B, ...) a sample of q(x_t | x0) after t+1 steps.
     """
     t = _prepare(x0, t, schedule, "x0")
-    noise = randn_like(x0, generator) if noise is None else noise
-    if noise.shape != x0.shape:
+    check_finite("x0", x0)
+    if noise is None:
+        noise = randn_like(x0, generator)
+    elif check_finite("noise", noise).shape != x0.shape:
         fail("noise", f"the shape of x0 {tuple(x0.shape)}", f"shape {tuple(noise.shape)}")
     return extract(schedule.sqrt_alpha_bars, t, x0.shape) * x0 + extract(
         schedule.sqrt_one_minus_alpha_bars, t, x0.shape
@@ -184,7 +186,7 @@ def diffusion_loss(
     are tied by ‖ε − ε̂‖² = SNR_t·‖x0 − x̂0‖² and ‖v − v̂‖² = (1 + SNR_t)·‖x0 − x̂0‖²: measured in
     x0 terms, the ε objective weights each t by SNR_t (it stresses the nearly clean steps), the v
     objective by 1 + SNR_t, and the x0 objective uniformly (tested in tests/test_diffusion.py).
-    x0: (B, ...) -> scalar.
+    x0: (B, ...) finite -> scalar.
     """
     check_tensor("x0", x0)
     check_choice("objective", objective, OBJECTIVES)
@@ -194,6 +196,8 @@ def diffusion_loss(
     eps = randn_like(x0, generator)
     x_t = q_sample(x0, t, schedule, noise=eps)
     prediction = model(x_t, t, **(model_kwargs or {}))
+    if not isinstance(prediction, torch.Tensor):
+        fail("model output", f"a torch.Tensor of the shape of x0 {tuple(x0.shape)}", type(prediction).__name__)
     if prediction.shape != x0.shape:
         fail("model output", f"the shape of x0 {tuple(x0.shape)}", f"shape {tuple(prediction.shape)}")
     return F.mse_loss(prediction.float(), training_target(x0, eps, t, schedule, objective).float())
