@@ -39,7 +39,7 @@ from course_lib.data.video import PALETTE, SHAPE_KINDS, bouncing_shapes, check_v
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.image import psnr, ssim
 from course_lib.metrics.inception_score import inception_score
-from course_lib.metrics.judge import accuracy, cache_dir
+from course_lib.metrics.judge import accuracy, cache_dir, check_cache_folder, load_cached
 
 FVD_SAMPLES = 500  # clips (generated and real) behind every FVD / video IS number in the course
 VIDEO_JUDGE_VERSION = 1  # bump when the architecture or the training recipe changes: old caches are ignored
@@ -309,7 +309,9 @@ def _save(judge: VideoJudge, config: VideoJudgeConfig, path: Path, train_seconds
 
 
 def _load(path: Path, config: VideoJudgeConfig, device: torch.device) -> VideoJudge:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from course_lib.training.checkpoint import load_file  # checksum and finite weights verified
+
+    state = load_file(path)
     judge = VideoJudge(config.frames, config.channels, config.num_classes)
     judge.load_state_dict(state["state_dict"])
     judge.test_accuracy = dict(state["test_accuracy"])
@@ -348,13 +350,15 @@ def get_video_judge(frames: int = 8, size: int = 32, channels: int = 1, device=N
     path = video_judge_path(config)
     if (str(path), str(device)) in _LOADED:
         return _LOADED[str(path), str(device)]
-    if not path.exists():
+    judge = load_cached(path, lambda p: _load(p, config, device), "video judge")
+    if judge is None:
+        check_cache_folder(path.parent)
         if verbose:
             print(f"Training the video judge once (cached at {path}) ...")
         start = time.perf_counter()
         judge = train_video_judge(config, device)
         _save(judge, config, path, time.perf_counter() - start)
-    judge = _load(path, config, device)
+        judge = _load(path, config, device)
     if verbose:
         print(f"Video judge: {judge.test_accuracy['class']:.1%} of held-out clips' classes and "
               f"{judge.test_accuracy['direction']:.1%} of their directions read right.")

@@ -4,9 +4,14 @@ A checkpoint is a plain dict of tensors, dicts, lists, str, int, float (nothing 
 unpickling code), so ``torch.load(path, weights_only=True)`` can read it safely. It carries a
 model *signature* (class name + every state-dict entry's shape) so that loading it into another
 architecture fails with a message saying what differs, before anything is overwritten.
+
+Every dict written by :func:`atomic_save` also carries a *checksum* of its tensors, verified by
+:func:`load_file`: a bit flipped on disk or in a copy is an error, not a silent NaN. Files written
+before checksums existed load unverified. Weights holding NaN or inf are refused on load.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
@@ -21,6 +26,10 @@ from torch import nn
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "signature", "model", "ema_model", "optimizer", "step")
+CHECKSUM_KEY = "checksum"
+CHECKSUM_ALGORITHM = "sha256-bytes-and-word-sums-1"
+SMALL_TENSOR_BYTES = 16384  # hashed byte by byte; larger tensors by their 64-bit word sum
+WEIGHT_KEYS = ("model", "ema_model", "state_dict")  # the entries holding a network's weights
 
 
 # --- model signature -------------------------------------------------------------------------------
@@ -58,13 +67,104 @@ def check_signature(path: str | os.PathLike, saved: dict[str, Any], model: nn.Mo
         )
 
 
+# --- checksum and finite weights --------------------------------------------------------------------
+
+_NESTED = (torch.Tensor, dict, list, tuple)
+_PLAIN = {int, float, str, bool, type(None)}
+
+
+def _tensors(obj: Any, name: str = ""):
+    """(dotted name, tensor) for every tensor inside nested dicts, lists and tuples, in stored order."""
+    if isinstance(obj, torch.Tensor):
+        yield name, obj
+        return
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif _PLAIN.issuperset(map(type, obj)):  # a list of plain numbers (a loss history): nothing inside
+        return
+    else:
+        items = enumerate(obj)
+    for key, value in items:
+        if isinstance(value, _NESTED):
+            yield from _tensors(value, f"{name}.{key}" if name else str(key))
+
+
+def _word_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum, modulo 2⁶⁴, of the tensor's bytes read as 64-bit words (a last partial word byte by byte).
+
+    Flipping any one bit changes one word by ±2ᵏ and so the sum; one pass over memory, on any device.
+    """
+    data = tensor.reshape(-1).view(torch.uint8)
+    if data.storage_offset() % 8:
+        data = data.clone()  # 64-bit words must start at a multiple of 8 bytes
+    whole = data.numel() - data.numel() % 8
+    if whole == data.numel():
+        return data.view(torch.int64).sum()
+    return data[:whole].view(torch.int64).sum() + data[whole:].sum(dtype=torch.int64)
+
+
+def tensor_checksum(state: Any) -> str:
+    """A checksum of every tensor in ``state``: SHA-256 of their names, dtypes, shapes and contents.
+
+    A tensor of up to SMALL_TENSOR_BYTES is hashed byte by byte; a larger one by its 64-bit word
+    sum, which covers every byte at memory speed and changes with any single flipped bit. The
+    names make a swapped or missing tensor count.
+    """
+    named = list(_tensors(state)) if isinstance(state, _NESTED) else []
+    digest = hashlib.sha256("\n".join([f"{name}|{t.dtype}|{tuple(t.shape)}" for name, t in named]).encode())
+    small, large = [], []
+    for _, tensor in named:
+        (small if tensor.numel() * tensor.element_size() <= SMALL_TENSOR_BYTES else large).append(tensor)
+    with torch.no_grad():
+        if small:
+            digest.update(torch.cat([t.reshape(-1).view(torch.uint8).cpu() for t in small]).numpy())
+        if large:
+            digest.update(str(torch.stack([_word_sum(t).cpu() for t in large]).tolist()).encode())
+    return digest.hexdigest()
+
+
+def verify_checksum(state: Any, path: str | os.PathLike) -> None:
+    """Raise ``ValueError`` naming ``path`` if ``state`` carries a checksum its tensors no longer match."""
+    if not isinstance(state, dict) or CHECKSUM_KEY not in state:
+        return  # written before checksums existed
+    stored = state[CHECKSUM_KEY]
+    if not isinstance(stored, dict) or stored.get("algorithm") != CHECKSUM_ALGORITHM:
+        raise ValueError(f"checkpoint {os.fspath(path)}: expected a checksum of kind {CHECKSUM_ALGORITHM!r}, "
+                         f"got {stored!r}. It was written by another version of course_lib.")
+    if stored.get("digest") != tensor_checksum(state):
+        raise ValueError(f"checkpoint {os.fspath(path)}: its tensors do not match the checksum stored with them: "
+                         "the file was damaged after it was written (a bad disk, copy or download). "
+                         "Copy it again, or train again.")
+
+
+def check_finite_weights(state: Any, path: str | os.PathLike) -> None:
+    """Raise ``ValueError`` naming ``path`` if a network's weights in ``state`` hold NaN or inf."""
+    if not isinstance(state, dict):
+        return
+    named = [(f"{key}.{name}", value) for key in WEIGHT_KEYS if isinstance(state.get(key), dict)
+             for name, value in state[key].items() if isinstance(value, torch.Tensor) and value.is_floating_point()]
+    if not named:
+        return
+    sums = torch.stack([value.sum(dtype=torch.float32) for _, value in named])  # NaN/inf anywhere -> not finite
+    suspects = [named[i] for i in (~torch.isfinite(sums)).nonzero().flatten().tolist()]
+    bad = [name for name, value in suspects if not torch.isfinite(value).all()]  # a finite sum can overflow
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise ValueError(f"checkpoint {os.fspath(path)}: weights hold NaN or inf values ({', '.join(bad[:3])}{more}); "
+                         "the run diverged before it was saved, or the file is damaged. Train again (a lower "
+                         "learning rate helps) or use an earlier checkpoint.")
+
+
 # --- atomic write, safe read ---------------------------------------------------------------------
 
 def atomic_save(obj: dict[str, Any], path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync it, then ``os.replace`` it onto ``path``.
 
     A crash or error mid-write leaves the previous file at ``path`` untouched and no temp file behind.
+    A dict gets a ``checksum`` entry (:func:`tensor_checksum`) that :func:`load_file` verifies.
     """
+    if isinstance(obj, dict):
+        obj = {**obj, CHECKSUM_KEY: {"algorithm": CHECKSUM_ALGORITHM, "digest": tensor_checksum(obj)}}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -96,12 +196,18 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def load_file(path: str | os.PathLike) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU; a missing, truncated or corrupted file is a clear error."""
+    """``torch.load(path, weights_only=True)`` on the CPU; a missing, truncated or corrupted file is a clear error.
+
+    The tensors are checked against the stored checksum (when the file has one) and the weights
+    (entries ``model``, ``ema_model``, ``state_dict``) must be finite.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path}: no such file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise  # names the file and says what is wrong; deleting it would not help
     except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, pickle.UnpicklingError,
             zipfile.BadZipFile) as error:  # random bytes raise any of these (IndexError, KeyError: ~6%)
         raise ValueError(
@@ -109,6 +215,8 @@ def load_file(path: str | os.PathLike) -> Any:
             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
             "Delete it and train again."
         ) from error
+    verify_checksum(state, path)
+    check_finite_weights(state, path)
     return state
 
 
