@@ -156,11 +156,11 @@ def test_a_busy_machine_gets_one_thread_unless_told_otherwise(capsys, monkeypatc
 
 def test_foreign_and_corrupted_checkpoints_are_refused(capsys, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"\x00" * 100)
-    code, _, err = run(["sample", "--checkpoint", "junk.pt"], capsys)
-    assert code == 2 and "checkpoint junk.pt: cannot be read" in err and "Traceback" not in err
+    code, _, err = run(["sample", "--checkpoint", "junk.pt"], capsys)  # a damaged or foreign file: exit 1
+    assert code == 1 and "checkpoint junk.pt: cannot be read" in err and "Traceback" not in err
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     code, _, err = run(["eval", "--checkpoint", "foreign.pt"], capsys)
-    assert code == 2 and "checkpoint foreign.pt: expected a course_lib training checkpoint" in err
+    assert code == 1 and "checkpoint foreign.pt: expected a course_lib training checkpoint" in err
     train_toy(capsys, "toy.pt", "--steps", "1")
     code, _, err = run(["train", "--task", "toy-moons", "--preset", "smoke", "--steps", "2", "--seed", "1",
                         "--checkpoint", "toy.pt", "--resume"], capsys)

@@ -11,6 +11,7 @@ before checksums existed load unverified. Weights holding NaN or inf are refused
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import pickle
@@ -30,6 +31,10 @@ CHECKSUM_KEY = "checksum"
 CHECKSUM_ALGORITHM = "sha256-bytes-and-word-sums-1"
 SMALL_TENSOR_BYTES = 16384  # hashed byte by byte; larger tensors by their 64-bit word sum
 WEIGHT_KEYS = ("model", "ema_model", "state_dict")  # the entries holding a network's weights
+
+
+class CheckpointError(ValueError):
+    """The file is no readable checkpoint of the kind asked for: damaged, foreign, or of another format."""
 
 
 # --- model signature -------------------------------------------------------------------------------
@@ -129,10 +134,10 @@ def verify_checksum(state: Any, path: str | os.PathLike) -> None:
         return  # written before checksums existed
     stored = state[CHECKSUM_KEY]
     if not isinstance(stored, dict) or stored.get("algorithm") != CHECKSUM_ALGORITHM:
-        raise ValueError(f"checkpoint {os.fspath(path)}: expected a checksum of kind {CHECKSUM_ALGORITHM!r}, "
+        raise CheckpointError(f"checkpoint {os.fspath(path)}: expected a checksum of kind {CHECKSUM_ALGORITHM!r}, "
                          f"got {stored!r}. It was written by another version of course_lib.")
     if stored.get("digest") != tensor_checksum(state):
-        raise ValueError(f"checkpoint {os.fspath(path)}: its tensors do not match the checksum stored with them: "
+        raise CheckpointError(f"checkpoint {os.fspath(path)}: its tensors do not match the checksum stored with them: "
                          "the file was damaged after it was written (a bad disk, copy or download). "
                          "Copy it again, or train again.")
 
@@ -150,7 +155,7 @@ def check_finite_weights(state: Any, path: str | os.PathLike) -> None:
     bad = [name for name, value in suspects if not torch.isfinite(value).all()]  # a finite sum can overflow
     if bad:
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-        raise ValueError(f"checkpoint {os.fspath(path)}: weights hold NaN or inf values ({', '.join(bad[:3])}{more}); "
+        raise CheckpointError(f"checkpoint {os.fspath(path)}: weights hold NaN or inf values ({', '.join(bad[:3])}{more}); "
                          "the run diverged before it was saved, or the file is damaged. Train again (a lower "
                          "learning rate helps) or use an earlier checkpoint.")
 
@@ -165,9 +170,9 @@ def atomic_save(obj: dict[str, Any], path: str | os.PathLike) -> None:
     """
     if isinstance(obj, dict):
         obj = {**obj, CHECKSUM_KEY: {"algorithm": CHECKSUM_ALGORITHM, "digest": tensor_checksum(obj)}}
-    path = Path(path)
+    path = Path(os.path.realpath(path))  # a symlink keeps pointing at the file it names, which is updated
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, tmp_name = temp_file_beside(path)
     try:
         with os.fdopen(handle, "wb") as tmp:
             torch.save(obj, tmp)
@@ -179,6 +184,38 @@ def atomic_save(obj: dict[str, Any], path: str | os.PathLike) -> None:
             os.remove(tmp_name)
         raise
     _fsync_folder(path.parent)
+
+
+def temp_file_beside(path: Path) -> tuple[int, str]:
+    """A new hidden ``.NAME.*.tmp`` file in ``path``'s folder (to be renamed onto ``path``): (fd, its name).
+
+    Its mode is the one ``path`` has, or for a new file what the user's umask allows (``mkstemp``
+    alone would make every file private, 0600).
+    """
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+        if hasattr(os, "fchmod"):
+            os.fchmod(handle, mode)
+    except BaseException:
+        os.close(handle)
+        os.remove(tmp_name)
+        raise
+    return handle, tmp_name
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it: put it back at once
+    os.umask(mask)
+    return mask
+
+
+def stale_temp_files(path: str | os.PathLike) -> list[Path]:
+    """The ``.NAME.*.tmp`` files a save of ``path`` leaves behind when its process is killed mid-write."""
+    path = Path(os.path.realpath(path))
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp") if p.is_file())
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -210,7 +247,7 @@ def load_file(path: str | os.PathLike) -> Any:
         raise  # names the file and says what is wrong; deleting it would not help
     except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, pickle.UnpicklingError,
             zipfile.BadZipFile) as error:  # random bytes raise any of these (IndexError, KeyError: ~6%)
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint {path}: cannot be read, the file is truncated or corrupted "
             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
             "Delete it and train again."
@@ -230,10 +267,10 @@ def check_checkpoint_state(state: Any, path: str | os.PathLike) -> dict[str, Any
     path = os.fspath(path)
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
         got = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"checkpoint {path}: expected a course_lib training checkpoint with keys "
+        raise CheckpointError(f"checkpoint {path}: expected a course_lib training checkpoint with keys "
                          f"{list(REQUIRED_KEYS)}, got {got}")
     if state["format_version"] != FORMAT_VERSION:
-        raise ValueError(f"checkpoint {path}: expected format_version {FORMAT_VERSION}, got {state['format_version']}")
+        raise CheckpointError(f"checkpoint {path}: expected format_version {FORMAT_VERSION}, got {state['format_version']}")
     return state
 
 

@@ -32,7 +32,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from course_lib._validation import check_float_range, check_positive_int, fail
 from course_lib.config import PRESETS
 from course_lib.workshop.recipes import Recipe, get_recipe
 from course_lib.training import TrainConfig, Trainer, distributed, read_checkpoint
-from course_lib.training.checkpoint import atomic_save
+from course_lib.training.checkpoint import atomic_save, temp_file_beside
 from course_lib.training.memory import report_memory as print_memory_estimate
 
 DEFAULT_FOLDER = "checkpoints"
@@ -211,7 +210,7 @@ def _machine(device: torch.device) -> dict[str, Any]:
 
 def _write_json(data: dict[str, Any], path: Path) -> None:
     """Write JSON atomically (temp file in the same folder, then os.replace)."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, tmp = temp_file_beside(path)  # created with the user's umask
     try:
         with os.fdopen(handle, "w") as file:
             json.dump(data, file, indent=2, sort_keys=True)
