@@ -1,12 +1,19 @@
-"""Writing files so that a crash never leaves half of one: the course's one atomic writer.
+"""Writing files so that nothing is ever half-written, and knowing when one was damaged since.
 
-Every file the course writes -- checkpoints, exports, their JSON records, cached judges -- goes to a
-temporary file in the same folder, is flushed to disk, and only then renamed onto its name
-(``os.replace`` is atomic on POSIX and Windows). A reader sees the old file or the new one, never a
-mix; an error or a kill mid-write leaves the old file as it was.
+The course's one atomic writer: every file it writes -- checkpoints, exports, their JSON records,
+cached judges -- goes to a temporary file in the same folder, is flushed to disk, and only then
+renamed onto its name (``os.replace`` is atomic on POSIX and Windows). A reader sees the old file or
+the new one, never a mix; an error or a kill mid-write leaves the old file as it was (and at worst
+a hidden ``.NAME.*.tmp`` file, which :func:`stale_temp_files` finds). A symlinked path updates its
+target; a new file gets the user's umask, a replaced one keeps its mode.
+
+Every dict saved by :func:`atomic_save` carries a *checksum* of its tensors; :func:`verify_checksum`
+turns a bit flipped on disk or in a copy into a clear error instead of silent NaNs.
 """
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
 import tempfile
@@ -16,6 +23,16 @@ from typing import IO, Any
 
 import torch
 
+CHECKSUM_KEY = "checksum"
+CHECKSUM_ALGORITHM = "sha256-bytes-and-word-sums-1"
+SMALL_TENSOR_BYTES = 16384  # hashed byte by byte; larger tensors by their 64-bit word sum
+
+
+class CheckpointError(ValueError):
+    """The file is no readable checkpoint of the kind asked for: damaged, foreign, or of another format."""
+
+
+# --- atomic writes ------------------------------------------------------------------------------------
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = True) -> Path:
     """``write(file)`` into a temporary file beside ``path``, fsync it, then rename it onto ``path``; returns ``path``.
@@ -23,9 +40,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: b
     The folder is created if needed. On any error (or interrupt) the temporary file is removed and
     the file at ``path`` is left untouched.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path))  # a symlink keeps pointing at the file it names, which is updated
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, tmp_name = temp_file_beside(path)
     try:
         with os.fdopen(handle, "wb" if binary else "w") as tmp:
             write(tmp)
@@ -40,14 +57,48 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: b
     return path
 
 
-def atomic_save(obj: dict[str, Any], path: str | os.PathLike) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically (:func:`atomic_write`)."""
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically; a dict gets a ``checksum`` entry (:func:`tensor_checksum`)."""
+    if isinstance(obj, dict):
+        obj = {**obj, CHECKSUM_KEY: {"algorithm": CHECKSUM_ALGORITHM, "digest": tensor_checksum(obj)}}
     return atomic_write(path, lambda file: torch.save(obj, file))
 
 
 def atomic_write_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
     """``data`` as indented, key-sorted JSON at ``path``, atomically (:func:`atomic_write`)."""
     return atomic_write(path, lambda file: json.dump(data, file, indent=2, sort_keys=True), binary=False)
+
+
+def temp_file_beside(path: Path) -> tuple[int, str]:
+    """A new hidden ``.NAME.*.tmp`` file in ``path``'s folder (to be renamed onto ``path``): (fd, its name).
+
+    Its mode is the one ``path`` has, or for a new file what the user's umask allows (``mkstemp``
+    alone would make every file private, 0600).
+    """
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+        if hasattr(os, "fchmod"):
+            os.fchmod(handle, mode)
+    except BaseException:
+        os.close(handle)
+        os.remove(tmp_name)
+        raise
+    return handle, tmp_name
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it: put it back at once
+    os.umask(mask)
+    return mask
+
+
+def stale_temp_files(path: str | os.PathLike) -> list[Path]:
+    """The ``.NAME.*.tmp`` files a save of ``path`` leaves behind when its process is killed mid-write."""
+    path = Path(os.path.realpath(path))
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp") if p.is_file())
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -62,3 +113,73 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# --- a checksum of the tensors ------------------------------------------------------------------------
+
+_NESTED = (torch.Tensor, dict, list, tuple)
+_PLAIN = {int, float, str, bool, type(None)}
+
+
+def _tensors(obj: Any, name: str = ""):
+    """(dotted name, tensor) for every tensor inside nested dicts, lists and tuples, in stored order."""
+    if isinstance(obj, torch.Tensor):
+        yield name, obj
+        return
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif _PLAIN.issuperset(map(type, obj)):  # a list of plain numbers (a loss history): nothing inside
+        return
+    else:
+        items = enumerate(obj)
+    for key, value in items:
+        if isinstance(value, _NESTED):
+            yield from _tensors(value, f"{name}.{key}" if name else str(key))
+
+
+def _word_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum, modulo 2⁶⁴, of the tensor's bytes read as 64-bit words (a last partial word byte by byte).
+
+    Flipping any one bit changes one word by ±2ᵏ and so the sum; one pass over memory, on any device.
+    """
+    data = tensor.reshape(-1).view(torch.uint8)
+    if data.storage_offset() % 8:
+        data = data.clone()  # 64-bit words must start at a multiple of 8 bytes
+    whole = data.numel() - data.numel() % 8
+    if whole == data.numel():
+        return data.view(torch.int64).sum()
+    return data[:whole].view(torch.int64).sum() + data[whole:].sum(dtype=torch.int64)
+
+
+def tensor_checksum(state: Any) -> str:
+    """A checksum of every tensor in ``state``: SHA-256 of their names, dtypes, shapes and contents.
+
+    A tensor of up to SMALL_TENSOR_BYTES is hashed byte by byte; a larger one by its 64-bit word
+    sum, which covers every byte at memory speed and changes with any single flipped bit. The
+    names make a swapped or missing tensor count.
+    """
+    named = list(_tensors(state)) if isinstance(state, _NESTED) else []
+    digest = hashlib.sha256("\n".join([f"{name}|{t.dtype}|{tuple(t.shape)}" for name, t in named]).encode())
+    small, large = [], []
+    for _, tensor in named:
+        (small if tensor.numel() * tensor.element_size() <= SMALL_TENSOR_BYTES else large).append(tensor)
+    with torch.no_grad():
+        if small:
+            digest.update(torch.cat([t.reshape(-1).view(torch.uint8).cpu() for t in small]).numpy())
+        if large:
+            digest.update(str(torch.stack([_word_sum(t).cpu() for t in large]).tolist()).encode())
+    return digest.hexdigest()
+
+
+def verify_checksum(state: Any, path: str | os.PathLike) -> None:
+    """Raise ``ValueError`` naming ``path`` if ``state`` carries a checksum its tensors no longer match."""
+    if not isinstance(state, dict) or CHECKSUM_KEY not in state:
+        return  # written before checksums existed
+    stored = state[CHECKSUM_KEY]
+    if not isinstance(stored, dict) or stored.get("algorithm") != CHECKSUM_ALGORITHM:
+        raise CheckpointError(f"checkpoint {os.fspath(path)}: expected a checksum of kind {CHECKSUM_ALGORITHM!r}, "
+                         f"got {stored!r}. It was written by another version of course_lib.")
+    if stored.get("digest") != tensor_checksum(state):
+        raise CheckpointError(f"checkpoint {os.fspath(path)}: its tensors do not match the checksum stored with them: "
+                         "the file was damaged after it was written (a bad disk, copy or download). "
+                         "Copy it again, or train again.")

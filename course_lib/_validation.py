@@ -35,10 +35,31 @@ def check_rank(name: str, x: torch.Tensor, rank: int | Sequence[int], layout: st
         )
 
 
-def check_finite(name: str, x: torch.Tensor) -> None:
-    if not torch.isfinite(x).all():
+def check_finite(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Refuse NaN and ±inf: one bad value would silently turn every result downstream into NaN."""
+    check_tensor(name, x)
+    if (x.dtype.is_floating_point or x.dtype.is_complex) and not torch.isfinite(x).all():
         bad = (~torch.isfinite(x)).sum().item()
         raise ValueError(f"{name}: expected only finite values, got {bad} NaN/inf entries")
+    return x
+
+
+def check_values_in(name: str, x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Check that every entry of ``x`` is finite and lies in ``[low, high]`` (e.g. a mask in [0, 1])."""
+    check_finite(name, x)
+    if x.numel() and (x.min() < low or x.max() > high):
+        raise ValueError(f"{name}: expected values in [{low}, {high}], "
+                         f"got values in [{x.min().item():g}, {x.max().item():g}]")
+    return x
+
+
+def check_output(name: str, value: object, shape: Sequence[int]) -> torch.Tensor:
+    """Check what a user's function returned (e.g. a ``model_fn``): a finite tensor of ``shape``."""
+    if not isinstance(value, torch.Tensor):
+        fail(name, f"a torch.Tensor of shape {tuple(shape)}", type(value).__name__)
+    if tuple(value.shape) != tuple(shape):
+        fail(name, f"shape {tuple(shape)}", f"shape {tuple(value.shape)}")
+    return check_finite(name, value)
 
 
 def check_int_range(name: str, value: object, low: int, high: int) -> int:
@@ -54,6 +75,13 @@ def check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         fail(name, "a positive int", value)
     return value
+
+
+def check_positive_float(name: str, value: object) -> float:
+    """A finite number > 0 (a temperature, a width, a scale)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        fail(name, "a finite number > 0", value)
+    return float(value)
 
 
 def check_float_range(name: str, value: object, low: float, high: float) -> float:

@@ -12,14 +12,7 @@ from course_lib.diffusion.objectives import DiffusionObjective
 from course_lib.training import TrainConfig, Trainer, load_weights, random_rows
 from course_lib.training.checkpoint import read_checkpoint
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: intra-op threads gain nothing and cost a lot on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SCHEDULE = make_schedule("linear", 100)
@@ -178,3 +171,90 @@ def test_load_weights_picks_ema_or_raw_weights(tmp_path):
         assert not model.training
         assert all(torch.equal(a, b) for a, b in zip(model.parameters(), source.parameters()))
     assert not torch.equal(trainer.model.input.weight, trainer.ema_model.input.weight)
+
+
+# --- integrity: a checksum of the tensors, finite weights ---------------------------------------------
+
+def flip_one_bit_in_largest_tensor(path) -> None:
+    """Flip a bit in the middle of the largest tensor record of a torch.save zip file, in place."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26: info.header_offset + 30])
+    start = info.header_offset + 30 + name_length + extra_length
+    data[start + info.file_size // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def test_a_checkpoint_stores_a_checksum_and_one_flipped_bit_is_refused(tmp_path):
+    from course_lib._files import CHECKSUM_KEY, tensor_checksum
+
+    path = tmp_path / "ck.pt"
+    trainer = new_trainer(steps=2).fit()
+    trainer.save(path)
+    state = read_checkpoint(path)
+    assert state[CHECKSUM_KEY]["digest"] == tensor_checksum({k: v for k, v in state.items() if k != CHECKSUM_KEY})
+    flip_one_bit_in_largest_tensor(path)
+    fresh = new_trainer(steps=2)
+    with pytest.raises(ValueError, match=r"ck\.pt: its tensors do not match the checksum stored with them"):
+        fresh.resume(path)
+    assert fresh.step == 0
+    with pytest.raises(ValueError, match="checksum"):
+        load_weights(DropoutMLP(), path)
+
+
+def test_the_checksum_sees_every_byte_and_every_name():
+    from course_lib._files import SMALL_TENSOR_BYTES, tensor_checksum
+
+    small, large = torch.arange(10, dtype=torch.float32), torch.randn(SMALL_TENSOR_BYTES // 4 + 3)
+    state = {"a": {"w": small, "v": large}, "history": [1.0, 2.0], "step": 3, "odd": torch.ones(3, dtype=torch.bool)}
+    reference = tensor_checksum(state)
+    assert tensor_checksum(state) == reference
+    for name, tensor in (("small", small), ("large", large)):
+        for index in (0, tensor.numel() // 2, tensor.numel() - 1):  # first, middle and last word
+            for bit in (0, 31):
+                changed = tensor.clone()
+                changed.view(torch.int32)[index] ^= 1 << bit
+                other = {**state, "a": {**state["a"], "w" if name == "small" else "v": changed}}
+                assert tensor_checksum(other) != reference, (name, index, bit)
+    assert tensor_checksum({**state, "a": {"v": large, "w": small}}) != reference  # swapped
+    assert tensor_checksum({**state, "a": {"w2": small, "v": large}}) != reference  # renamed
+    assert tensor_checksum({**state, "a": {"w": small.view(2, 5), "v": large}}) != reference  # reshaped
+
+
+def test_a_checkpoint_without_a_checksum_still_loads(tmp_path):
+    from course_lib._files import CHECKSUM_KEY
+
+    path = tmp_path / "old.pt"
+    trainer = new_trainer(steps=2).fit()
+    torch.save(trainer.state_dict(), path)  # as files were written before checksums
+    assert CHECKSUM_KEY not in read_checkpoint(path)
+    assert new_trainer(steps=2).resume(path).step == 2
+
+
+def test_weights_holding_nan_are_refused_on_load(tmp_path):
+    from course_lib._files import atomic_save
+
+    trainer = new_trainer(steps=2).fit()
+    state = trainer.state_dict()
+    state["ema_model"]["input.weight"][0, 0] = float("nan")
+    state["model"]["input.bias"][1] = float("inf")
+    atomic_save(state, tmp_path / "nan.pt")
+    with pytest.raises(ValueError, match=r"nan\.pt: weights hold NaN or inf values \(model\.input\.bias, "
+                                         r"ema_model\.input\.weight\)"):
+        read_checkpoint(tmp_path / "nan.pt")
+
+
+def test_a_checkpoint_that_cannot_be_read_is_a_permission_error_not_corruption(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    new_trainer(steps=1).fit().save(path)
+
+    def no_permission(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(torch, "load", no_permission)  # root reads any file: a chmod cannot show this
+    with pytest.raises(PermissionError, match=r"Permission denied: '.*ck\.pt'"):
+        read_checkpoint(path)

@@ -15,6 +15,8 @@ from course_lib.metrics import judge
 from course_lib.workshop.recipes import get_recipe
 from course_lib.workshop.zoo import sidecar_path
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(autouse=True)
 def tiny_smoke_preset(monkeypatch, tmp_path):
@@ -156,11 +158,11 @@ def test_a_busy_machine_gets_one_thread_unless_told_otherwise(capsys, monkeypatc
 
 def test_foreign_and_corrupted_checkpoints_are_refused(capsys, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"\x00" * 100)
-    code, _, err = run(["sample", "--checkpoint", "junk.pt"], capsys)
-    assert code == 2 and "checkpoint junk.pt: cannot be read" in err and "Traceback" not in err
+    code, _, err = run(["sample", "--checkpoint", "junk.pt"], capsys)  # a damaged or foreign file: exit 1
+    assert code == 1 and "checkpoint junk.pt: cannot be read" in err and "Traceback" not in err
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     code, _, err = run(["eval", "--checkpoint", "foreign.pt"], capsys)
-    assert code == 2 and "checkpoint foreign.pt: expected a course_lib training checkpoint" in err
+    assert code == 1 and "checkpoint foreign.pt: expected a course_lib training checkpoint" in err
     train_toy(capsys, "toy.pt", "--steps", "1")
     code, _, err = run(["train", "--task", "toy-moons", "--preset", "smoke", "--steps", "2", "--seed", "1",
                         "--checkpoint", "toy.pt", "--resume"], capsys)
@@ -298,10 +300,3 @@ def test_train_precision_reaches_the_recipe_and_resume_needs_the_same(capsys, tm
     assert code == 2 and "--precision: invalid choice: 'fp8'" in err
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine two threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

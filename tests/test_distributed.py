@@ -167,14 +167,6 @@ def tiny_preset(monkeypatch, in_tmp_path):
     monkeypatch.setitem(config.PRESETS, "smoke", config.PRESETS["smoke"].replace(**TINY))
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --- the three launches (module fixtures: each runs once) --------------------------------------------
 
 @pytest.fixture(scope="module")

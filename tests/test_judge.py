@@ -157,3 +157,30 @@ def test_full_judge_is_accurate_and_separates_real_from_noise(monkeypatch):
     scores = image_scores(real_a, real_b, labels=render_digits(FID_SAMPLES, 28, "test", seed=1)[1], judge=judge)
     assert scores["accuracy"] > 0.98 and scores["IS"] > 8.5
     assert scores["FID"] < 0.02 * image_scores(noise, real_b, judge=judge)["FID"]
+
+
+# --- a damaged cache is trained again; an unwritable cache folder is reported before training ----------
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_a_cache_that_cannot_be_read_is_trained_again(tiny_judge, tmp_path, monkeypatch, damage):
+    good = judge_path(TINY).read_bytes()
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(judge_module, "_LOADED", {})
+    path = judge_path(TINY)
+    path.write_bytes({"empty": b"", "truncated": good[: len(good) // 2], "garbage": os.urandom(500)}[damage])
+    trained = []
+    monkeypatch.setattr(judge_module, "train_judge", lambda *a, **k: trained.append(1) or tiny_judge)
+    with pytest.warns(UserWarning, match=r"cached digit judge .* cannot be read .*training it again"):
+        judge = get_digit_judge(config=TINY)
+    assert trained == [1] and judge.test_accuracy == tiny_judge.test_accuracy
+    monkeypatch.setattr(judge_module, "_LOADED", {})
+    assert get_digit_judge(config=TINY).test_accuracy == tiny_judge.test_accuracy and trained == [1]  # rebuilt
+
+
+def test_an_unwritable_cache_folder_is_reported_before_training(tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "a_file" / "cache"))  # fails even for root
+    monkeypatch.setattr(judge_module, "_LOADED", {})
+    monkeypatch.setattr(judge_module, "train_judge", lambda *a, **k: pytest.fail("trained before the folder was checked"))
+    with pytest.raises(OSError, match=r"judge cache folder .*a_file/cache: cannot write there .*COURSE_CACHE"):
+        get_digit_judge(config=TINY)

@@ -260,3 +260,22 @@ def test_full_judge_is_accurate_and_fvd_orders_real_shuffled_frozen(monkeypatch)
     shuffled = video_scores(shuffle_frames(real_a.video, torch.Generator().manual_seed(0)), real_b.video, judge=judge)
     frozen = video_scores(real_a.video[:, :1].expand_as(real_a.video), real_b.video, judge=judge)
     assert 5 * scores["FVD"] < shuffled["FVD"] < frozen["FVD"]
+
+
+def test_a_damaged_cache_is_trained_again_and_an_unwritable_folder_reported_first(tiny_judge, tmp_path, monkeypatch):
+    good = video_judge_path(TINY).read_bytes()
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(video_module, "_LOADED", {})
+    path = video_judge_path(TINY)
+    path.write_bytes(good[: len(good) // 3])
+    trained = []
+    monkeypatch.setattr(video_module, "train_video_judge", lambda *a, **k: trained.append(1) or tiny_judge)
+    with pytest.warns(UserWarning, match=r"cached video judge .* cannot be read"):
+        get_video_judge(frames=6, config=TINY)
+    assert trained == [1] and video_module._load(path, TINY, torch.device("cpu")).test_accuracy == tiny_judge.test_accuracy
+
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "a_file"))
+    monkeypatch.setattr(video_module, "train_video_judge", lambda *a, **k: pytest.fail("trained before the check"))
+    with pytest.raises(OSError, match=r"judge cache folder .*a_file: cannot write there"):
+        get_video_judge(frames=6, config=TINY)

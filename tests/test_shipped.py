@@ -159,3 +159,22 @@ def test_every_shipped_checkpoint_is_small_recorded_and_made_by_todays_recipe(pa
 def test_the_shipped_files_are_package_data():
     text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert '"pretrained/*.pt"' in text and '"pretrained/*.json"' in text
+
+
+def test_an_export_stores_a_checksum_and_a_damaged_one_is_refused(trained, tmp_path):
+    from test_checkpoint import flip_one_bit_in_largest_tensor
+
+    from course_lib._files import CHECKSUM_KEY
+
+    recipe, path, trainer = trained
+    out = shipped.export_checkpoint(path, out=tmp_path / "small.pt")
+    assert CHECKSUM_KEY in shipped.read_export(out)
+    flip_one_bit_in_largest_tensor(out)
+    with pytest.raises(ValueError, match=r"small\.pt: its tensors do not match the checksum"):
+        zoo.load_checkpoint(out)
+
+
+def test_the_shipped_files_load_with_or_without_a_checksum():
+    """They were exported before checksums existed: such files load unverified (tests/test_golden_samples.py)."""
+    for path in sorted(shipped.SHIPPED_FOLDER.glob("*.pt")):
+        assert shipped.read_export(path)["step"] > 0

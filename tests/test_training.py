@@ -164,6 +164,23 @@ def test_compiled_training_runs_and_matches_eager_closely():
 
 def test_nan_loss_stops_at_once_naming_the_step():
     trainer = make_trainer(steps=10)
+    good = trainer.loss_fn
+    calls = []
+
+    def loss_fn(model, batch, generator):  # a diverging model: finite data, a NaN loss from step 3 on
+        calls.append(1)
+        loss = good(model, batch, generator)
+        return loss * float("nan") if len(calls) > 3 else loss
+
+    trainer.loss_fn = loss_fn
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 3;.*lr"):
+        trainer.fit()
+    assert trainer.step == 3 and len(trainer.history["loss"]) == 3
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_nan_data_stops_at_once_naming_make_batch_and_the_step():
+    trainer = make_trainer(steps=10)
     good = trainer.make_batch
     calls = []
 
@@ -173,10 +190,9 @@ def test_nan_loss_stops_at_once_naming_the_step():
         return batch * float("nan") if len(calls) > 3 else batch
 
     trainer.make_batch = make_batch
-    with pytest.raises(FloatingPointError, match=r"loss is nan at step 3;.*lr"):
+    with pytest.raises(ValueError, match=r"make_batch: .*at step 3 .*x0: expected only finite values"):
         trainer.fit()
-    assert trainer.step == 3 and len(trainer.history["loss"]) == 3
-    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert trainer.step == 3 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
 def test_a_batch_the_model_cannot_take_names_make_batch_and_the_shape():

@@ -130,3 +130,119 @@ def test_read_video_bad_input(tmp_path, name, kwargs, words):
         read_video(tmp_path / name, **kwargs)
     for word in words:
         assert word in str(err.value)
+
+
+# --- files that cannot be read: one ValueError naming the file, never a decoder's own exception --------
+
+def full_gif(path):
+    return write_gif(path, np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3), dtype=np.uint8))
+
+
+BAD_FILES = {
+    "empty.mp4": (lambda p: p.write_bytes(b""), "the file is empty"),
+    "empty.gif": (lambda p: p.write_bytes(b""), "the file is empty"),
+    "text.mp4": (lambda p: p.write_text("not a video\n"), "OSError"),
+    "text.gif": (lambda p: p.write_text("not a gif\n"), "cannot identify image file"),
+    "truncated.gif": (lambda p: p.write_bytes(full_gif(p.with_name("full.gif")).read_bytes()[:600]), "truncated"),
+    "huge.gif": (lambda p: p.write_bytes(b"GIF89a" + (10000).to_bytes(2, "little") * 2 + b"\x00" * 10),
+                 "10000x10000"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_a_bad_file_is_one_value_error_naming_it(tmp_path, name):
+    make, reason = BAD_FILES[name]
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(ValueError) as err:
+        read_video(path, size=8)
+    message = str(err.value)
+    assert str(path) in message and reason in message and "\n" not in message, message
+
+
+def test_a_file_without_read_permission_is_one_value_error(tmp_path, monkeypatch):
+    import os
+
+    import course_lib.data.files as files
+
+    path = full_gif(tmp_path / "secret.gif")
+    if os.geteuid() != 0:  # a real permission error; root reads anything, so there it is simulated
+        path.chmod(0)
+    else:
+        def no_permission(name, *args, **kwargs):
+            raise PermissionError(13, "Permission denied", str(name))
+        monkeypatch.setattr(files, "open", no_permission, raising=False)
+    try:
+        with pytest.raises(ValueError, match="PermissionError: .*Permission denied") as err:
+            read_video(path)
+        assert str(path) in str(err.value)
+    finally:
+        path.chmod(0o644)
+
+
+def test_a_huge_gif_is_refused_from_its_header_in_under_a_second(tmp_path):
+    """A 75 KB GIF of 10000x10000 pixels (100 M pixels, 300 MB as RGB) is refused before decoding."""
+    import time
+
+    from PIL import Image
+
+    path = tmp_path / "bomb.gif"
+    Image.new("P", (10_000, 10_000), 0).save(path)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="10000x10000 = 100,000,000 pixels are above the limit"):
+        read_video(path, size=32)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_folder_skips_every_kind_of_bad_file_with_a_warning(tmp_path):
+    write_gif(tmp_path / "good.gif", ramp_frames(5, 8, 8))
+    for name, (make, _) in BAD_FILES.items():
+        make(tmp_path / name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = VideoFolder(tmp_path, frames=2, size=8)
+    assert sorted(p.name for p in data.paths) == ["full.gif", "good.gif"]
+    skipped = " ".join(str(w.message) for w in caught if "skipping" in str(w.message))
+    assert all(name in skipped for name in BAD_FILES), skipped
+
+
+MEMORY_SCRIPT = """
+import resource, sys
+from course_lib.data.files import VideoFolder
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+data = VideoFolder(sys.argv[1], frames=8, size=32)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+assert len(data) == 1 and len(data.videos[0]) == 300 and data[0].shape == (8, 3, 32, 32)
+print((after - before) / 1024)
+"""
+
+
+def test_folder_memory_follows_the_clips_not_the_file(tmp_path):
+    """Peak memory that VideoFolder(frames=8, size=32) adds on one 640x480, 300-frame MP4: ≤ 300 MB.
+
+    Measured in a fresh process as the growth of its peak resident set (ru_maxrss) over the peak
+    after imports, so torch's own footprint is left out; ffmpeg runs as a child process and is
+    not counted.
+    """
+    import os
+    import subprocess
+    import sys
+
+    import imageio_ffmpeg
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "clips").mkdir()
+    writer = imageio_ffmpeg.write_frames(str(tmp_path / "clips" / "big.mp4"), (640, 480), fps=25,
+                                         macro_block_size=1, ffmpeg_log_level="error",
+                                         output_params=["-preset", "ultrafast"])
+    writer.send(None)
+    for _ in range(300):  # 32x32 blocks of random colour, new every frame
+        blocks = rng.integers(0, 255, (480 // 32, 640 // 32, 3), dtype=np.uint8)
+        writer.send(np.ascontiguousarray(blocks.repeat(32, 0).repeat(32, 1)))
+    writer.close()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(tmp_path / "clips")], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    added_mb = float(result.stdout.strip().splitlines()[-1])
+    assert added_mb <= 300, f"VideoFolder added {added_mb:.0f} MB of peak memory"

@@ -21,7 +21,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from course_lib._validation import check_choice, check_float_range, check_int_range, check_positive_int, check_rank, fail
+from course_lib._validation import (check_choice, check_finite, check_float_range, check_int_range, check_positive_int,
+                                    check_rank, check_values_in, fail)
 from course_lib.diffusion.forward import q_sample, randn_like, to_x0_eps
 from course_lib.diffusion.guidance import guide
 from course_lib.diffusion.samplers import ModelFn, SamplerStep, ddim_step, ddim_timesteps
@@ -68,9 +69,11 @@ def conditional_steps(
 ) -> Iterator[SamplerStep]:
     """DDIM-based sampling of the unknown part given ``known`` where ``mask`` is 1; yields each step.
 
-    known: (B, ...) ground truth (any values where mask = 0); mask: broadcastable to known.
+    known: (B, ...) ground truth (any finite values where mask = 0); mask: in [0, 1], broadcastable to known.
     ``eta = 1`` (default) is ancestral-like sampling, which the replacement method needs to mix.
     """
+    check_finite("known", known)  # NaN even where mask = 0 would spread: 0 · NaN = NaN
+    check_values_in("mask", mask, 0.0, 1.0)
     check_choice("method", method, METHODS)
     check_positive_int("resample", resample)
     check_float_range("guidance_weight", guidance_weight, 0.0, 1e6)

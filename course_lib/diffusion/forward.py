@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib._validation import check_choice, check_rank, check_tensor, check_timesteps, fail
+from course_lib._validation import check_choice, check_finite, check_rank, check_tensor, check_timesteps, fail
 from course_lib.diffusion.schedules import NoiseSchedule
 
 OBJECTIVES = ("eps", "x0", "v")
@@ -87,8 +87,10 @@ def q_sample(
     x0: (B, ...) clean data -> (B, ...) a sample of q(x_t | x0) after t+1 steps.
     """
     t = _prepare(x0, t, schedule, "x0")
-    noise = randn_like(x0, generator) if noise is None else noise
-    if noise.shape != x0.shape:
+    check_finite("x0", x0)
+    if noise is None:
+        noise = randn_like(x0, generator)
+    elif check_finite("noise", noise).shape != x0.shape:
         fail("noise", f"the shape of x0 {tuple(x0.shape)}", f"shape {tuple(noise.shape)}")
     return extract(schedule.sqrt_alpha_bars, t, x0.shape) * x0 + extract(
         schedule.sqrt_one_minus_alpha_bars, t, x0.shape

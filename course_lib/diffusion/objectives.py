@@ -138,6 +138,8 @@ def diffusion_loss(
     eps = randn_like(x0, generator)
     x_t = q_sample(x0, t, schedule, noise=eps)
     prediction = model(x_t, t, **(model_kwargs or {}))
+    if not isinstance(prediction, torch.Tensor):
+        fail("model output", f"a torch.Tensor of the shape of x0 {tuple(x0.shape)}", type(prediction).__name__)
     if prediction.shape != x0.shape:
         fail("model output", f"the shape of x0 {tuple(x0.shape)}", f"shape {tuple(prediction.shape)}")
     return F.mse_loss(prediction.float(), training_target(x0, eps, t, schedule, objective).float())

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 
 import torch
 
-from course_lib._validation import check_choice, check_float_range, check_int_range, check_positive_int, fail
+from course_lib._validation import (
+    check_choice,
+    check_finite,
+    check_float_range,
+    check_int_range,
+    check_output,
+    check_positive_int,
+    fail,
+)
 from course_lib.diffusion.forward import eps_from_x0, extract, q_posterior, randn_like, to_x0_eps
 from course_lib.diffusion.schedules import NoiseSchedule
 
@@ -40,7 +48,7 @@ def _start(shape, schedule, generator, device, x_start, t_start) -> tuple[torch.
     """The starting x (given, or pure noise) and the first timestep to denoise."""
     t_start = schedule.num_steps - 1 if t_start is None else check_int_range("t_start", t_start, 0, schedule.num_steps - 1)
     if x_start is not None:
-        if tuple(x_start.shape) != tuple(shape):
+        if tuple(check_finite("x_start", x_start).shape) != tuple(shape):
             fail("x_start", f"shape {tuple(shape)}", f"shape {tuple(x_start.shape)}")
         return x_start.to(device or x_start.device), t_start
     if len(shape) < 2:
@@ -52,9 +60,7 @@ def _start(shape, schedule, generator, device, x_start, t_start) -> tuple[torch.
 def _predict(model_fn, x, t: int, schedule, objective, clip_x0) -> tuple[torch.Tensor, torch.Tensor]:
     """Call the model at timestep t and return (x0, ε), x0 clipped to [-1, 1] if asked."""
     tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-    prediction = model_fn(x, tt)
-    if prediction.shape != x.shape:
-        fail("model_fn output", f"the shape of x_t {tuple(x.shape)}", f"shape {tuple(prediction.shape)}")
+    prediction = check_output(f"model_fn output at t={t}", model_fn(x, tt), x.shape)
     x0, eps = to_x0_eps(prediction.float(), x, tt, schedule, objective)
     if clip_x0:
         x0 = x0.clamp(-1, 1)
@@ -153,11 +159,14 @@ def ddim_steps(
     x_{t'} = √ᾱ_{t'} x̂0 + √(1 − ᾱ_{t'} − σ²) ε̂ + σ z, with
     σ = η √((1 − ᾱ_{t'})/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_{t'})  (Eq. 16), where t' is the next visited step.
     η = 0 is deterministic; η = 1 with every step visited is DDPM with σ² = β̃_t.
-    With ``t_start`` the ``steps`` timesteps are spaced over 0..t_start.
+    With ``t_start`` the ``steps`` timesteps are spaced over 0..t_start, so ``steps`` ≤ t_start + 1
+    (≤ T without it): the sampler never visits a timestep twice.
     """
     check_float_range("eta", eta, 0.0, 1.0)
     x, t_start = _start(shape, schedule, generator, device, x_start, t_start)
-    timesteps = ddim_timesteps(t_start + 1, min(steps, t_start + 1), spacing)
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= t_start + 1:
+        fail("steps", f"an int in [1, {t_start + 1}] (one visit per timestep of 0..{t_start}, none twice)", steps)
+    timesteps = ddim_timesteps(t_start + 1, steps, spacing)
     for t, t_next in zip(timesteps, timesteps[1:] + [-1]):
         step = ddim_step(model_fn, x, t, t_next, schedule, eta, objective, generator, clip_x0)
         x = step.x

@@ -14,7 +14,14 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from course_lib._validation import check_choice, check_positive_int, check_rank, fail
+from course_lib._validation import (
+    check_choice,
+    check_float_range,
+    check_positive_float,
+    check_positive_int,
+    check_rank,
+    fail,
+)
 
 MAX_BETA = 0.999  # Nichol & Dhariwal 2021 clip β ≤ 0.999 so that no step destroys everything at once
 
@@ -22,6 +29,7 @@ MAX_BETA = 0.999  # Nichol & Dhariwal 2021 clip β ≤ 0.999 so that no step des
 def linear_betas(num_steps: int) -> torch.Tensor:
     """Ho et al. 2020: β from 1e-4 to 0.02 over 1000 steps (scaled by 1000/T for other T, clipped at
     MAX_BETA: a chain of 20 steps or fewer would otherwise end with β ≥ 1)."""
+    check_positive_int("num_steps", num_steps)
     scale = 1000 / num_steps
     return torch.linspace(scale * 1e-4, scale * 0.02, num_steps, dtype=torch.float64).clamp(max=MAX_BETA)
 
@@ -34,7 +42,13 @@ def _betas_from_alpha_bar(alpha_bar: Callable[[torch.Tensor], torch.Tensor], num
 
 
 def cosine_betas(num_steps: int, offset: float = 0.008) -> torch.Tensor:
-    """Nichol & Dhariwal 2021, Eq. 17: ᾱ(s) = f(s)/f(0), f(s) = cos²(((s + o)/(1 + o))·π/2)."""
+    """Nichol & Dhariwal 2021, Eq. 17: ᾱ(s) = f(s)/f(0), f(s) = cos²(((s + o)/(1 + o))·π/2).
+
+    The offset o ≥ 0 keeps β_0 from vanishing; a negative one bends ᾱ above 1 (o = −1 divides by 0).
+    """
+    check_positive_int("num_steps", num_steps)
+    check_float_range("offset", offset, 0.0, 1.0)
+
     def f(s):
         return torch.cos((s + offset) / (1 + offset) * math.pi / 2) ** 2
     return _betas_from_alpha_bar(lambda s: f(s) / f(torch.zeros(1, dtype=torch.float64)), num_steps)
@@ -44,9 +58,18 @@ def sigmoid_betas(num_steps: int, start: float = -3.0, end: float = 3.0, tau: fl
     """Jabri et al. 2022 (RIN), sigmoid schedule: ᾱ(s) = (σ(e/τ) − σ((s(e−b)+b)/τ)) / (σ(e/τ) − σ(b/τ)).
 
     It keeps more signal than cosine in the middle steps; often better for larger images.
+    Needs start < end and a temperature τ > 0.
     """
+    check_positive_int("num_steps", num_steps)
+    for name, value in (("start", start), ("end", end)):
+        check_float_range(name, value, -1e3, 1e3)
+    if not start < end:
+        fail("end", f"a number above start={start}", end)
+    check_positive_float("tau", tau)
     v_start = torch.sigmoid(torch.tensor(start / tau, dtype=torch.float64))
     v_end = torch.sigmoid(torch.tensor(end / tau, dtype=torch.float64))
+    if not v_end > v_start:  # both ends saturated: ᾱ would be 0/0
+        fail("tau", f"a temperature at which σ(start/τ) and σ(end/τ) differ (start={start}, end={end})", tau)
 
     def alpha_bar(s):
         return ((v_end - torch.sigmoid((s * (end - start) + start) / tau)) / (v_end - v_start)).clamp(min=1e-12)

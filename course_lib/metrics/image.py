@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from course_lib._validation import check_choice, check_rank, fail
+from course_lib._validation import check_choice, check_finite, check_rank, fail
 
 REDUCTIONS = ("mean", "none")
 WINDOWS = ("gaussian", "uniform")
@@ -24,6 +24,8 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, data_range: float, reduction: 
         fail("y", f"the shape of x {tuple(x.shape)}", f"shape {tuple(y.shape)}")
     if x.shape[0] == 0:
         fail("x", "at least one image", "an empty batch (B = 0)")
+    check_finite("x", x)
+    check_finite("y", y)
     if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or not 0 < data_range < math.inf:
         fail("data_range", "a positive number (max - min of the pixel scale; 2 for [-1, 1])", data_range)
     check_choice("reduction", reduction, REDUCTIONS)

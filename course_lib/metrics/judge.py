@@ -19,7 +19,9 @@ import dataclasses
 import hashlib
 import json
 import os
+import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib._files import atomic_save
+from course_lib._files import atomic_save, verify_checksum
 from course_lib._validation import check_rank, check_tensor, fail
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.inception_score import inception_score
@@ -177,13 +179,37 @@ def judge_path(config: JudgeConfig) -> Path:
 
 
 def _save_atomically(judge: DigitJudge, config: JudgeConfig, path: Path, train_seconds: float) -> None:
-    """Write the judge with the course's atomic writer: readers never see half a file."""
+    """Write the judge with the course's atomic writer (with a checksum): readers never see half a file."""
     atomic_save({"state_dict": judge.state_dict(), "config": dataclasses.asdict(config),
                  "test_accuracy": judge.test_accuracy, "train_seconds": train_seconds, "version": JUDGE_VERSION}, path)
 
 
+def check_cache_folder(folder: Path) -> None:
+    """Fail before a judge is trained if its cache ``folder`` cannot be created or written to."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise type(error)(f"judge cache folder {folder}: cannot write there ({error.strerror or error}); "
+                          f"make it writable or set ${CACHE_ENV} to a writable folder") from None
+
+
+def load_cached(path: Path, load, what: str):
+    """``load(path)``, or None (with a warning) when the cached file cannot be read: it is then trained again."""
+    if not path.exists():
+        return None
+    try:
+        return load(path)
+    except (ValueError, KeyError, RuntimeError, OSError) as error:  # damaged, foreign or unreadable
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        warnings.warn(f"the cached {what} {path} cannot be read ({reason}); training it again", stacklevel=3)
+        return None
+
+
 def _load(path: Path, device) -> DigitJudge:
     state = torch.load(path, map_location="cpu", weights_only=True)
+    verify_checksum(state, path)  # a damaged cache is an error, and is then trained again
     judge = DigitJudge()
     judge.load_state_dict(state["state_dict"])
     judge.test_accuracy = state["test_accuracy"]
@@ -214,13 +240,15 @@ def get_digit_judge(size: int = 28, device=None, config: JudgeConfig | None = No
     path = judge_path(config)
     if (str(path), str(device)) in _LOADED:
         return _LOADED[str(path), str(device)]
-    if not path.exists():
+    judge = load_cached(path, lambda p: _load(p, device), "digit judge")
+    if judge is None:
+        check_cache_folder(path.parent)
         if verbose:
             print(f"Training the digit judge once (cached at {path}) ...")
         start = time.perf_counter()
         judge = train_judge(config)
         _save_atomically(judge, config, path, time.perf_counter() - start)
-    judge = _load(path, device)
+        judge = _load(path, device)
     if verbose:
         print(f"Digit judge: {judge.test_accuracy:.1%} accuracy on held-out fonts.")
     _LOADED[str(path), str(device)] = judge

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from course_lib._validation import check_float_range, check_rank, fail
+from course_lib._validation import check_finite, check_float_range, check_rank, fail
 
 # plausible foreground area per frame, in units of object_size²: a thin digit covers ~0.1–0.4 of its
 # box, a disc π/4, a square 1; a frame-filling blob or a speck is not the object. object_size is
@@ -105,6 +105,9 @@ def motion_consistency(video: torch.Tensor, object_size: float) -> MotionReport:
     size − object_size/2; the fit allows speeds up to one width per frame).
     """
     check_rank("video", video, 5, "(B, T, C, H, W)")
+    if video.shape[0] == 0:
+        fail("video", "at least one clip", "an empty batch (B = 0)")
+    check_finite("video", video)
     check_float_range("object_size", object_size, 1.0, float(min(video.shape[-2:])))
     if video.shape[1] < 3:
         fail("video", "clips of at least 3 frames (motion needs them)", f"{video.shape[1]} frames")

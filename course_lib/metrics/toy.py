@@ -16,13 +16,14 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from course_lib._validation import check_positive_int, check_rank, fail
+from course_lib._validation import check_finite, check_positive_int, check_rank, fail
 
 
 def _points(name: str, x: torch.Tensor) -> torch.Tensor:
     check_rank(name, x, 2, "(N, D)")
     if x.shape[0] == 0:
         fail(name, "at least one point", f"shape {tuple(x.shape)}")
+    check_finite(name, x)  # a diverged sampler's NaN would make every distance NaN
     return x.detach().double().cpu()
 
 

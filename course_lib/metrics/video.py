@@ -41,13 +41,13 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from course_lib._files import atomic_save
+from course_lib._files import atomic_save, verify_checksum
 from course_lib._validation import check_int_range, check_positive_int, check_rank, check_tensor, fail
 from course_lib.data.video import PALETTE, SHAPE_KINDS, bouncing_shapes, check_video, moving_digits
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.image import psnr, ssim
 from course_lib.metrics.inception_score import inception_score
-from course_lib.metrics.judge import accuracy, cache_dir
+from course_lib.metrics.judge import accuracy, cache_dir, check_cache_folder, load_cached
 from course_lib.metrics.motion import MAX_AREA, MIN_AREA, motion_consistency, track_objects
 
 FVD_SAMPLES = 500  # clips (generated and real) behind every FVD / video IS number in the course
@@ -317,6 +317,7 @@ def _save(judge: VideoJudge, config: VideoJudgeConfig, path: Path, train_seconds
 
 def _load(path: Path, config: VideoJudgeConfig, device: torch.device) -> VideoJudge:
     state = torch.load(path, map_location="cpu", weights_only=True)
+    verify_checksum(state, path)  # a damaged cache is an error, and is then trained again
     judge = VideoJudge(config.frames, config.channels, config.num_classes)
     judge.load_state_dict(state["state_dict"])
     judge.test_accuracy = dict(state["test_accuracy"])
@@ -355,13 +356,15 @@ def get_video_judge(frames: int = 8, size: int = 32, channels: int = 1, device=N
     path = video_judge_path(config)
     if (str(path), str(device)) in _LOADED:
         return _LOADED[str(path), str(device)]
-    if not path.exists():
+    judge = load_cached(path, lambda p: _load(p, config, device), "video judge")
+    if judge is None:
+        check_cache_folder(path.parent)
         if verbose:
             print(f"Training the video judge once (cached at {path}) ...")
         start = time.perf_counter()
         judge = train_video_judge(config, device)
         _save(judge, config, path, time.perf_counter() - start)
-    judge = _load(path, config, device)
+        judge = _load(path, config, device)
     if verbose:
         print(f"Video judge: {judge.test_accuracy['class']:.1%} of held-out clips' classes and "
               f"{judge.test_accuracy['direction']:.1%} of their directions read right.")

@@ -288,6 +288,11 @@ class UNet3D(nn.Module):
                       "(one-frame clips), or reshape to (B', T, C, H, W) with image_mode=True "
                       "(T independent images per clip)", f"shape {tuple(x.shape)}")
         check_rank("x", x, 5, "(B, T, C, H, W)")
+        weight = self.conv_in.weight.dtype
+        autocast = x.dtype in (torch.float32, torch.bfloat16, torch.float16) and torch.is_autocast_enabled(x.device.type)
+        if x.dtype != weight and not autocast:
+            fail("x", f"dtype {weight} like the model's weights (convert with x.to({weight}))",
+                 f"dtype {x.dtype}")
         B, T, C, H, W = x.shape
         if C != self.in_channels:
             fail("x", f"{self.in_channels} channel(s), shape (B, T, {self.in_channels}, H, W)",

@@ -4,6 +4,10 @@ A checkpoint is a plain dict of tensors, dicts, lists, str, int, float (nothing 
 unpickling code), so ``torch.load(path, weights_only=True)`` can read it safely. It carries a
 model *signature* (class name + every state-dict entry's shape) so that loading it into another
 architecture fails with a message saying what differs, before anything is overwritten.
+
+Every dict written by :func:`course_lib._files.atomic_save` also carries a *checksum* of its tensors, verified by
+:func:`load_file`: a bit flipped on disk or in a copy is an error, not a silent NaN. Files written
+before checksums existed load unverified. Weights holding NaN or inf are refused on load.
 """
 from __future__ import annotations
 
@@ -17,8 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_lib._files import CheckpointError, verify_checksum
+
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "signature", "model", "ema_model", "optimizer", "step")
+WEIGHT_KEYS = ("model", "ema_model", "state_dict")  # the entries holding a network's weights
 
 
 # --- model signature -------------------------------------------------------------------------------
@@ -56,22 +63,50 @@ def check_signature(path: str | os.PathLike, saved: dict[str, Any], model: nn.Mo
         )
 
 
+# --- finite weights -------------------------------------------------------------------------------
+
+def check_finite_weights(state: Any, path: str | os.PathLike) -> None:
+    """Raise ``ValueError`` naming ``path`` if a network's weights in ``state`` hold NaN or inf."""
+    if not isinstance(state, dict):
+        return
+    named = [(f"{key}.{name}", value) for key in WEIGHT_KEYS if isinstance(state.get(key), dict)
+             for name, value in state[key].items() if isinstance(value, torch.Tensor) and value.is_floating_point()]
+    if not named:
+        return
+    sums = torch.stack([value.sum(dtype=torch.float32) for _, value in named])  # NaN/inf anywhere -> not finite
+    suspects = [named[i] for i in (~torch.isfinite(sums)).nonzero().flatten().tolist()]
+    bad = [name for name, value in suspects if not torch.isfinite(value).all()]  # a finite sum can overflow
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise CheckpointError(f"checkpoint {os.fspath(path)}: weights hold NaN or inf values ({', '.join(bad[:3])}{more}); "
+                         "the run diverged before it was saved, or the file is damaged. Train again (a lower "
+                         "learning rate helps) or use an earlier checkpoint.")
+
+
 # --- safe read ------------------------------------------------------------------------------------
 
 def load_file(path: str | os.PathLike) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU; a missing, truncated or corrupted file is a clear error."""
+    """``torch.load(path, weights_only=True)`` on the CPU; a missing, truncated or corrupted file is a clear error.
+
+    The tensors are checked against the stored checksum (when the file has one) and the weights
+    (entries ``model``, ``ema_model``, ``state_dict``) must be finite.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path}: no such file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise  # names the file and says what is wrong; deleting it would not help
     except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, pickle.UnpicklingError,
             zipfile.BadZipFile) as error:  # random bytes raise any of these (IndexError, KeyError: ~6%)
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint {path}: cannot be read, the file is truncated or corrupted "
             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
             "Delete it and train again."
         ) from error
+    verify_checksum(state, path)
+    check_finite_weights(state, path)
     return state
 
 
@@ -85,10 +120,10 @@ def check_checkpoint_state(state: Any, path: str | os.PathLike) -> dict[str, Any
     path = os.fspath(path)
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
         got = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"checkpoint {path}: expected a course_lib training checkpoint with keys "
+        raise CheckpointError(f"checkpoint {path}: expected a course_lib training checkpoint with keys "
                          f"{list(REQUIRED_KEYS)}, got {got}")
     if state["format_version"] != FORMAT_VERSION:
-        raise ValueError(f"checkpoint {path}: expected format_version {FORMAT_VERSION}, got {state['format_version']}")
+        raise CheckpointError(f"checkpoint {path}: expected format_version {FORMAT_VERSION}, got {state['format_version']}")
     return state
 
 

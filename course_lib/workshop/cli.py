@@ -6,15 +6,22 @@
     python -m course_lib eval --checkpoint demo_out/model.pt
 
 Every command is :func:`main` (``main(argv) -> exit code``), so tests run it in-process. Bad
-arguments print one clear line and exit with code 2, without a traceback.
+arguments, and output paths that cannot be written (checked before any work), print one clear line
+and exit with code 2; an expected failure during the work (a damaged or foreign file, a full disk,
+a permission, a NaN loss) prints one line naming the file or argument and what to do, and exits
+with code 1; Ctrl-C exits with 130 and SIGTERM with 143. Never a traceback for these.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shlex
+import signal
+import tempfile
 import textwrap
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +30,7 @@ import torch
 from course_lib.config import PRESETS, Preset, cpu_has_native_bf16, get_device, get_preset
 from course_lib.workshop.recipes import SAMPLERS, TASK_MODELS, TASKS, Recipe, get_recipe, is_video_task
 from course_lib.training import read_checkpoint
+from course_lib._files import CheckpointError, stale_temp_files
 
 PROG = "python -m course_lib"
 VIDEO_EXTENSIONS = (".gif", ".mp4")
@@ -36,6 +44,7 @@ DEMO_CPU_BASE_CHANNELS = 16
 # The demo trains at lr 2e-3, not the recipe's 1e-3: its run is short (at most the recipe's steps), and
 # 2e-3 breaks only longer ones.
 DEMO_LR = 2e-3
+MAX_SEED = 2**63  # seeds are in [0, 2**63): torch's generators take a signed 64-bit int
 
 EPILOG = f"""\
 examples:
@@ -57,6 +66,10 @@ class UsageError(Exception):
     """A bad argument found after parsing: reported like argparse's errors (exit code 2)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, containers, schedulers): stops like Ctrl-C, so the checkpoint is saved; exit 143."""
+
+
 # --- argument types: each names what it expected ------------------------------------------------
 
 def positive_int(text: str) -> int:
@@ -71,9 +84,12 @@ def positive_int(text: str) -> int:
 
 def seed_int(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number in [0, 2**63), got {text!r}") from None
+    if not 0 <= value < MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a whole number in [0, 2**63), got {text!r}")
+    return value
 
 
 def non_negative_int(text: str) -> int:
@@ -177,7 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop after this many minutes of training (continue later with --resume)")
     train.add_argument("--checkpoint", default=None,
                        help="checkpoint file (default: checkpoints/<task>-<model>-<preset>-<key>.pt)")
-    train.add_argument("--resume", action="store_true", help="continue training the existing checkpoint")
+    resume = train.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true",
+                        help="continue training the existing checkpoint (an error if it does not exist)")
+    resume.add_argument("--resume-if-exists", action="store_true",
+                        help="continue the checkpoint if it exists, else start a new run there (for scripts that "
+                             "are restarted)")
     train.add_argument("--accumulate", type=positive_int, default=1,
                        help="gradient accumulation: split each step's batch into this many micro-batches per "
                             "process (the same batch and maths, 1/N of the activation memory; default 1)")
@@ -237,10 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "course's shipped folder under the recipe's name, where the notebooks' train_or_load "
                           "finds it."),
         epilog=f"examples:\n  {PROG} export --checkpoint runs/shapes.pt\n"
-               f"  {PROG} export --checkpoint runs/shapes.pt --out shapes-small.pt")
+               f"  {PROG} export --checkpoint runs/shapes.pt --out shapes-small.pt --force")
     export.add_argument("--checkpoint", required=True, help="a finished checkpoint written by train")
     export.add_argument("--out", default=None,
-                        help="output file (default: course_lib/workshop/pretrained/<task>-<model>-<preset>-<key>.pt)")
+                        help="output file (default: course_lib/workshop/pretrained/<task>-<model>-<preset>-<key>.pt); "
+                             "never the checkpoint itself or another training checkpoint")
+    export.add_argument("--force", action="store_true", help="replace an existing export at --out")
     return parser
 
 
@@ -273,6 +296,47 @@ def _checkpoint_file(path: str) -> Path:
     return file
 
 
+def _check_output(option: str, path: Path) -> Path:
+    """Refuse, before any work, an output ``path`` that cannot be written: a folder, a path through a
+    file, or a folder this process cannot write to (a missing folder is fine where it can be created)."""
+    if path.is_dir():
+        raise UsageError(f"{option}: {path} is a folder; expected a file name such as {path / ('out' + path.suffix)}")
+    folder = Path(os.path.realpath(path)).parent  # a symlink is written through to the file it names
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{option}: cannot create {path}: {folder} is a file, not a folder; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UsageError(f"{option}: cannot write {path}: {error.strerror or error} in {folder}; "
+                         "choose a folder you can write to") from None
+    return path
+
+
+def _os_error_line(error: OSError, writing: Path | None) -> str:
+    """One line for a failed file operation: what happened, to which file, and what to do."""
+    file = error.filename if error.filename is not None else writing
+    reason = error.strerror or str(error) or type(error).__name__
+    line = reason if file is None else f"{reason}: {file}"
+    hint = {errno.EACCES: "check its permissions, or choose a folder you can write to",
+            errno.EPERM: "check its permissions, or choose a folder you can write to",
+            errno.ENOSPC: "free some space or choose another disk (a file saved there before is unchanged)",
+            errno.EDQUOT: "free some space or choose another disk (a file saved there before is unchanged)",
+            errno.EROFS: "the file system is read-only: choose another folder",
+            errno.EISDIR: "it is a folder: give a file name",
+            errno.ENOTDIR: "a part of the path is a file, not a folder"}.get(error.errno)
+    return f"{line}; {hint}" if hint else line
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 def _load(args, device: torch.device):
     """(recipe, EMA model on device) from --checkpoint."""
     from course_lib.workshop.zoo import load_checkpoint
@@ -299,11 +363,11 @@ def _save_samples(recipe: Recipe, samples: torch.Tensor, out: Path) -> None:
     samples = samples.cpu()
     if is_video_task(recipe.task):
         scale = max(1, 96 // samples.shape[-1])
-        (save_gif if out.suffix == ".gif" else save_mp4)(samples, out, nrow=4, scale=scale, out_of_range="clip")
+        (save_gif if out.suffix.lower() == ".gif" else save_mp4)(samples, out, nrow=4, scale=scale, out_of_range="clip")
     elif recipe.task == "digits":
         import imageio.v3 as iio
 
-        iio.imwrite(out, video_to_uint8(samples[:, None], nrow=10, scale=2, out_of_range="clip")[0])
+        iio.imwrite(out, video_to_uint8(samples[:, None], nrow=10, scale=2, out_of_range="clip")[0], extension=".png")
     else:
         import matplotlib
 
@@ -326,13 +390,31 @@ def _command_line(command: str) -> str | None:
 def _check_out(recipe: Recipe, out: str | None) -> Path:
     allowed = VIDEO_EXTENSIONS if is_video_task(recipe.task) else IMAGE_EXTENSIONS
     if out is None:
-        return Path("samples" + allowed[0])
+        return _check_output("--out", Path("samples" + allowed[0]))
     path = Path(out)
     if path.suffix.lower() not in allowed:
         kind = "video" if is_video_task(recipe.task) else "image/points"
-        raise UsageError(f"--out: expected a file name ending in {' or '.join(allowed)} for the {kind} task "
-                         f"{recipe.task!r}, got {out!r}")
-    return path
+        raise UsageError(f"--out: expected a file name ending in {' or '.join(allowed)} for the "
+                         f"{kind} task {recipe.task!r}, got {out!r}")
+    return _check_output("--out", path)
+
+
+def _check_precision(args, device: torch.device) -> None:
+    """fp16 trains with loss scaling on CUDA only: elsewhere the trainer would use bf16 while the
+    checkpoint recorded fp16, so it is refused (the recorded precision is always the one used)."""
+    if args.precision == "fp16" and device.type != "cuda":
+        raise UsageError(f"--precision: fp16 needs a CUDA GPU (it trains with loss scaling there); on {device.type} "
+                         "use bf16 (fast where the CPU computes it natively) or fp32")
+
+
+def _remove_stale_temp_files(path: Path, say) -> None:
+    """Delete the temporary files that saves of ``path`` killed mid-write left behind (``.NAME.*.tmp``)."""
+    stale = stale_temp_files(path)
+    for file in stale:
+        file.unlink(missing_ok=True)
+    if stale:
+        say(f"note: removed {len(stale)} temporary file(s) left by a save of {path} that was cut short "
+            f"({', '.join(f.name for f in stale[:3])}{' ...' if len(stale) > 3 else ''})", flush=True)
 
 
 # --- the commands ------------------------------------------------------------------------------
@@ -341,6 +423,7 @@ def run_demo(args) -> int:
     from course_lib.workshop import zoo
 
     device = _setup(args)
+    _check_precision(args, device)
     if args.precision is None and device.type == "cpu" and cpu_has_native_bf16():
         args.precision = "bf16"
     preset = _preset(args)
@@ -349,7 +432,11 @@ def run_demo(args) -> int:
     recipe = get_recipe("video-shapes", preset, seed=args.seed, lr=DEMO_LR)
     minutes = DEMO_MINUTES if args.minutes is None else args.minutes
     out = Path(args.out)
+    for name in ("model.pt", "samples.gif"):  # before any work: both files can be written
+        _check_output("--out", out / name)
     out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_files(out / "model.pt", print)
+    args.saving, args.saved_before = out / "model.pt", _mtime(out / "model.pt")
     p = recipe.preset
     print(f"Training a {recipe.model_name} (base width {p.video_base_channels}) on bouncing shapes ({p.video_frames} "
           f"frames of {p.video_size}x{p.video_size}, preset {p.name}, {p.precision}) on {device.type} for at most "
@@ -374,6 +461,7 @@ def run_train(args) -> int:
     from course_lib.training import distributed, parallel
 
     device = _setup(args)
+    _check_precision(args, device)
     found = distributed.launch_from_env()  # under torchrun; names a missing variable before connecting
     world = found["world_size"] if found else 1
     overrides = {} if args.steps is None else {"steps": args.steps}
@@ -383,10 +471,19 @@ def run_train(args) -> int:
     else:
         recipe = get_recipe(args.task, _preset(args), args.model, seed=args.seed or 0, **overrides)
         path = Path(args.checkpoint) if args.checkpoint else zoo.checkpoint_path(recipe)
-        if path.exists() and not args.resume:
+        _check_output("--checkpoint", path)
+        if args.resume and not path.exists():
+            raise UsageError(f"--resume: {path} does not exist, so there is nothing to resume; leave out --resume to "
+                             "start a new run there, or use --resume-if-exists")
+        if path.exists() and not (args.resume or args.resume_if_exists):
             raise UsageError(f"--checkpoint: {path} already exists; add --resume to continue training it, "
                              "or choose another --checkpoint")
-        state = read_checkpoint(path) if path.exists() else None
+        args.resume = path.exists()
+        state = read_checkpoint(path) if args.resume else None
+    if state is not None and int(state["step"]) >= recipe.steps:  # nothing to train: the file stays as it is
+        print(f"{path} is already at step {int(state['step'])}, at or past the {recipe.steps} steps asked for: "
+              f"nothing to train (ask for more with --steps N)")
+        return 0
     if world > 1:  # refused before any process waits for another
         parallel.split_batch_size(recipe.batch_size, world)
     if args.workers is None:
@@ -394,6 +491,7 @@ def run_train(args) -> int:
     if state is not None:
         expected = zoo.resume_shards(path, state, None, args.accumulate, args.workers, world)
         parallel.check_checkpoint_layout(path, state, world, expected)
+    args.saving, args.saved_before = path, _mtime(path)
     try:
         with distributed.distributed_session(device) as launch:  # outside torchrun: one plain process
             return _train(args, recipe, path, state, launch)
@@ -407,16 +505,18 @@ def _resumed_without_task(args, overrides: dict) -> tuple[Recipe, dict]:
     """``train --checkpoint FILE --resume`` without --task: (FILE's recipe with --steps applied, FILE's state)."""
     from course_lib.workshop import zoo
 
-    if not (args.resume and args.checkpoint):
+    resuming = args.resume or (args.resume_if_exists and args.checkpoint and Path(args.checkpoint).exists())
+    if not (resuming and args.checkpoint):
         raise UsageError(f"--task: expected one of {', '.join(TASKS)} (only --checkpoint FILE --resume may leave it "
                          "out: the task then comes from FILE), got none")
     for option in ("model", "preset", "precision", "seed"):
         if getattr(args, option) is not None:
             raise UsageError(f"--{option}: expected no value when --task is left out (the checkpoint's recipe is "
                              f"resumed as it is), got {getattr(args, option)}")
-    path = _checkpoint_file(args.checkpoint)
+    path = _check_output("--checkpoint", _checkpoint_file(args.checkpoint))
+    args.resume = True
+    state = read_checkpoint(path)  # a damaged or foreign file: CheckpointError, exit 1
     try:
-        state = read_checkpoint(path)
         return zoo.stored_recipe(path, state).replace(**overrides), state
     except ValueError as error:
         raise UsageError(f"--checkpoint: {error}") from None
@@ -436,8 +536,12 @@ def _train(args, recipe: Recipe, path: Path, state, launch) -> int:
     from course_lib.workshop import zoo
 
     say = print if launch.is_main else (lambda *_, **__: None)
+    if launch.is_main:
+        _remove_stale_temp_files(path, say)
     if state is not None:
         say(f"Resuming {path} at step {int(state['step'])} of {recipe.steps}.", flush=True)
+    elif args.resume_if_exists:
+        say(f"note: {path} does not exist yet, so a new run starts there (--resume-if-exists)", flush=True)
     if launch.world_size > 1:
         say(f"Data-parallel training on {launch.world_size} processes ({launch.backend}): global batch "
             f"{recipe.batch_size} = {launch.world_size} x {recipe.batch_size // launch.world_size}, "
@@ -465,6 +569,7 @@ def run_sample(args) -> int:
 
     recipe, _ = read_recipe(_checkpoint_file(args.checkpoint))
     out = _check_out(recipe, args.out)  # before the model is built: a bad --out fails at once
+    args.saving = out
     recipe, model = _load(args, device)
     start = time.perf_counter()
     samples = recipe.sample(model, args.n, steps=args.steps, sampler=args.sampler, guidance_scale=args.guidance,
@@ -476,10 +581,29 @@ def run_sample(args) -> int:
 
 
 def run_export(args) -> int:
-    from course_lib.workshop.shipped import export_checkpoint
+    from course_lib.workshop import shipped
 
     source = _checkpoint_file(args.checkpoint)
-    out = export_checkpoint(source, args.out, command=_command_line("export"))
+    state = read_checkpoint(source)  # a damaged or foreign file: CheckpointError, exit 1
+    export = shipped.export_state(state)
+    out = Path(args.out) if args.out is not None else shipped.shipped_path(
+        Recipe.from_info(state["recipe"]), export["target_steps"])
+    if os.path.realpath(out) == os.path.realpath(source) or (out.exists() and os.path.samefile(out, source)):
+        raise UsageError(f"--out: {out} is the --checkpoint itself; an export keeps no optimiser state, so it would "
+                         "replace the resumable checkpoint: choose another --out")
+    _check_output("--out", out)
+    if out.exists():
+        if not args.force:
+            raise UsageError(f"--out: {out} already exists; add --force to replace it, or choose another --out")
+        try:
+            read_checkpoint(out)
+        except (CheckpointError, OSError):
+            pass  # not a training checkpoint (an earlier export, say): --force replaces it
+        else:
+            raise UsageError(f"--out: {out} is a resumable training checkpoint, which an export never replaces "
+                             "(even with --force): choose another --out")
+    args.saving = out
+    out = shipped.export_checkpoint(source, out, command=_command_line("export"))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB; {source} is {source.stat().st_size / 1e6:.1f} MB) "
           f"and {out.name}.json")
     return 0
@@ -524,18 +648,72 @@ COMMANDS = {"demo": run_demo, "train": run_train, "sample": run_sample, "eval": 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code (2: bad arguments)."""
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code.
+
+    0: done; 1: an expected failure during the work (one line says which file and what to do);
+    2: bad arguments or an output path that cannot be written; 130: Ctrl-C; 143: SIGTERM.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit:  # --help (0) or an argparse error (2), already printed
         return int(exit.code or 0)
+    args.saving, args.saved_before = None, None  # the file the command writes, and its mtime before (if any)
+
+    def error(message: object, code: int) -> int:
+        print(f"{PROG} {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
+        return code
+
     try:
-        return COMMANDS[args.command](args)
-    except (UsageError, ValueError, FileNotFoundError) as error:
-        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        saved = " (the checkpoint was saved; continue with train --resume)" if args.command in ("demo", "train") else ""
-        print(f"\n{PROG} {args.command}: interrupted{saved}", file=sys.stderr)
-        return 130
+        with _sigterm_stops():
+            return COMMANDS[args.command](args)
+    except UsageError as problem:
+        return error(problem, 2)
+    except CheckpointError as problem:  # a damaged, foreign or other-format file
+        return error(problem, 1)
+    except ValueError as problem:  # a bad argument found by the library
+        return error(problem, 2)
+    except FloatingPointError as problem:  # a NaN/inf loss: the trainer stopped before updating the weights
+        return error(f"{problem}{_saved_note(args)}", 1)
+    except (MemoryError, torch.OutOfMemoryError) as problem:
+        return error(f"out of memory ({str(problem).splitlines()[0] if str(problem) else type(problem).__name__}); "
+                     "use a smaller --preset, or --accumulate N to split each batch", 1)
+    except OSError as problem:  # permissions, a full disk, a read-only file system, ...
+        return error(_os_error_line(problem, args.saving) + _saved_note(args), 1)
+    except KeyboardInterrupt as stop:
+        code, name = (143, "terminated (SIGTERM)") if isinstance(stop, Terminated) else (130, "interrupted")
+        print(f"\n{PROG} {args.command}: {name}{_saved_note(args, interrupted=True)}", file=sys.stderr)
+        return code
+
+
+def _saved_note(args, interrupted: bool = False) -> str:
+    """What happened to the checkpoint: saved now, unchanged from before, or never written (no claim that is not so)."""
+    if args.command not in ("demo", "train") or args.saving is None:
+        return ""
+    path, now = args.saving, _mtime(args.saving)
+    if now is None:
+        return f" (nothing was saved to {path})"
+    if now == args.saved_before:
+        return f" ({path} is unchanged)"
+    how = f"; continue with: {PROG} train --checkpoint {path} --resume" if interrupted else ""
+    return f" ({path} holds the last save of this run{how})"
+
+
+class _sigterm_stops:
+    """While a command runs, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt), so training saves and
+    stops as on Ctrl-C; the previous handler comes back afterwards. Only the main thread can set handlers."""
+
+    def __enter__(self):
+        self.previous = None
+        if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+

@@ -23,7 +23,7 @@ import torch
 
 from course_lib._validation import fail
 from course_lib.training import Trainer, read_checkpoint
-from course_lib._files import atomic_save, atomic_write_json
+from course_lib._files import CheckpointError, atomic_save, atomic_write_json
 from course_lib.training.checkpoint import check_checkpoint_state, check_signature, load_file
 
 SHIPPED_FOLDER = Path(__file__).resolve().parent / "pretrained"
@@ -47,8 +47,8 @@ def _stored(tensor: torch.Tensor) -> torch.Tensor:
 def export_state(state: dict[str, Any]) -> dict[str, Any]:
     """The export of a training checkpoint's state (:func:`course_lib.workshop.zoo.save_checkpoint`'s): EMA weights in float16."""
     if "recipe" not in state or "recipe_key" not in state:
-        fail("checkpoint", "a checkpoint written by python -m course_lib train (with its recipe stored)",
-             "a training checkpoint without a recipe")
+        raise CheckpointError("checkpoint: expected a checkpoint written by python -m course_lib train (with its "
+                              "recipe stored), got 'a training checkpoint without a recipe'")
     if state.get("parts"):  # its weights are not the recipe's model: shipped under the recipe's name, they would pass for it
         fail("checkpoint", "a checkpoint of a recipe's own model", f"one of the {state['parts']!r} network")
     return {
@@ -111,7 +111,7 @@ def check_export_state(state: Any, path: str | os.PathLike) -> dict[str, Any]:
     missing = [key for key in EXPORT_KEYS if key not in state] if is_export(state) else None
     if missing is None or missing:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"checkpoint {path}: expected an exported checkpoint (format {EXPORT_FORMAT!r} with keys "
+        raise CheckpointError(f"checkpoint {path}: expected an exported checkpoint (format {EXPORT_FORMAT!r} with keys "
                          f"{list(EXPORT_KEYS)}), got {got!r}" + (f" missing {missing}" if missing else ""))
     return state
 
