@@ -222,6 +222,37 @@ def test_sigint_and_sigterm_stop_training_with_a_saved_checkpoint(capsys, tmp_pa
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_in_the_middle_of_a_step_resumes_bit_for_bit_like_the_uninterrupted_run(capsys, tmp_path, monkeypatch,
+                                                                                       signum):
+    """The signal lands inside step 3 (after its batch was drawn): the step finishes, the file is saved at
+    step 3, and resuming to 6 gives exactly the weights, optimiser and random streams of a run never stopped."""
+    from course_lib.training import Trainer
+
+    assert run([*TRAIN_TOY, "--checkpoint", "straight.pt", "--steps", "6"], capsys)[0] == 0
+    train_step = Trainer.train_step
+
+    def signal_inside_step_3(self):
+        if self.step == 2:
+            os.kill(os.getpid(), signum)  # arrives while the step runs
+        return train_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", signal_inside_step_3)
+    exit_code, _, err = run([*TRAIN_TOY, "--checkpoint", "stopped.pt", "--steps", "6"], capsys)
+    assert exit_code == (130 if signum == signal.SIGINT else 143) and "Traceback" not in err, err
+    assert read_checkpoint(tmp_path / "stopped.pt")["step"] == 3
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    assert run([*TRAIN_TOY, "--checkpoint", "stopped.pt", "--steps", "6", "--resume"], capsys)[0] == 0
+    straight, resumed = read_checkpoint(tmp_path / "straight.pt"), read_checkpoint(tmp_path / "stopped.pt")
+    for key in ("model", "ema_model"):
+        assert all(torch.equal(straight[key][name], resumed[key][name]) for name in straight[key]), key
+    for a, b in zip(straight["optimizer"]["state"].values(), resumed["optimizer"]["state"].values()):
+        assert all(torch.equal(a[name], b[name]) for name in a)
+    for name in ("data", "noise"):
+        assert torch.equal(straight["generators"][name], resumed["generators"][name]), name
+    assert straight["history"]["loss"] == resumed["history"]["loss"]
+
+
 # --- item 11 and 12: stale temp files, --resume of a missing file ------------------------------------------
 
 def test_stale_temp_files_of_the_checkpoint_are_removed_when_training_starts(capsys, tmp_path):

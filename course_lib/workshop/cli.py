@@ -681,7 +681,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as problem:  # permissions, a full disk, a read-only file system, ...
         return error(_os_error_line(problem, args.saving) + _saved_note(args), 1)
     except KeyboardInterrupt as stop:
-        code, name = (143, "terminated (SIGTERM)") if isinstance(stop, Terminated) else (130, "interrupted")
+        sigterm = isinstance(stop, Terminated) or getattr(stop, "signum", None) == getattr(signal, "SIGTERM", None)
+        code, name = (143, "terminated (SIGTERM)") if sigterm else (130, "interrupted")
         print(f"\n{PROG} {args.command}: {name}{_saved_note(args, interrupted=True)}", file=sys.stderr)
         return code
 

@@ -31,6 +31,7 @@ channels-last. With progress on, :func:`train` prints the memory estimate of
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -38,6 +39,8 @@ import json
 import math
 import os
 import platform
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -409,7 +412,9 @@ def train(
     is fine), else start afresh and overwrite it. minutes: a wall-clock budget -- no step starts
     once it is spent (``trainer.step < steps`` then; call again to continue).
     The checkpoint is written every ``save_every`` seconds of wall-clock time (``save_every`` is always
-    seconds; ``TrainConfig.checkpoint_every`` counts optimiser steps), at the end, and on Ctrl-C (then re-raised).
+    seconds; ``TrainConfig.checkpoint_every`` counts optimiser steps) and at the end. Ctrl-C or SIGTERM
+    lets the running step finish, saves, and raises :class:`TrainingStopped`: resuming from that file
+    is exactly the uninterrupted run.
     shards: split each batch into this many shards (default: see :func:`default_shards` and, on
     resume, :func:`resume_shards`); under torchrun call it in every process, inside ``distributed_session``.
     accumulate: micro-batches per step and process (gradient accumulation; the batch per step stays
@@ -463,21 +468,19 @@ def train(
     cpu_start = time.process_time()
     bar = tqdm(total=steps, initial=min(trainer.step, steps), disable=not show,
                desc=f"training {file_stem(recipe, steps, parts)}", unit="step", dynamic_ncols=True)
+    stop = StopRequest()
     try:
-        while trainer.step < steps:
-            if budgets and spent():
-                break
-            trainer.fit(steps=1)
-            bar.update(1)
-            if trainer.step % 10 == 0 or trainer.step == steps:
-                bar.set_postfix(loss=f"{trainer.recent_loss(50):.4f}")
-            if time.perf_counter() - last_save >= save_every:
-                save()
-                last_save = time.perf_counter()
-    except KeyboardInterrupt:
-        bar.close()
-        save()
-        raise
+        with stop.on_signals():
+            while trainer.step < steps:
+                if (budgets and spent()) or distributed.agree(stop.signum is not None, trainer.device):
+                    break
+                trainer.fit(steps=1)
+                bar.update(1)
+                if trainer.step % 10 == 0 or trainer.step == steps:
+                    bar.set_postfix(loss=f"{trainer.recent_loss(50):.4f}")
+                if time.perf_counter() - last_save >= save_every:
+                    save()
+                    last_save = time.perf_counter()
     except RuntimeError as error:
         if trainer.world_size > 1 and distributed.is_communication_error(error):
             # a collective failed (a peer crashed): it fails before the optimiser step, so the
@@ -489,7 +492,45 @@ def train(
         trainer.close()  # stops the DataLoader's workers, if any
     save()
     distributed.barrier(trainer.device)  # every process returns once rank 0 has written the file
+    if stop.signum is not None:
+        raise TrainingStopped(stop.signum)
     return trainer
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """Training stopped on a signal (``signum``: SIGINT for Ctrl-C, SIGTERM) after finishing its step and saving."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopRequest:
+    """A stop asked for by SIGINT or SIGTERM while training: the signal only sets ``signum``, so the
+    running step ends, the checkpoint is saved at that step boundary (exactly what a resume needs) and
+    training stops. A second Ctrl-C stops at once, without saving: the file keeps its last save.
+    Handlers are set only from the main thread, and the previous ones come back afterwards."""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def _request(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    @contextlib.contextmanager
+    def on_signals(self):
+        names = [name for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)]
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {name: signal.signal(getattr(signal, name), self._request) for name in names}
+        try:
+            yield self
+        finally:
+            for name, handler in previous.items():
+                signal.signal(getattr(signal, name), handler)
 
 
 def _load_shipped(recipe: Recipe, path: Path, steps: int, device) -> Trainer:
