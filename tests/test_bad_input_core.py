@@ -9,7 +9,8 @@ import torch
 from course_lib._validation import check_finite, check_output, check_positive_float, check_values_in
 from course_lib.diffusion.conditioning import conditional_sample
 from course_lib.diffusion.editing import inpaint, repair_frames, sdedit
-from course_lib.diffusion.forward import diffusion_loss, q_sample
+from course_lib.diffusion.forward import q_sample
+from course_lib.diffusion.objectives import diffusion_loss
 from course_lib.diffusion.samplers import ddim_sample, ddim_steps, ddpm_sample
 from course_lib.diffusion.schedules import cosine_betas, linear_betas, make_schedule, sigmoid_betas
 from course_lib.metrics.image import psnr, ssim
