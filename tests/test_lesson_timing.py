@@ -30,7 +30,7 @@ def test_each_lesson_is_timed_in_the_preset_and_the_readme_table_rewritten(cours
     assert 0 < record["lessons"][0]["seconds"] < 120 and record["torch"]
     readme = (course / "README.md").read_text()
     assert "old table" not in readme and "| 00_tour |" in readme and readme.endswith("more text\n")
-    assert "--preset smoke" in readme.split(BEGIN)[1].split(END)[0]
+    assert "`smoke` preset" in readme.split(BEGIN)[1].split(END)[0]
 
 
 def test_a_failing_lesson_is_named_with_its_cell_and_the_run_exits_1(course, capsys):
