@@ -28,7 +28,9 @@ from pathlib import Path
 import torch
 
 from course_lib.config import PRESETS, Preset, cpu_has_native_bf16, get_device, get_preset
-from course_lib.workshop.recipes import SAMPLERS, TASK_MODELS, TASKS, Recipe, get_recipe, is_video_task
+from course_lib.workshop.recipes import (
+    RECIPE_OBJECTIVES, SAMPLERS, TASK_MODELS, TASKS, Recipe, get_recipe, is_video_task,
+)
 from course_lib.training import read_checkpoint
 from course_lib._files import CheckpointError, stale_temp_files
 
@@ -177,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"{task}: {' or '.join(models)}" for task, models in TASK_MODELS.items()) + " (default: the first)")
     train.add_argument("--preset", choices=presets, default=None, help="sizes (default: $COURSE_PRESET or the hardware's)")
     train.add_argument("--steps", type=positive_int, default=None, help="training steps (default: the preset's)")
+    train.add_argument("--objective", choices=RECIPE_OBJECTIVES, default=None,
+                       help="what the network learns: eps, x0 or v (diffusion) or flow (flow matching; "
+                            "sample it with --sampler euler or heun); default: the task's")
     train.add_argument("--minutes", type=positive_minutes, default=None,
                        help="stop after this many minutes of training (continue later with --resume)")
     train.add_argument("--checkpoint", default=None,
@@ -210,8 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
                f"  {PROG} sample --checkpoint demo_out/model.pt --sampler ddpm --n 4 --out clips.mp4\n"
                f"  {PROG} sample --checkpoint digits.pt --guidance 3 --out digits.png")
     sample.add_argument("--checkpoint", required=True, help="a checkpoint written by train or demo")
-    sample.add_argument("--sampler", choices=SAMPLERS, default="ddim",
-                        help="ddim (fast, deterministic; default) or ddpm (ancestral, all T steps)")
+    sample.add_argument("--sampler", choices=SAMPLERS, default=None,
+                        help="ddim (fast, deterministic; the default) or ddpm (ancestral, all T steps); for a "
+                             "flow-matching model euler (the default) or heun")
     sample.add_argument("--steps", type=positive_int, default=None,
                         help="DDIM steps (default: the preset's sample_steps); DDPM always takes all T")
     sample.add_argument("--n", type=positive_int, default=8, help="how many samples (default 8)")
@@ -453,6 +459,10 @@ def run_train(args) -> int:
     found = distributed.launch_from_env()  # under torchrun; names a missing variable before connecting
     world = found["world_size"] if found else 1
     overrides = {} if args.steps is None else {"steps": args.steps}
+    if args.objective is not None:
+        if args.task is None:
+            raise UsageError("--objective: a new run needs --task (a resumed checkpoint keeps its objective)")
+        overrides["objective"] = args.objective
     if args.task is None:
         recipe, state = _resumed_without_task(args, overrides)
         path = Path(args.checkpoint)
@@ -564,7 +574,8 @@ def run_sample(args) -> int:
                             generator=torch.Generator().manual_seed(args.seed), progress=True)
     seconds = time.perf_counter() - start
     _save_samples(recipe, samples, out)
-    print(f"wrote {args.n} samples of {recipe.task} ({args.sampler}, {seconds:.1f} s) to {out}")
+    sampler = args.sampler or ("euler" if recipe.objective == "flow" else "ddim")
+    print(f"wrote {args.n} samples of {recipe.task} ({sampler}, {seconds:.1f} s) to {out}")
     return 0
 
 
