@@ -478,10 +478,6 @@ def run_train(args) -> int:
                              "or choose another --checkpoint")
         args.resume = path.exists()
         state = read_checkpoint(path) if args.resume else None
-    if state is not None and int(state["step"]) >= recipe.steps:  # nothing to train: the file stays as it is
-        print(f"{path} is already at step {int(state['step'])}, at or past the {recipe.steps} steps asked for: "
-              f"nothing to train (ask for more with --steps N)")
-        return 0
     if world > 1:  # refused before any process waits for another
         parallel.split_batch_size(recipe.batch_size, world)
     if args.workers is None:
@@ -489,6 +485,10 @@ def run_train(args) -> int:
     if state is not None:
         expected = zoo.resume_shards(path, state, None, args.accumulate, args.workers, world)
         parallel.check_checkpoint_layout(path, state, world, expected)
+        if int(state["step"]) >= recipe.steps:  # nothing to train: the file stays as it is
+            print(f"{path} is already at step {int(state['step'])}, at or past the {recipe.steps} steps asked for: "
+                  f"nothing to train (ask for more with --steps N)")
+            return 0
     args.saving, args.saved_before = path, _mtime(path)
     try:
         with distributed.distributed_session(device) as launch:  # outside torchrun: one plain process
