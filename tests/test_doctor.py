@@ -345,3 +345,25 @@ def test_help_names_what_is_checked(capsys):
     out = capsys.readouterr().out
     assert "examples:" in out and "python -m course_lib doctor" in out and "Exit code 1" in out
 
+
+
+def test_on_a_cuda_machine_the_gpu_memory_is_shown_and_the_cpu_preset_noted(monkeypatch, tmp_path):
+    """No GPU here: the CUDA calls are stand-ins, the probes' own logic is real."""
+    from types import SimpleNamespace
+
+    from course_lib.config import PRESETS
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda device: SimpleNamespace(name="Test GPU", total_memory=80 * 2**30))
+    real = doctor.available_memory
+    monkeypatch.setattr(doctor, "available_memory",
+                        lambda device: (79 * 2**30, "test") if torch.device(device).type == "cuda" else real(device))
+    context = doctor.Context(tmp_path, PRESETS["cpu"], torch.device("cuda"))
+    assert "; GPU Test GPU: 80.00 GiB, 79.00 GiB free" in doctor.probe_memory(context).fact
+    monkeypatch.delenv("COURSE_PRESET")
+    gpu = doctor.probe_preset(doctor.Context(tmp_path, PRESETS["gpu"], torch.device("cuda")))
+    assert gpu.fact == "gpu on cuda (COURSE_PRESET unset, CUDA found)" and not gpu.warnings and not gpu.errors
+    monkeypatch.setenv("COURSE_PRESET", "cpu")
+    (line,) = doctor.probe_preset(context).warnings
+    assert "a CUDA GPU is here but COURSE_PRESET=cpu" in line
