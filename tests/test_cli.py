@@ -53,12 +53,12 @@ def test_python_dash_m_help_runs_in_a_real_process():
     result = subprocess.run([sys.executable, "-m", "course_lib", "--help"], capture_output=True, text=True,
                             timeout=120, env=env)
     assert result.returncode == 0, result.stderr
-    for command in ("demo", "train", "sample", "eval", "export"):
+    for command in ("demo", "train", "sample", "eval", "export", "doctor"):
         assert command in result.stdout
     assert "examples:" in result.stdout and "python -m course_lib demo" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "sample", "eval", "export"])
+@pytest.mark.parametrize("command", ["demo", "train", "sample", "eval", "export", "doctor"])
 def test_every_command_has_help_with_examples(command, capsys):
     code, out, _ = run([command, "--help"], capsys)
     assert code == 0 and "examples:" in out and f"python -m course_lib {command}" in out

@@ -4,6 +4,7 @@
     python -m course_lib train --task digits --steps 2000
     python -m course_lib sample --checkpoint demo_out/model.pt --out clips.mp4
     python -m course_lib eval --checkpoint demo_out/model.pt
+    python -m course_lib doctor                    # is this machine ready for the course?
 
 Every command is :func:`main` (``main(argv) -> exit code``), so tests run it in-process. Bad
 arguments, and output paths that cannot be written (checked before any work), print one clear line
@@ -57,6 +58,7 @@ examples:
   {PROG} sample --checkpoint shapes.pt --n 8 --out clips.gif
   {PROG} eval --checkpoint shapes.pt
   {PROG} export --checkpoint shapes.pt       # EMA weights in float16, an eighth of the size
+  {PROG} doctor                             # is this machine ready? (before a workshop)
 
 Sizes come from the preset: smoke (seconds), cpu (a laptop), gpu (a CUDA GPU); the
 default is $COURSE_PRESET, else gpu with CUDA, else cpu. "{PROG} COMMAND --help"
@@ -258,6 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output file (default: course_lib/workshop/pretrained/<task>-<model>-<preset>-<key>.pt); "
                              "never the checkpoint itself or another training checkpoint")
     export.add_argument("--force", action="store_true", help="replace an existing export at --out")
+
+    commands.add_parser(
+        "doctor", help="check this machine before a workshop: versions, threads, memory, preset, widgets, ffmpeg, "
+                       "shipped weights, disk, time per lesson",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrap("Print one line per topic, then a warning line for what makes the course worse (no widgets, "
+                          "few threads, little memory) and an error line for what would stop a lesson, each saying "
+                          "what to do. Exit code 1 when there is an error, else 0. Takes seconds."),
+        epilog=f"examples:\n  {PROG} doctor\n  COURSE_PRESET=cpu OMP_NUM_THREADS=2 {PROG} doctor   # as the "
+               "workshop will run")
     return parser
 
 
@@ -643,7 +655,14 @@ def run_eval(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": run_demo, "train": run_train, "sample": run_sample, "eval": run_eval, "export": run_export}
+def run_doctor(args) -> int:
+    from course_lib.workshop import doctor
+
+    return doctor.run(prog=f"{PROG} doctor")
+
+
+COMMANDS = {"demo": run_demo, "train": run_train, "sample": run_sample, "eval": run_eval, "export": run_export,
+            "doctor": run_doctor}
 
 
 def main(argv: list[str] | None = None) -> int:
