@@ -22,8 +22,8 @@
 # convolutional network with skip connections, at the level of "a CNN whose decoder reuses the
 # encoder's feature maps".
 #
-# **Time.** Reading: about 60 minutes. Running: the `cpu` preset loads the course's shipped digits
-# U-Net (see README's time table for the whole lesson). Training from scratch (`RETRAIN = True` in
+# **Time.** Reading: about 60 minutes. Running with shipped weights: the `cpu` preset loads the
+# course's shipped digits U-Net (README's time table has the whole lesson). Training from scratch (`RETRAIN = True` in
 # section 4; `cpu` preset, 2000 steps): about 18 minutes on 2 CPU threads, the training record of
 # the shipped model (BENCHMARKS.md, "Shipped checkpoints"); it is then saved in `../checkpoints/`
 # and loaded from then on. In the `smoke` preset it trains in seconds. **Seed sections:** §3.1, §3.2, §9.1.

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib._files import atomic_save, verify_checksum
+from course_lib._files import atomic_save, read_saved
 from course_lib._validation import check_rank, check_tensor, fail
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.inception_score import inception_score
@@ -208,8 +208,7 @@ def load_cached(path: Path, load, what: str):
 
 
 def _load(path: Path, device) -> DigitJudge:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    verify_checksum(state, path)  # a damaged cache is an error, and is then trained again
+    state = read_saved(path, "judge cache")  # a damaged cache is an error, and is then trained again
     judge = DigitJudge()
     judge.load_state_dict(state["state_dict"])
     judge.test_accuracy = state["test_accuracy"]

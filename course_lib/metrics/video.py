@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from course_lib._files import atomic_save, verify_checksum
+from course_lib._files import atomic_save, read_saved
 from course_lib._validation import check_int_range, check_positive_int, check_rank, check_tensor, fail
 from course_lib.data.video import PALETTE, SHAPE_KINDS, bouncing_shapes, check_video, moving_digits
 from course_lib.metrics.frechet import frechet_distance_from_features
@@ -316,8 +316,7 @@ def _save(judge: VideoJudge, config: VideoJudgeConfig, path: Path, train_seconds
 
 
 def _load(path: Path, config: VideoJudgeConfig, device: torch.device) -> VideoJudge:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    verify_checksum(state, path)  # a damaged cache is an error, and is then trained again
+    state = read_saved(path, "judge cache")  # a damaged cache is an error, and is then trained again
     judge = VideoJudge(config.frames, config.channels, config.num_classes)
     judge.load_state_dict(state["state_dict"])
     judge.test_accuracy = dict(state["test_accuracy"])

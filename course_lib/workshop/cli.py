@@ -270,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "what to do. Exit code 1 when there is an error, else 0. Takes seconds."),
         epilog=f"examples:\n  {PROG} doctor\n  COURSE_PRESET=cpu OMP_NUM_THREADS=2 {PROG} doctor   # as the "
                "workshop will run")
+    # the course machinery's own command lines, routed by course_lib/__main__.py (listed here for --help)
+    commands.add_parser("notebooks", add_help=False,
+                        help="build the lessons' notebooks, check they are in sync, time them (notebooks --help)")
+    commands.add_parser("bench", add_help=False,
+                        help="train and measure a part of the course, write BENCHMARKS.md's tables (bench --help)")
     return parser
 
 
@@ -592,13 +597,13 @@ def run_sample(args) -> int:
 
 
 def run_export(args) -> int:
-    from course_lib.workshop import shipped
+    from course_lib.workshop import shipped, zoo
 
     source = _checkpoint_file(args.checkpoint)
     state = read_checkpoint(source)  # a damaged or foreign file: CheckpointError, exit 1
     export = shipped.export_state(state)
-    out = Path(args.out) if args.out is not None else shipped.shipped_path(
-        Recipe.from_info(state["recipe"]), export["target_steps"])
+    out = Path(args.out) if args.out is not None else zoo.checkpoint_path(
+        Recipe.from_info(state["recipe"]), export["target_steps"], folder=shipped.SHIPPED_FOLDER)
     if os.path.realpath(out) == os.path.realpath(source) or (out.exists() and os.path.samefile(out, source)):
         raise UsageError(f"--out: {out} is the --checkpoint itself; an export keeps no optimiser state, so it would "
                          "replace the resumable checkpoint: choose another --out")
@@ -682,6 +687,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG} {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
         return code
 
+    if args.command not in COMMANDS:  # bench, notebooks: their own command lines
+        return error(f"run it as {PROG} {args.command} ... (course_lib/__main__.py routes it)", 2)
     try:
         with _sigterm_stops():
             return COMMANDS[args.command](args)

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import torch
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from course_lib._files import atomic_write, atomic_write_json
 from course_lib._validation import check_choice, fail
@@ -66,6 +66,9 @@ def time_lesson(path: Path, preset: str, threads: int | None = None) -> LessonTi
                 client.execute_cell(cell, index)
             except CellExecutionError as failure:
                 error = f"{cell_label(nb, index)} raised {failure.ename}: {failure.evalue}"
+                break
+            except (CellTimeoutError, DeadKernelError) as failure:  # a cell past CELL_TIMEOUT_S, or the kernel died
+                error = f"{cell_label(nb, index)}: {type(failure).__name__}: {str(failure).splitlines()[0]}"
                 break
     return LessonTime(path.stem, round(time.perf_counter() - start, 1), error)
 
