@@ -71,7 +71,8 @@ from course_lib.diffusion.samplers import ddim_sample, ddim_step, ddim_steps, dd
 from course_lib.diffusion.schedules import make_schedule
 from course_lib.metrics.toy import mmd_rbf
 from course_lib.models.mlp import MLPDenoiser
-from course_lib.training import DiffusionObjective, TrainConfig, Trainer, random_rows
+from course_lib.diffusion.objectives import DiffusionObjective
+from course_lib.training import TrainConfig, Trainer, random_rows
 
 preset = get_preset()
 g = seed_everything(0)
@@ -573,25 +574,37 @@ for shift in shifts:
 #
 # ## Check yourself
 #
-# 1. Why does the flow-matching loss not go to zero, even for the best possible network?
-# 2. A network predicts v̂ at x_s. How do you get its guess of the clean data and of the noise?
-# 3. What does an Euler sampler with a single step return, for any network that has learned the
-#    exact velocity?
-# 4. Say your table shows the flow model's Euler beating DDIM from the ε model at 10 calls. Is Euler
-#    a better solver than DDIM?
-# 5. Why might logit-normal time sampling train a better model than uniform sampling?
-#
-# <details><summary>Answers</summary>
-#
-# 1. Many pairs (x0, ε) pass through the same point x_s with different targets ε − x0; the best
-#    prediction is their mean, and the loss keeps their spread (it is zero only for data at one point).
-# 2. From x_s = (1 − s)·x0 + s·ε and v = ε − x0: x̂0 = x_s − s·v̂ and ε̂ = x_s + (1 − s)·v̂.
-# 3. At s = 1, x_s = ε carries no information about x0, so the exact velocity is v(x, 1) = x − E[x0];
-#    one step from s = 1 to 0 gives x − v = E[x0]: every sample lands on the mean of the data.
-# 4. No: deterministic DDIM is an Euler step of the same kind of ODE in other coordinates. The two
-#    models were trained with different targets and weightings of noise levels, and the samplers visit
-#    different times (section 7 runs Euler on DDIM's times); those make the difference.
-# 5. The velocity is a simple (linear) function of x near s = 0 and s = 1 and hardest in between;
-#    logit-normal sampling spends more of the training there (Esser et al. 2024).
-#
-# </details>
+# Pick an answer to see whether it is right and why. (Without widgets the answers are printed.)
+
+# %%
+from course_lib.views.quiz import Question, check_yourself
+
+check_yourself([
+    Question("Why does the flow-matching loss not go to zero, even for the best possible network?",
+             ["the learning rate is too small",
+              "many pairs (x0, ε) pass through the same x_s with different targets ε − x0; the best "
+              "prediction is their mean",
+              "the Euler sampler adds an error"],
+             "many pairs (x0, ε) pass through the same x_s with different targets ε − x0; the best "
+             "prediction is their mean",
+             "The loss keeps the spread of the targets around their mean; it is zero only for data at one point."),
+    Question("A network predicts v̂ at x_s. What is its guess of the clean data?",
+             ["x̂0 = x_s − s·v̂", "x̂0 = x_s + s·v̂", "x̂0 = (1 − s)·v̂"],
+             "x̂0 = x_s − s·v̂",
+             "From x_s = (1 − s)·x0 + s·ε and v = ε − x0: x̂0 = x_s − s·v̂ and ε̂ = x_s + (1 − s)·v̂."),
+    Question("What does an Euler sampler with a single step return, for a network that learned the exact velocity?",
+             ["a perfect sample", "the mean of the data, for every start", "pure noise"],
+             "the mean of the data, for every start",
+             "At s = 1, x = ε says nothing about x0, so v(x, 1) = x − E[x0]; one step to s = 0 gives x − v = E[x0]."),
+    Question("The flow model's Euler beats DDIM from the ε model at 10 calls. Is Euler a better solver than DDIM?",
+             ["yes: Euler is more accurate than DDIM",
+              "no: deterministic DDIM is itself an Euler step; the models' training and the times visited differ",
+              "no: DDIM is second order"],
+             "no: deterministic DDIM is itself an Euler step; the models' training and the times visited differ",
+             "Section 7 shows DDIM as an Euler step of the probability-flow ODE and runs Euler on DDIM's times."),
+    Question("Why might logit-normal time sampling train a better model than uniform sampling?",
+             ["it trains more often at the middle times, where the velocity is hardest to predict",
+              "it avoids s = 0.5", "it makes the loss smaller"],
+             "it trains more often at the middle times, where the velocity is hardest to predict",
+             "Near s = 0 and s = 1 the velocity is nearly a linear function of x (Esser et al. 2024)."),
+])

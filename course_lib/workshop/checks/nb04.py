@@ -44,7 +44,7 @@ def reference_training_loss(model, x0: torch.Tensor, labels: torch.Tensor, t: to
 
 def reference_ddim_update(x_t: torch.Tensor, eps_hat: torch.Tensor, alpha_bar_t: torch.Tensor,
                           alpha_bar_next: torch.Tensor) -> torch.Tensor:
-    """One deterministic DDIM step (Song et al. 2021, Eq. 12, η = 0), via course_lib.diffusion.samplers.ddim_step.
+    """One deterministic DDIM step (Song et al. 2021a, Eq. 12, η = 0), via course_lib.diffusion.samplers.ddim_step.
 
     ``alpha_bar_next`` = 1 means the last jump, to clean data.
     """

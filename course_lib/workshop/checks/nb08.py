@@ -19,7 +19,7 @@ def reference_replace_known(x_next, known, mask, t_next, schedule, noise):
 
 
 def reference_guided_x0(model_fn, x_t, t, known, mask, schedule, weight):
-    """Reconstruction guidance (Ho et al. 2022, Eq. 7), via course_lib.diffusion.conditioning (no clipping, ε model)."""
+    """Reconstruction guidance (Ho et al. 2022a, Eq. 7), via course_lib.diffusion.conditioning (no clipping, ε model)."""
     return _guided_x0(model_fn, x_t, t, known, mask, schedule, "eps", weight, clip_x0=False)
 
 
