@@ -20,9 +20,9 @@
 # **Prerequisites.** Lessons 02 (the reverse process, DDIM, the `Trainer`), 03 (schedules, SNR,
 # v-prediction) and 04 (EMA, few-step sampling).
 #
-# **Time.** Reading: about 60 minutes. Running on 2 CPU cores: about 1 minute in the `smoke` preset
-# and 4–15 minutes in the `cpu` preset, most of it training the two toy models from scratch (3000
-# steps each) inside the notebook; nothing is downloaded or saved.
+# **Time.** Reading: about 60 minutes. Running with shipped weights: none are needed; the lesson
+# trains its two toy models from scratch (3000 steps each in the `cpu` preset), which takes most of
+# its run: about 1 minute in the `smoke` preset and 4–15 minutes in the `cpu` preset on 2 CPU cores.
 #
 # **Notation.** Two clocks appear side by side. The diffusion step t of lessons 01–04 is an integer,
 # 0-indexed, t = 0 … T − 1 (T = 1000 here). Flow time s is a real number in [0, 1]: s = 0 is data,
