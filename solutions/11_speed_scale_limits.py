@@ -16,6 +16,8 @@
 # images are (N, C, H, W). At the end your three functions meet the course's models: your
 # timesteps drive a DDIM sampler, your memory formula sizes the `gpu` preset's convolutions, and
 # your speed-up formula reads a profile.
+#
+# Stuck? `hint("11.1")` gives the idea of an exercise, `hint("11.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -49,6 +51,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
+from course_lib.workshop.checks import hint
 from course_lib.workshop.checks.nb11 import check_conv_output_bytes, check_ddim_timesteps, check_speedup_from_profile
 
 # %% [markdown]

@@ -1,10 +1,10 @@
-"""Each notebook-04 check accepts the right answer and rejects the stub and plausible wrong answers."""
+"""Each notebook-04 check accepts the right answer and rejects the stub and plausible wrong answers, each with its diagnosis."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from course_lib.workshop.checks import nb04
-from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
+from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong
 
 
 def training_loss(model, x0, labels, t, noise, alpha_bars, target="eps", sqrt=True, shift=0, drop_labels=False,
@@ -34,22 +34,27 @@ def rescale_only(x_t, eps, a, a_next):
 
 
 RIGHT_AND_WRONG = [
-    (nb04.check_training_loss, training_loss,
-     [lambda *a: training_loss(*a, target="x0"),
-      lambda *a: training_loss(*a, sqrt=False),
-      lambda *a: training_loss(*a, shift=1),
-      lambda *a: training_loss(*a, drop_labels=True),
-      lambda *a: training_loss(*a, reduce="sum")]),
-    (nb04.check_ddim_update, ddim_update,
-     [lambda *a: ddim_update(*a, swap=True),
-      lambda *a: ddim_update(*a, sqrt_direction=False),
-      lambda *a: ddim_update(*a, clip=True),
-      rescale_only]),
-    (nb04.check_guided_eps, lambda c, u, w: u + w * (c - u),
-     [lambda c, u, w: c + w * (c - u),  # Ho & Salimans' own w (theirs is ours minus 1) without saying so
-      lambda c, u, w: w * c,
-      lambda c, u, w: u + w * (u - c),
-      lambda c, u, w: (c + u) / 2]),
+    (nb04.check_training_loss, training_loss, [
+        (lambda *a: training_loss(*a, target="x0"), "compared with x0"),
+        (lambda *a: training_loss(*a, sqrt=False), "square roots missing"),
+        (lambda *a: training_loss(*a, shift=1), "off by one timestep"),
+        (lambda *a: training_loss(*a, drop_labels=True), "the labels never reach the model"),
+        (lambda *a: training_loss(*a, reduce="sum"), "a sum where the mean belongs"),
+        (lambda *a: training_loss(*a, reduce="none"), "shape"),
+    ]),
+    (nb04.check_ddim_update, ddim_update, [
+        (lambda *a: ddim_update(*a, swap=True), "`alpha_bar_t` and `alpha_bar_next` swapped"),
+        (lambda *a: ddim_update(*a, sqrt_direction=False), "a square root missing on the noise direction"),
+        (lambda *a: ddim_update(*a, clip=True), "clipped"),
+        (rescale_only, "`eps_hat` has no effect"),
+    ]),
+    (nb04.check_guided_eps, lambda c, u, w: u + w * (c - u), [
+        (lambda c, u, w: c + w * (c - u), "the other convention"),  # Ho & Salimans' own w without saying so
+        (lambda c, u, w: w * c, "the conditional prediction scaled"),
+        (lambda c, u, w: u + w * (u - c), "the direction reversed"),
+        (lambda c, u, w: (c + u) / 2, "w ignored"),
+        (lambda c, u, w: u, "returned its input `eps_uncond` unchanged"),
+    ]),
 ]
 
 

@@ -1,10 +1,10 @@
-"""Each notebook-09 check accepts the right answer and rejects the stub and plausible wrong answers."""
+"""Each notebook-09 check accepts the right answer and rejects the stub and plausible wrong answers, each with its diagnosis."""
 import pytest
 import torch
 
 from course_lib.workshop.checks import nb09
 from course_lib.diffusion.forward import q_sample
-from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
+from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong
 
 
 def sdedit_start_point(x, strength, schedule, noise, to_int=round, scale=None):
@@ -50,18 +50,28 @@ def midpoint(video, damaged):
 
 
 RIGHT_AND_WRONG = [
-    (nb09.check_sdedit_start_point, sdedit_start_point,
-     [lambda *a: sdedit_start_point(*a, to_int=int),
-      lambda *a: sdedit_start_point(*a, scale=lambda T: T),
-      lambda x, s, sch, n: (sdedit_start_point(x, s, sch, n)[0],
-                            sch.alpha_bars[sdedit_start_point(x, s, sch, n)[0]] * x
-                            + (1 - sch.alpha_bars[sdedit_start_point(x, s, sch, n)[0]]) * n)]),
-    (nb09.check_renoise, renoise,
-     [lambda *a: renoise(*a, from_clean=True),
-      lambda *a: renoise(*a, variance=True),
-      lambda x, t_next, t, s, n: renoise(x, t, t_next, s, n) if t_next > 0 else renoise(x, t_next + 1, t, s, n)]),
-    (nb09.check_interpolate_frames, interpolate,
-     [lambda v, d: interpolate(v, d, nearest_only=True), midpoint]),
+    (nb09.check_sdedit_start_point, sdedit_start_point, [
+        (lambda *a: sdedit_start_point(*a, to_int=int), "truncated"),
+        (lambda *a: sdedit_start_point(*a, scale=lambda T: T), "off by one: yours = expected + 1"),
+        (lambda x, s, sch, n: (sdedit_start_point(x, s, sch, n)[0],
+                               sch.alpha_bars[sdedit_start_point(x, s, sch, n)[0]] * x
+                               + (1 - sch.alpha_bars[sdedit_start_point(x, s, sch, n)[0]]) * n), "ᾱ where √ᾱ belongs"),
+        # a t_start of 349.65 where 350 is the answer: integers are compared exactly
+        (lambda *a: (a[1] * (a[2].num_steps - 1), sdedit_start_point(*a)[1]), "expected a whole number"),
+        (lambda *a: sdedit_start_point(*a)[1], "return all 2 values"),
+    ]),
+    (nb09.check_renoise, renoise, [
+        (lambda *a: renoise(*a, from_clean=True), "ᾱ_t alone"),
+        (lambda *a: renoise(*a, variance=True), "ᾱ where √ᾱ belongs"),
+        (lambda x, t_next, t, s, n: renoise(x, t, t_next, s, n) if t_next > 0 else renoise(x, t_next + 1, t, s, n),
+         "a division by zero, or the square root or log of a negative number"),  # t and t_next swapped: 1 − ᾱ_t_next/ᾱ_t < 0 under the square root
+        (lambda x, t_next, t, s, n: x, "returned its input `x_next` unchanged"),
+    ]),
+    (nb09.check_interpolate_frames, interpolate, [
+        (lambda v, d: interpolate(v, d, nearest_only=True), "copied the nearest intact frame"),
+        (midpoint, "the plain mean"),
+        (lambda v, d: v, "returned its input `video` unchanged"),
+    ]),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Each notebook-11 check accepts the right answer and rejects the stub and plausible wrong answers."""
+"""Each notebook-11 check accepts the right answer and rejects the stub and plausible wrong answers, each with its diagnosis."""
 import math
 
 import pytest
@@ -69,20 +69,36 @@ def mean_factor(seconds, factors):
 
 
 RIGHT_AND_WRONG = [
-    (nb11.check_ddim_timesteps, trailing, [leading, linspace, integer_stride, truncated,
-                                           lambda T, S: trailing(T, S)[::-1],
-                                           lambda T, S: [t + 1 for t in trailing(T, S)]]),
-    (nb11.check_conv_output_bytes, conv_bytes,
-     [lambda *a: conv_bytes(*a, pad=False), lambda *a: conv_bytes(*a, ceil=True),
-      lambda *a: conv_bytes(*a, channels="in"), lambda *a: conv_bytes(*a, bits=True), no_stride]),
-    (nb11.check_speedup_from_profile, speedup,
-     [weighted_mean_factor, only_the_sped_up_parts, time_ratio, mean_factor]),
+    (nb11.check_ddim_timesteps, trailing, [
+        (leading, "the leading spacing"),
+        (linspace, "evenly spaced from 0 to T − 1"),
+        (integer_stride, "a whole-number stride"),
+        (truncated, "truncated"),
+        (lambda T, S: trailing(T, S)[::-1], "the right values in reverse order"),
+        (lambda T, S: [t + 1 for t in trailing(T, S)], "off by one: yours = expected + 1"),
+        (lambda T, S: [T - i * T / S - 1 for i in range(S)], "expected a whole number"),  # not rounded
+        (lambda T, S: trailing(T, S)[:-1], "off by one: one value too few"),
+    ]),
+    (nb11.check_conv_output_bytes, conv_bytes, [
+        (lambda *a: conv_bytes(*a, pad=False), "the padding left out"),
+        (lambda *a: conv_bytes(*a, ceil=True), "rounded up"),
+        (lambda *a: conv_bytes(*a, channels="in"), "the input channels"),
+        (lambda *a: conv_bytes(*a, bits=True), "bits, not bytes"),
+        (no_stride, "the stride ignored"),
+        (lambda *a: conv_bytes(*a) / 3 * 3 + 0.25, "expected a whole number"),
+    ]),
+    (nb11.check_speedup_from_profile, speedup, [
+        (weighted_mean_factor, "averaged by time"),
+        (only_the_sped_up_parts, "only the sped-up parts"),
+        (time_ratio, "upside down"),
+        (mean_factor, "the mean of the factors"),
+    ]),
 ]
 
 
 @pytest.mark.parametrize("check, right, wrongs", RIGHT_AND_WRONG, ids=lambda v: getattr(v, "__name__", ""))
 def test_check_accepts_right_and_rejects_stub_and_wrong(check, right, wrongs, capsys):
-    assert_accepts_right_rejects_stub_and_wrong(check, right, wrongs, capsys, hint=True)
+    assert_accepts_right_rejects_stub_and_wrong(check, right, wrongs, capsys)
 
 
 def test_timesteps_may_come_as_a_tensor_or_a_tuple(capsys):

@@ -12,6 +12,21 @@ from course_lib.workshop.checks import compare
 from course_lib.diffusion.forward import q_posterior, x0_from_eps
 from course_lib.diffusion.schedules import schedule_from_betas
 
+HINTS = {
+    "2.1": ("compute β_t = 1 − α_t and ᾱ_t = α_t · ᾱ_{t−1} first; the mean mixes x0 and x_t, the variance is β_t "
+            "shrunk by the noise already present before the step.",
+            "the variance is β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t), not β_t; the x0 coefficient has √ᾱ_{t−1}, "
+            "the x_t coefficient √α_t (Ho et al. 2020, Eq. 7)."),
+    "2.2": ("solve x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε for x0, with the predicted noise in place of ε.",
+            "undo x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε: subtract the noise term, then divide by √ᾱ_t."),
+    "2.3": ("one reverse step: the mean μθ of q(x_{t−1} | x_t, x̂0) with x̂0 predicted from ε̂, then fresh noise z "
+            "scaled by the posterior's standard deviation.",
+            "μθ = (x_t − β_t / √(1 − ᾱ_t) · ε̂) / √α_t with ᾱ_t = α_t ᾱ_{t−1} (Ho et al. 2020, Eq. 11).",
+            "x_{t−1} = μθ + √β̃_t · z with β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t) (Algorithm 2)."),
+}
+NO_ROOTS = "square roots missing: α where √α belongs"
+ONE_STEP_EARLY = "off by one timestep (paper vs code index): ᾱ_{t−1} where ᾱ_t belongs"
+
 
 def _two_step_schedule(alpha_t: torch.Tensor, alpha_bar_prev: torch.Tensor):
     """A schedule whose step t = 1 has α_1 = alpha_t and ᾱ_0 = alpha_bar_prev."""
@@ -53,18 +68,38 @@ def _cases(seed: int, count: int):
 
 def check_q_posterior(learner_fn) -> bool:
     cases = [((x0, x_t, a, ab), {}) for x0, x_t, a, ab, _ in _cases(200, 4)]
+    def no_roots(x0, x_t, a, abp):
+        return (1 - a) * abp / (1 - a * abp) * x0 + (1 - abp) * a / (1 - a * abp) * x_t, \
+            reference_q_posterior(x0, x_t, a, abp)[1]
+
+    mistakes = {"the variance β_t where β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t) belongs":
+                lambda x0, x_t, a, abp: (reference_q_posterior(x0, x_t, a, abp)[0], 1 - a),
+                NO_ROOTS: no_roots}
     return compare("2.1", learner_fn, reference_q_posterior, cases, "q_posterior (mean and variance)",
-                   hint="the variance is β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t), not β_t; "
-                        "the x0 coefficient has √ᾱ_{t−1}, the x_t coefficient √α_t.")
+                   variants=mistakes)
 
 
 def check_predict_x0(learner_fn) -> bool:
     cases = [((x_t, eps, a * ab), {}) for x_t, eps, a, ab, _ in _cases(300, 4)]
-    return compare("2.2", learner_fn, reference_predict_x0, cases, "predict_x0",
-                   hint="undo x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε: subtract the noise term, then divide by √ᾱ_t.")
+    mistakes = {NO_ROOTS: lambda x_t, eps, ab: (x_t - (1 - ab) * eps) / ab,
+                "not divided by √ᾱ_t": lambda x_t, eps, ab: x_t - (1 - ab).sqrt() * eps,
+                "multiplied by √ᾱ_t where dividing belongs": lambda x_t, eps, ab: ab.sqrt() * x_t - (1 - ab).sqrt() * eps}
+    return compare("2.2", learner_fn, reference_predict_x0, cases, "predict_x0", variants=mistakes)
 
 
 def check_ddpm_step(learner_fn) -> bool:
     cases = [((x_t, eps, a, ab, z), {}) for x_t, eps, a, ab, z in _cases(400, 4)]
-    return compare("2.3", learner_fn, reference_ddpm_step, cases, "ddpm_step",
-                   hint="μθ = (x_t − β_t/√(1 − ᾱ_t) · ε̂) / √α_t with ᾱ_t = α_t ᾱ_{t−1}; then add √β̃_t · z.")
+    def mean(x_t, eps, a, ab):
+        return (x_t - (1 - a) / (1 - ab).sqrt() * eps) / a.sqrt()
+
+    def sigma(a, abp):
+        return ((1 - a) * (1 - abp) / (1 - a * abp)).sqrt()
+
+    mistakes = {
+        "σ_t² = β_t: a valid sampler, but this step asks for β̃_t":
+            lambda x_t, eps, a, abp, z: mean(x_t, eps, a, a * abp) + (1 - a).sqrt() * z,
+        "a square root missing: divided by α_t where √α_t belongs":
+            lambda x_t, eps, a, abp, z: mean(x_t, eps, a, a * abp) * a.sqrt() / a + sigma(a, abp) * z,
+        ONE_STEP_EARLY: lambda x_t, eps, a, abp, z: mean(x_t, eps, a, abp) + sigma(a, abp) * z,
+    }
+    return compare("2.3", learner_fn, reference_ddpm_step, cases, "ddpm_step", variants=mistakes)

@@ -7,6 +7,16 @@ from course_lib.workshop.checks import compare
 from course_lib.diffusion.forward import to_x0_eps, v_from_eps
 from course_lib.diffusion.schedules import make_schedule, schedule_from_betas
 
+HINTS = {
+    "3.1": ("SNR compares how much signal is left with how much noise was added, as variances.",
+            "SNR_t = ᾱ_t / (1 − ᾱ_t): the signal variance ᾱ_t over the noise variance 1 − ᾱ_t (no square roots)."),
+    "3.2": ("v mixes the noise and the data like x_t does, with the roles of the two scales exchanged and a minus sign.",
+            "v = √ᾱ_t·ε − √(1 − ᾱ_t)·x0: the noise gets √ᾱ_t, the data √(1 − ᾱ_t), with a minus sign."),
+    "3.3": ("write x_t and v in terms of x0 and ε; one combination of the two cancels ε.",
+            "x0 = √ᾱ_t·x_t − √(1 − ᾱ_t)·v (check it: √ᾱ_t² + (1 − ᾱ_t) = 1)."),
+}
+NO_ROOTS = "square roots missing: ᾱ where √ᾱ belongs"
+
 
 def _constant_schedule(alpha_bar_t: torch.Tensor):
     """A schedule whose first step has ᾱ_0 = alpha_bar_t (so code t = 0 carries that noise level)."""
@@ -43,17 +53,18 @@ def check_snr(learner_fn) -> bool:
     # The cosine and sigmoid schedules end near ᾱ = 0; stop at T−2 so that every SNR is well scaled.
     cases = [((make_schedule(name, 50).alpha_bars[:-1].clone(),), {}) for name in ("linear", "cosine", "sigmoid")]
     cases.append(((torch.tensor([0.99, 0.5, 0.2, 0.01]),), {}))
-    return compare("3.1", learner_fn, reference_snr, cases, "snr",
-                   hint="SNR compares the signal variance ᾱ_t with the noise variance 1 − ᾱ_t (no square roots).")
+    mistakes = {"the log of the SNR, not the SNR": lambda ab: torch.log(reference_snr(ab))}
+    return compare("3.1", learner_fn, reference_snr, cases, "snr", variants=mistakes)
 
 
 def check_v_target(learner_fn) -> bool:
     cases = [((x0, eps, ab), {}) for x0, eps, ab in _tensor_cases(500)]
-    return compare("3.2", learner_fn, reference_v_target, cases, "v_target",
-                   hint="v = √ᾱ_t·ε − √(1 − ᾱ_t)·x0: the noise gets √ᾱ_t, the data √(1 − ᾱ_t), with a minus sign.")
+    mistakes = {NO_ROOTS: lambda x0, eps, ab: ab * eps - (1 - ab) * x0}
+    return compare("3.2", learner_fn, reference_v_target, cases, "v_target", variants=mistakes)
 
 
 def check_x0_from_v(learner_fn) -> bool:
     cases = [((x_t, v, ab), {}) for x_t, v, ab in _tensor_cases(600)]
-    return compare("3.3", learner_fn, reference_x0_from_v, cases, "x0_from_v",
-                   hint="write x_t and v in terms of x0 and ε; √ᾱ_t·x_t − √(1 − ᾱ_t)·v cancels ε.")
+    mistakes = {"that is ε, not x0": lambda x_t, v, ab: (1 - ab).sqrt() * x_t + ab.sqrt() * v,
+                "v treated as ε: that formula recovers x0 from the noise": lambda x_t, v, ab: (x_t - (1 - ab).sqrt() * v) / ab.sqrt()}
+    return compare("3.3", learner_fn, reference_x0_from_v, cases, "x0_from_v", variants=mistakes)

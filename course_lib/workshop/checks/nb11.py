@@ -10,6 +10,19 @@ from torch import nn
 from course_lib.workshop.checks import compare
 from course_lib.diffusion.samplers import ddim_timesteps
 
+HINTS = {
+    "11.1": ("S whole timesteps spread evenly over the code timesteps 0 … T − 1, largest first, starting at the "
+             "noisiest step T − 1.",
+             "step down from T by T/S (a float) each time, round each value to a whole timestep, and subtract 1.",
+             "round(T − i·T/S) − 1 for i = 0, ..., S − 1, as a list of ints."),
+    "11.2": ("bytes = number of output values × bytes per value; the output keeps the batch, has out_channels "
+             "channels and a smaller (or equal) height and width.",
+             "the output is (N, C_out, H_out, W_out) with H_out = (H + 2·padding − kernel_size) // stride + 1 (the "
+             "same for W); multiply the four numbers and the bytes per value."),
+    "11.3": ("Amdahl's law: the parts you did not speed up still take all their time.",
+             "new time = Σ over parts of t / f (f = 1 for a part not in factors); speed-up = old total time / new total time."),
+}
+
 
 # --- references ---------------------------------------------------------------------------------
 
@@ -32,23 +45,20 @@ def reference_speedup_from_profile(seconds: Mapping[str, float], factors: Mappin
 
 # --- checks ---------------------------------------------------------------------------------------
 
-def _as_int_list(result) -> list[int] | object:
-    """A list/tuple/tensor of timesteps as a list of ints (anything else unchanged, for the error message)."""
-    if isinstance(result, torch.Tensor):
-        return [int(v) for v in result.reshape(-1).tolist()]
-    if isinstance(result, (list, tuple)):
-        return [int(v) if isinstance(v, (int, float)) else v for v in result]
-    return result
-
-
 def check_ddim_timesteps(learner_fn) -> bool:
     # (T, S) pairs where no i·T/S ends in .5, so that the rounding convention cannot matter
     cases = [((1000, 50), {}), ((1000, 10), {}), ((1000, 7), {}), ((1000, 3), {}), ((50, 6), {}),
              ((1000, 1), {}), ((20, 20), {})]
-    return compare("11.1", lambda T, S: _as_int_list(learner_fn(T, S)), reference_ddim_timesteps, cases,
-                   "ddim_timesteps",
-                   hint="a list of S ints, largest first, starting at T − 1: "
-                        "round(T − i·T/S) − 1 for i = 0, ..., S − 1.")
+    mistakes = {
+        "the leading spacing of Song et al. (never starts at the noisiest step T − 1)":
+            lambda T, S: [i * (T // S) for i in range(S)][::-1],
+        "evenly spaced from 0 to T − 1 (linspace): the spacing steps down by T/S from T − 1":
+            lambda T, S: torch.linspace(0, T - 1, S).round().long().flip(0).tolist(),
+        "a whole-number stride T // S: it drifts when S does not divide T; step by T/S and round":
+            lambda T, S: [T - 1 - i * (T // S) for i in range(S)],
+        "truncated: int() rounds down, round() to the nearest step": lambda T, S: [int(T - i * T / S) - 1 for i in range(S)],
+    }
+    return compare("11.1", learner_fn, reference_ddim_timesteps, cases, "ddim_timesteps", variants=mistakes)
 
 
 def check_conv_output_bytes(learner_fn) -> bool:
@@ -60,9 +70,19 @@ def check_conv_output_bytes(learner_fn) -> bool:
         (((128, 32, 16, 16), 96, 1, 1, 0, 2), {}),  # frames folded into the batch, a 1x1 projection
         (((1, 1, 28, 28), 16, 4, 2, 1, 4), {}),
     ]
-    return compare("11.2", learner_fn, reference_conv_output_bytes, cases, "conv_output_bytes",
-                   hint="the output is (N, C_out, H_out, W_out) with H_out = (H + 2·padding − kernel_size) // stride + 1 "
-                        "(the same for W); multiply the four numbers and the bytes per value.")
+    def size_with(shape, c_out, k, stride, padding, nbytes, pad=True, ceil=False, channels=None, bits=False, strided=True):
+        n, c_in, h, w = shape
+        step = stride if strided else 1
+        side = (lambda d: math.ceil((d + 2 * padding * pad - k) / step) + 1) if ceil else \
+            (lambda d: (d + 2 * padding * pad - k) // step + 1)
+        return n * (channels or c_out) * side(h) * side(w) * nbytes * (8 if bits else 1)
+
+    mistakes = {"the padding left out": lambda *a: size_with(*a, pad=False),
+                "rounded up: the output size rounds down (//)": lambda *a: size_with(*a, ceil=True),
+                "the input channels where out_channels belongs": lambda *a: size_with(*a, channels=a[0][1]),
+                "bits, not bytes": lambda *a: size_with(*a, bits=True),
+                "the stride ignored": lambda *a: size_with(*a, strided=False)}
+    return compare("11.2", learner_fn, reference_conv_output_bytes, cases, "conv_output_bytes", variants=mistakes)
 
 
 def check_speedup_from_profile(learner_fn) -> bool:
@@ -76,6 +96,15 @@ def check_speedup_from_profile(learner_fn) -> bool:
         (({"a": 1.0, "b": 3.0}, {"b": 4.0}), {}),
         (({"a": 2.0}, {"a": 0.5}), {}),  # twice as slow: speed-up 0.5
     ]
-    return compare("11.3", learner_fn, reference_speedup_from_profile, cases, "speedup_from_profile",
-                   hint="new time = Σ over parts of t / f (f = 1 for a part not in factors); "
-                        "speed-up = old total time / new total time.")
+    def only_sped_up(seconds, factors):
+        sped = {kind: t for kind, t in seconds.items() if kind in factors}
+        return sum(sped.values()) / sum(t / factors[kind] for kind, t in sped.items()) if sped else 1.0
+
+    mistakes = {
+        "the factors averaged by time: times add up, speeds do not (divide each time by its factor)":
+            lambda seconds, factors: sum(t * factors.get(kind, 1.0) for kind, t in seconds.items()) / sum(seconds.values()),
+        "only the sped-up parts counted: the other parts still take their time": only_sped_up,
+        "the mean of the factors: weigh each part by its time": lambda seconds, factors:
+            sum(factors.values()) / len(factors) if factors else 1.0,
+    }
+    return compare("11.3", learner_fn, reference_speedup_from_profile, cases, "speedup_from_profile", variants=mistakes)
