@@ -289,8 +289,9 @@ class UNet3D(nn.Module):
                       "(T independent images per clip)", f"shape {tuple(x.shape)}")
         check_rank("x", x, 5, "(B, T, C, H, W)")
         weight = self.conv_in.weight.dtype
-        autocast = x.dtype in (torch.float32, torch.bfloat16, torch.float16) and torch.is_autocast_enabled(x.device.type)
-        if x.dtype != weight and not autocast:
+        # autocast is asked about only when the dtypes differ: devices without autocast (meta) have no answer
+        if x.dtype != weight and not (x.dtype in (torch.float32, torch.bfloat16, torch.float16)
+                                      and torch.is_autocast_enabled(x.device.type)):
             fail("x", f"dtype {weight} like the model's weights (convert with x.to({weight}))",
                  f"dtype {x.dtype}")
         B, T, C, H, W = x.shape
