@@ -30,8 +30,9 @@ from course_lib.data.toy import make_generator
 
 VIDEO_LAYOUT = "(B, T, C, H, W)"
 SHAPE_KINDS = ("circle", "square")  # label k of bouncing_shapes is SHAPE_KINDS[k]
-# Saturated colours (RGB in [-1, 1]): red, green, blue, yellow, magenta, cyan.
+# Saturated colours (RGB in [-1, 1]), named by PALETTE_NAMES.
 PALETTE = torch.tensor([[1, -1, -1], [-1, 1, -1], [-1, -1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]], dtype=torch.float32)
+PALETTE_NAMES = ("red", "green", "blue", "yellow", "magenta", "cyan")
 
 
 # --- layout ----------------------------------------------------------------------------------

@@ -80,6 +80,11 @@ class ConsistencyReport:
         return {name: getattr(self, name) for name in PARTS if getattr(self, name) is not None}
 
     @property
+    def look(self) -> np.ndarray:
+        """(B,) bool: the clips that keep their look (every appearance part: colour and shape, or digit)."""
+        return np.logical_and.reduce([ok for name, ok in self.parts.items() if name not in ("present", "motion")])
+
+    @property
     def passed(self) -> np.ndarray:
         """(B,) bool: the clips that pass every part."""
         return np.logical_and.reduce(list(self.parts.values()))
