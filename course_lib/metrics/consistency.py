@@ -105,7 +105,7 @@ class ConsistencyReport:
         return [next((name for name, ok in parts.items() if not ok[i]), "") for i in range(len(self.present))]
 
     def summary(self) -> str:
-        """One line: each part's pass rate, then the combined one, e.g. "present 100%, motion 94%, ...: 55% pass all"."""
+        """One line: each part's pass rate, then the combined one ("present 100%, motion 94%, ...: 55% of 64 ...")."""
         parts = ", ".join(f"{name} {rate:.0%}" for name, rate in self.rates.items() if name != "combined")
         return f"{parts}: {self.pass_rate:.0%} of {len(self.present)} clips pass all"
 
@@ -197,13 +197,17 @@ def squareness(video: torch.Tensor, masks: np.ndarray) -> np.ndarray:
 
 
 def read_shapes(video: torch.Tensor, masks: np.ndarray) -> np.ndarray:
-    """The SHAPE_KINDS kind per frame from the :func:`squareness` q: circle q ≤ −CLEAR_SHAPE, square q ≥ CLEAR_SHAPE, else UNCLEAR."""
+    """The SHAPE_KINDS kind per frame (B, T) from the :func:`squareness` q.
+
+    circle where q ≤ −CLEAR_SHAPE, square where q ≥ CLEAR_SHAPE, else UNCLEAR.
+    """
     q = squareness(video, masks)
     circle, square = SHAPE_KINDS.index("circle"), SHAPE_KINDS.index("square")
     return np.where(q <= -CLEAR_SHAPE, circle, np.where(q >= CLEAR_SHAPE, square, UNCLEAR))
 
 
-def read_digits(video: torch.Tensor, track: np.ndarray, object_size: float, judge: nn.Module | None = None) -> np.ndarray:
+def read_digits(video: torch.Tensor, track: np.ndarray, object_size: float,
+                judge: nn.Module | None = None) -> np.ndarray:
     """The digit judge's reading of the box of side round(object_size) centred on the object, per frame.
 
     video (B, T, 1, H, W), track (B, T, 2) centroids (y, x) (NaN: nothing found) -> (B, T) digits,

@@ -527,7 +527,8 @@ def score_samples(recipe, model: nn.Module, n: int, judge: VideoJudge, steps: in
 
 
 def real_clip_scores(recipe, n: int, judge: VideoJudge) -> SampleScores:
-    """The floor: a second set of n real clips scored like samples (FVD against the same reference set, motion, consistency)."""
+    """The floor: a second set of n real clips scored like samples (FVD against the same reference set,
+    motion, video consistency)."""
     check_positive_int("n", n)
     return score_clips(recipe, recipe.real_examples(n, seed=REFERENCE_SEED + 1), judge)
 
