@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(sample, "seed of the starting noise")
 
     evaluate = commands.add_parser(
-        "eval", help="score a checkpoint: motion consistency (video), IS/FID/accuracy (digits), MMD (toy)",
+        "eval", help="score a checkpoint: video consistency (video), IS/FID/accuracy (digits), MMD (toy)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=_wrap("Sample from a checkpoint and print its metrics next to the same metrics of real "
                           "data."),
@@ -356,15 +356,16 @@ def _load(args, device: torch.device):
     return recipe, trainer.ema_model.eval()
 
 
-def _motion_line(recipe: Recipe, clips: torch.Tensor) -> str:
-    """Motion consistency of generated clips next to real clips of the same task."""
-    from course_lib.metrics.motion import motion_consistency
+def _consistency_line(recipe: Recipe, clips: torch.Tensor, labels: torch.Tensor | None = None) -> str:
+    """Video consistency of generated clips, part by part, next to real clips of the same task."""
+    from course_lib.metrics.consistency import video_consistency
 
-    generated = motion_consistency(clips.cpu(), recipe.object_size)
-    real = motion_consistency(recipe.real_examples(len(clips)), recipe.object_size)
+    generated = video_consistency(clips.cpu().clamp(-1, 1), recipe.object_size, labels)
+    real = video_consistency(recipe.real_examples(len(clips)), recipe.object_size)
     n = len(clips)
-    return (f"motion consistency: {int(generated.passed.sum())}/{n} generated clips pass "
-            f"({generated.pass_rate:.0%}); real clips: {int(real.passed.sum())}/{n} ({real.pass_rate:.0%})")
+    parts = ", ".join(f"{name} {int(ok.sum())}/{n}" for name, ok in generated.parts.items())
+    return (f"video consistency: {int(generated.passed.sum())}/{n} generated clips pass ({generated.pass_rate:.0%}; "
+            f"{parts}); real clips: {int(real.passed.sum())}/{n} ({real.pass_rate:.0%})")
 
 
 def _save_samples(recipe: Recipe, samples: torch.Tensor, out: Path) -> None:
@@ -461,7 +462,7 @@ def run_demo(args) -> int:
     _save_samples(recipe, clips, out / "samples.gif")
     print(f"trained {trainer.step} steps in {trainer.seconds / 60:.1f} min (loss {trainer.recent_loss(50):.3f}); "
           f"sampled {DEMO_CLIPS} clips with {p.sample_steps} DDIM steps in {sample_seconds:.1f} s; "
-          + _motion_line(recipe, clips))
+          + _consistency_line(recipe, clips))
     print(f"wrote {out / 'samples.gif'} and {out / 'model.pt'} "
           f"(continue with: {PROG} train --checkpoint {out / 'model.pt'} --resume)")
     return 0
@@ -637,7 +638,7 @@ def run_eval(args) -> int:
                             progress=True).cpu()
     seconds = time.perf_counter() - start
     if video:
-        line = _motion_line(recipe, samples)
+        line = _consistency_line(recipe, samples, labels if args.guidance != 0 else None)  # w = 0 asks for no digit
         if labels is not None:  # moving digits: is the requested digit legible in every frame?
             from course_lib.metrics.video import frame_digit_accuracy
 

@@ -4,7 +4,7 @@
     python -m course_lib bench image --quick          # a tiny run (seconds) that exercises everything
     python -m course_lib bench all --preset cpu       # every benchmark in one run, every table printed
     python -m course_lib bench all --quick            # the same in a minute: tiny runs of each
-    python -m course_lib bench quality --task video-shapes --minutes 15   # train a video recipe, score its motion
+    python -m course_lib bench quality --task video-shapes --minutes 15   # train a video recipe, score its clips
 
 Benchmarks: ``image`` (:mod:`~course_lib.workshop.bench.image`), ``video``
 (:mod:`~course_lib.workshop.bench.video`), ``sampling`` (:mod:`~course_lib.workshop.bench.sampling`),
@@ -95,7 +95,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "image": Benchmark("train the class-conditional digits U-Net for a time budget; DDPM vs DDIM time, IS, FID, "
                        "judge accuracy of guided samples", image.add_image_arguments, image.run_image),
     "video": Benchmark("the 3D U-Net and the conv+LSTM denoiser: parameters, training-step time and peak memory at "
-                       "two clip shapes; sampling time, FVD-style distance and motion pass rate of trained models",
+                       "two clip shapes; sampling time, FVD-style distance and video consistency of trained models",
                        video.add_video_arguments, video.run_video),
     "training": Benchmark("training steps/s of the digits U-Net and the video 3D U-Net in fp32, bf16 autocast, "
                           "compiled and channels-last, with their memory estimates",
@@ -109,8 +109,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "all": Benchmark("run image, video, sampling, prediction and training one after another with their defaults "
                      "and print every table", add_all_arguments, run_all),
 }
-QUALITY_HELP = ("train a video recipe within a budget, then print its motion pass rate, FVD ratio and (digits) frame "
-                "digit accuracy (its own options: quality --help)")
+QUALITY_HELP = ("train a video recipe within a budget, then print its video consistency (present, motion, look kept), "
+                "FVD ratio and (digits) frame digit accuracy (its own options: quality --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
