@@ -128,7 +128,7 @@ def test_resuming_without_a_task_needs_the_checkpoint_and_nothing_that_would_cha
     (["eval", "--checkpoint", "missing.pt"], "--checkpoint: no such file: missing.pt"),
     (["sample"], "the following arguments are required: --checkpoint"),
     (["sample", "--checkpoint", "x.pt", "--n", "0"], "argument --n: expected a positive whole number, got '0'"),
-    (["sample", "--checkpoint", "x.pt", "--sampler", "euler"], "argument --sampler: invalid choice: 'euler'"),
+    (["sample", "--checkpoint", "x.pt", "--sampler", "rk4"], "argument --sampler: invalid choice: 'rk4'"),
     (["fly"], "argument COMMAND: invalid choice: 'fly'"),
 ])
 def test_bad_arguments_exit_2_with_a_clear_message(argv, message, capsys):
