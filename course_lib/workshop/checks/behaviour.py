@@ -1,0 +1,145 @@
+"""Checks by behaviour, beside the value comparison of :func:`~course_lib.workshop.checks.compare`.
+
+An "implement the idea" exercise (a sampling loop, a training loop, a network block) is checked
+twice: its values against the course's reference on fresh cases, and what it *does* — a loss that
+falls, a frame that reaches other frames only through the temporal layer, a known part that comes
+back exactly. A behaviour is a function ``behaviour(learner_fn) -> str | None``: a one-sentence
+description of what went wrong, or None when all is well. :func:`check_idea` runs them around
+``compare`` and still prints exactly one line::
+
+    check_idea("2.4", ddpm_sample_loop, reference, cases, "ddpm_sample_loop",
+               before=[calls_every_timestep_once], after=[oracle_particles_land_on_the_point],
+               done="lands every particle on a one-point data set")
+
+``before`` behaviours run first: they catch mistakes a precise sentence explains better than a
+difference of numbers (a loop that skips the last step). ``after`` behaviours run once the values
+match (slow ones: training for a few hundred steps).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from course_lib.workshop.checks import Case, compare, report
+
+Behaviour = Callable[[Callable[..., Any]], "str | None"]
+RAISED = "your code raised"
+
+
+def first_line(error: BaseException, limit: int = 160) -> str:
+    """The first line of an error's message, cut to ``limit`` characters."""
+    line = (str(error).strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def _run(behaviour: Behaviour, learner_fn: Callable[..., Any]) -> str | None:
+    """The behaviour's complaint; an error raised by the learner's code becomes one."""
+    try:
+        return behaviour(learner_fn)
+    except NotImplementedError:
+        raise
+    except Exception as error:  # noqa: BLE001 -- the learner's code failed: say how, in one line
+        return f"{RAISED} {type(error).__name__}: {first_line(error)}"
+
+
+def check_idea(
+    exercise: str,
+    learner_fn: Callable[..., Any],
+    reference_fn: Callable[..., Any],
+    cases: Iterable[Case],
+    what: str,
+    before: Iterable[Behaviour] = (),
+    after: Iterable[Behaviour] = (),
+    done: str = "",
+    hint: str = "",
+    call: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+) -> bool:
+    """``before`` behaviours, then ``compare(exercise, learner_fn, reference_fn, cases, what, hint)``,
+    then ``after`` behaviours; prints one "✓" or "✗" line and returns whether all passed.
+
+    A stub (or a learner's function that raises) met in a ``before`` behaviour is left to
+    ``compare``, so a function that is not written yet gets its usual "not done yet" line.
+    ``done`` says in a few words what the behaviours showed, for the "✓" line. ``call(fn)``, if
+    given, is what ``compare`` runs for the learner's function and the reference (e.g. a wrapper
+    that turns a seed in the case into a fresh generator); the behaviours get the learner's own.
+    """
+    cases, before = list(cases), list(before)
+    extra = f" Hint: {hint}" if hint else ""
+    passed = 0  # the before-behaviours that ran to the end
+    for behaviour in before:
+        try:
+            problem = _run(behaviour, learner_fn)
+        except NotImplementedError:
+            break  # compare() says "not done yet"
+        if problem and problem.startswith(RAISED):
+            break  # compare() reports the error the way it reports every error
+        if problem:
+            return report(exercise, False, f"{_sentence(problem)}{extra}")
+        passed += 1
+    printed = io.StringIO()
+    wrap = call or (lambda fn: fn)
+    try:
+        with contextlib.redirect_stdout(printed):
+            ok = compare(exercise, wrap(learner_fn), wrap(reference_fn), cases, what, hint)
+    except Exception as error:  # noqa: BLE001 -- a reference built from the learner's module (its weights) failed
+        return report(exercise, False, f"the reference could not use your {what} ({type(error).__name__}: "
+                                       f"{first_line(error)}): keep the layers of the given __init__.{extra}")
+    if not ok:
+        sys.stdout.write(printed.getvalue())
+        return False
+    for behaviour in [*before[passed:], *after]:
+        try:
+            problem = _run(behaviour, learner_fn)
+        except NotImplementedError:
+            problem = "your code reached a `raise NotImplementedError` line"
+        if problem:
+            return report(exercise, False, f"{_sentence(problem)}{extra}")
+    also = f" and {done}" if done else ""
+    return report(exercise, True, f"{what} matches the reference on {len(cases)} fresh cases{also}.")
+
+
+NOT_DONE = "not done yet: replace the `raise NotImplementedError` line with your code."
+
+
+def build_or_report(exercise: str, what: str, build: Callable[[], Any]) -> tuple[Any, bool]:
+    """``(build(), True)``, or ``(None, False)`` after printing the "✗" line when building the learner's
+    module fails (a stub in ``__init__``, an error): a class-based check can then stop with one line."""
+    try:
+        return build(), True
+    except NotImplementedError:
+        return None, report(exercise, False, NOT_DONE)
+    except Exception as error:  # noqa: BLE001 -- the learner's code failed: say how, in one line
+        return None, report(exercise, False, f"building your {what} raised {type(error).__name__}: {first_line(error)}")
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run a check's small models on one thread (threads waiting on each other make them slower, many times so
+    on a busy machine); the caller's thread count comes back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def seeded(seed: int) -> torch.Generator:
+    """A fresh CPU generator: every call of a learner's function and of its reference gets its own."""
+    return torch.Generator().manual_seed(seed)
+
+
+def with_seed(seed: int, build: Callable[[], Any]) -> Any:
+    """``build()`` with the global RNG seeded with ``seed`` and restored afterwards (seeded module weights)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
