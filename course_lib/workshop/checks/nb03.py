@@ -1,11 +1,14 @@
 """Checks for notebook 03 (schedules and parameterisations). References: course_lib.diffusion.schedules, course_lib.diffusion.forward."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from course_lib.workshop.checks import compare
-from course_lib.diffusion.forward import to_x0_eps, v_from_eps
-from course_lib.diffusion.schedules import make_schedule, schedule_from_betas
+from course_lib.workshop.checks.behaviour import check_idea
+from course_lib.diffusion.forward import to_x0_eps
+from course_lib.diffusion.schedules import MAX_BETA, cosine_betas, make_schedule, schedule_from_betas
 
 
 def _constant_schedule(alpha_bar_t: torch.Tensor):
@@ -20,9 +23,9 @@ def reference_snr(alpha_bars: torch.Tensor) -> torch.Tensor:
     return schedule_from_betas(1 - alpha_bars / previous).snr
 
 
-def reference_v_target(x0: torch.Tensor, eps: torch.Tensor, alpha_bar_t: torch.Tensor) -> torch.Tensor:
-    """v = √ᾱ_t ε − √(1 − ᾱ_t) x0 (Salimans & Ho 2022), via course_lib.diffusion.forward.v_from_eps."""
-    return v_from_eps(x0, 0, eps, _constant_schedule(alpha_bar_t))
+def reference_cosine_betas(num_steps: int, offset: float) -> torch.Tensor:
+    """β_t of the cosine schedule (Nichol & Dhariwal 2021, Eq. 17), via course_lib.diffusion.schedules.cosine_betas."""
+    return cosine_betas(num_steps, offset)
 
 
 def reference_x0_from_v(x_t: torch.Tensor, v: torch.Tensor, alpha_bar_t: torch.Tensor) -> torch.Tensor:
@@ -47,10 +50,42 @@ def check_snr(learner_fn) -> bool:
                    hint="SNR compares the signal variance ᾱ_t with the noise variance 1 − ᾱ_t (no square roots).")
 
 
-def check_v_target(learner_fn) -> bool:
-    cases = [((x0, eps, ab), {}) for x0, eps, ab in _tensor_cases(500)]
-    return compare("3.2", learner_fn, reference_v_target, cases, "v_target",
-                   hint="v = √ᾱ_t·ε − √(1 − ᾱ_t)·x0: the noise gets √ᾱ_t, the data √(1 − ᾱ_t), with a minus sign.")
+def _betas_in_range(learner_fn) -> str | None:
+    """One β per step, every one in (0, 0.999]: the last step of the cosine curve would otherwise be β = 1."""
+    for steps, offset in [(20, 0.008), (1000, 0.008)]:
+        betas = torch.as_tensor(learner_fn(steps, offset)).double()
+        if betas.shape != (steps,):
+            return f"{steps} steps gave betas of shape {tuple(betas.shape)}: one β per step, ({steps},)"
+        if not betas.min() > 0:
+            return f"with T = {steps} your smallest β is {betas.min().item():.2g}: every step must add some noise"
+        if betas.max() > MAX_BETA + 1e-6:
+            return (f"with T = {steps} your largest β is {betas.max().item():.6f}: clip β at {MAX_BETA} so that no "
+                    "step destroys the signal at once")
+    return None
+
+
+def _follows_the_cosine(learner_fn) -> str | None:
+    """ᾱ_t = ∏(1 − β) lands on f(t/T)/f(0): the curve the schedule is defined by, ending near 0."""
+    betas = torch.as_tensor(learner_fn(1000, 0.008)).double()
+    alpha_bars = torch.cumprod(1 - betas, 0)
+    f = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    for t in (0, 249, 499, 749):
+        want = f((t + 1) / 1000) / f(0)
+        if abs(alpha_bars[t].item() - want) > 1e-4:
+            return (f"your ᾱ at code step t = {t} (after {t + 1} steps) is {alpha_bars[t].item():.4f}; the cosine "
+                    f"curve f((t+1)/T)/f(0) gives {want:.4f}")
+    if alpha_bars[-1] > 1e-3:
+        return f"after all 1000 steps your ᾱ is {alpha_bars[-1].item():.2g}: the cosine schedule ends in pure noise"
+    return None
+
+
+def check_cosine_betas(learner_fn) -> bool:
+    cases = [((steps, offset), {}) for steps, offset in [(10, 0.008), (50, 0.008), (1000, 0.008), (30, 0.0), (40, 0.2)]]
+    return check_idea("3.2", learner_fn, reference_cosine_betas, cases, "cosine_betas",
+                      before=[_betas_in_range, _follows_the_cosine],
+                      done="its ᾱ follows the cosine curve with every β in (0, 0.999]",
+                      hint="ᾱ on the grid s = t/T for t = 0 … T (T + 1 points), β from the ratio of neighbours, "
+                           "then clip at 0.999.")
 
 
 def check_x0_from_v(learner_fn) -> bool:
