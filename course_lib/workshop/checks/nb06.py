@@ -1,8 +1,10 @@
-"""Checks for notebook 06 (conv + LSTM video diffusion): the three fixes of the seed's §5.1 model.
+"""Checks for notebook 06 (conv + LSTM video diffusion): the three fixes of the seed's §5.1 model,
+and the ConvLSTM run both ways along time.
 
 References: course_lib.models.seed_video_model.encode_frames (bugs 1-2: in-place writes),
-course_lib.models.conv_lstm.ConvLSTMCell (bugs 3-4: a recurrence over maps) and the timestep shift
-of course_lib.models.blocks.ResBlock, applied per frame as ConvLSTMDenoiser does (bug 5: t unused).
+course_lib.models.conv_lstm.ConvLSTMCell (bugs 3-4: a recurrence over maps), the timestep shift
+of course_lib.models.blocks.ResBlock, applied per frame as ConvLSTMDenoiser does (bug 5: t unused),
+and course_lib.models.conv_lstm.run_conv_lstm (the two directions of ConvLSTMDenoiser).
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.workshop.checks import _difference, compare, report
-from course_lib.models.conv_lstm import ConvLSTMCell
+from course_lib.workshop.checks.behaviour import check_idea, seeded, with_seed
+from course_lib.models.conv_lstm import ConvLSTMCell, run_conv_lstm
 from course_lib.models.seed_video_model import encode_frames
 
 # --- references ---------------------------------------------------------------------------------
@@ -152,3 +155,51 @@ def check_condition_on_time(learner_fn) -> bool:
                        hint="shift = proj(F.silu(emb)) is (B, C); each clip's T frames are consecutive in h, so "
                             "repeat it with shift.repeat_interleave(frames, dim=0) and add it as "
                             "shift[:, :, None, None] (the same for every pixel).")
+
+
+# --- check 6.4: a ConvLSTM both ways along time ----------------------------------------------------
+
+def reference_bidirectional_conv_lstm(forward_cell: ConvLSTMCell, backward_cell: ConvLSTMCell,
+                                      frames: torch.Tensor) -> torch.Tensor:
+    """[forward state, backward state] of every frame (B, T, 2·hidden, H, W), via course_lib's run_conv_lstm,
+    as ConvLSTMDenoiser combines its two directions."""
+    return torch.cat([run_conv_lstm(forward_cell, frames), run_conv_lstm(backward_cell, frames, reverse=True)], dim=2)
+
+
+def _cells(seed: int, channels: int, hidden: int) -> tuple[ConvLSTMCell, ConvLSTMCell]:
+    return with_seed(seed, lambda: (ConvLSTMCell(channels, hidden), ConvLSTMCell(channels, hidden)))
+
+
+def _each_direction_sees_its_side(learner_fn) -> str | None:
+    """Change frame j: the forward half changes only at frames ≥ j, the backward half only at frames ≤ j."""
+    forward_cell, backward_cell = _cells(64, 2, 3)
+    clip = torch.randn(1, 5, 2, 4, 4, generator=seeded(6))
+    changed = clip.clone()
+    changed[:, 2] = torch.randn(1, 2, 4, 4, generator=seeded(7))
+    a, b = learner_fn(forward_cell, backward_cell, clip), learner_fn(forward_cell, backward_cell, changed)
+    if tuple(a.shape) != (1, 5, 6, 4, 4):
+        return f"5 frames of 2 channels, hidden 3: your output has shape {tuple(a.shape)}, expected (1, 5, 6, 4, 4)"
+    moved = (a - b).flatten(3).abs().amax(-1) > 1e-6  # (1, T, 2·hidden): which outputs changed
+    forward, backward = moved[0, :, :3].any(-1).tolist(), moved[0, :, 3:].any(-1).tolist()
+    if any(forward[:2]) or not all(forward[2:]):
+        return (f"with frame 2 of 5 changed, the forward half changed at frames {[k for k, m in enumerate(forward) if m]}: "
+                "it must see only the past (frames 2, 3, 4 change)")
+    if any(backward[3:]) or not all(backward[:3]):
+        return (f"with frame 2 of 5 changed, the backward half changed at frames {[k for k, m in enumerate(backward) if m]}: "
+                "it runs from the last frame to the first and sees only the future (frames 0, 1, 2 change)")
+    return None
+
+
+def check_bidirectional_conv_lstm(learner_fn) -> bool:
+    g = torch.Generator().manual_seed(64)
+    cases = []
+    for number, (b, t, channels, hidden, size) in enumerate([(2, 4, 3, 4, (4, 4)), (1, 6, 2, 2, (3, 5)),
+                                                              (3, 3, 1, 5, (2, 2))]):
+        forward_cell, backward_cell = _cells(640 + number, channels, hidden)
+        cases.append(((forward_cell, backward_cell, torch.randn(b, t, channels, *size, generator=g)), {}))
+    with torch.no_grad():
+        return check_idea("6.4", learner_fn, reference_bidirectional_conv_lstm, cases, "bidirectional_conv_lstm",
+                          before=[_each_direction_sees_its_side],
+                          done="each direction sees only its own side of a frame",
+                          hint="start each direction from state None; run the backward cell from the last frame to "
+                               "the first, and put its output for frame k back at position k before concatenating.")

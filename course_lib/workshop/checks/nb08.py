@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from course_lib.workshop.checks import compare
+from course_lib.workshop.checks.behaviour import check_idea, seeded
 from course_lib.diffusion.conditioning import _guided_x0
 from course_lib.diffusion.forward import q_sample
 from course_lib.diffusion.rollout import autoregressive_rollout
@@ -23,9 +24,14 @@ def reference_guided_x0(model_fn, x_t, t, known, mask, schedule, weight):
     return _guided_x0(model_fn, x_t, t, known, mask, schedule, "eps", weight, clip_x0=False)
 
 
-def reference_rollout(predict, first, total_frames, keep):
-    """Autoregressive rollout, via course_lib.diffusion.rollout.autoregressive_rollout."""
-    return autoregressive_rollout(predict, first, total_frames, keep)
+def reference_rollout(predict, first, total_frames, keep, schedule, context_noise, generator):
+    """Autoregressive rollout (course_lib.diffusion.rollout.autoregressive_rollout) whose predictor sees its
+    context through the forward process to step ``context_noise`` (conditioning augmentation, Ho et al.
+    2022, "Cascaded Diffusion Models"; 0: as it is), as course_lib.diffusion.rollout.predict_future does."""
+    def predict_from_noised_past(past, frames):
+        seen = q_sample(past, context_noise, schedule, generator=generator) if context_noise else past
+        return predict(seen, frames)
+    return autoregressive_rollout(predict_from_noised_past, first, total_frames, keep)
 
 
 def _video_cases(seed: int):
@@ -82,12 +88,66 @@ def _drifting_predictor(past: torch.Tensor, frames: int) -> torch.Tensor:
     return video
 
 
+def _call_rollout(fn):
+    return lambda predict, first, total, keep, schedule, context_noise, seed: fn(
+        predict, first, total, keep, schedule, context_noise, seeded(seed))
+
+
+class _Recorder:
+    """A predictor that remembers every context it is given and fills the future with whole numbers (the
+    number of the call), so any noised frame that ends up in the video shows."""
+
+    def __init__(self):
+        self.contexts: list[torch.Tensor] = []
+
+    def __call__(self, past: torch.Tensor, frames: int) -> torch.Tensor:
+        self.contexts.append(past.clone())
+        future = past.new_full((past.shape[0], frames - past.shape[1], *past.shape[2:]), float(len(self.contexts)))
+        return torch.cat([past, future], dim=1)
+
+
+def _keeps_clean_frames_and_noises_the_context(learner_fn) -> str | None:
+    """The video keeps ``first`` and every new frame as predicted; only what the predictor *sees* is noised,
+    to the level of step ``context_noise``; with context_noise = 0 it sees the clean frames."""
+    schedule = make_schedule("linear", 100)
+    first = torch.zeros(1, 4, 1, 16, 16)
+    for context_noise in (0, 60):
+        record = _Recorder()
+        video = learner_fn(record, first, 10, 2, schedule, context_noise, seeded(3))
+        if tuple(video.shape) != (1, 10, 1, 16, 16):
+            return f"a rollout to 10 frames gave shape {tuple(video.shape)}"
+        if not torch.equal(video[:, :4], first):
+            return "the first frames of your video are not `first` as given: keep them exactly"
+        if not record.contexts or any(c.shape[1] != 2 for c in record.contexts):
+            return f"the predictor got contexts of {[c.shape[1] for c in record.contexts]} frames: give it the last `keep` = 2"
+        clean = record.contexts[0] if context_noise == 0 else None
+        if context_noise == 0 and not torch.equal(clean, first[:, -2:]):
+            return "with context_noise = 0 the predictor must see the last frames exactly as they are"
+        if context_noise:
+            ab = schedule.alpha_bars[context_noise].item()
+            seen = record.contexts[0]  # the clean last frames of `first` are 0: what it saw is pure noise · √(1 − ᾱ)
+            if abs(seen.std().item() - (1 - ab) ** 0.5) > 0.1:
+                return (f"with context_noise = {context_noise} the predictor saw frames with spread {seen.std():.2f}; "
+                        f"q(x_t | x0) at that step gives √(1 − ᾱ_t) = {(1 - ab) ** 0.5:.2f}")
+            if torch.allclose(record.contexts[0], record.contexts[-1]):
+                return "every context got the same noise: draw fresh noise for each chunk"
+            new = video[:, 4:]
+            if (new - new.round()).abs().max() > 1e-6:
+                return ("your video holds noised frames: the noise is only for what the predictor sees; append the "
+                        "chunk's new frames, never the noised context")
+    return None
+
+
 def check_rollout(learner_fn) -> bool:
     g = torch.Generator().manual_seed(83)
+    schedule = make_schedule("linear", 100)
     cases = []
-    for b, t, total, keep in [(2, 6, 20, 3), (1, 4, 9, 1), (2, 5, 5, 2), (1, 8, 19, 6)]:
+    for number, (b, t, total, keep, context_noise) in enumerate([(2, 6, 20, 3, 0), (1, 4, 9, 1, 30), (2, 5, 5, 2, 50),
+                                                                  (1, 8, 19, 6, 10), (2, 4, 11, 2, 99)]):
         first = torch.randn(b, t, 1, 3, 3, generator=g)
-        cases.append(((_drifting_predictor, first, total, keep), {}))
-    return compare("8.3", learner_fn, reference_rollout, cases, "rollout",
-                   hint="call predict(video[:, -keep:], T) with T = first.shape[1], append only the chunk's new "
-                        "frames chunk[:, keep:], repeat while the video is shorter than total_frames, then cut it.")
+        cases.append(((_drifting_predictor, first, total, keep, schedule, context_noise, 830 + number), {}))
+    return check_idea("8.3", learner_fn, reference_rollout, cases, "rollout (with conditioning augmentation)",
+                      before=[_keeps_clean_frames_and_noises_the_context], call=_call_rollout,
+                      done="keeps every frame clean while the predictor sees a noised past",
+                      hint="loop: the last `keep` frames, noised to step context_noise with q_sample (not when it is "
+                           "0), go to predict(…, T); append only chunk[:, keep:]; cut to total_frames.")
