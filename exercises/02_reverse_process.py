@@ -176,7 +176,8 @@ short = make_schedule("linear", 100)
 moons = two_moons(2000, seed=0)
 torch.manual_seed(0)
 model = MLPDenoiser(2, hidden=64, depth=2)
-losses = train_denoiser(model, moons, short, get_preset().toy_train_steps, 128, 5e-3, torch.Generator().manual_seed(0))
+steps = max(400, get_preset().toy_train_steps)  # a few hundred steps already put the samples near the moons
+losses = train_denoiser(model, moons, short, steps, 256, 5e-3, torch.Generator().manual_seed(0))
 with torch.no_grad():
     samples = ddpm_sample_loop(model, (1000, 2), short, torch.Generator().manual_seed(1))
 noise = torch.randn(1000, 2, generator=torch.Generator().manual_seed(2))

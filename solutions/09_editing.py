@@ -177,13 +177,13 @@ clip = bouncing_shapes(1, frames=8, size=32, seed=0, speed=(2.0, 2.0)).video
 
 
 def background(x_t, t):
-    """The exact ε-model for 'every pixel is N(−1, 0.1²)': it knows the background and nothing else."""
+    """The exact ε-model for 'every pixel is N(−1, 0.5²)': it knows the background and nothing else."""
     ab = schedule.alpha_bars[t].view(-1, 1, 1, 1, 1)
-    x0 = -1 + 0.01 * ab.sqrt() * (x_t + ab.sqrt()) / (0.01 * ab + 1 - ab)
+    x0 = -1 + 0.25 * ab.sqrt() * (x_t + ab.sqrt()) / (0.25 * ab + 1 - ab)  # E[x0 | x_t]
     return eps_from_x0(x_t, t, x0, schedule)
 
 
-edits = {s: sdedit(background, clip, s, schedule, 20, torch.Generator().manual_seed(0)) for s in (0.1, 0.3, 0.6, 0.9)}
+edits = {s: sdedit(background, clip, s, schedule, 20, torch.Generator().manual_seed(0)) for s in (0.05, 0.1, 0.3, 0.9)}
 for s, edited in edits.items():
     print(f"strength {s}: PSNR to the clip {frames_psnr(edited, clip, list(range(8))).mean():5.1f} dB")
 filmstrip(torch.cat(list(edits.values())), out_of_range="clip", row_labels=[f"strength {s}" for s in edits],
