@@ -105,7 +105,7 @@ _ = check_guided_x0(guided_x0)
 #
 # A model's own frames are never quite like the training data, and a predictor that trusts its
 # context blindly compounds those errors chunk after chunk. **Conditioning augmentation** (Ho et
-# al. 2022, "Cascaded Diffusion Models") trains the model on a slightly noised past, and at
+# al. 2022c, "Cascaded Diffusion Models") trains the model on a slightly noised past, and at
 # rollout time shows it the past noised the same way: before each call, put the `keep` frames
 # through the forward process to code step `context_noise` with `q_sample(past, context_noise,
 # schedule, generator=generator)` — fresh noise for every chunk — and give *that* to `predict`.

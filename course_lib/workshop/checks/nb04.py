@@ -62,7 +62,7 @@ class GuidedStandIn(nn.Module):
 
 
 def reference_guided_ddim_sample(model, x, labels, w, timesteps, alpha_bars) -> torch.Tensor:
-    """Deterministic DDIM (Song et al. 2021, Eq. 12, η = 0, no clipping) from the noise ``x`` over ``timesteps``,
+    """Deterministic DDIM (Song et al. 2021a, Eq. 12, η = 0, no clipping) from the noise ``x`` over ``timesteps``,
     with classifier-free guidance ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, y) − ε̂(x_t, ∅)) (Ho & Salimans 2022), via
     course_lib's ddim_sample and guided_denoiser. ``timesteps`` are ``ddim_timesteps(T, steps)``."""
     schedule = _schedule_from_alpha_bars(alpha_bars)

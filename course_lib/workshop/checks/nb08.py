@@ -20,14 +20,14 @@ def reference_replace_known(x_next, known, mask, t_next, schedule, noise):
 
 
 def reference_guided_x0(model_fn, x_t, t, known, mask, schedule, weight):
-    """Reconstruction guidance (Ho et al. 2022, Eq. 7), via course_lib.diffusion.conditioning (no clipping, ε model)."""
+    """Reconstruction guidance (Ho et al. 2022a, Eq. 7), via course_lib.diffusion.conditioning (no clipping, ε model)."""
     return _guided_x0(model_fn, x_t, t, known, mask, schedule, "eps", weight, clip_x0=False)
 
 
 def reference_rollout(predict, first, total_frames, keep, schedule, context_noise, generator):
     """Autoregressive rollout (course_lib.diffusion.rollout.autoregressive_rollout) whose predictor sees its
     context through the forward process to step ``context_noise`` (conditioning augmentation, Ho et al.
-    2022, "Cascaded Diffusion Models"; 0: as it is), as course_lib.diffusion.rollout.predict_future does."""
+    2022c, "Cascaded Diffusion Models"; 0: as it is), as course_lib.diffusion.rollout.predict_future does."""
     def predict_from_noised_past(past, frames):
         seen = q_sample(past, context_noise, schedule, generator=generator) if context_noise else past
         return predict(seen, frames)
