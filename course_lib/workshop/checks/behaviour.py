@@ -7,9 +7,9 @@ back exactly. A behaviour is a function ``behaviour(learner_fn) -> str | None``:
 description of what went wrong, or None when all is well. :func:`check_idea` runs them around
 ``compare`` and still prints exactly one line::
 
-    check_idea("2.4", ddpm_sample_loop, reference, cases, "ddpm_sample_loop",
-               before=[calls_every_timestep_once], after=[oracle_particles_land_on_the_point],
-               done="lands every particle on a one-point data set")
+    check_idea("2.4", ddpm_sample_loop, reference_ddpm_sample_loop, cases, "ddpm_sample_loop",
+               before=[_visits_every_step_once], after=[_lands_on_the_point],
+               done="lands every particle of a one-point data set on it")
 
 ``before`` behaviours run first: they catch mistakes a precise sentence explains better than a
 difference of numbers (a loop that skips the last step). ``after`` behaviours run once the values
@@ -91,8 +91,8 @@ def check_idea(
         with contextlib.redirect_stdout(printed):
             ok = compare(exercise, wrap(learner_fn), wrap(reference_fn), cases, what, hint)
     except Exception as error:  # noqa: BLE001 -- a reference built from the learner's module (its weights) failed
-        return report(exercise, False, f"the reference could not use your {what} ({type(error).__name__}: "
-                                       f"{first_line(error)}): keep the layers of the given __init__.{extra}")
+        return report(exercise, False, f"the reference could not run with your {what} ({type(error).__name__}: "
+                                       f"{first_line(error)}); did you change the layers of the given __init__?{extra}")
     if not ok:
         sys.stdout.write(printed.getvalue())
         return False
