@@ -1,6 +1,6 @@
 """``python -m course_lib`` (and the ``course`` script): one command line for the course.
 
-    python -m course_lib demo|train|sample|eval|export ...    # the learner's commands: course_lib.workshop.cli
+    python -m course_lib demo|train|sample|eval|export|doctor # the learner's commands: course_lib.workshop.cli
     python -m course_lib bench image|video|sampling|prediction|training|all|quality ...
                                                               # benchmarks: course_lib.workshop.bench
     python -m course_lib notebooks build|check ...            # the notebook build: course_lib.workshop.build

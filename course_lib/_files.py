@@ -16,7 +16,9 @@ import glob
 import hashlib
 import json
 import os
+import pickle
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -183,3 +185,29 @@ def verify_checksum(state: Any, path: str | os.PathLike) -> None:
         raise CheckpointError(f"checkpoint {os.fspath(path)}: its tensors do not match the checksum stored with them: "
                          "the file was damaged after it was written (a bad disk, copy or download). "
                          "Copy it again, or train again.")
+
+
+# --- reading back ---------------------------------------------------------------------------------------
+
+def read_saved(path: str | os.PathLike, what: str = "checkpoint") -> Any:
+    """What :func:`atomic_save` wrote to ``path``, read with ``weights_only=True`` on the CPU, checksum verified.
+
+    A missing file is a FileNotFoundError and an unreadable one a PermissionError, each naming it; a
+    truncated, corrupted or damaged one a :class:`CheckpointError` (``what`` names the kind of file).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} {path}: no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise  # names the file and says what is wrong; deleting it would not help
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as error:  # random bytes raise any of these
+        raise CheckpointError(
+            f"{what} {path}: cannot be read, the file is truncated or corrupted "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+            "Delete it and train again."
+        ) from error
+    verify_checksum(state, path)
+    return state

@@ -43,7 +43,7 @@ class Preset:
     image_base_channels: int = 32
     image_train_steps: int = 2000
     image_batch_size: int = 64
-    # video (notebooks 05-11)
+    # video (notebooks 05-12)
     video_size: int = 32
     video_frames: int = 8
     video_channels: int = 1

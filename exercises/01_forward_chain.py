@@ -12,6 +12,8 @@
 # # Exercises 01 · The forward Markov chain
 #
 # Write your code where it says `raise NotImplementedError(...)`, then run the check cell below it.
+#
+# Stuck? `hint("1.1")` gives the idea of an exercise, `hint("1.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -41,6 +43,7 @@ print(describe_environment())
 # %%
 import torch
 
+from course_lib.workshop.checks import hint
 from course_lib.workshop.checks.nb01 import check_alpha_bar, check_forward_step, check_noisy_batch
 
 # %% [markdown]

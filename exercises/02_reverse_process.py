@@ -14,6 +14,8 @@
 # Write your code where it says `raise NotImplementedError(...)`, then run the check cell below it.
 # Every function gets the numbers of *one* step as 0-dim tensors: α_t, and ᾱ_{t−1} (the signal
 # left before this step). From them, β_t = 1 − α_t and ᾱ_t = α_t · ᾱ_{t−1}.
+#
+# Stuck? `hint("2.1")` gives the idea of an exercise, `hint("2.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -43,6 +45,7 @@ print(describe_environment())
 # %%
 import torch
 
+from course_lib.workshop.checks import hint
 from course_lib.workshop.checks.nb02 import (
     check_ddpm_sample_loop, check_ddpm_step, check_predict_x0, check_q_posterior, check_train_denoiser,
 )

@@ -13,6 +13,8 @@
 #
 # Write your code where it says `raise NotImplementedError(...)`, then run the check cell below it.
 # `alpha_bar_t` is a 0-dim tensor (one noise level); data tensors can have any shape.
+#
+# Stuck? `hint("3.1")` gives the idea of an exercise, `hint("3.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -44,6 +46,7 @@ import math
 
 import torch
 
+from course_lib.workshop.checks import hint
 from course_lib.workshop.checks.nb03 import check_cosine_betas, check_snr, check_x0_from_v
 
 # %% [markdown]

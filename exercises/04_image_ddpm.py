@@ -15,6 +15,8 @@
 # Images are (B, C, H, W); timesteps are 0-indexed (code `t` is the paper's step t+1);
 # `alpha_bars[t]` is ᾱ_t. At the end you train nothing new: you generate digits from the lesson's
 # trained U-Net with *your* DDIM update and *your* guidance formula.
+#
+# Stuck? `hint("4.1")` gives the idea of an exercise, `hint("4.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -51,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.models.blocks import group_norm
+from course_lib.workshop.checks import hint
 from course_lib.workshop.checks.nb04 import check_guided_ddim_sample, check_time_res_block, check_training_loss
 
 # %% [markdown]

@@ -12,6 +12,8 @@
 # # Exercises 05 · Video data and video tensors
 #
 # Write your code where it says `raise NotImplementedError(...)`, then run the check cell below it.
+#
+# Stuck? `hint("5.1")` gives the idea of an exercise, `hint("5.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -42,6 +44,7 @@ print(describe_environment())
 import torch
 import torch.nn.functional as F
 
+from course_lib.workshop.checks import hint
 from course_lib.workshop.checks.nb05 import check_clip_transform, check_frame_correlation, check_to_course_layout
 
 # %% [markdown]

@@ -15,6 +15,8 @@
 # Clips are (B, T, C, H, W) in [−1, 1]; timesteps are 0-indexed, one per clip, shape (B,). Each
 # exercise repairs one part of the seed's §5.1 `VideoDiffusionModel` (the lesson, notebook 06,
 # runs it and shows every failure). At the end your three functions become one working model.
+#
+# Stuck? `hint("6.1")` gives the idea of an exercise, `hint("6.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -48,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.workshop.checks import hint
 from course_lib.workshop.checks.nb06 import (
     check_bidirectional_conv_lstm, check_condition_on_time, check_conv_lstm_step, check_encode_frames,
 )

@@ -14,6 +14,8 @@
 # Write your code where it says `raise NotImplementedError(...)`, then run the check cell below it.
 # Timesteps are 0-indexed: code t = 0 is one step of noise, t = T − 1 (almost) pure noise, and
 # `schedule.alpha_bars[t]` is ᾱ_t.
+#
+# Stuck? `hint("9.1")` gives the idea of an exercise, `hint("9.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -45,6 +47,7 @@ import torch
 
 from course_lib.diffusion.forward import q_sample
 from course_lib.diffusion.samplers import ddim_step, ddim_timesteps
+from course_lib.workshop.checks import hint
 from course_lib.workshop.checks.nb09 import check_interpolate_frames, check_repaint, check_sdedit
 
 # %% [markdown]

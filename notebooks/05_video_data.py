@@ -131,7 +131,7 @@ print("reshape keeps frame 1 of clip 0 intact:", torch.equal(reshaped[0, :, 1], 
 # %% [markdown]
 # **How big is a video?** One 64 × 64 RGB image is 12,288 numbers. A 16-frame clip is 16 times
 # that, and every activation inside a network grows by the same factor. This is the root of the
-# seed's §8.2 "computational efficiency" challenge (notebook 11 measures it).
+# seed's §8.2 "computational efficiency" challenge (lessons 11 and 12 measure it).
 
 # %%
 for name, shape in [("image  64x64 RGB", (3, 64, 64)), ("clip   16 frames", (16, 3, 64, 64)),

@@ -14,7 +14,8 @@
 # **Goals.** Compute the numbers papers report for generated video — PSNR, SSIM, the Inception
 # Score, FID and an FVD-style distance — from their formulas, on clips whose faults *we* chose,
 # and learn what each number notices and what it is blind to. Add a test no benchmark can offer:
-# because our data's true dynamics are known, measure whether the objects in a clip *move* right.
+# because our data's true dynamics are known, measure whether the objects in a clip *move* right,
+# and whether each stays *itself* — the check a viewer makes first.
 # Finish with the two classic traps: distances that depend on the sample count, and a judge
 # network that only understands its own kind of data.
 #
@@ -25,8 +26,10 @@
 # trained-model section — the moving-digits 3D U-Net is not shipped, so the first run trains it;
 # the whole lesson has not been timed in the `cpu` preset. Training from scratch (`cpu` preset,
 # 2000 steps): about 23 minutes on one CPU thread (BENCHMARKS.md, "Video quality"), then loaded
-# from `../checkpoints/`; the small video judge trains in the lesson and prints how long it took.
-# **Seed section:** §9.2 (how to evaluate video diffusion models).
+# from `../checkpoints/`; the small video judge trains in the lesson and prints how long it took,
+# and the digit judge for 14-pixel digits (the video consistency's reader) trains once in about
+# 10 s. The failure cases use the shipped bouncing-shapes model: sampling its 62 clips with DDIM-50
+# (`cpu` preset) takes a few minutes on one CPU thread. **Seed section:** §9.2 (how to evaluate video diffusion models).
 #
 # Clips have F frames; the code names the frame count `T`.
 #
@@ -51,6 +54,7 @@
 # | Inception Score (IS) | the judge's class predictions on generated clips | no (never sees real data) | higher | score |
 # | FID / FVD | feature statistics of generated vs real sets | no (but a real *set*) | lower | distance |
 # | motion consistency | each clip's object track vs the true physics | no (the physics is known) | higher | pass rate |
+# | video consistency | one object in every frame, moving right, keeping its look (digit, or colour and shape) | no | higher | pass rate per part and combined |
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -88,7 +92,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from course_lib.config import get_preset, seed_everything
-from course_lib.data.video import frames_to_batch, moving_digits, shuffle_frames
+from course_lib.data.video import PALETTE_NAMES, SHAPE_KINDS, frames_to_batch, moving_digits, shuffle_frames
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.inception_score import inception_score
 from course_lib.metrics.judge import accuracy, get_digit_judge, judge_config_for_preset
@@ -101,10 +105,11 @@ from course_lib.metrics.video import (
     per_frame_psnr,
     per_frame_ssim,
 )
-from course_lib.metrics.motion import motion_consistency
+from course_lib.metrics.consistency import video_consistency
 from course_lib.workshop.recipes import get_recipe
+from course_lib.workshop.shipped import SHIPPED_FOLDER
 from course_lib.views.figures import filmstrip
-from course_lib.workshop.zoo import train_or_load
+from course_lib.workshop.zoo import load_checkpoint, train_or_load
 
 CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lessons and the exercises
 
@@ -298,12 +303,29 @@ for name, s in judge_scores.items():
 # the bright pixels and the number of separate blobs), fits the best constant-velocity path with
 # bounces to the track, and passes the clip when every frame shows one blob of steady size and the
 # fit's RMS error is at most 1.5 px. No judge network and no real set are involved.
+#
+# Motion follows *positions* only: a red ball that turns yellow on a perfect path passes it, and no
+# viewer would. So the course scores clips with `video_consistency`, which adds what a viewer checks
+# first and reports every part of it:
+#
+# 1. **present** — every frame shows exactly one object of the data's size;
+# 2. **motion** — the motion consistency above;
+# 3. **the same look in every frame** — for moving digits the **digit**, read frame by frame by a
+#    digit judge trained on digits of this size (and, for samples asked for a digit, that digit);
+#    for bouncing shapes the **colour** (the nearest palette colour) and the **shape** (which of a
+#    circle and a square, drawn by the data's own renderer, fits the object better). A reading that
+#    is not clear — a colour between two palette colours, a blurred blob — is no evidence of change.
+#
+# A clip passes when every part does; a failing clip's *kind* is its first failing part. Here the
+# sets' clips are all asked to show their real digit, `labels`.
 
 # %%
-n_motion = min(N, 100)  # tracking is per clip in NumPy: 100 clips give the rate to a few percent
-motion = {name: motion_consistency(video[:n_motion], object_size=object_size) for name, video in sets.items()}
-for name, report in motion.items():
-    print(f"{name:20s} pass rate {report.pass_rate:5.0%}   median fit error {np.median(report.fit_error):5.2f} px")
+n_motion = min(N, 100)  # tracking is per clip in NumPy: 100 clips give the rates to a few percent
+consistency = {name: video_consistency(video[:n_motion], object_size, labels=labels[:n_motion])
+               for name, video in sets.items()}
+motion = {name: report.motion_report for name, report in consistency.items()}  # the motion part's tracks and fits
+for name, report in consistency.items():
+    print(f"{name:20s} {report.summary()}   median fit error {np.median(motion[name].fit_error):5.2f} px")
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharey=True)
 for ax, name in zip(axes, ["real", "shuffled frames"]):
@@ -316,31 +338,75 @@ axes[0].legend(fontsize=7)
 plt.show()
 
 # %% [markdown]
-# Real clips pass most of the time (a digit whose strokes break apart after thresholding counts as
-# two blobs and fails: the test has a floor below 100%, measured on real data). Shuffled frames
-# fail: their track zig-zags. But the test has its own blind spots: the *frozen* clip passes —
-# standing still *is* constant velocity, zero — and noisy clips pass too (the noise stays below the
-# brightness threshold); the test checks motion, not appearance. No single number sees everything.
+# Real clips pass every part (the score's floor, measured on real data: a score that failed real
+# clips would blame models for its own faults). Shuffled frames fail on motion: their track
+# zig-zags. Blur and strong noise fail on the digit: the reader can no longer read every frame, and
+# a viewer would squint too. But the test has its own blind spots: the *frozen* clip passes every
+# part — standing still *is* constant velocity, zero, and the digit stays the same — and faint noise
+# passes (it stays below the brightness threshold and leaves the digit legible). No single number
+# sees everything.
 #
+# ### Failure cases of a trained model
+#
+# Broken copies of real clips fail in the ways we built in. What does a trained model get wrong? The
+# shipped bouncing-shapes 3D U-Net of lesson 07 (loaded from the course's own weights, whatever the
+# preset) samples clips with this preset's DDIM steps; each failure kind gets its first clip.
+
+# %%
+shipped_recipe, shipped = load_checkpoint(next(SHIPPED_FOLDER.glob("video-shapes-unet3d-cpu-*.pt")), progress=False)
+n_shipped = max(16, preset.eval_samples // 8)
+start = time.perf_counter()
+shipped_clips = shipped_recipe.sample(shipped.ema_model, n_shipped, steps=preset.sample_steps,
+                                      generator=torch.Generator().manual_seed(0)).cpu()
+report = video_consistency(shipped_clips, shipped_recipe.object_size)
+print(f"{n_shipped} clips (DDIM {preset.sample_steps}) in {time.perf_counter() - start:.0f} s: {report.summary()}")
+
+
+def reading(kind, i):  # what a part saw in clip i, frame by frame ("?": no single object, or not clear)
+    if kind == "present":
+        return "objects per frame " + " ".join(map(str, report.motion_report.blobs[i]))
+    if kind == "motion":
+        return f"fit error {report.motion_report.fit_error[i]:.1f} px"
+    names = PALETTE_NAMES if kind == "colour" else SHAPE_KINDS
+    return " ".join(names[r][:3] if r >= 0 else "?" for r in report.readings[kind][i])
+
+
+failures = report.failures()
+kinds = [kind for kind in report.parts if kind in failures]
+shown = [failures.index(kind) for kind in kinds] + [failures.index("")] * ("" in failures)
+row_labels = [f"{kind or 'passes'}: {reading(kind or 'colour', i)}" for kind, i in zip(kinds + [""], shown)]
+filmstrip(shipped_clips[shown], row_labels=row_labels, title="one clip per failure kind (and one that passes)")
+plt.show()
+missing = [kind for kind in report.parts if kind not in failures]
+print("no clip fails first on: " + (", ".join(missing) if missing else "— every kind occurs"))
+
+# %% [markdown]
+# Read each row as a viewer: would you have failed that clip, and for that reason? The labels show
+# what the failing part saw, frame by frame ("?" where it saw no single object or nothing clear). A
+# model's failures are not broken copies of real clips: an object that fades away, one that jumps
+# and becomes another, a colour that drifts on a clean path. Only the last is invisible to motion
+# consistency, and it is a failure a learner notices at once in the GIF.
+
 # ## The scoreboard
 
 # %%
-print(f"{'set':20s} {'PSNR':>6s} {'SSIM':>6s} {'IS':>5s} {'FVD':>9s} {'frame FID':>10s} {'motion':>7s}")
+print(f"{'set':20s} {'PSNR':>6s} {'SSIM':>6s} {'IS':>5s} {'FVD':>9s} {'frame FID':>10s} {'motion':>7s} {'consistent':>10s}")
 for name in names:
     p, s = (pixel_scores[name][0], pixel_scores[name][1]) if name in pixel_scores else (None, None)
     pixel = f"{p:6.1f} {s:6.3f}" if p is not None else f"{'—':>6s} {'—':>6s}"  # real is the PSNR reference
     j = judge_scores[name]
-    print(f"{name:20s} {pixel} {j['IS']:5.2f} {j['FVD']:9.2f} {j['frame FID']:10.3f} {motion[name].pass_rate:7.0%}")
+    c = consistency[name].rates
+    print(f"{name:20s} {pixel} {j['IS']:5.2f} {j['FVD']:9.2f} {j['frame FID']:10.3f} {c['motion']:7.0%} {c['combined']:10.0%}")
 
 # %% [markdown]
-# | fault | PSNR / SSIM | IS | frame FID | FVD | motion |
-# |---|---|---|---|---|---|
-# | pixel noise | sees it | sees strong noise | sees it | sees it (very sensitive) | blind |
-# | blur | PSNR sees it, SSIM hardly | sees it | sees it | sees it | mostly blind |
-# | 1-px shift (harmless) | punishes it | blind (right) | blind (right) | blind (right) | blind (right) |
-# | shuffled frames | only with a reference | blind | **blind** | sees it | sees it |
-# | frozen clip | only with a reference | blind | nearly blind | sees it | **blind** |
-# | reversed (harmless) | punishes it (with a reference) | blind (right) | blind (right) | blind (right) | blind (right) |
+# | fault | PSNR / SSIM | IS | frame FID | FVD | motion | video consistency |
+# |---|---|---|---|---|---|---|
+# | pixel noise | sees it | sees strong noise | sees it | sees it (very sensitive) | blind | sees strong noise (digit) |
+# | blur | PSNR sees it, SSIM hardly | sees it | sees it | sees it | mostly blind | sees it (digit) |
+# | 1-px shift (harmless) | punishes it | blind (right) | blind (right) | blind (right) | blind (right) | blind (right) |
+# | shuffled frames | only with a reference | blind | **blind** | sees it | sees it | sees it (motion) |
+# | frozen clip | only with a reference | blind | nearly blind | sees it | **blind** | **blind** |
+# | reversed (harmless) | punishes it (with a reference) | blind (right) | blind (right) | blind (right) | blind (right) | blind (right) |
 #
 # ## A trained model on the scoreboard
 #
@@ -362,10 +428,10 @@ filmstrip(samples[:4], title=f"samples of the model ({recipe.steps} training ste
 plt.show()
 
 print(f"{n_model} clips per set, FVD against {n_model} clips of the reference set:")
-for name, video in {"real": real[:n_model], "model": samples}.items():
+for name, video, asked in (("real", real[:n_model], labels[:n_model]), ("model", samples, recipe.cycled_labels(n_model))):
     fvd = frechet_video_distance(judge.features(video), judge.features(data[:n_model]))
-    passed = motion_consistency(video[:n_motion], object_size=object_size).pass_rate
-    print(f"{name:14s} IS {inception_score(judge.logits(video)):5.2f}   FVD {fvd:9.2f}   motion {passed:4.0%}")
+    parts = video_consistency(video[:n_motion].clamp(-1, 1), object_size, labels=asked[:n_motion]).summary()
+    print(f"{name:6s} IS {inception_score(judge.logits(video)):5.2f}   FVD {fvd:9.2f}   {parts}")
 
 # %% [markdown]
 # ## Pitfall 1: FVD and FID depend on the sample count
@@ -423,7 +489,9 @@ for name, logits in [("digit judge, frame 0 of each clip", digit_judge.logits(fr
 # * *FID and FVD are distances* (lower is better) between Gaussian fits of judge features; a
 #   judge that keeps frame order sees shuffled and frozen clips that frame-level metrics miss.
 # * Known dynamics allow a **physics check** (motion consistency) that needs no judge; it has its
-#   own blind spots (frozen clips).
+#   own blind spots (frozen clips, and an object that changes colour on a clean path).
+# * The **video consistency** scores clips as a viewer would — one object present in every frame,
+#   moving right, keeping its look — and reports each part, so a failure says what went wrong.
 # * Compare distances only at the *same sample count* and with the *same judge*, trained on
 #   the domain being judged.
 #

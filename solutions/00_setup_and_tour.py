@@ -13,6 +13,8 @@
 #
 # Write your code where it says `raise NotImplementedError(...)`, run the cell, then run the check
 # cell below it. When every check prints ✓, `python -m pytest --nbval` on this notebook passes.
+#
+# Stuck? `hint("0.1")` gives the idea of an exercise, `hint("0.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -43,6 +45,7 @@ print(describe_environment())
 import torch
 from torch import nn
 
+from course_lib.workshop.checks import hint
 from course_lib.workshop.checks.nb00 import check_count_parameters, check_to_model_range
 
 # %% [markdown]

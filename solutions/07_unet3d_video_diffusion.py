@@ -15,6 +15,8 @@
 # Videos are (B, T, C, H, W); inside the U-Net, frames are folded into the batch: (B·T, C, H, W),
 # clip b's frame t at row b·T + t. At the end you rebuild one temporal attention layer of the
 # lesson's trained 3D U-Net from your functions and compare it with the real one.
+#
+# Stuck? `hint("7.1")` gives the idea of an exercise, `hint("7.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -49,6 +51,7 @@ from einops import rearrange
 from torch import nn
 
 from course_lib.models.blocks import group_norm
+from course_lib.workshop.checks import hint
 from course_lib.workshop.checks.nb07 import (
     check_conv_costs, check_space_time_layer, check_temporal_attention_weights, check_to_time_sequences,
 )

@@ -13,6 +13,8 @@
 #
 # Write your code where it says `raise NotImplementedError(...)`, then run the check cell below it.
 # Timesteps are 0-indexed (code t = 0 is one step of noise); `schedule.alpha_bars[t]` is ᾱ_t.
+#
+# Stuck? `hint("8.1")` gives the idea of an exercise, `hint("8.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -42,6 +44,7 @@ print(describe_environment())
 # %%
 import torch
 
+from course_lib.workshop.checks import hint
 from course_lib.workshop.checks.nb08 import check_guided_x0, check_replace_known, check_rollout
 from course_lib.diffusion.forward import q_sample
 

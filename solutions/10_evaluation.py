@@ -12,6 +12,8 @@
 # # Exercises 10 · Evaluating video models
 #
 # Write your code where it says `raise NotImplementedError(...)`, then run the check cell below it.
+#
+# Stuck? `hint("10.1")` gives the idea of an exercise, `hint("10.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -41,6 +43,7 @@ print(describe_environment())
 # %%
 import torch
 
+from course_lib.workshop.checks import hint
 from course_lib.workshop.checks.nb10 import check_fid_from_features, check_inception_score, check_psnr
 
 # %% [markdown]

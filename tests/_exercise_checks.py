@@ -7,17 +7,39 @@ def stub(*args, **kwargs):
     raise NotImplementedError("Exercise")
 
 
-def assert_accepts_right_rejects_stub_and_wrong(check, right, wrongs, capsys, hint: bool = False) -> None:
-    """``check(right)`` passes with one "✓" line; the stub gets "not done yet"; every wrong answer
-    fails with one "✗" line (with a "Hint:" when ``hint``)."""
+def assert_failure_block(out: str, exercise: str = "") -> list[str]:
+    """A failing check's output: a first line "✗ Exercise N.M: ...", at most three short indented lines
+    after it, and never a traceback. Returns the lines."""
+    lines = out.splitlines()
+    assert lines and lines[0].startswith(f"✗ Exercise {exercise}"), out
+    assert len(lines) <= 4 and all(line.startswith("  ") for line in lines[1:]), out
+    assert "Traceback" not in out and "File \"" not in out, out
+    return lines
+
+
+def diagnosis_of(out: str) -> str:
+    """The diagnosis on a failure's first line (after " — "), or ""."""
+    first = out.splitlines()[0]
+    return first.split(" — ", 1)[1] if " — " in first else ""
+
+
+def assert_accepts_right_rejects_stub_and_wrong(check, right, wrongs, capsys, hint: bool = True) -> None:
+    """``check(right)`` passes with one "✓" line; the stub gets "not done yet"; every wrong answer fails
+    with a "✗" block (see ``assert_failure_block``) carrying a "Hint:" line when ``hint``.
+
+    ``wrongs``: functions, or ``(function, words)`` pairs whose ``words`` must be in the diagnosis.
+    """
     assert check(right) is True
-    assert capsys.readouterr().out.startswith("✓ Exercise")
+    out = capsys.readouterr().out
+    assert out.startswith("✓ Exercise") and out.count("\n") == 1, out
     assert check(stub) is False
     assert "not done yet" in capsys.readouterr().out
     for i, wrong in enumerate(wrongs):
+        wrong, words = wrong if isinstance(wrong, tuple) else (wrong, None)
         assert check(wrong) is False, f"wrong answer {i} accepted"
         out = capsys.readouterr().out
-        assert out.startswith("✗ Exercise") and out.count("\n") == 1, out
+        assert_failure_block(out)
+        assert words is None or words in diagnosis_of(out), f"wrong answer {i}: {words!r} not diagnosed in\n{out}"
         assert not hint or "Hint:" in out, out
 
 

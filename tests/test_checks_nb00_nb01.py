@@ -1,9 +1,13 @@
-"""Each check accepts the right answer and rejects the stub and plausible wrong answers."""
+"""Each check accepts the right answer and rejects the stub and plausible wrong answers, each with its diagnosis."""
 import pytest
 import torch
 
 from course_lib.workshop.checks import nb00, nb01
-from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
+from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong
+
+
+def trainable(m):
+    return sum(p.numel() for p in m.parameters() if p.requires_grad)
 
 
 def noisy_batch(x0, alpha_bars, generator, t_range=(0, 0), one_t=False, noise_first=False, sqrt=True,
@@ -23,16 +27,33 @@ def noisy_batch(x0, alpha_bars, generator, t_range=(0, 0), one_t=False, noise_fi
 
 
 RIGHT_AND_WRONG = [
-    (nb00.check_to_model_range, lambda im: im.float() / 127.5 - 1,
-     [lambda im: im.float() / 255, lambda im: im.float() / 128 - 1, lambda im: (im.float() - 128) / 127.5]),
-    (nb00.check_count_parameters, lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad),
-     [lambda m: len(list(m.parameters())), lambda m: sum(p.numel() for p in m.parameters())]),
-    (nb01.check_forward_step, lambda x, a, e: a.sqrt() * x + (1 - a).sqrt() * e,
-     [lambda x, a, e: a * x + (1 - a) * e, lambda x, a, e: a.sqrt() * x + (1 - a) * e,
-      lambda x, a, e: (1 - a).sqrt() * x + a.sqrt() * e]),
-    (nb01.check_alpha_bar, lambda a: torch.cumprod(a, 0),
-     [lambda a: torch.cumsum(a, 0), lambda a: torch.prod(a).expand_as(a),
-      lambda a: torch.cat([torch.ones(1), torch.cumprod(a, 0)[:-1]])]),
+    (nb00.check_to_model_range, lambda im: im.float() / 127.5 - 1, [
+        (lambda im: im.float() / 255, "scaled to [0, 1]"),
+        (lambda im: im.float() / 128 - 1, "a scale and a shift off"),
+        (lambda im: (im.float() - 128) / 127.5, "a constant offset"),
+        (lambda im: im.double() / 127.5 - 1, "wrong dtype"),
+        (lambda im: im, "returned its input `image` unchanged"),
+        (lambda im: (im.float() / 127.5 - 1).flatten(), "shape"),
+    ]),
+    (nb00.check_count_parameters, trainable, [
+        (lambda m: len(list(m.parameters())), "counted the tensors"),
+        (lambda m: sum(p.numel() for p in m.parameters()), "frozen parameters counted too"),
+        (lambda m: sum(p.numel() for n, p in m.named_parameters() if "weight" in n), "the biases left out"),
+        (lambda m: trainable(m) + 0.5, "expected a whole number"),
+    ]),
+    (nb01.check_forward_step, lambda x, a, e: a.sqrt() * x + (1 - a).sqrt() * e, [
+        (lambda x, a, e: a * x + (1 - a) * e, "square roots missing"),
+        (lambda x, a, e: a.sqrt() * x + (1 - a) * e, "a square root missing on the noise scale"),
+        (lambda x, a, e: (1 - a).sqrt() * x + a.sqrt() * e, "`x_prev` and `eps` swapped"),
+        (lambda x, a, e: a.sqrt() * x - (1 - a).sqrt() * e, "wrong sign of the `eps` term"),
+        (lambda x, a, e: a.sqrt() * x, "`eps` has no effect"),
+    ]),
+    (nb01.check_alpha_bar, lambda a: torch.cumprod(a, 0), [
+        (lambda a: torch.cumsum(a, 0), "a running sum"),
+        (lambda a: torch.prod(a).expand_as(a), "one product of all steps"),
+        (lambda a: torch.cat([torch.ones(1), torch.cumprod(a, 0)[:-1]]), "off by one timestep"),
+        (lambda a: a, "returned its input `alphas` unchanged"),
+    ]),
     (nb01.check_noisy_batch, noisy_batch,
      [lambda *a: noisy_batch(*a, t_range=(1, 1)),  # paper timesteps 1 … T
       lambda *a: noisy_batch(*a, t_range=(0, -1)),  # torch.randint's bound taken as inclusive

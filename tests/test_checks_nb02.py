@@ -1,9 +1,9 @@
-"""Each notebook-02 check accepts the right answer and rejects the stub and plausible wrong answers."""
+"""Each notebook-02 check accepts the right answer and rejects the stub and plausible wrong answers, each with its diagnosis."""
 import pytest
 import torch
 
 from course_lib.workshop.checks import nb02
-from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
+from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, assert_failure_block
 
 
 def posterior(x0, x_t, a, ab_prev):
@@ -77,24 +77,29 @@ def train(model, data, schedule, steps, batch_size, lr, generator, target="eps",
 
 RIGHT_AND_WRONG = [
     (nb02.check_q_posterior, posterior, [
-        lambda x0, x_t, a, abp: (posterior(x0, x_t, a, abp)[0], 1 - a),  # β_t where β̃_t belongs
-        lambda x0, x_t, a, abp: ((1 - a) * abp / (1 - a * abp) * x0 + (1 - abp) * a / (1 - a * abp) * x_t,
-                                 posterior(x0, x_t, a, abp)[1]),  # α and ᾱ without square roots
-        lambda x0, x_t, a, abp: (posterior(x_t, x0, a, abp)[0], posterior(x0, x_t, a, abp)[1]),  # swapped roles
+        (lambda x0, x_t, a, abp: (posterior(x0, x_t, a, abp)[0], 1 - a), "the variance β_t where β̃_t"),
+        (lambda x0, x_t, a, abp: ((1 - a) * abp / (1 - a * abp) * x0 + (1 - abp) * a / (1 - a * abp) * x_t,
+                                  posterior(x0, x_t, a, abp)[1]), "square roots missing"),
+        (lambda x0, x_t, a, abp: (posterior(x_t, x0, a, abp)[0], posterior(x0, x_t, a, abp)[1]),
+         "`x0` and `x_t` swapped"),
+        (lambda x0, x_t, a, abp: posterior(x0, x_t, a, abp)[::-1], "the right values returned in the wrong order"),
     ]),
     (nb02.check_predict_x0, lambda x_t, e, ab: (x_t - (1 - ab).sqrt() * e) / ab.sqrt(), [
-        lambda x_t, e, ab: (x_t - (1 - ab) * e) / ab,
-        lambda x_t, e, ab: x_t - (1 - ab).sqrt() * e,
-        lambda x_t, e, ab: ab.sqrt() * x_t - (1 - ab).sqrt() * e,
+        (lambda x_t, e, ab: (x_t - (1 - ab) * e) / ab, "square roots missing"),
+        (lambda x_t, e, ab: x_t - (1 - ab).sqrt() * e, "not divided by √ᾱ_t"),
+        (lambda x_t, e, ab: ab.sqrt() * x_t - (1 - ab).sqrt() * e, "multiplied by √ᾱ_t"),
+        (lambda x_t, e, ab: (x_t + (1 - ab).sqrt() * e) / ab.sqrt(), "wrong sign of the `eps_pred` term"),
+        (lambda x_t, e, ab: x_t, "returned its input `x_t` unchanged"),
     ]),
     (nb02.check_ddpm_step, ddpm_step, [
-        lambda x_t, e, a, abp, z: ddpm_step(x_t, e, a, abp, z) - ((1 - a) * (1 - abp) / (1 - a * abp)).sqrt() * z
-        + (1 - a).sqrt() * z,  # σ² = β_t: a valid sampler, but not this exercise's β̃_t
-        lambda x_t, e, a, abp, z: (x_t - (1 - a) / (1 - a * abp).sqrt() * e) / a
-        + ((1 - a) * (1 - abp) / (1 - a * abp)).sqrt() * z,  # α where √α belongs
-        lambda x_t, e, a, abp, z: (x_t - (1 - a) / (1 - a * abp).sqrt() * e) / a.sqrt(),  # no noise
-        lambda x_t, e, a, abp, z: (x_t - (1 - a) / (1 - abp).sqrt() * e) / a.sqrt()
-        + ((1 - a) * (1 - abp) / (1 - a * abp)).sqrt() * z,  # ᾱ_{t−1} where ᾱ_t belongs
+        (lambda x_t, e, a, abp, z: ddpm_step(x_t, e, a, abp, z) - ((1 - a) * (1 - abp) / (1 - a * abp)).sqrt() * z
+         + (1 - a).sqrt() * z, "σ_t² = β_t"),
+        (lambda x_t, e, a, abp, z: (x_t - (1 - a) / (1 - a * abp).sqrt() * e) / a
+         + ((1 - a) * (1 - abp) / (1 - a * abp)).sqrt() * z, "a square root missing"),
+        (lambda x_t, e, a, abp, z: (x_t - (1 - a) / (1 - a * abp).sqrt() * e) / a.sqrt(), "`z` has no effect"),
+        (lambda x_t, e, a, abp, z: (x_t - (1 - a) / (1 - abp).sqrt() * e) / a.sqrt()
+         + ((1 - a) * (1 - abp) / (1 - a * abp)).sqrt() * z, "off by one timestep"),
+        (lambda x_t, e, a, abp, z: ddpm_step(x_t, e, a, abp, z)[:1], "shape"),
     ]),
     (nb02.check_ddpm_sample_loop, sampler, [
         lambda *a: sampler(*a, steps="skip last"),
@@ -115,7 +120,7 @@ RIGHT_AND_WRONG = [
 
 @pytest.mark.parametrize("check, right, wrongs", RIGHT_AND_WRONG, ids=lambda v: getattr(v, "__name__", ""))
 def test_check_accepts_right_and_rejects_stub_and_wrong(check, right, wrongs, capsys):
-    assert_accepts_right_rejects_stub_and_wrong(check, right, wrongs, capsys, hint=True)
+    assert_accepts_right_rejects_stub_and_wrong(check, right, wrongs, capsys)
 
 
 def test_the_sampling_loop_is_the_courses_sampler_to_1e5_and_any_right_indexing_passes(capsys):
@@ -128,8 +133,9 @@ def test_the_sampling_loop_is_the_courses_sampler_to_1e5_and_any_right_indexing_
     reference = nb02.reference_ddpm_sample_loop(model_fn, (64, 2), schedule, torch.Generator().manual_seed(5))
     assert (mine - reference).abs().max() < 1e-5
     assert nb02.check_ddpm_sample_loop(sampler_paper_indices) is True
+    capsys.readouterr()
     assert nb02.check_ddpm_sample_loop(lambda *a: sampler(*a, steps="skip last")) is False
-    assert "it must visit 5, 4, …, 0" in capsys.readouterr().out.splitlines()[-1]
+    assert "it must visit 5, 4, …, 0" in assert_failure_block(capsys.readouterr().out, "2.4")[0]
 
 
 def test_a_loop_that_never_learns_is_told_so_by_its_behaviour(capsys):

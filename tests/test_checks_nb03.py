@@ -1,11 +1,11 @@
-"""Each notebook-03 check accepts the right answer and rejects the stub and plausible wrong answers."""
+"""Each notebook-03 check accepts the right answer and rejects the stub and plausible wrong answers, each with its diagnosis."""
 import math
 
 import pytest
 import torch
 
 from course_lib.workshop.checks import nb03
-from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
+from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong
 
 
 def cosine_betas(T, offset=0.008, clip=True, points=1, power=2, stretch=True, beta_from_alpha_bar=False,
@@ -21,9 +21,10 @@ def cosine_betas(T, offset=0.008, clip=True, points=1, power=2, stretch=True, be
 
 RIGHT_AND_WRONG = [
     (nb03.check_snr, lambda ab: ab / (1 - ab), [
-        lambda ab: ab.sqrt() / (1 - ab).sqrt(),  # amplitudes instead of variances
-        lambda ab: (1 - ab) / ab,  # noise-to-signal
-        lambda ab: torch.log(ab / (1 - ab)),  # log SNR
+        (lambda ab: ab.sqrt() / (1 - ab).sqrt(), "a square root too many"),  # amplitudes instead of variances
+        (lambda ab: (1 - ab) / ab, "upside down"),  # noise-to-signal
+        (lambda ab: torch.log(ab / (1 - ab)), "the log of the SNR"),
+        (lambda ab: ab, "returned its input `alpha_bars` unchanged"),
     ]),
     (nb03.check_cosine_betas, cosine_betas, [
         lambda T, o: cosine_betas(T, o, clip=False),  # the last step β = 1 erases everything
@@ -33,16 +34,16 @@ RIGHT_AND_WRONG = [
         lambda T, o: cosine_betas(T, o, beta_from_alpha_bar=True),  # β_t = 1 − ᾱ_t
     ]),
     (nb03.check_x0_from_v, lambda x_t, v, ab: ab.sqrt() * x_t - (1 - ab).sqrt() * v, [
-        lambda x_t, v, ab: (1 - ab).sqrt() * x_t + ab.sqrt() * v,  # that is ε, not x0
-        lambda x_t, v, ab: ab.sqrt() * x_t + (1 - ab).sqrt() * v,  # sign
-        lambda x_t, v, ab: (x_t - (1 - ab).sqrt() * v) / ab.sqrt(),  # treats v as ε
+        (lambda x_t, v, ab: (1 - ab).sqrt() * x_t + ab.sqrt() * v, "that is ε, not x0"),
+        (lambda x_t, v, ab: ab.sqrt() * x_t + (1 - ab).sqrt() * v, "wrong sign of the `v` term"),
+        (lambda x_t, v, ab: (x_t - (1 - ab).sqrt() * v) / ab.sqrt(), "v treated as ε"),
     ]),
 ]
 
 
 @pytest.mark.parametrize("check, right, wrongs", RIGHT_AND_WRONG, ids=lambda v: getattr(v, "__name__", ""))
 def test_check_accepts_right_and_rejects_stub_and_wrong(check, right, wrongs, capsys):
-    assert_accepts_right_rejects_stub_and_wrong(check, right, wrongs, capsys, hint=True)
+    assert_accepts_right_rejects_stub_and_wrong(check, right, wrongs, capsys)
 
 
 def test_cosine_betas_in_float32_pass_and_the_clip_is_diagnosed(capsys):

@@ -1,4 +1,4 @@
-"""Each notebook-04 check accepts the right answer and rejects the stub and plausible wrong answers."""
+"""Each notebook-04 check accepts the right answer and rejects the stub and plausible wrong answers, each with its diagnosis."""
 import math
 
 import pytest
@@ -9,7 +9,7 @@ from torch import nn
 from course_lib.models.blocks import group_norm
 
 from course_lib.workshop.checks import nb04
-from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
+from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong
 
 
 def training_loss(model, x0, labels, t, noise, alpha_bars, target="eps", sqrt=True, shift=0, drop_labels=False,
@@ -91,12 +91,14 @@ def block_with(mistake):
 
 
 RIGHT_AND_WRONG = [
-    (nb04.check_training_loss, training_loss,
-     [lambda *a: training_loss(*a, target="x0"),
-      lambda *a: training_loss(*a, sqrt=False),
-      lambda *a: training_loss(*a, shift=1),
-      lambda *a: training_loss(*a, drop_labels=True),
-      lambda *a: training_loss(*a, reduce="sum")]),
+    (nb04.check_training_loss, training_loss, [
+        (lambda *a: training_loss(*a, target="x0"), "compared with x0"),
+        (lambda *a: training_loss(*a, sqrt=False), "square roots missing"),
+        (lambda *a: training_loss(*a, shift=1), "off by one timestep"),
+        (lambda *a: training_loss(*a, drop_labels=True), "the labels never reach the model"),
+        (lambda *a: training_loss(*a, reduce="sum"), "a sum where the mean belongs"),
+        (lambda *a: training_loss(*a, reduce="none"), "shape"),
+    ]),
     (nb04.check_guided_ddim_sample, guided_sampler,
      [lambda *a: guided_sampler(*a, guidance="theirs"),
       lambda *a: guided_sampler(*a, guidance="none"),

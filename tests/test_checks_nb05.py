@@ -1,10 +1,10 @@
-"""Each notebook-05 check accepts the right answer and rejects the stub and plausible wrong answers."""
+"""Each notebook-05 check accepts the right answer and rejects the stub and plausible wrong answers, each with its diagnosis."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from course_lib.workshop.checks import nb05
-from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
+from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong
 
 
 def correlation(video, lag, shift=0, normalise=True):
@@ -38,14 +38,18 @@ def clip_transform(video, frames, size, stride, generator, starts=0, use_stride=
 
 
 RIGHT_AND_WRONG = [
-    (nb05.check_to_course_layout, lambda x: x.permute(0, 2, 1, 3, 4),
-     [lambda x: x.reshape(x.shape[0], x.shape[2], x.shape[1], *x.shape[3:]),
-      lambda x: x.permute(0, 2, 1, 4, 3),
-      lambda x: x]),
-    (nb05.check_frame_correlation, correlation,
-     [lambda v, k: correlation(v, k, shift=1) if k + 1 < v.shape[1] else correlation(v, k),
-      lambda v, k: correlation(v, k, normalise=False),
-      pooled_correlation]),
+    (nb05.check_to_course_layout, lambda x: x.permute(0, 2, 1, 3, 4), [
+        (lambda x: x.reshape(x.shape[0], x.shape[2], x.shape[1], *x.shape[3:]), "the right values in the wrong places"),
+        (lambda x: x.permute(0, 2, 1, 4, 3), "the axes in another order"),
+        (lambda x: x, "returned its input `x` unchanged"),
+        (lambda x: x.permute(0, 2, 1, 3, 4).flatten(1, 2), "shape"),
+    ]),
+    (nb05.check_frame_correlation, correlation, [
+        (lambda v, k: correlation(v, k, shift=1) if k + 1 < v.shape[1] else correlation(v, k), "off by one"),
+        (lambda v, k: correlation(v, k, normalise=False), "a covariance, not a correlation"),
+        (pooled_correlation, "pooled"),
+        (lambda v, k: correlation(v, k) * torch.ones(v.shape[0]), "shape"),  # one number per clip, not averaged
+    ]),
     (nb05.check_clip_transform, clip_transform,
      [lambda *a: clip_transform(*a, starts=-1),
       lambda *a: clip_transform(*a, use_stride=False),

@@ -1,4 +1,4 @@
-"""Each notebook-06 check accepts right answers and rejects the stub and plausible wrong answers."""
+"""Each notebook-06 check accepts right answers and rejects the stub and plausible wrong answers, each with its diagnosis."""
 from pathlib import Path
 
 import jupytext
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.workshop.checks import nb06
-from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
+from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, assert_failure_block, diagnosis_of, stub
 
 LESSON = Path(__file__).resolve().parents[1] / "notebooks" / "06_conv_lstm_video_diffusion.py"
 
@@ -65,15 +65,18 @@ def test_encode_frames_check(capsys):
         seed_loop: "changed its input x",
         seed_loop_on_a_copy: "backward through your function raised RuntimeError",
         encode_detached: "no gradient reaches",
-        (lambda c, x: encode(c, x, relu=False)): "differs",
-        (lambda c, x: encode(c, x, relu_last_only=True)): "differs",
-        (lambda c, x: encode(c, x, mix_axes=True)): "differs",
-        (lambda c, x: encode(c, x[:, :1]).expand(-1, x.shape[1], -1, -1, -1)): "differs",  # first frame only
+        (lambda c, x: encode(c, x, relu=False)): "differs — no ReLU",
+        (lambda c, x: encode(c, x, relu_last_only=True)): "differs — ReLU only after the last layer",
+        (lambda c, x: encode(c, x, mix_axes=True)): "differs — frames and channels mixed up",
+        (lambda c, x: encode(c, x[:, :1]).expand(-1, x.shape[1], -1, -1, -1)): "differs — every frame got the first",
+        (lambda c, x: encode(c, x)[:, :, :1]): "shape (2, 3, 1, 8, 8) where (2, 3, 3, 8, 8) was expected — a shape",
+        (lambda c, x: x): "differs — returned its input `x` unchanged",
     }
     for wrong, reason in expected_reasons.items():
         assert nb06.check_encode_frames(wrong) is False
         out = capsys.readouterr().out
-        assert out.startswith("✗ Exercise 6.1") and reason in out, out
+        lines = assert_failure_block(out, "6.1")
+        assert reason in lines[0] and "Hint:" in out, out
 
 
 def test_seed_loop_fails_in_each_way_the_check_names(capsys):
@@ -98,15 +101,15 @@ def step(gates, x, h, c, order="ifgo", tanh_c=True, tanh_g=True, sigmoid=True, c
     return (c_new, h_new) if swap_output else (h_new, c_new)
 
 
-WRONG_STEPS = [
-    dict(tanh_c=False),  # h' = o·c' instead of o·tanh(c')
-    dict(order="fig" + "o"),  # f and i swapped
-    dict(order="ifog"),  # the other common gate order, not the one asked for
-    dict(tanh_g=False),
-    dict(sigmoid=False),
-    dict(concat_hx=True),
-    dict(old_c=True),
-    dict(swap_output=True),
+WRONG_STEPS = [  # (mistake, its diagnosis)
+    (dict(tanh_c=False), "tanh missing on the output"),  # h' = o·c' instead of o·tanh(c')
+    (dict(order="fig" + "o"), "f and i swapped"),
+    (dict(order="ifog"), "the gates in another order"),  # the other common gate order, not the one asked for
+    (dict(tanh_g=False), "tanh missing on the candidate g"),
+    (dict(sigmoid=False), "σ missing"),
+    (dict(concat_hx=True), "[h, x] concatenated"),
+    (dict(old_c=True), "h' from the old cell state"),
+    (dict(swap_output=True), "the right values returned in the wrong order"),
 ]
 
 
@@ -115,9 +118,11 @@ def test_conv_lstm_step_check(capsys):
     assert capsys.readouterr().out.startswith("✓ Exercise 6.2")
     assert nb06.check_conv_lstm_step(stub) is False
     assert "not done yet" in capsys.readouterr().out
-    for mistake in WRONG_STEPS:
+    for mistake, diagnosis in WRONG_STEPS:
         assert nb06.check_conv_lstm_step(lambda *a, m=mistake: step(*a, **m)) is False, mistake
-        assert capsys.readouterr().out.startswith("✗ Exercise 6.2"), mistake
+        out = capsys.readouterr().out
+        assert_failure_block(out, "6.2")
+        assert diagnosis in diagnosis_of(out), out
 
 
 def test_conv_lstm_reference_is_the_cell_equations():
@@ -138,13 +143,13 @@ def condition(h, emb, frames, proj, repeat="interleave", silu=True, multiply=Fal
     return h * shift if multiply else h + shift
 
 
-WRONG_CONDITIONS = [
-    lambda h, emb, frames, proj: h,  # t ignored: the seed's bug 5
-    lambda h, emb, frames, proj: condition(h, emb, frames, proj, repeat="tile"),  # clips' frames mixed up
-    lambda h, emb, frames, proj: condition(h, emb, frames, proj, silu=False),
-    lambda h, emb, frames, proj: condition(h, emb, frames, proj, multiply=True),
-    lambda h, emb, frames, proj: h + proj(F.silu(emb))[:, :, None, None],  # no repeat: shapes clash
-    lambda h, emb, frames, proj: h + proj(F.silu(emb)).mean(0)[None, :, None, None],  # one shift for all clips
+WRONG_CONDITIONS = [  # (answer, its diagnosis)
+    (lambda h, emb, frames, proj: h, "returned its input `h` unchanged"),  # t ignored: the seed's bug 5
+    (lambda h, emb, frames, proj: condition(h, emb, frames, proj, repeat="tile"), "repeated in the wrong order"),
+    (lambda h, emb, frames, proj: condition(h, emb, frames, proj, silu=False), "SiLU missing"),
+    (lambda h, emb, frames, proj: condition(h, emb, frames, proj, multiply=True), "multiplied where the shift is added"),
+    (lambda h, emb, frames, proj: h + proj(F.silu(emb))[:, :, None, None], "a shape or broadcast error"),  # no repeat
+    (lambda h, emb, frames, proj: h + proj(F.silu(emb)).mean(0)[None, :, None, None], "one shift for all clips"),
 ]
 
 
@@ -153,9 +158,11 @@ def test_condition_on_time_check(capsys):
     assert capsys.readouterr().out.startswith("✓ Exercise 6.3")
     assert nb06.check_condition_on_time(stub) is False
     assert "not done yet" in capsys.readouterr().out
-    for number, wrong in enumerate(WRONG_CONDITIONS):
+    for number, (wrong, diagnosis) in enumerate(WRONG_CONDITIONS):
         assert nb06.check_condition_on_time(wrong) is False, number
-        assert capsys.readouterr().out.startswith("✗ Exercise 6.3"), number
+        out = capsys.readouterr().out
+        assert_failure_block(out, "6.3")
+        assert diagnosis in diagnosis_of(out), out
 
 
 def test_time_reference_matches_the_denoisers_per_frame_embedding():
@@ -201,10 +208,9 @@ def test_lesson_cells_marked_to_raise_raise_the_seeds_errors_and_no_other_cell_d
 @pytest.mark.parametrize("check", [nb06.check_encode_frames, nb06.check_conv_lstm_step, nb06.check_condition_on_time])
 @pytest.mark.parametrize("answer", [lambda *a: None, lambda *a: torch.zeros(2), lambda *a: (torch.zeros(1),) * 3],
                          ids=["None", "wrong shape", "three values"])
-def test_checks_answer_odd_returns_with_one_line_and_never_raise(check, answer, capsys):
+def test_checks_answer_odd_returns_with_one_block_and_never_raise(check, answer, capsys):
     assert check(answer) is False
-    out = capsys.readouterr().out
-    assert out.startswith("✗ Exercise 6.") and out.count("\n") == 1
+    assert_failure_block(capsys.readouterr().out, "6.")
 
 
 # --- 6.4 bidirectional_conv_lstm -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Each notebook-07 check accepts the right answer and rejects the stub and plausible wrong answers."""
+"""Each notebook-07 check accepts the right answer and rejects the stub and plausible wrong answers, each with its diagnosis."""
 import pytest
 import torch
 from einops import rearrange
@@ -8,7 +8,7 @@ from course_lib.models.blocks import group_norm
 
 from course_lib.workshop.checks import nb07
 from course_lib.models.unet3d import TemporalAttention
-from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
+from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong
 
 
 # --- 7.1 ------------------------------------------------------------------------------------------
@@ -104,26 +104,32 @@ def space_time_with(mistake):
     return type(f"SpaceTime_{mistake}", (SpaceTime,), {"mistake": mistake})
 
 
+WRONG_PLACES = "the right values in the wrong places"
 RIGHT_AND_WRONG = [
-    (nb07.check_to_time_sequences, to_time_sequences,
-     [lambda h, frames: h.reshape(-1, frames, h.shape[1]),  # a reshape alone: the classic layout bug
-      layout("(t b) c h w -> (b h w) t c"),  # frames folded time-major
-      layout("(b t) c h w -> (h w b) t c"),  # pixels before clips
-      layout("(b t) c h w -> (b w h) t c"),  # x before y
-      layout("(b t) c h w -> (b h w) c t")]),  # channels and time swapped
-    (nb07.check_temporal_attention_weights, attention_weights,
-     [lambda *a, **kw: attention_weights(*a, **kw, sign=-1),
-      lambda *a, **kw: attention_weights(*a, **kw, scale=False),
-      lambda *a, **kw: attention_weights(*a, **kw, axis=1),
-      lambda *a, **kw: attention_weights(*a, **kw, shift=False),
-      lambda *a, **kw: attention_weights(*a, **kw, mask="after"),
-      lambda q, k, b, image_mode=False: attention_weights(q, k, b)]),  # image_mode ignored
-    (nb07.check_conv_costs, conv_costs,
-     [lambda *a: conv_costs(*a, bias=False),
-      lambda *a: conv_costs(*a, temporal_in=a[0]),
-      lambda *a: conv_costs(*a, square=False),
-      lambda *a: conv_costs(*a, per_frame=True),
-      lambda *a: conv_costs(*a, temporal_macs=False)]),
+    (nb07.check_to_time_sequences, to_time_sequences, [
+        (lambda h, frames: h.reshape(-1, frames, h.shape[1]), WRONG_PLACES),  # a reshape alone: the classic layout bug
+        (layout("(t b) c h w -> (b h w) t c"), WRONG_PLACES),  # frames folded time-major
+        (layout("(b t) c h w -> (h w b) t c"), WRONG_PLACES),  # pixels before clips
+        (layout("(b t) c h w -> (b w h) t c"), WRONG_PLACES),  # x before y
+        (layout("(b t) c h w -> (b h w) c t"), "the axes in another order"),  # channels and time swapped
+    ]),
+    (nb07.check_temporal_attention_weights, attention_weights, [
+        (lambda *a, **kw: attention_weights(*a, **kw, sign=-1), "i − j"),
+        (lambda *a, **kw: attention_weights(*a, **kw, scale=False), "no 1/√d"),
+        (lambda *a, **kw: attention_weights(*a, **kw, axis=1), "softmax over the queries"),
+        (lambda *a, **kw: attention_weights(*a, **kw, shift=False), "not shifted by M − 1"),
+        (lambda *a, **kw: attention_weights(*a, **kw, mask="after"), "after the softmax"),
+        (lambda q, k, b, image_mode=False: attention_weights(q, k, b), "image_mode ignored"),
+    ]),
+    (nb07.check_conv_costs, conv_costs, [
+        (lambda *a: conv_costs(*a, bias=False), "the biases left out"),
+        (lambda *a: conv_costs(*a, temporal_in=a[0]), "from c_in"),
+        (lambda *a: conv_costs(*a, square=False), "k where the kernel area k² belongs"),
+        (lambda *a: conv_costs(*a, per_frame=True), "one frame"),
+        (lambda *a: conv_costs(*a, temporal_macs=False), "multiply-adds left out"),
+        (lambda *a: tuple(v + 0.5 for v in conv_costs(*a)), "expected a whole number"),
+        (lambda *a: conv_costs(*a)[:2], "return all 4 values"),
+    ]),
     (nb07.check_space_time_layer, SpaceTime,
      [space_time_with("reshape"), space_time_with("no scale"), space_time_with("softmax over queries"),
       space_time_with("no residual"), SpaceTimeConv3d]),

@@ -1,10 +1,10 @@
-"""Each notebook-08 check accepts the right answer and rejects the stub and plausible wrong answers."""
+"""Each notebook-08 check accepts the right answer and rejects the stub and plausible wrong answers, each with its diagnosis."""
 import pytest
 import torch
 
 from course_lib.workshop.checks import nb08
 from course_lib.diffusion.forward import q_sample
-from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
+from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong
 
 
 def replace_known(x_next, known, mask, t_next, schedule, noise, level=0, clean_at_end=True):
@@ -48,17 +48,22 @@ def rollout(predict, first, total_frames, keep, schedule, context_noise, generat
 
 
 RIGHT_AND_WRONG = [
-    (nb08.check_replace_known, replace_known,
-     [lambda *a: replace_known(*a[:3], a[3] + 1 if a[3] >= 0 else a[3], *a[4:]),  # noised to t, not t_next
-      lambda *a: replace_known(*a, clean_at_end=False) if a[3] < 0 else replace_known(*a),
-      lambda x_next, known, mask, t_next, s, noise: mask * known + (1 - mask) * x_next,  # never noised
-      lambda x_next, known, mask, t_next, s, noise: (1 - mask) * replace_known(x_next, known, mask, t_next, s, noise)
-      + mask * x_next]),
-    (nb08.check_guided_x0, guided_x0,
-     [lambda *a: guided_x0(*a, through_model=False),
-      lambda *a: guided_x0(*a, factor=lambda w, ab: w / 2),
-      lambda *a: guided_x0(*a, sign=+1),
-      lambda m, x, t, k, mask, s, w: guided_x0(m, x, t, k, torch.ones_like(mask), s, w)]),
+    (nb08.check_replace_known, replace_known, [
+        (lambda *a: replace_known(*a[:3], a[3] + 1 if a[3] >= 0 else a[3], *a[4:]),
+         "off by one timestep (paper vs code index): yours is the answer for t_next + 1"),  # noised to t, not t_next
+        (lambda *a: replace_known(*a, clean_at_end=False) if a[3] < 0 else replace_known(*a), "go in clean"),
+        (lambda x_next, known, mask, t_next, s, noise: mask * known + (1 - mask) * x_next, "pasted clean at every step"),
+        (lambda x_next, known, mask, t_next, s, noise: (1 - mask) * replace_known(x_next, known, mask, t_next, s, noise)
+         + mask * x_next, "returned its input `x_next` unchanged"),  # the known frames never pasted
+        (lambda x_next, known, mask, t_next, s, noise: replace_known(x_next, known, 1 - mask, t_next, s, noise),
+         "the mask inverted"),
+    ]),
+    (nb08.check_guided_x0, guided_x0, [
+        (lambda *a: guided_x0(*a, through_model=False), "with respect to x̂0"),
+        (lambda *a: guided_x0(*a, factor=lambda w, ab: w / 2), "√ᾱ_t missing"),
+        (lambda *a: guided_x0(*a, sign=+1), "wrong sign"),
+        (lambda m, x, t, k, mask, s, w: guided_x0(m, x, t, k, torch.ones_like(mask), s, w), "the mask ignored"),
+    ]),
     (nb08.check_rollout, rollout,
      [lambda *a: rollout(*a, append_all=True),
       lambda *a: rollout(*a, from_start=True),

@@ -1,4 +1,4 @@
-"""Each notebook-09 check accepts the right answer and rejects the stub and plausible wrong answers."""
+"""Each notebook-09 check accepts the right answer and rejects the stub and plausible wrong answers, each with its diagnosis."""
 import pytest
 import torch
 
@@ -85,8 +85,11 @@ RIGHT_AND_WRONG = [
       lambda *a: repaint(*a, no_jump=True),
       lambda *a: repaint(*a, known_at_t=True),
       lambda *a: repaint(*a, jump_from_clean=True)]),
-    (nb09.check_interpolate_frames, interpolate,
-     [lambda v, d: interpolate(v, d, nearest_only=True), midpoint]),
+    (nb09.check_interpolate_frames, interpolate, [
+        (lambda v, d: interpolate(v, d, nearest_only=True), "copied the nearest intact frame"),
+        (midpoint, "the plain mean"),
+        (lambda v, d: v, "returned its input `video` unchanged"),
+    ]),
 ]
 
 

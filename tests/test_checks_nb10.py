@@ -1,11 +1,11 @@
-"""Each notebook-10 check accepts the right answer and rejects the stub and plausible wrong answers."""
+"""Each notebook-10 check accepts the right answer and rejects the stub and plausible wrong answers, each with its diagnosis."""
 import math
 
 import pytest
 import torch
 
 from course_lib.workshop.checks import nb10
-from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, stub
+from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong
 
 
 def psnr(x, y, data_range, log=torch.log10, factor=10, square=True, per_image=True):
@@ -47,24 +47,26 @@ def inception_score(probs, log=torch.log, use_exp=True, marginal=True, reverse=F
 
 
 RIGHT_AND_WRONG = [
-    (nb10.check_psnr, psnr,
-     [lambda x, y, r: psnr(x, y, r, log=torch.log),
-      lambda x, y, r: psnr(x, y, r, factor=20),
-      lambda x, y, r: psnr(x, y, r, square=False),
-      lambda x, y, r: psnr(x, y, 1.0),  # the range of [0, 1] images, whatever was given
-      lambda x, y, r: psnr(x, y, 2.0),  # the range of [-1, 1] images, whatever was given
-      lambda x, y, r: psnr(x, y, r, per_image=False)]),
+    (nb10.check_psnr, psnr, [
+        (lambda x, y, r: psnr(x, y, r, log=torch.log), "the natural log"),
+        (lambda x, y, r: psnr(x, y, r, factor=20), "20 · log10"),
+        (lambda x, y, r: psnr(x, y, r, square=False), "the range not squared"),
+        (lambda x, y, r: psnr(x, y, 1.0), "data_range ignored"),  # the range of [0, 1] images, whatever was given
+        (lambda x, y, r: psnr(x, y, 2.0), "data_range ignored"),  # the range of [-1, 1] images, whatever was given
+        (lambda x, y, r: psnr(x, y, r, per_image=False), "one number where 3 are expected"),
+    ]),
     (nb10.check_fid_from_features, fid,
      [lambda a, b: fid(a, b, cross="elementwise"),
       lambda a, b: fid(a, b, cross="diagonal"),
       lambda a, b: fid(a, b, cross="trace"),
       lambda a, b: fid(a, b, biased=True),
       lambda a, b: fid(a, b, distance=True)]),
-    (nb10.check_inception_score, inception_score,
-     [lambda p: inception_score(p, log=torch.log2),
-      lambda p: inception_score(p, use_exp=False),
-      lambda p: inception_score(p, marginal=False),
-      lambda p: inception_score(p, reverse=True)]),
+    (nb10.check_inception_score, inception_score, [
+        (lambda p: inception_score(p, log=torch.log2), "log base 2"),
+        (lambda p: inception_score(p, use_exp=False), "an exp missing"),
+        (lambda p: inception_score(p, marginal=False), "a uniform p(y)"),
+        (lambda p: inception_score(p, reverse=True), "KL(p(y) ‖ p(y|x))"),
+    ]),
 ]
 
 

@@ -53,12 +53,12 @@ def test_python_dash_m_help_runs_in_a_real_process():
     result = subprocess.run([sys.executable, "-m", "course_lib", "--help"], capture_output=True, text=True,
                             timeout=120, env=env)
     assert result.returncode == 0, result.stderr
-    for command in ("demo", "train", "sample", "eval", "export"):
+    for command in ("demo", "train", "sample", "eval", "export", "doctor"):
         assert command in result.stdout
     assert "examples:" in result.stdout and "python -m course_lib demo" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "sample", "eval", "export"])
+@pytest.mark.parametrize("command", ["demo", "train", "sample", "eval", "export", "doctor"])
 def test_every_command_has_help_with_examples(command, capsys):
     code, out, _ = run([command, "--help"], capsys)
     assert code == 0 and "examples:" in out and f"python -m course_lib {command}" in out
@@ -128,7 +128,7 @@ def test_resuming_without_a_task_needs_the_checkpoint_and_nothing_that_would_cha
     (["eval", "--checkpoint", "missing.pt"], "--checkpoint: no such file: missing.pt"),
     (["sample"], "the following arguments are required: --checkpoint"),
     (["sample", "--checkpoint", "x.pt", "--n", "0"], "argument --n: expected a positive whole number, got '0'"),
-    (["sample", "--checkpoint", "x.pt", "--sampler", "euler"], "argument --sampler: invalid choice: 'euler'"),
+    (["sample", "--checkpoint", "x.pt", "--sampler", "rk4"], "argument --sampler: invalid choice: 'rk4'"),
     (["fly"], "argument COMMAND: invalid choice: 'fly'"),
 ])
 def test_bad_arguments_exit_2_with_a_clear_message(argv, message, capsys):
@@ -203,7 +203,8 @@ def test_video_train_sample_gif_and_mp4_and_eval(capsys, tmp_path):
     assert code == 2 and "--out: expected a file name ending in .gif or .mp4 for the video task 'video-shapes'" in err
     code, out, err = run(["eval", "--checkpoint", "v.pt", "--n", "3"], capsys)
     assert code == 0, err
-    assert "motion consistency:" in out and "/3 generated clips pass" in out and "real clips: 3/3" in out
+    assert "video consistency:" in out and "/3 generated clips pass" in out and "real clips: 3/3" in out
+    assert "present " in out and "motion " in out and "colour " in out and "shape " in out
 
 
 def test_digits_sample_and_eval_with_a_small_judge(capsys, tmp_path, monkeypatch):
@@ -230,6 +231,7 @@ def test_moving_digits_eval_reads_the_requested_digit_in_every_frame(capsys, tmp
     code, out, err = run(["eval", "--checkpoint", "md.pt", "--n", "3"], capsys)
     assert code == 0, err
     assert "/3 generated clips pass" in out and "reads as the requested one: 25%" in out and asked == [[0, 1, 2]]
+    assert "digit 0/3" in out  # a model trained for 2 steps draws no digit, let alone the one asked for
     seen = []  # the clips each eval scored: --guidance must reach the sampler
     monkeypatch.setattr(video_metrics, "frame_digit_accuracy",
                         lambda video, judge=None, labels=None: seen.append(video.clone()) or 0.25)
@@ -249,7 +251,7 @@ def test_demo_trains_samples_and_scores(capsys, tmp_path):
     assert code == 0, err
     frames = iio.imread(tmp_path / "demo" / "samples.gif", index=None)
     assert frames.shape[-1] == 3 and frames.shape[1] >= 2 * 16  # two rows of 4 clips, upscaled
-    assert "motion consistency:" in out and "/8 generated clips pass" in out and "trained 2 steps" in out
+    assert "video consistency:" in out and "/8 generated clips pass" in out and "trained 2 steps" in out
     state = torch.load(tmp_path / "demo" / "model.pt", weights_only=True)
     assert state["recipe"]["task"] == "video-shapes" and state["recipe"]["seed"] == 3
     code, out, _ = run(["demo", "--preset", "smoke", "--out", "demo", "--minutes", "1e-9"], capsys)

@@ -122,7 +122,7 @@ def test_bad_inputs_name_the_argument(tiny_judge):
         tiny_judge.features(torch.zeros(2, 3, 28, 28))
     with pytest.raises(ValueError, match="x: expected at least one image"):
         tiny_judge.logits(torch.zeros(0, 1, 28, 28))
-    with pytest.raises(ValueError, match="size: expected 28 or 32, got 30"):
+    with pytest.raises(ValueError, match=r"size: expected 28 or 32, or a size in \[8, 27\] \(digits drawn small\), got 30"):
         get_digit_judge(size=30)
     with pytest.raises(ValueError, match="config: expected a JudgeConfig with size=32, got 'size=28'"):
         get_digit_judge(size=32, config=TINY)

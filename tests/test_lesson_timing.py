@@ -30,7 +30,7 @@ def test_each_lesson_is_timed_in_the_preset_and_the_readme_table_rewritten(cours
     assert 0 < record["lessons"][0]["seconds"] < 120 and record["torch"]
     readme = (course / "README.md").read_text()
     assert "old table" not in readme and "| 00_tour |" in readme and readme.endswith("more text\n")
-    assert "--preset smoke" in readme.split(BEGIN)[1].split(END)[0]
+    assert "`smoke` preset" in readme.split(BEGIN)[1].split(END)[0]
 
 
 def test_a_failing_lesson_is_named_with_its_cell_and_the_run_exits_1(course, capsys):
@@ -49,3 +49,13 @@ def test_bad_input_is_one_line_and_exit_code_2(course, capsys, argv, words):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err and all(word in err for word in words), err
     assert not (course / "benchmarks").exists()
+
+
+def test_a_cell_past_the_time_limit_is_recorded_as_a_failure_not_a_crash(course, monkeypatch, capsys):
+    from course_lib.workshop.build import timing
+
+    write_lesson(course / "notebooks", "02_slow", "import time\ntime.sleep(30)")
+    monkeypatch.setattr(timing, "CELL_TIMEOUT_S", 2)
+    assert main(["time", "02", "--preset", "smoke", "--root", str(course)]) == 1
+    record = json.loads((course / "benchmarks" / "lesson-times-smoke.json").read_text())
+    assert "CellTimeoutError" in record["lessons"][0]["error"] and record["lessons"][0]["seconds"] < 25

@@ -27,8 +27,8 @@ NOT_TERMS = {
     "the input", "the cost",  # 04: the three things that change from images to video
     "the variance",  # 02: lead-in of the paragraph on σθ²
     "exercises",  # "**Exercises** (`exercises/NN_name.ipynb`): ..." closing every lesson
-    "steps", "precision and compile", "data",  # 11: summary bullets, one per section
-    "what this course cannot show",  # 11: lead-in of the limits paragraph
+    "steps", "precision and compile", "data",  # 11 and 12: summary bullets, one per section
+    "what this course cannot show",  # 12: lead-in of the limits paragraph
     "cut fixed-length clips",  # 05: a preprocessing step named by its action (the term is "clip")
 }
 

@@ -178,3 +178,11 @@ def test_the_shipped_files_load_with_or_without_a_checksum():
     """They were exported before checksums existed: such files load unverified (tests/test_golden_samples.py)."""
     for path in sorted(shipped.SHIPPED_FOLDER.glob("*.pt")):
         assert shipped.read_export(path)["step"] > 0
+
+
+def test_export_without_out_writes_the_name_train_or_load_looks_for(trained, tmp_path, monkeypatch, capsys):
+    recipe, path, _ = trained
+    monkeypatch.setattr(shipped, "SHIPPED_FOLDER", tmp_path)
+    assert main(["export", "--checkpoint", str(path)]) == 0, capsys.readouterr().err
+    assert (tmp_path / f"{recipe.name()}.pt").is_file()
+    assert zoo.checkpoint_path(recipe, folder=tmp_path) == tmp_path / f"{recipe.name()}.pt"

@@ -6,6 +6,7 @@ training process either way.
 """
 import json
 import os
+import signal
 
 import pytest
 import torch
@@ -122,11 +123,12 @@ def test_bad_stream_arguments_are_named():
 # --- zoo and CLI: interrupted runs lose nothing -------------------------------------------------------
 
 def interrupt_at(monkeypatch, step: int):
+    """Ctrl-C (a real SIGINT) lands while the step after ``step`` runs."""
     original = Trainer.train_step
 
     def train_step(self):
         if self.step == step:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
         return original(self)
 
     monkeypatch.setattr(Trainer, "train_step", train_step)
@@ -138,9 +140,9 @@ def test_zoo_trains_with_accumulation_and_workers_and_an_interrupted_run_resumes
     record = json.loads(zoo.sidecar_path(tmp_path / "straight.pt").read_text())
     assert (record["shards"], record["accumulate"], record["workers"]) == (2, 2, 2)
     original = interrupt_at(monkeypatch, 3)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(zoo.TrainingStopped):
         zoo.train(toy_recipe(), "cut.pt", progress=False, accumulate=2, workers=2)
-    assert torch.load(tmp_path / "cut.pt", weights_only=True)["step"] == 3  # saved on the way out
+    assert torch.load(tmp_path / "cut.pt", weights_only=True)["step"] == 4  # the step finished, then saved
     monkeypatch.setattr(Trainer, "train_step", original)
     resumed = zoo.train(toy_recipe(), "cut.pt", progress=False)  # no switches: the file's own layout, in-process
     assert resumed.config.shards == 2 and resumed.config.accumulate == 2 and same_state(resumed, straight)

@@ -285,3 +285,13 @@ def test_guidance_mixes_the_conditional_and_unconditional_clips():
 def test_preset_factory_passes_the_class_count():
     assert unet3d_for_preset(get_preset("smoke"), num_classes=10).num_classes == 10
     assert unet3d_for_preset(get_preset("smoke")).label_embedding is None
+
+
+def test_runs_on_the_meta_device_for_counting_flops_and_shapes():
+    """Shapes without memory (the FLOP count of training.speed, the gpu preset's sizes): no autocast question on meta."""
+    from course_lib.training import speed
+
+    with torch.device("meta"):
+        out = tiny()(torch.empty(2, 4, 1, 16, 16), torch.zeros(2, dtype=torch.long))
+    assert out.shape == (2, 4, 1, 16, 16) and out.device.type == "meta"
+    assert speed.step_flops(tiny(), (2, 4, 1, 16, 16))["total"] > 0

@@ -138,21 +138,38 @@ def test_frame_digit_accuracy_names_bad_arguments():
 
 # --- the measurement ------------------------------------------------------------------------------------
 
-def test_an_untrained_model_scores_an_fvd_ratio_of_one_and_real_clips_pass_motion():
+def test_an_untrained_model_scores_an_fvd_ratio_of_one_and_real_clips_are_consistent():
     recipe = get_recipe("video-shapes", tiny_preset())
     judge = tiny_judge(3, 16, 3)
     quality = measure(recipe, recipe.build_model(), n=4, judge=judge)
     assert quality.fvd_ratio == pytest.approx(1.0)  # the same network from the same noise: the reference itself
-    assert quality.real_motion_pass == 1.0
-    assert 0.0 <= quality.motion_pass <= 1.0 and quality.frame_digit_accuracy is None
+    assert quality.real_consistency == {"present": 1.0, "motion": 1.0, "colour": 1.0, "shape": 1.0, "combined": 1.0}
+    assert set(quality.consistency) == set(quality.real_consistency) and quality.frame_digit_accuracy is None
+    assert 0.0 <= quality.consistent <= min(quality.consistency.values())
     assert quality.fvd > quality.real_fvd  # noise-like clips are farther from real clips than real clips are
 
 
 def test_measure_reads_digits_frame_by_frame_for_video_digits():
     recipe = get_recipe("video-digits", tiny_preset())
-    quality = measure(recipe, recipe.build_model(), n=4, judge=BrightnessJudgeWithFeatures())
+    quality = measure(recipe, recipe.build_model(), n=4, judge=BrightnessJudgeWithFeatures(),
+                      digit_judge=ConstantJudge())
     assert quality.frame_digit_accuracy == 0.0  # an untrained model draws no digit
     assert quality.real_frame_digit_accuracy is not None
+    assert quality.consistency["digit"] == 0.0 and quality.consistent == 0.0  # no digit, let alone the one asked for
+    assert quality.real_consistency == {"present": 1.0, "motion": 1.0, "digit": 1.0, "combined": 1.0}  # one reading
+
+
+def test_the_verdicts_judge_the_combined_score_for_shapes_and_the_requested_digit_for_digits():
+    shapes = video_quality.VideoQuality(n=4, consistency={"present": 1.0, "motion": 0.9, "colour": 0.8, "shape": 1.0,
+                                                          "combined": 0.8},
+                                        real_consistency={"combined": 1.0}, fvd=1.0, untrained_fvd=4.0, real_fvd=0.5)
+    first, fvd = video_quality.verdicts(get_recipe("video-shapes", tiny_preset()), shapes)
+    assert first == "✗ consistent 80% (target >= 85%; real clips 100%)" and fvd.startswith("✓ FVD ratio 0.25")
+    digits = video_quality.VideoQuality(n=4, consistency={"present": 1.0, "motion": 1.0, "digit": 0.75, "combined": 0.75},
+                                        real_consistency={"digit": 1.0}, fvd=1.0, untrained_fvd=1.0, real_fvd=0.5,
+                                        frame_digit_accuracy=0.8, real_frame_digit_accuracy=0.9)
+    first, _ = video_quality.verdicts(get_recipe("video-digits", tiny_preset()), digits)
+    assert first == "✓ requested digit in every frame 75% of clips (target >= 70%; real clips 100%)"
 
 
 class BrightnessJudgeWithFeatures(BrightnessJudge):
@@ -176,16 +193,18 @@ def test_command_line_trains_measures_and_records(tmp_path, monkeypatch, capsys)
     assert video_quality.main(["--preset", "smoke", "--steps", "2", "--n", "2", "--sample-steps", "2",
                                "--lr", "1e-3", "--json", str(record), "--save", str(saved)]) == 0
     out = capsys.readouterr().out
-    assert "2 steps in" in out and "motion pass" in out and "FVD ratio" in out and "loss by step: 1 " in out
+    assert "2 steps in" in out and "FVD ratio" in out and "loss by step: 1 " in out
+    assert "consistent " in out and "(present " in out and ", motion " in out and ", colour " in out and "shape " in out
     line = json.loads(record.read_text())
     assert line["run"]["steps"] == 2 and line["recipe"]["lr"] == 1e-3 and line["preset"]["name"] == "smoke"
     assert [step for step, _ in line["run"]["loss_curve"]] == [1, 2]
-    # the saved model is measured again as it was: the same samples, so the same motion pass and FVD
+    # the saved model is measured again as it was: the same samples, so the same consistency and FVD
     assert video_quality.main(["--checkpoint", str(saved), "--n", "2", "--sample-steps", "2",
                                "--json", str(record)]) == 0
     first, again = [json.loads(text) for text in record.read_text().splitlines()]
     assert again["run"]["steps"] == 2 and again["recipe"]["lr"] == 1e-3
     assert again["quality"]["fvd"] == pytest.approx(first["quality"]["fvd"])
+    assert again["quality"]["consistency"] == first["quality"]["consistency"]
     # with --eta 1 the same model draws other clips (fresh noise at every step), and the record says so
     assert video_quality.main(["--checkpoint", str(saved), "--n", "2", "--sample-steps", "2", "--eta", "1",
                                "--json", str(record)]) == 0

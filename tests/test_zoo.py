@@ -1,5 +1,7 @@
 """Train or load: trains once, loads after; resumes an interrupted run exactly; refuses foreign files."""
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -69,21 +71,37 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
     original = Trainer.train_step
 
-    def interrupted_at_step_4(self):
+    def interrupted_in_step_5(self):
         if self.step == 4:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the step runs: it finishes, then training stops
         return original(self)
 
-    monkeypatch.setattr(Trainer, "train_step", interrupted_at_step_4)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(Trainer, "train_step", interrupted_in_step_5)
+    with pytest.raises(zoo.TrainingStopped):
         zoo.train_or_load(toy_recipe(), folder=tmp_path, progress=False)
     path = zoo.checkpoint_path(toy_recipe(), folder=tmp_path)
-    assert torch.load(path, weights_only=True)["step"] == 4  # saved on the way out
+    assert torch.load(path, weights_only=True)["step"] == 5  # saved at the step boundary
     assert not json.loads(zoo.sidecar_path(path).read_text())["finished"]
     monkeypatch.setattr(Trainer, "train_step", original)
     resumed = zoo.train_or_load(toy_recipe(), folder=tmp_path, progress=False)
     assert resumed.step == 6 and same(weights(resumed), weights(straight))
     assert resumed.history["loss"] == pytest.approx(straight.history["loss"])
+
+
+def test_a_second_ctrl_c_stops_at_once_and_saves_nothing_mid_step(tmp_path, monkeypatch):
+    original = Trainer.train_step
+
+    def twice_in_step_3(self):
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # the second one raises at once
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", twice_in_step_3)
+    with pytest.raises(KeyboardInterrupt) as stop:
+        zoo.train(toy_recipe(), tmp_path / "run.pt", progress=False, save_every=1e9)
+    assert not isinstance(stop.value, zoo.TrainingStopped) and not (tmp_path / "run.pt").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
 
 
 def test_a_time_budget_stops_training_and_a_second_call_continues(tmp_path):
@@ -224,7 +242,7 @@ def test_save_every_counts_seconds_of_wall_clock_time_not_steps(tmp_path, monkey
     """``save_every`` is seconds everywhere (TrainConfig.checkpoint_every counts steps): on a clock that
     moves 10 s per reading, save_every=25 saves after steps 3 and 6 (and at the end), not every 25 steps."""
     clock = iter(range(0, 10_000, 10))
-    monkeypatch.setattr(zoo, "time", type("Clock", (), {"perf_counter": staticmethod(lambda: next(clock))}))
+    monkeypatch.setattr(zoo, "time", type("Clock", (), {"perf_counter": staticmethod(lambda: next(clock)), "process_time": staticmethod(lambda: 0.0)}))
     saved_at = []
     original = zoo.save_checkpoint
     monkeypatch.setattr(zoo, "save_checkpoint", lambda trainer, *args: (saved_at.append(trainer.step),

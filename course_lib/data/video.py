@@ -30,8 +30,9 @@ from course_lib.data.toy import make_generator
 
 VIDEO_LAYOUT = "(B, T, C, H, W)"
 SHAPE_KINDS = ("circle", "square")  # label k of bouncing_shapes is SHAPE_KINDS[k]
-# Saturated colours (RGB in [-1, 1]): red, green, blue, yellow, magenta, cyan.
+# Saturated colours (RGB in [-1, 1]), named by PALETTE_NAMES.
 PALETTE = torch.tensor([[1, -1, -1], [-1, 1, -1], [-1, -1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]], dtype=torch.float32)
+PALETTE_NAMES = ("red", "green", "blue", "yellow", "magenta", "cyan")
 
 
 # --- layout ----------------------------------------------------------------------------------
@@ -228,7 +229,7 @@ def moving_digits(
                       labels=labels.view(batch, num_digits), sizes=sizes)
 
 
-def _coverage(positions: torch.Tensor, sizes: torch.Tensor, kinds: torch.Tensor, size: int) -> torch.Tensor:
+def shape_coverage(positions: torch.Tensor, sizes: torch.Tensor, kinds: torch.Tensor, size: int) -> torch.Tensor:
     """Anti-aliased masks of circles/squares centred at ``positions`` (B, T, K, 2) -> (B, T, K, H, W).
 
     Per pixel: coverage = clamp(r − d + ½, 0, 1), r = s/2; d is the distance to the centre for a
@@ -269,7 +270,7 @@ def bouncing_shapes(
     colors = PALETTE[torch.randint(0, len(PALETTE), (batch, num_shapes), generator=g)]  # (B, K, 3)
     sizes = shape_size[0] + (shape_size[1] - shape_size[0]) * torch.rand(batch, num_shapes, generator=g)
     positions, velocities = _random_motion(batch, num_shapes, frames, size, sizes, speed, g)
-    alpha = _coverage(positions, sizes, kinds, size)  # (B, T, K, H, W)
+    alpha = shape_coverage(positions, sizes, kinds, size)  # (B, T, K, H, W)
     video = torch.full((batch, frames, 3, size, size), -1.0)
     for k in range(num_shapes):  # "over" compositing, back to front
         video = torch.lerp(video, colors[:, None, k, :, None, None], alpha[:, :, k, None])  # (1 − a)·video + a·colour

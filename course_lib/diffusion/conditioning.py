@@ -4,9 +4,9 @@ All methods use an *unconditional* denoiser ``model_fn(x_t, t)`` and a ``mask`` 
 0 = to generate) over ``known`` (the ground truth where the mask is 1):
 
 * ``"replacement"`` -- after every step overwrite the known part with the ground truth noised to
-  the same level (Song et al. 2021, "replacement method"). Cheap, but the model never *sees* that the
+  the same level (Song et al. 2021b, "replacement method"). Cheap, but the model never *sees* that the
   generated part must agree with the known part beyond what leaks through x_t, so it drifts.
-* ``"guidance"`` -- reconstruction guidance (Ho et al. 2022, "Video Diffusion Models", Eq. 7):
+* ``"guidance"`` -- reconstruction guidance (Ho et al. 2022a, "Video Diffusion Models", Eq. 7):
   x̃0 = x̂0 − (w·√ᾱ_t / 2)·∇_{x_t} ‖mask·(known − x̂0(x_t))‖², then the replacement step. The gradient
   carries the constraint into the unknown part.
 
@@ -44,7 +44,7 @@ def _check_mask(mask: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
 
 
 def _guided_x0(model_fn, x, t, known, mask, schedule, objective, weight, clip_x0):
-    """Reconstruction guidance (Ho et al. 2022, Eq. 7): x̃0 = x̂0 − (w √ᾱ_t / 2) ∇_{x_t}‖m(known − x̂0)‖²."""
+    """Reconstruction guidance (Ho et al. 2022a, Eq. 7): x̃0 = x̂0 − (w √ᾱ_t / 2) ∇_{x_t}‖m(known − x̂0)‖²."""
     tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
     with torch.enable_grad():
         x_in = x.detach().requires_grad_(True)

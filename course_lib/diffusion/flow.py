@@ -349,9 +349,9 @@ def ddim_step_as_euler(model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
     """Deterministic DDIM (η = 0) from code timestep t to t_next < t, written as one Euler step.
 
     With x̄ = x/√ᾱ and σ̄ = √((1 − ᾱ)/ᾱ), the VP path is x̄_t = x0 + σ̄_t·ε, and the probability-flow
-    ODE reads dx̄/dσ̄ = ε̂(x̄/√(σ̄² + 1), t) (Song et al. 2021, Eq. 14). Its Euler step
+    ODE reads dx̄/dσ̄ = ε̂(x̄/√(σ̄² + 1), t) (Song et al. 2021a, Eq. 14). Its Euler step
 
-        x̄_{t'} = x̄_t + (σ̄_{t'} − σ̄_t)·ε̂          (Song et al. 2021, Eq. 13)
+        x̄_{t'} = x̄_t + (σ̄_{t'} − σ̄_t)·ε̂          (Song et al. 2021a, Eq. 13)
 
     is exactly DDIM's x_{t'} = √ᾱ_{t'} x̂0 + √(1 − ᾱ_{t'}) ε̂ (Eq. 12 with σ = 0): it keeps the
     same x̂0 = x̄_t − σ̄_t·ε̂ and moves along ε̂. t_next = −1 means clean data (ᾱ = 1, σ̄ = 0).

@@ -200,7 +200,7 @@ def objective_weight(schedule: NoiseSchedule, objective: str) -> torch.Tensor:
     return schedule.snr.clone() if objective == "eps" else 1 + schedule.snr
 
 
-# --- joint image + video training (Ho et al. 2022, "Video Diffusion Models", Sec. 3.2 / 4.3) ----------
+# --- joint image + video training (Ho et al. 2022a, "Video Diffusion Models", Sec. 3.2 / 4.3) ----------
 #
 # One network learns from clips *and* from independent images. The video U-Net of notebook 07 takes
 # a flag ``image_mode``: with it, temporal attention lets every frame attend only to itself, so a
@@ -344,7 +344,7 @@ class FrameConditionalObjective:
     ``model(x_t, t, m·x0, m)`` and
     loss = Σ (1 − m)·(target − model(x_t, t, m·x0, m))² / Σ (1 − m), target ε, x0 or v.
 
-    context_noise: conditioning augmentation (Ho et al. 2022, "Cascaded Diffusion Models").
+    context_noise: conditioning augmentation (Ho et al. 2022c, "Cascaded Diffusion Models").
     With s > 0, each clip's known frames are first put through the forward process to a step drawn
     uniformly from {0, …, s}: the network learns to predict crisp frames from a dimmed, noisy past,
     which is what it is given in a long rollout, where the past is its own earlier output.

@@ -122,7 +122,7 @@ def ddim_timesteps(num_steps: int, steps: int, spacing: str = "trailing") -> lis
 
     * "trailing" (default; Lin et al. 2024, Table 2): ``round(T − i·T/steps) − 1`` for i = 0..steps−1,
       so sampling always starts at T−1 (pure noise) -- e.g. T=1000, steps=50: 999, 979, ..., 19;
-    * "leading" (Song et al. 2021, as in the DDIM code): ``i·(T // steps)`` reversed: 980, ..., 0,
+    * "leading" (Song et al. 2021a, as in the DDIM code): ``i·(T // steps)`` reversed: 980, ..., 0,
       which never starts from the noisiest step;
     * "linspace": ``linspace(0, T−1, steps)`` rounded, reversed: 999, ..., 0.
     After the last listed step the sampler jumps to clean data (ᾱ = 1).
@@ -154,7 +154,7 @@ def ddim_steps(
     t_start: int | None = None,
     clip_x0: bool = True,
 ) -> Iterator[SamplerStep]:
-    """DDIM (Song et al. 2021, Eq. 12), one :class:`SamplerStep` per visited timestep.
+    """DDIM (Song et al. 2021a, Eq. 12), one :class:`SamplerStep` per visited timestep.
 
     x_{t'} = √ᾱ_{t'} x̂0 + √(1 − ᾱ_{t'} − σ²) ε̂ + σ z, with
     σ = η √((1 − ᾱ_{t'})/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_{t'})  (Eq. 16), where t' is the next visited step.

@@ -7,6 +7,8 @@
 * :mod:`course_lib.metrics.judge` -- the digit judge (our Inception) and ``image_scores``.
 * :mod:`course_lib.metrics.video` -- the video judge, FVD-style distance and video scores.
 * :mod:`course_lib.metrics.motion` -- ``motion_consistency``: one object on a bouncing straight path.
+* :mod:`course_lib.metrics.consistency` -- ``video_consistency``: the object present in every frame,
+  moving consistently and keeping its look (colour and shape, or digit): what a viewer checks.
 * :mod:`course_lib.metrics.prediction` -- predicted futures and long rollouts against the truth.
 * :mod:`course_lib.metrics.toy` -- ``mmd_rbf`` and friends for 1D/2D toy samples.
 """

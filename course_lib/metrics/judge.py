@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib._files import atomic_save, verify_checksum
+from course_lib._files import atomic_save, read_saved
 from course_lib._validation import check_rank, check_tensor, fail
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.inception_score import inception_score
@@ -117,18 +117,35 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(dim=1) == labels.to(logits.device)).float().mean().item()
 
 
+SMALLEST = 8  # px: the smallest digits a judge is trained for (two halvings leave 2x2)
+
+
+def digits_at(n: int, size: int, split: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n digits (n, 1, size, size) in [-1, 1] and their labels (n,), from ``split``'s fonts.
+
+    Sizes 28 and 32 are rendered directly; a smaller size is rendered at 28 and scaled down with
+    anti-aliasing, exactly as :func:`course_lib.data.video.moving_digits` draws the digits of a
+    small frame (14 px in a 32-px frame): a judge of that size reads moving digits' frames.
+    """
+    from course_lib.data.digits import SIZES, render_digits
+
+    if size in SIZES:
+        return render_digits(n, size, split, seed=seed)
+    images, labels = render_digits(n, 28, split, seed=seed)
+    ink = F.interpolate((images + 1) / 2, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return ink.clamp(0, 1) * 2 - 1, labels
+
+
 def train_judge(config: JudgeConfig = JudgeConfig(), device=None) -> DigitJudge:
     """Train a judge from scratch on rendered training fonts; its ``test_accuracy`` is set on held-out fonts.
 
     A plain classification loop: AdamW, cross-entropy, one-cycle learning rate, fixed seed.
     """
-    from course_lib.data.digits import render_digits
-
     device = torch.device(device or "cpu")
     g = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)  # the initial weights
     judge = DigitJudge().to(device)
-    images, labels = render_digits(config.train_images, config.size, "train", seed=config.seed)
+    images, labels = digits_at(config.train_images, config.size, "train", seed=config.seed)
     optimiser = torch.optim.AdamW(judge.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
     judge.train()
@@ -140,7 +157,7 @@ def train_judge(config: JudgeConfig = JudgeConfig(), device=None) -> DigitJudge:
         optimiser.step()
         schedule.step()
     judge.eval()
-    test_images, test_labels = render_digits(config.test_images, config.size, "test", seed=config.seed + 1)
+    test_images, test_labels = digits_at(config.test_images, config.size, "test", seed=config.seed + 1)
     judge.test_accuracy = accuracy(judge.logits(test_images), test_labels)
     return judge
 
@@ -165,9 +182,7 @@ def cache_dir() -> Path:
 
 def _data_fingerprint(size: int) -> str:
     """A hash of a few rendered digits: changes whenever the renderer changes (the data version)."""
-    from course_lib.data.digits import render_digits
-
-    images, labels = render_digits(16, size, "train", seed=12345)
+    images, labels = digits_at(16, size, "train", seed=12345)
     return hashlib.sha256(images.numpy().round(4).tobytes() + labels.numpy().tobytes()).hexdigest()[:12]
 
 
@@ -208,8 +223,7 @@ def load_cached(path: Path, load, what: str):
 
 
 def _load(path: Path, device) -> DigitJudge:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    verify_checksum(state, path)  # a damaged cache is an error, and is then trained again
+    state = read_saved(path, "judge cache")  # a damaged cache is an error, and is then trained again
     judge = DigitJudge()
     judge.load_state_dict(state["state_dict"])
     judge.test_accuracy = state["test_accuracy"]
@@ -223,8 +237,10 @@ _LOADED: dict[tuple[str, str], DigitJudge] = {}
 def get_digit_judge(size: int = 28, device=None, config: JudgeConfig | None = None, verbose: bool = False) -> DigitJudge:
     """The trained digit judge for ``size`` x ``size`` digits: loaded from the cache, else trained (~30 s) and cached.
 
-    Returns the judge in eval mode with frozen weights; ``judge.test_accuracy`` is its accuracy on
-    held-out fonts. ``config`` overrides the training recipe (tests use a tiny one).
+    size: 28 or 32, or a smaller size down to 8 for digits drawn small (:func:`digits_at`; the
+    14-px judge reads the frames of moving digits in a 32-px frame). Returns the judge in eval
+    mode with frozen weights; ``judge.test_accuracy`` is its accuracy on held-out fonts.
+    ``config`` overrides the training recipe (tests use a tiny one).
     """
     if config is None:
         config = JudgeConfig(size=size)
@@ -234,8 +250,9 @@ def get_digit_judge(size: int = 28, device=None, config: JudgeConfig | None = No
         fail("config", f"a JudgeConfig with size={size}", f"size={config.size}")
     from course_lib.data.digits import SIZES
 
-    if size not in SIZES:
-        fail("size", " or ".join(map(str, SIZES)), size)
+    if size not in SIZES and not (isinstance(size, int) and SMALLEST <= size < min(SIZES)):
+        fail("size", f"{' or '.join(map(str, SIZES))}, or a size in [{SMALLEST}, {min(SIZES) - 1}] (digits drawn "
+             "small)", size)
     device = torch.device(device or "cpu")
     path = judge_path(config)
     if (str(path), str(device)) in _LOADED:

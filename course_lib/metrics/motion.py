@@ -47,18 +47,18 @@ class MotionReport:
         return float(self.passed.mean())
 
 
-def track_objects(video: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centroid (y, x) of the foreground per frame, the number of blobs and the foreground area.
+def object_masks(video: torch.Tensor, foreground: float = FOREGROUND) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels of the objects in every frame, and how many objects (blobs) each frame shows.
 
-    video: (B, T, C, H, W) -> track (B, T, 2) (NaN where nothing is found), blobs (B, T), area (B, T).
-    Foreground = brightest channel above FOREGROUND; blobs smaller than MIN_BLOB_PIXELS are noise.
+    video: (B, T, C, H, W) -> masks (B, T, H, W) bool, blobs (B, T) int. Foreground = brightest
+    channel above ``foreground``; blobs are joined over a 1-pixel gap (a thin digit whose strokes
+    break apart is one object), and blobs smaller than MIN_BLOB_PIXELS are noise, left out of the mask.
     """
     check_rank("video", video, 5, "(B, T, C, H, W)")
-    fg = (video.detach().float().amax(dim=2) > FOREGROUND).cpu().numpy()  # (B, T, H, W)
+    fg = (video.detach().float().amax(dim=2) > foreground).cpu().numpy()  # (B, T, H, W)
     b, t = fg.shape[:2]
-    track = np.full((b, t, 2), np.nan)
+    masks = np.zeros_like(fg)
     blobs = np.zeros((b, t), dtype=int)
-    area = np.zeros((b, t), dtype=int)
     for i in range(b):
         for j in range(t):
             labels, n = ndimage.label(ndimage.binary_dilation(fg[i, j], iterations=1))  # join broken strokes
@@ -66,11 +66,22 @@ def track_objects(video: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarr
             sizes = ndimage.sum_labels(fg[i, j], labels, range(1, n + 1)) if n else np.zeros(0)
             keep = np.flatnonzero(sizes >= MIN_BLOB_PIXELS) + 1
             blobs[i, j] = len(keep)
-            mask = np.isin(labels, keep)
-            area[i, j] = int(mask.sum())
-            if area[i, j]:
-                ys, xs = np.nonzero(mask)
-                track[i, j] = ys.mean(), xs.mean()
+            masks[i, j] = np.isin(labels, keep)
+    return masks, blobs
+
+
+def track_objects(video: torch.Tensor, foreground: float = FOREGROUND) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centroid (y, x) of the foreground per frame, the number of blobs and the foreground area.
+
+    video: (B, T, C, H, W) -> track (B, T, 2) (NaN where nothing is found), blobs (B, T), area (B, T).
+    The foreground is :func:`object_masks`'s: brightest channel above ``foreground``, no specks.
+    """
+    masks, blobs = object_masks(video, foreground)
+    area = masks.sum(axis=(2, 3))
+    track = np.full((*blobs.shape, 2), np.nan)
+    for i, j in zip(*np.nonzero(area)):
+        ys, xs = np.nonzero(masks[i, j])
+        track[i, j] = ys.mean(), xs.mean()
     return track, blobs, area
 
 
@@ -98,22 +109,24 @@ def fit_reflected_line(path: np.ndarray, low: float, high: float, max_speed: flo
     return float(min(err.min(), fine.min()))
 
 
-def motion_consistency(video: torch.Tensor, object_size: float) -> MotionReport:
+def motion_consistency(video: torch.Tensor, object_size: float, foreground: float = FOREGROUND) -> MotionReport:
     """Score each clip of ``video`` (B, T, C, H, W): one object, constant velocity between bounces.
 
     object_size: the object's width in pixels (the centroid moves between object_size/2 and
-    size − object_size/2; the fit allows speeds up to one width per frame).
+    size − object_size/2; the fit allows speeds up to one width per frame). foreground: the
+    brightness above which a pixel belongs to an object (a lower one keeps thin grey strokes).
     """
     check_rank("video", video, 5, "(B, T, C, H, W)")
     if video.shape[0] == 0:
         fail("video", "at least one clip", "an empty batch (B = 0)")
     check_finite("video", video)
     check_float_range("object_size", object_size, 1.0, float(min(video.shape[-2:])))
+    check_float_range("foreground", foreground, -1.0, 1.0)
     if video.shape[1] < 3:
         fail("video", "clips of at least 3 frames (motion needs them)", f"{video.shape[1]} frames")
     height, width = video.shape[-2:]
     max_speed = object_size
-    track, blobs, area = track_objects(video)
+    track, blobs, area = track_objects(video, foreground)
     b = video.shape[0]
     errors = np.full(b, np.inf)
     passed = np.zeros(b, dtype=bool)

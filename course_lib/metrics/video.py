@@ -13,8 +13,10 @@
   number of classes) and the judge's accuracy.
 * :func:`score_samples` / :func:`real_clip_scores` -- the scores of a trained video model: n clips
   sampled from it (:func:`sample_in_batches`: time per batch), their FVD-style distance to real
-  clips (judge :func:`video_judge_for` the recipe's clips) and their motion-consistency pass rate
-  (:mod:`course_lib.metrics.motion`); and the floor, a second set of real clips scored alike.
+  clips (judge :func:`video_judge_for` the recipe's clips), their motion-consistency pass rate
+  (:mod:`course_lib.metrics.motion`) and their video consistency, part by part
+  (:mod:`course_lib.metrics.consistency`: present, motion, look kept); and the floor, a second set
+  of real clips scored alike.
 * :func:`frame_digit_accuracy` -- for moving digits: the share of frames in which the judge reads
   the clip's digit (is one digit legible throughout?).
 
@@ -41,10 +43,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from course_lib._files import atomic_save, verify_checksum
+from course_lib._files import atomic_save, read_saved
 from course_lib._validation import check_int_range, check_positive_int, check_rank, check_tensor, fail
 from course_lib.data.video import PALETTE, SHAPE_KINDS, bouncing_shapes, check_video, moving_digits
 from course_lib.metrics.frechet import frechet_distance_from_features
+from course_lib.metrics.consistency import video_consistency
 from course_lib.metrics.image import psnr, ssim
 from course_lib.metrics.inception_score import inception_score
 from course_lib.metrics.judge import accuracy, cache_dir, check_cache_folder, load_cached
@@ -316,8 +319,7 @@ def _save(judge: VideoJudge, config: VideoJudgeConfig, path: Path, train_seconds
 
 
 def _load(path: Path, config: VideoJudgeConfig, device: torch.device) -> VideoJudge:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    verify_checksum(state, path)  # a damaged cache is an error, and is then trained again
+    state = read_saved(path, "judge cache")  # a damaged cache is an error, and is then trained again
     judge = VideoJudge(config.frames, config.channels, config.num_classes)
     judge.load_state_dict(state["state_dict"])
     judge.test_accuracy = dict(state["test_accuracy"])
@@ -448,13 +450,22 @@ def video_judge_for(recipe, changes: dict | None = None) -> VideoJudge:
 
 @dataclass
 class SampleScores:
-    """n clips: seconds to sample a batch of ``batch`` clips, FVD-style distance to real clips, motion pass rate."""
+    """n clips: seconds to sample a batch of ``batch`` clips, FVD-style distance to real clips, motion pass rate,
+    and the video consistency: pass rate of each part and combined (``ConsistencyReport.rates``), and the
+    share of clips that keep their look (``ConsistencyReport.look``)."""
 
     n: int
     batch: int
     seconds_per_batch: float
     fvd: float
     motion_pass: float
+    consistency: dict[str, float] = dataclasses.field(default_factory=dict)
+    look_kept: float = float("nan")
+
+    @property
+    def consistent(self) -> float:
+        """Share of clips that pass every part of the video consistency."""
+        return self.consistency["combined"]
 
 
 def sample_in_batches(recipe, model: nn.Module, n: int, seed: int = 1, progress: bool = False,
@@ -481,18 +492,22 @@ def sample_in_batches(recipe, model: nn.Module, n: int, seed: int = 1, progress:
     return torch.cat(chunks).clamp(-1, 1), seconds
 
 
-def score_clips(recipe, clips: torch.Tensor, judge: VideoJudge, seconds: float = 0.0) -> SampleScores:
+def score_clips(recipe, clips: torch.Tensor, judge: VideoJudge, seconds: float = 0.0,
+                labels: torch.Tensor | None = None) -> SampleScores:
     """The scores of n clips of ``recipe``'s task that took ``seconds`` to sample.
 
-    FVD-style distance to ``recipe.real_examples(n, REFERENCE_SEED)`` (judge features) and the
-    motion-consistency pass rate (:func:`course_lib.metrics.motion.motion_consistency`); seconds per
-    batch = seconds / n x ``recipe.batch_size``.
+    FVD-style distance to ``recipe.real_examples(n, REFERENCE_SEED)`` (judge features), the
+    motion-consistency pass rate (:func:`course_lib.metrics.motion.motion_consistency`) and the video
+    consistency (:func:`course_lib.metrics.consistency.video_consistency`; labels (n,): the digits
+    class-conditional clips were asked for, or None); seconds per batch = seconds / n x ``recipe.batch_size``.
     """
     n = check_video("clips", clips).shape[0]
     reference = recipe.real_examples(n, seed=REFERENCE_SEED)
     fvd = frechet_video_distance(judge.features(clips), judge.features(reference))
+    consistency = video_consistency(clips, recipe.object_size, labels=labels)
     return SampleScores(n, recipe.batch_size, seconds / n * recipe.batch_size, fvd,
-                        float(motion_consistency(clips, recipe.object_size).pass_rate))
+                        float(motion_consistency(clips, recipe.object_size).pass_rate),
+                        consistency=consistency.rates, look_kept=float(consistency.look.mean()))
 
 
 def score_samples(recipe, model: nn.Module, n: int, judge: VideoJudge, steps: int | None = None, seed: int = 1,
@@ -507,11 +522,12 @@ def score_samples(recipe, model: nn.Module, n: int, judge: VideoJudge, steps: in
     if n < 2:
         fail("n", "at least 2 clips (the FVD fits a covariance)", n)
     clips, seconds = sample_in_batches(recipe, model, n, seed, progress, steps=steps, **sample_kwargs)
-    return clips, score_clips(recipe, clips, judge, seconds)
+    return clips, score_clips(recipe, clips, judge, seconds, labels=recipe.cycled_labels(n))
 
 
 def real_clip_scores(recipe, n: int, judge: VideoJudge) -> SampleScores:
-    """The floor: a second set of n real clips scored like samples (FVD against the same reference set, motion)."""
+    """The floor: a second set of n real clips scored like samples (FVD against the same reference set,
+    motion, video consistency)."""
     check_positive_int("n", n)
     return score_clips(recipe, recipe.real_examples(n, seed=REFERENCE_SEED + 1), judge)
 

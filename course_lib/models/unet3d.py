@@ -1,4 +1,4 @@
-"""The video denoiser of notebook 07: a factorised space-time U-Net (Ho et al. 2022, "Video Diffusion Models").
+"""The video denoiser of notebook 07: a factorised space-time U-Net (Ho et al. 2022a, "Video Diffusion Models").
 
 Space and time are handled by separate, cheap operations instead of 3D convolutions:
 
@@ -28,7 +28,7 @@ only ``conv_in``, the skip and ``conv_out`` -- the fast layout of :func:`unet3d_
 puts its parameters where pixels are few (about 4x fewer multiply-adds per parameter at each
 level down).
 
-**Joint image + video training** (Ho et al. 2022, "Video Diffusion Models"): ``image_mode=True``
+**Joint image + video training** (Ho et al. 2022a, "Video Diffusion Models"): ``image_mode=True``
 masks temporal attention so that each frame attends only to itself. The T "frames" of a clip are
 then T independent images that share the clip's timestep, and the network is exactly an image
 model applied frame by frame. Train on video batches with ``image_mode=False`` and on image batches
@@ -289,8 +289,9 @@ class UNet3D(nn.Module):
                       "(T independent images per clip)", f"shape {tuple(x.shape)}")
         check_rank("x", x, 5, "(B, T, C, H, W)")
         weight = self.conv_in.weight.dtype
-        autocast = x.dtype in (torch.float32, torch.bfloat16, torch.float16) and torch.is_autocast_enabled(x.device.type)
-        if x.dtype != weight and not autocast:
+        # autocast is asked about only when the dtypes differ: devices without autocast (meta) have no answer
+        if x.dtype != weight and not (x.dtype in (torch.float32, torch.bfloat16, torch.float16)
+                                      and torch.is_autocast_enabled(x.device.type)):
             fail("x", f"dtype {weight} like the model's weights (convert with x.to({weight}))",
                  f"dtype {x.dtype}")
         B, T, C, H, W = x.shape

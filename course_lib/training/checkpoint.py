@@ -12,16 +12,14 @@ before checksums existed load unverified. Weights holding NaN or inf are refused
 from __future__ import annotations
 
 import os
-import pickle
 import random
-import zipfile
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from course_lib._files import CheckpointError, verify_checksum
+from course_lib._files import CheckpointError, read_saved
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "signature", "model", "ema_model", "optimizer", "step")
@@ -73,7 +71,7 @@ def check_finite_weights(state: Any, path: str | os.PathLike) -> None:
              for name, value in state[key].items() if isinstance(value, torch.Tensor) and value.is_floating_point()]
     if not named:
         return
-    sums = torch.stack([value.sum(dtype=torch.float32) for _, value in named])  # NaN/inf anywhere -> not finite
+    sums = torch.stack([value.float().sum() for _, value in named])  # NaN/inf anywhere -> not finite
     suspects = [named[i] for i in (~torch.isfinite(sums)).nonzero().flatten().tolist()]
     bad = [name for name, value in suspects if not torch.isfinite(value).all()]  # a finite sum can overflow
     if bad:
@@ -86,26 +84,10 @@ def check_finite_weights(state: Any, path: str | os.PathLike) -> None:
 # --- safe read ------------------------------------------------------------------------------------
 
 def load_file(path: str | os.PathLike) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU; a missing, truncated or corrupted file is a clear error.
-
-    The tensors are checked against the stored checksum (when the file has one) and the weights
-    (entries ``model``, ``ema_model``, ``state_dict``) must be finite.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except PermissionError:
-        raise  # names the file and says what is wrong; deleting it would not help
-    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as error:  # random bytes raise any of these (IndexError, KeyError: ~6%)
-        raise CheckpointError(
-            f"checkpoint {path}: cannot be read, the file is truncated or corrupted "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
-            "Delete it and train again."
-        ) from error
-    verify_checksum(state, path)
+    """``torch.load(path, weights_only=True)`` on the CPU, checksum verified (:func:`course_lib._files.read_saved`);
+    a missing, truncated or corrupted file is a clear error, and the weights (entries ``model``,
+    ``ema_model``, ``state_dict``) must be finite."""
+    state = read_saved(path)
     check_finite_weights(state, path)
     return state
 

@@ -14,7 +14,7 @@ The estimate is the sum of what a training step holds at its peak, one process:
   the low-precision copies of the weights) are counted with ``saved_tensors_hooks`` during one
   forward pass of a copy of the model on micro-batches of 2 and of 3 examples, on the trainer's
   device and under its autocast (:func:`course_lib.training.speed.saved_activation_bytes`, the
-  probe notebook 11 measures with), and extrapolated linearly, a + b·n, to the micro-batch of n
+  probe notebook 12 measures with), and extrapolated linearly, a + b·n, to the micro-batch of n
   examples (a: what does not grow with the batch, e.g. those weight copies; b: per example).
   Each storage is counted once; the parameters are not counted again.
 

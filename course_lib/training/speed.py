@@ -1,4 +1,4 @@
-"""Where the time and the memory of a training step go (notebook 11; seed §8.2 and §9.3, "compute").
+"""Where the time and the memory of a training step go (notebooks 11 and 12; seed §8.2 and §9.3, "compute").
 
 Every function takes what the trainer uses -- the network, its ``loss_fn(model, batch, generator)``
 and one batch from ``make_batch`` -- so the numbers are those of real training, not of a stand-in:

@@ -4,6 +4,7 @@
     python -m course_lib train --task digits --steps 2000
     python -m course_lib sample --checkpoint demo_out/model.pt --out clips.mp4
     python -m course_lib eval --checkpoint demo_out/model.pt
+    python -m course_lib doctor                    # is this machine ready for the course?
 
 Every command is :func:`main` (``main(argv) -> exit code``), so tests run it in-process. Bad
 arguments, and output paths that cannot be written (checked before any work), print one clear line
@@ -28,7 +29,9 @@ from pathlib import Path
 import torch
 
 from course_lib.config import PRESETS, Preset, cpu_has_native_bf16, get_device, get_preset
-from course_lib.workshop.recipes import SAMPLERS, TASK_MODELS, TASKS, Recipe, get_recipe, is_video_task
+from course_lib.workshop.recipes import (
+    RECIPE_OBJECTIVES, SAMPLERS, TASK_MODELS, TASKS, Recipe, get_recipe, is_video_task,
+)
 from course_lib.training import read_checkpoint
 from course_lib._files import CheckpointError, stale_temp_files
 
@@ -55,6 +58,7 @@ examples:
   {PROG} sample --checkpoint shapes.pt --n 8 --out clips.gif
   {PROG} eval --checkpoint shapes.pt
   {PROG} export --checkpoint shapes.pt       # EMA weights in float16, an eighth of the size
+  {PROG} doctor                             # is this machine ready? (before a workshop)
 
 Sizes come from the preset: smoke (seconds), cpu (a laptop), gpu (a CUDA GPU); the
 default is $COURSE_PRESET, else gpu with CUDA, else cpu. "{PROG} COMMAND --help"
@@ -72,34 +76,22 @@ class Terminated(KeyboardInterrupt):
 
 # --- argument types: each names what it expected ------------------------------------------------
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
+def _whole_number(low: int, high: float, expected: str):
+    """An argparse type: ``int(text)`` in [low, high), else an error saying ``expected``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value < high:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse
 
 
-def seed_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number in [0, 2**63), got {text!r}") from None
-    if not 0 <= value < MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected a whole number in [0, 2**63), got {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
+positive_int = _whole_number(1, float("inf"), "a positive whole number")
+seed_int = _whole_number(0, MAX_SEED, "a whole number in [0, 2**63)")
+non_negative_int = _whole_number(0, float("inf"), "a whole number >= 0")
 
 
 def positive_minutes(text: str) -> float:
@@ -189,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"{task}: {' or '.join(models)}" for task, models in TASK_MODELS.items()) + " (default: the first)")
     train.add_argument("--preset", choices=presets, default=None, help="sizes (default: $COURSE_PRESET or the hardware's)")
     train.add_argument("--steps", type=positive_int, default=None, help="training steps (default: the preset's)")
+    train.add_argument("--objective", choices=RECIPE_OBJECTIVES, default=None,
+                       help="what the network learns: eps, x0 or v (diffusion) or flow (flow matching; "
+                            "sample it with --sampler euler or heun); default: the task's")
     train.add_argument("--minutes", type=positive_minutes, default=None,
                        help="stop after this many minutes of training (continue later with --resume)")
     train.add_argument("--checkpoint", default=None,
@@ -222,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
                f"  {PROG} sample --checkpoint demo_out/model.pt --sampler ddpm --n 4 --out clips.mp4\n"
                f"  {PROG} sample --checkpoint digits.pt --guidance 3 --out digits.png")
     sample.add_argument("--checkpoint", required=True, help="a checkpoint written by train or demo")
-    sample.add_argument("--sampler", choices=SAMPLERS, default="ddim",
-                        help="ddim (fast, deterministic; default) or ddpm (ancestral, all T steps)")
+    sample.add_argument("--sampler", choices=SAMPLERS, default=None,
+                        help="ddim (fast, deterministic; the default) or ddpm (ancestral, all T steps); for a "
+                             "flow-matching model euler (the default) or heun")
     sample.add_argument("--steps", type=positive_int, default=None,
                         help="DDIM steps (default: the preset's sample_steps); DDPM always takes all T")
     sample.add_argument("--n", type=positive_int, default=8, help="how many samples (default 8)")
@@ -235,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(sample, "seed of the starting noise")
 
     evaluate = commands.add_parser(
-        "eval", help="score a checkpoint: motion consistency (video), IS/FID/accuracy (digits), MMD (toy)",
+        "eval", help="score a checkpoint: video consistency (video), IS/FID/accuracy (digits), MMD (toy)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=_wrap("Sample from a checkpoint and print its metrics next to the same metrics of real "
                           "data."),
@@ -264,6 +260,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output file (default: course_lib/workshop/pretrained/<task>-<model>-<preset>-<key>.pt); "
                              "never the checkpoint itself or another training checkpoint")
     export.add_argument("--force", action="store_true", help="replace an existing export at --out")
+
+    commands.add_parser(
+        "doctor", help="check this machine before a workshop: versions, threads, memory, preset, widgets, ffmpeg, "
+                       "shipped weights, disk, time per lesson",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrap("Print one line per topic, then a warning line for what makes the course worse (no widgets, "
+                          "few threads, little memory) and an error line for what would stop a lesson, each saying "
+                          "what to do. Exit code 1 when there is an error, else 0. Takes seconds."),
+        epilog=f"examples:\n  {PROG} doctor\n  COURSE_PRESET=cpu OMP_NUM_THREADS=2 {PROG} doctor   # as the "
+               "workshop will run")
+    # the course machinery's own command lines, routed by course_lib/__main__.py (listed here for --help)
+    commands.add_parser("notebooks", add_help=False,
+                        help="build the lessons' notebooks, check they are in sync, time them (notebooks --help)")
+    commands.add_parser("bench", add_help=False,
+                        help="train and measure a part of the course, write BENCHMARKS.md's tables (bench --help)")
     return parser
 
 
@@ -345,15 +356,16 @@ def _load(args, device: torch.device):
     return recipe, trainer.ema_model.eval()
 
 
-def _motion_line(recipe: Recipe, clips: torch.Tensor) -> str:
-    """Motion consistency of generated clips next to real clips of the same task."""
-    from course_lib.metrics.motion import motion_consistency
+def _consistency_line(recipe: Recipe, clips: torch.Tensor, labels: torch.Tensor | None = None) -> str:
+    """Video consistency of generated clips, part by part, next to real clips of the same task."""
+    from course_lib.metrics.consistency import video_consistency
 
-    generated = motion_consistency(clips.cpu(), recipe.object_size)
-    real = motion_consistency(recipe.real_examples(len(clips)), recipe.object_size)
+    generated = video_consistency(clips.cpu().clamp(-1, 1), recipe.object_size, labels)
+    real = video_consistency(recipe.real_examples(len(clips)), recipe.object_size)
     n = len(clips)
-    return (f"motion consistency: {int(generated.passed.sum())}/{n} generated clips pass "
-            f"({generated.pass_rate:.0%}); real clips: {int(real.passed.sum())}/{n} ({real.pass_rate:.0%})")
+    parts = ", ".join(f"{name} {int(ok.sum())}/{n}" for name, ok in generated.parts.items())
+    return (f"video consistency: {int(generated.passed.sum())}/{n} generated clips pass ({generated.pass_rate:.0%}; "
+            f"{parts}); real clips: {int(real.passed.sum())}/{n} ({real.pass_rate:.0%})")
 
 
 def _save_samples(recipe: Recipe, samples: torch.Tensor, out: Path) -> None:
@@ -450,7 +462,7 @@ def run_demo(args) -> int:
     _save_samples(recipe, clips, out / "samples.gif")
     print(f"trained {trainer.step} steps in {trainer.seconds / 60:.1f} min (loss {trainer.recent_loss(50):.3f}); "
           f"sampled {DEMO_CLIPS} clips with {p.sample_steps} DDIM steps in {sample_seconds:.1f} s; "
-          + _motion_line(recipe, clips))
+          + _consistency_line(recipe, clips))
     print(f"wrote {out / 'samples.gif'} and {out / 'model.pt'} "
           f"(continue with: {PROG} train --checkpoint {out / 'model.pt'} --resume)")
     return 0
@@ -465,6 +477,10 @@ def run_train(args) -> int:
     found = distributed.launch_from_env()  # under torchrun; names a missing variable before connecting
     world = found["world_size"] if found else 1
     overrides = {} if args.steps is None else {"steps": args.steps}
+    if args.objective is not None:
+        if args.task is None:
+            raise UsageError("--objective: a new run needs --task (a resumed checkpoint keeps its objective)")
+        overrides["objective"] = args.objective
     if args.task is None:
         recipe, state = _resumed_without_task(args, overrides)
         path = Path(args.checkpoint)
@@ -480,10 +496,6 @@ def run_train(args) -> int:
                              "or choose another --checkpoint")
         args.resume = path.exists()
         state = read_checkpoint(path) if args.resume else None
-    if state is not None and int(state["step"]) >= recipe.steps:  # nothing to train: the file stays as it is
-        print(f"{path} is already at step {int(state['step'])}, at or past the {recipe.steps} steps asked for: "
-              f"nothing to train (ask for more with --steps N)")
-        return 0
     if world > 1:  # refused before any process waits for another
         parallel.split_batch_size(recipe.batch_size, world)
     if args.workers is None:
@@ -491,6 +503,10 @@ def run_train(args) -> int:
     if state is not None:
         expected = zoo.resume_shards(path, state, None, args.accumulate, args.workers, world)
         parallel.check_checkpoint_layout(path, state, world, expected)
+        if int(state["step"]) >= recipe.steps:  # nothing to train: the file stays as it is
+            print(f"{path} is already at step {int(state['step'])}, at or past the {recipe.steps} steps asked for: "
+                  f"nothing to train (ask for more with --steps N)")
+            return 0
     args.saving, args.saved_before = path, _mtime(path)
     try:
         with distributed.distributed_session(device) as launch:  # outside torchrun: one plain process
@@ -576,18 +592,19 @@ def run_sample(args) -> int:
                             generator=torch.Generator().manual_seed(args.seed), progress=True)
     seconds = time.perf_counter() - start
     _save_samples(recipe, samples, out)
-    print(f"wrote {args.n} samples of {recipe.task} ({args.sampler}, {seconds:.1f} s) to {out}")
+    sampler = args.sampler or ("euler" if recipe.objective == "flow" else "ddim")
+    print(f"wrote {args.n} samples of {recipe.task} ({sampler}, {seconds:.1f} s) to {out}")
     return 0
 
 
 def run_export(args) -> int:
-    from course_lib.workshop import shipped
+    from course_lib.workshop import shipped, zoo
 
     source = _checkpoint_file(args.checkpoint)
     state = read_checkpoint(source)  # a damaged or foreign file: CheckpointError, exit 1
     export = shipped.export_state(state)
-    out = Path(args.out) if args.out is not None else shipped.shipped_path(
-        Recipe.from_info(state["recipe"]), export["target_steps"])
+    out = Path(args.out) if args.out is not None else zoo.checkpoint_path(
+        Recipe.from_info(state["recipe"]), export["target_steps"], folder=shipped.SHIPPED_FOLDER)
     if os.path.realpath(out) == os.path.realpath(source) or (out.exists() and os.path.samefile(out, source)):
         raise UsageError(f"--out: {out} is the --checkpoint itself; an export keeps no optimiser state, so it would "
                          "replace the resumable checkpoint: choose another --out")
@@ -621,7 +638,7 @@ def run_eval(args) -> int:
                             progress=True).cpu()
     seconds = time.perf_counter() - start
     if video:
-        line = _motion_line(recipe, samples)
+        line = _consistency_line(recipe, samples, labels if args.guidance != 0 else None)  # w = 0 asks for no digit
         if labels is not None:  # moving digits: is the requested digit legible in every frame?
             from course_lib.metrics.video import frame_digit_accuracy
 
@@ -644,7 +661,14 @@ def run_eval(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": run_demo, "train": run_train, "sample": run_sample, "eval": run_eval, "export": run_export}
+def run_doctor(args) -> int:
+    from course_lib.workshop import doctor
+
+    return doctor.run(prog=f"{PROG} doctor")
+
+
+COMMANDS = {"demo": run_demo, "train": run_train, "sample": run_sample, "eval": run_eval, "export": run_export,
+            "doctor": run_doctor}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -664,6 +688,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG} {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
         return code
 
+    if args.command not in COMMANDS:  # bench, notebooks: their own command lines
+        return error(f"run it as {PROG} {args.command} ... (course_lib/__main__.py routes it)", 2)
     try:
         with _sigterm_stops():
             return COMMANDS[args.command](args)

@@ -1,4 +1,4 @@
-"""What the amount of data does: train the same model on 100 or on 10,000 distinct clips (notebook 11, seed §8.2).
+"""What the amount of data does: train the same model on 100 or on 10,000 distinct clips (notebook 12, seed §8.2).
 
 The recipes draw a *fresh* clip for every example, an endless data set. Real video is finite, and a
 diffusion model trained long on a few clips learns to reproduce them (memorisation; Somepalli et al.

@@ -22,6 +22,6 @@ def pytest_collection_modifyitems(session, config, items):
     order: by then nbval has run the same notebooks, so the models they cache (the digit judge of
     notebook 04) are there."""
     for item in items:
-        if str(item.fspath).endswith(".ipynb"):
+        if str(getattr(item, "path", "")).endswith(".ipynb"):
             item.add_marker("notebooks")
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)  # stable: the rest keep their order

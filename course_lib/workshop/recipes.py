@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from course_lib._validation import check_choice, check_float_range, check_positive_int, fail
 from course_lib.config import Preset, get_preset
 from course_lib.diffusion.forward import OBJECTIVES
+from course_lib.diffusion.flow import FlowMatchingObjective
 from course_lib.diffusion.objectives import DiffusionObjective, SNRFocusedTimesteps, uniform_timesteps
 from course_lib.diffusion.schedules import SCHEDULES, NoiseSchedule, make_schedule
 from course_lib.training import TrainConfig, model_signature
@@ -57,7 +58,10 @@ CLASS_CONDITIONAL_TASKS = ("digits", "video-digits")
 # The classifier-free guidance scale w the course samples its class-conditional tasks with (1: the
 # plain conditional model; Ho & Salimans 2022): ``Recipe.guidance_scale``.
 GUIDANCE_SCALE = 3.0
-SAMPLERS = ("ddim", "ddpm")
+SAMPLERS = ("ddim", "ddpm", "euler", "heun")  # euler, heun: the ODE solvers of the flow objective
+# what a recipe's network learns: ε, x0 or v of the diffusion process, or the velocity of flow matching
+RECIPE_OBJECTIVES = (*OBJECTIVES, "flow")
+FLOW_TIME_SAMPLER = "logit-normal"  # flow matching draws its times from a logit-normal (Esser et al. 2024)
 NUM_DIGIT_CLASSES = 10
 # What ``get_recipe(..., **overrides)`` may change; everything else comes from the task and preset.
 OVERRIDES = ("steps", "batch_size", "lr", "warmup_steps", "objective", "schedule", "seed", "label_dropout",
@@ -80,7 +84,7 @@ class Recipe:
 
     steps: default number of training steps. batch_size: examples per step. lr / warmup_steps: AdamW
     peak learning rate and its linear warm-up. objective: what the network predicts ("eps", "x0",
-    "v"). schedule_name: the noise schedule ("linear", "cosine", "sigmoid") with
+    "v"), or "flow" (the velocity of flow matching, sampled by an ODE solver). schedule_name: the noise schedule ("linear", "cosine", "sigmoid") with
     ``preset.num_diffusion_steps`` steps. seed: model initialisation, data and noise streams.
     label_dropout: class-conditional tasks (``digits``, ``video-digits``): probability of the null
     label. digit_images: ``digits`` only, size of the rendered training set. snr_focus: share of
@@ -113,7 +117,9 @@ class Recipe:
         check_float_range("lr", self.lr, 1e-8, 1.0)
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             fail("warmup_steps", "an int >= 0", self.warmup_steps)
-        check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("objective", self.objective, RECIPE_OBJECTIVES)
+        if self.objective == "flow" and self.snr_focus:
+            fail("snr_focus", "0.0 with objective 'flow' (flow matching draws its own times)", self.snr_focus)
         check_choice("schedule", self.schedule_name, SCHEDULES)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             fail("seed", "an int", self.seed)
@@ -221,9 +227,14 @@ class Recipe:
         return make_schedule(self.schedule_name, self.preset.num_diffusion_steps)
 
     @property
-    def loss_fn(self) -> DiffusionObjective:
+    def loss_fn(self) -> DiffusionObjective | FlowMatchingObjective:
         """``loss_fn(model, batch, generator)`` for the Trainer: the diffusion loss with the recipe's
-        timesteps (focused by ``snr_focus``) and, for class-conditional tasks, label dropout."""
+        timesteps (focused by ``snr_focus``) or, with objective "flow", the flow-matching loss; for
+        class-conditional tasks with label dropout."""
+        if self.objective == "flow":
+            conditional = {} if self.num_classes is None else dict(null_label=self.num_classes,
+                                                                    label_dropout=self.label_dropout)
+            return FlowMatchingObjective(time_sampler=FLOW_TIME_SAMPLER, **conditional)
         timesteps = SNRFocusedTimesteps(self.snr_focus, FOCUS_SNR) if self.snr_focus else uniform_timesteps
         if self.num_classes is None:
             return DiffusionObjective(self.schedule, self.objective, timesteps)
@@ -287,23 +298,27 @@ class Recipe:
 
     # --- sampling -------------------------------------------------------------------------------
 
-    def sample(self, model: nn.Module, n: int, steps: int | None = None, sampler: str = "ddim",
+    def sample(self, model: nn.Module, n: int, steps: int | None = None, sampler: str | None = None,
                generator: torch.Generator | None = None, guidance_scale: float | None = None,
                labels: torch.Tensor | None = None, progress: bool = False, eta: float = 0.0) -> torch.Tensor:
         """n samples (n, *example_shape) from ``model`` (e.g. ``trainer.ema_model``), on the model's device.
 
         sampler: "ddim" (``steps`` steps, default ``preset.sample_steps``; deterministic with ``eta``
         = 0, fresh noise of scale η at each step otherwise, see :func:`~course_lib.diffusion.samplers.ddim_steps`)
-        or "ddpm" (ancestral, always all T steps; ``eta`` must stay 0). generator: the start noise and
-        any later noise (default: seeded with ``seed``).
+        or "ddpm" (ancestral, always all T steps; ``eta`` must stay 0); for objective "flow", the ODE
+        solvers "euler" (``steps`` network calls) or "heun" (2·steps − 1). Default: "ddim", or
+        "euler" for flow. generator: the start noise and any later noise (default: seeded with ``seed``).
         Class-conditional tasks (digits, moving digits) only: labels (n,) the classes (default 0, 1,
         ..., 9, 0, ...); guidance_scale w for classifier-free guidance (None: the plain conditional
         model, same as w = 1; 0: the unconditional model, the null label).
         """
+        from course_lib.diffusion.flow import ode_steps, velocity_fn
         from course_lib.diffusion.samplers import ddim_steps, ddpm_steps
 
         shape = self.sample_shape(n)
-        check_choice("sampler", sampler, SAMPLERS)
+        flow = self.objective == "flow"
+        sampler = ("euler" if flow else "ddim") if sampler is None else sampler
+        check_choice("sampler", sampler, SAMPLERS[2:] if flow else SAMPLERS[:2])
         T = self.preset.num_diffusion_steps
         if sampler == "ddpm" and steps not in (None, T):
             fail("steps", f"None or {T} for sampler='ddpm' (ancestral sampling visits every step)", steps)
@@ -313,10 +328,15 @@ class Recipe:
         steps = self.preset.sample_steps if steps is None else steps
         if sampler == "ddim" and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T):
             fail("steps", f"an int in [1, {T}] (DDIM steps)", steps)
+        if flow and eta != 0:
+            fail("eta", "0 for the ODE solvers of flow matching (they add no noise)", eta)
         generator = torch.Generator().manual_seed(self.seed) if generator is None else generator
         device = next(model.parameters()).device
         model_fn = self._model_fn(model, n, labels, guidance_scale)
-        if sampler == "ddim":
+        if flow:
+            trajectory = ode_steps(velocity_fn(model_fn), shape, steps=steps, solver=sampler, generator=generator,
+                                   device=device)
+        elif sampler == "ddim":
             trajectory = ddim_steps(model_fn, shape, self.schedule, steps=steps, eta=eta, objective=self.objective,
                                     generator=generator, device=device)
         else:
@@ -326,7 +346,7 @@ class Recipe:
         model.eval()
         try:
             step = None
-            for step in _maybe_progress(trajectory, progress, total=steps if sampler == "ddim" else T):
+            for step in _maybe_progress(trajectory, progress, total=T if sampler == "ddpm" else steps):
                 pass
         finally:
             model.train(was_training)
@@ -466,4 +486,7 @@ def get_recipe(task: str, preset: str | Preset | None = None, model: str | None 
         fail("model", f"one of {', '.join(repr(m) for m in models)} for task {task!r}", model)
     if preset is None or isinstance(preset, str):
         preset = get_preset(preset)
-    return Recipe(task=task, model_name=model, preset=preset, **{**_defaults(task, preset), **_rename_overrides(overrides)})
+    defaults = _defaults(task, preset)
+    if overrides.get("objective") == "flow":
+        defaults["snr_focus"] = 0.0  # flow matching draws its own times (FLOW_TIME_SAMPLER)
+    return Recipe(task=task, model_name=model, preset=preset, **{**defaults, **_rename_overrides(overrides)})

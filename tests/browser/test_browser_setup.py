@@ -128,8 +128,9 @@ def test_the_course_widget_notebooks_are_found():
     assert "01_forward_chain" in names  # noising_explorer(...)
     assert "02_reverse_process" in names  # particle_animation(...): once missed by a hand-kept list
     assert "05_video_data" in names  # animate(...) and frame_scrubber(...)
-    assert "00_setup_and_tour" not in names  # prints only
-    assert {"animate", "particle_animation", "noising_explorer", "frame_scrubber", "slider_view"} <= display_makers()
+    assert "00_setup_and_tour" in names  # check_yourself(...): every lesson ends with its quiz
+    assert {"animate", "particle_animation", "noising_explorer", "frame_scrubber", "slider_view",
+            "check_yourself"} <= display_makers()
     assert not {"save_gif", "filmstrip", "image_grid"} & display_makers()  # files and still pictures
 
 

@@ -4,7 +4,7 @@
     python -m course_lib bench image --quick          # a tiny run (seconds) that exercises everything
     python -m course_lib bench all --preset cpu       # every benchmark in one run, every table printed
     python -m course_lib bench all --quick            # the same in a minute: tiny runs of each
-    python -m course_lib bench quality --task video-shapes --minutes 15   # train a video recipe, score its motion
+    python -m course_lib bench quality --task video-shapes --minutes 15   # train a video recipe, score its clips
 
 Benchmarks: ``image`` (:mod:`~course_lib.workshop.bench.image`), ``video``
 (:mod:`~course_lib.workshop.bench.video`), ``sampling`` (:mod:`~course_lib.workshop.bench.sampling`),
@@ -14,7 +14,8 @@ defaults. Each is a :class:`Benchmark` in :data:`BENCHMARKS`; its name is the su
 write ``add_arguments(parser)`` and ``run(args) -> Table`` and register them. Results go to
 ``--out`` (default ``runs/bench``) as ``<name>-<preset>.md`` (the table) and ``.json`` (every
 number, rewritten after each row); ``all`` also writes ``all-<preset>.md`` with every table.
-``quality`` (:mod:`~course_lib.workshop.bench.quality`) has its own options and prints lines.
+``quality`` (:mod:`~course_lib.workshop.bench.quality`) has its own options and prints lines;
+``report`` (:mod:`~course_lib.workshop.bench.report`) rewrites BENCHMARKS.md's tables from the records.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from pathlib import Path
 import torch
 
 from course_lib.config import PRESETS, get_device, get_preset
-from course_lib.workshop.bench import image, prediction, quality, sampling, training, video
+from course_lib.workshop.bench import image, prediction, quality, report, sampling, training, video
 from course_lib.workshop.bench.common import DEFAULT_OUT, PROG, Report, Stopwatch, Table, configure_threads
 from course_lib.workshop.cli import positive_int, positive_minutes
 
@@ -94,7 +95,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "image": Benchmark("train the class-conditional digits U-Net for a time budget; DDPM vs DDIM time, IS, FID, "
                        "judge accuracy of guided samples", image.add_image_arguments, image.run_image),
     "video": Benchmark("the 3D U-Net and the conv+LSTM denoiser: parameters, training-step time and peak memory at "
-                       "two clip shapes; sampling time, FVD-style distance and motion pass rate of trained models",
+                       "two clip shapes; sampling time, FVD-style distance and video consistency of trained models",
                        video.add_video_arguments, video.run_video),
     "training": Benchmark("training steps/s of the digits U-Net and the video 3D U-Net in fp32, bf16 autocast, "
                           "compiled and channels-last, with their memory estimates",
@@ -108,8 +109,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "all": Benchmark("run image, video, sampling, prediction and training one after another with their defaults "
                      "and print every table", add_all_arguments, run_all),
 }
-QUALITY_HELP = ("train a video recipe within a budget, then print its motion pass rate, FVD ratio and (digits) frame "
-                "digit accuracy (its own options: quality --help)")
+QUALITY_HELP = ("train a video recipe within a budget, then print its video consistency (present, motion, look kept), "
+                "FVD ratio and (digits) frame digit accuracy (its own options: quality --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,12 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the checkpoint and results (default {DEFAULT_OUT})")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
     commands.add_parser("quality", help=QUALITY_HELP, add_help=False)  # listed here; main hands it its own argv
+    commands.add_parser("report", help="rewrite BENCHMARKS.md's tables from the records in benchmarks/ "
+                                       "(--check: only say whether it is up to date)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``argv`` (default ``sys.argv[1:]``), print the table(s) to stdout; returns the exit code (2: bad arguments)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        try:
+            return report.main(argv[1:])
+        except SystemExit as exit:  # --help (0) or an argparse error (2), already printed
+            return int(exit.code or 0)
     if argv[:1] == ["quality"]:
         try:
             return quality.main(argv[1:])

@@ -218,6 +218,8 @@ class Record:
                                      "load_before": self.load_before, **data}
 
     def save(self) -> None:
+        self.data.update(title=self.table.title, columns=list(self.table.columns), formats=self.table.formats,
+                         command=command_line(), date=time.strftime("%Y-%m-%d"))
         self.data["rows"] = self.table.as_dicts()
         (self.out / f"{self.name}.json").write_text(json.dumps(self.data, indent=2, default=str))
 

@@ -29,7 +29,7 @@ from course_lib.workshop.cli import non_negative_float, positive_int, positive_m
 from course_lib.workshop.recipes import GUIDANCE_SCALE, get_recipe
 
 IMAGE_DDIM_STEPS = (50, 20)
-IMAGE_DDIM_ETAS = (0.0, 1.0)  # deterministic DDIM, and DDIM with fresh noise at each step (Song et al. 2021, Eq. 16)
+IMAGE_DDIM_ETAS = (0.0, 1.0)  # deterministic DDIM, and DDIM with fresh noise at each step (Song et al. 2021a, Eq. 16)
 IMAGE_MINUTES = 10.0  # default training budget
 TARGET_ACCURACY = 0.90  # judge accuracy of guided samples, over >= FID_SAMPLES samples
 TARGET_FID_RATIO = 1.15  # FID(DDIM 50) <= 1.15 x FID(DDPM), judged for each η

@@ -9,8 +9,9 @@ the recipe's loss on a batch of random clips (:func:`course_lib.training.speed.t
 after a warm-up, and the peak memory of those steps (:func:`course_lib.training.speed.peak_memory`).
 Then, for each model trained by :func:`course_lib.workshop.zoo.train_or_load` for the task
 (``checkpoints/`` by default, the preset's recipe), the time to sample one batch, the FVD-style
-distance of its samples to real clips and their motion-consistency pass rate
-(:func:`course_lib.metrics.video.score_samples`). A model without a checkpoint reads "not
+distance of its samples to real clips and their video consistency, part by part: the object
+present in every frame, moving consistently, keeping its look (colour and shape, or the requested
+digit), and all of them (:func:`course_lib.metrics.video.score_samples`). A model without a checkpoint reads "not
 trained": the benchmark never trains for an hour unless ``--train-minutes`` says so.
 """
 from __future__ import annotations
@@ -39,14 +40,14 @@ BENCH_SHAPES = ((8, 8, 1, 32, 32), (4, 16, 3, 64, 64))  # (B, T, C, H, W): the c
 TARGET_PARAMS = 2_000_000  # the 3D U-Net of the target has at least this many parameters ...
 TARGET_STEP_S = 0.5  # ... and trains one step at TARGET_SHAPE in at most this many seconds
 TARGET_SHAPE = (8, 8, 1, 32, 32)
-DEFAULT_SAMPLES = 64  # clips per model for FVD and motion (FVDs compare only at equal N)
+DEFAULT_SAMPLES = 64  # clips per model for FVD and consistency (FVDs compare only at equal N)
 QUICK = {"shapes": ((2, 4, 1, 16, 16), (1, 4, 3, 16, 16)), "steps": 2, "warmup": 1, "samples": 4,
          "train_steps": 2, "num_diffusion_steps": 50, "sample_steps": 2}
 QUICK_JUDGE_CHANGES = {"train_clips": 64, "steps": 4, "batch_size": 8, "test_clips": 16}  # --quick: machinery only
 VIDEO_COLUMNS = ("model", "measured on", "params", "step s", "CPU share", "peak MB", "sampling s/batch",
-                 "FVD ↓", "motion pass", "trained")
+                 "FVD ↓", "present", "motion", "look kept", "consistent", "trained")
 VIDEO_FORMATS = {"step s": ".3f", "CPU share": ".0%", "peak MB": ".0f", "sampling s/batch": ".2f", "FVD ↓": ".3g",
-                 "motion pass": ".0%"}
+                 "present": ".0%", "motion": ".0%", "look kept": ".0%", "consistent": ".0%"}
 
 
 # --- the models at a clip shape ------------------------------------------------------------------
@@ -147,7 +148,7 @@ class VideoBenchConfig(TrainedModelsConfig):
 
     shapes: clip shapes (B, T, C, H, W) for the training-step rows. steps / warmup: timed and
     untimed steps per measurement. task: the data of the sample rows; the recipe is
-    ``get_recipe(task, preset, model)``. samples: clips per model for FVD and motion. judge_changes:
+    ``get_recipe(task, preset, model)``. samples: clips per model for FVD and consistency. judge_changes:
     fields of the video judge's config (quick runs train a tiny judge).
     """
 
@@ -212,7 +213,7 @@ def video_benchmark(config: VideoBenchConfig, device: torch.device | None = None
             m = measure_train_step(model, shape, config.preset, config.steps, config.warmup, device, config.seed)
             measured.append(m)
             table.rows.append((model, f"train step {shape}", m.params, m.median_s, m.cpu_share, m.peak_mb,
-                               None, None, None, None))
+                               None, None, None, None, None, None, None))
             record.data["steps"].append(asdict(m))
             print(f"{model} {shape}: {m.median_s:.3f} s/step, {m.params:,} parameters", file=sys.stderr, flush=True)
             record.save()
@@ -229,19 +230,20 @@ def video_benchmark(config: VideoBenchConfig, device: torch.device | None = None
     if any(found.trainer is not None for found in trained.values()):  # the judge trains once: only when needed
         judge = judge or video_judge_for(first, config.judge_changes)
         real = real_clip_scores(first, config.samples, judge)
-        table.rows.append(("real clips", where, None, None, None, None, None, real.fvd, real.motion_pass, None))
+        table.rows.append(("real clips", where, None, None, None, None, None, real.fvd, *_consistency_cells(real), None))
         record.data["samples"]["real clips"] = asdict(real)
         record.save()
     for model, recipe in recipes.items():
         found = trained[model]
         if found.trainer is None:
-            table.rows.append((model, f"samples: {where}", None, None, None, None, None, None, None, found.status))
+            table.rows.append((model, f"samples: {where}", None, None, None, None, None, None, None, None, None, None,
+                               found.status))
             record.data["samples"][model] = None
         else:
             _, scores = score_samples(recipe, found.model, config.samples, judge, progress=config.progress)
             params = sum(p.numel() for p in found.model.parameters())  # the EMA copy is frozen
             table.rows.append((model, f"samples: {where}", params, None, None, None,
-                               scores.seconds_per_batch, scores.fvd, scores.motion_pass, found.status))
+                               scores.seconds_per_batch, scores.fvd, *_consistency_cells(scores), found.status))
             record.data["samples"][model] = {**asdict(scores), "trained": found.status}
         record.save()
 
@@ -259,11 +261,19 @@ def video_benchmark(config: VideoBenchConfig, device: torch.device | None = None
         f"samples: DDIM {config.preset.sample_steps} steps from the EMA weights, {first.batch_size} clips per batch; "
         f"FVD-style distance to {config.samples} real clips (video judge features; compare only at equal N); "
         "'real clips' is a second real set: the floor at this N",
+        "consistent = the clip passes every part (course_lib.metrics.consistency): one object present in every "
+        "frame, moving at constant velocity between bounces (motion), and keeping its look in every frame: "
+        "colour and shape (shapes) or the requested digit (moving digits)",
         f"trained models: {trained_from}",
         "CPU share = CPU seconds / (wall seconds x threads): below 100% other programs took the cores",
     ]
     table.verdicts = step_time_verdicts(config, measured)
     return record.finish()
+
+
+def _consistency_cells(scores) -> tuple[float, float, float, float]:
+    """The cells present, motion, look kept, consistent of a row of sample scores."""
+    return scores.consistency["present"], scores.consistency["motion"], scores.look_kept, scores.consistent
 
 
 # --- the subcommand ----------------------------------------------------------------------------
@@ -278,7 +288,7 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=("video-shapes", "video-digits"), default="video-shapes",
                         help="data of the trained models whose samples are scored (default video-shapes)")
     parser.add_argument("--samples", type=positive_int, default=None,
-                        help=f"clips per model for FVD and motion (default {DEFAULT_SAMPLES})")
+                        help=f"clips per model for FVD and consistency (default {DEFAULT_SAMPLES})")
     add_trained_model_arguments(parser)
     parser.add_argument("--quick", action="store_true",
                         help="a run in seconds: tiny shapes, 2 timed steps, 2-step models, 4 samples, a tiny judge")

@@ -10,7 +10,7 @@ from pathlib import Path
 from course_lib.workshop.build.build import BuildError, build, check_root
 from course_lib.workshop.build.drift import check, setup_cell_drift
 from course_lib.workshop.build.stubs import SolutionMarkerError
-from course_lib.workshop.build.timing import time_lessons, time_table, write_readme_table
+from course_lib.workshop.build.timing import load_records, time_lessons, time_table, write_readme_table
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,7 +65,7 @@ def _time(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"notebooks time: error: {error}", file=sys.stderr)
         return 2
-    table = time_table(record)
+    table = time_table(load_records(args.root))
     print(table)
     readme = Path(args.root) / "README.md"
     if readme.is_file() and write_readme_table(readme, table):

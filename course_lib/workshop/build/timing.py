@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import torch
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from course_lib._files import atomic_write, atomic_write_json
 from course_lib._validation import check_choice, fail
@@ -67,6 +67,9 @@ def time_lesson(path: Path, preset: str, threads: int | None = None) -> LessonTi
             except CellExecutionError as failure:
                 error = f"{cell_label(nb, index)} raised {failure.ename}: {failure.evalue}"
                 break
+            except (CellTimeoutError, DeadKernelError) as failure:  # a cell past CELL_TIMEOUT_S, or the kernel died
+                error = f"{cell_label(nb, index)}: {type(failure).__name__}: {str(failure).splitlines()[0]}"
+                break
     return LessonTime(path.stem, round(time.perf_counter() - start, 1), error)
 
 
@@ -74,15 +77,28 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def time_table(record: dict) -> str:
-    """The Markdown table of a record written by :func:`time_lessons`."""
-    lines = [f"Measured with `python -m course_lib notebooks time --preset {record['preset']}` "
-             f"({record['machine']['cpu_count']} CPU cores, torch {record['torch']}, threads: {record['threads']}).", "",
-             "| lesson | run top to bottom |", "|---|---|"]
-    for entry in record["lessons"]:
-        result = _minutes(entry["seconds"]) + ("" if entry["error"] is None else f" — failed: {entry['error']}")
-        lines.append(f"| {entry['lesson']} | {result} |")
-    return "\n".join(lines)
+def load_records(root: Path) -> list[dict]:
+    """Every ``benchmarks/lesson-times-<preset>.json`` under ``root``, in the order smoke, cpu, gpu."""
+    found = {path.stem.removeprefix("lesson-times-"): json.loads(path.read_text(encoding="utf-8"))
+             for path in (Path(root) / "benchmarks").glob("lesson-times-*.json")}
+    return [found[name] for name in PRESETS if name in found]
+
+
+def time_table(records: list[dict]) -> str:
+    """One Markdown table of the lessons' run times, a column per preset measured (records of :func:`time_lessons`)."""
+    lessons = sorted({entry["lesson"] for record in records for entry in record["lessons"]})
+    seconds = [{entry["lesson"]: entry for entry in record["lessons"]} for record in records]
+    lines = ["| lesson | " + " | ".join(f"`{record['preset']}` preset" for record in records) + " |",
+             "|---" * (len(records) + 1) + "|"]
+    for lesson in lessons:
+        cells = []
+        for entries in seconds:
+            entry = entries.get(lesson)
+            cells.append("—" if entry is None else _minutes(entry["seconds"]) + (" (failed)" if entry["error"] else ""))
+        lines.append(f"| {lesson} | " + " | ".join(cells) + " |")
+    machines = "; ".join(f"`{r['preset']}`: {r['machine']['cpu_count']} CPU cores, {r['threads']} thread(s), "
+                         f"torch {r['torch']}" for r in records)
+    return "\n".join([*lines, "", f"Measured with `python -m course_lib notebooks time --preset PRESET` ({machines})."])
 
 
 def write_readme_table(readme: Path, table: str) -> bool:

@@ -5,27 +5,28 @@ twice: its values against the course's reference on fresh cases, and what it *do
 falls, a frame that reaches other frames only through the temporal layer, a known part that comes
 back exactly. A behaviour is a function ``behaviour(learner_fn) -> str | None``: a one-sentence
 description of what went wrong, or None when all is well. :func:`check_idea` runs them around
-``compare`` and still prints exactly one line::
+``compare`` and still prints one "✓" line or one "✗" block::
 
     check_idea("2.4", ddpm_sample_loop, reference_ddpm_sample_loop, cases, "ddpm_sample_loop",
                before=[_visits_every_step_once], after=[_lands_on_the_point],
                done="lands every particle of a one-point data set on it")
 
-``before`` behaviours run first: they catch mistakes a precise sentence explains better than a
-difference of numbers (a loop that skips the last step). ``after`` behaviours run once the values
-match (slow ones: training for a few hundred steps).
+``before`` behaviours explain a difference of values better than numbers can (a loop that skips the
+last step): when the values differ, the first one that complains speaks. ``after`` behaviours run
+once the values match (slow ones: training for a few hundred steps). A stub, an error, None, a wrong
+shape, dtype or NaN get ``compare``'s own block, whatever the behaviours say.
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 
-from course_lib.workshop.checks import Case, compare, report
+from course_lib.workshop.checks import Case, _hint_line, compare, not_a_function, not_done, report
 
 Behaviour = Callable[[Callable[..., Any]], "str | None"]
 RAISED = "your code raised"
@@ -51,6 +52,18 @@ def _run(behaviour: Behaviour, learner_fn: Callable[..., Any]) -> str | None:
         return f"{RAISED} {type(error).__name__}: {first_line(error)}"
 
 
+def _plain_difference(block: str) -> bool:
+    """A compare() failure that is only a difference of values ("case i of n differs"), not a raise, None, a
+    shape, a dtype or NaN: a behaviour's sentence may explain it better."""
+    first = block.splitlines()[0] if block else ""
+    return " differs" in first and "raised" not in first
+
+
+def _complain(exercise: str, problem: str, hint: str) -> bool:
+    """The behaviour's sentence as a "✗" block, with the first hint under it."""
+    return report(exercise, False, _sentence(problem), _hint_line(exercise, hint))
+
+
 def check_idea(
     exercise: str,
     learner_fn: Callable[..., Any],
@@ -62,52 +75,53 @@ def check_idea(
     done: str = "",
     hint: str = "",
     call: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+    *,
+    variants: Mapping[str, Callable[..., Any]] | None = None,
 ) -> bool:
-    """``before`` behaviours, then ``compare(exercise, learner_fn, reference_fn, cases, what, hint)``,
-    then ``after`` behaviours; prints one "✓" or "✗" line and returns whether all passed.
+    """``compare(exercise, learner_fn, reference_fn, cases, what, hint, variants=...)`` with behaviours around
+    it; prints one "✓" line or one "✗" block (see :func:`~course_lib.workshop.checks.report`).
 
-    A stub (or a learner's function that raises) met in a ``before`` behaviour is left to
-    ``compare``, so a function that is not written yet gets its usual "not done yet" line.
-    ``done`` says in a few words what the behaviours showed, for the "✓" line. ``call(fn)``, if
-    given, is what ``compare`` runs for the learner's function and the reference (e.g. a wrapper
-    that turns a seed in the case into a fresh generator); the behaviours get the learner's own.
+    A failure ``compare`` explains by its kind (a stub, an error, None, a shape, a dtype, NaN) is
+    reported as ``compare`` reports it. When the values merely differ, the first ``before`` behaviour
+    that complains speaks instead: its sentence says what the code does wrong. Once the values match,
+    the remaining ``before`` and the ``after`` behaviours run. ``done`` says in a few words what the
+    behaviours showed, for the "✓" line. ``call(fn)``, if given, is what ``compare`` runs for the
+    learner's function and the reference (e.g. a wrapper that turns a seed in the case into a fresh
+    generator); the behaviours get the learner's own. The first hint is ``hint`` if given, else level 1
+    of the exercise's ``HINTS`` entry.
     """
     cases, before = list(cases), list(before)
-    extra = f" Hint: {hint}" if hint else ""
-    passed = 0  # the before-behaviours that ran to the end
-    for behaviour in before:
-        try:
-            problem = _run(behaviour, learner_fn)
-        except NotImplementedError:
-            break  # compare() says "not done yet"
-        if problem and problem.startswith(RAISED):
-            break  # compare() reports the error the way it reports every error
-        if problem:
-            return report(exercise, False, f"{_sentence(problem)}{extra}")
-        passed += 1
+    if not callable(learner_fn):
+        return not_a_function(exercise, learner_fn)
     printed = io.StringIO()
     wrap = call or (lambda fn: fn)
     try:
         with contextlib.redirect_stdout(printed):
-            ok = compare(exercise, wrap(learner_fn), wrap(reference_fn), cases, what, hint)
+            ok = compare(exercise, wrap(learner_fn), wrap(reference_fn), cases, what, hint, variants=variants)
     except Exception as error:  # noqa: BLE001 -- a reference built from the learner's module (its weights) failed
         return report(exercise, False, f"the reference could not run with your {what} ({type(error).__name__}: "
-                                       f"{first_line(error)}); did you change the layers of the given __init__?{extra}")
+                                       f"{first_line(error)}); did you change the layers of the given __init__?",
+                      _hint_line(exercise, hint))
     if not ok:
+        if _plain_difference(printed.getvalue()):
+            for behaviour in before:
+                try:
+                    problem = _run(behaviour, learner_fn)
+                except NotImplementedError:
+                    break
+                if problem and not problem.startswith(RAISED):
+                    return _complain(exercise, problem, hint)
         sys.stdout.write(printed.getvalue())
         return False
-    for behaviour in [*before[passed:], *after]:
+    for behaviour in [*before, *after]:
         try:
             problem = _run(behaviour, learner_fn)
         except NotImplementedError:
             problem = "your code reached a `raise NotImplementedError` line"
         if problem:
-            return report(exercise, False, f"{_sentence(problem)}{extra}")
+            return _complain(exercise, problem, hint)
     also = f" and {done}" if done else ""
     return report(exercise, True, f"{what} matches the reference on {len(cases)} fresh cases{also}.")
-
-
-NOT_DONE = "not done yet: replace the `raise NotImplementedError` line with your code."
 
 
 def build_or_report(exercise: str, what: str, build: Callable[[], Any]) -> tuple[Any, bool]:
@@ -116,9 +130,10 @@ def build_or_report(exercise: str, what: str, build: Callable[[], Any]) -> tuple
     try:
         return build(), True
     except NotImplementedError:
-        return None, report(exercise, False, NOT_DONE)
-    except Exception as error:  # noqa: BLE001 -- the learner's code failed: say how, in one line
-        return None, report(exercise, False, f"building your {what} raised {type(error).__name__}: {first_line(error)}")
+        return None, not_done(exercise)
+    except Exception as error:  # noqa: BLE001 -- the learner's code failed: say how, in one block
+        return None, report(exercise, False, f"building your {what} raised {type(error).__name__}: {first_line(error)}",
+                            _hint_line(exercise))
 
 
 @contextlib.contextmanager

@@ -11,6 +11,22 @@ from course_lib.diffusion.objectives import uniform_timesteps
 from course_lib.diffusion.schedules import NoiseSchedule, make_schedule, schedule_from_betas
 
 
+HINTS = {
+    "1.1": ("the signal shrinks and noise is added so that the variance stays 1: both scales are square roots.",
+            "x_t = √α_t · x_{t−1} + √(1 − α_t) · ε."),
+    "1.2": ("ᾱ_t is a running product: the signal left after steps 1 … t, one value per step.",
+            "ᾱ_t = α_1 · α_2 · … · α_t: torch.cumprod(alphas, dim=0)."),
+    "1.3": ("a training batch gives every example its own noise level: draw one timestep per example, then the "
+            "noise, and jump each x0 to its own step in one go, with q(x_t | x0).",
+            "t = torch.randint(0, T, (B,), generator=generator) (code steps 0 … T − 1), then ε with the same generator; "
+            "x_t = √ᾱ_t · x0 + √(1 − ᾱ_t) · ε with alpha_bars[t] (Ho et al. 2020, Eq. 4).",
+            "draw t first, then ε; reshape alpha_bars[t] to (B, 1, …, 1) so that it broadcasts over x0 of any shape; "
+            "return (x_t, t, ε)."),
+}
+NO_ROOTS = "square roots missing: a variance where its square root belongs"
+NOISE_ROOT = "a square root missing on the noise scale"
+
+
 def _one_step_schedule(alpha_t: torch.Tensor):
     return schedule_from_betas((1 - alpha_t).reshape(1).double().expand(2).clone())
 
@@ -50,19 +66,21 @@ def check_forward_step(learner_fn) -> bool:
     for seed, shape in enumerate([(4, 1), (3, 2), (2, 1, 5, 5), (1, 3, 2, 4, 4)]):
         x, a = _fresh(seed, shape)
         cases.append(((x, torch.tensor(a), torch.randn(shape, generator=torch.Generator().manual_seed(50 + seed))), {}))
-    return compare("1.1", learner_fn, reference_forward_step, cases, "forward_step",
-                   hint="both the signal and the noise are scaled by square roots: √α_t and √(1 − α_t).")
+    mistakes = {NO_ROOTS: lambda x, a, eps: a * x + (1 - a) * eps,
+                NOISE_ROOT: lambda x, a, eps: a.sqrt() * x + (1 - a) * eps}
+    return compare("1.1", learner_fn, reference_forward_step, cases, "forward_step", variants=mistakes)
 
 
 def check_alpha_bar(learner_fn) -> bool:
     cases = [((make_schedule(name, 50).alphas,), {}) for name in ("linear", "cosine")]
     cases.append(((torch.tensor([0.9, 0.8, 0.5]),), {}))
-    return compare("1.2", learner_fn, reference_alpha_bar, cases, "alpha_bar",
-                   hint="ᾱ_t multiplies α_1 … α_t (torch.cumprod); it has one value per step.")
-
-
-NOISY_BATCH_HINT = ("first t (one per example, 0 … T−1), then ε, both from the generator; alpha_bars[t] "
-                    "reshaped to (B, 1, …, 1) broadcasts over x0 of any shape.")
+    mistakes = {
+        "a running sum where a running product belongs": lambda alphas: torch.cumsum(alphas, 0),
+        "one product of all steps, not one per step": lambda alphas: torch.prod(alphas).expand_as(alphas),
+        "off by one timestep (paper vs code index): the product stops one step early":
+            lambda alphas: torch.cat([torch.ones(1, dtype=alphas.dtype), torch.cumprod(alphas, 0)[:-1]]),
+    }
+    return compare("1.2", learner_fn, reference_alpha_bar, cases, "alpha_bar", variants=mistakes)
 
 
 def _call_noisy_batch(fn):
@@ -96,6 +114,16 @@ def _matches_q(learner_fn) -> str | None:
     return None
 
 
+def _noisy_batch_without_roots(x0, alpha_bars, seed):
+    """The batch of reference_noisy_batch with ᾱ_t and 1 − ᾱ_t where their square roots belong."""
+    _, t, eps = reference_noisy_batch(x0, alpha_bars, seeded(seed))
+    ab = alpha_bars.to(x0.dtype)[t].reshape(-1, *[1] * (x0.dim() - 1))
+    return ab * x0 + (1 - ab) * eps, t, eps
+
+
+NOISY_BATCH_MISTAKES = {NO_ROOTS: _noisy_batch_without_roots}
+
+
 def check_noisy_batch(learner_fn) -> bool:
     g = torch.Generator().manual_seed(13)
     linear, short = make_schedule("linear", 1000).alpha_bars, torch.linspace(0.95, 0.05, 8)
@@ -103,4 +131,4 @@ def check_noisy_batch(learner_fn) -> bool:
         ((6, 1), linear), ((5, 2), short), ((3, 1, 4, 4), linear), ((2, 4, 1, 3, 3), short)], start=130)]
     return check_idea("1.3", learner_fn, reference_noisy_batch, cases, "noisy_batch (x_t, t, ε)",
                       before=[_every_step_drawn, _matches_q], call=_call_noisy_batch,
-                      done="gives each example the noise level of its own step", hint=NOISY_BATCH_HINT)
+                      done="gives each example the noise level of its own step", variants=NOISY_BATCH_MISTAKES)

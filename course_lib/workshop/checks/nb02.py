@@ -25,6 +25,33 @@ from course_lib.models.mlp import MLPDenoiser
 from course_lib.training import random_rows
 
 
+HINTS = {
+    "2.1": ("compute β_t = 1 − α_t and ᾱ_t = α_t · ᾱ_{t−1} first; the mean mixes x0 and x_t, the variance is β_t "
+            "shrunk by the noise already present before the step.",
+            "the variance is β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t), not β_t; the x0 coefficient has √ᾱ_{t−1}, "
+            "the x_t coefficient √α_t (Ho et al. 2020, Eq. 7)."),
+    "2.2": ("solve x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε for x0, with the predicted noise in place of ε.",
+            "undo x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε: subtract the noise term, then divide by √ᾱ_t."),
+    "2.3": ("one reverse step: the mean μθ of q(x_{t−1} | x_t, x̂0) with x̂0 predicted from ε̂, then fresh noise z "
+            "scaled by the posterior's standard deviation.",
+            "μθ = (x_t − β_t / √(1 − ᾱ_t) · ε̂) / √α_t with ᾱ_t = α_t ᾱ_{t−1} (Ho et al. 2020, Eq. 11).",
+            "x_{t−1} = μθ + √β̃_t · z with β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t) (Algorithm 2)."),
+    "2.4": ("start from pure noise and walk the chain backwards one step at a time, every step once, asking the model "
+            "for the noise at the step you are on; the last step adds no noise.",
+            "x_T ~ N(0, I) from the generator; for t = T − 1 … 0: ε̂ = model_fn(x, t as a (B,) tensor), then your "
+            "ddpm_step with ᾱ_t, ᾱ_{t−1} (1 at t = 0) and fresh z from the generator (Ho et al. 2020, Algorithm 2).",
+            "z = 0 at t = 0, so the last step returns the mean; draw x_T first, then one z per step, all from the "
+            "generator, so that the same seed gives the same samples."),
+    "2.5": ("training repeats one move: take a batch, noise it to random steps, ask the model for the noise and "
+            "nudge its weights to make the squared error smaller.",
+            "Adam on model.parameters(); each step: rows of the data, then t, then ε (in that order, from the "
+            "generator), loss = mean ‖ε − model(x_t, t)‖² (Ho et al. 2020, Algorithm 1).",
+            "zero_grad, backward, step, and append loss.item() for every step; return the list of floats."),
+}
+NO_ROOTS = "square roots missing: α where √α belongs"
+ONE_STEP_EARLY = "off by one timestep (paper vs code index): ᾱ_{t−1} where ᾱ_t belongs"
+
+
 def _two_step_schedule(alpha_t: torch.Tensor, alpha_bar_prev: torch.Tensor):
     """A schedule whose step t = 1 has α_1 = alpha_t and ᾱ_0 = alpha_bar_prev."""
     betas = torch.stack([1 - alpha_bar_prev.double(), 1 - alpha_t.double()])
@@ -65,21 +92,41 @@ def _cases(seed: int, count: int):
 
 def check_q_posterior(learner_fn) -> bool:
     cases = [((x0, x_t, a, ab), {}) for x0, x_t, a, ab, _ in _cases(200, 4)]
+    def no_roots(x0, x_t, a, abp):
+        return (1 - a) * abp / (1 - a * abp) * x0 + (1 - abp) * a / (1 - a * abp) * x_t, \
+            reference_q_posterior(x0, x_t, a, abp)[1]
+
+    mistakes = {"the variance β_t where β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t) belongs":
+                lambda x0, x_t, a, abp: (reference_q_posterior(x0, x_t, a, abp)[0], 1 - a),
+                NO_ROOTS: no_roots}
     return compare("2.1", learner_fn, reference_q_posterior, cases, "q_posterior (mean and variance)",
-                   hint="the variance is β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t), not β_t; "
-                        "the x0 coefficient has √ᾱ_{t−1}, the x_t coefficient √α_t.")
+                   variants=mistakes)
 
 
 def check_predict_x0(learner_fn) -> bool:
     cases = [((x_t, eps, a * ab), {}) for x_t, eps, a, ab, _ in _cases(300, 4)]
-    return compare("2.2", learner_fn, reference_predict_x0, cases, "predict_x0",
-                   hint="undo x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε: subtract the noise term, then divide by √ᾱ_t.")
+    mistakes = {NO_ROOTS: lambda x_t, eps, ab: (x_t - (1 - ab) * eps) / ab,
+                "not divided by √ᾱ_t": lambda x_t, eps, ab: x_t - (1 - ab).sqrt() * eps,
+                "multiplied by √ᾱ_t where dividing belongs": lambda x_t, eps, ab: ab.sqrt() * x_t - (1 - ab).sqrt() * eps}
+    return compare("2.2", learner_fn, reference_predict_x0, cases, "predict_x0", variants=mistakes)
 
 
 def check_ddpm_step(learner_fn) -> bool:
     cases = [((x_t, eps, a, ab, z), {}) for x_t, eps, a, ab, z in _cases(400, 4)]
-    return compare("2.3", learner_fn, reference_ddpm_step, cases, "ddpm_step",
-                   hint="μθ = (x_t − β_t/√(1 − ᾱ_t) · ε̂) / √α_t with ᾱ_t = α_t ᾱ_{t−1}; then add √β̃_t · z.")
+    def mean(x_t, eps, a, ab):
+        return (x_t - (1 - a) / (1 - ab).sqrt() * eps) / a.sqrt()
+
+    def sigma(a, abp):
+        return ((1 - a) * (1 - abp) / (1 - a * abp)).sqrt()
+
+    mistakes = {
+        "σ_t² = β_t: a valid sampler, but this step asks for β̃_t":
+            lambda x_t, eps, a, abp, z: mean(x_t, eps, a, a * abp) + (1 - a).sqrt() * z,
+        "a square root missing: divided by α_t where √α_t belongs":
+            lambda x_t, eps, a, abp, z: mean(x_t, eps, a, a * abp) * a.sqrt() / a + sigma(a, abp) * z,
+        ONE_STEP_EARLY: lambda x_t, eps, a, abp, z: mean(x_t, eps, a, abp) + sigma(a, abp) * z,
+    }
+    return compare("2.3", learner_fn, reference_ddpm_step, cases, "ddpm_step", variants=mistakes)
 
 
 # --- 2.4 the DDPM sampling loop ------------------------------------------------------------------
@@ -154,9 +201,7 @@ def check_ddpm_sample_loop(learner_fn) -> bool:
              ((_bent_denoiser, (2, 3, 1, 3, 3), linear, 242), {})]
     return check_idea("2.4", learner_fn, reference_ddpm_sample_loop, cases, "ddpm_sample_loop",
                       before=[_visits_every_step_once], after=[_lands_on_the_point, _matches_gaussian_data],
-                      call=_call_sampler, done="samples a one-point and a Gaussian data set from their exact denoisers",
-                      hint="x_T from the generator; for t = T−1 … 0: ε̂ = model_fn(x, t as a (B,) tensor), then "
-                           "your ddpm_step with fresh z from the generator (z = 0 at t = 0).")
+                      call=_call_sampler, done="samples a one-point and a Gaussian data set from their exact denoisers")
 
 
 # --- 2.5 the training loop ------------------------------------------------------------------------
@@ -216,6 +261,4 @@ def check_train_denoiser(learner_fn) -> bool:
     with one_thread():
         return check_idea("2.5", learner_fn, reference_train_denoiser, cases, "train_denoiser (the loss of every step)",
                           after=[_learns_two_moons], call=_call_trainer,
-                          done=f"learns two moons in {TRAIN_STEPS} steps (loss falls, samples near the moons by MMD)",
-                          hint="Adam on model.parameters(); each step draws rows, then t, then ε, and takes one "
-                               "optimiser step on the ε loss; return the losses as floats.")
+                          done=f"learns two moons in {TRAIN_STEPS} steps (loss falls, samples near the moons by MMD)")

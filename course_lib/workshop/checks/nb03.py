@@ -11,6 +11,19 @@ from course_lib.diffusion.forward import to_x0_eps
 from course_lib.diffusion.schedules import MAX_BETA, cosine_betas, make_schedule, schedule_from_betas
 
 
+HINTS = {
+    "3.1": ("SNR compares how much signal is left with how much noise was added, as variances.",
+            "SNR_t = ᾱ_t / (1 − ᾱ_t): the signal variance ᾱ_t over the noise variance 1 − ᾱ_t (no square roots)."),
+    "3.2": ("the cosine schedule is defined by its curve ᾱ(s) for s from 0 to 1; each β is how much of the signal "
+            "one step removes, read off two neighbouring points of the curve.",
+            "f(s) = cos²(((s + offset)/(1 + offset))·π/2), ᾱ(s) = f(s)/f(0) on s = t/T for t = 0 … T; "
+            "β_t = 1 − ᾱ((t+1)/T) / ᾱ(t/T) (Nichol & Dhariwal 2021, Eq. 17).",
+            "T + 1 grid points give T betas; clip them at 0.999 so the last step does not destroy the signal at once."),
+    "3.3": ("write x_t and v in terms of x0 and ε; one combination of the two cancels ε.",
+            "x0 = √ᾱ_t·x_t − √(1 − ᾱ_t)·v (check it: √ᾱ_t² + (1 − ᾱ_t) = 1)."),
+}
+
+
 def _constant_schedule(alpha_bar_t: torch.Tensor):
     """A schedule whose first step has ᾱ_0 = alpha_bar_t (so code t = 0 carries that noise level)."""
     return schedule_from_betas((1 - alpha_bar_t.double()).reshape(1).expand(2).clone())
@@ -46,8 +59,8 @@ def check_snr(learner_fn) -> bool:
     # The cosine and sigmoid schedules end near ᾱ = 0; stop at T−2 so that every SNR is well scaled.
     cases = [((make_schedule(name, 50).alpha_bars[:-1].clone(),), {}) for name in ("linear", "cosine", "sigmoid")]
     cases.append(((torch.tensor([0.99, 0.5, 0.2, 0.01]),), {}))
-    return compare("3.1", learner_fn, reference_snr, cases, "snr",
-                   hint="SNR compares the signal variance ᾱ_t with the noise variance 1 − ᾱ_t (no square roots).")
+    mistakes = {"the log of the SNR, not the SNR": lambda ab: torch.log(reference_snr(ab))}
+    return compare("3.1", learner_fn, reference_snr, cases, "snr", variants=mistakes)
 
 
 def _betas_in_range(learner_fn) -> str | None:
@@ -79,16 +92,25 @@ def _follows_the_cosine(learner_fn) -> str | None:
     return None
 
 
+def _unclipped_cosine_betas(num_steps: int, offset: float) -> torch.Tensor:
+    """The cosine betas without the clip at MAX_BETA: the last one reaches 1."""
+    s = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
+    f = torch.cos((s + offset) / (1 + offset) * math.pi / 2) ** 2
+    return 1 - f[1:] / f[:-1]
+
+
+COSINE_MISTAKES = {f"β not clipped at {MAX_BETA}: the last step destroys all the signal at once": _unclipped_cosine_betas}
+
+
 def check_cosine_betas(learner_fn) -> bool:
     cases = [((steps, offset), {}) for steps, offset in [(10, 0.008), (50, 0.008), (1000, 0.008), (30, 0.0), (40, 0.2)]]
     return check_idea("3.2", learner_fn, reference_cosine_betas, cases, "cosine_betas",
                       before=[_betas_in_range, _follows_the_cosine],
-                      done="its ᾱ follows the cosine curve with every β in (0, 0.999]",
-                      hint="ᾱ on the grid s = t/T for t = 0 … T (T + 1 points), β from the ratio of neighbours, "
-                           "then clip at 0.999.")
+                      done="its ᾱ follows the cosine curve with every β in (0, 0.999]", variants=COSINE_MISTAKES)
 
 
 def check_x0_from_v(learner_fn) -> bool:
     cases = [((x_t, v, ab), {}) for x_t, v, ab in _tensor_cases(600)]
-    return compare("3.3", learner_fn, reference_x0_from_v, cases, "x0_from_v",
-                   hint="write x_t and v in terms of x0 and ε; √ᾱ_t·x_t − √(1 − ᾱ_t)·v cancels ε.")
+    mistakes = {"that is ε, not x0": lambda x_t, v, ab: (1 - ab).sqrt() * x_t + ab.sqrt() * v,
+                "v treated as ε: that formula recovers x0 from the noise": lambda x_t, v, ab: (x_t - (1 - ab).sqrt() * v) / ab.sqrt()}
+    return compare("3.3", learner_fn, reference_x0_from_v, cases, "x0_from_v", variants=mistakes)

@@ -18,6 +18,25 @@ from course_lib.models.embeddings import TimestepEmbedding
 NUM_CLASSES = 10
 
 
+HINTS = {
+    "4.1": ("noise each image to its own timestep in one jump (q_sample), ask the model for the noise, and score "
+            "its guess against the noise you used.",
+            "x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε with ᾱ_t = alpha_bars[t] reshaped to (B, 1, 1, 1); the model gets "
+            "(x_t, t, labels) and its output is compared with the noise ε (mean squared error)."),
+    "4.2": ("a DDIM sampler walks the listed steps from noise to data; at each one, ask the model twice (with the "
+            "labels and with the null label), mix the two predictions with guidance, then take one DDIM step.",
+            "ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, y) − ε̂(x_t, ∅)) (Ho & Salimans 2022); x̂0 = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t; "
+            "x_next = √ᾱ_next·x̂0 + √(1 − ᾱ_next)·ε̂ (Song et al. 2021a, Eq. 12, η = 0).",
+            "the null label is model.null_label; ᾱ_next = 1 after the last listed step, so the last jump lands on x̂0; "
+            "no clipping."),
+    "4.3": ("a residual block with a timestep: the time features become one shift per channel, added between the two "
+            "convolutions, and the input comes back through the skip path at the end.",
+            "emb = time_mlp([cos, sin] features of t); h = conv1(SiLU(norm1(x))) + emb_proj(SiLU(emb))[:, :, None, None]; "
+            "h = conv2(SiLU(norm2(h))); return h + skip(x) (Ho et al. 2020, appendix B).",
+            "the shift has shape (B, C_out, 1, 1): one number per channel per example, broadcast over the pixels."),
+}
+
+
 def _schedule_from_alpha_bars(alpha_bars: torch.Tensor) -> NoiseSchedule:
     """The schedule whose ᾱ_t are ``alpha_bars`` (T,), decreasing: β_t = 1 − ᾱ_t / ᾱ_{t−1}."""
     alpha_bars = alpha_bars.double().reshape(-1)
@@ -72,7 +91,7 @@ def reference_guided_ddim_sample(model, x, labels, w, timesteps, alpha_bars) -> 
                        clip_x0=False)
 
 
-def reference_time_res_block(block: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def reference_res_block_output(block: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """course_lib's TimestepEmbedding and ResBlock (Ho et al. 2020, appendix B) holding ``block``'s weights."""
     embed = TimestepEmbedding(block.time_dim, block.emb_proj.in_features)
     embed.mlp.load_state_dict(block.time_mlp.state_dict())
@@ -80,6 +99,41 @@ def reference_time_res_block(block: nn.Module, x: torch.Tensor, t: torch.Tensor)
     res.load_state_dict({k: v for k, v in block.state_dict().items() if not k.startswith("time_mlp.")})
     return res(x, embed(t))
 
+
+# --- common mistakes, each named by its diagnosis ------------------------------------------------
+
+def _loss_with(model, x0, labels, t, noise, alpha_bars, target="eps", roots=True, shift=0, use_labels=True,
+               reduction="mean"):
+    """The ε loss with one mistake: another target, no square roots, ᾱ_{t−shift}, labels dropped, a sum."""
+    ab = alpha_bars[(t - shift).clamp(min=0)].view(-1, *[1] * (x0.dim() - 1))
+    x_t = (ab.sqrt() * x0 + (1 - ab).sqrt() * noise) if roots else (ab * x0 + (1 - ab) * noise)
+    prediction = model(x_t, t, labels if use_labels else torch.zeros_like(labels))
+    return F.mse_loss(prediction, noise if target == "eps" else x0, reduction=reduction)
+
+
+_LOSS_MISTAKES = {
+    "the prediction compared with x0, not with the noise ε": lambda *a: _loss_with(*a, target="x0"),
+    "square roots missing in x_t: ᾱ_t where √ᾱ_t belongs": lambda *a: _loss_with(*a, roots=False),
+    "off by one timestep (paper vs code index): ᾱ_{t−1} where ᾱ_t = alpha_bars[t] belongs":
+        lambda *a: _loss_with(*a, shift=1),
+    "the labels never reach the model": lambda *a: _loss_with(*a, use_labels=False),
+    "a sum where the mean belongs": lambda *a: _loss_with(*a, reduction="sum"),
+}
+
+
+
+def _other_convention(model, x, labels, w, timesteps, alpha_bars):
+    return reference_guided_ddim_sample(model, x, labels, w + 1, timesteps, alpha_bars)
+
+
+def _reversed_guidance(model, x, labels, w, timesteps, alpha_bars):
+    return reference_guided_ddim_sample(model, x, labels, 1 - w, timesteps, alpha_bars)
+
+
+_GUIDED_MISTAKES = {
+    "the other convention: yours is ours with w + 1 (Ho & Salimans write ε(y) + w·(ε(y) − ε(∅)))": _other_convention,
+    "the direction reversed: move from ε(x_t, ∅) towards ε(x_t, y)": _reversed_guidance,
+}
 
 # --- checks ---------------------------------------------------------------------------------------
 
@@ -105,10 +159,7 @@ def check_training_loss(learner_fn) -> bool:
     short = torch.linspace(0.95, 0.05, 8)  # a coarse 8-step schedule: indexing ᾱ one step off shows clearly
     cases.append(((model, torch.rand(5, 1, 4, 4, generator=g) * 2 - 1, torch.arange(5), torch.tensor([0, 2, 4, 6, 7]),
                    torch.randn(5, 1, 4, 4, generator=g), short), {}))
-    return compare("4.1", learner_fn, reference_training_loss, cases, "training_loss",
-                   hint="x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε with ᾱ_t = alpha_bars[t] reshaped to (B, 1, 1, 1); "
-                        "the model gets (x_t, t, labels) and its output is compared with the noise ε (mean squared error).")
-
+    return compare("4.1", learner_fn, reference_training_loss, cases, "training_loss", variants=_LOSS_MISTAKES)
 
 # --- 4.2 classifier-free guidance inside a DDIM sampler ---------------------------------------------
 
@@ -172,9 +223,7 @@ def check_guided_ddim_sample(learner_fn) -> bool:
     with torch.no_grad():
         return check_idea("4.2", learner_fn, reference_guided_ddim_sample, list(_guided_cases(42)),
                           "guided_ddim_sample", before=[_asks_both_at_every_step, _w0_ignores_the_labels],
-                          done="asks for both predictions at every visited step",
-                          hint="at each t: ε̂ = ε̂(∅) + w·(ε̂(y) − ε̂(∅)); x̂0 from ε̂; x_next = √ᾱ_next·x̂0 + "
-                               "√(1 − ᾱ_next)·ε̂, with ᾱ_next = 1 after the last listed step.")
+                          done="asks for both predictions at every visited step", variants=_GUIDED_MISTAKES)
 
 
 # --- 4.3 a ResBlock that reads the timestep ---------------------------------------------------------
@@ -227,8 +276,6 @@ def check_time_res_block(block_class) -> bool:
         return (lambda block, x, t: block(x, t)) if fn is block_class else fn
 
     with torch.no_grad():
-        return check_idea("4.3", block_class, reference_time_res_block, cases, "TimeResBlock",
+        return check_idea("4.3", block_class, reference_res_block_output, cases, "TimeResBlock",
                           after=[_zero_last_conv_is_the_skip, _reads_each_timestep], call=run,
-                          done="is a residual block that reads each example's timestep",
-                          hint="[cos, sin] features of t go through time_mlp; the shift emb_proj(SiLU(emb)) is added "
-                               "between the two convolutions, one number per channel; skip(x) is added at the end.")
+                          done="is a residual block that reads each example's timestep")

@@ -9,6 +9,22 @@ from course_lib.data.files import resize_center_crop
 from course_lib.data.video import bouncing_shapes, frame_correlation, from_channels_first_time, moving_digits
 
 
+HINTS = {
+    "5.1": ("a new order of the axes, not a new shape: the values have to move in memory.",
+            "move the axes with permute (or einops.rearrange): (B, C, T, H, W) -> (B, T, C, H, W) is permute(0, 2, 1, 3, 4); "
+            "reshape/view keeps the memory order and scrambles frames and channels."),
+    "5.2": ("the Pearson correlation between each frame and the frame lag steps later, averaged over all such pairs.",
+            "pair frame t with frame t + lag for t = 0 … T − 1 − lag, subtract each frame's own mean, divide by both "
+            "frames' norms, then average over all pairs and clips."),
+    "5.3": ("a training clip is a random window of the video: pick where it starts, take every stride-th frame, make "
+            "each frame a square of the right size, and scale the bytes to the range the model expects.",
+            "span = (frames − 1)·stride + 1 source frames; start = torch.randint(0, T − span + 1, (1,), generator=…); "
+            "frames video[start : start + span : stride]; resize_center_crop to size; x / 127.5 − 1.",
+            "convert to float before resizing; return (frames, C, size, size) float32 in [−1, 1], and leave the uint8 "
+            "input as it was."),
+}
+
+
 def reference_to_course_layout(x: torch.Tensor) -> torch.Tensor:
     """(B, C, T, H, W) -> (B, T, C, H, W), via course_lib.data.video.from_channels_first_time."""
     return from_channels_first_time(x)
@@ -23,9 +39,7 @@ def check_to_course_layout(learner_fn) -> bool:
     g = torch.Generator().manual_seed(5)
     shapes = [(2, 3, 5, 4, 6), (1, 1, 7, 5, 5), (3, 3, 2, 8, 3)]  # (B, C, T, H, W), all sizes distinct where it matters
     cases = [((torch.randn(shape, generator=g),), {}) for shape in shapes]
-    return compare("5.1", learner_fn, reference_to_course_layout, cases, "to_course_layout",
-                   hint="move the axes with permute (or einops.rearrange); reshape/view keeps the memory order "
-                        "and scrambles frames and channels.")
+    return compare("5.1", learner_fn, reference_to_course_layout, cases, "to_course_layout")
 
 
 def check_frame_correlation(learner_fn) -> bool:
@@ -34,9 +48,28 @@ def check_frame_correlation(learner_fn) -> bool:
     shapes = bouncing_shapes(3, frames=5, size=16, seed=12).video
     noise = torch.randn(2, 4, 1, 5, 5, generator=g)
     cases = [((digits, 0), {}), ((digits, 1), {}), ((digits, 5), {}), ((shapes, 2), {}), ((noise, 1), {})]
-    return compare("5.2", learner_fn, reference_frame_correlation, cases, "frame_correlation",
-                   hint="pair frame t with frame t + lag for t = 0 … T − 1 − lag, subtract each frame's own mean, "
-                        "divide by both frames' norms, then average over all pairs and clips.")
+    mistakes = {
+        "off by one: frames lag + 1 apart paired": lambda video, lag: frame_correlation(video, lag + 1),
+        "a covariance, not a correlation (not divided by the frames' norms)": _covariance,
+        "one correlation of all pairs pooled, not the mean of each pair's correlation": _pooled_correlation,
+    }
+    return compare("5.2", learner_fn, reference_frame_correlation, cases, "frame_correlation", variants=mistakes)
+
+
+def _pairs(video: torch.Tensor, lag: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames t and t + lag, each flattened and centred: (B, T − lag, N) twice."""
+    u, v = video[:, : video.shape[1] - lag].flatten(2), video[:, lag:].flatten(2)
+    return u - u.mean(-1, keepdim=True), v - v.mean(-1, keepdim=True)
+
+
+def _covariance(video: torch.Tensor, lag: int) -> torch.Tensor:
+    u, v = _pairs(video, lag)
+    return (u * v).mean()
+
+
+def _pooled_correlation(video: torch.Tensor, lag: int) -> torch.Tensor:
+    u, v = video[:, : video.shape[1] - lag].flatten(), video[:, lag:].flatten()
+    return torch.corrcoef(torch.stack([u, v]))[0, 1]
 
 
 # --- 5.3 a clip transform: a random temporal crop, resize and centre crop, normalise ---------------
@@ -96,6 +129,18 @@ def _range_dtype_and_input(learner_fn) -> str | None:
     return None
 
 
+def _scaled_to_unit(video, frames, size, stride, seed):
+    return (reference_clip_transform(video, frames, size, stride, seeded(seed)) + 1) / 2
+
+
+def _bytes_kept(video, frames, size, stride, seed):
+    return (reference_clip_transform(video, frames, size, stride, seeded(seed)) + 1) * 127.5
+
+
+CLIP_MISTAKES = {"bytes scaled to [0, 1]: the model expects [−1, 1], x / 127.5 − 1": _scaled_to_unit,
+                 "the bytes 0 … 255 kept: scale them to [−1, 1], x / 127.5 − 1": _bytes_kept}
+
+
 def check_clip_transform(learner_fn) -> bool:
     g = torch.Generator().manual_seed(53)
     cases = []
@@ -105,6 +150,4 @@ def check_clip_transform(learner_fn) -> bool:
         cases.append(((video, frames, size, stride, 530 + number), {}))
     return check_idea("5.3", learner_fn, reference_clip_transform, cases, "clip_transform",
                       before=[_range_dtype_and_input, _every_start_possible], call=_call_transform,
-                      done="reaches every start and returns float32 in [−1, 1]",
-                      hint="span = (frames − 1)·stride + 1 source frames; starts 0 … T − span; the shorter side "
-                           "scales to size, then the middle size × size; x / 127.5 − 1.")
+                      done="reaches every start and returns float32 in [−1, 1]", variants=CLIP_MISTAKES)

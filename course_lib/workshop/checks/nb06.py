@@ -12,8 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.workshop.checks import _difference, compare, report
+from course_lib.workshop.checks import _hint_line, compare, not_a_function, not_done, report
 from course_lib.workshop.checks.behaviour import check_idea, seeded, with_seed
+from course_lib.workshop.checks.diagnose import (
+    describe_inputs, diagnose_with_inputs, explain_error, find_mismatch, first_line,
+)
 from course_lib.models.conv_lstm import ConvLSTMCell, run_conv_lstm
 from course_lib.models.seed_video_model import encode_frames
 
@@ -66,18 +69,50 @@ def _encoder_gradients(fn, convs: nn.ModuleList, x: torch.Tensor, weights: torch
     return [leaf.grad] + [conv.weight.grad for conv in convs]
 
 
-def _first_line(error: Exception) -> str:
-    """The error's message up to its first detail ("modified by an inplace operation: [torch...]" -> before ": [")."""
-    line = (str(error).strip().splitlines() or [""])[0].split(": [")[0]
-    return line if len(line) <= 160 else line[:157] + "..."
+HINTS = {
+    "6.1": ("a 2D convolution sees one image at a time: fold time into the batch, and build new tensors instead of "
+            "writing into x (autograd needs every saved input intact).",
+            "h = x.reshape(B * T, C, H, W); then h = relu(conv(h)) for every layer; finally h.reshape(B, T, -1, H, W).",
+            "never x[...] = ... or x[:, i] = ...: a new tensor each time, so x and the saved activations stay intact."),
+    "6.2": ("one convolution of the input and the hidden state gives all four gates at once; the cell state forgets "
+            "some of itself and adds some new content; the output reads the cell state through a gate.",
+            "i, f, g, o = gates(torch.cat([x, h], dim=1)).chunk(4, dim=1), in that order; σ on i, f, o and tanh on g.",
+            "c' = σ(f)·c + σ(i)·tanh(g); h' = σ(o)·tanh(c'); return (h', c')."),
+    "6.3": ("each clip gets one shift from its own timestep embedding, the same for all its frames and all pixels.",
+            "shift = proj(F.silu(emb)) is (B, C); each clip's T frames are consecutive in h, so repeat it with "
+            "shift.repeat_interleave(frames, dim=0) and add it as shift[:, :, None, None]."),
+    "6.4": ("one ConvLSTM reads the clip from the first frame to the last, a second from the last to the first; each "
+            "frame then has a summary of its past and one of its future, side by side.",
+            "forward = the states of forward_cell over frames 0 … T − 1; backward = the states of backward_cell over "
+            "frames T − 1 … 0, put back so that position k holds frame k; torch.cat([forward, backward], dim=2).",
+            "start each direction from state None; the output is (B, T, 2·hidden, H, W)."),
+}
 
 
-ENCODER_HINT = ("fold time into the batch, h = x.reshape(B * T, C, H, W); then h = relu(conv(h)) for every "
-                "layer (a new tensor each time, never x[...] = ...); unfold with h.reshape(B, T, -1, H, W).")
+def _encoder_with(convs: nn.ModuleList, x: torch.Tensor, relu: str = "every", mix_axes: bool = False) -> torch.Tensor:
+    """The encoder with one mistake: ReLU only after the last layer or never; frames and channels mixed up."""
+    B, T, C, H, W = x.shape
+    h = x.transpose(1, 2).reshape(B * T, C, H, W) if mix_axes else x.reshape(B * T, C, H, W)
+    for k, conv in enumerate(convs):
+        h = conv(h)
+        h = F.relu(h) if relu == "every" or relu == "last" and k == len(convs) - 1 else h
+    return h.reshape(B, T, -1, H, W)
+
+
+ENCODER_MISTAKES = {
+    "no ReLU after the convolutions": lambda convs, x: _encoder_with(convs, x, relu="never"),
+    "ReLU only after the last layer: every layer needs one": lambda convs, x: _encoder_with(convs, x, relu="last"),
+    "frames and channels mixed up while folding time into the batch (reshape where the layout is (B, T, C, H, W))":
+        lambda convs, x: _encoder_with(convs, x, mix_axes=True),
+    "every frame got the first frame's features":
+        lambda convs, x: encode_frames(convs, x[:, :1]).expand(-1, x.shape[1], -1, -1, -1),
+}
 
 
 def check_encode_frames(learner_fn) -> bool:
     """Same features as the reference, x left untouched, and gradients that flow and match."""
+    if not callable(learner_fn):
+        return not_a_function("6.1", learner_fn)
     g = torch.Generator().manual_seed(61)
     # in == hidden first: there the seed's in-place loop computes the right numbers and only the
     # untouched-input and gradient tests can tell; then the channel change that made the seed crash.
@@ -87,38 +122,63 @@ def check_encode_frames(learner_fn) -> bool:
         x = torch.randn(shape, generator=g)
         given = x.clone()
         where = f"case {number} of {len(shapes)} ({cin} -> {hidden} channels)"
+        details = [f"inputs: {describe_inputs(reference_encode_frames, (convs, x), {})}", *_hint_line("6.1")]
         try:
             got = learner_fn(convs, given)
         except NotImplementedError:
-            return report("6.1", False, "not done yet: replace the `raise NotImplementedError` line with your code.")
-        except Exception as error:  # noqa: BLE001 -- the learner's code failed: say how in one line
+            return not_done("6.1")
+        except Exception as error:  # noqa: BLE001 -- the learner's code failed: say how, in one block
+            diagnosis = explain_error(error) or "see the hint"
             return report("6.1", False, f"{where}: your function raised {type(error).__name__}: "
-                                        f"{_first_line(error)}. Hint: {ENCODER_HINT}")
+                                        f"{first_line(error)} — {diagnosis}", details)
         if not torch.equal(given, x):
-            return report("6.1", False, f"{where}: your function changed its input x (the seed's bug 2c). "
-                                        f"Hint: {ENCODER_HINT}")
+            return report("6.1", False, f"{where}: your function changed its input x — an in-place write "
+                                        f"(the seed's bug 2c): build new tensors instead", details)
         with torch.no_grad():
-            reason = _difference(got, reference_encode_frames(convs, x))
-        if reason:
-            return report("6.1", False, f"{where} differs: {reason}. Hint: {ENCODER_HINT}")
+            expected = reference_encode_frames(convs, x)
+            mismatch = find_mismatch(got, expected)
+            if mismatch:
+                diagnosis = (diagnose_with_inputs(got, expected, reference_encode_frames, (convs, x), {},
+                                                  ENCODER_MISTAKES) if got is not None else "") or mismatch.diagnosis
+                return report("6.1", False, f"{where}{mismatch.what}" + (f" — {diagnosis}" if diagnosis else ""),
+                              details[:1] + ([mismatch.where] if mismatch.where else []) + details[1:])
         weights = torch.randn(got.shape, generator=g)
-        expected = _encoder_gradients(reference_encode_frames, convs, x, weights)
+        expected_grads = _encoder_gradients(reference_encode_frames, convs, x, weights)
         try:
             grads = _encoder_gradients(learner_fn, convs, x, weights)
         except Exception as error:  # noqa: BLE001 -- e.g. "modified by an inplace operation" in backward
             return report("6.1", False, f"{where}: backward through your function raised {type(error).__name__}: "
-                                        f"{_first_line(error)}. Hint: {ENCODER_HINT}")
+                                        f"{first_line(error)} — an in-place write into a tensor autograd saved", details)
         if any(grad is None for grad in grads):
-            return report("6.1", False, f"{where}: no gradient reaches x or a convolution (detached?). "
-                                        f"Hint: {ENCODER_HINT}")
-        reason = _difference(grads, expected)
-        if reason:
-            return report("6.1", False, f"{where}: gradients differ ({reason}). Hint: {ENCODER_HINT}")
+            return report("6.1", False, f"{where}: no gradient reaches x or a convolution — detached "
+                                        f"(.detach(), torch.no_grad() or a tensor built from .data?)", details)
+        mismatch = find_mismatch(grads, expected_grads)
+        if mismatch:
+            return report("6.1", False, f"{where}: gradients differ ({mismatch.what.strip(' ,:')})", details)
     return report("6.1", True, f"encode_frames matches the reference, leaves x alone and backpropagates "
                                f"on {len(shapes)} fresh cases.")
 
 
 # --- check 6.2: one ConvLSTM step -----------------------------------------------------------------
+
+def _lstm_with(gates: nn.Conv2d, x, h, c, order="ifgo", tanh_c=True, tanh_g=True, sigmoid=True, concat_hx=False,
+               old_c=False):
+    """One ConvLSTM step with one mistake: another gate order, an activation missing, [h, x], tanh of the old c."""
+    parts = dict(zip(order, gates(torch.cat([h, x] if concat_hx else [x, h], dim=1)).chunk(4, dim=1)))
+    act = torch.sigmoid if sigmoid else (lambda v: v)
+    c_new = act(parts["f"]) * c + act(parts["i"]) * (torch.tanh(parts["g"]) if tanh_g else parts["g"])
+    return act(parts["o"]) * (torch.tanh(c if old_c else c_new) if tanh_c else c_new), c_new
+
+
+LSTM_MISTAKES = {
+    "tanh missing on the output: h' = σ(o)·tanh(c')": lambda *a: _lstm_with(*a, tanh_c=False),
+    "f and i swapped: the chunks come in the order i, f, g, o": lambda *a: _lstm_with(*a, order="figo"),
+    "the gates in another order: the chunks come in the order i, f, g, o": lambda *a: _lstm_with(*a, order="ifog"),
+    "tanh missing on the candidate g": lambda *a: _lstm_with(*a, tanh_g=False),
+    "σ missing on the gates i, f, o": lambda *a: _lstm_with(*a, sigmoid=False),
+    "[h, x] concatenated where [x, h] belongs": lambda *a: _lstm_with(*a, concat_hx=True),
+    "h' from the old cell state: use the new c'": lambda *a: _lstm_with(*a, old_c=True),
+}
 
 def check_conv_lstm_step(learner_fn) -> bool:
     g = torch.Generator().manual_seed(62)
@@ -132,12 +192,21 @@ def check_conv_lstm_step(learner_fn) -> bool:
         c = 2 * torch.randn(n, hidden, *size, generator=g)  # |c| > 1 often: forgetting tanh(c') shows
         cases.append(((gates, x, h, c), {}))
     with torch.no_grad():
-        return compare("6.2", learner_fn, reference_conv_lstm_step, cases, "conv_lstm_step",
-                       hint="i, f, g, o = gates(torch.cat([x, h], dim=1)).chunk(4, dim=1) in that order; "
-                            "c' = σ(f)·c + σ(i)·tanh(g); h' = σ(o)·tanh(c'); return (h', c').")
+        return compare("6.2", learner_fn, reference_conv_lstm_step, cases, "conv_lstm_step", variants=LSTM_MISTAKES)
 
 
 # --- check 6.3: the timestep reaches every frame --------------------------------------------------
+
+TIME_MISTAKES = {
+    "clips' shifts repeated in the wrong order (repeat tiles clips; repeat_interleave keeps a clip's frames together)":
+        lambda h, emb, frames, proj: h + proj(F.silu(emb)).repeat(frames, 1)[:, :, None, None],
+    "SiLU missing before the projection": lambda h, emb, frames, proj:
+        h + proj(emb).repeat_interleave(frames, dim=0)[:, :, None, None],
+    "multiplied where the shift is added": lambda h, emb, frames, proj:
+        h * proj(F.silu(emb)).repeat_interleave(frames, dim=0)[:, :, None, None],
+    "one shift for all clips: each clip needs its own": lambda h, emb, frames, proj:
+        h + proj(F.silu(emb)).mean(0)[None, :, None, None],
+}
 
 def check_condition_on_time(learner_fn) -> bool:
     g = torch.Generator().manual_seed(63)
@@ -152,9 +221,7 @@ def check_condition_on_time(learner_fn) -> bool:
         cases.append(((h, emb, frames, proj), {}))
     with torch.no_grad():
         return compare("6.3", learner_fn, reference_condition_on_time, cases, "condition_on_time",
-                       hint="shift = proj(F.silu(emb)) is (B, C); each clip's T frames are consecutive in h, so "
-                            "repeat it with shift.repeat_interleave(frames, dim=0) and add it as "
-                            "shift[:, :, None, None] (the same for every pixel).")
+                       variants=TIME_MISTAKES)
 
 
 # --- check 6.4: a ConvLSTM both ways along time ----------------------------------------------------
@@ -190,6 +257,23 @@ def _each_direction_sees_its_side(learner_fn) -> str | None:
     return None
 
 
+def _backward_not_flipped_back(forward_cell, backward_cell, frames):
+    """The backward states left in the order they were computed (last frame first)."""
+    backward = run_conv_lstm(backward_cell, frames.flip(1))
+    return torch.cat([run_conv_lstm(forward_cell, frames), backward], dim=2)
+
+
+def _both_forward(forward_cell, backward_cell, frames):
+    return torch.cat([run_conv_lstm(forward_cell, frames), run_conv_lstm(backward_cell, frames)], dim=2)
+
+
+BIDIRECTIONAL_MISTAKES = {
+    "the backward states in the order they were computed: flip them back so that position k holds frame k":
+        _backward_not_flipped_back,
+    "the backward cell runs forward too: run it from the last frame to the first": _both_forward,
+}
+
+
 def check_bidirectional_conv_lstm(learner_fn) -> bool:
     g = torch.Generator().manual_seed(64)
     cases = []
@@ -200,6 +284,4 @@ def check_bidirectional_conv_lstm(learner_fn) -> bool:
     with torch.no_grad():
         return check_idea("6.4", learner_fn, reference_bidirectional_conv_lstm, cases, "bidirectional_conv_lstm",
                           before=[_each_direction_sees_its_side],
-                          done="each direction sees only its own side of a frame",
-                          hint="start each direction from state None; run the backward cell from the last frame to "
-                               "the first, and put its output for frame k back at position k before concatenating.")
+                          done="each direction sees only its own side of a frame", variants=BIDIRECTIONAL_MISTAKES)

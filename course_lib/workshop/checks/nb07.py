@@ -16,6 +16,29 @@ from course_lib.workshop.checks.behaviour import build_or_report, check_idea, se
 from course_lib.models.inspect import count_parameters
 from course_lib.models.unet3d import RelativePositionBias, TemporalAttention
 
+HINTS = {
+    "7.1": ("attention along time needs one sequence of T vectors per pixel: unfold the clips, bring the pixels next "
+            "to the batch and time next to the channels, and only then reshape.",
+            "(B·T, C, H, W) -> (B, T, C, H, W) -> permute(0, 3, 4, 1, 2) -> (B, H, W, T, C) -> reshape(B·H·W, T, C); "
+            "a reshape alone keeps the memory order and mixes pixels, frames and channels."),
+    "7.2": ("scores are q·k/√d plus a learned bias that depends only on the offset j − i between key and query; "
+            "image mode lets each frame see only itself; softmax over the keys.",
+            "logits[n, i, j] = q_i·k_j/√d + bias_table[(j − i) + M − 1] with M = (len(bias_table) + 1) // 2; in image "
+            "mode set the logits off the diagonal to -inf; softmax over the last axis."),
+    "7.3": ("count the weights per output channel (inputs × kernel volume) plus one bias; a layer does one multiply-add "
+            "per weight at every output position.",
+            "a Conv3d(c_in, c_out, (k_t, k, k)) has c_out·c_in·k_t·k² weights and c_out biases, and does c_out·c_in·k_t·k² "
+            "multiply-adds per output position (T·H·W of them with 'same' padding); the temporal half of the "
+            "factorised pair maps c_out channels to c_out."),
+    "7.4": ("a factorised layer mixes pixels and frames in two separate moves: a 2D convolution within each frame, "
+            "then attention along time at each pixel, added back to what the convolution gave.",
+            "h = spatial(x.reshape(B·T, C, H, W)); q, k, v = qkv(norm(h)).chunk(3, dim=1), each turned into one "
+            "sequence of T vectors per pixel (7.1); softmax(q·kᵀ/√d) over the key frames, times v; back to "
+            "(B·T, C, H, W) and out = h + proj(…).",
+            "normalise per frame (time folded into the batch), one head, no position bias; reshape back to "
+            "(B, T, C_out, H, W)."),
+}
+
 
 # --- references ---------------------------------------------------------------------------------
 
@@ -66,6 +89,56 @@ def reference_conv_costs(c_in: int, c_out: int, k: int, k_t: int, frames: int, h
     return (*params, _macs(full, c_in, frames, height, width), _macs(factorised, c_in, frames, height, width))
 
 
+# --- common mistakes, each named by its diagnosis ------------------------------------------------
+
+def _weights_with(q, k, bias_table, image_mode=False, offset_sign=1, scale=True, axis=-1, shift=True,
+                  mask="logits", use_image_mode=True):
+    """Attention weights with one mistake: b[i − j], no 1/√d, softmax over queries, no shift, mask after softmax."""
+    T, M = q.shape[1], (bias_table.shape[0] + 1) // 2
+    offset = offset_sign * (torch.arange(T)[None, :] - torch.arange(T)[:, None])
+    logits = q @ k.transpose(1, 2) / (q.shape[-1] ** 0.5 if scale else 1) + bias_table[offset + (M - 1 if shift else 0)]
+    eye = torch.eye(T, dtype=torch.bool)
+    image_mode = image_mode and use_image_mode
+    if image_mode and mask == "logits":
+        logits = logits.masked_fill(~eye, float("-inf"))
+    weights = torch.softmax(logits, dim=axis)
+    return weights * eye if image_mode and mask == "weights" else weights
+
+
+ATTENTION_MISTAKES = {
+    "the bias looked up at i − j: the offset is key minus query, j − i": lambda *a, **kw: _weights_with(*a, **kw, offset_sign=-1),
+    "no 1/√d scaling of q·k": lambda *a, **kw: _weights_with(*a, **kw, scale=False),
+    "softmax over the queries: it runs over the keys (the last axis)": lambda *a, **kw: _weights_with(*a, **kw, axis=1),
+    "the bias index not shifted by M − 1 (offset 0 sits in the middle of the table)":
+        lambda *a, **kw: _weights_with(*a, **kw, shift=False),
+    "the image-mode mask applied after the softmax: mask the logits with -inf, so rows still sum to 1":
+        lambda *a, **kw: _weights_with(*a, **kw, mask="weights"),
+    "image_mode ignored": lambda *a, **kw: _weights_with(*a, **kw, use_image_mode=False),
+}
+
+
+def _costs_with(c_in, c_out, k, k_t, frames, height, width, bias=True, temporal_in=None, square=True, per_frame=False,
+                temporal_macs=True):
+    """The counts with one mistake: no biases, the temporal conv from c_in, k for k², one frame, no temporal MACs."""
+    space = k * k if square else k
+    positions = (1 if per_frame else frames) * height * width
+    t_in = c_out if temporal_in is None else temporal_in
+    full = c_out * c_in * k_t * space
+    factorised = c_out * c_in * space + t_in * c_out * k_t
+    return (full + (c_out if bias else 0), factorised + (2 * c_out if bias else 0), full * positions,
+            (factorised if temporal_macs else c_out * c_in * space) * positions)
+
+
+COST_MISTAKES = {
+    "the biases left out": lambda *a: _costs_with(*a, bias=False),
+    "the temporal convolution counted from c_in channels: it maps c_out to c_out":
+        lambda *a: _costs_with(*a, temporal_in=a[0]),
+    "k where the kernel area k² belongs": lambda *a: _costs_with(*a, square=False),
+    "multiply-adds of one frame: the output has T·H·W positions": lambda *a: _costs_with(*a, per_frame=True),
+    "the temporal convolution's multiply-adds left out": lambda *a: _costs_with(*a, temporal_macs=False),
+}
+
+
 # --- checks ---------------------------------------------------------------------------------------
 
 def check_to_time_sequences(learner_fn) -> bool:
@@ -73,10 +146,7 @@ def check_to_time_sequences(learner_fn) -> bool:
     cases = []
     for b, t, c, h, w in [(2, 3, 4, 2, 5), (1, 4, 2, 3, 3), (3, 2, 1, 4, 2), (2, 5, 3, 1, 1)]:
         cases.append(((torch.randn(b * t, c, h, w, generator=g), t), {}))
-    return compare("7.1", learner_fn, reference_to_time_sequences, cases, "to_time_sequences",
-                   hint="unfold the batch first, (B·T, C, H, W) -> (B, T, C, H, W), then move T next to C and "
-                        "the pixels next to B — permute(0, 3, 4, 1, 2) — and only then reshape to (B·H·W, T, C). "
-                        "A reshape alone keeps the memory order and mixes pixels, frames and channels.")
+    return compare("7.1", learner_fn, reference_to_time_sequences, cases, "to_time_sequences")
 
 
 def check_temporal_attention_weights(learner_fn) -> bool:
@@ -88,17 +158,13 @@ def check_temporal_attention_weights(learner_fn) -> bool:
         bias_table = 2 * torch.randn(2 * max_frames - 1, generator=g)  # large: a wrong offset shows
         cases.append(((q, k, bias_table), {"image_mode": image_mode}))
     return compare("7.2", learner_fn, reference_temporal_attention_weights, cases, "temporal_attention_weights",
-                   hint="logits[n, i, j] = q_i·k_j/√d + bias_table[(j − i) + M − 1] with M = (len(bias_table) + 1) // 2; "
-                        "in image mode set the logits off the diagonal to -inf; softmax over the keys j (the last axis).")
+                   variants=ATTENTION_MISTAKES)
 
 
 def check_conv_costs(learner_fn) -> bool:
     cases = [((c_in, c_out, k, k_t, t, h, w), {}) for c_in, c_out, k, k_t, t, h, w in
              [(32, 32, 3, 3, 8, 32, 32), (1, 16, 3, 3, 4, 8, 8), (64, 128, 3, 5, 16, 16, 16), (8, 4, 5, 3, 2, 6, 4)]]
-    return compare("7.3", learner_fn, reference_conv_costs, cases, "conv_costs",
-                   hint="a Conv3d(c_in, c_out, (k_t, k, k)) has c_out·c_in·k_t·k² weights and c_out biases, and "
-                        "does c_out·c_in·k_t·k² multiply-adds per output position (T·H·W of them with 'same' "
-                        "padding); the temporal half of the factorised pair maps c_out channels to c_out.")
+    return compare("7.3", learner_fn, reference_conv_costs, cases, "conv_costs", variants=COST_MISTAKES)
 
 
 # --- 7.4 the factorised space-time layer ------------------------------------------------------------
@@ -166,6 +232,15 @@ def _pixels_stay_local(layer_class) -> str | None:
     return None
 
 
+def _no_residual(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The attention's projection alone, without h added back."""
+    B, T, C, H, W = x.shape
+    return reference_space_time(layer, x) - layer.spatial(x.reshape(B * T, C, H, W)).reshape(B, T, -1, H, W)
+
+
+SPACE_TIME_MISTAKES = {"h not added back: the temporal part is a residual, h + proj(attention)": _no_residual}
+
+
 def check_space_time_layer(layer_class) -> bool:
     layers, built = build_or_report("7.4", "FactorisedSpaceTime", lambda: [
         _build_layer(layer_class, 740 + number, cin, cout) for number, (_, _, cin, cout, _, _) in enumerate(SPACE_TIME_SHAPES)])
@@ -182,5 +257,4 @@ def check_space_time_layer(layer_class) -> bool:
         return check_idea("7.4", layer_class, reference_space_time, cases, "FactorisedSpaceTime",
                           before=[_frames_meet_only_in_time, _pixels_stay_local], call=run,
                           done="frames meet only in its temporal part, pixels only in its spatial part",
-                          hint="fold time into the batch for the convolution; then one sequence of T vectors per "
-                               "pixel for attention (softmax over the key frames); add the projection back to h.")
+                          variants=SPACE_TIME_MISTAKES)

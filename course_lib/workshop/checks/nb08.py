@@ -13,6 +13,25 @@ from course_lib.diffusion.rollout import autoregressive_rollout
 from course_lib.diffusion.schedules import make_schedule
 
 
+HINTS = {
+    "8.1": ("x_next sits at noise level t_next: give the known frames that same level (or none at the very end) and "
+            "keep your own frames everywhere else.",
+            "noise the known frames to t_next with q_sample (not to t); at t_next = -1 paste them clean; "
+            "mask · known_now + (1 − mask) · x_next."),
+    "8.2": ("nudge the clean-video estimate x̂0 towards the known frames, along the gradient of the reconstruction "
+            "error taken with respect to x_t, so that it flows through the model.",
+            "x0_hat = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t computed from x_t.requires_grad_(); grad = gradient of "
+            "((known − x0_hat) · mask)².sum() with respect to x_t (not x0_hat).",
+            "return x0_hat − weight · √ᾱ_t / 2 · grad (Ho et al. 2022, Eq. 7), detached."),
+    "8.3": ("predict a chunk from the last frames you have, keep only the frames that are new, and repeat until the "
+            "video is long enough; the predictor sees its past a little noised, the video keeps every frame clean.",
+            "context = video[:, -keep:], noised to step context_noise with q_sample and the generator (not when "
+            "context_noise = 0); chunk = predict(context, T) with T = first.shape[1] (Ho et al. 2022c).",
+            "append chunk[:, keep:] (never the noised context), repeat while the video is shorter than total_frames, "
+            "then cut it to total_frames."),
+}
+
+
 def reference_replace_known(x_next, known, mask, t_next, schedule, noise):
     """The replacement step: known part ← known noised to t_next (Ho et al. 2020, Eq. 4), clean at t_next = −1."""
     known_now = known if t_next < 0 else q_sample(known, t_next, schedule, noise=noise)
@@ -50,9 +69,17 @@ def check_replace_known(learner_fn) -> bool:
         x_next = torch.randn(known.shape, generator=g)
         noise = torch.randn(known.shape, generator=g)
         cases.append(((x_next, known, mask, t_next, schedule, noise), {}))
-    return compare("8.1", learner_fn, reference_replace_known, cases, "replace_known",
-                   hint="noise the known frames to t_next with q_sample (the level x_next is at), not to t; "
-                        "at t_next = -1 paste them clean; keep x_next where mask = 0.")
+    mistakes = {
+        "at t_next = -1 the known frames go in clean, not noised":
+            lambda x_next, known, mask, t_next, schedule, noise: mask * q_sample(known, max(t_next, 0), schedule, noise=noise)
+            + (1 - mask) * x_next,
+        "the known frames pasted clean at every step: noise them to t_next first":
+            lambda x_next, known, mask, t_next, schedule, noise: mask * known + (1 - mask) * x_next,
+        "the mask inverted: mask = 1 marks the known frames":
+            lambda x_next, known, mask, t_next, schedule, noise: reference_replace_known(x_next, known, 1 - mask, t_next,
+                                                                                         schedule, noise),
+    }
+    return compare("8.1", learner_fn, reference_replace_known, cases, "replace_known", variants=mistakes)
 
 
 class _Denoiser:
@@ -67,16 +94,35 @@ class _Denoiser:
         return torch.tanh(torch.einsum("btchw,dc->btdhw", x + shifted, self.mix)) * (1 + t.view(-1, 1, 1, 1, 1) / 100)
 
 
+def _guided_with(model_fn, x_t, t, known, mask, schedule, weight, through_model=True, root=True, sign=-1):
+    """Reconstruction guidance with one mistake: the gradient w.r.t. x̂0, no √ᾱ_t in the factor, a + sign."""
+    x = x_t.detach().requires_grad_(True)
+    ab = schedule.alpha_bars[t]
+    x0 = (x - (1 - ab).sqrt() * model_fn(x, torch.full((x.shape[0],), t, dtype=torch.long))) / ab.sqrt()
+    if through_model:
+        (grad,) = torch.autograd.grad(((known - x0) * mask).pow(2).sum(), x)
+    else:
+        grad = -2 * (known - x0) * mask
+    return (x0 + sign * weight * (ab.sqrt() if root else 1) / 2 * grad).detach()
+
+
+GUIDANCE_MISTAKES = {
+    "the gradient taken with respect to x̂0, not x_t: it must flow through the model":
+        lambda *a: _guided_with(*a, through_model=False),
+    "√ᾱ_t missing from the step size weight · √ᾱ_t / 2": lambda *a: _guided_with(*a, root=False),
+    "wrong sign: step against the gradient of the error": lambda *a: _guided_with(*a, sign=1),
+    "the mask ignored: only the known frames are compared":
+        lambda model_fn, x_t, t, known, mask, *rest: _guided_with(model_fn, x_t, t, known, torch.ones_like(mask), *rest),
+}
+
+
 def check_guided_x0(learner_fn) -> bool:
     schedule = make_schedule("linear", 100)
     cases = []
     for (known, mask, g), t, w in zip(_video_cases(82), (70, 10, 40), (1.0, 3.0, 0.5)):
         x_t = torch.randn(known.shape, generator=g)
         cases.append(((_Denoiser(3, t), x_t, t, known, mask, schedule, w), {}))
-    return compare("8.2", learner_fn, reference_guided_x0, cases, "guided_x0",
-                   hint="x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) with x_t.requires_grad_(); take the "
-                        "gradient of ((known - x0_hat) * mask).pow(2).sum() with respect to x_t (not x0_hat), "
-                        "then x0_hat - weight * sqrt(abar_t) / 2 * grad.")
+    return compare("8.2", learner_fn, reference_guided_x0, cases, "guided_x0", variants=GUIDANCE_MISTAKES)
 
 
 def _drifting_predictor(past: torch.Tensor, frames: int) -> torch.Tensor:
@@ -138,6 +184,30 @@ def _keeps_clean_frames_and_noises_the_context(learner_fn) -> str | None:
     return None
 
 
+def _rollout_with(predict, first, total_frames, keep, schedule, context_noise, seed, append_all=False,
+                  from_start=False, cut=True, noised=True):
+    """The rollout with one mistake: the whole chunk appended, context from the start, the video not cut,
+    the context not noised."""
+    generator, frames, video = seeded(seed), first.shape[1], first
+    while video.shape[1] < total_frames:
+        context = video[:, :keep] if from_start else video[:, -keep:]
+        if noised and context_noise:
+            context = q_sample(context, context_noise, schedule, generator=generator)
+        chunk = predict(context, frames)
+        video = torch.cat([video, chunk if append_all else chunk[:, keep:]], 1)
+    return video[:, :total_frames] if cut else video
+
+
+ROLLOUT_MISTAKES = {
+    "the whole chunk appended: its first keep frames are the context you already have":
+        lambda *a: _rollout_with(*a, append_all=True),
+    "the context taken from the start of the video: use its last keep frames": lambda *a: _rollout_with(*a, from_start=True),
+    "the video not cut to total_frames": lambda *a: _rollout_with(*a, cut=False),
+    "the context not noised: the predictor must see it at step context_noise (q_sample)":
+        lambda *a: _rollout_with(*a, noised=False),
+}
+
+
 def check_rollout(learner_fn) -> bool:
     g = torch.Generator().manual_seed(83)
     schedule = make_schedule("linear", 100)
@@ -148,6 +218,4 @@ def check_rollout(learner_fn) -> bool:
         cases.append(((_drifting_predictor, first, total, keep, schedule, context_noise, 830 + number), {}))
     return check_idea("8.3", learner_fn, reference_rollout, cases, "rollout (with conditioning augmentation)",
                       before=[_keeps_clean_frames_and_noises_the_context], call=_call_rollout,
-                      done="keeps every frame clean while the predictor sees a noised past",
-                      hint="loop: the last `keep` frames, noised to step context_noise with q_sample (not when it is "
-                           "0), go to predict(…, T); append only chunk[:, keep:]; cut to total_frames.")
+                      done="keeps every frame clean while the predictor sees a noised past", variants=ROLLOUT_MISTAKES)

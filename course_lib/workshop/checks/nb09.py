@@ -16,6 +16,26 @@ from course_lib.metrics.prediction import interpolate_frames
 from course_lib.diffusion.schedules import make_schedule
 
 
+HINTS = {
+    "9.1": ("SDEdit edits by forgetting: noise the clip part of the way (strength says how far along the steps), "
+            "then let the model denoise it back to data from there; strength 0 changes nothing.",
+            "t0 = round(strength · (T − 1)); x_t0 = q_sample of x at t0 with noise from the generator; then DDIM "
+            "(η = 0, no clipping) from t0 down to clean data (Meng et al. 2022).",
+            "visit the n listed steps from t0 down, n in proportion to t0 + 1 (steps for the whole chain); "
+            "strength 0 returns x unchanged."),
+    "9.2": ("fill the unknown part by sampling while pasting the known part, noised to the current level, after "
+            "every step; RePaint redoes each step r times, jumping back up with the forward process in between, so "
+            "the two parts agree.",
+            "per step t -> t_next: x = ddim_step (η = 1), then x = mask · known noised to t_next + (1 − mask) · x; "
+            "unless it is the last round: jump back up, x = √(ᾱ_t/ᾱ_t_next) · x + √(1 − ᾱ_t/ᾱ_t_next) · noise, "
+            "and redo (Lugmayr et al. 2022).",
+            "r rounds per step, none of them after the last step to clean data; paste the known part clean at the end."),
+    "9.3": ("each damaged frame is a blend of the nearest intact frame before it and the nearest after it, weighted by "
+            "closeness; with intact frames on one side only, copy the nearest.",
+            "for damaged j between intact a < j < b: ((b − j) · x_a + (j − a) · x_b) / (b − a)."),
+}
+
+
 def reference_sdedit(model_fn, x, strength, schedule, steps, generator):
     """SDEdit (Meng et al. 2022) with deterministic DDIM and no clipping, via course_lib.diffusion.editing.sdedit."""
     return sdedit(model_fn, x, strength, schedule, steps=steps, generator=generator, clip_x0=False)
@@ -74,6 +94,15 @@ def _strength_trades_faithfulness(learner_fn) -> str | None:
     return None
 
 
+def _sdedit_truncated(model_fn, x, strength, schedule, steps, seed):
+    """SDEdit started at int(strength · (T − 1)), rounded down."""
+    t0 = int(strength * (schedule.num_steps - 1))
+    return reference_sdedit(model_fn, x, t0 / (schedule.num_steps - 1), schedule, steps, seeded(seed))
+
+
+SDEDIT_MISTAKES = {"truncated: int() rounds down, round() to the nearest step": _sdedit_truncated}
+
+
 def check_sdedit(learner_fn) -> bool:
     g = torch.Generator().manual_seed(91)
     linear, cosine = make_schedule("linear", 100), make_schedule("cosine", 50)
@@ -82,9 +111,7 @@ def check_sdedit(learner_fn) -> bool:
              ((_video_denoiser, torch.rand(1, 4, 1, 3, 3, generator=g) * 2 - 1, 1.0, linear, 8, 912), {}),
              ((_video_denoiser, torch.rand(2, 2, 1, 3, 3, generator=g) * 2 - 1, 0.02, cosine, 50, 913), {})]
     return check_idea("9.1", learner_fn, reference_sdedit, cases, "sdedit", before=[_strength_trades_faithfulness],
-                      call=_call_with_seed, done="keeps more of the clip the weaker the edit",
-                      hint="noise x to t0 = round(strength·(T − 1)), then DDIM down from there over the n listed steps "
-                           "(n in proportion to t0 + 1); strength 0 leaves the clip alone.")
+                      call=_call_with_seed, done="keeps more of the clip the weaker the edit", variants=SDEDIT_MISTAKES)
 
 
 # --- 9.2 RePaint's resampling loop ----------------------------------------------------------------------
@@ -128,6 +155,13 @@ def _resampling_harmonises(learner_fn) -> str | None:
     return None
 
 
+def _no_resampling(model_fn, known, mask, schedule, steps, resample, seed):
+    return reference_repaint(model_fn, known, mask, schedule, steps, 1, seeded(seed))
+
+
+REPAINT_MISTAKES = {"each step taken once: redo it resample times, jumping back up in between": _no_resampling}
+
+
 def check_repaint(learner_fn) -> bool:
     g = torch.Generator().manual_seed(92)
     linear, cosine = make_schedule("linear", 100), make_schedule("cosine", 60)
@@ -143,14 +177,27 @@ def check_repaint(learner_fn) -> bool:
     return check_idea("9.2", learner_fn, reference_repaint, cases, "repaint",
                       before=[_rounds_and_known_part], after=[_resampling_harmonises], call=_call_with_seed,
                       done="redoes each step r times and brings a Gaussian's conditional mean closer",
-                      hint="per step: ddim_step, replace the known part at t_next; unless it is the last round or the "
-                           "last step, jump back up to t with ratio ᾱ_t/ᾱ_t_next and redo.")
+                      variants=REPAINT_MISTAKES)
 
 
 def check_interpolate_frames(learner_fn) -> bool:
     clips = bouncing_shapes(2, frames=8, size=16, seed=93).video
     cases = [((clips, [3]), {}), ((clips, [2, 3, 4]), {}), ((clips, [0, 5]), {}), ((clips, [6, 7]), {}),
              ((clips[:1, :3], [1]), {})]
-    return compare("9.3", learner_fn, reference_interpolate_frames, cases, "interpolate_frames",
-                   hint="for each damaged frame j find the nearest intact frames a < j < b and blend "
-                        "((b - j) x_a + (j - a) x_b) / (b - a); with intact frames on one side only, copy the nearest.")
+    mistakes = {"copied the nearest intact frame: blend the two neighbours": lambda video, damaged: _fill(video, damaged, "copy"),
+                "the plain mean of the neighbours: weight each by its closeness":
+                    lambda video, damaged: _fill(video, damaged, "mean")}
+    return compare("9.3", learner_fn, reference_interpolate_frames, cases, "interpolate_frames", variants=mistakes)
+
+
+def _fill(video: torch.Tensor, damaged: list[int], how: str) -> torch.Tensor:
+    """Damaged frames filled with one mistake: a copy of the previous intact frame, or the plain mean of both neighbours."""
+    out = video.clone()
+    intact = [j for j in range(video.shape[1]) if j not in damaged]
+    for j in damaged:
+        before, after = [a for a in intact if a < j], [b for b in intact if b > j]
+        if before and after and how == "mean":
+            out[:, j] = (video[:, before[-1]] + video[:, after[0]]) / 2
+        else:
+            out[:, j] = video[:, before[-1]] if before else video[:, after[0]]
+    return out

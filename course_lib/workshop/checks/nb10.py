@@ -5,9 +5,26 @@ import torch
 
 from course_lib.workshop.checks import compare
 from course_lib.workshop.checks.behaviour import check_idea, seeded
-from course_lib.metrics.frechet import frechet_distance_from_features
+from course_lib.metrics.frechet import frechet_distance, frechet_distance_from_features
 from course_lib.metrics.image import psnr
 from course_lib.metrics.inception_score import inception_score
+
+
+HINTS = {
+    "10.1": ("PSNR compares each image's mean squared error with the largest possible squared error, in decibels.",
+             "one MSE per image (mean over C, H, W), then 10 · log10(data_range² / MSE): log10, the range squared, and "
+             "the range you were given."),
+    "10.2": ("FID fits a Gaussian to each feature set and measures how far apart the two Gaussians are: how far the "
+             "means are, and how different the covariances are.",
+             "μ and the unbiased covariance Σ (divide by N − 1) of each set; d² = ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^½) "
+             "(Heusel et al. 2017); the result is d², not d.",
+             "Tr((Σ1 Σ2)^½) = the sum of the square roots of the eigenvalues of the symmetric √Σ1 Σ2 √Σ1, where √Σ1 "
+             "comes from eigh(Σ1) (clamp tiny negative eigenvalues to 0)."),
+    "10.3": ("a good generator is confident on each sample and diverse over all of them: compare each sample's class "
+             "distribution with the average one.",
+             "p(y) is the mean of the rows; KL(p(y|x) ‖ p(y)) = Σ_y p(y|x) · ln(p(y|x) / p(y)) with the natural log; "
+             "average the KL over samples, then exp."),
+}
 
 
 def reference_psnr(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.Tensor:
@@ -34,9 +51,15 @@ def check_psnr(learner_fn) -> bool:
         noise_level = noise * (1 + torch.arange(shape[0], dtype=torch.float32)).view(-1, 1, 1, 1)  # one level per image
         y = x + noise_level * torch.randn(shape, generator=g)
         cases.append(((x, y, data_range), {}))
-    return compare("10.1", learner_fn, reference_psnr, cases, "psnr",
-                   hint="one MSE per image (mean over C, H, W), then 10 · log10(data_range² / MSE) -- "
-                        "log10, the range squared, and the range you were given.")
+    def psnr_with(x, y, data_range, log=torch.log10, factor=10, power=2):
+        return factor * log(data_range**power / (x - y).pow(2).flatten(1).mean(1))
+
+    mistakes = {"the natural log where log10 belongs": lambda *a: psnr_with(*a, log=torch.log),
+                "20 · log10 is for amplitudes: with the squared range it is 10 · log10": lambda *a: psnr_with(*a, factor=20),
+                "the range not squared": lambda *a: psnr_with(*a, power=1),
+                "data_range ignored: use the range you were given ([0, 1] images have range 1, [-1, 1] images 2)":
+                    lambda x, y, r: psnr_with(x, y, {1.0: 2.0, 2.0: 1.0}.get(r, r))}
+    return compare("10.1", learner_fn, reference_psnr, cases, "psnr", variants=mistakes)
 
 
 def _correlated(n: int, dims: int, seed: int, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
@@ -66,6 +89,18 @@ def _behaves_like_a_distance(learner_fn) -> str | None:
     return None
 
 
+def _fid_biased(features1, features2) -> float:
+    """The Fréchet distance with covariances divided by N (the biased estimate)."""
+    def fit(f):
+        f = f.double()
+        centred = f - f.mean(0)
+        return f.mean(0), centred.T @ centred / f.shape[0]
+    return frechet_distance(*fit(features1), *fit(features2))
+
+
+FID_MISTAKES = {"covariances divided by N: the unbiased estimate divides by N − 1": _fid_biased}
+
+
 def check_fid_from_features(learner_fn) -> bool:
     cases = [((_correlated(30, 2, 10), _correlated(40, 2, 11, scale=2.0, shift=0.5)), {}),
              ((_correlated(25, 4, 12), _correlated(25, 4, 13, scale=0.5)), {}),
@@ -73,8 +108,7 @@ def check_fid_from_features(learner_fn) -> bool:
              ((_correlated(12, 5, 16), _correlated(15, 5, 17, scale=3.0, shift=2.0)), {})]
     return check_idea("10.2", learner_fn, reference_fid_from_features, cases, "fid_from_features",
                       before=[_behaves_like_a_distance], done="is 0 for equal sets, symmetric, and adds ‖c‖² for a shift c",
-                      hint="means and unbiased covariances (N − 1); Tr((Σ1 Σ2)^½) from the eigenvalues of the symmetric "
-                           "√Σ1 Σ2 √Σ1, where √Σ1 comes from eigh(Σ1).")
+                      variants=FID_MISTAKES)
 
 
 def check_inception_score(learner_fn) -> bool:
@@ -85,6 +119,12 @@ def check_inception_score(learner_fn) -> bool:
         ((confident.double(),), {}),
         ((torch.softmax(torch.randn(7, 3, generator=g), dim=1).double(),), {}),
     ]
-    return compare("10.3", learner_fn, reference_inception_score, cases, "inception_score",
-                   hint="p(y) is the mean of the rows; KL(p(y|x) ‖ p(y)) = Σ_y p(y|x) · ln(p(y|x) / p(y)) with the "
-                        "natural log; average the KL over samples, then exp.")
+    def score_with(probs, log=torch.log, marginal=True, reverse=False):
+        p_y = probs.mean(0, keepdim=True) if marginal else torch.full_like(probs[:1], 1 / probs.shape[1])
+        a, b = (p_y.expand_as(probs), probs) if reverse else (probs, p_y)
+        return (a * (log(a) - log(b))).sum(1).mean().exp()
+
+    mistakes = {"log base 2 where the natural log belongs": lambda p: score_with(p, log=torch.log2),
+                "a uniform p(y): p(y) is the mean of the rows": lambda p: score_with(p, marginal=False),
+                "KL(p(y) ‖ p(y|x)): the KL runs from p(y|x) to p(y)": lambda p: score_with(p, reverse=True)}
+    return compare("10.3", learner_fn, reference_inception_score, cases, "inception_score", variants=mistakes)

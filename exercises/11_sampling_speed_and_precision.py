@@ -9,13 +9,14 @@
 # ---
 
 # %% [markdown]
-# # Exercises 11 · Speed, scale and limits
+# # Exercises 11 · Sampling speed and precision
 #
 # Write your code where it says `raise NotImplementedError(...)`, then run the check cell below it.
-# Timesteps are 0-indexed (code `t` is the paper's step t+1, so the noisiest step is `T − 1`);
-# images are (N, C, H, W). At the end your three functions meet the course's models: your
-# timesteps drive a DDIM sampler, your memory formula sizes the `gpu` preset's convolutions, and
-# your speed-up formula reads a profile.
+# Timesteps are 0-indexed (code `t` is the paper's step t+1, so the noisiest step is `T − 1`). At the
+# end your three functions meet the course's models: your timesteps drive a DDIM sampler, your
+# mixed-precision step trains the video U-Net of lesson 07, and your speed-up formula reads a profile.
+#
+# Stuck? `hint("11.1")` gives the idea of an exercise, `hint("11.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -47,9 +48,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from course_lib.workshop.checks.nb11 import check_conv_output_bytes, check_ddim_timesteps, check_speedup_from_profile
+from course_lib.workshop.checks import hint
+from course_lib.workshop.checks.nb11 import check_ddim_timesteps, check_mixed_precision_step, check_speedup_from_profile
 
 # %% [markdown]
 # ## Exercise 11.1 · The DDIM timestep subsequence
@@ -65,9 +68,7 @@ from course_lib.workshop.checks.nb11 import check_conv_output_bytes, check_ddim_
 
 # %%
 def ddim_timesteps(num_steps: int, steps: int) -> list[int]:
-    ### BEGIN SOLUTION start at T − 1 and step down by T/S, rounding each step to a whole timestep
-    return [round(num_steps - i * num_steps / steps) - 1 for i in range(steps)]
-    ### END SOLUTION
+    raise NotImplementedError("Exercise 11.1: start at T − 1 and step down by T/S, rounding each step to a whole timestep")
 
 
 # %%
@@ -75,31 +76,32 @@ def ddim_timesteps(num_steps: int, steps: int) -> list[int]:
 _ = check_ddim_timesteps(ddim_timesteps)
 
 # %% [markdown]
-# ## Exercise 11.2 · The memory of a convolution's output
+# ## Exercise 11.2 · A mixed-precision training step
 #
-# A `Conv2d(C_in, C_out, kernel_size, stride, padding)` turns an input (N, C_in, H, W) into an
-# output (N, C_out, H_out, W_out) with
+# The lesson's "bf16 autocast" row trains in mixed precision: matrix products and convolutions in
+# bf16, everything else in fp32. Write one such training step for a denoiser `model(x_t, t)` that
+# learns to predict `target` (ε, x0 or v: the step does not care) with the mean squared error:
 #
-# H_out = ⌊(H + 2·padding − kernel_size) / stride⌋ + 1   (the same for W),
+# 1. clear the last step's gradients;
+# 2. under `torch.autocast(device_type=x_t.device.type, dtype=torch.bfloat16)`: the forward pass, and
+#    the loss computed in fp32 from the bf16 prediction (`prediction.float()`);
+# 3. after the `with` block: the backward pass and the optimizer step;
+# 4. return the loss as a Python number.
 #
-# and during training that output is kept for the backward pass. Return how many bytes it takes,
-# for `bytes_per_value` bytes per number (4 for fp32, 2 for bf16). In a video U-Net the frames are
-# folded into the batch, so N = B·T.
+# The weights stay fp32 throughout: autocast casts bf16 copies of them for each product, and the
+# gradients flow back through those casts into the fp32 weights. The check runs your step on a tiny
+# model and watches what happens inside it: the dtype of its products, whether autocast is on in the
+# backward pass, the dtype of the weights, and the loss over a few steps.
 
 # %%
-def conv_output_bytes(input_shape: tuple[int, int, int, int], out_channels: int, kernel_size: int, stride: int,
-                      padding: int, bytes_per_value: int) -> int:
-    ### BEGIN SOLUTION the output keeps the batch, has out_channels channels and a smaller (or equal) H and W
-    n, _, h, w = input_shape
-    h_out = (h + 2 * padding - kernel_size) // stride + 1
-    w_out = (w + 2 * padding - kernel_size) // stride + 1
-    return n * out_channels * h_out * w_out * bytes_per_value
-    ### END SOLUTION
+def mixed_precision_step(model: nn.Module, optimizer: torch.optim.Optimizer, x_t: torch.Tensor, t: torch.Tensor,
+                         target: torch.Tensor) -> float:
+    raise NotImplementedError("Exercise 11.2: forward pass and loss under bf16 autocast; backward and the optimizer step after the with block")
 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-_ = check_conv_output_bytes(conv_output_bytes)
+_ = check_mixed_precision_step(mixed_precision_step)
 
 # %% [markdown]
 # ## Exercise 11.3 · What a profile allows: Amdahl's law
@@ -112,10 +114,7 @@ _ = check_conv_output_bytes(conv_output_bytes)
 
 # %%
 def speedup_from_profile(seconds: dict[str, float], factors: dict[str, float]) -> float:
-    ### BEGIN SOLUTION add up the new times part by part (t / f, f = 1 when not listed), then divide
-    new_time = sum(t / factors.get(part, 1.0) for part, t in seconds.items())
-    return sum(seconds.values()) / new_time
-    ### END SOLUTION
+    raise NotImplementedError("Exercise 11.3: add up the new times part by part (t / f, f = 1 when not listed), then divide")
 
 
 # %%
@@ -125,18 +124,19 @@ _ = check_speedup_from_profile(speedup_from_profile)
 # %% [markdown]
 # ## Use your functions
 #
-# **Your timesteps in a sampler.** The digit U-Net of notebook 04 (loaded from `../checkpoints/`,
-# or trained now if you have not run that notebook), sampled with `course_lib`'s one-step DDIM
+# **Your timesteps in a sampler.** The digit U-Net of lesson 04 (loaded from `../checkpoints/`,
+# or trained now if you have not run that lesson), sampled with `course_lib`'s one-step DDIM
 # update at *your* timesteps, and with the course's sampler from the same noise. With the right
 # timesteps the two are the same digits.
 
 # %%
-from course_lib.training import speed
 from course_lib.config import get_preset
-from course_lib.metrics.judge import get_digit_judge, judge_config_for_preset
-from course_lib.workshop.recipes import get_recipe
+from course_lib.diffusion.forward import q_sample, training_target
 from course_lib.diffusion.samplers import ddim_step
+from course_lib.metrics.judge import get_digit_judge, judge_config_for_preset
+from course_lib.training import speed
 from course_lib.views.figures import image_grid
+from course_lib.workshop.recipes import get_recipe
 from course_lib.workshop.zoo import train_or_load
 
 preset = get_preset()
@@ -159,29 +159,22 @@ image_grid(x.clamp(-1, 1), nrow=10, title=f"DDIM with your {steps} timesteps")
 plt.show()
 
 # %% [markdown]
-# **Your memory formula on the `gpu` preset.** Build the `gpu` preset's video U-Net on the *meta*
-# device (shapes without memory), record the input shape of every `Conv2d` during one forward
-# pass at the preset's batch, and add up your `conv_output_bytes` in bf16. (The transposed
-# convolutions that upsample are left out: their output size follows another formula.)
+# **Your mixed-precision step on the video U-Net.** A fresh copy of lesson 07's model, trained with
+# your function for a few steps on one batch (the same t and ε each time): the loss falls, and every
+# weight is still fp32.
 
 # %%
-gpu = get_preset("gpu")
-gpu_recipe = get_recipe("video-shapes", gpu)
-with torch.device("meta"):
-    unet = gpu_recipe.build_model()
-inputs = []
-hooks = [m.register_forward_pre_hook(lambda m, args: inputs.append((m, tuple(args[0].shape))))
-         for m in unet.modules() if type(m) is nn.Conv2d]
-shape = gpu_recipe.sample_shape(gpu_recipe.batch_size)  # (B, T, C, H, W)
-with torch.no_grad():
-    unet(torch.empty(shape, device="meta"), torch.zeros(shape[0], dtype=torch.long, device="meta"))
-for hook in hooks:
-    hook.remove()
-total = sum(conv_output_bytes(s, m.out_channels, m.kernel_size[0], m.stride[0], m.padding[0], 2) for m, s in inputs)
-largest = max(inputs, key=lambda item: conv_output_bytes(item[1], item[0].out_channels, item[0].kernel_size[0],
-                                                          item[0].stride[0], item[0].padding[0], 2))
-print(f"gpu preset, batch {shape}: {len(inputs)} convolutions; their outputs alone take {total / 2**30:.2f} GiB in bf16; "
-      f"the largest output comes from the one reading {largest[1]} (frames folded into the batch)")
+video = get_recipe("video-shapes", preset)
+unet = video.build_model()
+optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-3)
+clips = video.make_batch(torch.Generator().manual_seed(0))  # (B, F, C, H, W)
+g = torch.Generator().manual_seed(1)
+t = torch.randint(0, preset.num_diffusion_steps, (clips.shape[0],), generator=g)
+eps = torch.randn(clips.shape, generator=g)
+target = training_target(clips, eps, t, video.schedule, video.objective)  # what the recipe's model predicts
+losses = [mixed_precision_step(unet, optimizer, q_sample(clips, t, video.schedule, noise=eps), t, target)
+          for _ in range(5)]
+print(f"losses {', '.join(f'{loss:.4f}' for loss in losses)}; weights {sorted({str(p.dtype) for p in unet.parameters()})}")
 
 # %% [markdown]
 # **Your speed-up formula on a real profile.** One training step of this preset's video U-Net,
@@ -189,7 +182,6 @@ print(f"gpu preset, batch {shape}: {len(inputs)} convolutions; their outputs alo
 # that making the matrix products (the attention) free could give?
 
 # %%
-video = get_recipe("video-shapes", preset)
 profile = speed.profile_step(video.build_model(), video.loss_fn, video.make_batch(torch.Generator().manual_seed(0)))
 kinds = profile.by_kind()
 for factors in ({"convolution": 2.0}, {"matrix products (attention, linear)": float("inf")},

@@ -1,0 +1,59 @@
+"""BENCHMARKS.md's tables are written from the records: `python -m course_lib bench report`."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from course_lib.workshop.bench.__main__ import main
+from course_lib.workshop.bench.report import BEGIN, END
+
+REPO = Path(__file__).resolve().parents[1]
+
+RECORD = {"title": "Training speed, preset cpu", "columns": ["model", "step s"], "formats": {"step s": ".3f"},
+          "rows": [{"model": "unet3d", "step s": 0.2812}, {"model": "conv_lstm", "step s": None}],
+          "notes": ["1 thread"], "verdicts": ["step ≤ 0.5 s: met"], "preset": "cpu", "date": "2026-12-06",
+          "machine": "AMD EPYC, 2 cores; torch 2.13.0 on cpu with 1 thread(s)",
+          "command": "python -m course_lib bench training --preset cpu --out benchmarks/results"}
+
+
+def test_the_committed_page_is_what_its_records_give():
+    assert main(["report", "--check", "--root", str(REPO)]) == 0
+
+
+@pytest.fixture
+def course(tmp_path):
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "training-cpu.json").write_text(json.dumps(RECORD))
+    shutil.copy(REPO / "benchmarks" / "lesson-times-smoke.json", tmp_path / "benchmarks") \
+        if (REPO / "benchmarks" / "lesson-times-smoke.json").exists() else None
+    (tmp_path / "BENCHMARKS.md").write_text(f"# Benchmarks\n\n{BEGIN}\nold\n{END}\n\nhand-written notes\n")
+    return tmp_path
+
+
+def test_a_record_becomes_its_table_with_command_day_and_machine(course, capsys):
+    assert main(["report", "--root", str(course)]) == 0
+    page = (course / "BENCHMARKS.md").read_text()
+    generated = page.split(BEGIN)[1].split(END)[0]
+    assert "old" not in generated and page.endswith("hand-written notes\n")
+    assert "### Training speed, preset cpu" in generated and "| unet3d | 0.281 |" in generated
+    assert "| conv_lstm | – |" in generated and "- step ≤ 0.5 s: met" in generated
+    assert "`python -m course_lib bench training --preset cpu --out benchmarks/results`" in generated
+    assert "2026-12-06" in generated and "AMD EPYC" in generated
+    assert "### Shipped checkpoints" in generated  # from the shipped files' training records
+    assert main(["report", "--check", "--root", str(course)]) == 0
+
+
+def test_a_table_that_drifts_from_its_record_fails_the_check(course, capsys):
+    assert main(["report", "--root", str(course)]) == 0
+    drifted = dict(RECORD, rows=[{"model": "unet3d", "step s": 0.3}, {"model": "conv_lstm", "step s": None}])
+    (course / "benchmarks" / "results" / "training-cpu.json").write_text(json.dumps(drifted))
+    assert main(["report", "--check", "--root", str(course)]) == 1
+    assert "out of date" in capsys.readouterr().err
+
+
+def test_a_page_without_the_markers_is_one_line_and_exit_2(course, capsys):
+    (course / "BENCHMARKS.md").write_text("# Benchmarks\n")
+    assert main(["report", "--root", str(course)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "generated:begin" in err and "Traceback" not in err
