@@ -46,7 +46,9 @@ print(describe_environment())
 import torch
 
 from course_lib.workshop.checks import hint
-from course_lib.workshop.checks.nb02 import check_ddpm_step, check_predict_x0, check_q_posterior
+from course_lib.workshop.checks.nb02 import (
+    check_ddpm_sample_loop, check_ddpm_step, check_predict_x0, check_q_posterior, check_train_denoiser,
+)
 
 # %% [markdown]
 # ## Exercise 2.1 · The posterior q(x_{t−1} | x_t, x0)
@@ -104,21 +106,83 @@ def ddpm_step(x_t: torch.Tensor, eps_pred: torch.Tensor, alpha_t: torch.Tensor, 
 _ = check_ddpm_step(ddpm_step)
 
 # %% [markdown]
-# ## Check your understanding
+# ## Exercise 2.4 · The whole sampler (Ho et al. 2020, Algorithm 2)
 #
-# Run *your* `ddpm_step` as a whole sampler, with an "oracle" that knows the data is the single
-# point x0 = 1.5 and therefore returns the exact noise ε = (x_t − √ᾱ_t·1.5)/√(1 − ᾱ_t). Every
-# particle must end at 1.5.
+# One step is not a sampler. Write the loop: start from pure noise x_{T−1} ~ N(0, I) of the given
+# `shape`, then for every code timestep t = T−1, T−2, …, 0 ask `model_fn(x, t)` for ε̂ (with `t`
+# a (B,) `long` tensor full of t) and take one reverse step with your `ddpm_step`, σ_t² = β̃_t.
+# Draw all noise from `generator`, in order: the start, then a fresh z at every step but the last
+# (t = 0 adds no noise). `schedule` holds the numbers of every step: `schedule.alphas[t]` is α_t,
+# `schedule.alpha_bars_prev[t]` is ᾱ_{t−1}, `schedule.num_steps` is T. Return the sample.
 
 # %%
+def ddpm_sample_loop(model_fn, shape, schedule, generator: torch.Generator) -> torch.Tensor:
+    raise NotImplementedError("Exercise 2.4: start from noise; for t = T−1 … 0: ask the model, one ddpm_step, fresh z except at t = 0")
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_ddpm_sample_loop(ddpm_sample_loop)
+
+# %% [markdown]
+# ## Exercise 2.5 · The training loop (Ho et al. 2020, Algorithm 1)
+#
+# Train `model(x_t, t)` to predict the noise: create `torch.optim.Adam(model.parameters(), lr=lr)`,
+# then for each of `steps` steps draw from `generator`, in this order,
+#
+# 1. a batch of `batch_size` rows of `data` (N, D), picked with `torch.randint(0, N, ...)`,
+# 2. one code timestep per row, t ~ U{0, …, T−1},
+# 3. the noise ε, shaped like the batch,
+#
+# make x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε (ᾱ_t from `schedule.alpha_bars`), take the simple loss
+# ‖ε − model(x_t, t)‖² (the mean over the batch and coordinates), and do one optimiser step.
+# Return the list of the losses of every step, as Python floats. The check trains a small MLP on
+# two moons for a few hundred steps with your loop and samples it.
+
+# %%
+def train_denoiser(model, data: torch.Tensor, schedule, steps: int, batch_size: int, lr: float,
+                   generator: torch.Generator) -> list[float]:
+    raise NotImplementedError("Exercise 2.5: Adam; each step: rows, t, ε from the generator, x_t, the ε loss, zero_grad, backward, step")
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_train_denoiser(train_denoiser)
+
+# %% [markdown]
+# ## Check your understanding
+#
+# 1. Run *your* sampler with an "oracle" that knows the data is the single point x0 = 1.5 and
+#    therefore returns the exact noise ε = (x_t − √ᾱ_t·1.5)/√(1 − ᾱ_t): every particle must end at 1.5.
+# 2. Train an MLP on two moons with *your* loop and sample it with *your* sampler, on a short chain
+#    (T = 100) so that it takes seconds: the samples should lie much closer to the moons than noise.
+
+# %%
+from course_lib.config import get_preset
+from course_lib.data.toy import two_moons
 from course_lib.diffusion.schedules import make_schedule
+from course_lib.metrics.toy import nearest_neighbour_distance
+from course_lib.models.mlp import MLPDenoiser
 
 schedule = make_schedule("linear", 1000)
-g = torch.Generator().manual_seed(0)
-x = torch.randn(2000, 1, generator=g)
-for t in range(999, -1, -1):
-    alpha_bar_t = schedule.alpha_bars[t]
-    oracle_eps = (x - alpha_bar_t.sqrt() * 1.5) / (1 - alpha_bar_t).sqrt()
-    z = torch.randn(x.shape, generator=g) if t > 0 else torch.zeros_like(x)
-    x = ddpm_step(x, oracle_eps, schedule.alphas[t], schedule.alpha_bars_prev[t], z)
-print(f"final particles: mean {x.mean():.3f}, std {x.std():.1e}")
+
+
+def oracle(x, t):
+    alpha_bar = schedule.alpha_bars[t][:, None]
+    return (x - alpha_bar.sqrt() * 1.5) / (1 - alpha_bar).sqrt()
+
+
+x = ddpm_sample_loop(oracle, (2000, 1), schedule, torch.Generator().manual_seed(0))
+print(f"oracle: final particles mean {x.mean():.3f}, std {x.std():.1e}")
+
+short = make_schedule("linear", 100)
+moons = two_moons(2000, seed=0)
+torch.manual_seed(0)
+model = MLPDenoiser(2, hidden=64, depth=2)
+steps = max(400, get_preset().toy_train_steps)  # a few hundred steps already put the samples near the moons
+losses = train_denoiser(model, moons, short, steps, 256, 5e-3, torch.Generator().manual_seed(0))
+with torch.no_grad():
+    samples = ddpm_sample_loop(model, (1000, 2), short, torch.Generator().manual_seed(1))
+noise = torch.randn(1000, 2, generator=torch.Generator().manual_seed(2))
+print(f"two moons: loss {sum(losses[:10]) / 10:.2f} -> {sum(losses[-10:]) / 10:.2f}; mean distance to the data: "
+      f"samples {nearest_neighbour_distance(samples, moons):.2f}, noise {nearest_neighbour_distance(noise, moons):.2f}")

@@ -48,9 +48,13 @@ from pathlib import Path
 
 import torch
 from einops import rearrange
+from torch import nn
 
+from course_lib.models.blocks import group_norm
 from course_lib.workshop.checks import hint
-from course_lib.workshop.checks.nb07 import check_conv_costs, check_temporal_attention_weights, check_to_time_sequences
+from course_lib.workshop.checks.nb07 import (
+    check_conv_costs, check_space_time_layer, check_temporal_attention_weights, check_to_time_sequences,
+)
 
 # %% [markdown]
 # ## Exercise 7.1 · Pixels as sequences in time
@@ -111,6 +115,42 @@ def conv_costs(c_in: int, c_out: int, k: int, k_t: int, frames: int, height: int
 # %%
 # NBVAL_CHECK_OUTPUT
 _ = check_conv_costs(conv_costs)
+
+# %% [markdown]
+# ## Exercise 7.4 · A factorised space-time layer
+#
+# Put the two halves together into one layer of a video network (Ho et al. 2022a): **space** by a
+# 3×3 convolution applied to every frame on its own (a (1, 3, 3) kernel in 3D terms), then **time**
+# by attention along the frames at every pixel, added back as a residual:
+#
+# 1. fold time into the batch, (B, T, C_in, H, W) -> (B·T, C_in, H, W), and apply `spatial`: h;
+# 2. q, k, v = `qkv(norm(h))` split into three along the channels, each as one sequence of T
+#    vectors per pixel, (B·H·W, T, C) — your `to_time_sequences`;
+# 3. attention weights softmax_j(q_i · k_j / √C) (one head, no position bias), then the weighted
+#    average of the values;
+# 4. back to (B·T, C, H, W), h + `proj`(that), and unfold to (B, T, C_out, H, W).
+#
+# The check copies your layer's weights into `course_lib`'s `TemporalAttention`, and tests that a
+# change in one frame reaches the other frames only through the temporal half.
+
+# %%
+class FactorisedSpaceTime(nn.Module):
+    """x (B, T, C_in, H, W) -> (B, T, C_out, H, W): space per frame, then time per pixel."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.spatial = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.norm = group_norm(out_channels)
+        self.qkv = nn.Conv2d(out_channels, 3 * out_channels, 1)
+        self.proj = nn.Conv2d(out_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("Exercise 7.4: conv on the frames folded into the batch; attention along time per pixel; residual; unfold")
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_space_time_layer(FactorisedSpaceTime)
 
 # %% [markdown]
 # ## Use your functions: one temporal attention layer of the trained U-Net

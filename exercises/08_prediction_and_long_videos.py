@@ -89,16 +89,25 @@ def guided_x0(model_fn, x_t, t, known, mask, schedule, weight):
 _ = check_guided_x0(guided_x0)
 
 # %% [markdown]
-# ## Exercise 8.3 · Autoregressive rollout
+# ## Exercise 8.3 · Autoregressive rollout with conditioning augmentation
 #
 # `predict(past, T)` takes `past` (B, k, C, H, W) and returns a clip (B, T, C, H, W) whose first k
 # frames are `past`. Make a video of `total_frames` frames from `first` (B, T, C, H, W): repeatedly
 # give `predict` the **last** `keep` frames, append only the **new** frames of the chunk, and stop
 # when the video is long enough (cut it to exactly `total_frames`).
+#
+# A model's own frames are never quite like the training data, and a predictor that trusts its
+# context blindly compounds those errors chunk after chunk. **Conditioning augmentation** (Ho et
+# al. 2022c, "Cascaded Diffusion Models") trains the model on a slightly noised past, and at
+# rollout time shows it the past noised the same way: before each call, put the `keep` frames
+# through the forward process to code step `context_noise` with `q_sample(past, context_noise,
+# schedule, generator=generator)` — fresh noise for every chunk — and give *that* to `predict`.
+# `context_noise = 0` means no augmentation (the frames as they are, no noise drawn). The video
+# itself keeps every frame clean: the noise is only what the predictor sees.
 
 # %%
-def rollout(predict, first, total_frames, keep):
-    raise NotImplementedError("Exercise 8.3: keep the last `keep` frames, append chunk[:, keep:], loop, then cut")
+def rollout(predict, first, total_frames, keep, schedule, context_noise, generator):
+    raise NotImplementedError("Exercise 8.3: the last `keep` frames, noised to context_noise for the predictor only; append chunk[:, keep:]; cut")
 
 
 # %%

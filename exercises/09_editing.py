@@ -45,44 +45,59 @@ print(describe_environment())
 # %%
 import torch
 
+from course_lib.diffusion.forward import q_sample
+from course_lib.diffusion.samplers import ddim_step, ddim_timesteps
 from course_lib.workshop.checks import hint
-from course_lib.workshop.checks.nb09 import check_interpolate_frames, check_renoise, check_sdedit_start_point
+from course_lib.workshop.checks.nb09 import check_interpolate_frames, check_repaint, check_sdedit
 
 # %% [markdown]
-# ## Exercise 9.1 · Where SDEdit starts
+# ## Exercise 9.1 · SDEdit, start to finish
 #
-# SDEdit with strength s ∈ [0, 1] starts at code timestep t₀ = round(s · (T − 1)) — s = 0 is one
-# step of noise, s = 1 is the last step — and draws x_{t₀} = √ᾱ_{t₀} x + √(1 − ᾱ_{t₀}) ε with the
-# given `noise` as ε. Return `(t0, x_t0)` with `t0` an int. (T is `schedule.num_steps`.)
+# SDEdit (Meng et al. 2022) edits a clip `x` by forgetting part of it and dreaming it back: noise
+# it part of the way up the forward chain, then run the sampler down from there. With strength
+# s ∈ [0, 1] and T = `schedule.num_steps`:
+#
+# 1. start at code timestep t₀ = round(s · (T − 1)); strength 0 means no edit at all: return `x`;
+# 2. x_{t₀} = `q_sample(x, t0, schedule, generator=generator)` (the only random draw);
+# 3. a full edit would take `steps` DDIM steps, a weaker one proportionally fewer:
+#    n = max(1, round(steps · (t₀ + 1) / T)) steps over the timesteps `ddim_timesteps(t0 + 1, n)`;
+# 4. each step `ddim_step(model_fn, x_t, t, t_next, schedule, clip_x0=False).x` (η = 0, deterministic),
+#    t_next = −1 after the last listed t (clean data).
 
 # %%
-def sdedit_start_point(x, strength, schedule, noise):
-    raise NotImplementedError("Exercise 9.1: t0 = round(strength * (T - 1)); x_t0 from the closed form q(x_t | x0)")
+def sdedit(model_fn, x, strength, schedule, steps, generator):
+    raise NotImplementedError("Exercise 9.1: t0 from the strength; noise x to t0; DDIM down from t0 over proportionally fewer steps")
 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-_ = check_sdedit_start_point(sdedit_start_point)
+_ = check_sdedit(sdedit)
 
 # %% [markdown]
-# ## Exercise 9.2 · RePaint's jump back up
+# ## Exercise 9.2 · RePaint's resampling loop
 #
-# RePaint redoes a step t → t_next (t_next < t) by noising x_{t_next} back to level t with the
-# forward chain from t_next to t. The chain keeps ᾱ_t / ᾱ_{t_next} of the signal variance over those
-# steps, so
+# Inpainting with the replacement method (notebook 08) steps down, then overwrites the known part
+# (`mask` = 1) with the ground truth `known` noised to the same level. RePaint (Lugmayr et al.
+# 2022) adds **resampling**: after a step t → t_next, jump back up to level t with the forward
+# chain from t_next to t, which keeps ᾱ_t / ᾱ_{t_next} of the signal,
 #
-# $$x_t = \sqrt{\bar\alpha_t/\bar\alpha_{t_\text{next}}}\; x_{t_\text{next}} + \sqrt{1 - \bar\alpha_t/\bar\alpha_{t_\text{next}}}\;\varepsilon .$$
+# $$x_t = \sqrt{\bar\alpha_t/\bar\alpha_{t_\text{next}}}\; x_{t_\text{next}} + \sqrt{1 - \bar\alpha_t/\bar\alpha_{t_\text{next}}}\;\varepsilon ,$$
 #
-# Use the given `noise` as ε.
+# and take the step again: `resample` rounds in all, the last one kept. The last step, to clean
+# data, is taken once. Write the whole loop over `ddim_timesteps(T, steps)`, drawing from
+# `generator` in this order: the starting noise `torch.randn(known.shape, ...)`, then in every round
+# the step `ddim_step(model_fn, x, t, t_next, schedule, eta=1.0, generator=generator, clip_x0=False)`,
+# the known part `q_sample(known, t_next, schedule, generator=generator)` (clean at t_next = −1),
+# and the jump's ε.
 
 # %%
-def renoise(x_next, t_next, t, schedule, noise):
-    raise NotImplementedError("Exercise 9.2: ratio = abar[t] / abar[t_next]; scale by its square root, add sqrt(1 - ratio) * noise")
+def repaint(model_fn, known, mask, schedule, steps, resample, generator):
+    raise NotImplementedError("Exercise 9.2: per step: r rounds of (step down, replace the known part, jump back up unless last); the last step once")
 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-_ = check_renoise(renoise)
+_ = check_repaint(repaint)
 
 # %% [markdown]
 # ## Exercise 9.3 · The repair baseline: linear interpolation
@@ -107,8 +122,9 @@ _ = check_interpolate_frames(interpolate_frames)
 # %% [markdown]
 # ## Check your understanding
 #
-# 1. With *your* `sdedit_start_point`, see what SDEdit starts from at a few strengths: the higher
-#    the strength, the less of the clip survives the noise.
+# 1. With *your* `sdedit`, edit moving shapes at a few strengths with a stand-in denoiser that knows
+#    only that pixels are near −1 (the exact denoiser of a black background): the stronger the
+#    edit, the more of the clip is forgotten and replaced by background.
 # 2. With *your* `interpolate_frames`, repair two dropped frames of moving shapes and score them
 #    against the truth. Where the object moves, interpolation shows two faint copies (a ghost).
 
@@ -116,16 +132,27 @@ _ = check_interpolate_frames(interpolate_frames)
 import matplotlib.pyplot as plt
 
 from course_lib.data.video import bouncing_shapes
+from course_lib.diffusion.forward import eps_from_x0
 from course_lib.metrics.prediction import frames_psnr
 from course_lib.diffusion.schedules import make_schedule
 from course_lib.views.figures import filmstrip
 
 schedule = make_schedule("linear", 1000)
 clip = bouncing_shapes(1, frames=8, size=32, seed=0, speed=(2.0, 2.0)).video
-g = torch.Generator().manual_seed(0)
-starts = [sdedit_start_point(clip, s, schedule, torch.randn(clip.shape, generator=g)) for s in (0.1, 0.3, 0.5, 0.7)]
-filmstrip(torch.cat([x for _, x in starts]), out_of_range="clip", row_labels=[f"t0 = {t0}" for t0, _ in starts],
-          title="SDEdit starting points")
+
+
+def background(x_t, t):
+    """The exact ε-model for 'every pixel is N(−1, 0.5²)': it knows the background and nothing else."""
+    ab = schedule.alpha_bars[t].view(-1, 1, 1, 1, 1)
+    x0 = -1 + 0.25 * ab.sqrt() * (x_t + ab.sqrt()) / (0.25 * ab + 1 - ab)  # E[x0 | x_t]
+    return eps_from_x0(x_t, t, x0, schedule)
+
+
+edits = {s: sdedit(background, clip, s, schedule, 20, torch.Generator().manual_seed(0)) for s in (0.05, 0.1, 0.3, 0.9)}
+for s, edited in edits.items():
+    print(f"strength {s}: PSNR to the clip {frames_psnr(edited, clip, list(range(8))).mean():5.1f} dB")
+filmstrip(torch.cat(list(edits.values())), out_of_range="clip", row_labels=[f"strength {s}" for s in edits],
+          title="SDEdit towards a black background")
 plt.show()
 
 dropped = clip.clone()

@@ -44,7 +44,7 @@ print(describe_environment())
 import torch
 
 from course_lib.workshop.checks import hint
-from course_lib.workshop.checks.nb10 import check_frechet_1d, check_inception_score, check_psnr
+from course_lib.workshop.checks.nb10 import check_fid_from_features, check_inception_score, check_psnr
 
 # %% [markdown]
 # ## Exercise 10.1 · PSNR from the mean squared error
@@ -64,20 +64,27 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.Tensor:
 _ = check_psnr(psnr)
 
 # %% [markdown]
-# ## Exercise 10.2 · The Fréchet distance of two 1D Gaussians
+# ## Exercise 10.2 · FID from features
 #
-# FID and FVD are the Fréchet distance d² = ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^{1/2}) between two
-# Gaussians. In one dimension Σ is a variance. Given means and **variances** (tensors of shape
-# (K,): K pairs of Gaussians at once), return d² for each pair, shape (K,).
+# FID (Heusel et al. 2017) and FVD fit a Gaussian N(μ, Σ) to the features of real samples and one
+# to the features of generated samples, and report the squared Fréchet distance between them:
+#
+# $$d^2 = \lVert\mu_1 - \mu_2\rVert^2 + \operatorname{Tr}\big(\Sigma_1 + \Sigma_2 - 2\,(\Sigma_1\Sigma_2)^{1/2}\big).$$
+#
+# Given two feature sets `features1` (N, F) and `features2` (M, F), return d² (a number): the means,
+# the *unbiased* covariances (divide by N − 1, as `torch.cov` does), and the trace of the matrix
+# square root. Σ1Σ2 is not symmetric, but √Σ1 Σ2 √Σ1 is (and positive semi-definite) and has the
+# same eigenvalues, so Tr((Σ1Σ2)^½) is the sum of the square roots of its eigenvalues; √Σ1 itself is
+# V diag(√λ) Vᵀ from `torch.linalg.eigh(Σ1)`. Work in float64; clamp tiny negative eigenvalues to 0.
 
 # %%
-def frechet_1d(mu1: torch.Tensor, var1: torch.Tensor, mu2: torch.Tensor, var2: torch.Tensor) -> torch.Tensor:
-    raise NotImplementedError("Exercise 10.2: the squared mean difference plus var1 + var2 − 2·√(var1·var2)")
+def fid_from_features(features1: torch.Tensor, features2: torch.Tensor) -> torch.Tensor:
+    raise NotImplementedError("Exercise 10.2: Gaussian fits; √Σ1 by eigh; the eigenvalues of √Σ1 Σ2 √Σ1 give Tr((Σ1Σ2)^½)")
 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-_ = check_frechet_1d(frechet_1d)
+_ = check_fid_from_features(fid_from_features)
 
 # %% [markdown]
 # ## Exercise 10.3 · The Inception Score from a table of probabilities
@@ -105,8 +112,9 @@ _ = check_inception_score(inception_score)
 #
 # 1. PSNR of a clip's frames with added noise, in the [−1, 1] range (R = 2) and after mapping both
 #    to [0, 1] (R = 1): the MSE shrinks 4-fold and R² too, so the values agree — unless R is wrong.
-# 2. The Fréchet distance of N(0, 1) from N(0, s²) as s grows: zero only at s = 1, and it grows
-#    like (s − 1)²: 1D FID compares spreads as well as centres.
+# 2. The Fréchet distance between 5000 two-feature samples of N(0, I) and 5000 of N(0, s² I) as s
+#    grows: near zero only at s = 1 and close to 2·(s − 1)² (the exact value for the two Gaussians):
+#    FID compares spreads as well as centres.
 # 3. The IS of a classifier that always says "3" (1), of one that is sure and uses all ten digits
 #    evenly (10), and of one that is unsure about everything (1): confident *and* varied.
 
@@ -119,10 +127,11 @@ print("PSNR, R = 2 on [-1, 1]:", [round(v, 2) for v in psnr(noisy, clip, 2.0).to
 print("PSNR, R = 1 on [0, 1]: ", [round(v, 2) for v in psnr((noisy + 1) / 2, (clip + 1) / 2, 1.0).tolist()])
 print("PSNR, R = 1 on [-1, 1] (the bug):", [round(v, 2) for v in psnr(noisy, clip, 1.0).tolist()])
 
-spreads = torch.tensor([0.25, 0.5, 1.0, 2.0, 4.0], dtype=torch.float64)
-zeros, ones = torch.zeros_like(spreads), torch.ones_like(spreads)
-print("d² of N(0, 1) and N(0, s²) for s =", spreads.tolist(), "->",
-      [round(v, 3) for v in frechet_1d(zeros, ones, zeros, spreads**2).tolist()])
+g = torch.Generator().manual_seed(1)
+reference = torch.randn(5000, 2, generator=g, dtype=torch.float64)  # two features: N(0, I)
+for s in (0.25, 0.5, 1.0, 2.0, 4.0):
+    other = s * torch.randn(5000, 2, generator=g, dtype=torch.float64)  # N(0, s² I)
+    print(f"s = {s}: d² = {float(fid_from_features(reference, other)):.3f}   2·(s − 1)² = {2 * (s - 1) ** 2:.3f}")
 
 sure = torch.eye(10, dtype=torch.float64) * 0.991 + 0.0009  # each row sure of one digit; all ten used
 always_three = sure[[3] * 10]

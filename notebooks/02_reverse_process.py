@@ -433,7 +433,8 @@ plt.show()
 # * DDPM walks all T steps; DDIM reuses the same network with far fewer deterministic steps.
 #
 # Next: `03_schedules_and_parameterisations` changes the schedule and what the network predicts.
-# Exercises: `exercises/02_reverse_process.ipynb`.
+# Exercises: `exercises/02_reverse_process.ipynb` (the reverse step, then the whole sampling loop and the
+# training loop, written by you).
 
 # %% [markdown]
 # ## Check yourself

@@ -217,7 +217,7 @@ plt.show()
 # down to x_0 (code timesteps T−1 … 0). **DDPM** (Ho et al. 2020) takes all T = 1000 steps, each one
 # adding fresh noise.
 # **DDIM** (Song et al. 2021a) uses the same trained network but a deterministic update that can
-# jump over many timesteps at once (exercise 4.2 writes it):
+# jump over many timesteps at once (exercise 4.2 writes it, with guidance inside the loop):
 #
 # $$\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon}{\sqrt{\bar\alpha_t}},\qquad
 #   x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}}\,\hat\epsilon\qquad (t' < t).$$
@@ -369,8 +369,8 @@ step_scrubber(both, steps=[s.t for s in steps], nrow=10)
 # * Sample from the EMA weights; steer the class with classifier-free guidance w (0: ignore the
 #   label, 1: conditional, > 1: stronger, less varied).
 #
-# **Exercises** (`exercises/04_image_ddpm.ipynb`): write the training loss, the DDIM update and the
-# guidance formula, then generate digits with your own sampler.
+# **Exercises** (`exercises/04_image_ddpm.ipynb`): write the training loss, a guided DDIM sampler
+# (then generate digits with it) and the U-Net's residual block with its timestep embedding.
 # **Benchmark:** `python -m course_lib bench image` trains this model from scratch for 10 minutes
 # and prints time, IS, FID and accuracy for DDPM and DDIM.
 # **Next:** notebook 05 turns to video data.

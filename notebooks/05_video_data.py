@@ -397,6 +397,8 @@ frame_scrubber(shapes.video)
 #   context is what a video diffusion model must model, and the forward process erases it at the
 #   pace of ᾱ_t.
 #
+# **Exercises** (`exercises/05_video_data.ipynb`): the course layout, frame correlation, and the
+# clip transform (random temporal crop, resize and centre crop, normalise) that `VideoFolder` applies.
 # **Next:** notebook 06 runs the seed's conv + LSTM model on these clips, finds its bugs, and
 # trains a fixed version.
 

@@ -443,6 +443,8 @@ animate(digit_samples[:4], fps=4, nrow=4, out_of_range="clip")
 #   and the causal property can be *measured*.
 # * A denoiser must see its timestep: add an embedding of t to every block.
 #
+# Exercises: `exercises/06_conv_lstm_video_diffusion.ipynb` (the seed's bugs fixed, and a ConvLSTM
+# run both ways along time).
 # Next: notebook 07 replaces the recurrence by a 3D U-Net that convolves space and attends over
 # time, and compares the two on the same data.
 

@@ -398,6 +398,8 @@ plt.show()
 # * Compare models on the same data with numbers: step time, sampling time, an FVD-style distance
 #   next to its real-vs-real floor, and a motion test.
 #
+# Exercises: `exercises/07_unet3d_video_diffusion.ipynb` (temporal attention, then a whole factorised
+# space-time layer of your own).
 # Next: notebook 08 conditions this network on past frames to predict the future and roll out long
 # videos.
 

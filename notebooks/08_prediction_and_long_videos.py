@@ -383,6 +383,8 @@ print(decay_table(curves))
 #   quality decays with length. Measure it against a truth, and try remedies with a number:
 #   training on a deliberately spoiled past (conditioning augmentation) stops the fade.
 #
+# Exercises: `exercises/08_prediction_and_long_videos.ipynb` (replacement, guidance, and a rollout
+# loop with conditioning augmentation).
 # Next: notebook 09 uses the same machinery to *edit* clips — re-noise and denoise (SDEdit), fill
 # a hole in every frame, and repair damaged frames.
 

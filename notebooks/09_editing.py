@@ -271,6 +271,8 @@ plt.show()
 #   part agree with the known part; **guidance** pushes it there with a gradient.
 # * With a ground truth, every edit is a number — and with many right answers, a motion or realism
 #   score keeps the number honest.
+#
+# Exercises: `exercises/09_editing.ipynb` (SDEdit and RePaint's resampling loop, written by you).
 
 # %% [markdown]
 # ## Check yourself

@@ -495,8 +495,8 @@ for name, logits in [("digit judge, frame 0 of each clip", digit_judge.logits(fr
 # * Compare distances only at the *same sample count* and with the *same judge*, trained on
 #   the domain being judged.
 #
-# **Exercises** (`exercises/10_evaluation.ipynb`): write PSNR from the MSE, the Fréchet distance of
-# two 1D Gaussians, and the Inception Score from a table of probabilities.
+# **Exercises** (`exercises/10_evaluation.ipynb`): write PSNR from the MSE, FID from two feature sets
+# (with its matrix square root), and the Inception Score from a table of probabilities.
 
 # %% [markdown]
 # ## Check yourself

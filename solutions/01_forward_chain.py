@@ -44,7 +44,7 @@ print(describe_environment())
 import torch
 
 from course_lib.workshop.checks import hint
-from course_lib.workshop.checks.nb01 import check_alpha_bar, check_forward_step, check_q_sample
+from course_lib.workshop.checks.nb01 import check_alpha_bar, check_forward_step, check_noisy_batch
 
 # %% [markdown]
 # ## Exercise 1.1 · One step of the chain (seed §2.1)
@@ -80,26 +80,37 @@ def alpha_bar(alphas: torch.Tensor) -> torch.Tensor:
 _ = check_alpha_bar(alpha_bar)
 
 # %% [markdown]
-# ## Exercise 1.3 · Jump to step t in one go
+# ## Exercise 1.3 · A training batch: every example at its own step
 #
-# Implement the closed form $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$.
+# Training never walks the chain: it jumps each example straight to a random step with the closed
+# form $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$ (Ho et al. 2020, Eq. 4 and
+# Algorithm 1). Given clean data `x0` (B, ...) of any shape, the schedule's `alpha_bars` (T,) and a
+# `torch.Generator`, draw **first** one code timestep per example, t ~ U{0, …, T−1}, shape (B,),
+# **then** the noise ε (the shape of `x0`), both from `generator`, and return `(x_t, t, eps)`.
+# Each example needs *its own* ᾱ_t, shaped so that it broadcasts over that example's values.
 
 # %%
-def q_sample(x0: torch.Tensor, alpha_bar_t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    ### BEGIN SOLUTION the closed form q(x_t | x0)
-    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * eps
+def noisy_batch(x0: torch.Tensor, alpha_bars: torch.Tensor, generator: torch.Generator):
+    ### BEGIN SOLUTION one t per example, then ε, then the closed form with ᾱ_t shaped to broadcast
+    batch = x0.shape[0]
+    t = torch.randint(0, len(alpha_bars), (batch,), generator=generator)  # (B,)
+    eps = torch.randn(x0.shape, generator=generator)
+    alpha_bar = alpha_bars[t].reshape(batch, *[1] * (x0.dim() - 1))  # (B, 1, ..., 1)
+    x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * eps
+    return x_t, t, eps
     ### END SOLUTION
 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-_ = check_q_sample(q_sample)
+_ = check_noisy_batch(noisy_batch)
 
 # %% [markdown]
 # ## Check your understanding
 #
 # Simulate 20,000 particles through the first 300 steps with *your* `forward_step`, then jump there
-# with *your* `q_sample`: the two histograms must agree.
+# with *your* `noisy_batch` (its examples land at random steps; keep those at step 299): the two
+# histograms must agree.
 
 # %%
 from course_lib.diffusion.schedules import make_schedule
@@ -110,5 +121,7 @@ x0 = torch.randn(20_000, 1, generator=g) * 0.3 + 1.0
 x = x0
 for t in range(300):
     x = forward_step(x, schedule.alphas[t], torch.randn(x.shape, generator=g))
-jump = q_sample(x0, alpha_bar(schedule.alphas)[299], torch.randn(x0.shape, generator=g))
+alpha_bars = alpha_bar(schedule.alphas)[:300]  # a chain of 300 steps: t = 299 is its last
+jumped, t, _ = noisy_batch(x0.repeat(20, 1), alpha_bars, g)
+jump = jumped[t == 299]
 print(f"chain mean {x.mean():.2f} var {x.var():.2f} | closed form mean {jump.mean():.2f} var {jump.var():.2f}")

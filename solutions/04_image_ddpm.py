@@ -44,14 +44,17 @@ from course_lib.config import describe_environment
 print(describe_environment())
 
 # %%
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from course_lib.models.blocks import group_norm
 from course_lib.workshop.checks import hint
-from course_lib.workshop.checks.nb04 import check_ddim_update, check_guided_eps, check_training_loss
+from course_lib.workshop.checks.nb04 import check_guided_ddim_sample, check_time_res_block, check_training_loss
 
 # %% [markdown]
 # ## Exercise 4.1 · The training loss of a class-conditional denoiser
@@ -76,54 +79,96 @@ def training_loss(model, x0: torch.Tensor, labels: torch.Tensor, t: torch.Tensor
 _ = check_training_loss(training_loss)
 
 # %% [markdown]
-# ## Exercise 4.2 · One DDIM step
+# ## Exercise 4.2 · A guided DDIM sampler
 #
-# DDIM (Song et al. 2021a, Eq. 12 with η = 0) first turns the noise estimate into a guess of the
-# clean image, then re-noises that guess to the *next* visited noise level ᾱ_next (which may be
-# many steps away; ᾱ_next = 1 means "clean"), reusing the same ε̂ instead of fresh noise:
+# Write the sampler that draws digits of chosen classes: deterministic DDIM (Song et al. 2021a,
+# Eq. 12 with η = 0) with classifier-free guidance (Ho & Salimans 2022) inside its loop.
 #
-# x̂0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t,    x_next = √ᾱ_next x̂0 + √(1 − ᾱ_next) ε̂.
-#
-# `alpha_bar_t` and `alpha_bar_next` are 0-dim tensors. Do not clip x̂0.
+# * `model(x_t, t, y)` predicts the noise; `t` is a (B,) tensor, `y` (B,) labels, and the label
+#   `model.null_label` means "no class".
+# * `x` is the starting noise (B, 1, H, W); `timesteps` the descending code timesteps to visit
+#   (e.g. `ddim_timesteps(T, 50)`: 999, 979, …, 19); after the last one the sampler jumps to clean
+#   data (ᾱ_next = 1).
+# * At each visited t: ask the model with the labels and with the null label, guide
+#   ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, y) − ε̂(x_t, ∅)) (w = 0: unconditional, w = 1: conditional), turn ε̂
+#   into x̂0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t, and move it to the next visited level reusing ε̂:
+#   x_next = √ᾱ_next x̂0 + √(1 − ᾱ_next) ε̂. Do not clip x̂0.
 
 # %%
-def ddim_update(x_t: torch.Tensor, eps_hat: torch.Tensor, alpha_bar_t: torch.Tensor,
-                alpha_bar_next: torch.Tensor) -> torch.Tensor:
-    ### BEGIN SOLUTION estimate x0, then move it to the next noise level with the same noise
-    x0_hat = (x_t - (1 - alpha_bar_t).sqrt() * eps_hat) / alpha_bar_t.sqrt()
-    return alpha_bar_next.sqrt() * x0_hat + (1 - alpha_bar_next).sqrt() * eps_hat
+def guided_ddim_sample(model, x: torch.Tensor, labels: torch.Tensor, w: float, timesteps: list[int],
+                       alpha_bars: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION at each visited t: both predictions, guide, x̂0, then re-noise to the next level with the same ε̂
+    null = torch.full_like(labels, model.null_label)
+    for t, t_next in zip(timesteps, timesteps[1:] + [-1]):
+        tt = torch.full((x.shape[0],), t, dtype=torch.long)
+        eps_uncond = model(x, tt, null)
+        eps = eps_uncond + w * (model(x, tt, labels) - eps_uncond)
+        alpha_bar, alpha_bar_next = alpha_bars[t], alpha_bars[t_next] if t_next >= 0 else torch.tensor(1.0)
+        x0_hat = (x - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
+        x = alpha_bar_next.sqrt() * x0_hat + (1 - alpha_bar_next).sqrt() * eps
+    return x
     ### END SOLUTION
 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-_ = check_ddim_update(ddim_update)
+_ = check_guided_ddim_sample(guided_ddim_sample)
 
 # %% [markdown]
-# ## Exercise 4.3 · Classifier-free guidance
+# ## Exercise 4.3 · A residual block that reads the timestep
 #
-# Given the conditional prediction ε(x_t, t, y), the unconditional one ε(x_t, t, ∅) and the scale
-# w, return the guided prediction. The course's convention: w = 0 gives the unconditional
-# prediction, w = 1 the conditional one, w > 1 goes past it (further from "no class").
+# The U-Net is built from one block, repeated: a residual block told the noise level (Ho et al.
+# 2020, appendix B). Write its `forward(x, t)`, x (B, C_in, H, W) and t (B,) integer timesteps:
+#
+# 1. the timestep embedding: sinusoidal features of t, [cos(t·ω_k), sin(t·ω_k)] for
+#    ω_k = 10000^(−k/(d/2)), k = 0 … d/2 − 1, d = `time_dim` (Vaswani et al. 2017), then `time_mlp`;
+# 2. h = conv1(SiLU(norm1(x)));
+# 3. add the time shift emb_proj(SiLU(emb)): one number per channel, the same for every pixel;
+# 4. h = conv2(SiLU(norm2(h)));
+# 5. return skip(x) + h (skip is a 1×1 convolution when the channel count changes).
+#
+# The layers have the names of `course_lib.models.blocks.ResBlock`, so the check can give both the
+# same weights.
 
 # %%
-def guided_eps(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w: float) -> torch.Tensor:
-    ### BEGIN SOLUTION start at the unconditional prediction and move w times towards the conditional one
-    return eps_uncond + w * (eps_cond - eps_uncond)
-    ### END SOLUTION
+class TimeResBlock(nn.Module):
+    """x (B, C_in, H, W), t (B,) -> (B, C_out, H, W)."""
+
+    def __init__(self, in_channels: int, out_channels: int, time_dim: int = 32, emb_dim: int = 64):
+        super().__init__()
+        self.time_dim = time_dim
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.norm1 = group_norm(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.emb_proj = nn.Linear(emb_dim, out_channels)
+        self.norm2 = group_norm(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION embed t (sin/cos features, MLP); conv, add the shift per channel, conv; add the skip
+        half = self.time_dim // 2
+        freqs = torch.exp(-math.log(10_000) * torch.arange(half) / half)  # (d/2,) ω_k
+        angles = t.float()[:, None] * freqs[None, :]  # (B, d/2)
+        emb = self.time_mlp(torch.cat([angles.cos(), angles.sin()], dim=-1))  # (B, emb_dim)
+        h = self.conv1(F.silu(self.norm1(x)))  # (B, C_out, H, W)
+        h = h + self.emb_proj(F.silu(emb))[:, :, None, None]  # the same shift at every pixel
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.skip(x) + h
+        ### END SOLUTION
 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-_ = check_guided_eps(guided_eps)
+_ = check_time_res_block(TimeResBlock)
 
 # %% [markdown]
 # ## Use your functions: digits from your own sampler
 #
 # The lesson's model (trained there, or now if you have not run the lesson; it is the same file
 # in `../checkpoints/`). First your loss: it should be small for the trained network and large
-# for a fresh one. Then a complete guided DDIM sampler built from your two functions, compared
-# with the course's `ddim_sample` on the same starting noise.
+# for a fresh one. Then your guided sampler, compared with the course's `ddim_sample` on the same
+# starting noise, and judged by the course's digit classifier.
 
 # %%
 from course_lib.config import get_preset
@@ -148,17 +193,11 @@ with torch.no_grad():
 print(f"your loss on one batch: trained model {trained:.3f}, untrained model {fresh:.3f}")
 
 # %%
-w, steps, null = recipe.guidance_scale, preset.sample_steps, model.null_label
+w, steps = recipe.guidance_scale, preset.sample_steps
 digits = torch.arange(10)
-x = torch.randn(10, 1, preset.image_size, preset.image_size, generator=torch.Generator().manual_seed(1))
-start = x.clone()
-timesteps = ddim_timesteps(preset.num_diffusion_steps, steps)
+start = torch.randn(10, 1, preset.image_size, preset.image_size, generator=torch.Generator().manual_seed(1))
 with torch.no_grad():
-    for t, t_next in zip(timesteps, timesteps[1:] + [-1]):
-        tt = torch.full((10,), t)
-        eps = guided_eps(model(x, tt, digits), model(x, tt, torch.full((10,), null)), w)
-        x = ddim_update(x, eps, alpha_bars[t], alpha_bars[t_next] if t_next >= 0 else torch.tensor(1.0))
-
+    x = guided_ddim_sample(model, start, digits, w, ddim_timesteps(preset.num_diffusion_steps, steps), alpha_bars)
 reference = ddim_sample(guided_denoiser(model, digits, w), x.shape, recipe.schedule, steps=steps,
                         x_start=start, clip_x0=False)
 judge = get_digit_judge(preset.image_size, config=judge_config_for_preset(preset))

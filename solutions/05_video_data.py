@@ -42,9 +42,10 @@ print(describe_environment())
 
 # %%
 import torch
+import torch.nn.functional as F
 
 from course_lib.workshop.checks import hint
-from course_lib.workshop.checks.nb05 import check_frame_correlation, check_to_course_layout
+from course_lib.workshop.checks.nb05 import check_clip_transform, check_frame_correlation, check_to_course_layout
 
 # %% [markdown]
 # ## Exercise 5.1 · Into the course layout
@@ -91,10 +92,46 @@ def frame_correlation(video: torch.Tensor, lag: int) -> torch.Tensor:
 _ = check_frame_correlation(frame_correlation)
 
 # %% [markdown]
+# ## Exercise 5.3 · From a decoded file to a training clip
+#
+# A decoded video file is `(T, C, H, W)` bytes (`uint8`, 0 … 255) of any length and frame size; a
+# model wants `(frames, C, size, size)` float32 in [−1, 1]. Write the transform the course's
+# `VideoFolder` applies to each file:
+#
+# 1. **a random temporal crop**: `frames` frames, `stride` apart, so they cover
+#    span = (frames − 1)·stride + 1 source frames; draw the start uniformly over every start that
+#    fits, `torch.randint(0, n_starts, (1,), generator=generator)`;
+# 2. **resize**, so that the shorter side becomes `size` (the other one `round(side · size / shorter)`),
+#    with `F.interpolate(..., mode="bilinear", antialias=True, align_corners=False)` on floats;
+# 3. **centre crop** to `size` × `size` (start at `(new_side − size) // 2`);
+# 4. **normalise** 0 … 255 to −1 … 1.
+
+# %%
+def clip_transform(video: torch.Tensor, frames: int, size: int, stride: int,
+                   generator: torch.Generator) -> torch.Tensor:
+    ### BEGIN SOLUTION a start that fits, every stride-th frame; shorter side to size, the middle square; to [−1, 1]
+    span = (frames - 1) * stride + 1
+    start = int(torch.randint(0, video.shape[0] - span + 1, (1,), generator=generator))
+    clip = video[start: start + span: stride].float()  # (frames, C, H, W)
+    height, width = clip.shape[-2:]
+    new_h, new_w = round(height * size / min(height, width)), round(width * size / min(height, width))
+    clip = F.interpolate(clip, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return clip[..., top: top + size, left: left + size] / 127.5 - 1
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_clip_transform(clip_transform)
+
+# %% [markdown]
 # ## Check your understanding
 #
-# With *your* two functions: turn clips stored as (B, C, T, H, W) into the course layout, then
+# With *your* functions: turn clips stored as (B, C, T, H, W) into the course layout, then
 # compare how frame correlation falls with distance for real motion and for shuffled frames.
+# Then cut training clips from a "file" of 40 frames at 64 × 48 with *your* transform: a longer
+# stride makes neighbouring training frames less alike.
 
 # %%
 from course_lib.data.video import moving_digits, shuffle_frames, to_channels_first_time
@@ -104,3 +141,11 @@ video = to_course_layout(clips_cthw)
 shuffled = shuffle_frames(video, torch.Generator().manual_seed(0))
 for k in (1, 3, 6):
     print(f"k = {k}: in order {frame_correlation(video, k):.2f}   shuffled {frame_correlation(shuffled, k):.2f}")
+
+file = moving_digits(1, frames=40, size=64, seed=1).video[0, :, :, 8:56]  # (40, 1, 64, 48), a "decoded file"
+as_bytes = ((file + 1) * 127.5).round().to(torch.uint8)
+g = torch.Generator().manual_seed(0)
+for stride in (1, 3):
+    clips = torch.stack([clip_transform(as_bytes, 8, 32, stride, g) for _ in range(16)])  # (16, 8, 1, 32, 32)
+    print(f"stride {stride}: clips {tuple(clips.shape[1:])}, values {clips.min():.0f} … {clips.max():.0f}, "
+          f"neighbouring frames correlate {frame_correlation(clips, 1):.2f}")

@@ -51,7 +51,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.workshop.checks import hint
-from course_lib.workshop.checks.nb06 import check_condition_on_time, check_conv_lstm_step, check_encode_frames
+from course_lib.workshop.checks.nb06 import (
+    check_bidirectional_conv_lstm, check_condition_on_time, check_conv_lstm_step, check_encode_frames,
+)
 
 # %% [markdown]
 # ## Exercise 6.1 · Find the bug: the per-frame encoder
@@ -143,6 +145,38 @@ def condition_on_time(h: torch.Tensor, emb: torch.Tensor, frames: int, proj: nn.
 # %%
 # NBVAL_CHECK_OUTPUT
 _ = check_condition_on_time(condition_on_time)
+
+# %% [markdown]
+# ## Exercise 6.4 · Both ways along time
+#
+# A ConvLSTM running forward gives frame k a summary of frames 0 … k; the lesson's denoiser also
+# runs a second cell backward, so that frame k hears about frames k … T−1 too (its `merge` layer
+# combines the two). Given two cells (`cell(x, state) -> (h, c)`; `state=None` starts from zeros)
+# and features `frames` (B, T, C, H, W), run `forward_cell` over frames 0, 1, …, T−1 and
+# `backward_cell` over frames T−1, …, 0, each from a zero state, and return for every frame its two
+# hidden states side by side, `[h_forward, h_backward]` along the channels: (B, T, 2·hidden, H, W).
+# Careful: the backward run meets frame T−1 first, but its output for frame k belongs at position k.
+
+# %%
+def bidirectional_conv_lstm(forward_cell: nn.Module, backward_cell: nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION one state per direction from zero; the backward outputs put back in frame order; concatenate
+    T = frames.shape[1]
+    forward, backward = [], [None] * T
+    state = None
+    for k in range(T):  # the past flows into frame k
+        state = forward_cell(frames[:, k], state)
+        forward.append(state[0])
+    state = None
+    for k in reversed(range(T)):  # the future flows into frame k
+        state = backward_cell(frames[:, k], state)
+        backward[k] = state[0]
+    return torch.cat([torch.stack(forward, dim=1), torch.stack(backward, dim=1)], dim=2)
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_ = check_bidirectional_conv_lstm(bidirectional_conv_lstm)
 
 # %% [markdown]
 # ## Use your functions: the seed's model, repaired

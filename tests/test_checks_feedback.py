@@ -266,7 +266,7 @@ def test_hint_prints_the_idea_then_the_formula(capsys):
 
 
 @pytest.mark.parametrize("args, words", [
-    (("2.9",), "no exercise 2.9; notebook 02 has hints for 2.1, 2.2, 2.3."),
+    (("2.9",), "no exercise 2.9; notebook 02 has hints for 2.1, 2.2, 2.3, 2.4, 2.5."),
     (("42.1",), "no exercise 42.1: notebook 42 has no exercises with hints."),
     (("two",), "expected an exercise number as text, like hint(\"2.3\"), got 'two'."),
     ((None,), "expected an exercise number as text, like hint(\"2.3\"), got None."),

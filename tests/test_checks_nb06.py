@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.workshop.checks import nb06
-from _exercise_checks import assert_failure_block, diagnosis_of, stub
+from _exercise_checks import assert_accepts_right_rejects_stub_and_wrong, assert_failure_block, diagnosis_of, stub
 
 LESSON = Path(__file__).resolve().parents[1] / "notebooks" / "06_conv_lstm_video_diffusion.py"
 
@@ -211,3 +211,38 @@ def test_lesson_cells_marked_to_raise_raise_the_seeds_errors_and_no_other_cell_d
 def test_checks_answer_odd_returns_with_one_block_and_never_raise(check, answer, capsys):
     assert check(answer) is False
     assert_failure_block(capsys.readouterr().out, "6.")
+
+
+# --- 6.4 bidirectional_conv_lstm -----------------------------------------------------------------
+
+def bidirectional(forward_cell, backward_cell, frames, reset=True, carry=False, same_cell=False, align=True,
+                  order=("forward", "backward")):
+    """Both directions with optional mistakes: a fresh state every frame, the forward state carried into the
+    backward run, the forward cell used twice, backward outputs left in the order they were made, the halves swapped."""
+    T = frames.shape[1]
+    outputs = {"forward": [], "backward": [None] * T}
+    state = None
+    for k in range(T):
+        state = forward_cell(frames[:, k], state if reset else None)
+        outputs["forward"].append(state[0])
+    state = state if carry else None
+    made = []
+    for k in reversed(range(T)):
+        state = (forward_cell if same_cell else backward_cell)(frames[:, k], state)
+        outputs["backward"][k] = state[0]
+        made.append(state[0])
+    if not align:
+        outputs["backward"] = made
+    return torch.cat([torch.stack(outputs[name], dim=1) for name in order], dim=2)
+
+
+def test_bidirectional_conv_lstm_check(capsys):
+    assert_accepts_right_rejects_stub_and_wrong(nb06.check_bidirectional_conv_lstm, bidirectional, [
+        lambda f, b, x: bidirectional(f, b, x, reset=False),
+        lambda f, b, x: bidirectional(f, b, x, carry=True),
+        lambda f, b, x: bidirectional(f, b, x, same_cell=True),
+        lambda f, b, x: bidirectional(f, b, x, align=False),
+        lambda f, b, x: bidirectional(f, b, x, order=("backward", "forward")),
+    ], capsys, hint=True)
+    assert nb06.check_bidirectional_conv_lstm(lambda f, b, x: bidirectional(f, b, x, align=False)) is False
+    assert "sees only the future" in capsys.readouterr().out

@@ -2,6 +2,9 @@
 import pytest
 import torch
 from einops import rearrange
+from torch import nn
+
+from course_lib.models.blocks import group_norm
 
 from course_lib.workshop.checks import nb07
 from course_lib.models.unet3d import TemporalAttention
@@ -51,6 +54,56 @@ def conv_costs(c_in, c_out, k, k_t, frames, height, width, bias=True, temporal_i
     return full, factorised, full_macs, factorised_macs
 
 
+# --- 7.4 ------------------------------------------------------------------------------------------
+
+class SpaceTime(nn.Module):
+    """The exercise's layer with optional mistakes in forward."""
+
+    mistake = None
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.spatial = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.norm = group_norm(out_channels)
+        self.qkv = nn.Conv2d(out_channels, 3 * out_channels, 1)
+        self.proj = nn.Conv2d(out_channels, out_channels, 1)
+
+    def forward(self, x):
+        B, T, C, H, W = x.shape
+        h = self.spatial(x.reshape(B * T, C, H, W))
+        q, k, v = self.qkv(self.norm(h)).chunk(3, dim=1)
+        if self.mistake == "reshape":  # the layout bug of 7.1: the right shape, the wrong contents
+            q, k, v = (part.reshape(-1, T, part.shape[1]) for part in (q, k, v))
+        else:
+            q, k, v = (to_time_sequences(part, T) for part in (q, k, v))
+        scale = 1.0 if self.mistake == "no scale" else q.shape[-1] ** 0.5
+        weights = torch.softmax(q @ k.transpose(1, 2) / scale, dim=1 if self.mistake == "softmax over queries" else -1)
+        if self.mistake == "reshape":
+            out = (weights @ v).reshape(B * T, -1, H, W)
+        else:
+            out = rearrange(weights @ v, "(b h w) t c -> (b t) c h w", h=H, w=W)
+        h = self.proj(out) if self.mistake == "no residual" else h + self.proj(out)
+        return h.reshape(B, T, -1, H, W)
+
+
+class SpaceTimeConv3d(SpaceTime):
+    """A (3, 3, 3) convolution in place of the per-frame one: frames mix outside attention."""
+
+    def forward(self, x):
+        B, T, C, H, W = x.shape
+        weight = self.spatial.weight[:, :, None].repeat(1, 1, 3, 1, 1) / 3  # (C_out, C_in, 3, 3, 3)
+        h = torch.nn.functional.conv3d(x.transpose(1, 2), weight, self.spatial.bias, padding=1)
+        h = h.transpose(1, 2).reshape(B * T, -1, H, W)
+        q, k, v = (to_time_sequences(part, T) for part in self.qkv(self.norm(h)).chunk(3, dim=1))
+        weights = torch.softmax(q @ k.transpose(1, 2) / q.shape[-1] ** 0.5, dim=-1)
+        h = h + self.proj(rearrange(weights @ v, "(b h w) t c -> (b t) c h w", h=H, w=W))
+        return h.reshape(B, T, -1, H, W)
+
+
+def space_time_with(mistake):
+    return type(f"SpaceTime_{mistake}", (SpaceTime,), {"mistake": mistake})
+
+
 WRONG_PLACES = "the right values in the wrong places"
 RIGHT_AND_WRONG = [
     (nb07.check_to_time_sequences, to_time_sequences, [
@@ -77,6 +130,9 @@ RIGHT_AND_WRONG = [
         (lambda *a: tuple(v + 0.5 for v in conv_costs(*a)), "expected a whole number"),
         (lambda *a: conv_costs(*a)[:2], "return all 4 values"),
     ]),
+    (nb07.check_space_time_layer, SpaceTime,
+     [space_time_with("reshape"), space_time_with("no scale"), space_time_with("softmax over queries"),
+      space_time_with("no residual"), SpaceTimeConv3d]),
 ]
 
 
@@ -112,3 +168,17 @@ def test_conv_costs_reference_counts_torchs_modules():
     full, factorised, full_macs, factorised_macs = nb07.reference_conv_costs(32, 32, 3, 3, 8, 32, 32)
     assert (full, factorised) == (27 * 32 * 32 + 32, 9 * 32 * 32 + 3 * 32 * 32 + 64)
     assert full_macs == 27 * 32 * 32 * 8 * 32 * 32 and factorised_macs == 12 * 32 * 32 * 8 * 32 * 32
+
+
+def test_space_time_check_says_where_frames_mix(capsys):
+    assert nb07.check_space_time_layer(SpaceTimeConv3d) is False
+    assert "nothing but attention may mix frames" in capsys.readouterr().out
+
+
+def test_space_time_reference_is_the_unet3d_layer_with_one_head():
+    """The reference (a Conv2d per frame, then TemporalAttention with a zero bias) equals the solution's layer."""
+    torch.manual_seed(0)
+    layer = SpaceTime(3, 8)
+    x = torch.randn(2, 4, 3, 5, 5)
+    with torch.no_grad():
+        assert torch.allclose(nb07.reference_space_time(layer, x), layer(x), atol=1e-5)

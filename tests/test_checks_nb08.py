@@ -30,12 +30,19 @@ def guided_x0(model_fn, x_t, t, known, mask, schedule, weight, through_model=Tru
     return (x0 + sign * factor * grad).detach()
 
 
-def rollout(predict, first, total_frames, keep, append_all=False, from_start=False, cut=True):
-    """Autoregressive rollout with optional mistakes."""
+def rollout(predict, first, total_frames, keep, schedule, context_noise, generator, append_all=False,
+            from_start=False, cut=True, noise_step=0, always_noise=False, noise_once=False):
+    """Autoregressive rollout with conditioning augmentation, with optional mistakes: the whole chunk appended
+    (its noised context with it), the first frames as context, no cut, noise at step context_noise + noise_step,
+    noise drawn also for context_noise = 0, one noise draw for every chunk."""
     frames, video = first.shape[1], first
+    fixed = torch.randn(first[:, -keep:].shape, generator=generator) if noise_once else None
     while video.shape[1] < total_frames:
-        context = video[:, :keep] if from_start else video[:, -keep:]
-        chunk = predict(context, frames)
+        past = video[:, :keep] if from_start else video[:, -keep:]
+        if context_noise > 0 or always_noise:
+            step = min(max(context_noise + noise_step, 0), schedule.num_steps - 1)
+            past = q_sample(past, step, schedule, noise=fixed, generator=None if noise_once else generator)
+        chunk = predict(past, frames)
         video = torch.cat([video, chunk if append_all else chunk[:, keep:]], 1)
     return video[:, :total_frames] if cut else video
 
@@ -57,15 +64,38 @@ RIGHT_AND_WRONG = [
         (lambda *a: guided_x0(*a, sign=+1), "wrong sign"),
         (lambda m, x, t, k, mask, s, w: guided_x0(m, x, t, k, torch.ones_like(mask), s, w), "the mask ignored"),
     ]),
-    (nb08.check_rollout, rollout, [
-        (lambda *a: rollout(*a, append_all=True), "the whole chunk appended"),
-        (lambda *a: rollout(*a, from_start=True), "from the start of the video"),
-        (lambda *a: rollout(*a, cut=False), "not cut to total_frames"),
-        (lambda predict, first, total, keep: first, "returned its input `first` unchanged"),
-    ]),
+    (nb08.check_rollout, rollout,
+     [lambda *a: rollout(*a, append_all=True),
+      lambda *a: rollout(*a, from_start=True),
+      lambda *a: rollout(*a, cut=False),
+      lambda *a: rollout(*a, noise_step=-1),
+      lambda *a: rollout(*a, always_noise=True),
+      lambda *a: rollout(*a, noise_once=True)]),
 ]
 
 
 @pytest.mark.parametrize("check, right, wrongs", RIGHT_AND_WRONG, ids=lambda v: getattr(v, "__name__", ""))
 def test_check_accepts_right_and_rejects_stub_and_wrong(check, right, wrongs, capsys):
     assert_accepts_right_rejects_stub_and_wrong(check, right, wrongs, capsys)
+
+
+def test_rollout_check_says_the_video_must_stay_clean(capsys):
+    assert nb08.check_rollout(lambda *a: rollout(*a, append_all=True)) is False
+    assert "your video holds noised frames" in capsys.readouterr().out
+    assert nb08.check_rollout(lambda *a: rollout(*a, always_noise=True)) is False
+    assert "context_noise = 0" in capsys.readouterr().out
+
+
+def test_rollout_reference_is_predict_future_with_context_noise():
+    """The reference's noised context is what course_lib's frame-conditional predictor shows its model."""
+    from course_lib.diffusion.schedules import make_schedule
+    schedule, seen = make_schedule("linear", 100), []
+
+    def predict(past, frames):
+        seen.append(past)
+        return torch.cat([past, past[:, -1:].expand(-1, frames - past.shape[1], -1, -1, -1)], 1)
+
+    first = torch.zeros(1, 4, 1, 2, 2)
+    nb08.reference_rollout(predict, first, 6, 2, schedule, 40, torch.Generator().manual_seed(0))
+    expected = q_sample(first[:, -2:], 40, schedule, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(seen[0], expected)

@@ -14,11 +14,28 @@ def psnr(x, y, data_range, log=torch.log10, factor=10, square=True, per_image=Tr
     return factor * log((data_range**2 if square else data_range) / mse)
 
 
-def frechet_1d(mu1, var1, mu2, var2, root=True, distance=False, means=True):
-    """d² with optional mistakes: no square root of the product, d instead of d², no mean term."""
-    cross = (var1 * var2).sqrt() if root else var1 * var2
-    d2 = ((mu1 - mu2) ** 2 if means else 0) + var1 + var2 - 2 * cross
-    return d2.clamp_min(0).sqrt() if distance else d2
+def _sqrt_psd(matrix):
+    values, vectors = torch.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * values.clamp(min=0).sqrt()) @ vectors.T
+
+
+def fid(features1, features2, cross="eigen", biased=False, distance=False):
+    """d² from features with optional mistakes: √ of the elementwise product Σ1⊙Σ2, √ of diagonals only,
+    √ of Tr(Σ1Σ2), covariances divided by N, d instead of d²."""
+    f1, f2 = features1.double(), features2.double()
+    correction = 0 if biased else 1
+    s1, s2 = torch.cov(f1.T, correction=correction), torch.cov(f2.T, correction=correction)
+    if cross == "eigen":
+        root1 = _sqrt_psd(s1)
+        trace_sqrt = torch.linalg.eigvalsh(root1 @ s2 @ root1).clamp(min=0).sqrt().sum()
+    elif cross == "elementwise":
+        trace_sqrt = (s1 * s2).clamp(min=0).sqrt().trace()
+    elif cross == "diagonal":
+        trace_sqrt = (s1.diagonal() * s2.diagonal()).sqrt().sum()
+    else:
+        trace_sqrt = (s1 @ s2).trace().sqrt()
+    d2 = (f1.mean(0) - f2.mean(0)).pow(2).sum() + s1.trace() + s2.trace() - 2 * trace_sqrt
+    return d2.clamp(min=0).sqrt() if distance else d2
 
 
 def inception_score(probs, log=torch.log, use_exp=True, marginal=True, reverse=False):
@@ -38,12 +55,12 @@ RIGHT_AND_WRONG = [
         (lambda x, y, r: psnr(x, y, 2.0), "data_range ignored"),  # the range of [-1, 1] images, whatever was given
         (lambda x, y, r: psnr(x, y, r, per_image=False), "one number where 3 are expected"),
     ]),
-    (nb10.check_frechet_1d, frechet_1d, [
-        (lambda *a: frechet_1d(*a, root=False), "a square root missing on the product"),
-        (lambda *a: frechet_1d(*a, distance=True), "a square root too many"),
-        (lambda *a: frechet_1d(*a, means=False), "the mean term"),
-        (lambda m1, v1, m2, v2: (m1 - m2) ** 2 + (v1 - v2) ** 2, "variances taken for standard deviations"),
-    ]),
+    (nb10.check_fid_from_features, fid,
+     [lambda a, b: fid(a, b, cross="elementwise"),
+      lambda a, b: fid(a, b, cross="diagonal"),
+      lambda a, b: fid(a, b, cross="trace"),
+      lambda a, b: fid(a, b, biased=True),
+      lambda a, b: fid(a, b, distance=True)]),
     (nb10.check_inception_score, inception_score, [
         (lambda p: inception_score(p, log=torch.log2), "log base 2"),
         (lambda p: inception_score(p, use_exp=False), "an exp missing"),
@@ -62,8 +79,13 @@ def test_references_on_known_values():
     x = torch.zeros(2, 1, 4, 4)
     y = x + torch.tensor([0.2, 0.1]).view(2, 1, 1, 1)
     torch.testing.assert_close(nb10.reference_psnr(x, y, 2.0), torch.tensor([20.0, 10 * math.log10(400)]))
-    one = torch.tensor([1.0], dtype=torch.float64)
-    # N(0, 1) vs N(3, 4): 9 + 1 + 4 - 2·2 = 10
-    assert nb10.reference_frechet_1d(0 * one, one, 3 * one, 4 * one).item() == pytest.approx(10.0)
+    a = torch.tensor([[0.0, 0.0], [2.0, 2.0]], dtype=torch.float64)  # mean (1, 1), Σ = 2·[[1, 1], [1, 1]]
+    # b = 2a + 2: mean (4, 4), Σ = 8·[[1, 1], [1, 1]]; ‖Δμ‖² = 18, Tr Σ = 4 + 16, Tr (Σ1Σ2)^½ = 8
+    assert nb10.reference_fid_from_features(a, 2 * a + 2) == pytest.approx(18 + 4 + 16 - 2 * 8)
     assert nb10.reference_inception_score(torch.eye(5, dtype=torch.float64)).item() == pytest.approx(5.0)
     assert nb10.reference_inception_score(torch.full((6, 3), 1 / 3, dtype=torch.float64)).item() == pytest.approx(1.0)
+
+
+def test_fid_diagnoses_d_for_d_squared(capsys):
+    assert nb10.check_fid_from_features(lambda a, b: fid(a, b, distance=True)) is False
+    assert "(d², not d)" in capsys.readouterr().out

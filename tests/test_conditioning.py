@@ -41,6 +41,22 @@ def test_replacement_drifts_and_guidance_and_resampling_reduce_it():
     assert resampled < replacement / 2 and guided < replacement / 2
 
 
+def test_repaint_redoes_every_step_but_the_last():
+    """Lugmayr et al. 2022, Algorithm 1: r rounds per step; the last step, to clean data, is deterministic and
+    is taken once (a second round would start from the already clean sample)."""
+    from course_lib.diffusion.samplers import ddim_timesteps
+    asked = []
+
+    def model(x, t):
+        asked.append(int(t[0]))
+        return torch.zeros_like(x)
+
+    conditional_sample(model, torch.zeros(3, 2), torch.tensor([[1.0, 0.0]]), S, steps=4, resample=3,
+                       generator=torch.Generator().manual_seed(0))
+    timesteps = ddim_timesteps(S.num_steps, 4)
+    assert asked == [t for t in timesteps[:-1] for _ in range(3)] + [timesteps[-1]]
+
+
 def video_model(x, t):  # a stand-in denoiser for shapes: predicts zero noise
     return torch.zeros_like(x)
 

@@ -10,8 +10,10 @@ All methods use an *unconditional* denoiser ``model_fn(x_t, t)`` and a ``mask`` 
   x̃0 = x̂0 − (w·√ᾱ_t / 2)·∇_{x_t} ‖mask·(known − x̂0(x_t))‖², then the replacement step. The gradient
   carries the constraint into the unknown part.
 
-``resample > 1`` adds RePaint's resampling (Lugmayr et al. 2022): after each step, jump back up to
-the previous noise level and redo the step, letting known and generated parts harmonise.
+``resample > 1`` adds RePaint's resampling (Lugmayr et al. 2022, Algorithm 1): after each step
+t → t_next, jump back up to level t by the forward process and redo the step, ``resample`` rounds
+in all, letting known and generated parts harmonise. The last step (to clean data) is taken once:
+it is deterministic, so a second round would only repeat it.
 Videos are (B, T, C, H, W); the functions work for any shape where ``mask`` broadcasts.
 """
 from __future__ import annotations
@@ -82,7 +84,8 @@ def conditional_steps(
     timesteps = ddim_timesteps(schedule.num_steps, steps, "trailing")
     alpha_bars = schedule.alpha_bars.to(torch.float64)
     for t, t_next in zip(timesteps, timesteps[1:] + [-1]):
-        for u in range(resample):
+        rounds = resample if t_next >= 0 else 1  # the last step lands on clean data: nothing to redo
+        for u in range(rounds):
             x0 = None
             if method == "guidance":
                 x0 = _guided_x0(model_fn, x, t, known, mask, schedule, objective, guidance_weight, clip_x0)
@@ -90,7 +93,7 @@ def conditional_steps(
                 step = ddim_step(model_fn, x, t, t_next, schedule, eta, objective, generator, clip_x0, x0=x0)
                 known_now = known if t_next < 0 else q_sample(known, t_next, schedule, generator=generator)
                 x_next = mask * known_now + (1 - mask) * step.x
-                if u + 1 < resample and t_next >= 0:  # RePaint: diffuse back from t_next to t and redo
+                if u + 1 < rounds:  # RePaint: diffuse back from t_next to t and redo
                     ratio = alpha_bars[t] / alpha_bars[t_next]
                     x = ratio.sqrt().float() * x_next + (1 - ratio).sqrt().float() * randn_like(x_next, generator)
                 else:

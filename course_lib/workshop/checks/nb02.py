@@ -1,16 +1,29 @@
-"""Checks for notebook 02 (the reverse process). References come from course_lib.diffusion.forward.
+"""Checks for notebook 02 (the reverse process). References come from course_lib.diffusion.forward,
+course_lib.diffusion.samplers, course_lib.diffusion.objectives and course_lib.training.
 
-The learner's functions take the schedule numbers of one step as 0-dim tensors: α_t and ᾱ_{t−1}
-(so ᾱ_t = α_t·ᾱ_{t−1} and β_t = 1 − α_t). The references build a two-step schedule with exactly
-those numbers and call the course code at code timestep t = 1.
+The one-step functions (2.1–2.3) take the schedule numbers of one step as 0-dim tensors: α_t and
+ᾱ_{t−1} (so ᾱ_t = α_t·ᾱ_{t−1} and β_t = 1 − α_t); their references build a two-step schedule with
+exactly those numbers and call the course code at code timestep t = 1. The loops (2.4 sampling,
+2.5 training) are compared with the course's sampler and loss on the same generator, and checked
+by what they do: an exact denoiser's samples land on the data, a trained MLP's samples on two moons.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
 from course_lib.workshop.checks import compare
+from course_lib.workshop.checks.behaviour import check_idea, one_thread, seeded, with_seed
+from course_lib.data.toy import gaussian_mixture_1d, two_moons
 from course_lib.diffusion.forward import q_posterior, x0_from_eps
-from course_lib.diffusion.schedules import schedule_from_betas
+from course_lib.diffusion.objectives import diffusion_loss
+from course_lib.diffusion.samplers import ddpm_sample
+from course_lib.diffusion.schedules import make_schedule, schedule_from_betas
+from course_lib.metrics.toy import mmd_rbf
+from course_lib.models.mlp import MLPDenoiser
+from course_lib.training import random_rows
+
 
 HINTS = {
     "2.1": ("compute β_t = 1 − α_t and ᾱ_t = α_t · ᾱ_{t−1} first; the mean mixes x0 and x_t, the variance is β_t "
@@ -23,6 +36,17 @@ HINTS = {
             "scaled by the posterior's standard deviation.",
             "μθ = (x_t − β_t / √(1 − ᾱ_t) · ε̂) / √α_t with ᾱ_t = α_t ᾱ_{t−1} (Ho et al. 2020, Eq. 11).",
             "x_{t−1} = μθ + √β̃_t · z with β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t) (Algorithm 2)."),
+    "2.4": ("start from pure noise and walk the chain backwards one step at a time, every step once, asking the model "
+            "for the noise at the step you are on; the last step adds no noise.",
+            "x_T ~ N(0, I) from the generator; for t = T − 1 … 0: ε̂ = model_fn(x, t as a (B,) tensor), then your "
+            "ddpm_step with ᾱ_t, ᾱ_{t−1} (1 at t = 0) and fresh z from the generator (Ho et al. 2020, Algorithm 2).",
+            "z = 0 at t = 0, so the last step returns the mean; draw x_T first, then one z per step, all from the "
+            "generator, so that the same seed gives the same samples."),
+    "2.5": ("training repeats one move: take a batch, noise it to random steps, ask the model for the noise and "
+            "nudge its weights to make the squared error smaller.",
+            "Adam on model.parameters(); each step: rows of the data, then t, then ε (in that order, from the "
+            "generator), loss = mean ‖ε − model(x_t, t)‖² (Ho et al. 2020, Algorithm 1).",
+            "zero_grad, backward, step, and append loss.item() for every step; return the list of floats."),
 }
 NO_ROOTS = "square roots missing: α where √α belongs"
 ONE_STEP_EARLY = "off by one timestep (paper vs code index): ᾱ_{t−1} where ᾱ_t belongs"
@@ -103,3 +127,138 @@ def check_ddpm_step(learner_fn) -> bool:
         ONE_STEP_EARLY: lambda x_t, eps, a, abp, z: mean(x_t, eps, a, abp) + sigma(a, abp) * z,
     }
     return compare("2.3", learner_fn, reference_ddpm_step, cases, "ddpm_step", variants=mistakes)
+
+
+# --- 2.4 the DDPM sampling loop ------------------------------------------------------------------
+
+def gaussian_denoiser(schedule, mean: float, std: float):
+    """The exact ε-prediction for data x0 ~ N(mean, std²) per coordinate: E[ε | x_t] in closed form.
+
+    x_t = √ᾱ x0 + √(1 − ᾱ) ε is Gaussian with mean √ᾱ·mean and variance ᾱ·std² + 1 − ᾱ, and
+    E[ε | x_t] = √(1 − ᾱ) (x_t − √ᾱ·mean) / (ᾱ·std² + 1 − ᾱ). With std = 0 the data is one point.
+    """
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ab = schedule.alpha_bars[t].reshape(-1, *[1] * (x_t.dim() - 1))
+        return (1 - ab).sqrt() * (x_t - ab.sqrt() * mean) / (ab * std**2 + 1 - ab)
+    return model_fn
+
+
+def _bent_denoiser(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """A fixed nonlinear stand-in for a network, so that a wrong t or a wrong x shows in the samples."""
+    scale = (1 + t.float() / 25).reshape(-1, *[1] * (x_t.dim() - 1))
+    return torch.tanh(0.8 * x_t + 0.1 * scale) * 0.9
+
+
+def reference_ddpm_sample_loop(model_fn, shape, schedule, generator):
+    """Ancestral sampling, Ho et al. 2020, Algorithm 2 (σ_t² = β̃_t, no clipping), via course_lib's ddpm_sample."""
+    return ddpm_sample(model_fn, shape, schedule, generator=generator, clip_x0=False)
+
+
+def _call_sampler(fn):
+    return lambda model_fn, shape, schedule, seed: fn(model_fn, shape, schedule, seeded(seed))
+
+
+def _visits_every_step_once(learner_fn) -> str | None:
+    """The model is asked at t = T−1, T−2, …, 0, once each, with one timestep per sample."""
+    schedule, asked = make_schedule("linear", 6), []
+
+    def spy(x_t, t):
+        asked.append(torch.as_tensor(t).flatten().tolist())
+        return torch.zeros_like(x_t)
+
+    learner_fn(spy, (3, 2), schedule, seeded(0))
+    if any(len(t) != 3 or len(set(t)) != 1 for t in asked):
+        return f"the model got t = {asked[0]}: pass one timestep per sample, a (B,) tensor full of t"
+    visited = [t[0] for t in asked]
+    if visited != list(range(5, -1, -1)):
+        return f"with T = 6 your loop asked the model at t = {visited}; it must visit 5, 4, …, 0, once each"
+    return None
+
+
+def _lands_on_the_point(learner_fn) -> str | None:
+    """With the exact denoiser of a one-point data set (x0 = 1.5) every particle ends on the point."""
+    schedule = make_schedule("linear", 50)
+    x = learner_fn(gaussian_denoiser(schedule, 1.5, 0.0), (500, 1), schedule, seeded(1))
+    if (x - 1.5).abs().max() > 1e-3:
+        return (f"with the exact denoiser of the one-point data x0 = 1.5 your particles end at mean {x.mean():.3f}, "
+                f"spread {x.std():.1e}: every particle must land on 1.5 (no noise after the last step)")
+    return None
+
+
+def _matches_gaussian_data(learner_fn) -> str | None:
+    """With the exact denoiser of N(0.5, 0.3²) the samples have that mean and spread."""
+    schedule = make_schedule("linear", 1000)  # many steps: few would shrink the spread a little
+    x = learner_fn(gaussian_denoiser(schedule, 0.5, 0.3), (2000, 1), schedule, seeded(2))
+    if abs(x.mean() - 0.5) > 0.03 or abs(x.std() - 0.3) > 0.03:
+        return f"for data N(0.5, 0.3²) and its exact denoiser your samples have mean {x.mean():.2f}, std {x.std():.2f}"
+    return None
+
+
+def check_ddpm_sample_loop(learner_fn) -> bool:
+    linear, cosine = make_schedule("linear", 30), make_schedule("cosine", 20)
+    cases = [((gaussian_denoiser(linear, -0.4, 0.6), (6, 2), linear, 240), {}),
+             ((_bent_denoiser, (3, 1, 4, 4), cosine, 241), {}),
+             ((_bent_denoiser, (2, 3, 1, 3, 3), linear, 242), {})]
+    return check_idea("2.4", learner_fn, reference_ddpm_sample_loop, cases, "ddpm_sample_loop",
+                      before=[_visits_every_step_once], after=[_lands_on_the_point, _matches_gaussian_data],
+                      call=_call_sampler, done="samples a one-point and a Gaussian data set from their exact denoisers")
+
+
+# --- 2.5 the training loop ------------------------------------------------------------------------
+
+def reference_train_denoiser(model, data, schedule, steps, batch_size, lr, generator) -> list[float]:
+    """Adam on the simple loss (Ho et al. 2020, Algorithm 1): each step draws the rows, then t, then ε
+    (course_lib's random_rows and diffusion_loss), and returns the loss of every step."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    make_batch, losses = random_rows(data, batch_size), []
+    for _ in range(steps):
+        loss = diffusion_loss(model, make_batch(generator), schedule, "eps", generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def _small_mlp(data_dim: int, seed: int, hidden: int = 32, depth: int = 1, time_dim: int = 16) -> MLPDenoiser:
+    return with_seed(seed, lambda: MLPDenoiser(data_dim, hidden=hidden, depth=depth, time_dim=time_dim))
+
+
+def _call_trainer(fn):
+    """A fresh model per call, built from a seed, so the learner's loop and the reference start alike."""
+    def run(model_seed, data, schedule, steps, batch_size, lr, seed):
+        return fn(_small_mlp(data.shape[1], model_seed), data, schedule, steps, batch_size, lr, seeded(seed))
+    return run
+
+
+TRAIN_STEPS, TRAIN_BATCH, TRAIN_LR = 400, 256, 5e-3
+
+
+def _learns_two_moons(learner_fn) -> str | None:
+    """A few hundred steps on two moons: the loss falls and DDPM samples of the model match the moons (MMD)."""
+    data, schedule = two_moons(2000, seed=0), make_schedule("linear", 100)
+    model = _small_mlp(2, 0, hidden=64, depth=2, time_dim=64)
+    losses = [float(v) for v in learner_fn(model, data, schedule, TRAIN_STEPS, TRAIN_BATCH, TRAIN_LR, seeded(0))]
+    if len(losses) != TRAIN_STEPS or not all(math.isfinite(v) for v in losses):
+        return f"{TRAIN_STEPS} steps gave {len(losses)} losses, or some not finite: return one float per step"
+    first, last = sum(losses[:10]) / 10, sum(losses[-50:]) / 50
+    if not last < 0.6 * first:
+        return f"on two moons the loss went from {first:.3f} (first 10 steps) to {last:.3f} (last 50): it should fall"
+    with torch.no_grad():
+        samples = ddpm_sample(model, (1000, 2), schedule, generator=seeded(1), clip_x0=False)
+    noise = torch.randn(1000, 2, generator=seeded(2))
+    mmd, mmd_noise = mmd_rbf(samples, data[:1000]), mmd_rbf(noise, data[:1000])
+    if not mmd < 0.5 * mmd_noise:
+        return (f"after {TRAIN_STEPS} steps the model's samples are {mmd:.3f} from two moons (MMD), noise {mmd_noise:.3f}: "
+                "they should be much closer than noise")
+    return None
+
+
+def check_train_denoiser(learner_fn) -> bool:
+    moons, bumps = two_moons(300, seed=25), gaussian_mixture_1d(300, seed=26)
+    cases = [((0, moons, make_schedule("linear", 100), 4, 64, 1e-2, 250), {}),
+             ((1, bumps, make_schedule("cosine", 50), 3, 32, 3e-3, 251), {})]
+    with one_thread():
+        return check_idea("2.5", learner_fn, reference_train_denoiser, cases, "train_denoiser (the loss of every step)",
+                          after=[_learns_two_moons], call=_call_trainer,
+                          done=f"learns two moons in {TRAIN_STEPS} steps (loss falls, samples near the moons by MMD)")

@@ -1,21 +1,27 @@
 """Checks for notebook 03 (schedules and parameterisations). References: course_lib.diffusion.schedules, course_lib.diffusion.forward."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from course_lib.workshop.checks import compare
-from course_lib.diffusion.forward import to_x0_eps, v_from_eps
-from course_lib.diffusion.schedules import make_schedule, schedule_from_betas
+from course_lib.workshop.checks.behaviour import check_idea
+from course_lib.diffusion.forward import to_x0_eps
+from course_lib.diffusion.schedules import MAX_BETA, cosine_betas, make_schedule, schedule_from_betas
+
 
 HINTS = {
     "3.1": ("SNR compares how much signal is left with how much noise was added, as variances.",
             "SNR_t = ᾱ_t / (1 − ᾱ_t): the signal variance ᾱ_t over the noise variance 1 − ᾱ_t (no square roots)."),
-    "3.2": ("v mixes the noise and the data like x_t does, with the roles of the two scales exchanged and a minus sign.",
-            "v = √ᾱ_t·ε − √(1 − ᾱ_t)·x0: the noise gets √ᾱ_t, the data √(1 − ᾱ_t), with a minus sign."),
+    "3.2": ("the cosine schedule is defined by its curve ᾱ(s) for s from 0 to 1; each β is how much of the signal "
+            "one step removes, read off two neighbouring points of the curve.",
+            "f(s) = cos²(((s + offset)/(1 + offset))·π/2), ᾱ(s) = f(s)/f(0) on s = t/T for t = 0 … T; "
+            "β_t = 1 − ᾱ((t+1)/T) / ᾱ(t/T) (Nichol & Dhariwal 2021, Eq. 17).",
+            "T + 1 grid points give T betas; clip them at 0.999 so the last step does not destroy the signal at once."),
     "3.3": ("write x_t and v in terms of x0 and ε; one combination of the two cancels ε.",
             "x0 = √ᾱ_t·x_t − √(1 − ᾱ_t)·v (check it: √ᾱ_t² + (1 − ᾱ_t) = 1)."),
 }
-NO_ROOTS = "square roots missing: ᾱ where √ᾱ belongs"
 
 
 def _constant_schedule(alpha_bar_t: torch.Tensor):
@@ -30,9 +36,9 @@ def reference_snr(alpha_bars: torch.Tensor) -> torch.Tensor:
     return schedule_from_betas(1 - alpha_bars / previous).snr
 
 
-def reference_v_target(x0: torch.Tensor, eps: torch.Tensor, alpha_bar_t: torch.Tensor) -> torch.Tensor:
-    """v = √ᾱ_t ε − √(1 − ᾱ_t) x0 (Salimans & Ho 2022), via course_lib.diffusion.forward.v_from_eps."""
-    return v_from_eps(x0, 0, eps, _constant_schedule(alpha_bar_t))
+def reference_cosine_betas(num_steps: int, offset: float) -> torch.Tensor:
+    """β_t of the cosine schedule (Nichol & Dhariwal 2021, Eq. 17), via course_lib.diffusion.schedules.cosine_betas."""
+    return cosine_betas(num_steps, offset)
 
 
 def reference_x0_from_v(x_t: torch.Tensor, v: torch.Tensor, alpha_bar_t: torch.Tensor) -> torch.Tensor:
@@ -57,10 +63,50 @@ def check_snr(learner_fn) -> bool:
     return compare("3.1", learner_fn, reference_snr, cases, "snr", variants=mistakes)
 
 
-def check_v_target(learner_fn) -> bool:
-    cases = [((x0, eps, ab), {}) for x0, eps, ab in _tensor_cases(500)]
-    mistakes = {NO_ROOTS: lambda x0, eps, ab: ab * eps - (1 - ab) * x0}
-    return compare("3.2", learner_fn, reference_v_target, cases, "v_target", variants=mistakes)
+def _betas_in_range(learner_fn) -> str | None:
+    """One β per step, every one in (0, 0.999]: the last step of the cosine curve would otherwise be β = 1."""
+    for steps, offset in [(20, 0.008), (1000, 0.008)]:
+        betas = torch.as_tensor(learner_fn(steps, offset)).double()
+        if betas.shape != (steps,):
+            return f"{steps} steps gave betas of shape {tuple(betas.shape)}: one β per step, ({steps},)"
+        if not betas.min() > 0:
+            return f"with T = {steps} your smallest β is {betas.min().item():.2g}: every step must add some noise"
+        if betas.max() > MAX_BETA + 1e-6:
+            return (f"with T = {steps} your largest β is {betas.max().item():.6f}: clip β at {MAX_BETA} so that no "
+                    "step destroys the signal at once")
+    return None
+
+
+def _follows_the_cosine(learner_fn) -> str | None:
+    """ᾱ_t = ∏(1 − β) lands on f(t/T)/f(0): the curve the schedule is defined by, ending near 0."""
+    betas = torch.as_tensor(learner_fn(1000, 0.008)).double()
+    alpha_bars = torch.cumprod(1 - betas, 0)
+    f = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    for t in (0, 249, 499, 749):
+        want = f((t + 1) / 1000) / f(0)
+        if abs(alpha_bars[t].item() - want) > 1e-4:
+            return (f"your ᾱ at code step t = {t} (after {t + 1} steps) is {alpha_bars[t].item():.4f}; the cosine "
+                    f"curve f((t+1)/T)/f(0) gives {want:.4f}")
+    if alpha_bars[-1] > 1e-3:
+        return f"after all 1000 steps your ᾱ is {alpha_bars[-1].item():.2g}: the cosine schedule ends in pure noise"
+    return None
+
+
+def _unclipped_cosine_betas(num_steps: int, offset: float) -> torch.Tensor:
+    """The cosine betas without the clip at MAX_BETA: the last one reaches 1."""
+    s = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
+    f = torch.cos((s + offset) / (1 + offset) * math.pi / 2) ** 2
+    return 1 - f[1:] / f[:-1]
+
+
+COSINE_MISTAKES = {f"β not clipped at {MAX_BETA}: the last step destroys all the signal at once": _unclipped_cosine_betas}
+
+
+def check_cosine_betas(learner_fn) -> bool:
+    cases = [((steps, offset), {}) for steps, offset in [(10, 0.008), (50, 0.008), (1000, 0.008), (30, 0.0), (40, 0.2)]]
+    return check_idea("3.2", learner_fn, reference_cosine_betas, cases, "cosine_betas",
+                      before=[_betas_in_range, _follows_the_cosine],
+                      done="its ᾱ follows the cosine curve with every β in (0, 0.999]", variants=COSINE_MISTAKES)
 
 
 def check_x0_from_v(learner_fn) -> bool:

@@ -1,4 +1,5 @@
-"""Checks for notebook 04 (image DDPM). References: course_lib.diffusion.forward, course_lib.diffusion.samplers, course_lib.models.unet2d."""
+"""Checks for notebook 04 (image DDPM). References: course_lib.diffusion.forward, course_lib.diffusion.samplers,
+course_lib.diffusion.guidance, course_lib.models.blocks and course_lib.models.embeddings."""
 from __future__ import annotations
 
 import torch
@@ -6,25 +7,33 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.workshop.checks import compare
+from course_lib.workshop.checks.behaviour import build_or_report, check_idea, seeded, with_seed
 from course_lib.diffusion.forward import q_sample
 from course_lib.diffusion.guidance import guided_denoiser
-from course_lib.diffusion.samplers import ddim_step
-from course_lib.diffusion.schedules import NoiseSchedule, schedule_from_betas
+from course_lib.diffusion.samplers import ddim_sample, ddim_timesteps
+from course_lib.diffusion.schedules import NoiseSchedule, make_schedule, schedule_from_betas
+from course_lib.models.blocks import ResBlock
+from course_lib.models.embeddings import TimestepEmbedding
 
 NUM_CLASSES = 10
+
 
 HINTS = {
     "4.1": ("noise each image to its own timestep in one jump (q_sample), ask the model for the noise, and score "
             "its guess against the noise you used.",
             "x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε with ᾱ_t = alpha_bars[t] reshaped to (B, 1, 1, 1); the model gets "
             "(x_t, t, labels) and its output is compared with the noise ε (mean squared error)."),
-    "4.2": ("two moves with the same predicted noise: estimate the clean image x̂0 from x_t, then put it back at the "
-            "next, lower noise level (η = 0: no fresh noise, no clipping).",
-            "x̂0 = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t (Song et al. 2021, Eq. 12).",
-            "x_next = √ᾱ_next·x̂0 + √(1 − ᾱ_next)·ε̂, with x̂0 from level 2."),
-    "4.3": ("start from the unconditional prediction and move w times along the direction the label adds: "
-            "w = 0 gives ε(x_t, ∅), w = 1 gives ε(x_t, y).",
-            "ε̂ = ε(x_t, ∅) + w·(ε(x_t, y) − ε(x_t, ∅))."),
+    "4.2": ("a DDIM sampler walks the listed steps from noise to data; at each one, ask the model twice (with the "
+            "labels and with the null label), mix the two predictions with guidance, then take one DDIM step.",
+            "ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, y) − ε̂(x_t, ∅)) (Ho & Salimans 2022); x̂0 = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t; "
+            "x_next = √ᾱ_next·x̂0 + √(1 − ᾱ_next)·ε̂ (Song et al. 2021a, Eq. 12, η = 0).",
+            "the null label is model.null_label; ᾱ_next = 1 after the last listed step, so the last jump lands on x̂0; "
+            "no clipping."),
+    "4.3": ("a residual block with a timestep: the time features become one shift per channel, added between the two "
+            "convolutions, and the input comes back through the skip path at the end.",
+            "emb = time_mlp([cos, sin] features of t); h = conv1(SiLU(norm1(x))) + emb_proj(SiLU(emb))[:, :, None, None]; "
+            "h = conv2(SiLU(norm2(h))); return h + skip(x) (Ho et al. 2020, appendix B).",
+            "the shift has shape (B, C_out, 1, 1): one number per channel per example, broadcast over the pixels."),
 }
 
 
@@ -56,39 +65,39 @@ def reference_training_loss(model, x0: torch.Tensor, labels: torch.Tensor, t: to
     return F.mse_loss(model(x_t, t, labels), noise)
 
 
-def reference_ddim_update(x_t: torch.Tensor, eps_hat: torch.Tensor, alpha_bar_t: torch.Tensor,
-                          alpha_bar_next: torch.Tensor) -> torch.Tensor:
-    """One deterministic DDIM step (Song et al. 2021a, Eq. 12, η = 0), via course_lib.diffusion.samplers.ddim_step.
+class GuidedStandIn(nn.Module):
+    """A fixed nonlinear stand-in for a class-conditional U-Net: ε̂(x_t, t, y) = tanh(0.7·x_t + 0.002·t + 0.08·y).
 
-    ``alpha_bar_next`` = 1 means the last jump, to clean data.
+    Its label K = 10 is the null label ("no class"), as in the course's denoisers; t and y change
+    its output, so a sampler that asks at the wrong t or forgets a label differs from the reference.
     """
-    if float(alpha_bar_next) >= 1.0:
-        schedule, t, t_next = _schedule_from_alpha_bars(alpha_bar_t.reshape(1)), 0, -1
-    else:
-        schedule, t, t_next = _schedule_from_alpha_bars(torch.stack([alpha_bar_next, alpha_bar_t])), 1, 0
-    return ddim_step(lambda x, tt: eps_hat, x_t, t, t_next, schedule, eta=0.0, clip_x0=False).x
-
-
-class _FixedPredictions(nn.Module):
-    """A 'model' for guided_denoiser that returns ``eps_cond`` for real labels and ``eps_uncond`` for the null label."""
 
     num_classes = NUM_CLASSES
-
-    def __init__(self, eps_cond: torch.Tensor, eps_uncond: torch.Tensor):
-        super().__init__()
-        self.eps_cond, self.eps_uncond = eps_cond, eps_uncond
+    null_label = NUM_CLASSES
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """x: (2B, ...) = [x_t, x_t], y: (2B,) = [labels, null labels], as guided_denoiser calls it."""
-        is_null = (y == self.num_classes).view(-1, *[1] * (x.dim() - 1))
-        return torch.where(is_null, torch.cat([self.eps_uncond] * 2), torch.cat([self.eps_cond] * 2))
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        return torch.tanh(0.7 * x + 0.002 * t.view(shape).float() + 0.08 * y.view(shape).float())
 
 
-def reference_guided_eps(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w: float) -> torch.Tensor:
-    """ε̂ = ε(x_t, ∅) + w·(ε(x_t, y) − ε(x_t, ∅)), via course_lib.diffusion.guidance.guided_denoiser."""
-    b = eps_cond.shape[0]
-    model_fn = guided_denoiser(_FixedPredictions(eps_cond, eps_uncond), torch.zeros(b, dtype=torch.long), w)
-    return model_fn(torch.zeros_like(eps_cond), torch.zeros(b, dtype=torch.long))
+def reference_guided_ddim_sample(model, x, labels, w, timesteps, alpha_bars) -> torch.Tensor:
+    """Deterministic DDIM (Song et al. 2021a, Eq. 12, η = 0, no clipping) from the noise ``x`` over ``timesteps``,
+    with classifier-free guidance ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, y) − ε̂(x_t, ∅)) (Ho & Salimans 2022), via
+    course_lib's ddim_sample and guided_denoiser. ``timesteps`` are ``ddim_timesteps(T, steps)``."""
+    schedule = _schedule_from_alpha_bars(alpha_bars)
+    if list(timesteps) != ddim_timesteps(schedule.num_steps, len(timesteps)):
+        raise ValueError("the check's timesteps must be ddim_timesteps(T, steps)")
+    return ddim_sample(guided_denoiser(model, labels, w), x.shape, schedule, steps=len(timesteps), x_start=x,
+                       clip_x0=False)
+
+
+def reference_res_block_output(block: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """course_lib's TimestepEmbedding and ResBlock (Ho et al. 2020, appendix B) holding ``block``'s weights."""
+    embed = TimestepEmbedding(block.time_dim, block.emb_proj.in_features)
+    embed.mlp.load_state_dict(block.time_mlp.state_dict())
+    res = ResBlock(block.conv1.in_channels, block.conv1.out_channels, block.emb_proj.in_features)
+    res.load_state_dict({k: v for k, v in block.state_dict().items() if not k.startswith("time_mlp.")})
+    return res(x, embed(t))
 
 
 # --- common mistakes, each named by its diagnosis ------------------------------------------------
@@ -112,19 +121,19 @@ _LOSS_MISTAKES = {
 }
 
 
-def _ddim_with(x_t, eps, a, a_next, clip=False, root=True):
-    x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
-    x0 = x0.clamp(-1, 1) if clip else x0
-    return a_next.sqrt() * x0 + ((1 - a_next).sqrt() if root else 1 - a_next) * eps
+
+def _other_convention(model, x, labels, w, timesteps, alpha_bars):
+    return reference_guided_ddim_sample(model, x, labels, w + 1, timesteps, alpha_bars)
 
 
-_DDIM_MISTAKES = {
-    "`alpha_bar_t` and `alpha_bar_next` swapped": lambda x_t, eps, a, a_next: _ddim_with(x_t, eps, a_next, a),
-    "x̂0 clipped to [−1, 1]: this step does not clip": lambda *a: _ddim_with(*a, clip=True),
-    "a square root missing on the noise direction: 1 − ᾱ_next where √(1 − ᾱ_next) belongs":
-        lambda *a: _ddim_with(*a, root=False),
+def _reversed_guidance(model, x, labels, w, timesteps, alpha_bars):
+    return reference_guided_ddim_sample(model, x, labels, 1 - w, timesteps, alpha_bars)
+
+
+_GUIDED_MISTAKES = {
+    "the other convention: yours is ours with w + 1 (Ho & Salimans write ε(y) + w·(ε(y) − ε(∅)))": _other_convention,
+    "the direction reversed: move from ε(x_t, ∅) towards ε(x_t, y)": _reversed_guidance,
 }
-
 
 # --- checks ---------------------------------------------------------------------------------------
 
@@ -152,29 +161,121 @@ def check_training_loss(learner_fn) -> bool:
                    torch.randn(5, 1, 4, 4, generator=g), short), {}))
     return compare("4.1", learner_fn, reference_training_loss, cases, "training_loss", variants=_LOSS_MISTAKES)
 
+# --- 4.2 classifier-free guidance inside a DDIM sampler ---------------------------------------------
 
-def check_ddim_update(learner_fn) -> bool:
-    g = torch.Generator().manual_seed(42)
-    alpha_bars = _linear_alpha_bars()
-    cases = []
-    for t, t_next in [(999, 979), (500, 480), (120, 100), (40, 0), (19, -1)]:
-        x_t, eps = torch.randn(3, 1, 4, 4, generator=g), torch.randn(3, 1, 4, 4, generator=g)
-        a_next = alpha_bars[t_next] if t_next >= 0 else torch.tensor(1.0)
-        cases.append(((x_t, eps, alpha_bars[t], a_next), {}))
-    return compare("4.2", learner_fn, reference_ddim_update, cases, "ddim_update", variants=_DDIM_MISTAKES)
+def _guided_cases(seed: int):
+    g = torch.Generator().manual_seed(seed)
+    linear, short = _linear_alpha_bars(), make_schedule("linear", 100).alpha_bars
+    for w, steps, alpha_bars, shape in [(0.0, 5, short, (3, 1, 4, 4)), (1.0, 4, linear, (2, 1, 3, 5)),
+                                        (3.0, 10, short, (4, 1, 4, 4)), (7.5, 6, linear, (2, 1, 2, 2))]:
+        x = torch.randn(shape, generator=g)
+        labels = torch.randint(0, NUM_CLASSES, (shape[0],), generator=g)
+        yield (GuidedStandIn(), x, labels, w, ddim_timesteps(len(alpha_bars), steps), alpha_bars), {}
 
 
-def check_guided_eps(learner_fn) -> bool:
+class _Spy(GuidedStandIn):
+    """The stand-in, noting for each call the timesteps and the labels it was asked with."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple[list[int], set[int]]] = []
+
+    def forward(self, x, t, y):
+        self.calls.append((sorted(set(torch.as_tensor(t).flatten().tolist())), set(y.flatten().tolist())))
+        return super().forward(x, t, y)
+
+
+def _asks_both_at_every_step(learner_fn) -> str | None:
+    """At each listed t, in order, the model is asked with the labels and with the null label."""
+    spy, timesteps = _Spy(), [79, 59, 39, 19]
+    labels = torch.tensor([2, 7])
+    learner_fn(spy, torch.randn(2, 1, 3, 3, generator=seeded(0)), labels, 2.0, timesteps, make_schedule("linear", 80).alpha_bars)
+    asked: dict[int, set[int]] = {}
+    order = []
+    for ts, ys in spy.calls:
+        if len(ts) != 1:
+            return f"one call got several timesteps {ts}: every image of the batch is at the same step t"
+        if not order or order[-1] != ts[0]:
+            order.append(ts[0])
+        asked.setdefault(ts[0], set()).update(ys)
+    if order != timesteps:
+        shown = ", ".join(map(str, order[:6])) + (", …" if len(order) > 6 else "")
+        return (f"with timesteps {timesteps} your sampler asked the model at t = {shown} ({len(order)} steps): "
+                "visit each listed step once, in order")
+    for t, ys in asked.items():
+        if not {2, 7, NUM_CLASSES} <= ys:
+            return (f"at t = {t} the model was asked with labels {sorted(ys)}: guidance needs the labels and the "
+                    f"null label {NUM_CLASSES} (model.null_label) at every step")
+    return None
+
+
+def _w0_ignores_the_labels(learner_fn) -> str | None:
+    """w = 0 is the unconditional model: the labels make no difference."""
+    x, alpha_bars = torch.randn(2, 1, 3, 3, generator=seeded(1)), make_schedule("linear", 100).alpha_bars
+    a, b = (learner_fn(GuidedStandIn(), x, torch.tensor(y), 0.0, ddim_timesteps(100, 5), alpha_bars)
+            for y in ([1, 2], [8, 9]))
+    if not torch.allclose(a, b, atol=1e-6):
+        return "with w = 0 your samples change with the labels: w = 0 must give the unconditional model"
+    return None
+
+
+def check_guided_ddim_sample(learner_fn) -> bool:
+    with torch.no_grad():
+        return check_idea("4.2", learner_fn, reference_guided_ddim_sample, list(_guided_cases(42)),
+                          "guided_ddim_sample", before=[_asks_both_at_every_step, _w0_ignores_the_labels],
+                          done="asks for both predictions at every visited step", variants=_GUIDED_MISTAKES)
+
+
+# --- 4.3 a ResBlock that reads the timestep ---------------------------------------------------------
+
+def _res_block_specs():
+    """(seed, in, out, time_dim, emb_dim, x shape (B, H, W)) of each case."""
+    return [(430, 4, 8, 16, 32, (2, 5, 5)), (431, 8, 8, 8, 16, (3, 4, 6)), (432, 1, 4, 32, 64, (2, 3, 3))]
+
+
+def _build(block_class, seed: int, cin: int, cout: int, time_dim: int, emb_dim: int) -> nn.Module:
+    return with_seed(seed, lambda: block_class(cin, cout, time_dim, emb_dim))
+
+
+def _zero_last_conv_is_the_skip(block_class) -> str | None:
+    """With conv2 zeroed the block is its skip path: the identity when the channels stay (a residual block)."""
+    for cin, cout in [(8, 8), (4, 8)]:
+        block = _build(block_class, 0, cin, cout, 16, 32)
+        nn.init.zeros_(block.conv2.weight)
+        nn.init.zeros_(block.conv2.bias)
+        x, t = torch.randn(2, cin, 4, 4, generator=seeded(2)), torch.tensor([3, 700])
+        if not torch.allclose(block(x, t), block.skip(x), atol=1e-6):
+            return (f"with conv2 set to zero your block ({cin} -> {cout} channels) does not return skip(x): the "
+                    "input must come back through the skip, added to the output of conv2")
+    return None
+
+
+def _reads_each_timestep(block_class) -> str | None:
+    """Two copies of one image at different t give different outputs; at the same t the same output."""
+    block = _build(block_class, 1, 4, 4, 16, 32)
+    x = torch.randn(1, 4, 4, 4, generator=seeded(3)).expand(3, 4, 4, 4)
+    out = block(x, torch.tensor([10, 10, 600]))
+    if not torch.allclose(out[0], out[1], atol=1e-6):
+        return "two copies of one image at the same t gave different outputs"
+    if torch.allclose(out[0], out[2], atol=1e-4):
+        return "an image at t = 10 and at t = 600 gave the same output: the timestep must change the features"
+    return None
+
+
+def check_time_res_block(block_class) -> bool:
+    blocks, built = build_or_report("4.3", "TimeResBlock", lambda: [
+        _build(block_class, *spec[:5]) for spec in _res_block_specs()])
+    if not built:
+        return False
     g = torch.Generator().manual_seed(43)
     cases = []
-    for w in [0.0, 1.0, 3.0, 7.5]:
-        shape = (2, 1, 4, 4)
-        cases.append(((torch.randn(shape, generator=g), torch.randn(shape, generator=g), w), {}))
-    mistakes = {
-        "the other convention: yours is ours with w + 1 (Ho & Salimans write ε(y) + w·(ε(y) − ε(∅)))":
-            lambda c, u, w: c + w * (c - u),
-        "the direction reversed: move from ε(x_t, ∅) towards ε(x_t, y)": lambda c, u, w: u + w * (u - c),
-        "the conditional prediction scaled, the unconditional one unused": lambda c, u, w: w * c,
-        "w ignored": lambda c, u, w: (c + u) / 2,
-    }
-    return compare("4.3", learner_fn, reference_guided_eps, cases, "guided_eps", variants=mistakes)
+    for block, (_, cin, _, _, _, (b, h, w)) in zip(blocks, _res_block_specs()):
+        cases.append(((block, torch.randn(b, cin, h, w, generator=g), torch.randint(0, 1000, (b,), generator=g)), {}))
+
+    def run(fn):  # compare() runs the learner's blocks; the reference copies each block's weights
+        return (lambda block, x, t: block(x, t)) if fn is block_class else fn
+
+    with torch.no_grad():
+        return check_idea("4.3", block_class, reference_res_block_output, cases, "TimeResBlock",
+                          after=[_zero_last_conv_is_the_skip, _reads_each_timestep], call=run,
+                          done="is a residual block that reads each example's timestep")

@@ -1,8 +1,10 @@
-"""Checks for notebook 06 (conv + LSTM video diffusion): the three fixes of the seed's §5.1 model.
+"""Checks for notebook 06 (conv + LSTM video diffusion): the three fixes of the seed's §5.1 model,
+and the ConvLSTM run both ways along time.
 
 References: course_lib.models.seed_video_model.encode_frames (bugs 1-2: in-place writes),
-course_lib.models.conv_lstm.ConvLSTMCell (bugs 3-4: a recurrence over maps) and the timestep shift
-of course_lib.models.blocks.ResBlock, applied per frame as ConvLSTMDenoiser does (bug 5: t unused).
+course_lib.models.conv_lstm.ConvLSTMCell (bugs 3-4: a recurrence over maps), the timestep shift
+of course_lib.models.blocks.ResBlock, applied per frame as ConvLSTMDenoiser does (bug 5: t unused),
+and course_lib.models.conv_lstm.run_conv_lstm (the two directions of ConvLSTMDenoiser).
 """
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.workshop.checks import _hint_line, compare, not_a_function, not_done, report
+from course_lib.workshop.checks.behaviour import check_idea, seeded, with_seed
 from course_lib.workshop.checks.diagnose import (
     describe_inputs, diagnose_with_inputs, explain_error, find_mismatch, first_line,
 )
-from course_lib.models.conv_lstm import ConvLSTMCell
+from course_lib.models.conv_lstm import ConvLSTMCell, run_conv_lstm
 from course_lib.models.seed_video_model import encode_frames
 
 # --- references ---------------------------------------------------------------------------------
@@ -78,6 +81,11 @@ HINTS = {
     "6.3": ("each clip gets one shift from its own timestep embedding, the same for all its frames and all pixels.",
             "shift = proj(F.silu(emb)) is (B, C); each clip's T frames are consecutive in h, so repeat it with "
             "shift.repeat_interleave(frames, dim=0) and add it as shift[:, :, None, None]."),
+    "6.4": ("one ConvLSTM reads the clip from the first frame to the last, a second from the last to the first; each "
+            "frame then has a summary of its past and one of its future, side by side.",
+            "forward = the states of forward_cell over frames 0 … T − 1; backward = the states of backward_cell over "
+            "frames T − 1 … 0, put back so that position k holds frame k; torch.cat([forward, backward], dim=2).",
+            "start each direction from state None; the output is (B, T, 2·hidden, H, W)."),
 }
 
 
@@ -214,3 +222,66 @@ def check_condition_on_time(learner_fn) -> bool:
     with torch.no_grad():
         return compare("6.3", learner_fn, reference_condition_on_time, cases, "condition_on_time",
                        variants=TIME_MISTAKES)
+
+
+# --- check 6.4: a ConvLSTM both ways along time ----------------------------------------------------
+
+def reference_bidirectional_conv_lstm(forward_cell: ConvLSTMCell, backward_cell: ConvLSTMCell,
+                                      frames: torch.Tensor) -> torch.Tensor:
+    """[forward state, backward state] of every frame (B, T, 2·hidden, H, W), via course_lib's run_conv_lstm,
+    as ConvLSTMDenoiser combines its two directions."""
+    return torch.cat([run_conv_lstm(forward_cell, frames), run_conv_lstm(backward_cell, frames, reverse=True)], dim=2)
+
+
+def _cells(seed: int, channels: int, hidden: int) -> tuple[ConvLSTMCell, ConvLSTMCell]:
+    return with_seed(seed, lambda: (ConvLSTMCell(channels, hidden), ConvLSTMCell(channels, hidden)))
+
+
+def _each_direction_sees_its_side(learner_fn) -> str | None:
+    """Change frame j: the forward half changes only at frames ≥ j, the backward half only at frames ≤ j."""
+    forward_cell, backward_cell = _cells(64, 2, 3)
+    clip = torch.randn(1, 5, 2, 4, 4, generator=seeded(6))
+    changed = clip.clone()
+    changed[:, 2] = torch.randn(1, 2, 4, 4, generator=seeded(7))
+    a, b = learner_fn(forward_cell, backward_cell, clip), learner_fn(forward_cell, backward_cell, changed)
+    if tuple(a.shape) != (1, 5, 6, 4, 4):
+        return f"5 frames of 2 channels, hidden 3: your output has shape {tuple(a.shape)}, expected (1, 5, 6, 4, 4)"
+    moved = (a - b).flatten(3).abs().amax(-1) > 1e-6  # (1, T, 2·hidden): which outputs changed
+    forward, backward = moved[0, :, :3].any(-1).tolist(), moved[0, :, 3:].any(-1).tolist()
+    if any(forward[:2]) or not all(forward[2:]):
+        return (f"with frame 2 of 5 changed, the forward half changed at frames {[k for k, m in enumerate(forward) if m]}: "
+                "it must see only the past (frames 2, 3, 4 change)")
+    if any(backward[3:]) or not all(backward[:3]):
+        return (f"with frame 2 of 5 changed, the backward half changed at frames {[k for k, m in enumerate(backward) if m]}: "
+                "it runs from the last frame to the first and sees only the future (frames 0, 1, 2 change)")
+    return None
+
+
+def _backward_not_flipped_back(forward_cell, backward_cell, frames):
+    """The backward states left in the order they were computed (last frame first)."""
+    backward = run_conv_lstm(backward_cell, frames.flip(1))
+    return torch.cat([run_conv_lstm(forward_cell, frames), backward], dim=2)
+
+
+def _both_forward(forward_cell, backward_cell, frames):
+    return torch.cat([run_conv_lstm(forward_cell, frames), run_conv_lstm(backward_cell, frames)], dim=2)
+
+
+BIDIRECTIONAL_MISTAKES = {
+    "the backward states in the order they were computed: flip them back so that position k holds frame k":
+        _backward_not_flipped_back,
+    "the backward cell runs forward too: run it from the last frame to the first": _both_forward,
+}
+
+
+def check_bidirectional_conv_lstm(learner_fn) -> bool:
+    g = torch.Generator().manual_seed(64)
+    cases = []
+    for number, (b, t, channels, hidden, size) in enumerate([(2, 4, 3, 4, (4, 4)), (1, 6, 2, 2, (3, 5)),
+                                                              (3, 3, 1, 5, (2, 2))]):
+        forward_cell, backward_cell = _cells(640 + number, channels, hidden)
+        cases.append(((forward_cell, backward_cell, torch.randn(b, t, channels, *size, generator=g)), {}))
+    with torch.no_grad():
+        return check_idea("6.4", learner_fn, reference_bidirectional_conv_lstm, cases, "bidirectional_conv_lstm",
+                          before=[_each_direction_sees_its_side],
+                          done="each direction sees only its own side of a frame", variants=BIDIRECTIONAL_MISTAKES)

@@ -1,7 +1,8 @@
 """Checks for notebook 07 (3D U-Net video diffusion).
 
 References: einops for the layout of temporal attention, course_lib.models.unet3d.RelativePositionBias
-for the bias, torch's own Conv3d modules and FLOP counter for the costs.
+for the bias, torch's own Conv3d modules and FLOP counter for the costs, and
+course_lib.models.unet3d.TemporalAttention for the factorised space-time layer.
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from course_lib.workshop.checks import compare
+from course_lib.workshop.checks.behaviour import build_or_report, check_idea, seeded, with_seed
 from course_lib.models.inspect import count_parameters
-from course_lib.models.unet3d import RelativePositionBias
+from course_lib.models.unet3d import RelativePositionBias, TemporalAttention
 
 HINTS = {
     "7.1": ("attention along time needs one sequence of T vectors per pixel: unfold the clips, bring the pixels next "
@@ -28,6 +30,13 @@ HINTS = {
             "a Conv3d(c_in, c_out, (k_t, k, k)) has c_out·c_in·k_t·k² weights and c_out biases, and does c_out·c_in·k_t·k² "
             "multiply-adds per output position (T·H·W of them with 'same' padding); the temporal half of the "
             "factorised pair maps c_out channels to c_out."),
+    "7.4": ("a factorised layer mixes pixels and frames in two separate moves: a 2D convolution within each frame, "
+            "then attention along time at each pixel, added back to what the convolution gave.",
+            "h = spatial(x.reshape(B·T, C, H, W)); q, k, v = qkv(norm(h)).chunk(3, dim=1), each turned into one "
+            "sequence of T vectors per pixel (7.1); softmax(q·kᵀ/√d) over the key frames, times v; back to "
+            "(B·T, C, H, W) and out = h + proj(…).",
+            "normalise per frame (time folded into the batch), one head, no position bias; reshape back to "
+            "(B, T, C_out, H, W)."),
 }
 
 
@@ -156,3 +165,96 @@ def check_conv_costs(learner_fn) -> bool:
     cases = [((c_in, c_out, k, k_t, t, h, w), {}) for c_in, c_out, k, k_t, t, h, w in
              [(32, 32, 3, 3, 8, 32, 32), (1, 16, 3, 3, 4, 8, 8), (64, 128, 3, 5, 16, 16, 16), (8, 4, 5, 3, 2, 6, 4)]]
     return compare("7.3", learner_fn, reference_conv_costs, cases, "conv_costs", variants=COST_MISTAKES)
+
+
+# --- 7.4 the factorised space-time layer ------------------------------------------------------------
+
+def reference_space_time(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layer``'s weights in course_lib's pieces: its 3x3 convolution on every frame (time folded into the
+    batch), then course_lib.models.unet3d.TemporalAttention (one head, a zero position bias) holding its
+    norm, qkv and proj. x: (B, T, C_in, H, W) -> (B, T, C_out, H, W)."""
+    B, T, C, H, W = x.shape
+    h = layer.spatial(x.reshape(B * T, C, H, W))  # (B·T, C_out, H, W)
+    attention = TemporalAttention(h.shape[1], num_heads=1, max_frames=T)
+    for name in ("norm", "qkv", "proj"):
+        getattr(attention, name).load_state_dict(getattr(layer, name).state_dict())
+    return attention(h, T).reshape(B, T, -1, H, W)
+
+
+SPACE_TIME_SHAPES = [(2, 4, 3, 8, 5, 6), (1, 3, 1, 4, 4, 4), (2, 5, 4, 4, 3, 5)]  # (B, T, C_in, C_out, H, W)
+
+
+def _build_layer(layer_class, seed: int, cin: int, cout: int) -> nn.Module:
+    return with_seed(seed, lambda: layer_class(cin, cout))
+
+
+def _frames_meet_only_in_time(layer_class) -> str | None:
+    """A change in frame 2 reaches other frames only through attention: with proj zeroed, none of them moves."""
+    layer = _build_layer(layer_class, 7, 2, 4)
+    x = torch.randn(1, 4, 2, 5, 5, generator=seeded(8))
+    changed = x.clone()
+    changed[:, 2] += torch.randn(1, 2, 5, 5, generator=seeded(9))
+    moved = (layer(changed) - layer(x)).flatten(2).abs().amax(-1)[0] > 1e-6  # (T,)
+    if moved.tolist() != [True] * 4:
+        return (f"a change in frame 2 of 4 moved the output frames {[k for k, m in enumerate(moved.tolist()) if m]}: "
+                "attention along time should carry it to every frame")
+    nn.init.zeros_(layer.proj.weight)
+    nn.init.zeros_(layer.proj.bias)
+    moved = (layer(changed) - layer(x)).flatten(2).abs().amax(-1)[0] > 1e-6
+    if not moved[2]:
+        return ("with the temporal part switched off (proj = 0) your output no longer follows the input: add the "
+                "projected attention to h, a residual connection")
+    if moved.tolist() != [False, False, True, False]:
+        return (f"with the temporal part switched off (proj = 0) a change in frame 2 still moved frames "
+                f"{[k for k, m in enumerate(moved.tolist()) if m]}: the spatial part must see one frame at a time, "
+                "and nothing but attention may mix frames (normalise per frame)")
+    return None
+
+
+def _pixels_stay_local(layer_class) -> str | None:
+    """A change at one pixel reaches only its 3x3 neighbourhood, in every frame: attention runs per pixel.
+
+    The normalisation (statistics over a whole frame) is switched off for this test: it is the one
+    other place where pixels meet, and only through a frame's mean and spread.
+    """
+    layer = _build_layer(layer_class, 10, 2, 4)
+    layer.norm = nn.Identity()
+    x = torch.randn(1, 3, 2, 6, 6, generator=seeded(11))
+    changed = x.clone()
+    changed[0, 1, :, 2, 3] += 3.0
+    moved = (layer(changed) - layer(x)).abs().amax(dim=(0, 1, 2)) > 1e-6  # (H, W): pixels that changed in any frame
+    far = moved.clone()
+    far[1:4, 2:5] = False
+    if far.any():
+        where = [tuple(p) for p in far.nonzero().tolist()][:4]
+        return (f"a change at pixel (2, 3) of frame 1 moved pixels {where} outside its 3×3 neighbourhood: each "
+                "pixel's sequence must hold that pixel's features only; pixels meet only in the 3×3 convolution")
+    return None
+
+
+def _no_residual(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The attention's projection alone, without h added back."""
+    B, T, C, H, W = x.shape
+    return reference_space_time(layer, x) - layer.spatial(x.reshape(B * T, C, H, W)).reshape(B, T, -1, H, W)
+
+
+SPACE_TIME_MISTAKES = {"h not added back: the temporal part is a residual, h + proj(attention)": _no_residual}
+
+
+def check_space_time_layer(layer_class) -> bool:
+    layers, built = build_or_report("7.4", "FactorisedSpaceTime", lambda: [
+        _build_layer(layer_class, 740 + number, cin, cout) for number, (_, _, cin, cout, _, _) in enumerate(SPACE_TIME_SHAPES)])
+    if not built:
+        return False
+    g = torch.Generator().manual_seed(74)
+    cases = [((layer, torch.randn(b, t, cin, h, w, generator=g)), {})
+             for layer, (b, t, cin, _, h, w) in zip(layers, SPACE_TIME_SHAPES)]
+
+    def run(fn):  # compare() runs the learner's layers; the reference copies each layer's weights
+        return (lambda layer, x: layer(x)) if fn is layer_class else fn
+
+    with torch.no_grad():
+        return check_idea("7.4", layer_class, reference_space_time, cases, "FactorisedSpaceTime",
+                          before=[_frames_meet_only_in_time, _pixels_stay_local], call=run,
+                          done="frames meet only in its temporal part, pixels only in its spatial part",
+                          variants=SPACE_TIME_MISTAKES)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import torch
 
 from course_lib.workshop.checks import compare
+from course_lib.workshop.checks.behaviour import check_idea, seeded
 from course_lib.diffusion.conditioning import _guided_x0
 from course_lib.diffusion.forward import q_sample
 from course_lib.diffusion.rollout import autoregressive_rollout
 from course_lib.diffusion.schedules import make_schedule
+
 
 HINTS = {
     "8.1": ("x_next sits at noise level t_next: give the known frames that same level (or none at the very end) and "
@@ -22,9 +24,11 @@ HINTS = {
             "((known − x0_hat) · mask)².sum() with respect to x_t (not x0_hat).",
             "return x0_hat − weight · √ᾱ_t / 2 · grad (Ho et al. 2022, Eq. 7), detached."),
     "8.3": ("predict a chunk from the last frames you have, keep only the frames that are new, and repeat until the "
-            "video is long enough.",
-            "chunk = predict(video[:, -keep:], T) with T = first.shape[1]; its first keep frames are the context you gave.",
-            "append chunk[:, keep:], repeat while the video is shorter than total_frames, then cut it to total_frames."),
+            "video is long enough; the predictor sees its past a little noised, the video keeps every frame clean.",
+            "context = video[:, -keep:], noised to step context_noise with q_sample and the generator (not when "
+            "context_noise = 0); chunk = predict(context, T) with T = first.shape[1] (Ho et al. 2022c).",
+            "append chunk[:, keep:] (never the noised context), repeat while the video is shorter than total_frames, "
+            "then cut it to total_frames."),
 }
 
 
@@ -39,9 +43,14 @@ def reference_guided_x0(model_fn, x_t, t, known, mask, schedule, weight):
     return _guided_x0(model_fn, x_t, t, known, mask, schedule, "eps", weight, clip_x0=False)
 
 
-def reference_rollout(predict, first, total_frames, keep):
-    """Autoregressive rollout, via course_lib.diffusion.rollout.autoregressive_rollout."""
-    return autoregressive_rollout(predict, first, total_frames, keep)
+def reference_rollout(predict, first, total_frames, keep, schedule, context_noise, generator):
+    """Autoregressive rollout (course_lib.diffusion.rollout.autoregressive_rollout) whose predictor sees its
+    context through the forward process to step ``context_noise`` (conditioning augmentation, Ho et al.
+    2022c, "Cascaded Diffusion Models"; 0: as it is), as course_lib.diffusion.rollout.predict_future does."""
+    def predict_from_noised_past(past, frames):
+        seen = q_sample(past, context_noise, schedule, generator=generator) if context_noise else past
+        return predict(seen, frames)
+    return autoregressive_rollout(predict_from_noised_past, first, total_frames, keep)
 
 
 def _video_cases(seed: int):
@@ -125,20 +134,66 @@ def _drifting_predictor(past: torch.Tensor, frames: int) -> torch.Tensor:
     return video
 
 
-def check_rollout(learner_fn) -> bool:
-    g = torch.Generator().manual_seed(83)
-    cases = []
-    for b, t, total, keep in [(2, 6, 20, 3), (1, 4, 9, 1), (2, 5, 5, 2), (1, 8, 19, 6)]:
-        first = torch.randn(b, t, 1, 3, 3, generator=g)
-        cases.append(((_drifting_predictor, first, total, keep), {}))
-    return compare("8.3", learner_fn, reference_rollout, cases, "rollout", variants=ROLLOUT_MISTAKES)
+def _call_rollout(fn):
+    return lambda predict, first, total, keep, schedule, context_noise, seed: fn(
+        predict, first, total, keep, schedule, context_noise, seeded(seed))
 
 
-def _rollout_with(predict, first, total_frames, keep, append_all=False, from_start=False, cut=True):
-    """The rollout with one mistake: the whole chunk appended, context from the start, the video not cut."""
-    frames, video = first.shape[1], first
+class _Recorder:
+    """A predictor that remembers every context it is given and fills the future with whole numbers (the
+    number of the call), so any noised frame that ends up in the video shows."""
+
+    def __init__(self):
+        self.contexts: list[torch.Tensor] = []
+
+    def __call__(self, past: torch.Tensor, frames: int) -> torch.Tensor:
+        self.contexts.append(past.clone())
+        future = past.new_full((past.shape[0], frames - past.shape[1], *past.shape[2:]), float(len(self.contexts)))
+        return torch.cat([past, future], dim=1)
+
+
+def _keeps_clean_frames_and_noises_the_context(learner_fn) -> str | None:
+    """The video keeps ``first`` and every new frame as predicted; only what the predictor *sees* is noised,
+    to the level of step ``context_noise``; with context_noise = 0 it sees the clean frames."""
+    schedule = make_schedule("linear", 100)
+    first = torch.zeros(1, 4, 1, 16, 16)
+    for context_noise in (0, 60):
+        record = _Recorder()
+        video = learner_fn(record, first, 10, 2, schedule, context_noise, seeded(3))
+        if tuple(video.shape) != (1, 10, 1, 16, 16):
+            return f"a rollout to 10 frames gave shape {tuple(video.shape)}"
+        if not torch.equal(video[:, :4], first):
+            return "the first frames of your video are not `first` as given: keep them exactly"
+        if not record.contexts or any(c.shape[1] != 2 for c in record.contexts):
+            return f"the predictor got contexts of {[c.shape[1] for c in record.contexts]} frames: give it the last `keep` = 2"
+        clean = record.contexts[0] if context_noise == 0 else None
+        if context_noise == 0 and not torch.equal(clean, first[:, -2:]):
+            return "with context_noise = 0 the predictor must see the last frames exactly as they are"
+        if context_noise:
+            ab = schedule.alpha_bars[context_noise].item()
+            seen = record.contexts[0]  # the clean last frames of `first` are 0: what it saw is pure noise · √(1 − ᾱ)
+            if abs(seen.std().item() - (1 - ab) ** 0.5) > 0.1:
+                return (f"with context_noise = {context_noise} the predictor saw frames with spread {seen.std():.2f}; "
+                        f"q(x_t | x0) at that step gives √(1 − ᾱ_t) = {(1 - ab) ** 0.5:.2f}")
+            if torch.allclose(record.contexts[0], record.contexts[-1]):
+                return "every context got the same noise: draw fresh noise for each chunk"
+            new = video[:, 4:]
+            if (new - new.round()).abs().max() > 1e-6:
+                return ("your video holds noised frames: the noise is only for what the predictor sees; append the "
+                        "chunk's new frames, never the noised context")
+    return None
+
+
+def _rollout_with(predict, first, total_frames, keep, schedule, context_noise, seed, append_all=False,
+                  from_start=False, cut=True, noised=True):
+    """The rollout with one mistake: the whole chunk appended, context from the start, the video not cut,
+    the context not noised."""
+    generator, frames, video = seeded(seed), first.shape[1], first
     while video.shape[1] < total_frames:
-        chunk = predict(video[:, :keep] if from_start else video[:, -keep:], frames)
+        context = video[:, :keep] if from_start else video[:, -keep:]
+        if noised and context_noise:
+            context = q_sample(context, context_noise, schedule, generator=generator)
+        chunk = predict(context, frames)
         video = torch.cat([video, chunk if append_all else chunk[:, keep:]], 1)
     return video[:, :total_frames] if cut else video
 
@@ -148,4 +203,19 @@ ROLLOUT_MISTAKES = {
         lambda *a: _rollout_with(*a, append_all=True),
     "the context taken from the start of the video: use its last keep frames": lambda *a: _rollout_with(*a, from_start=True),
     "the video not cut to total_frames": lambda *a: _rollout_with(*a, cut=False),
+    "the context not noised: the predictor must see it at step context_noise (q_sample)":
+        lambda *a: _rollout_with(*a, noised=False),
 }
+
+
+def check_rollout(learner_fn) -> bool:
+    g = torch.Generator().manual_seed(83)
+    schedule = make_schedule("linear", 100)
+    cases = []
+    for number, (b, t, total, keep, context_noise) in enumerate([(2, 6, 20, 3, 0), (1, 4, 9, 1, 30), (2, 5, 5, 2, 50),
+                                                                  (1, 8, 19, 6, 10), (2, 4, 11, 2, 99)]):
+        first = torch.randn(b, t, 1, 3, 3, generator=g)
+        cases.append(((_drifting_predictor, first, total, keep, schedule, context_noise, 830 + number), {}))
+    return check_idea("8.3", learner_fn, reference_rollout, cases, "rollout (with conditioning augmentation)",
+                      before=[_keeps_clean_frames_and_noises_the_context], call=_call_rollout,
+                      done="keeps every frame clean while the predictor sees a noised past", variants=ROLLOUT_MISTAKES)

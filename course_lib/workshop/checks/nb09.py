@@ -1,41 +1,76 @@
-"""Checks for notebook 09 (editing). References come from course_lib.diffusion.editing, course_lib.diffusion.forward and
-course_lib.metrics.prediction; all cases pass explicit noise, so answers are compared exactly."""
+"""Checks for notebook 09 (editing). References come from course_lib.diffusion.editing (SDEdit),
+course_lib.diffusion.conditioning (RePaint's resampling) and course_lib.metrics.prediction; every case
+draws its noise from a fresh seeded generator, so the learner's loops are compared with the
+course's on the same noise."""
 from __future__ import annotations
 
 import torch
 
 from course_lib.workshop.checks import compare
+from course_lib.workshop.checks.behaviour import check_idea, seeded
 from course_lib.data.video import bouncing_shapes
-from course_lib.diffusion.forward import q_sample
-from course_lib.diffusion.editing import sdedit_start
+from course_lib.diffusion.conditioning import conditional_sample
+from course_lib.diffusion.editing import sdedit
+from course_lib.diffusion.forward import eps_from_x0
 from course_lib.metrics.prediction import interpolate_frames
 from course_lib.diffusion.schedules import make_schedule
 
+
 HINTS = {
-    "9.1": ("strength says how far along the code timesteps 0 … T − 1 to start (0: no change, 1: pure noise); then "
-            "noise the input to that step in one jump.",
-            "t_start = round(strength · (T − 1)), a whole number; x_t = √ᾱ[t_start] · x + √(1 − ᾱ[t_start]) · noise."),
-    "9.2": ("the forward chain from step t_next up to step t keeps the fraction ᾱ_t / ᾱ_{t_next} of the signal "
-            "variance and fills the rest with fresh noise.",
-            "scale x_next by √(ᾱ_t / ᾱ_{t_next}) and add √(1 − ᾱ_t / ᾱ_{t_next}) · noise."),
+    "9.1": ("SDEdit edits by forgetting: noise the clip part of the way (strength says how far along the steps), "
+            "then let the model denoise it back to data from there; strength 0 changes nothing.",
+            "t0 = round(strength · (T − 1)); x_t0 = q_sample of x at t0 with noise from the generator; then DDIM "
+            "(η = 0, no clipping) from t0 down to clean data (Meng et al. 2022).",
+            "visit the n listed steps from t0 down, n in proportion to t0 + 1 (steps for the whole chain); "
+            "strength 0 returns x unchanged."),
+    "9.2": ("fill the unknown part by sampling while pasting the known part, noised to the current level, after "
+            "every step; RePaint redoes each step r times, jumping back up with the forward process in between, so "
+            "the two parts agree.",
+            "per step t -> t_next: x = ddim_step (η = 1), then x = mask · known noised to t_next + (1 − mask) · x; "
+            "unless it is the last round: jump back up, x = √(ᾱ_t/ᾱ_t_next) · x + √(1 − ᾱ_t/ᾱ_t_next) · noise, "
+            "and redo (Lugmayr et al. 2022).",
+            "r rounds per step, none of them after the last step to clean data; paste the known part clean at the end."),
     "9.3": ("each damaged frame is a blend of the nearest intact frame before it and the nearest after it, weighted by "
             "closeness; with intact frames on one side only, copy the nearest.",
             "for damaged j between intact a < j < b: ((b − j) · x_a + (j − a) · x_b) / (b − a)."),
 }
-VARIANCES = "ᾱ where √ᾱ belongs: the scales are square roots of the variances"
 
 
-def reference_sdedit_start_point(x, strength, schedule, noise):
-    """(t_start, x_t): t_start = round(strength · (T − 1)) (course_lib.diffusion.editing.sdedit_start), x_t ~ q(x_t | x)."""
-    t_start = sdedit_start(strength, schedule.num_steps)
-    return t_start, q_sample(x, t_start, schedule, noise=noise)
+def reference_sdedit(model_fn, x, strength, schedule, steps, generator):
+    """SDEdit (Meng et al. 2022) with deterministic DDIM and no clipping, via course_lib.diffusion.editing.sdedit."""
+    return sdedit(model_fn, x, strength, schedule, steps=steps, generator=generator, clip_x0=False)
 
 
-def reference_renoise(x_next, t_next, t, schedule, noise):
-    """RePaint's jump back up (Lugmayr et al. 2022): x_t ~ q(x_t | x_{t_next}),
-    N(√(ᾱ_t/ᾱ_{t_next}) x_{t_next}, (1 − ᾱ_t/ᾱ_{t_next}) I)."""
-    ratio = schedule.alpha_bars[t].double() / schedule.alpha_bars[t_next].double()
-    return ratio.sqrt().float() * x_next + (1 - ratio).sqrt().float() * noise
+def reference_repaint(model_fn, known, mask, schedule, steps, resample, generator):
+    """The replacement method with RePaint's resampling (Lugmayr et al. 2022), DDIM with η = 1 and no clipping,
+    via course_lib.diffusion.conditioning.conditional_sample(..., resample=r)."""
+    return conditional_sample(model_fn, known, mask, schedule, method="replacement", steps=steps, eta=1.0,
+                              resample=resample, generator=generator, clip_x0=False)
+
+
+RHO, SPREAD = 0.9, 0.5  # a correlated 2D Gaussian x0 ~ N(0, Σ), Σ = SPREAD²[[1, ρ], [ρ, 1]]
+
+
+def gaussian_2d_denoiser(schedule):
+    """The exact ε-model of x0 ~ N(0, Σ): E[x0 | x_t] = √ᾱ Σ (ᾱΣ + (1 − ᾱ)I)⁻¹ x_t (points (B, 2))."""
+    sigma = SPREAD**2 * torch.tensor([[1.0, RHO], [RHO, 1.0]])
+
+    def model_fn(x_t, t):
+        ab = schedule.alpha_bars[t[0]]
+        x0 = x_t @ (ab.sqrt() * sigma @ torch.linalg.inv(ab * sigma + (1 - ab) * torch.eye(2))).T
+        return eps_from_x0(x_t, t, x0, schedule)
+    return model_fn
+
+
+def _video_denoiser(x_t, t):
+    """A fixed nonlinear stand-in for a video denoiser: mixes each frame with the previous one."""
+    scale = (1 + t.float() / 50).view(-1, *[1] * (x_t.dim() - 1))
+    return torch.tanh(0.6 * x_t + 0.3 * torch.roll(x_t, 1, dims=1)) * 0.8 / scale
+
+
+def _call_with_seed(fn):
+    """The case's last argument is a seed; the function gets a fresh generator made from it."""
+    return lambda *args: fn(*args[:-1], seeded(args[-1]))
 
 
 def reference_interpolate_frames(video, damaged):
@@ -43,43 +78,106 @@ def reference_interpolate_frames(video, damaged):
     return interpolate_frames(video, damaged)
 
 
-def _sdedit_truncated(x, strength, schedule, noise):
-    t = int(strength * (schedule.num_steps - 1))
-    return t, q_sample(x, t, schedule, noise=noise)
+# --- 9.1 SDEdit --------------------------------------------------------------------------------------
+
+def _strength_trades_faithfulness(learner_fn) -> str | None:
+    """Strength 0 returns the input; the stronger the edit, the further the result moves from it."""
+    schedule, x = make_schedule("linear", 200), torch.tensor([[0.8, -0.8]]).expand(500, 2).clone()
+    model_fn = gaussian_2d_denoiser(schedule)
+    same = learner_fn(model_fn, x, 0.0, schedule, 20, seeded(0))
+    if not torch.equal(same, x):
+        return "strength 0 must return the clip unchanged (no noise, no steps)"
+    moved = [(learner_fn(model_fn, x, s, schedule, 20, seeded(0)) - x).norm(dim=1).mean().item() for s in (0.1, 0.5, 0.9)]
+    if not moved[0] < moved[1] < moved[2]:
+        return (f"edits at strength 0.1, 0.5, 0.9 moved the points by {[round(m, 3) for m in moved]}: a stronger edit "
+                "starts from more noise and should move further")
+    return None
 
 
-def _sdedit_with_variances(x, strength, schedule, noise):
-    t = sdedit_start(strength, schedule.num_steps)
-    return t, schedule.alpha_bars[t] * x + (1 - schedule.alpha_bars[t]) * noise
+def _sdedit_truncated(model_fn, x, strength, schedule, steps, seed):
+    """SDEdit started at int(strength · (T − 1)), rounded down."""
+    t0 = int(strength * (schedule.num_steps - 1))
+    return reference_sdedit(model_fn, x, t0 / (schedule.num_steps - 1), schedule, steps, seeded(seed))
 
 
-def check_sdedit_start_point(learner_fn) -> bool:
+SDEDIT_MISTAKES = {"truncated: int() rounds down, round() to the nearest step": _sdedit_truncated}
+
+
+def check_sdedit(learner_fn) -> bool:
     g = torch.Generator().manual_seed(91)
-    cases = []
-    for steps, strength in [(1000, 0.35), (50, 0.75), (1000, 1.0), (100, 0.5), (50, 0.0)]:
-        schedule = make_schedule("linear", steps)
-        x = torch.rand(2, 3, 1, 4, 4, generator=g) * 2 - 1
-        cases.append(((x, strength, schedule, torch.randn(x.shape, generator=g)), {}))
-    mistakes = {"truncated: int() rounds down, round() to the nearest step": _sdedit_truncated,
-                VARIANCES: _sdedit_with_variances}
-    return compare("9.1", learner_fn, reference_sdedit_start_point, cases, "sdedit_start_point", variants=mistakes)
+    linear, cosine = make_schedule("linear", 100), make_schedule("cosine", 50)
+    cases = [((gaussian_2d_denoiser(linear), torch.randn(6, 2, generator=g), 0.5, linear, 20, 910), {}),
+             ((_video_denoiser, torch.rand(2, 3, 1, 4, 4, generator=g) * 2 - 1, 0.35, cosine, 10, 911), {}),
+             ((_video_denoiser, torch.rand(1, 4, 1, 3, 3, generator=g) * 2 - 1, 1.0, linear, 8, 912), {}),
+             ((_video_denoiser, torch.rand(2, 2, 1, 3, 3, generator=g) * 2 - 1, 0.02, cosine, 50, 913), {})]
+    return check_idea("9.1", learner_fn, reference_sdedit, cases, "sdedit", before=[_strength_trades_faithfulness],
+                      call=_call_with_seed, done="keeps more of the clip the weaker the edit", variants=SDEDIT_MISTAKES)
 
 
-def check_renoise(learner_fn) -> bool:
-    g = torch.Generator().manual_seed(92)
+# --- 9.2 RePaint's resampling loop ----------------------------------------------------------------------
+
+class _CountingModel:
+    """Wraps a model_fn and counts its calls."""
+
+    def __init__(self, model_fn):
+        self.model_fn, self.calls = model_fn, 0
+
+    def __call__(self, x_t, t):
+        self.calls += 1
+        return self.model_fn(x_t, t)
+
+
+def _rounds_and_known_part(learner_fn) -> str | None:
+    """r rounds at every step but the last, the known part back exactly, and r = 1 is plain replacement."""
     schedule = make_schedule("linear", 100)
-    cases = []
-    for t_next, t in [(40, 50), (0, 10), (89, 99), (5, 6)]:
-        x = torch.randn(2, 3, 1, 4, 4, generator=g)
-        cases.append(((x, t_next, t, schedule, torch.randn(x.shape, generator=g)), {}))
-    def with_ratio(x_next, t_next, t, schedule, noise, from_clean=False, roots=True):
-        ratio = schedule.alpha_bars[t] / (1 if from_clean else schedule.alpha_bars[t_next])
-        return (ratio.sqrt() * x_next + (1 - ratio).sqrt() * noise) if roots else (ratio * x_next + (1 - ratio) * noise)
+    known = torch.tensor([[0.8, 0.0]]).expand(50, 2).clone()
+    mask = torch.tensor([[1.0, 0.0]])
+    for resample in (1, 3):
+        model = _CountingModel(gaussian_2d_denoiser(schedule))
+        x = learner_fn(model, known, mask, schedule, 5, resample, seeded(1))
+        if model.calls != 4 * resample + 1:
+            return (f"5 steps with r = {resample} called the model {model.calls} times; RePaint takes each step r times "
+                    f"(redoing it after a jump back up), except the last step to clean data: {4 * resample + 1} calls")
+        if not torch.equal(x[:, 0], known[:, 0]):
+            return "the known part must come back exactly (paste it clean after the last step)"
+    return None
 
-    mistakes = {"ᾱ_t alone jumps from clean data: from x_{t_next} the signal kept is ᾱ_t / ᾱ_{t_next}":
-                lambda *a: with_ratio(*a, from_clean=True),
-                VARIANCES: lambda *a: with_ratio(*a, roots=False)}
-    return compare("9.2", learner_fn, reference_renoise, cases, "renoise", variants=mistakes)
+
+def _resampling_harmonises(learner_fn) -> str | None:
+    """On a correlated Gaussian, resampling pulls the unknown coordinate towards its true conditional mean ρ·a."""
+    schedule = make_schedule("linear", 200)
+    known, mask, truth = torch.tensor([[0.8, 0.0]]).expand(3000, 2).clone(), torch.tensor([[1.0, 0.0]]), RHO * 0.8
+    means = [learner_fn(gaussian_2d_denoiser(schedule), known, mask, schedule, 20, r, seeded(2))[:, 1].mean().item()
+             for r in (1, 4)]
+    if not abs(means[1] - truth) < 0.7 * abs(means[0] - truth):
+        return (f"given x0[0] = 0.8 the other coordinate should average {truth:.2f}; yours averaged {means[0]:.2f} with "
+                f"r = 1 and {means[1]:.2f} with r = 4: resampling should bring it closer")
+    return None
+
+
+def _no_resampling(model_fn, known, mask, schedule, steps, resample, seed):
+    return reference_repaint(model_fn, known, mask, schedule, steps, 1, seeded(seed))
+
+
+REPAINT_MISTAKES = {"each step taken once: redo it resample times, jumping back up in between": _no_resampling}
+
+
+def check_repaint(learner_fn) -> bool:
+    g = torch.Generator().manual_seed(92)
+    linear, cosine = make_schedule("linear", 100), make_schedule("cosine", 60)
+    video = torch.rand(2, 4, 1, 3, 3, generator=g) * 2 - 1
+    frames = torch.zeros(1, 4, 1, 1, 1)
+    frames[:, :2] = 1
+    square = torch.ones(1, 1, 1, 3, 3)
+    square[..., 1, 1] = 0
+    cases = [((gaussian_2d_denoiser(linear), torch.randn(5, 2, generator=g), torch.tensor([[1.0, 0.0]]), linear, 6, 3, 920), {}),
+             ((_video_denoiser, video, frames, cosine, 5, 2, 921), {}),
+             ((_video_denoiser, video, square, linear, 4, 1, 922), {}),
+             ((_video_denoiser, video, square, cosine, 3, 4, 923), {})]
+    return check_idea("9.2", learner_fn, reference_repaint, cases, "repaint",
+                      before=[_rounds_and_known_part], after=[_resampling_harmonises], call=_call_with_seed,
+                      done="redoes each step r times and brings a Gaussian's conditional mean closer",
+                      variants=REPAINT_MISTAKES)
 
 
 def check_interpolate_frames(learner_fn) -> bool:

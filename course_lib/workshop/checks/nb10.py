@@ -4,17 +4,22 @@ from __future__ import annotations
 import torch
 
 from course_lib.workshop.checks import compare
-from course_lib.metrics.frechet import frechet_distance
+from course_lib.workshop.checks.behaviour import check_idea, seeded
+from course_lib.metrics.frechet import frechet_distance, frechet_distance_from_features
 from course_lib.metrics.image import psnr
 from course_lib.metrics.inception_score import inception_score
+
 
 HINTS = {
     "10.1": ("PSNR compares each image's mean squared error with the largest possible squared error, in decibels.",
              "one MSE per image (mean over C, H, W), then 10 · log10(data_range² / MSE): log10, the range squared, and "
              "the range you were given."),
-    "10.2": ("the Fréchet distance of two Gaussians adds how far apart the means are and how different the spreads are.",
-             "d² = (μ1 − μ2)² + σ1² + σ2² − 2·√(σ1² σ2²): the arguments are variances, the last term takes the square "
-             "root of their product, and the result is d², not d."),
+    "10.2": ("FID fits a Gaussian to each feature set and measures how far apart the two Gaussians are: how far the "
+             "means are, and how different the covariances are.",
+             "μ and the unbiased covariance Σ (divide by N − 1) of each set; d² = ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^½) "
+             "(Heusel et al. 2017); the result is d², not d.",
+             "Tr((Σ1 Σ2)^½) = the sum of the square roots of the eigenvalues of the symmetric √Σ1 Σ2 √Σ1, where √Σ1 "
+             "comes from eigh(Σ1) (clamp tiny negative eigenvalues to 0)."),
     "10.3": ("a good generator is confident on each sample and diverse over all of them: compare each sample's class "
              "distribution with the average one.",
              "p(y) is the mean of the rows; KL(p(y|x) ‖ p(y)) = Σ_y p(y|x) · ln(p(y|x) / p(y)) with the natural log; "
@@ -27,11 +32,10 @@ def reference_psnr(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch
     return psnr(x, y, data_range=data_range, reduction="none")
 
 
-def reference_frechet_1d(mu1: torch.Tensor, var1: torch.Tensor, mu2: torch.Tensor, var2: torch.Tensor) -> torch.Tensor:
-    """d² between N(mu1, var1) and N(mu2, var2), elementwise over (K,), via course_lib.metrics.frechet."""
-    values = [frechet_distance(a.view(1), v.view(1, 1), b.view(1), w.view(1, 1))
-              for a, v, b, w in zip(mu1, var1, mu2, var2)]
-    return torch.tensor(values)
+def reference_fid_from_features(features1: torch.Tensor, features2: torch.Tensor) -> float:
+    """The Fréchet distance of Gaussians fitted to two feature sets (N, F), (M, F) (Heusel et al. 2017),
+    via course_lib.metrics.frechet.frechet_distance_from_features."""
+    return frechet_distance_from_features(features1, features2)
 
 
 def reference_inception_score(probs: torch.Tensor) -> torch.Tensor:
@@ -58,20 +62,53 @@ def check_psnr(learner_fn) -> bool:
     return compare("10.1", learner_fn, reference_psnr, cases, "psnr", variants=mistakes)
 
 
-def check_frechet_1d(learner_fn) -> bool:
-    g = torch.Generator().manual_seed(11)
-    cases = []
-    for k in (4, 6):
-        mu1, mu2 = torch.randn(k, generator=g), torch.randn(k, generator=g)
-        var1, var2 = 0.2 + 2 * torch.rand(k, generator=g), 0.2 + 2 * torch.rand(k, generator=g)
-        cases.append(((mu1.double(), var1.double(), mu2.double(), var2.double()), {}))
-    same = torch.tensor([0.5, -1.0], dtype=torch.float64), torch.tensor([1.0, 3.0], dtype=torch.float64)
-    cases.append(((same[0], same[1], same[0] + 2, same[1] * 4), {}))
-    mistakes = {"a square root missing on the product of the variances":
-                lambda m1, v1, m2, v2: (m1 - m2) ** 2 + v1 + v2 - 2 * v1 * v2,
-                "the mean term (μ1 − μ2)² missing": lambda m1, v1, m2, v2: v1 + v2 - 2 * (v1 * v2).sqrt(),
-                "variances taken for standard deviations": lambda m1, v1, m2, v2: (m1 - m2) ** 2 + (v1 - v2) ** 2}
-    return compare("10.2", learner_fn, reference_frechet_1d, cases, "frechet_1d", variants=mistakes)
+def _correlated(n: int, dims: int, seed: int, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
+    """n feature vectors with correlated coordinates (a random mixing matrix), float64."""
+    g = seeded(seed)
+    mix = torch.randn(dims, dims, generator=g, dtype=torch.float64) / dims**0.5
+    return scale * torch.randn(n, dims, generator=g, dtype=torch.float64) @ mix + shift
+
+
+def _as_number(value) -> float:
+    return float(torch.as_tensor(value).double())
+
+
+def _behaves_like_a_distance(learner_fn) -> str | None:
+    """Zero between a set and itself, the same both ways, and a shift c of one set adds ‖c‖² exactly."""
+    a, b = _correlated(40, 3, 1), _correlated(50, 3, 2, scale=1.5)
+    same = _as_number(learner_fn(a, a.clone()))
+    if abs(same) > 1e-6:
+        return f"a feature set and itself are {same:.3g} apart: the distance must be 0"
+    ab, ba = _as_number(learner_fn(a, b)), _as_number(learner_fn(b, a))
+    if abs(ab - ba) > 1e-6 * max(1.0, abs(ab)):
+        return f"d(a, b) = {ab:.4f} but d(b, a) = {ba:.4f}: the Fréchet distance is symmetric"
+    shifted = _as_number(learner_fn(a, a + torch.tensor([1.0, -2.0, 2.0], dtype=a.dtype)))
+    if abs(shifted - 9.0) > 1e-4:
+        return (f"moving every feature of a set by c = (1, −2, 2) gave {shifted:.4f}; it only moves the mean, so "
+                "d² = ‖c‖² = 9 (d², not d)")
+    return None
+
+
+def _fid_biased(features1, features2) -> float:
+    """The Fréchet distance with covariances divided by N (the biased estimate)."""
+    def fit(f):
+        f = f.double()
+        centred = f - f.mean(0)
+        return f.mean(0), centred.T @ centred / f.shape[0]
+    return frechet_distance(*fit(features1), *fit(features2))
+
+
+FID_MISTAKES = {"covariances divided by N: the unbiased estimate divides by N − 1": _fid_biased}
+
+
+def check_fid_from_features(learner_fn) -> bool:
+    cases = [((_correlated(30, 2, 10), _correlated(40, 2, 11, scale=2.0, shift=0.5)), {}),
+             ((_correlated(25, 4, 12), _correlated(25, 4, 13, scale=0.5)), {}),
+             ((_correlated(60, 3, 14, shift=-1.0), _correlated(20, 3, 15, scale=1.2)), {}),
+             ((_correlated(12, 5, 16), _correlated(15, 5, 17, scale=3.0, shift=2.0)), {})]
+    return check_idea("10.2", learner_fn, reference_fid_from_features, cases, "fid_from_features",
+                      before=[_behaves_like_a_distance], done="is 0 for equal sets, symmetric, and adds ‖c‖² for a shift c",
+                      variants=FID_MISTAKES)
 
 
 def check_inception_score(learner_fn) -> bool:
