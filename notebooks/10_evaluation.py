@@ -308,11 +308,11 @@ for name, s in judge_scores.items():
 # viewer would. So the course scores clips with `video_consistency`, which adds what a viewer checks
 # first and reports every part of it:
 #
-# 1. **present** — every frame shows exactly one object of the data's size;
-# 2. **motion** — the motion consistency above;
-# 3. **the same look in every frame** — for moving digits the **digit**, read frame by frame by a
+# 1. *present* — every frame shows exactly one object of the data's size;
+# 2. *motion* — the motion consistency above;
+# 3. *the same look in every frame* — for moving digits the *digit*, read frame by frame by a
 #    digit judge trained on digits of this size (and, for samples asked for a digit, that digit);
-#    for bouncing shapes the **colour** (the nearest palette colour) and the **shape** (which of a
+#    for bouncing shapes the *colour* (the nearest palette colour) and the *shape* (which of a
 #    circle and a square, drawn by the data's own renderer, fits the object better). A reading that
 #    is not clear — a colour between two palette colours, a blurred blob — is no evidence of change.
 #
