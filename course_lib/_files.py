@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import torch
 
 CHECKSUM_KEY = "checksum"
@@ -60,10 +61,30 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: b
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically; a dict gets a ``checksum`` entry (:func:`tensor_checksum`)."""
-    if isinstance(obj, dict):
-        obj = {**obj, CHECKSUM_KEY: {"algorithm": CHECKSUM_ALGORITHM, "digest": tensor_checksum(obj)}}
-    return atomic_write(path, lambda file: torch.save(obj, file))
+    """``torch.save(obj)`` to ``path`` atomically; a dict gets a ``checksum`` entry (:func:`tensor_checksum`).
+
+    The checksum replaces the CRC-32 that torch's zip format computes for each record and that
+    ``torch.load`` never verifies: a dict is written without it (where torch allows, 2.5 and later),
+    which pays for the checksum's own pass over the tensors.
+    """
+    if not isinstance(obj, dict):
+        return atomic_write(path, lambda file: torch.save(obj, file))
+    obj = {**obj, CHECKSUM_KEY: {"algorithm": CHECKSUM_ALGORITHM, "digest": tensor_checksum(obj)}}
+    return atomic_write(path, lambda file: _save_without_zip_crc(obj, file))
+
+
+def _save_without_zip_crc(obj: Any, file: IO) -> None:
+    """``torch.save`` with torch's unverified per-record CRC-32 switched off for this call only."""
+    serialization = torch.serialization
+    if not hasattr(serialization, "set_crc32_options"):
+        torch.save(obj, file)
+        return
+    was_on = serialization.get_crc32_options()
+    serialization.set_crc32_options(False)
+    try:
+        torch.save(obj, file)
+    finally:
+        serialization.set_crc32_options(was_on)
 
 
 def atomic_write_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -121,6 +142,8 @@ def _fsync_folder(folder: Path) -> None:
 
 _NESTED = (torch.Tensor, dict, list, tuple)
 _PLAIN = {int, float, str, bool, type(None)}
+_NUMPY_DTYPES = {torch.float64, torch.float32, torch.float16, torch.int64, torch.int32, torch.int16, torch.int8,
+                 torch.uint8, torch.bool}
 
 
 def _tensors(obj: Any, name: str = ""):
@@ -139,18 +162,30 @@ def _tensors(obj: Any, name: str = ""):
             yield from _tensors(value, f"{name}.{key}" if name else str(key))
 
 
-def _word_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """The sum, modulo 2⁶⁴, of the tensor's bytes read as 64-bit words (a last partial word byte by byte).
+def _word_sum(tensor: torch.Tensor) -> int:
+    """The sum, modulo 2⁶⁴ (as a signed int64), of the tensor's bytes read as 64-bit words (a last partial
+    word byte by byte).
 
-    Flipping any one bit changes one word by ±2ᵏ and so the sum; one pass over memory, on any device.
+    Flipping any one bit changes one word by ±2ᵏ and so the sum; one pass over memory. A CPU tensor
+    is summed by NumPy (one thread, no copy, no start-up of torch's thread pool), another on its device.
     """
+    if tensor.device.type == "cpu":
+        data = _cpu_bytes(tensor)
+        whole = data.size - data.size % 8
+        total = int(data[:whole].view(np.int64).sum()) + int(data[whole:].sum(dtype=np.int64))
+        return (total + 2**63) % 2**64 - 2**63
     data = tensor.reshape(-1).view(torch.uint8)
     if data.storage_offset() % 8:
         data = data.clone()  # 64-bit words must start at a multiple of 8 bytes
     whole = data.numel() - data.numel() % 8
-    if whole == data.numel():
-        return data.view(torch.int64).sum()
-    return data[:whole].view(torch.int64).sum() + data[whole:].sum(dtype=torch.int64)
+    return int(data[:whole].view(torch.int64).sum() + data[whole:].sum(dtype=torch.int64))
+
+
+def _cpu_bytes(tensor: torch.Tensor) -> np.ndarray:
+    """A CPU tensor's bytes as a flat uint8 NumPy array (no copy when it is contiguous)."""
+    if tensor.dtype in _NUMPY_DTYPES and not tensor.requires_grad and tensor.is_contiguous():
+        return tensor.numpy().reshape(-1).view(np.uint8)  # the fast way: one call into torch
+    return tensor.detach().reshape(-1).view(torch.uint8).numpy()
 
 
 def tensor_checksum(state: Any) -> str:
@@ -162,14 +197,15 @@ def tensor_checksum(state: Any) -> str:
     """
     named = list(_tensors(state)) if isinstance(state, _NESTED) else []
     digest = hashlib.sha256("\n".join([f"{name}|{t.dtype}|{tuple(t.shape)}" for name, t in named]).encode())
-    small, large = [], []
-    for _, tensor in named:
-        (small if tensor.numel() * tensor.element_size() <= SMALL_TENSOR_BYTES else large).append(tensor)
+    large_sums = []
     with torch.no_grad():
-        if small:
-            digest.update(torch.cat([t.reshape(-1).view(torch.uint8).cpu() for t in small]).numpy())
-        if large:
-            digest.update(str(torch.stack([_word_sum(t).cpu() for t in large]).tolist()).encode())
+        for _, tensor in named:  # small ones stream into the digest in stored order, then the large ones' sums
+            if tensor.numel() * tensor.element_size() <= SMALL_TENSOR_BYTES:
+                digest.update(_cpu_bytes(tensor if tensor.device.type == "cpu" else tensor.cpu()))
+            else:
+                large_sums.append(_word_sum(tensor))
+    if large_sums:
+        digest.update(str(large_sums).encode())
     return digest.hexdigest()
 
 

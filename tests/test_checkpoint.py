@@ -225,6 +225,36 @@ def test_the_checksum_sees_every_byte_and_every_name():
     assert tensor_checksum({**state, "a": {"w": small.view(2, 5), "v": large}}) != reference  # reshaped
 
 
+def test_the_checksum_of_a_fixed_state_never_changes():
+    """Files written by earlier versions carry this algorithm's digests: an implementation change (the
+    NumPy fast path) must keep every digest, for any dtype, an odd size, a storage offset, a transposed view."""
+    from course_lib._files import tensor_checksum
+
+    g = torch.Generator().manual_seed(0)
+    state = {"w": torch.randn(10, generator=g), "large": torch.randn(5000, generator=g),
+             "half_offset": torch.randn(4097, generator=g).half()[1:],
+             "bytes": [torch.randint(0, 255, (20001,), dtype=torch.uint8, generator=g)],
+             "bf16": torch.randn(9000, generator=g).bfloat16(), "transposed": torch.randn(100, 70, generator=g).t(),
+             "step": 3}
+    assert tensor_checksum(state) == "2f7a661590d39930af6cc64b8871daf23a661c57bec6fde7ae07c217154a94f1"
+
+
+def test_saving_with_a_checksum_leaves_torchs_zip_crc_setting_as_it_was(tmp_path):
+    """atomic_save skips the zip CRC-32 (never verified by torch.load) for its own call only, even on an error."""
+    from course_lib._files import atomic_save
+
+    serialization = torch.serialization
+    if not hasattr(serialization, "set_crc32_options"):
+        pytest.skip("this torch always writes the zip CRC-32")
+    assert serialization.get_crc32_options() is True
+    atomic_save({"w": torch.ones(3)}, tmp_path / "a.pt")
+    assert serialization.get_crc32_options() is True
+    assert torch.equal(torch.load(tmp_path / "a.pt", weights_only=True)["w"], torch.ones(3))  # plain torch reads it
+    with pytest.raises(Exception):
+        atomic_save({"f": lambda: None}, tmp_path / "b.pt")  # a lambda cannot be pickled
+    assert serialization.get_crc32_options() is True and not (tmp_path / "b.pt").exists()
+
+
 def test_a_checkpoint_without_a_checksum_still_loads(tmp_path):
     from course_lib._files import CHECKSUM_KEY
 
