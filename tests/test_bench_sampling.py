@@ -45,7 +45,12 @@ def quick_run(run_bench):
 
 
 def by_model(rows):
-    return {task: [row for row in rows if row["model"].startswith(task + " ")] for task in TASKS}
+    """{(task, objective): its rows}; the real-data row is the first of its task's ε model."""
+    models = {}
+    for row in rows:
+        task = row["model"].split()[0]
+        models.setdefault((task, "flow" if row["model"].endswith("(flow matching)") else "eps"), []).append(row)
+    return models
 
 
 def test_quick_run_times_and_scores_every_sampler_of_both_models(quick_run):
@@ -53,26 +58,36 @@ def test_quick_run_times_and_scores_every_sampler_of_both_models(quick_run):
     columns, rows = parse_table(quick_run["text"])
     assert tuple(columns) == SAMPLING_COLUMNS
     T = QUICK["num_diffusion_steps"]
-    for task, model_rows in by_model(rows).items():
+    models = by_model(rows)
+    assert sorted(models) == [(task, objective) for task in TASKS for objective in ("eps", "flow")]
+    for task in TASKS:
         n = QUICK["samples"][task]
-        assert [row["sampler"] for row in model_rows] == ["real data (the floor)", "DDPM", "DDIM 10", "DDIM 4"]
-        real, ddpm, *ddims = model_rows
-        assert [int(row["steps"]) for row in (ddpm, *ddims)] == [T, 10, 4]
-        assert [int(row["n"]) for row in model_rows] == [n, min(QUICK["ddpm_samples"], n), n, n]
+        assert [row["sampler"] for row in models[task, "eps"]] == ["real data (the floor)", "DDPM", "DDIM 10", "DDIM 4"]
+        real, ddpm, *ddims = models[task, "eps"]
+        assert [int(row["network calls"]) for row in (ddpm, *ddims)] == [T, 10, 4]
+        assert [int(row["n"]) for row in models[task, "eps"]] == [n, min(QUICK["ddpm_samples"], n), n, n]
         assert number(ddpm["speed-up vs DDPM"]) == 1.0 and all(number(r["s/sample"]) > 0 for r in (ddpm, *ddims))
         assert number(ddims[1]["speed-up vs DDPM"]) > 1  # 4 network calls per sample instead of 50
         assert all(row["trained"] == f"{QUICK['train_steps']} steps (quick)" for row in (ddpm, *ddims))
+        flows = models[task, "flow"]  # Euler N and Heun with the most steps in N calls: 10 -> 5 (9 calls), 4 -> 2 (3)
+        assert [(row["sampler"], int(row["network calls"])) for row in flows] == [
+            ("Euler 10", 10), ("Heun 5", 9), ("Euler 4", 4), ("Heun 2", 3)]
+        assert all(int(row["n"]) == n and number(row["speed-up vs DDPM"]) > 1 for row in flows)
         if task == "digits":  # real digits are read well; 2-step models draw noise
             assert number(real["judge accuracy"]) > 0.8
-            assert all(number(row["FID ↓"]) > number(real["FID ↓"]) for row in ddims)
+            assert all(number(row["FID ↓"]) > number(real["FID ↓"]) for row in ddims + flows)
             assert ddpm["FID ↓"] == "–" and real["FVD ↓"] == "–"  # DDPM drew 4 of 10: quality not measured
         else:
-            assert all(number(row["motion pass"]) < number(real["motion pass"]) for row in (ddpm, *ddims))
+            assert all(number(row["motion pass"]) < number(real["motion pass"]) for row in (ddpm, *ddims, *flows))
             assert number(ddpm["FVD ↓"]) >= 0 and real["FID ↓"] == "–"  # DDPM drew all 4: measured
     assert "DDPM: timed on 4 of 10 samples; its quality is not measured at that n" in quick_run["text"]
     findings = [line for line in quick_run["text"].splitlines() if line.startswith("- ")]
-    assert [line.split(":")[0] for line in findings] == ["- digits", "- video-shapes"]
-    assert all("faster than DDPM" in line for line in findings)
+    assert [line.split(" ")[1].rstrip(":") for line in findings] == ["digits", "digits", "digits", "video-shapes",
+                                                                      "video-shapes", "video-shapes"]
+    assert all("faster than DDPM" in line for line in (findings[0], findings[3]))
+    assert findings[1].startswith("- digits within 10 network calls: FID DDIM 10 ")
+    assert "Euler 10" in findings[1] and "Heun 5" in findings[1] and "accuracy DDIM 10" in findings[1]
+    assert findings[5].startswith("- video-shapes within 4 network calls: FVD DDIM 4 ")
 
 
 def test_results_are_written_as_markdown_and_json(quick_run):
@@ -81,6 +96,8 @@ def test_results_are_written_as_markdown_and_json(quick_run):
     results = json.loads((out / "sampling-smoke-quick.json").read_text())
     assert [row["sampler"] for row in results["rows"]] == [row["sampler"] for row in parse_table(quick_run["text"])[1]]
     assert [run["label"] for run in results["models"]["digits"]["runs"]] == ["DDIM 10", "DDIM 4", "DDPM"]
+    assert [run["label"] for run in results["models"]["digits-flow"]["runs"]] == ["Euler 10", "Heun 5", "Euler 4",
+                                                                                  "Heun 2"]
     assert results["models"]["video-shapes"]["runs"][0]["seconds"] > 0
 
 
@@ -88,28 +105,32 @@ def test_checkpoint_files_named_on_the_command_line_are_measured_the_same(quick_
     out = quick_run["out"]
     code, text = run([*QUICK_ARGS, "--out", str(out / "again"), "--no-ddpm",
                       "--digits-checkpoint", str(out / "sampling-smoke-quick-digits.pt"),
-                      "--video-checkpoint", str(out / "sampling-smoke-quick-video-shapes.pt")])
+                      "--video-checkpoint", str(out / "sampling-smoke-quick-video-shapes.pt"),
+                      "--digits-flow-checkpoint", str(out / "sampling-smoke-quick-digits-flow.pt"),
+                      "--video-flow-checkpoint", str(out / "sampling-smoke-quick-video-shapes-flow.pt")])
     assert code == 0
     quality = ("FID ↓", "judge accuracy", "FVD ↓", "motion pass")
     before = [(r["model"], r["sampler"], *(r[c] for c in quality)) for r in parse_table(quick_run["text"])[1]
               if r["sampler"] != "DDPM"]
     after = parse_table(text)[1]
     assert [(r["model"], r["sampler"], *(r[c] for c in quality)) for r in after] == before
-    assert all(row["trained"].startswith("2 of ") for row in after if row["sampler"].startswith("DDIM"))
+    assert all(row["trained"].startswith("2 of ") for row in after if row["sampler"] != "real data (the floor)")
 
 
 def test_missing_models_read_not_trained(tmp_path):
     config = SamplingBenchConfig(preset=SMOKE, checkpoints=str(tmp_path / "empty"), out=str(tmp_path), progress=False)
     table = sampling_benchmark(config)
-    assert [(row[0].split()[0], row[-1]) for row in table.rows] == [("digits", "not trained"),
-                                                                    ("video-shapes", "not trained")]
+    assert [(row[0], row[-1]) for row in table.rows] == [
+        (f"{task} {model}{flow}", "not trained") for task, model in (("digits", "unet2d"), ("video-shapes", "unet3d"))
+        for flow in ("", " (flow matching)")]
     assert all("not trained" in line for line in table.verdicts)
 
 
 def test_the_image_benchmarks_digits_model_is_used_when_the_folder_has_none(quick_run, tmp_path):
     shutil.copy(quick_run["out"] / "sampling-smoke-quick-digits.pt", tmp_path / "image-smoke.pt")
     preset = SMOKE.replace(num_diffusion_steps=QUICK["num_diffusion_steps"])
-    config = SamplingBenchConfig(preset=preset, tasks=("digits",), ddim_steps=(2,), samples=2, ddpm=False,
+    config = SamplingBenchConfig(preset=preset, tasks=("digits",), objectives=("eps",), ddim_steps=(2,), samples=2,
+                                 ddpm=False,
                                  checkpoints=str(tmp_path / "empty"), out=str(tmp_path), progress=False)
     table = sampling_benchmark(config)
     assert [row[1] for row in table.rows] == ["real data (the floor)", "DDIM 2"]
@@ -129,6 +150,23 @@ def run_of(label, steps, seconds, score):
     return SamplerRun(label, steps, 10, seconds, 1.0, None if score is None else {"FID": score})
 
 
+def test_flow_findings_set_ddim_beside_the_solvers_within_as_many_calls():
+    from course_lib.workshop.bench.sampling import flow_findings
+
+    def scored(label, calls, fid, accuracy):
+        return SamplerRun(label, calls, 10, 1.0, 1.0, {"FID": fid, "accuracy": accuracy})
+
+    ddims = [scored("DDIM 20", 20, 14.0, 0.9), scored("DDIM 10", 10, 20.0, 0.8)]
+    flows = [scored("Euler 20", 20, 12.0, 0.92), scored("Heun 10", 19, 11.0, 0.95),
+             scored("Euler 10", 10, 18.0, 0.85), scored("Heun 5", 9, 15.0, 0.9)]
+    assert flow_findings("digits", ddims, flows) == [
+        "digits within 20 network calls: FID DDIM 20 14, Euler 20 12, Heun 10 11; "
+        "accuracy DDIM 20 90.0%, Euler 20 92.0%, Heun 10 95.0%",
+        "digits within 10 network calls: FID DDIM 10 20, Euler 10 18, Heun 5 15; "
+        "accuracy DDIM 10 80.0%, Euler 10 85.0%, Heun 5 90.0%"]
+    assert flow_findings("digits", ddims, []) == []
+
+
 def test_findings_compare_the_fewest_ddim_steps_with_ddpm_and_the_most_steps():
     runs = [run_of("DDIM 50", 50, 5.0, 10.0), run_of("DDIM 10", 10, 1.0, 14.0), run_of("DDPM", 1000, 100.0, None)]
     (line,) = sampling_findings("digits", runs)
@@ -142,6 +180,9 @@ def test_findings_compare_the_fewest_ddim_steps_with_ddpm_and_the_most_steps():
     ({"ddim_steps": (2000,)}, "ddim_steps: expected one or more ints"),
     ({"tasks": ("digits", "digits")}, "tasks: expected distinct names among digits, video-shapes"),
     ({"tasks": ("toy-moons",)}, "tasks: expected distinct names"),
+    ({"objectives": ("v",)}, "objectives: expected distinct names among eps, flow"),
+    ({"objectives": ()}, "objectives: expected distinct names among eps, flow"),
+    ({"digits_flow_checkpoint": "nope.pt"}, "digits_flow_checkpoint: expected an existing checkpoint file"),
     ({"ddpm_samples": 0}, "ddpm_samples: expected a positive int"),
     ({"batch": 0}, "batch: expected a positive int"),
     ({"train_minutes": 0}, "train_minutes: expected a number in"),

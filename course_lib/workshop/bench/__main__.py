@@ -100,8 +100,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "training": Benchmark("training steps/s of the digits U-Net and the video 3D U-Net in fp32, bf16 autocast, "
                           "compiled and channels-last, with their memory estimates",
                           training.add_training_arguments, training.run_training),
-    "sampling": Benchmark("DDPM vs DDIM at 100/50/20/10 steps on the trained digits U-Net and video 3D U-Net: time per "
-                          "sample, FID and judge accuracy, FVD-style distance and motion pass",
+    "sampling": Benchmark("DDPM vs DDIM at 100/50/20/10 steps, and flow matching's Euler and Heun at as many network "
+                          "calls, on the trained digits U-Net and video 3D U-Net: time per sample, FID and judge "
+                          "accuracy, FVD-style distance and motion pass",
                           sampling.add_sampling_arguments, sampling.run_sampling),
     "prediction": Benchmark("predict the future frames of bouncing shapes with the frame-conditional U-Net, "
                             "replacement and reconstruction guidance against 'repeat the last frame'; roll out 4x "

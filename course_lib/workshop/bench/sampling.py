@@ -1,6 +1,9 @@
-"""The sampling benchmark: DDPM against DDIM at fewer and fewer steps, on the course's trained models.
+"""The sampling benchmark: DDPM against DDIM at fewer and fewer steps, and flow matching's ODE solvers
+at the same numbers of network calls, on the course's trained models.
 
-    python -m course_lib bench sampling               # digits U-Net and video 3D U-Net: DDPM, DDIM 100/50/20/10
+    python -m course_lib bench sampling               # digits U-Net and video 3D U-Net: DDPM, DDIM 100/50/20/10;
+                                                      # the flow-matching twins: Euler and Heun at as many calls
+    python -m course_lib bench sampling --objectives eps   # the ε models only
     python -m course_lib bench sampling --no-ddpm     # DDIM only
     python -m course_lib bench sampling --quick       # tiny models trained for 2 steps: seconds, checks the machinery
     python -m course_lib bench sampling --digits-checkpoint runs/bench/image-cpu.pt \\
@@ -14,8 +17,12 @@ video: the FVD-style distance to real clips and the motion-consistency pass rate
 floor at that n. DDPM visits all T steps (hours for 500 digits on a CPU), so it samples only
 ``--ddpm-samples`` (default 16) for its time; its quality is measured only at the full n.
 
+Each task also has a flow-matching model (the same network and recipe with ``objective="flow"``),
+sampled by the Euler solver with N network calls and by Heun with the most steps that fit in N calls
+(2·steps − 1), for each N of ``--ddim-steps``: one table, the same seeds, the same judge.
+
 Trained models are found by :func:`course_lib.workshop.bench.common.trained_model`: a file
-named on the command line; else :func:`course_lib.workshop.zoo.train_or_load`'s checkpoint in
+named on the command line (``--digits-checkpoint``, ``--digits-flow-checkpoint``, ...); else :func:`course_lib.workshop.zoo.train_or_load`'s checkpoint in
 ``--checkpoints``, trained first for ``--train-minutes`` if missing; for digits, else the image
 benchmark's model in ``--out``. A model without any reads "not trained".
 """
@@ -41,12 +48,13 @@ from course_lib.workshop.cli import positive_int
 from course_lib.workshop.recipes import GUIDANCE_SCALE, get_recipe
 
 TASKS = ("digits", "video-shapes")
+OBJECTIVES = ("eps", "flow")  # the ε model (DDPM, DDIM) and its flow-matching twin (Euler, Heun)
 DDIM_STEPS = (100, 50, 20, 10)
 DDPM_SAMPLES = 16  # DDPM is timed on this many samples (1000 network calls each)
 DIGITS_BATCH = 16  # digits denoised at once, by every sampler (guidance doubles the network's batch)
 QUICK = {"num_diffusion_steps": 50, "sample_steps": 2, "train_steps": 2, "samples": {"digits": 10, "video-shapes": 4},
          "ddpm_samples": 4, "ddim_steps": (10, 4)}
-SAMPLING_COLUMNS = ("model", "sampler", "steps", "n", "s/sample", "CPU share", "speed-up vs DDPM", "FID ↓",
+SAMPLING_COLUMNS = ("model", "sampler", "network calls", "n", "s/sample", "CPU share", "speed-up vs DDPM", "FID ↓",
                     "judge accuracy", "FVD ↓", "motion pass", "trained")
 SAMPLING_FORMATS = {"s/sample": ".3g", "CPU share": ".0%", "speed-up vs DDPM": ".1f", "FID ↓": ".2f",
                     "judge accuracy": ".1%", "FVD ↓": ".3g", "motion pass": ".0%"}
@@ -65,15 +73,18 @@ def default_samples(task: str) -> int:
 class SamplingBenchConfig(TrainedModelsConfig):
     """What :func:`sampling_benchmark` measures.
 
-    tasks: "digits" (the class-conditional U-Net) and/or "video-shapes" (the 3D U-Net). samples:
+    tasks: "digits" (the class-conditional U-Net) and/or "video-shapes" (the 3D U-Net). objectives:
+    "eps" (DDPM and DDIM) and/or "flow" (Euler and Heun at each DDIM step count). samples:
     samples per sampler for the quality scores (None: :func:`default_samples`). ddpm: time DDPM on
     ``ddpm_samples`` samples (its quality is measured only when that is all ``samples``).
-    guidance_scale / batch: digits only, as in ``bench image``. digits_checkpoint,
-    video_checkpoint: files named on the command line (else see :class:`TrainedModelsConfig`).
+    guidance_scale / batch: digits only, as in ``bench image``. digits_checkpoint, video_checkpoint,
+    digits_flow_checkpoint, video_flow_checkpoint: files named on the command line (else see
+    :class:`TrainedModelsConfig`).
     """
 
     kind: ClassVar[str] = "sampling"
     tasks: tuple[str, ...] = TASKS
+    objectives: tuple[str, ...] = OBJECTIVES
     ddim_steps: tuple[int, ...] = DDIM_STEPS
     samples: int | None = None
     ddpm: bool = True
@@ -82,13 +93,16 @@ class SamplingBenchConfig(TrainedModelsConfig):
     batch: int = DIGITS_BATCH
     digits_checkpoint: str | None = None
     video_checkpoint: str | None = None
+    digits_flow_checkpoint: str | None = None
+    video_flow_checkpoint: str | None = None
     judge_changes: dict | None = None
 
     def __post_init__(self):
         super().__post_init__()
-        self.tasks, self.ddim_steps = tuple(self.tasks), tuple(self.ddim_steps)
-        if not self.tasks or any(task not in TASKS for task in self.tasks) or len(set(self.tasks)) != len(self.tasks):
-            fail("tasks", "distinct names among " + ", ".join(TASKS), self.tasks)
+        self.tasks, self.objectives, self.ddim_steps = tuple(self.tasks), tuple(self.objectives), tuple(self.ddim_steps)
+        for name, chosen, allowed in (("tasks", self.tasks, TASKS), ("objectives", self.objectives, OBJECTIVES)):
+            if not chosen or any(c not in allowed for c in chosen) or len(set(chosen)) != len(chosen):
+                fail(name, "distinct names among " + ", ".join(allowed), chosen)
         T = self.preset.num_diffusion_steps
         if not self.ddim_steps or any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= T
                                       for s in self.ddim_steps):
@@ -100,7 +114,8 @@ class SamplingBenchConfig(TrainedModelsConfig):
         check_float_range("guidance_scale", self.guidance_scale, 0.0, 100.0)
         check_positive_int("batch", self.batch)
         check_checkpoint_file("digits_checkpoint", self.digits_checkpoint)
-        check_checkpoint_file("video_checkpoint", self.video_checkpoint)
+        for argument in ("video_checkpoint", "digits_flow_checkpoint", "video_flow_checkpoint"):
+            check_checkpoint_file(argument, getattr(self, argument))
 
     def samples_for(self, task: str) -> int:
         """Samples per sampler for ``task``: ``samples``, else the quick run's few, else :func:`default_samples`."""
@@ -109,19 +124,20 @@ class SamplingBenchConfig(TrainedModelsConfig):
         return QUICK["samples"][task] if self.quick else default_samples(task)
 
 
-def _find_model(config: SamplingBenchConfig, task: str, device: torch.device) -> Trained:
-    recipe = get_recipe(task, config.preset, seed=config.seed)
-    image_model = Path(config.out) / f"image-{config.preset.name}.pt"  # what bench image trains
-    argument = "digits_checkpoint" if task == "digits" else "video_checkpoint"
+def _find_model(config: SamplingBenchConfig, task: str, objective: str, device: torch.device) -> Trained:
+    recipe = get_recipe(task, config.preset, seed=config.seed, objective=objective)
+    flow = "_flow" if objective == "flow" else ""
+    image_model = Path(config.out) / f"image-{config.preset.name}.pt"  # what bench image trains (an ε model)
+    argument = ("digits" if task == "digits" else "video") + flow + "_checkpoint"
     return trained_model(recipe, config.checkpoints, device, checkpoint=getattr(config, argument), argument=argument,
                          train_minutes=config.train_minutes, quick_steps=config.train_steps,
-                         quick_path=Path(config.out) / f"{config.name}-{task}.pt",
-                         fallback=image_model if task == "digits" else None, progress=config.progress)
+                         quick_path=Path(config.out) / f"{config.name}-{task}{flow.replace('_', '-')}.pt",
+                         fallback=image_model if task == "digits" and not flow else None, progress=config.progress)
 
 
 @dataclass
 class SamplerRun:
-    """One sampler on one model: label, network steps per sample, n samples drawn, wall seconds of
+    """One sampler on one model: label, network calls per sample, n samples drawn, wall seconds of
     sampling them, CPU share, and quality scores (None: not measured at this n)."""
 
     label: str
@@ -136,13 +152,25 @@ class SamplerRun:
         return self.seconds / self.n
 
 
-def _runs(config: SamplingBenchConfig, recipe, n: int) -> list[tuple[str, str, int, int]]:
-    """(label, sampler, steps, how many samples) for each sampler: DDIM first (fast rows first), DDPM last."""
+def _runs(config: SamplingBenchConfig, recipe, n: int) -> list[tuple[str, str, int | None, int, int]]:
+    """(label, sampler, its steps, network calls, how many samples) for each sampler of ``recipe``.
+
+    ε: DDIM first (fast rows first), DDPM last. Flow: for each DDIM step count N, Euler with N steps
+    and Heun with the most steps that fit in N network calls (2·steps − 1).
+    """
+    if recipe.objective == "flow":
+        runs = []
+        for calls in config.ddim_steps:
+            runs.append((f"Euler {calls}", "euler", calls, calls, n))
+            if calls >= 3:  # Heun's fewest: 2 steps, 3 calls (with 1 step it is Euler)
+                heun = (calls + 1) // 2
+                runs.append((f"Heun {heun}", "heun", heun, 2 * heun - 1, n))
+        return runs
     T = recipe.preset.num_diffusion_steps
     if max(config.ddim_steps) > T:  # a checkpoint named on the command line may have a shorter chain
         fail("ddim_steps", f"ints in [1, {T}] for {recipe.name()} (T = {T})", config.ddim_steps)
-    ddpm = [("DDPM", "ddpm", T, min(config.ddpm_samples, n))] if config.ddpm else []
-    return [(f"DDIM {s}", "ddim", s, n) for s in config.ddim_steps] + ddpm
+    ddpm = [("DDPM", "ddpm", None, T, min(config.ddpm_samples, n))] if config.ddpm else []
+    return [(f"DDIM {s}", "ddim", s, s, n) for s in config.ddim_steps] + ddpm
 
 
 def _digits_runs(config: SamplingBenchConfig, trained: Trained, n: int) -> tuple[dict[str, float | None], list[SamplerRun]]:
@@ -157,12 +185,11 @@ def _digits_runs(config: SamplingBenchConfig, trained: Trained, n: int) -> tuple
     reference = reference_digits(n, size, seed=0)
     real = image_scores(render_digits(n, size, "test", seed=1, labels=labels)[0], reference, labels, judge)
     runs = []
-    for label, sampler, steps, count in _runs(config, recipe, n):
-        samples, watch = sample_digits(recipe, trained.model, labels[:count], sampler,
-                                       steps if sampler == "ddim" else None, config.guidance_scale, config.batch,
-                                       config.seed, config.progress)
+    for label, sampler, steps, calls, count in _runs(config, recipe, n):
+        samples, watch = sample_digits(recipe, trained.model, labels[:count], sampler, steps, config.guidance_scale,
+                                       config.batch, config.seed, config.progress)
         scores = image_scores(samples, reference, labels, judge) if count == n else None
-        runs.append(SamplerRun(label, steps, count, watch.wall, watch.cpu_share, scores))
+        runs.append(SamplerRun(label, calls, count, watch.wall, watch.cpu_share, scores))
         _say(recipe, runs[-1])
     return real, runs
 
@@ -175,10 +202,11 @@ def _video_runs(config: SamplingBenchConfig, trained: Trained, n: int) -> tuple[
     judge = video_judge_for(recipe, config.judge_changes)
     real = real_clip_scores(recipe, n, judge)
     runs = []
-    for label, sampler, steps, count in _runs(config, recipe, n):
-        if sampler == "ddim":
+    for label, sampler, steps, calls, count in _runs(config, recipe, n):
+        if sampler != "ddpm":
             with Stopwatch() as watch:  # sampling and scoring: its CPU share; the time is score_samples' own
-                _, scores = score_samples(recipe, model, n, judge, steps=steps, seed=1, progress=config.progress)
+                _, scores = score_samples(recipe, model, n, judge, steps=steps, seed=1, progress=config.progress,
+                                          sampler=sampler)
             seconds, quality = scores.seconds_per_batch / scores.batch * n, {"FVD": scores.fvd, "motion": scores.motion_pass}
         else:
             with Stopwatch() as watch:
@@ -187,13 +215,13 @@ def _video_runs(config: SamplingBenchConfig, trained: Trained, n: int) -> tuple[
             if count == n:  # scored like score_samples' clips: against the same reference set
                 scores = score_clips(recipe, clips, judge)
                 quality = {"FVD": scores.fvd, "motion": scores.motion_pass}
-        runs.append(SamplerRun(label, steps, count, seconds, watch.cpu_share, quality))
+        runs.append(SamplerRun(label, calls, count, seconds, watch.cpu_share, quality))
         _say(recipe, runs[-1])
     return {"FVD": real.fvd, "motion": real.motion_pass}, runs
 
 
 def _say(recipe, run: SamplerRun) -> None:
-    print(f"{recipe.task} {run.label}: {run.n} samples, {run.seconds_per_sample:.3g} s/sample", file=sys.stderr,
+    print(f"{recipe.task} ({recipe.objective}) {run.label}: {run.n} samples, {run.seconds_per_sample:.3g} s/sample", file=sys.stderr,
           flush=True)
 
 
@@ -231,40 +259,72 @@ def sampling_findings(task: str, runs: list[SamplerRun]) -> list[str]:
     return [line]
 
 
+def flow_findings(task: str, ddim_runs: list[SamplerRun], flow_runs: list[SamplerRun]) -> list[str]:
+    """One line per DDIM step count N: the quality of DDIM N next to flow matching's Euler and Heun
+    within N network calls (digits: FID and judge accuracy; video: FVD and motion pass)."""
+    metrics = ("FID", "accuracy") if task == "digits" else ("FVD", "motion")
+    lines = []
+    for ddim in (run for run in ddim_runs if run.scores):
+        rivals = [run for run in flow_runs if run.scores and ddim.steps // 2 < run.steps <= ddim.steps]
+        if not rivals:
+            continue
+        parts = [f"{metric} " + ", ".join(f"{run.label} {_metric_text(metric, run.scores[metric])}"
+                                          for run in [ddim, *rivals]) for metric in metrics]
+        lines.append(f"{task} within {ddim.steps} network calls: " + "; ".join(parts))
+    return lines
+
+
+def _metric_text(metric: str, value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1%}" if metric in ("accuracy", "motion") else f"{value:.3g}"
+
+
 def sampling_benchmark(config: SamplingBenchConfig, device: torch.device | None = None) -> Table:
     """Time and score every sampler on every trained model of ``config.tasks``; writes
     ``<out>/sampling-<preset>[-quick].md`` and ``.json`` (rewritten after each model)."""
     if not isinstance(config, SamplingBenchConfig):
         fail("config", "a SamplingBenchConfig", type(config).__name__)
     device = get_device(None if device is None else str(device))
-    table = Table(f"Sampling benchmark: DDPM vs DDIM steps, preset {config.preset.name}", SAMPLING_COLUMNS,
+    table = Table(f"Sampling benchmark: DDPM vs DDIM steps vs flow matching's ODE solvers, preset {config.preset.name}",
+                  SAMPLING_COLUMNS,
                   formats=SAMPLING_FORMATS)
     record = Record(config, table, device, models={})
 
     findings, ddpm_partial = [], []
     for task in config.tasks:
-        trained, n = _find_model(config, task, device), config.samples_for(task)
-        label = f"{task} {trained.recipe.model_name}"
-        if trained.trainer is None:
-            table.rows.append((label, "–", None, None, None, None, None, None, None, None, None, trained.status))
-            findings.append(f"{task}: not trained (no checkpoint; --train-minutes M trains one)")
-            record.data["models"][task] = None
+        n, real_row, ddpm_s, ddim_runs = config.samples_for(task), None, None, []
+        for objective in config.objectives:
+            trained = _find_model(config, task, objective, device)
+            label = f"{task} {trained.recipe.model_name}" + (" (flow matching)" if objective == "flow" else "")
+            key = task + ("-flow" if objective == "flow" else "")
+            if trained.trainer is None:
+                table.rows.append((label, "–", None, None, None, None, None, None, None, None, None, trained.status))
+                findings.append(f"{key}: not trained (no checkpoint; --train-minutes M trains one)")
+                record.data["models"][key] = None
+                record.save()
+                continue
+            real, runs = (_digits_runs if task == "digits" else _video_runs)(config, trained, n)
+            if real_row is None:
+                real_row = (label, "real data (the floor)", None, n, None, None, None, *_quality_cells(task, real), None)
+                table.rows.append(real_row)
+            ddpm_s = next((run.seconds_per_sample for run in runs if run.label == "DDPM"), ddpm_s)
+            ordered = runs[-1:] + runs[:-1] if runs[-1].label == "DDPM" else runs  # DDPM first in the table
+            for run in ordered:
+                table.rows.append(_row(task, label, run, ddpm_s, device.type == "cpu", trained.status))
+            if objective == "flow":
+                findings += flow_findings(task, ddim_runs, runs)
+            else:
+                ddim_runs = [run for run in runs if run.label.startswith("DDIM")]
+                findings += sampling_findings(task, runs)
+            ddpm_partial += [f"{run.n} of {n}" for run in runs if run.label == "DDPM" and run.scores is None]
+            record.data["models"][key] = {"trained": trained.status, "recipe": trained.recipe.name(), "real": real,
+                                          "runs": [asdict(run) for run in runs]}
             record.save()
-            continue
-        real, runs = (_digits_runs if task == "digits" else _video_runs)(config, trained, n)
-        table.rows.append((label, "real data (the floor)", None, n, None, None, None, *_quality_cells(task, real), None))
-        ddpm_s = next((run.seconds_per_sample for run in runs if run.label == "DDPM"), None)
-        ordered = runs[-1:] + runs[:-1] if config.ddpm else runs  # DDPM first in the table
-        for run in ordered:
-            table.rows.append(_row(task, label, run, ddpm_s, device.type == "cpu", trained.status))
-        findings += sampling_findings(task, runs)
-        ddpm_partial += [f"{run.n} of {n}" for run in runs if run.label == "DDPM" and run.scores is None]
-        record.data["models"][task] = {"trained": trained.status, "recipe": trained.recipe.name(), "real": real,
-                                       "runs": [asdict(run) for run in runs]}
-        record.save()
 
     trained_from = (f"trained here for {config.train_steps} steps (quick run)" if config.train_steps else
-                    f"--digits-checkpoint / --video-checkpoint, else train_or_load checkpoints in {config.checkpoints}/ "
+                    f"--digits-checkpoint / --video-checkpoint (and --*-flow-checkpoint), else train_or_load "
+                    f"checkpoints in {config.checkpoints}/ "
                     f"(--train-minutes M trains missing ones), else (digits) the image benchmark's model in {config.out}/")
     table.notes = [
         record.machine_note(),
@@ -273,7 +333,9 @@ def sampling_benchmark(config: SamplingBenchConfig, device: torch.device | None 
         "video: clips in batches of the recipe's batch size, from the EMA weights; FVD-style distance to real clips "
         "(video judge) and motion-consistency pass rate, as bench video; FID and FVD compare only at equal n",
         "s/sample: wall seconds of sampling / n; CPU share = CPU seconds / (wall seconds x threads) (video DDIM "
-        "rows: over sampling and scoring); below 100% other programs took the cores",
+        "and flow rows: over sampling and scoring); below 100% other programs took the cores",
+        "flow matching: the same network and recipe trained on the flow-matching objective for as many steps; "
+        "Euler N makes N network calls, Heun k makes 2k - 1 (the most that fit in N)",
         f"trained models: {trained_from}",
     ]
     if ddpm_partial:
@@ -289,6 +351,8 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
                         help="the models' recipes (default: $COURSE_PRESET, else gpu with CUDA, cpu without)")
     parser.add_argument("--tasks", choices=TASKS, nargs="+", default=list(TASKS), help="models to measure (by task)")
+    parser.add_argument("--objectives", choices=OBJECTIVES, nargs="+", default=list(OBJECTIVES),
+                        help="eps: DDPM and DDIM; flow: the flow-matching model's Euler and Heun (default both)")
     parser.add_argument("--ddim-steps", type=positive_int, nargs="+", default=None,
                         help=f"DDIM step counts (default {' '.join(map(str, DDIM_STEPS))})")
     parser.add_argument("--samples", type=positive_int, default=None,
@@ -304,6 +368,10 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the digits model to measure (a file of python -m course_lib train or bench image)")
     parser.add_argument("--video-checkpoint", default=None,
                         help="the video-shapes model to measure (a file of python -m course_lib train)")
+    parser.add_argument("--digits-flow-checkpoint", default=None,
+                        help="the flow-matching digits model (python -m course_lib train --objective flow)")
+    parser.add_argument("--video-flow-checkpoint", default=None,
+                        help="the flow-matching video-shapes model (python -m course_lib train --objective flow)")
     parser.add_argument("--quick", action="store_true",
                         help="a run in seconds: T = 50, models trained for 2 steps, a few samples, DDIM 10 and 4")
 
@@ -317,8 +385,11 @@ def run_sampling(args: argparse.Namespace) -> Table:
         settings.update(ddim_steps=tuple(args.ddim_steps or QUICK["ddim_steps"]),
                         ddpm_samples=args.ddpm_samples or QUICK["ddpm_samples"], train_steps=QUICK["train_steps"],
                         judge_changes=QUICK_JUDGE_CHANGES)
-    config = SamplingBenchConfig(preset=preset, tasks=tuple(args.tasks), ddpm=not args.no_ddpm, batch=args.batch,
+    config = SamplingBenchConfig(preset=preset, tasks=tuple(args.tasks), objectives=tuple(args.objectives),
+                                 ddpm=not args.no_ddpm, batch=args.batch,
                                  checkpoints=args.checkpoints, train_minutes=args.train_minutes,
                                  digits_checkpoint=args.digits_checkpoint, video_checkpoint=args.video_checkpoint,
+                                 digits_flow_checkpoint=args.digits_flow_checkpoint,
+                                 video_flow_checkpoint=args.video_flow_checkpoint,
                                  seed=args.seed, out=args.out, progress=not args.quiet, quick=args.quick, **settings)
     return sampling_benchmark(config, device=args.device_obj)
