@@ -305,7 +305,7 @@ def _res_block_with(block: nn.Module, x: torch.Tensor, t: torch.Tensor, mistake:
 _RES_BLOCK_MISTAKES = {
     "[sin, cos] where [cos, sin] belongs: the features in the other order":
         lambda *a: _res_block_with(*a, "sin first"),
-    "other frequencies: ω_k = 10000^(−k/(d/2)), the exponent divided by half the feature size":
+    "other frequencies: compare your ω_k with the lesson's (the exponent's divisor)":
         lambda *a: _res_block_with(*a, "freqs"),
     "no SiLU before emb_proj": lambda *a: _res_block_with(*a, "no silu"),
     "the time shift added after conv2: it goes between the two convolutions":

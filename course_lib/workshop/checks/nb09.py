@@ -122,9 +122,9 @@ SDEDIT_MISTAKES = {
     f"{OFF_BY_ONE_T}: t0 = strength·T where strength·(T − 1) belongs (the last code step is T − 1)":
         lambda model_fn, x, strength, schedule, steps, seed: _sdedit_with(
             model_fn, x, strength, schedule, steps, seed, start_scale=schedule.num_steps),
-    "`steps` steps whatever the strength: a weaker edit takes fewer, round(steps·(t0 + 1)/T)":
+    "`steps` steps whatever the strength: a weaker edit takes proportionally fewer":
         lambda *a: _sdedit_with(*a, every_step=True),
-    "the steps spaced over the whole chain: space them over 0 … t0, ddim_timesteps(t0 + 1, n)":
+    "the steps spaced over the whole chain: space them over 0 … t0 only":
         lambda *a: _sdedit_with(*a, from_top=True),
 }
 
@@ -212,7 +212,7 @@ REPAINT_MISTAKES = {
         lambda *a: _repaint_with(*a, jump=False),
     f"{OFF_BY_ONE_T}: the known part noised to step t; it joins x_next, so noise it to t_next":
         lambda *a: _repaint_with(*a, known_at_t=True),
-    "the jump back up taken from clean data (ᾱ_t): from t_next to t it scales by √(ᾱ_t / ᾱ_next)":
+    "the jump back up taken from clean data (ᾱ_t): it goes from step t_next back up to t":
         lambda *a: _repaint_with(*a, jump_from_clean=True),
 }
 
