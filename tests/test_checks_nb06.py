@@ -55,8 +55,8 @@ def encode_detached(convs, x):
 
 
 WRONG_ENCODERS = [  # (answer, its diagnosis)
-    (seed_loop, "an in-place write (the seed's bug 2c)"),
-    (seed_loop_on_a_copy, "an in-place write into a tensor autograd saved"),
+    (seed_loop, "an in-place write"),
+    (seed_loop_on_a_copy, "a tensor autograd saved"),
     (encode_detached, "detached"),
     (lambda c, x: encode(c, x, relu=False), "no ReLU"),
     (lambda c, x: encode(c, x, relu_last_only=True), "ReLU only after the last layer"),

@@ -50,7 +50,7 @@ def rollout(predict, first, total_frames, keep, schedule, context_noise, generat
 RIGHT_AND_WRONG = [
     (nb08.check_replace_known, replace_known, [
         (lambda *a: replace_known(*a[:3], a[3] + 1 if a[3] >= 0 else a[3], *a[4:]),
-         "off by one timestep (paper vs code index): yours is the answer for t_next + 1"),  # noised to t, not t_next
+         "yours is the answer for t_next + 1"),  # noised to t, not t_next
         (lambda *a: replace_known(*a, clean_at_end=False) if a[3] < 0 else replace_known(*a), "go in clean"),
         (lambda x_next, known, mask, t_next, s, noise: mask * known + (1 - mask) * x_next, "pasted clean at every step"),
         (lambda x_next, known, mask, t_next, s, noise: (1 - mask) * replace_known(x_next, known, mask, t_next, s, noise)

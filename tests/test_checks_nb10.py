@@ -65,7 +65,7 @@ RIGHT_AND_WRONG = [
         (lambda p: inception_score(p, log=torch.log2), "log base 2"),
         (lambda p: inception_score(p, use_exp=False), "an exp missing"),
         (lambda p: inception_score(p, marginal=False), "a uniform p(y)"),
-        (lambda p: inception_score(p, reverse=True), "KL(p(y) ‖ p(y|x))"),
+        (lambda p: inception_score(p, reverse=True), "the KL runs from"),
     ]),
 ]
 
