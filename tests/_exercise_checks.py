@@ -1,6 +1,8 @@
 """Shared by the tests of the exercise checks (``course_lib.workshop.checks.nbNN``) and of the benchmarks."""
 from __future__ import annotations
 
+import re
+
 
 def stub(*args, **kwargs):
     """What an exercise holds before the learner writes it."""
@@ -18,9 +20,14 @@ def assert_failure_block(out: str, exercise: str = "") -> list[str]:
 
 
 def diagnosis_of(out: str) -> str:
-    """The diagnosis on a failure's first line (after " — "), or ""."""
+    """The diagnosis on a failure's first line: the text after " — " of a compared case ("case 2 of 4 differs —
+    wrong sign ..."), or the whole sentence of a behaviour check ("with T = 5 your timesteps were ..."), which says
+    what the code does wrong; "" when the line names no mistake ("case 2 of 4 differs")."""
     first = out.splitlines()[0]
-    return first.split(" — ", 1)[1] if " — " in first else ""
+    if " — " in first:
+        return first.split(" — ", 1)[1]
+    message = first.split(": ", 1)[1] if ": " in first else ""
+    return "" if re.match(r"case \d+ of \d+", message) or message.startswith("not done yet") else message
 
 
 def assert_accepts_right_rejects_stub_and_wrong(check, right, wrongs, capsys, hint: bool = True) -> None:

@@ -55,12 +55,12 @@ RIGHT_AND_WRONG = [
         (lambda a: a, "returned its input `alphas` unchanged"),
     ]),
     (nb01.check_noisy_batch, noisy_batch,
-     [lambda *a: noisy_batch(*a, t_range=(1, 1)),  # paper timesteps 1 … T
-      lambda *a: noisy_batch(*a, t_range=(0, -1)),  # torch.randint's bound taken as inclusive
-      lambda *a: noisy_batch(*a, one_t=True),
-      lambda *a: noisy_batch(*a, noise_first=True),
-      lambda *a: noisy_batch(*a, sqrt=False),
-      lambda *a: noisy_batch(*a, broadcast=False)]),
+     [(lambda *a: noisy_batch(*a, t_range=(1, 1)), "code timesteps are 0 … T−1"),  # paper timesteps 1 … T
+      (lambda *a: noisy_batch(*a, t_range=(0, -1)), "upper bound is exclusive"),  # randint's bound taken as inclusive
+      (lambda *a: noisy_batch(*a, one_t=True), "draw one per example"),
+      (lambda *a: noisy_batch(*a, noise_first=True), "ε drawn before t"),
+      (lambda *a: noisy_batch(*a, sqrt=False), "square roots missing"),
+      (lambda *a: noisy_batch(*a, broadcast=False), "a shape or broadcast error")]),
 ]
 
 

@@ -59,9 +59,8 @@ def train(model, data, schedule, steps, batch_size, lr, generator, target="eps",
     losses = []
     for _ in range(steps):
         x0 = data[torch.randint(0, len(data), (batch_size,), generator=generator)]
-        t = torch.randint(0, schedule.num_steps, (batch_size,), generator=generator)
-        if t_fixed is not None:
-            t = torch.full_like(t, t_fixed(schedule.num_steps))
+        t = (torch.randint(0, schedule.num_steps, (batch_size,), generator=generator) if t_fixed is None
+             else torch.full((batch_size,), t_fixed(schedule.num_steps)))
         eps = torch.randn(x0.shape, generator=generator)
         ab = schedule.alpha_bars[t][:, None]
         a, s = (ab.sqrt(), (1 - ab).sqrt()) if sqrt else (ab, 1 - ab)
@@ -102,18 +101,18 @@ RIGHT_AND_WRONG = [
         (lambda x_t, e, a, abp, z: ddpm_step(x_t, e, a, abp, z)[:1], "shape"),
     ]),
     (nb02.check_ddpm_sample_loop, sampler, [
-        lambda *a: sampler(*a, steps="skip last"),
-        lambda *a: sampler(*a, same_z=True),
-        lambda *a: sampler(*a, noise_at_end=True),
-        lambda *a: sampler(*a, own_noise=True),
-        lambda *a: sampler(*a, int_t=True),
+        (lambda *a: sampler(*a, steps="skip last"), "it must visit 5, 4, …, 0, once each"),
+        (lambda *a: sampler(*a, same_z=True), "one z for every step"),
+        (lambda *a: sampler(*a, noise_at_end=True), "noise added at the last step"),
+        (lambda *a: sampler(*a, own_noise=True), "noise not from the generator"),
+        (lambda *a: sampler(*a, int_t=True), "a Python number where a tensor belongs"),
     ]),
     (nb02.check_train_denoiser, train, [
-        lambda *a: train(*a, target="x0"),
-        lambda *a: train(*a, sqrt=False),
-        lambda *a: train(*a, zero_grad=False),
-        lambda *a: train(*a, step=False),
-        lambda *a: train(*a, t_fixed=lambda T: T - 1),
+        (lambda *a: train(*a, target="x0"), "compared with x0"),
+        (lambda *a: train(*a, sqrt=False), "square roots missing"),
+        (lambda *a: train(*a, zero_grad=False), "gradients never zeroed"),
+        (lambda *a: train(*a, step=False), "optimizer.step() missing"),
+        (lambda *a: train(*a, t_fixed=lambda T: T - 1), "every example at the last step"),
     ]),
 ]
 

@@ -27,11 +27,11 @@ RIGHT_AND_WRONG = [
         (lambda ab: ab, "returned its input `alpha_bars` unchanged"),
     ]),
     (nb03.check_cosine_betas, cosine_betas, [
-        lambda T, o: cosine_betas(T, o, clip=False),  # the last step β = 1 erases everything
-        lambda T, o: cosine_betas(T, o, points=0),  # T grid points: one β short
-        lambda T, o: cosine_betas(T, o, power=1),  # cos, not cos²
-        lambda T, o: cosine_betas(T, o, stretch=False),  # (s + o)·π/2: the curve passes 0 before s = 1
-        lambda T, o: cosine_betas(T, o, beta_from_alpha_bar=True),  # β_t = 1 − ᾱ_t
+        (lambda T, o: cosine_betas(T, o, clip=False), "clip β at 0.999"),  # the last step β = 1 erases everything
+        (lambda T, o: cosine_betas(T, o, points=0), "one β short"),  # T grid points: one β short
+        (lambda T, o: cosine_betas(T, o, power=1), "cos not squared"),  # cos, not cos²
+        (lambda T, o: cosine_betas(T, o, stretch=False), "the offset not divided by 1 + o"),  # (s + o)·π/2: the curve passes 0 before s = 1
+        (lambda T, o: cosine_betas(T, o, beta_from_alpha_bar=True), "β_t = 1 − ᾱ_t"),  # β_t = 1 − ᾱ_t
     ]),
     (nb03.check_x0_from_v, lambda x_t, v, ab: ab.sqrt() * x_t - (1 - ab).sqrt() * v, [
         (lambda x_t, v, ab: (1 - ab).sqrt() * x_t + ab.sqrt() * v, "that is ε, not x0"),

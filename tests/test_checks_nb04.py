@@ -99,14 +99,20 @@ RIGHT_AND_WRONG = [
         (lambda *a: training_loss(*a, reduce="sum"), "a sum where the mean belongs"),
         (lambda *a: training_loss(*a, reduce="none"), "shape"),
     ]),
-    (nb04.check_guided_ddim_sample, guided_sampler,
-     [lambda *a: guided_sampler(*a, guidance="theirs"),
-      lambda *a: guided_sampler(*a, guidance="none"),
-      lambda *a: guided_sampler(*a, negative_index=True),
-      lambda *a: guided_sampler(*a, clip=True),
-      lambda *a: guided_sampler(*a, every_step=True)]),
-    (nb04.check_time_res_block, TimeResBlock,
-     [block_with(m) for m in ("sin first", "freqs", "no silu", "shift after", "no skip")]),
+    (nb04.check_guided_ddim_sample, guided_sampler, [
+        (lambda *a: guided_sampler(*a, guidance="theirs"), "the other convention"),
+        (lambda *a: guided_sampler(*a, guidance="none"), "w = 0 must give the unconditional model"),
+        (lambda *a: guided_sampler(*a, negative_index=True), "alpha_bars[-1] after the last step"),
+        (lambda *a: guided_sampler(*a, clip=True), "x̂0 clipped"),
+        (lambda *a: guided_sampler(*a, every_step=True), "visit each listed step once"),
+    ]),
+    (nb04.check_time_res_block, TimeResBlock, [
+        (block_with("sin first"), "[sin, cos] where [cos, sin] belongs"),
+        (block_with("freqs"), "other frequencies"),
+        (block_with("no silu"), "no SiLU before emb_proj"),
+        (block_with("shift after"), "added after conv2"),
+        (block_with("no skip"), "no skip path"),
+    ]),
 ]
 
 

@@ -51,12 +51,12 @@ RIGHT_AND_WRONG = [
         (lambda v, k: correlation(v, k) * torch.ones(v.shape[0]), "shape"),  # one number per clip, not averaged
     ]),
     (nb05.check_clip_transform, clip_transform,
-     [lambda *a: clip_transform(*a, starts=-1),
-      lambda *a: clip_transform(*a, use_stride=False),
-      lambda *a: clip_transform(*a, stretch=True),
-      lambda *a: clip_transform(*a, antialias=False),
-      lambda *a: clip_transform(*a, scale=255.0, shift=0.0),
-      lambda *a: clip_transform(*a, dtype=torch.float64)]),
+     [(lambda *a: clip_transform(*a, starts=-1), "starts 0 … 4 are all possible"),
+      (lambda *a: clip_transform(*a, use_stride=False), "take every stride-th frame"),
+      (lambda *a: clip_transform(*a, stretch=True), "stretched to a square"),
+      (lambda *a: clip_transform(*a, antialias=False), "without antialiasing"),
+      (lambda *a: clip_transform(*a, scale=255.0, shift=0.0), "bytes scaled to [0, 1]"),
+      (lambda *a: clip_transform(*a, dtype=torch.float64), "models take float32")]),
 ]
 
 
@@ -64,7 +64,7 @@ def test_clip_transform_diagnoses_the_last_start_and_the_range(capsys):
     assert nb05.check_clip_transform(lambda *a: clip_transform(*a, starts=-1)) is False
     assert "starts 0 … 4 are all possible" in capsys.readouterr().out
     assert nb05.check_clip_transform(lambda *a: clip_transform(*a, scale=255.0, shift=0.0)) is False
-    assert "bytes 0 … 255 map to −1 … 1" in capsys.readouterr().out
+    assert "bytes scaled to [0, 1]: the model expects [−1, 1]" in capsys.readouterr().out
 
 
 def test_clip_transform_reference_is_what_video_folder_serves(tmp_path):

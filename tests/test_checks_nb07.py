@@ -131,8 +131,11 @@ RIGHT_AND_WRONG = [
         (lambda *a: conv_costs(*a)[:2], "return all 4 values"),
     ]),
     (nb07.check_space_time_layer, SpaceTime,
-     [space_time_with("reshape"), space_time_with("no scale"), space_time_with("softmax over queries"),
-      space_time_with("no residual"), SpaceTimeConv3d]),
+     [(space_time_with("reshape"), "attention along time should carry it to every frame"),
+      (space_time_with("no scale"), "no 1/√d"),
+      (space_time_with("softmax over queries"), "the softmax over the queries"),
+      (space_time_with("no residual"), "the temporal part is a residual"),
+      (SpaceTimeConv3d, "nothing but attention may mix frames")]),
 ]
 
 

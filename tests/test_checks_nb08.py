@@ -50,7 +50,7 @@ def rollout(predict, first, total_frames, keep, schedule, context_noise, generat
 RIGHT_AND_WRONG = [
     (nb08.check_replace_known, replace_known, [
         (lambda *a: replace_known(*a[:3], a[3] + 1 if a[3] >= 0 else a[3], *a[4:]),
-         "off by one timestep (paper vs code index): yours is the answer for t_next + 1"),  # noised to t, not t_next
+         "yours is the answer for t_next + 1"),  # noised to t, not t_next
         (lambda *a: replace_known(*a, clean_at_end=False) if a[3] < 0 else replace_known(*a), "go in clean"),
         (lambda x_next, known, mask, t_next, s, noise: mask * known + (1 - mask) * x_next, "pasted clean at every step"),
         (lambda x_next, known, mask, t_next, s, noise: (1 - mask) * replace_known(x_next, known, mask, t_next, s, noise)
@@ -65,12 +65,12 @@ RIGHT_AND_WRONG = [
         (lambda m, x, t, k, mask, s, w: guided_x0(m, x, t, k, torch.ones_like(mask), s, w), "the mask ignored"),
     ]),
     (nb08.check_rollout, rollout,
-     [lambda *a: rollout(*a, append_all=True),
-      lambda *a: rollout(*a, from_start=True),
-      lambda *a: rollout(*a, cut=False),
-      lambda *a: rollout(*a, noise_step=-1),
-      lambda *a: rollout(*a, always_noise=True),
-      lambda *a: rollout(*a, noise_once=True)]),
+     [(lambda *a: rollout(*a, append_all=True), "the whole chunk appended"),
+      (lambda *a: rollout(*a, from_start=True), "the context taken from the start"),
+      (lambda *a: rollout(*a, cut=False), "not cut to total_frames"),
+      (lambda *a: rollout(*a, noise_step=-1), "off by one timestep"),
+      (lambda *a: rollout(*a, always_noise=True), "with context_noise = 0 the predictor must see the last frames"),
+      (lambda *a: rollout(*a, noise_once=True), "one noise draw for every chunk")]),
 ]
 
 
@@ -81,7 +81,9 @@ def test_check_accepts_right_and_rejects_stub_and_wrong(check, right, wrongs, ca
 
 def test_rollout_check_says_the_video_must_stay_clean(capsys):
     assert nb08.check_rollout(lambda *a: rollout(*a, append_all=True)) is False
-    assert "your video holds noised frames" in capsys.readouterr().out
+    assert "the whole chunk appended" in capsys.readouterr().out  # the named mistake speaks first
+    assert "your video holds noised frames" in nb08._keeps_clean_frames_and_noises_the_context(
+        lambda *a: rollout(*a, append_all=True))
     assert nb08.check_rollout(lambda *a: rollout(*a, always_noise=True)) is False
     assert "context_noise = 0" in capsys.readouterr().out
 

@@ -56,16 +56,16 @@ RIGHT_AND_WRONG = [
         (lambda x, y, r: psnr(x, y, r, per_image=False), "one number where 3 are expected"),
     ]),
     (nb10.check_fid_from_features, fid,
-     [lambda a, b: fid(a, b, cross="elementwise"),
-      lambda a, b: fid(a, b, cross="diagonal"),
-      lambda a, b: fid(a, b, cross="trace"),
-      lambda a, b: fid(a, b, biased=True),
-      lambda a, b: fid(a, b, distance=True)]),
+     [(lambda a, b: fid(a, b, cross="elementwise"), "the square root taken elementwise"),
+      (lambda a, b: fid(a, b, cross="diagonal"), "only the diagonals"),
+      (lambda a, b: fid(a, b, cross="trace"), "the square root of the trace"),
+      (lambda a, b: fid(a, b, biased=True), "covariances divided by N"),
+      (lambda a, b: fid(a, b, distance=True), "d², not d")]),
     (nb10.check_inception_score, inception_score, [
         (lambda p: inception_score(p, log=torch.log2), "log base 2"),
         (lambda p: inception_score(p, use_exp=False), "an exp missing"),
         (lambda p: inception_score(p, marginal=False), "a uniform p(y)"),
-        (lambda p: inception_score(p, reverse=True), "KL(p(y) ‖ p(y|x))"),
+        (lambda p: inception_score(p, reverse=True), "the KL runs from"),
     ]),
 ]
 

@@ -51,33 +51,34 @@ def euler_at_next_time(velocity, x1, steps):  # the velocity read at s_next inst
 
 RIGHT_AND_WRONG = [
     (nb13.check_path_and_target, path_and_target, [
-        lambda x0, eps, s: (path_and_target(x0, eps, s)[0], x0 - eps),  # the velocity's sign flipped
-        lambda x0, eps, s: path_and_target(eps, x0, s),  # endpoints swapped: s = 0 is noise
-        lambda x0, eps, s: ((1 - _s(s, x0)).sqrt() * x0 + _s(s, x0).sqrt() * eps, eps - x0),  # a VP-like path
-        lambda x0, eps, s: (x0 + _s(s, x0) * eps, eps),  # noise added, data never shrunk (a VE-like path)
+        (lambda x0, eps, s: (path_and_target(x0, eps, s)[0], x0 - eps), "wrong sign"),  # the velocity's sign flipped
+        (lambda x0, eps, s: path_and_target(eps, x0, s), "`x0` and `eps` swapped"),  # endpoints swapped: s = 0 is noise
+        (lambda x0, eps, s: ((1 - _s(s, x0)).sqrt() * x0 + _s(s, x0).sqrt() * eps, eps - x0), "a variance-preserving path"),
+        (lambda x0, eps, s: (x0 + _s(s, x0) * eps, eps), "the data never shrinks"),
     ]),
     (nb13.check_flow_matching_loss, loss, [
-        lambda f, x0, eps, s: ((f(path_and_target(x0, eps, s)[0], s) - (x0 - eps)) ** 2).mean(),  # target x0 − ε
-        lambda f, x0, eps, s: loss(f, eps, x0, s),  # endpoints swapped
-        lambda f, x0, eps, s: ((f(x0, s) - (eps - x0)) ** 2).mean(),  # the network sees the data, not x_s
-        lambda f, x0, eps, s: ((f(path_and_target(x0, eps, s)[0], 1 - s) - (eps - x0)) ** 2).mean(),  # time reversed
-        lambda f, x0, eps, s: ((f(*[path_and_target(x0, eps, s)[0], s]) - (eps - x0)) ** 2).sum(),  # sum, not mean
+        (lambda f, x0, eps, s: ((f(path_and_target(x0, eps, s)[0], s) - (x0 - eps)) ** 2).mean(), "the target x0 − ε"),
+        (lambda f, x0, eps, s: loss(f, eps, x0, s), "`x0` and `eps` swapped"),  # endpoints swapped
+        (lambda f, x0, eps, s: ((f(x0, s) - (eps - x0)) ** 2).mean(), "the velocity asked at the data x0"),
+        (lambda f, x0, eps, s: ((f(path_and_target(x0, eps, s)[0], 1 - s) - (eps - x0)) ** 2).mean(), "time reversed"),
+        (lambda f, x0, eps, s: ((f(*[path_and_target(x0, eps, s)[0], s]) - (eps - x0)) ** 2).sum(), "a sum where the mean belongs"),
     ]),
     (nb13.check_euler_sample, euler, [
-        lambda f, x1, steps: euler(f, x1, steps, torch.linspace(0.0, 1.0, steps + 1)),  # from data towards noise
-        lambda f, x1, steps: euler(f, x1, steps, torch.linspace(1.0, 0.0, steps)),  # off by one: steps − 1 steps
-        lambda f, x1, steps: euler(f, x1, steps, torch.linspace(1.0, 0.0, steps + 2)[:-1]),  # stops short of s = 0
-        euler_at_next_time,
-        lambda f, x1, steps: euler(lambda x, s: -f(x, s), x1, steps),  # stepped against the velocity
+        (lambda f, x1, steps: euler(f, x1, steps, torch.linspace(0.0, 1.0, steps + 1)), "from data towards noise"),
+        (lambda f, x1, steps: euler(f, x1, steps, torch.linspace(1.0, 0.0, steps)), "off by one: steps − 1 steps"),
+        (lambda f, x1, steps: euler(f, x1, steps, torch.linspace(1.0, 0.0, steps + 2)[:-1]), "stops short of s = 0"),
+        (euler_at_next_time, "the velocity read at s_next"),
+        (lambda f, x1, steps: euler(lambda x, s: -f(x, s), x1, steps), "stepped against the velocity"),
     ]),
     (nb13.check_heun_step, heun, [
-        lambda f, x, s, sn: x + (sn - s) * f(x + (sn - s) * f(x, _full(s, x)), _full(sn, x)),  # the second slope only
-        lambda f, x, s, sn: x + (sn - s) * (f(x, _full(s, x)) + f(x + (sn - s) * f(x, _full(s, x)), _full(sn, x))),  # no ½
-        lambda f, x, s, sn: x + (sn - s) * 0.5 * (f(x, _full(s, x)) + f(x, _full(sn, x))),  # slope at the old point
-        lambda f, x, s, sn: x + (sn - s) * 0.5 * (f(x, _full(s, x))
-                                                  + f(x + (sn - s) * f(x, _full(s, x)), _full(s, x))),  # old time
-        lambda f, x, s, sn: x + (sn - s) * 0.5 * (f(x, _full(s, x))
-                                                  + f(x + (sn - s) * f(x, _full(s, x)), _full(sn, x))),  # no Euler at 0
+        (lambda f, x, s, sn: x + (sn - s) * f(x + (sn - s) * f(x, _full(s, x)), _full(sn, x)), "the second slope only"),
+        (lambda f, x, s, sn: x + (sn - s) * (f(x, _full(s, x)) + f(x + (sn - s) * f(x, _full(s, x)), _full(sn, x))),
+         "the ½ missing"),
+        (lambda f, x, s, sn: x + (sn - s) * 0.5 * (f(x, _full(s, x)) + f(x, _full(sn, x))), "read at the old point x"),
+        (lambda f, x, s, sn: x + (sn - s) * 0.5 * (f(x, _full(s, x)) + f(x + (sn - s) * f(x, _full(s, x)), _full(s, x))),
+         "read at the old time s"),
+        (lambda f, x, s, sn: x + (sn - s) * 0.5 * (f(x, _full(s, x)) + f(x + (sn - s) * f(x, _full(s, x)), _full(sn, x))),
+         "a Heun step to s = 0"),
     ]),
 ]
 

@@ -52,11 +52,11 @@ def _run(behaviour: Behaviour, learner_fn: Callable[..., Any]) -> str | None:
         return f"{RAISED} {type(error).__name__}: {first_line(error)}"
 
 
-def _plain_difference(block: str) -> bool:
+def _plain_difference(block: str, named: Iterable[str] = ()) -> bool:
     """A compare() failure that is only a difference of values ("case i of n differs"), not a raise, None, a
-    shape, a dtype or NaN: a behaviour's sentence may explain it better."""
+    shape, a dtype, NaN or one of the ``named`` mistakes: a behaviour's sentence may explain it better."""
     first = block.splitlines()[0] if block else ""
-    return " differs" in first and "raised" not in first
+    return " differs" in first and "raised" not in first and not any(f" — {name}" in first for name in named)
 
 
 def _complain(exercise: str, problem: str, hint: str) -> bool:
@@ -81,8 +81,8 @@ def check_idea(
     """``compare(exercise, learner_fn, reference_fn, cases, what, hint, variants=...)`` with behaviours around
     it; prints one "✓" line or one "✗" block (see :func:`~course_lib.workshop.checks.report`).
 
-    A failure ``compare`` explains by its kind (a stub, an error, None, a shape, a dtype, NaN) is
-    reported as ``compare`` reports it. When the values merely differ, the first ``before`` behaviour
+    A failure ``compare`` explains by its kind (a stub, an error, None, a shape, a dtype, NaN) or by one of the
+    ``variants`` (a named mistake) is reported as ``compare`` reports it. When the values merely differ, the first ``before`` behaviour
     that complains speaks instead: its sentence says what the code does wrong. Once the values match,
     the remaining ``before`` and the ``after`` behaviours run. ``done`` says in a few words what the
     behaviours showed, for the "✓" line. ``call(fn)``, if given, is what ``compare`` runs for the
@@ -103,7 +103,7 @@ def check_idea(
                                        f"{first_line(error)}); did you change the layers of the given __init__?",
                       _hint_line(exercise, hint))
     if not ok:
-        if _plain_difference(printed.getvalue()):
+        if _plain_difference(printed.getvalue(), variants or ()):
             for behaviour in before:
                 try:
                     problem = _run(behaviour, learner_fn)

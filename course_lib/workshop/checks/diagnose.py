@@ -382,6 +382,8 @@ def explain_error(error: BaseException) -> str:
         return f"{DTYPE}: the tensors you combine have different dtypes (use .float())"
     if isinstance(error, (TypeError, AttributeError)) and "NoneType" in text:
         return "a None where a value belongs (a helper without `return`?)"
+    if isinstance(error, AttributeError) and ("'int' object" in text or "'float' object" in text):
+        return "a Python number where a tensor belongs (a timestep for a batch is a (B,) tensor: torch.full((B,), t))"
     if isinstance(error, ZeroDivisionError):
         return "a division by zero"
     return ""

@@ -121,7 +121,19 @@ def _noisy_batch_without_roots(x0, alpha_bars, seed):
     return ab * x0 + (1 - ab) * eps, t, eps
 
 
-NOISY_BATCH_MISTAKES = {NO_ROOTS: _noisy_batch_without_roots}
+def _noisy_batch_noise_first(x0, alpha_bars, seed):
+    """The batch of reference_noisy_batch with ε drawn from the generator before t."""
+    schedule, generator = _schedule_from_alpha_bars(alpha_bars), seeded(seed)
+    eps = randn_like(x0, generator)
+    t = uniform_timesteps(x0.shape[0], schedule, generator)
+    return q_sample(x0, t, schedule, noise=eps), t, eps
+
+
+NOISY_BATCH_MISTAKES = {
+    NO_ROOTS: _noisy_batch_without_roots,
+    "ε drawn before t: the same generator gives other numbers in another order (draw t, then ε)":
+        _noisy_batch_noise_first,
+}
 
 
 def check_noisy_batch(learner_fn) -> bool:

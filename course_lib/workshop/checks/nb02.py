@@ -194,14 +194,52 @@ def _matches_gaussian_data(learner_fn) -> str | None:
     return None
 
 
+def _draws_from_the_generator(learner_fn) -> str | None:
+    """Two runs with generators of one seed give the same samples: every random number comes from ``generator``."""
+    schedule = make_schedule("linear", 6)
+    a, b = (learner_fn(_bent_denoiser, (3, 2), schedule, seeded(3)) for _ in range(2))
+    if not torch.equal(a, b):
+        return ("two runs with generators of the same seed gave different samples: noise not from the generator "
+                "(draw x_T and every z with generator=generator)")
+    return None
+
+
+def _ddpm_loop_with(model_fn, shape, schedule, seed, same_z=False, beta_at_end=False):
+    """Algorithm 2 written out, with one mistake: one z for every step, or σ_t = √β_t with noise at t = 0 too."""
+    generator = seeded(seed)
+    x = torch.randn(shape, generator=generator)
+    z_once = torch.randn(shape, generator=generator) if same_z else None
+    for t in range(schedule.num_steps - 1, -1, -1):
+        eps = model_fn(x, torch.full((shape[0],), t, dtype=torch.long))
+        a, ab, ab_prev = schedule.alphas[t], schedule.alpha_bars[t], schedule.alpha_bars_prev[t]
+        mean = (x - (1 - a) / (1 - ab).sqrt() * eps) / a.sqrt()
+        if beta_at_end:
+            x = mean + (1 - a).sqrt() * torch.randn(shape, generator=generator)
+        elif t > 0:
+            sigma = ((1 - a) * (1 - ab_prev) / (1 - ab)).sqrt()
+            x = mean + sigma * (z_once if same_z else torch.randn(shape, generator=generator))
+        else:
+            x = mean
+    return x
+
+
+SAMPLE_LOOP_MISTAKES = {
+    "one z for every step: draw a fresh z inside the loop": lambda *a: _ddpm_loop_with(*a, same_z=True),
+    "noise added at the last step: t = 0 takes no z (and σ_t² = β̃_t, not β_t)":
+        lambda *a: _ddpm_loop_with(*a, beta_at_end=True),
+}
+
+
 def check_ddpm_sample_loop(learner_fn) -> bool:
     linear, cosine = make_schedule("linear", 30), make_schedule("cosine", 20)
     cases = [((gaussian_denoiser(linear, -0.4, 0.6), (6, 2), linear, 240), {}),
              ((_bent_denoiser, (3, 1, 4, 4), cosine, 241), {}),
              ((_bent_denoiser, (2, 3, 1, 3, 3), linear, 242), {})]
     return check_idea("2.4", learner_fn, reference_ddpm_sample_loop, cases, "ddpm_sample_loop",
-                      before=[_visits_every_step_once], after=[_lands_on_the_point, _matches_gaussian_data],
-                      call=_call_sampler, done="samples a one-point and a Gaussian data set from their exact denoisers")
+                      before=[_visits_every_step_once, _draws_from_the_generator],
+                      after=[_lands_on_the_point, _matches_gaussian_data], call=_call_sampler,
+                      done="samples a one-point and a Gaussian data set from their exact denoisers",
+                      variants=SAMPLE_LOOP_MISTAKES)
 
 
 # --- 2.5 the training loop ------------------------------------------------------------------------
@@ -254,11 +292,45 @@ def _learns_two_moons(learner_fn) -> str | None:
     return None
 
 
+def _train_with(model_seed, data, schedule, steps, batch_size, lr, seed, target="eps", roots=True, zero_grad=True,
+                step=True, last_t=False):
+    """Algorithm 1 written out, with one mistake: the x0 target, no square roots in x_t, gradients never zeroed,
+    no optimizer step, every example at t = T − 1."""
+    model, generator = _small_mlp(data.shape[1], model_seed), seeded(seed)
+    optimizer, losses = torch.optim.Adam(model.parameters(), lr=lr), []
+    for _ in range(steps):
+        x0 = data[torch.randint(0, len(data), (batch_size,), generator=generator)]
+        t = (torch.full((batch_size,), schedule.num_steps - 1) if last_t
+             else torch.randint(0, schedule.num_steps, (batch_size,), generator=generator))
+        eps = torch.randn(x0.shape, generator=generator)
+        ab = schedule.alpha_bars[t].reshape(-1, *[1] * (x0.dim() - 1)).float()
+        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps if roots else ab * x0 + (1 - ab) * eps
+        loss = (model(x_t, t) - (eps if target == "eps" else x0)).square().mean()
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        if step:
+            optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+TRAIN_MISTAKES = {
+    "the model's output compared with x0, not with the noise ε": lambda *a: _train_with(*a, target="x0"),
+    "square roots missing in x_t: ᾱ_t where √ᾱ_t belongs": lambda *a: _train_with(*a, roots=False),
+    "gradients never zeroed: they pile up over the steps (optimizer.zero_grad() before backward)":
+        lambda *a: _train_with(*a, zero_grad=False),
+    "the weights never change: optimizer.step() missing": lambda *a: _train_with(*a, step=False),
+    "every example at the last step t = T − 1: draw t ~ U{0, …, T − 1} per example":
+        lambda *a: _train_with(*a, last_t=True),
+}
+
+
 def check_train_denoiser(learner_fn) -> bool:
     moons, bumps = two_moons(300, seed=25), gaussian_mixture_1d(300, seed=26)
     cases = [((0, moons, make_schedule("linear", 100), 4, 64, 1e-2, 250), {}),
              ((1, bumps, make_schedule("cosine", 50), 3, 32, 3e-3, 251), {})]
     with one_thread():
         return check_idea("2.5", learner_fn, reference_train_denoiser, cases, "train_denoiser (the loss of every step)",
-                          after=[_learns_two_moons], call=_call_trainer,
+                          after=[_learns_two_moons], call=_call_trainer, variants=TRAIN_MISTAKES,
                           done=f"learns two moons in {TRAIN_STEPS} steps (loss falls, samples near the moons by MMD)")

@@ -92,14 +92,28 @@ def _follows_the_cosine(learner_fn) -> str | None:
     return None
 
 
-def _unclipped_cosine_betas(num_steps: int, offset: float) -> torch.Tensor:
-    """The cosine betas without the clip at MAX_BETA: the last one reaches 1."""
-    s = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
-    f = torch.cos((s + offset) / (1 + offset) * math.pi / 2) ** 2
-    return 1 - f[1:] / f[:-1]
+def _cosine_betas_with(num_steps: int, offset: float, clip: bool = True, points: int = 1, power: int = 2,
+                       stretch: bool = True, one_minus_alpha_bar: bool = False) -> torch.Tensor:
+    """The cosine betas with one mistake: no clip, a grid of T points, cos not squared, the offset not divided by
+    1 + o, or β_t = 1 − ᾱ_t."""
+    s = torch.arange(num_steps + points, dtype=torch.float64) / num_steps
+    f = torch.cos((s + offset) / ((1 + offset) if stretch else 1) * math.pi / 2) ** power
+    alpha_bars = f / f[0]
+    betas = 1 - alpha_bars[1:] if one_minus_alpha_bar else 1 - alpha_bars[1:] / alpha_bars[:-1]
+    return betas.clamp(max=MAX_BETA) if clip else betas
 
 
-COSINE_MISTAKES = {f"β not clipped at {MAX_BETA}: the last step destroys all the signal at once": _unclipped_cosine_betas}
+COSINE_MISTAKES = {
+    f"β not clipped at {MAX_BETA}: the last step destroys all the signal at once":
+        lambda T, o: _cosine_betas_with(T, o, clip=False),
+    "a grid of T points where T + 1 belong (s = t/T for t = 0 … T): one β short":
+        lambda T, o: _cosine_betas_with(T, o, points=0),
+    "cos not squared: f(s) = cos²(((s + o)/(1 + o))·π/2)": lambda T, o: _cosine_betas_with(T, o, power=1),
+    "the offset not divided by 1 + o: the curve reaches 0 before s = 1":
+        lambda T, o: _cosine_betas_with(T, o, stretch=False),
+    "β_t = 1 − ᾱ_t: β is the ratio of neighbours, 1 − ᾱ_t / ᾱ_{t−1}":
+        lambda T, o: _cosine_betas_with(T, o, one_minus_alpha_bar=True),
+}
 
 
 def check_cosine_betas(learner_fn) -> bool:

@@ -2,6 +2,8 @@
 course_lib.diffusion.guidance, course_lib.models.blocks and course_lib.models.embeddings."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -130,9 +132,32 @@ def _reversed_guidance(model, x, labels, w, timesteps, alpha_bars):
     return reference_guided_ddim_sample(model, x, labels, 1 - w, timesteps, alpha_bars)
 
 
+def _guided_ddim_with(model, x, labels, w, timesteps, alpha_bars, last_alpha_bar=None, clip=False):
+    """Guided DDIM written out, with one mistake: ᾱ after the last step taken as ``last_alpha_bar`` (not 1), or
+    x̂0 clipped to [−1, 1]."""
+    null = torch.full_like(labels, model.null_label)
+    timesteps = list(timesteps)
+    for t, t_next in zip(timesteps, timesteps[1:] + [None]):
+        tt = torch.full((x.shape[0],), t, dtype=torch.long)
+        cond, uncond = model(x, tt, labels), model(x, tt, null)
+        eps = uncond + w * (cond - uncond)
+        a = alpha_bars[t]
+        a_next = alpha_bars[t_next] if t_next is not None else (last_alpha_bar if last_alpha_bar is not None
+                                                                 else torch.ones(()))
+        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        x0 = x0.clamp(-1, 1) if clip else x0
+        x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
+    return x
+
+
 _GUIDED_MISTAKES = {
     "the other convention: yours is ours with w + 1 (Ho & Salimans write ε(y) + w·(ε(y) − ε(∅)))": _other_convention,
     "the direction reversed: move from ε(x_t, ∅) towards ε(x_t, y)": _reversed_guidance,
+    "alpha_bars[-1] after the last step (a negative index wraps round): ᾱ_next = 1 there, so it lands on x̂0":
+        lambda model, x, labels, w, timesteps, alpha_bars: _guided_ddim_with(
+            model, x, labels, w, timesteps, alpha_bars, last_alpha_bar=alpha_bars[-1]),
+    "x̂0 clipped to [−1, 1]: this sampler takes η = 0 and no clipping":
+        lambda *a: _guided_ddim_with(*a, clip=True),
 }
 
 # --- checks ---------------------------------------------------------------------------------------
@@ -166,8 +191,9 @@ def check_training_loss(learner_fn) -> bool:
 def _guided_cases(seed: int):
     g = torch.Generator().manual_seed(seed)
     linear, short = _linear_alpha_bars(), make_schedule("linear", 100).alpha_bars
-    for w, steps, alpha_bars, shape in [(0.0, 5, short, (3, 1, 4, 4)), (1.0, 4, linear, (2, 1, 3, 5)),
-                                        (3.0, 10, short, (4, 1, 4, 4)), (7.5, 6, linear, (2, 1, 2, 2))]:
+    # w = 3 first: at w = 0 or 1 some mistakes give the same numbers (ours with w + 1 = 1 − w at w = 0)
+    for w, steps, alpha_bars, shape in [(3.0, 10, short, (4, 1, 4, 4)), (0.0, 5, short, (3, 1, 4, 4)),
+                                        (1.0, 4, linear, (2, 1, 3, 5)), (7.5, 6, linear, (2, 1, 2, 2))]:
         x = torch.randn(shape, generator=g)
         labels = torch.randint(0, NUM_CLASSES, (shape[0],), generator=g)
         yield (GuidedStandIn(), x, labels, w, ddim_timesteps(len(alpha_bars), steps), alpha_bars), {}
@@ -262,6 +288,32 @@ def _reads_each_timestep(block_class) -> str | None:
     return None
 
 
+def _res_block_with(block: nn.Module, x: torch.Tensor, t: torch.Tensor, mistake: str) -> torch.Tensor:
+    """The block's forward pass written out with ``block``'s weights and one ``mistake``: "sin first", "freqs"
+    (ω_k = 10000^(−k)), "no silu" (before emb_proj), "shift after" (conv2), "no skip"."""
+    half = block.time_dim // 2
+    freqs = torch.exp(-math.log(10_000) * torch.arange(half) / (1 if mistake == "freqs" else half))
+    angles = t.float()[:, None] * freqs[None]
+    features = [angles.sin(), angles.cos()] if mistake == "sin first" else [angles.cos(), angles.sin()]
+    emb = block.time_mlp(torch.cat(features, dim=-1))
+    shift = block.emb_proj(emb if mistake == "no silu" else F.silu(emb))[:, :, None, None]
+    h = block.conv1(F.silu(block.norm1(x))) + (0 if mistake == "shift after" else shift)
+    h = block.conv2(F.silu(block.norm2(h))) + (shift if mistake == "shift after" else 0)
+    return h if mistake == "no skip" else h + block.skip(x)
+
+
+_RES_BLOCK_MISTAKES = {
+    "[sin, cos] where [cos, sin] belongs: the features in the other order":
+        lambda *a: _res_block_with(*a, "sin first"),
+    "other frequencies: compare your ω_k with the lesson's (the exponent's divisor)":
+        lambda *a: _res_block_with(*a, "freqs"),
+    "no SiLU before emb_proj": lambda *a: _res_block_with(*a, "no silu"),
+    "the time shift added after conv2: it goes between the two convolutions":
+        lambda *a: _res_block_with(*a, "shift after"),
+    "no skip path: add skip(x) at the end (a residual block)": lambda *a: _res_block_with(*a, "no skip"),
+}
+
+
 def check_time_res_block(block_class) -> bool:
     blocks, built = build_or_report("4.3", "TimeResBlock", lambda: [
         _build(block_class, *spec[:5]) for spec in _res_block_specs()])
@@ -278,4 +330,5 @@ def check_time_res_block(block_class) -> bool:
     with torch.no_grad():
         return check_idea("4.3", block_class, reference_res_block_output, cases, "TimeResBlock",
                           after=[_zero_last_conv_is_the_skip, _reads_each_timestep], call=run,
+                          variants=_RES_BLOCK_MISTAKES,
                           done="is a residual block that reads each example's timestep")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from course_lib.workshop.checks import compare
 from course_lib.workshop.checks.behaviour import check_idea, seeded
@@ -137,8 +138,24 @@ def _bytes_kept(video, frames, size, stride, seed):
     return (reference_clip_transform(video, frames, size, stride, seeded(seed)) + 1) * 127.5
 
 
+def _resized_with(video, frames, size, stride, seed, square=False, antialias=True):
+    """The reference's clip resized with one mistake: stretched to size × size (no crop), or without antialiasing."""
+    span = (frames - 1) * stride + 1
+    start = int(torch.randint(0, video.shape[0] - span + 1, (1,), generator=seeded(seed)))
+    clip = video[start: start + span: stride].float()
+    h, w = clip.shape[-2:]
+    new_h, new_w = (size, size) if square else (max(size, round(h * size / min(h, w))), max(size, round(w * size / min(h, w))))
+    clip = F.interpolate(clip, size=(new_h, new_w), mode="bilinear", antialias=antialias, align_corners=False)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return clip[..., top: top + size, left: left + size] / 127.5 - 1
+
+
 CLIP_MISTAKES = {"bytes scaled to [0, 1]: the model expects [−1, 1], x / 127.5 − 1": _scaled_to_unit,
-                 "the bytes 0 … 255 kept: scale them to [−1, 1], x / 127.5 − 1": _bytes_kept}
+                 "the bytes 0 … 255 kept: scale them to [−1, 1], x / 127.5 − 1": _bytes_kept,
+                 "stretched to a square: resize the shorter side to size, then crop the centre (keep the aspect)":
+                     lambda *a: _resized_with(*a, square=True),
+                 "resized without antialiasing: F.interpolate(..., antialias=True) when shrinking":
+                     lambda *a: _resized_with(*a, antialias=False)}
 
 
 def check_clip_transform(learner_fn) -> bool:

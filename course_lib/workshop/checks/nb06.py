@@ -267,10 +267,32 @@ def _both_forward(forward_cell, backward_cell, frames):
     return torch.cat([run_conv_lstm(forward_cell, frames), run_conv_lstm(backward_cell, frames)], dim=2)
 
 
+def _state_mistake(forward_cell, backward_cell, frames, fresh_forward=False, carried=False):
+    """Both directions written out with one mistake: the forward state dropped at every frame, or the backward run
+    started from the forward run's last state."""
+    state, forward, backward = None, [], {}
+    for k in range(frames.shape[1]):
+        state = forward_cell(frames[:, k], None if fresh_forward else state)
+        forward.append(state[0])
+    state = state if carried else None
+    for k in reversed(range(frames.shape[1])):
+        state = backward_cell(frames[:, k], state)
+        backward[k] = state[0]
+    return torch.cat([torch.stack(forward, 1), torch.stack([backward[k] for k in sorted(backward)], 1)], dim=2)
+
+
 BIDIRECTIONAL_MISTAKES = {
     "the backward states in the order they were computed: flip them back so that position k holds frame k":
         _backward_not_flipped_back,
     "the backward cell runs forward too: run it from the last frame to the first": _both_forward,
+    "the forward cell used both ways: the backward run needs backward_cell":
+        lambda f, b, frames: reference_bidirectional_conv_lstm(f, f, frames),
+    "the halves swapped: [forward, backward] along the channels":
+        lambda f, b, frames: reference_bidirectional_conv_lstm(f, b, frames).roll(-f.hidden_channels, dims=2),
+    "the forward state dropped at every frame: pass (h, c) on to the next frame":
+        lambda *a: _state_mistake(*a, fresh_forward=True),
+    "the backward run started from the forward run's last state: each direction starts from zero":
+        lambda *a: _state_mistake(*a, carried=True),
 }
 
 

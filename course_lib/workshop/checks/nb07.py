@@ -238,7 +238,25 @@ def _no_residual(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return reference_space_time(layer, x) - layer.spatial(x.reshape(B * T, C, H, W)).reshape(B, T, -1, H, W)
 
 
-SPACE_TIME_MISTAKES = {"h not added back: the temporal part is a residual, h + proj(attention)": _no_residual}
+def _attention_mistake(layer: nn.Module, x: torch.Tensor, mistake: str) -> torch.Tensor:
+    """The layer written out with ``layer``'s weights and one ``mistake`` in its attention: "no scale" (no 1/√d)
+    or "queries" (the softmax over the queries, dim 1, instead of the keys)."""
+    B, T, C, H, W = x.shape
+    h = layer.spatial(x.reshape(B * T, C, H, W))  # (B·T, C_out, H, W)
+    q, k, v = (part.reshape(B, T, -1, H, W).permute(0, 3, 4, 1, 2).reshape(B * H * W, T, -1)  # (B·H·W, T, C)
+               for part in layer.qkv(layer.norm(h)).chunk(3, dim=1))
+    scores = q @ k.transpose(1, 2) / (1.0 if mistake == "no scale" else q.shape[-1] ** 0.5)
+    out = torch.softmax(scores, dim=1 if mistake == "queries" else -1) @ v
+    out = out.reshape(B, H, W, T, -1).permute(0, 3, 4, 1, 2).reshape(B * T, -1, H, W)
+    return (h + layer.proj(out)).reshape(B, T, -1, H, W)
+
+
+SPACE_TIME_MISTAKES = {
+    "h not added back: the temporal part is a residual, h + proj(attention)": _no_residual,
+    "no 1/√d: divide the scores q·k by the square root of the channels": lambda *a: _attention_mistake(*a, "no scale"),
+    "the softmax over the queries: each query's weights over the keys (the last axis) sum to 1":
+        lambda *a: _attention_mistake(*a, "queries"),
+}
 
 
 def check_space_time_layer(layer_class) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from course_lib.workshop.checks import compare
+from course_lib.workshop.checks.diagnose import OFF_BY_ONE_T
 from course_lib.workshop.checks.behaviour import check_idea, seeded
 from course_lib.diffusion.conditioning import _guided_x0
 from course_lib.diffusion.forward import q_sample
@@ -185,14 +186,16 @@ def _keeps_clean_frames_and_noises_the_context(learner_fn) -> str | None:
 
 
 def _rollout_with(predict, first, total_frames, keep, schedule, context_noise, seed, append_all=False,
-                  from_start=False, cut=True, noised=True):
+                  from_start=False, cut=True, noised=True, step_shift=0, noise_once=False):
     """The rollout with one mistake: the whole chunk appended, context from the start, the video not cut,
-    the context not noised."""
+    the context not noised, noised to step context_noise + step_shift, or one noise draw for every chunk."""
     generator, frames, video = seeded(seed), first.shape[1], first
+    fixed = torch.randn(first[:, -keep:].shape, generator=generator) if noise_once else None
     while video.shape[1] < total_frames:
         context = video[:, :keep] if from_start else video[:, -keep:]
         if noised and context_noise:
-            context = q_sample(context, context_noise, schedule, generator=generator)
+            step = min(max(context_noise + step_shift, 0), schedule.num_steps - 1)
+            context = q_sample(context, step, schedule, noise=fixed, generator=None if noise_once else generator)
         chunk = predict(context, frames)
         video = torch.cat([video, chunk if append_all else chunk[:, keep:]], 1)
     return video[:, :total_frames] if cut else video
@@ -205,6 +208,12 @@ ROLLOUT_MISTAKES = {
     "the video not cut to total_frames": lambda *a: _rollout_with(*a, cut=False),
     "the context not noised: the predictor must see it at step context_noise (q_sample)":
         lambda *a: _rollout_with(*a, noised=False),
+    f"{OFF_BY_ONE_T}: the context noised to step context_noise − 1; q_sample it at step context_noise":
+        lambda *a: _rollout_with(*a, step_shift=-1),
+    f"{OFF_BY_ONE_T}: the context noised to step context_noise + 1; q_sample it at step context_noise":
+        lambda *a: _rollout_with(*a, step_shift=1),
+    "one noise draw for every chunk: draw fresh noise for each chunk's context":
+        lambda *a: _rollout_with(*a, noise_once=True),
 }
 
 

@@ -8,10 +8,12 @@ import torch
 
 from course_lib.workshop.checks import compare
 from course_lib.workshop.checks.behaviour import check_idea, seeded
+from course_lib.workshop.checks.diagnose import OFF_BY_ONE_T
 from course_lib.data.video import bouncing_shapes
 from course_lib.diffusion.conditioning import conditional_sample
 from course_lib.diffusion.editing import sdedit
-from course_lib.diffusion.forward import eps_from_x0
+from course_lib.diffusion.forward import eps_from_x0, q_sample
+from course_lib.diffusion.samplers import ddim_step, ddim_timesteps
 from course_lib.metrics.prediction import interpolate_frames
 from course_lib.diffusion.schedules import make_schedule
 
@@ -100,7 +102,31 @@ def _sdedit_truncated(model_fn, x, strength, schedule, steps, seed):
     return reference_sdedit(model_fn, x, t0 / (schedule.num_steps - 1), schedule, steps, seeded(seed))
 
 
-SDEDIT_MISTAKES = {"truncated: int() rounds down, round() to the nearest step": _sdedit_truncated}
+def _sdedit_with(model_fn, x, strength, schedule, steps, seed, start_scale=None, every_step=False, from_top=False):
+    """SDEdit written out (q_sample, then DDIM steps) with one mistake: t0 = strength·``start_scale``, ``steps``
+    steps whatever the strength, or the steps spaced over the whole chain instead of 0 … t0."""
+    T, generator = schedule.num_steps, seeded(seed)
+    if strength == 0:
+        return x.clone()
+    t0 = min(round(strength * (T - 1 if start_scale is None else start_scale)), T - 1)
+    x_t = q_sample(x, t0, schedule, generator=generator)
+    n = min(steps, t0 + 1) if every_step else max(1, round(steps * (t0 + 1) / T))
+    timesteps = ddim_timesteps(T, n) if from_top else ddim_timesteps(t0 + 1, n)
+    for t, t_next in zip(timesteps, timesteps[1:] + [-1]):
+        x_t = ddim_step(model_fn, x_t, t, t_next, schedule, clip_x0=False).x
+    return x_t
+
+
+SDEDIT_MISTAKES = {
+    "truncated: int() rounds down, round() to the nearest step": _sdedit_truncated,
+    f"{OFF_BY_ONE_T}: t0 = strength·T where strength·(T − 1) belongs (the last code step is T − 1)":
+        lambda model_fn, x, strength, schedule, steps, seed: _sdedit_with(
+            model_fn, x, strength, schedule, steps, seed, start_scale=schedule.num_steps),
+    "`steps` steps whatever the strength: a weaker edit takes proportionally fewer":
+        lambda *a: _sdedit_with(*a, every_step=True),
+    "the steps spaced over the whole chain: space them over 0 … t0 only":
+        lambda *a: _sdedit_with(*a, from_top=True),
+}
 
 
 def check_sdedit(learner_fn) -> bool:
@@ -159,7 +185,36 @@ def _no_resampling(model_fn, known, mask, schedule, steps, resample, seed):
     return reference_repaint(model_fn, known, mask, schedule, steps, 1, seeded(seed))
 
 
-REPAINT_MISTAKES = {"each step taken once: redo it resample times, jumping back up in between": _no_resampling}
+def _repaint_with(model_fn, known, mask, schedule, steps, resample, seed, jump=True, known_at_t=False,
+                  jump_from_clean=False):
+    """RePaint written out (DDIM with η = 1, the known part pasted, a jump back up between rounds) with one mistake:
+    no jump between rounds, the known part noised to t instead of t_next, or the jump taken with ᾱ_t (from clean
+    data) instead of ᾱ_t / ᾱ_next."""
+    generator, alpha_bars = seeded(seed), schedule.alpha_bars
+    x = torch.randn(known.shape, generator=generator)
+    timesteps = ddim_timesteps(schedule.num_steps, steps)
+    for t, t_next in zip(timesteps, timesteps[1:] + [-1]):
+        rounds = resample if t_next >= 0 else 1
+        for u in range(rounds):
+            step = ddim_step(model_fn, x, t, t_next, schedule, eta=1.0, generator=generator, clip_x0=False).x
+            known_now = known if t_next < 0 else q_sample(known, t if known_at_t else t_next, schedule,
+                                                          generator=generator)
+            x = mask * known_now + (1 - mask) * step
+            if u + 1 < rounds and jump:
+                ratio = alpha_bars[t] if jump_from_clean else alpha_bars[t] / alpha_bars[t_next]
+                x = ratio.sqrt() * x + (1 - ratio).sqrt() * torch.randn(x.shape, generator=generator)
+    return x
+
+
+REPAINT_MISTAKES = {
+    "each step taken once: redo it resample times, jumping back up in between": _no_resampling,
+    "no jump back up between the rounds: renoise x_next to step t before redoing the step":
+        lambda *a: _repaint_with(*a, jump=False),
+    f"{OFF_BY_ONE_T}: the known part noised to step t; it joins x_next, so noise it to t_next":
+        lambda *a: _repaint_with(*a, known_at_t=True),
+    "the jump back up taken from clean data (ᾱ_t): it goes from step t_next back up to t":
+        lambda *a: _repaint_with(*a, jump_from_clean=True),
+}
 
 
 def check_repaint(learner_fn) -> bool:

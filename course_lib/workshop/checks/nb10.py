@@ -98,7 +98,26 @@ def _fid_biased(features1, features2) -> float:
     return frechet_distance(*fit(features1), *fit(features2))
 
 
-FID_MISTAKES = {"covariances divided by N: the unbiased estimate divides by N − 1": _fid_biased}
+def _fid_cross_term(features1, features2, how: str):
+    """d² with the cross term 2·Tr √(Σ1Σ2) computed wrongly: √ of Σ1⊙Σ2 elementwise, √ of the diagonals only, or
+    √ of the trace Tr(Σ1Σ2)."""
+    f1, f2 = features1.double(), features2.double()
+    s1, s2 = torch.cov(f1.T), torch.cov(f2.T)
+    cross = {"elementwise": lambda: (s1 * s2).clamp(min=0).sqrt().trace(),
+             "diagonal": lambda: (s1.diagonal() * s2.diagonal()).sqrt().sum(),
+             "trace": lambda: (s1 @ s2).trace().sqrt()}[how]()
+    return (f1.mean(0) - f2.mean(0)).pow(2).sum() + s1.trace() + s2.trace() - 2 * cross
+
+
+FID_MISTAKES = {
+    "covariances divided by N: the unbiased estimate divides by N − 1": _fid_biased,
+    "the square root taken elementwise (√(Σ1⊙Σ2)): Tr √(Σ1Σ2) needs the matrix square root of the product":
+        lambda a, b: _fid_cross_term(a, b, "elementwise"),
+    "only the diagonals of Σ1 and Σ2 used: Tr √(Σ1Σ2) needs the matrix square root of the whole product":
+        lambda a, b: _fid_cross_term(a, b, "diagonal"),
+    "√Tr(Σ1Σ2), the square root of the trace: the cross term is the trace of the matrix square root, Tr √(Σ1Σ2)":
+        lambda a, b: _fid_cross_term(a, b, "trace"),
+}
 
 
 def check_fid_from_features(learner_fn) -> bool:

@@ -180,7 +180,7 @@ def check_mixed_precision_step(learner_fn) -> bool:
                                              f"Hint: {MIXED_PRECISION_HINT}")
             problem = _mixed_precision_problem(model, got, expected_loss, list(reference.parameters()))
             if problem:
-                return report("11.2", False, f"{where}: {problem}. Hint: {MIXED_PRECISION_HINT}")
+                return report("11.2", False, f"{where} — {problem}. Hint: {MIXED_PRECISION_HINT}")
             losses.append(_as_number(got))
         if not losses[-1] < losses[0]:
             return report("11.2", False, f"case {number} of {len(cases)}: the loss did not fall over "

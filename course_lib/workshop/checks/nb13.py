@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from course_lib.diffusion.flow import euler_sample, heun_step, straight_path
 from course_lib.workshop.checks import compare, report
+from course_lib.workshop.checks.diagnose import OFF_BY_ONE, diagnose_with_inputs, find_mismatch
 
 DATA_MEAN = torch.tensor([[0.8, -0.5]])  # m, (1, 2)
 DATA_STD = torch.tensor([[0.3, 0.6]])  # c, (1, 2)
@@ -90,10 +91,28 @@ def _attempt(exercise: str, learner_fn: Callable, *args) -> tuple[bool, Any]:
         return False, report(exercise, False, f"your function raised {type(error).__name__}: {error}")
 
 
+def _named_mistake(learner_fn: Callable, reference_fn: Callable, cases, variants) -> str:
+    """The first diagnosis (a named variant, else a generic one) of the learner's answer on ``cases``; "" if none."""
+    for args, kwargs in cases:
+        try:
+            got = learner_fn(*args, **kwargs)
+        except Exception:  # noqa: BLE001 -- a diagnosis is a bonus: the caller reports the failure anyway
+            return ""
+        expected = reference_fn(*args, **kwargs)
+        mismatch = find_mismatch(got, expected)
+        if mismatch is not None:
+            try:
+                return diagnose_with_inputs(got, expected, reference_fn, args, kwargs, variants) or mismatch.diagnosis
+            except Exception:  # noqa: BLE001
+                return mismatch.diagnosis
+    return ""
+
+
 def _lands_on_the_data(exercise: str, sampler: Callable[[torch.Tensor], torch.Tensor], tolerance: float,
-                       hint: str) -> bool | None:
+                       hint: str, why: Callable[[], str] = lambda: "") -> bool | None:
     """Run ``sampler(x1)`` on noise with the exact Gaussian velocity; None when it lands within
-    ``tolerance`` of the exact endpoint m + c·x1, else the failure reported."""
+    ``tolerance`` of the exact endpoint m + c·x1, else the failure reported, with ``why()`` (the named
+    mistake the compared cases show, if any) after " — "."""
     x1 = torch.randn(256, 2, generator=torch.Generator().manual_seed(1300))
     ok, x0 = _attempt(exercise, sampler, x1)
     if not ok:
@@ -103,8 +122,10 @@ def _lands_on_the_data(exercise: str, sampler: Callable[[torch.Tensor], torch.Te
         return report(exercise, False, f"started from noise of shape {tuple(x1.shape)}, your sampler returned {got}.")
     error = (x0.detach().float() - exact_endpoint(x1)).abs().max().item()
     if not error < tolerance:  # also catches NaN
+        diagnosis = why()
         return report(exercise, False, f"with the exact velocity of Gaussian data, your samples land up to {error:.3g} "
-                                       f"from the exact answer (allowed {tolerance}). Hint: {hint}")
+                                       f"from the exact answer (allowed {tolerance})"
+                                       + (f" — {diagnosis}" if diagnosis else "") + f". Hint: {hint}")
     return None
 
 
@@ -122,35 +143,116 @@ def _cases(seed: int, count: int = 4):
         yield torch.randn(shape, generator=g), torch.randn(shape, generator=g), s
 
 
+# --- common mistakes, each named by its diagnosis ------------------------------------------------
+
+PATH_MISTAKES = {
+    "a variance-preserving path (square roots on the weights): the straight path's weights are linear in s":
+        lambda x0, eps, s: ((1 - _per_sample(s, x0)).sqrt() * x0 + _per_sample(s, x0).sqrt() * eps, eps - x0),
+    "the data never shrinks (a variance-exploding path): at s = 1 the path is pure noise":
+        lambda x0, eps, s: (x0 + _per_sample(s, x0) * eps, eps),
+}
+
+
+def _loss_with(velocity, x0, eps, s, target_sign=1, at_data=False, reverse_time=False, reduction="mean"):
+    """The flow matching loss with one mistake: the target x0 − ε, the velocity asked at x0, at time 1 − s, a sum."""
+    x_s, target = reference_path_and_target(x0, eps, s)
+    prediction = velocity(x0 if at_data else x_s, 1 - s if reverse_time else s)
+    return F.mse_loss(prediction, target_sign * target, reduction=reduction)
+
+
+LOSS_MISTAKES = {
+    "the target x0 − ε, a wrong sign: as s grows the path moves from the data towards the noise":
+        lambda *a: _loss_with(*a, target_sign=-1),
+    "the velocity asked at the data x0: call it at the noisy point x_s": lambda *a: _loss_with(*a, at_data=True),
+    "time reversed: call the velocity at s, not at 1 − s": lambda *a: _loss_with(*a, reverse_time=True),
+    "a sum where the mean belongs": lambda *a: _loss_with(*a, reduction="sum"),
+}
+
+
+def _euler_with(velocity, x1, steps, grid=None, at_next=False, sign=1.0):
+    """Euler steps on ``grid`` (default 1 → 0 in ``steps`` steps) with one mistake: the velocity read at s_next, or
+    stepped against it."""
+    grid = torch.linspace(1.0, 0.0, steps + 1) if grid is None else grid
+    x = x1
+    for s, s_next in zip(grid[:-1].tolist(), grid[1:].tolist()):
+        t = torch.full((x.shape[0],), s_next if at_next else s)
+        x = x + (s_next - s) * sign * velocity(x, t)
+    return x
+
+
+EULER_MISTAKES = {
+    "from data towards noise: the grid runs from s = 1 (noise) down to s = 0 (data)":
+        lambda f, x1, steps: _euler_with(f, x1, steps, torch.linspace(0.0, 1.0, steps + 1)),
+    f"{OFF_BY_ONE}: steps − 1 steps; the grid holds steps + 1 times from 1 to 0":
+        lambda f, x1, steps: _euler_with(f, x1, steps, torch.linspace(1.0, 0.0, steps)),
+    "stops short of s = 0: the grid holds steps + 1 times from 1 to 0, both ends included":
+        lambda f, x1, steps: _euler_with(f, x1, steps, torch.linspace(1.0, 0.0, steps + 2)[:-1]),
+    "the velocity read at s_next: an Euler step reads it where it starts, at (x, s)":
+        lambda f, x1, steps: _euler_with(f, x1, steps, at_next=True),
+    "stepped against the velocity: x moves by (s_next − s)·v, and s_next < s does the turning":
+        lambda f, x1, steps: _euler_with(f, x1, steps, sign=-1.0),
+}
+
+
+def _heun_with(velocity, x, s, s_next, mistake):
+    """One Heun step with one ``mistake``: "second only" (its slope alone), "no half" (the slopes added), "old point"
+    (the second slope at x), "old time" (the second slope at s), "heun at 0" (no Euler rule at s_next = 0)."""
+    def at(value):
+        return torch.full((x.shape[0],), float(value))
+    v = velocity(x, at(s))
+    x_euler = x + (s_next - s) * v
+    if s_next == 0 and mistake != "heun at 0":
+        return x_euler
+    v2 = velocity(x if mistake == "old point" else x_euler, at(s if mistake == "old time" else s_next))
+    if mistake == "second only":
+        return x + (s_next - s) * v2
+    return x + (s_next - s) * (1.0 if mistake == "no half" else 0.5) * (v + v2)
+
+
+HEUN_MISTAKES = {
+    "the second slope only: a Heun step averages two slopes":
+        lambda *a: _heun_with(*a, "second only"),
+    "the two slopes added, not averaged: the ½ missing": lambda *a: _heun_with(*a, "no half"),
+    "the second slope read at the old point x: read it where the Euler step lands": lambda *a: _heun_with(*a, "old point"),
+    "the second slope read at the old time s: read it at s_next": lambda *a: _heun_with(*a, "old time"),
+    "a Heun step to s = 0: the last step, s_next = 0, is a plain Euler step (the docstring's rule)":
+        lambda *a: _heun_with(*a, "heun at 0"),
+}
+
+
 def check_path_and_target(learner_fn) -> bool:
     cases = [((x0, eps, s), {}) for x0, eps, s in _cases(1310)]
     return compare("13.1", learner_fn, reference_path_and_target, cases, "path_and_target (x_s and its velocity)",
                    hint="at s = 0 the path is the data x0 and at s = 1 the noise ε; the target is how fast x_s "
-                        "moves as s grows; s (B,) must be reshaped to broadcast over x0's other dims.")
+                        "moves as s grows; s (B,) must be reshaped to broadcast over x0's other dims.",
+                   variants=PATH_MISTAKES)
 
 
 def check_flow_matching_loss(learner_fn) -> bool:
     cases = [((stand_in_velocity, x0, eps, s), {}) for x0, eps, s in _cases(1320)]
     return compare("13.2", learner_fn, reference_flow_matching_loss, cases, "flow_matching_loss",
                    hint="call the velocity at the noisy point x_s and the time s, and compare it with the path's "
-                        "velocity ε − x0 by the mean of the squared error over every element.")
+                        "velocity ε − x0 by the mean of the squared error over every element.",
+                   variants=LOSS_MISTAKES)
 
 
 def check_euler_sample(learner_fn) -> bool:
+    g = torch.Generator().manual_seed(1330)
+    cases = [((gaussian_velocity, torch.randn(64, 2, generator=g), steps), {}) for steps in (3, 1, 10)]
+    cases.append(((stand_in_velocity, torch.randn(3, 1, 4, 4, generator=g), 5), {}))
     # 200 Euler steps land within about 0.013 of the exact answer.
     failed = _lands_on_the_data(
         "13.3", lambda x1: learner_fn(gaussian_velocity, x1, 200), 0.03,
         hint="the loop starts at s = 1 with x1 and ends at s = 0; each step moves x by (s_next − s) times the "
-             "velocity, and s_next < s: it runs backwards in time.")
+             "velocity, and s_next < s: it runs backwards in time.",
+        why=lambda: _named_mistake(learner_fn, reference_euler_sample, cases, EULER_MISTAKES))
     if failed is not None:
         return failed
-    g = torch.Generator().manual_seed(1330)
-    cases = [((gaussian_velocity, torch.randn(64, 2, generator=g), steps), {}) for steps in (1, 3, 10)]
-    cases.append(((stand_in_velocity, torch.randn(3, 1, 4, 4, generator=g), 5), {}))
     return compare("13.3", learner_fn, reference_euler_sample, cases,
                    "euler_sample carries noise onto Gaussian data and",
                    hint="with many steps your sampler is right; with few it is not: the grid holds steps + 1 times "
-                        "from 1 to 0, and each step reads the velocity where it starts (x, s).")
+                        "from 1 to 0, and each step reads the velocity where it starts (x, s).",
+                   variants=EULER_MISTAKES)
 
 
 def check_heun_step(learner_fn) -> bool:
@@ -160,18 +262,19 @@ def check_heun_step(learner_fn) -> bool:
             x = learner_fn(gaussian_velocity, x, s, s_next)
         return x
 
+    g = torch.Generator().manual_seed(1340)
+    cases = [((stand_in_velocity, torch.randn(shape, generator=g), s, s_next), {})
+             for shape, s, s_next in [((6, 2), 1.0, 0.8), ((4, 1), 0.55, 0.3), ((2, 1, 4, 4), 0.3, 0.05),
+                                      ((5, 2), 0.2, 0.0)]]
     # Heun with 8 steps lands within about 0.06 of the exact answer (its last step, to s = 0, is Euler);
     # Euler with as many calls (15 steps) is 0.17 off.
     failed = _lands_on_the_data(
         "13.4", sampler, 0.1,
         hint="as a sampler your step is no better than Euler's: the second velocity belongs at the point the "
-             "Euler step reaches, at its time, and the step uses the mean of the two slopes.")
+             "Euler step reaches, at its time, and the step uses the mean of the two slopes.",
+        why=lambda: _named_mistake(learner_fn, reference_heun_step, cases, HEUN_MISTAKES))
     if failed is not None:
         return failed
-    g = torch.Generator().manual_seed(1340)
-    cases = [((stand_in_velocity, torch.randn(shape, generator=g), s, s_next), {})
-             for shape, s, s_next in [((6, 2), 1.0, 0.8), ((4, 1), 0.55, 0.3), ((2, 1, 4, 4), 0.3, 0.05),
-                                      ((5, 2), 0.2, 0.0)]]
     return compare("13.4", learner_fn, reference_heun_step, cases, "heun_step works as a sampler and",
                    hint="as a sampler it is accurate, but one step differs: read the docstring's rule for "
-                        "the last step, s_next = 0.")
+                        "the last step, s_next = 0.", variants=HEUN_MISTAKES)
