@@ -79,6 +79,7 @@ def test_quick_run_times_and_scores_every_sampler_of_both_models(quick_run):
             assert ddpm["FID ↓"] == "–" and real["FVD ↓"] == "–"  # DDPM drew 4 of 10: quality not measured
         else:
             assert all(number(row["motion pass"]) < number(real["motion pass"]) for row in (ddpm, *ddims, *flows))
+            assert number(real["consistent"]) > 0.9 and all(number(row["consistent"]) < 0.5 for row in ddims + flows)
             assert number(ddpm["FVD ↓"]) >= 0 and real["FID ↓"] == "–"  # DDPM drew all 4: measured
     assert "DDPM: timed on 4 of 10 samples; its quality is not measured at that n" in quick_run["text"]
     findings = [line for line in quick_run["text"].splitlines() if line.startswith("- ")]
@@ -109,7 +110,7 @@ def test_checkpoint_files_named_on_the_command_line_are_measured_the_same(quick_
                       "--digits-flow-checkpoint", str(out / "sampling-smoke-quick-digits-flow.pt"),
                       "--video-flow-checkpoint", str(out / "sampling-smoke-quick-video-shapes-flow.pt")])
     assert code == 0
-    quality = ("FID ↓", "judge accuracy", "FVD ↓", "motion pass")
+    quality = ("FID ↓", "judge accuracy", "FVD ↓", "motion pass", "consistent")
     before = [(r["model"], r["sampler"], *(r[c] for c in quality)) for r in parse_table(quick_run["text"])[1]
               if r["sampler"] != "DDPM"]
     after = parse_table(text)[1]

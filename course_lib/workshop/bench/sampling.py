@@ -12,7 +12,8 @@ at the same numbers of network calls, on the course's trained models.
 For each model and sampler: seconds per sample (wall clock, the same batch size for every
 sampler), the speed-up over DDPM, and the quality of ``--samples`` samples -- digits: FID and the
 judge's accuracy of class-guided samples (:mod:`course_lib.metrics.judge`, as ``bench image``);
-video: the FVD-style distance to real clips and the motion-consistency pass rate
+video: the FVD-style distance to real clips, the motion-consistency pass rate and the share of clips
+that pass the whole video consistency (object in every frame, consistent motion, kept look)
 (:func:`course_lib.metrics.video.score_samples`, as ``bench video``). A "real" row per model is the
 floor at that n. DDPM visits all T steps (hours for 500 digits on a CPU), so it samples only
 ``--ddpm-samples`` (default 16) for its time; its quality is measured only at the full n.
@@ -55,9 +56,10 @@ DIGITS_BATCH = 16  # digits denoised at once, by every sampler (guidance doubles
 QUICK = {"num_diffusion_steps": 50, "sample_steps": 2, "train_steps": 2, "samples": {"digits": 10, "video-shapes": 4},
          "ddpm_samples": 4, "ddim_steps": (10, 4)}
 SAMPLING_COLUMNS = ("model", "sampler", "network calls", "n", "s/sample", "CPU share", "speed-up vs DDPM", "FID ↓",
-                    "judge accuracy", "FVD ↓", "motion pass", "trained")
+                    "judge accuracy", "FVD ↓", "motion pass", "consistent", "trained")
 SAMPLING_FORMATS = {"s/sample": ".3g", "CPU share": ".0%", "speed-up vs DDPM": ".1f", "FID ↓": ".2f",
-                    "judge accuracy": ".1%", "FVD ↓": ".3g", "motion pass": ".0%"}
+                    "judge accuracy": ".1%", "FVD ↓": ".3g", "motion pass": ".0%",
+                    "consistent": ".0%"}
 
 
 def default_samples(task: str) -> int:
@@ -207,17 +209,22 @@ def _video_runs(config: SamplingBenchConfig, trained: Trained, n: int) -> tuple[
             with Stopwatch() as watch:  # sampling and scoring: its CPU share; the time is score_samples' own
                 _, scores = score_samples(recipe, model, n, judge, steps=steps, seed=1, progress=config.progress,
                                           sampler=sampler)
-            seconds, quality = scores.seconds_per_batch / scores.batch * n, {"FVD": scores.fvd, "motion": scores.motion_pass}
+            seconds, quality = scores.seconds_per_batch / scores.batch * n, _video_quality(scores)
         else:
             with Stopwatch() as watch:
                 clips, _ = sample_in_batches(recipe, model, count, seed=1, progress=config.progress, sampler="ddpm")
             seconds, quality = watch.wall, None
             if count == n:  # scored like score_samples' clips: against the same reference set
                 scores = score_clips(recipe, clips, judge)
-                quality = {"FVD": scores.fvd, "motion": scores.motion_pass}
+                quality = _video_quality(scores)
         runs.append(SamplerRun(label, calls, count, seconds, watch.cpu_share, quality))
         _say(recipe, runs[-1])
-    return {"FVD": real.fvd, "motion": real.motion_pass}, runs
+    return _video_quality(real), runs
+
+
+def _video_quality(scores) -> dict[str, float]:
+    """FVD, motion pass and combined video consistency of a :class:`~course_lib.metrics.video.SampleScores`."""
+    return {"FVD": scores.fvd, "motion": scores.motion_pass, "consistent": scores.consistent}
 
 
 def _say(recipe, run: SamplerRun) -> None:
@@ -226,11 +233,11 @@ def _say(recipe, run: SamplerRun) -> None:
 
 
 def _quality_cells(task: str, scores: dict[str, float | None] | None) -> tuple:
-    """The cells FID, judge accuracy, FVD, motion pass of one row (None where not measured)."""
+    """The cells FID, judge accuracy, FVD, motion pass, consistent of one row (None where not measured)."""
     scores = scores or {}
     if task == "digits":
-        return scores.get("FID"), scores.get("accuracy"), None, None
-    return None, None, scores.get("FVD"), scores.get("motion")
+        return scores.get("FID"), scores.get("accuracy"), None, None, None
+    return None, None, scores.get("FVD"), scores.get("motion"), scores.get("consistent")
 
 
 def _row(task: str, model_label: str, run: SamplerRun, ddpm_s: float | None, cpu: bool, status: str) -> tuple:
@@ -261,8 +268,8 @@ def sampling_findings(task: str, runs: list[SamplerRun]) -> list[str]:
 
 def flow_findings(task: str, ddim_runs: list[SamplerRun], flow_runs: list[SamplerRun]) -> list[str]:
     """One line per DDIM step count N: the quality of DDIM N next to flow matching's Euler and Heun
-    within N network calls (digits: FID and judge accuracy; video: FVD and motion pass)."""
-    metrics = ("FID", "accuracy") if task == "digits" else ("FVD", "motion")
+    within N network calls (digits: FID and judge accuracy; video: FVD, motion pass, consistent clips)."""
+    metrics = ("FID", "accuracy") if task == "digits" else ("FVD", "motion", "consistent")
     lines = []
     for ddim in (run for run in ddim_runs if run.scores):
         rivals = [run for run in flow_runs if run.scores and ddim.steps // 2 < run.steps <= ddim.steps]
@@ -277,7 +284,7 @@ def flow_findings(task: str, ddim_runs: list[SamplerRun], flow_runs: list[Sample
 def _metric_text(metric: str, value: float | None) -> str:
     if value is None:
         return "–"
-    return f"{value:.1%}" if metric in ("accuracy", "motion") else f"{value:.3g}"
+    return f"{value:.1%}" if metric in ("accuracy", "motion", "consistent") else f"{value:.3g}"
 
 
 def sampling_benchmark(config: SamplingBenchConfig, device: torch.device | None = None) -> Table:
@@ -299,7 +306,7 @@ def sampling_benchmark(config: SamplingBenchConfig, device: torch.device | None 
             label = f"{task} {trained.recipe.model_name}" + (" (flow matching)" if objective == "flow" else "")
             key = task + ("-flow" if objective == "flow" else "")
             if trained.trainer is None:
-                table.rows.append((label, "–", None, None, None, None, None, None, None, None, None, trained.status))
+                table.rows.append((label, "–", *[None] * (len(SAMPLING_COLUMNS) - 3), trained.status))
                 findings.append(f"{key}: not trained (no checkpoint; --train-minutes M trains one)")
                 record.data["models"][key] = None
                 record.save()
@@ -331,7 +338,8 @@ def sampling_benchmark(config: SamplingBenchConfig, device: torch.device | None 
         f"digits: class-guided samples (w = {config.guidance_scale:g}, labels 0-9 in turn), {config.batch} at a "
         "time; FID and judge accuracy against held-out real digits, as bench image",
         "video: clips in batches of the recipe's batch size, from the EMA weights; FVD-style distance to real clips "
-        "(video judge) and motion-consistency pass rate, as bench video; FID and FVD compare only at equal n",
+        "(video judge), motion-consistency pass rate and the share of clips passing the whole video consistency "
+        "(course_lib.metrics.consistency), as bench video; FID and FVD compare only at equal n",
         "s/sample: wall seconds of sampling / n; CPU share = CPU seconds / (wall seconds x threads) (video DDIM "
         "and flow rows: over sampling and scoring); below 100% other programs took the cores",
         "flow matching: the same network and recipe trained on the flow-matching objective for as many steps; "
