@@ -15,6 +15,8 @@
 # Flow time s runs from s = 0 (data) to s = 1 (noise). Data tensors have a batch axis first and any
 # shape after it, (B, ...). A velocity function is called as `velocity(x, s)` with x (B, ...) and s a
 # (B,) tensor of times: make that tensor with `torch.full((x.shape[0],), s)` when s is a number.
+#
+# Stuck? `hint("13.1")` gives the idea of an exercise, `hint("13.1", 2)` the formula.
 
 # %%
 # Set-up. Where the course is installed this only shows the device and preset. On Colab or a fresh
@@ -44,6 +46,7 @@ print(describe_environment())
 # %%
 import torch
 
+from course_lib.workshop.checks import hint
 from course_lib.workshop.checks.nb13 import (
     check_euler_sample, check_flow_matching_loss, check_heun_step, check_path_and_target,
 )

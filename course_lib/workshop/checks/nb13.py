@@ -6,22 +6,46 @@ also accept a number, so an answer that passes a float is not failed for that.
 
 Behaviour is checked against an exact answer: for Gaussian data N(m, c²) (per coordinate) the
 velocity of the straight path is linear in x, and its ODE carries noise ε at s = 1 to m + c·ε at
-s = 0 (:func:`exact_endpoint`), so a sampler can be scored without any network.
+s = 0 (:func:`exact_endpoint`), so a sampler can be scored without any network: the sampler checks
+(13.3, 13.4) compare values, then ask the sampler to land there (``check_idea``). ``HINTS`` holds each
+exercise's hints in levels, for ``hint("13.1")``; a failure shows only the first.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from course_lib.diffusion.flow import euler_sample, heun_step, straight_path
-from course_lib.workshop.checks import compare, report
-from course_lib.workshop.checks.diagnose import OFF_BY_ONE, diagnose_with_inputs, find_mismatch
+from course_lib.workshop.checks import compare
+from course_lib.workshop.checks.behaviour import Behaviour, check_idea
+from course_lib.workshop.checks.diagnose import OFF_BY_ONE, find_mismatch
 
 DATA_MEAN = torch.tensor([[0.8, -0.5]])  # m, (1, 2)
 DATA_STD = torch.tensor([[0.3, 0.6]])  # c, (1, 2)
+
+HINTS = {
+    "13.1": ("the straight path runs from the data x0 at s = 0 to the noise ε at s = 1, each weighted linearly in s; "
+             "the target is how fast x_s moves as s grows, and s (B,) must be reshaped to broadcast over x0's "
+             "other axes.",
+             "x_s = (1 − s)·x0 + s·ε and its velocity dx_s/ds = ε − x0, the same at every s; reshape s to "
+             "(B, 1, ..., 1) with s.reshape(-1, *[1] * (x0.dim() − 1))."),
+    "13.2": ("ask the velocity at the noisy point x_s and the time s, and compare it with the path's velocity by the "
+             "mean of the squared error over every element.",
+             "x_s, target = path_and_target(x0, ε, s); loss = mean((velocity(x_s, s) − target)²) over every element "
+             "(Lipman et al. 2023, Eq. 23)."),
+    "13.3": ("sampling runs the ODE backwards in time: start with the noise x1 at s = 1, walk a grid down to s = 0, and "
+             "move x at each step along the velocity read where the step starts.",
+             "grid s_i = 1 − i/steps for i = 0 … steps (steps + 1 times, both ends included); "
+             "x ← x + (s_(i+1) − s_i)·v(x, s_i), where s_(i+1) − s_i < 0.",
+             "times go to the velocity as a (B,) tensor, torch.full((x.shape[0],), s); one call per step; return x "
+             "after the last step, at s = 0."),
+    "13.4": ("predict with an Euler step, read a second slope where that prediction lands and at its time, then step "
+             "from the old x with the mean of the two slopes; the last step, to s = 0, is a plain Euler step.",
+             "x̃ = x + (s_next − s)·v(x, s); x_next = x + (s_next − s)·(v(x, s) + v(x̃, s_next))/2, or x̃ itself when "
+             "s_next = 0 (Karras et al. 2022, Algorithm 1)."),
+}
 
 
 def _per_sample(s: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -79,54 +103,24 @@ def reference_heun_step(velocity: Callable, x: torch.Tensor, s: float, s_next: f
     return heun_step(velocity, x, s, s_next).x
 
 
-# --- running the learner's function in a behaviour test -------------------------------------------
+# --- behaviours: a sampler must carry noise onto the data -------------------------------------------
 
-def _attempt(exercise: str, learner_fn: Callable, *args) -> tuple[bool, Any]:
-    """(True, result), or (False, None) after printing the one line that says what went wrong."""
-    try:
-        return True, learner_fn(*args)
-    except NotImplementedError:
-        return False, report(exercise, False, "not done yet: replace the `raise NotImplementedError` line with your code.")
-    except Exception as error:  # the learner's code failed: say how, in one line
-        return False, report(exercise, False, f"your function raised {type(error).__name__}: {error}")
-
-
-def _named_mistake(learner_fn: Callable, reference_fn: Callable, cases, variants) -> str:
-    """The first diagnosis (a named variant, else a generic one) of the learner's answer on ``cases``; "" if none."""
-    for args, kwargs in cases:
-        try:
-            got = learner_fn(*args, **kwargs)
-        except Exception:  # noqa: BLE001 -- a diagnosis is a bonus: the caller reports the failure anyway
-            return ""
-        expected = reference_fn(*args, **kwargs)
-        mismatch = find_mismatch(got, expected)
-        if mismatch is not None:
-            try:
-                return diagnose_with_inputs(got, expected, reference_fn, args, kwargs, variants) or mismatch.diagnosis
-            except Exception:  # noqa: BLE001
-                return mismatch.diagnosis
-    return ""
-
-
-def _lands_on_the_data(exercise: str, sampler: Callable[[torch.Tensor], torch.Tensor], tolerance: float,
-                       hint: str, why: Callable[[], str] = lambda: "") -> bool | None:
-    """Run ``sampler(x1)`` on noise with the exact Gaussian velocity; None when it lands within
-    ``tolerance`` of the exact endpoint m + c·x1, else the failure reported, with ``why()`` (the named
-    mistake the compared cases show, if any) after " — "."""
-    x1 = torch.randn(256, 2, generator=torch.Generator().manual_seed(1300))
-    ok, x0 = _attempt(exercise, sampler, x1)
-    if not ok:
-        return False
-    if not isinstance(x0, torch.Tensor) or x0.shape != x1.shape:
-        got = f"shape {tuple(x0.shape)}" if isinstance(x0, torch.Tensor) else type(x0).__name__
-        return report(exercise, False, f"started from noise of shape {tuple(x1.shape)}, your sampler returned {got}.")
-    error = (x0.detach().float() - exact_endpoint(x1)).abs().max().item()
-    if not error < tolerance:  # also catches NaN
-        diagnosis = why()
-        return report(exercise, False, f"with the exact velocity of Gaussian data, your samples land up to {error:.3g} "
-                                       f"from the exact answer (allowed {tolerance})"
-                                       + (f" — {diagnosis}" if diagnosis else "") + f". Hint: {hint}")
-    return None
+def _lands_on_the_data(sampler_of: Callable[[Callable], Callable[[torch.Tensor], torch.Tensor]], tolerance: float,
+                       what: str) -> Behaviour:
+    """A behaviour: ``sampler_of(learner_fn)(x1)``, run with the exact Gaussian velocity on noise x1 (256, 2), lands
+    within ``tolerance`` of the exact endpoint m + c·x1; ``what`` names the sampler in the complaint."""
+    def behaviour(learner_fn: Callable) -> str | None:
+        x1 = torch.randn(256, 2, generator=torch.Generator().manual_seed(1300))
+        x0 = sampler_of(learner_fn)(x1)
+        if not isinstance(x0, torch.Tensor) or x0.shape != x1.shape:
+            got = f"shape {tuple(x0.shape)}" if isinstance(x0, torch.Tensor) else type(x0).__name__
+            return f"started from noise of shape {tuple(x1.shape)}, {what} returned {got}"
+        error = (x0.detach().float() - exact_endpoint(x1)).abs().max().item()
+        if not error < tolerance:  # also catches NaN
+            return (f"with the exact velocity of Gaussian data, {what} lands up to {error:.3g} from the exact answer "
+                    f"m + c·ε (allowed {tolerance})")
+        return None
+    return behaviour
 
 
 # --- checks ---------------------------------------------------------------------------------------
@@ -223,17 +217,22 @@ HEUN_MISTAKES = {
 def check_path_and_target(learner_fn) -> bool:
     cases = [((x0, eps, s), {}) for x0, eps, s in _cases(1310)]
     return compare("13.1", learner_fn, reference_path_and_target, cases, "path_and_target (x_s and its velocity)",
-                   hint="at s = 0 the path is the data x0 and at s = 1 the noise ε; the target is how fast x_s "
-                        "moves as s grows; s (B,) must be reshaped to broadcast over x0's other dims.",
                    variants=PATH_MISTAKES)
 
 
 def check_flow_matching_loss(learner_fn) -> bool:
     cases = [((stand_in_velocity, x0, eps, s), {}) for x0, eps, s in _cases(1320)]
     return compare("13.2", learner_fn, reference_flow_matching_loss, cases, "flow_matching_loss",
-                   hint="call the velocity at the noisy point x_s and the time s, and compare it with the path's "
-                        "velocity ε − x0 by the mean of the squared error over every element.",
                    variants=LOSS_MISTAKES)
+
+
+def _right_with_many_steps_only(learner_fn) -> str | None:
+    """Run when 200 steps land on the data: do 3 steps still differ from the reference's?"""
+    x1 = torch.randn(64, 2, generator=torch.Generator().manual_seed(1331))
+    if find_mismatch(learner_fn(gaussian_velocity, x1, 3), reference_euler_sample(gaussian_velocity, x1, 3)) is None:
+        return None
+    return ("with 200 steps your sampler lands on the data, with 3 it differs from the reference: the grid holds "
+            "steps + 1 times from 1 to 0, and each step reads the velocity where it starts, at (x, s)")
 
 
 def check_euler_sample(learner_fn) -> bool:
@@ -241,40 +240,30 @@ def check_euler_sample(learner_fn) -> bool:
     cases = [((gaussian_velocity, torch.randn(64, 2, generator=g), steps), {}) for steps in (3, 1, 10)]
     cases.append(((stand_in_velocity, torch.randn(3, 1, 4, 4, generator=g), 5), {}))
     # 200 Euler steps land within about 0.013 of the exact answer.
-    failed = _lands_on_the_data(
-        "13.3", lambda x1: learner_fn(gaussian_velocity, x1, 200), 0.03,
-        hint="the loop starts at s = 1 with x1 and ends at s = 0; each step moves x by (s_next − s) times the "
-             "velocity, and s_next < s: it runs backwards in time.",
-        why=lambda: _named_mistake(learner_fn, reference_euler_sample, cases, EULER_MISTAKES))
-    if failed is not None:
-        return failed
-    return compare("13.3", learner_fn, reference_euler_sample, cases,
-                   "euler_sample carries noise onto Gaussian data and",
-                   hint="with many steps your sampler is right; with few it is not: the grid holds steps + 1 times "
-                        "from 1 to 0, and each step reads the velocity where it starts (x, s).",
-                   variants=EULER_MISTAKES)
+    lands = _lands_on_the_data(lambda fn: lambda x1: fn(gaussian_velocity, x1, 200), 0.03,
+                               "your sampler with 200 steps")
+    return check_idea("13.3", learner_fn, reference_euler_sample, cases, "euler_sample",
+                      before=[lands, _right_with_many_steps_only], done="carries noise onto Gaussian data",
+                      variants=EULER_MISTAKES)
 
 
-def check_heun_step(learner_fn) -> bool:
-    def sampler(x1: torch.Tensor, steps: int = 8) -> torch.Tensor:  # 2·8 − 1 = 15 velocity calls
-        x, grid = x1, torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64).tolist()
+def _heun_sampler(learner_fn: Callable) -> Callable[[torch.Tensor], torch.Tensor]:
+    """8 of the learner's Heun steps from s = 1 to 0 with the exact Gaussian velocity: 2·8 − 1 = 15 velocity calls."""
+    def sampler(x1: torch.Tensor) -> torch.Tensor:
+        x, grid = x1, torch.linspace(1.0, 0.0, 9, dtype=torch.float64).tolist()
         for s, s_next in zip(grid[:-1], grid[1:]):
             x = learner_fn(gaussian_velocity, x, s, s_next)
         return x
+    return sampler
 
+
+def check_heun_step(learner_fn) -> bool:
     g = torch.Generator().manual_seed(1340)
     cases = [((stand_in_velocity, torch.randn(shape, generator=g), s, s_next), {})
              for shape, s, s_next in [((6, 2), 1.0, 0.8), ((4, 1), 0.55, 0.3), ((2, 1, 4, 4), 0.3, 0.05),
                                       ((5, 2), 0.2, 0.0)]]
     # Heun with 8 steps lands within about 0.06 of the exact answer (its last step, to s = 0, is Euler);
-    # Euler with as many calls (15 steps) is 0.17 off.
-    failed = _lands_on_the_data(
-        "13.4", sampler, 0.1,
-        hint="as a sampler your step is no better than Euler's: the second velocity belongs at the point the "
-             "Euler step reaches, at its time, and the step uses the mean of the two slopes.",
-        why=lambda: _named_mistake(learner_fn, reference_heun_step, cases, HEUN_MISTAKES))
-    if failed is not None:
-        return failed
-    return compare("13.4", learner_fn, reference_heun_step, cases, "heun_step works as a sampler and",
-                   hint="as a sampler it is accurate, but one step differs: read the docstring's rule for "
-                        "the last step, s_next = 0.", variants=HEUN_MISTAKES)
+    # Euler with as many calls (15 steps) is 0.17 off: a step no better than Euler's fails.
+    lands = _lands_on_the_data(_heun_sampler, 0.1, "a sampler of 8 of your Heun steps")
+    return check_idea("13.4", learner_fn, reference_heun_step, cases, "heun_step",
+                      before=[lands], done="works as a sampler", variants=HEUN_MISTAKES)
