@@ -185,7 +185,7 @@ class Upsample(nn.Module):
 
 
 class UNet3D(nn.Module):
-    """ε/x0/v-predicting video U-Net: forward(x (B, T, C, H, W), t (B,), y=None, image_mode=False) -> (B, T, C, H, W).
+    """ε/x0/v-predicting video U-Net: forward(x (B, T, C, H, W), t (B,) or (B, T), y=None, image_mode=False) -> (B, T, C, H, W).
 
     in_channels: C of the frames. base_channels: width at full resolution; level i works at
     H / 2**i with ``base_channels * channel_mults[i]`` channels. num_res_blocks: ResBlocks per level
@@ -305,9 +305,10 @@ class UNet3D(nn.Module):
         if H % factor or W % factor:
             fail("x", f"height and width divisible by {factor} (halved {len(self.channel_mults) - 1} times for "
                       f"{len(self.channel_mults)} levels)", f"shape {tuple(x.shape)}")
-        check_rank("t", t, 1, "(B,)")
-        if t.shape[0] != B:
-            fail("t", f"one timestep per clip, shape ({B},)", f"shape {tuple(t.shape)}")
+        check_rank("t", t, (1, 2), "(B,) or (B, T)")
+        if tuple(t.shape) not in ((B,), (B, T)):
+            fail("t", f"one timestep per clip, shape ({B},), or one per frame, shape ({B}, {T})",
+                 f"shape {tuple(t.shape)}")
         if not isinstance(image_mode, bool):
             fail("image_mode", "True or False", image_mode)
         if self.label_embedding is None:
@@ -317,19 +318,28 @@ class UNet3D(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
                 image_mode: bool = False) -> torch.Tensor:
-        """x: (B, T, C, H, W), t: (B,) timesteps, y: (B,) labels in [0, K] (K = null) or None -> (B, T, C, H, W).
+        """x: (B, T, C, H, W), t: (B,) or (B, T) timesteps, y: (B,) labels in [0, K] (K = null) or None -> (B, T, C, H, W).
 
         A class-conditional model called with ``y=None`` uses the null label (unconditional).
+
+        t (B, T): a noise level per frame (Diffusion Forcing, Chen et al. 2024): frame j of clip b
+        is embedded with its own t[b, j], so the network can tell clean, half-noisy and pure-noise
+        frames of one clip apart. t (B,) is one level for the whole clip, as in every other lesson.
 
         image_mode: treat the T frames of each clip as independent images (temporal attention sees
         only the frame itself); used for joint image + video training.
         """
         self._check_inputs(x, t, y, image_mode)
         B, T, C, H, W = x.shape
-        emb = self.time_embedding(t)  # (B, time_dim)
-        if self.label_embedding is not None:
-            emb = emb + self.label_embedding(y, B)
-        emb = emb.repeat_interleave(T, dim=0)  # (B·T, time_dim): one t (and label) per clip
+        if t.dim() == 1:
+            emb = self.time_embedding(t)  # (B, time_dim)
+            if self.label_embedding is not None:
+                emb = emb + self.label_embedding(y, B)
+            emb = emb.repeat_interleave(T, dim=0)  # (B·T, time_dim): one t (and label) per clip
+        else:  # a timestep per frame: (B, T) -> (B·T, time_dim), the label still one per clip
+            emb = self.time_embedding(t.reshape(B * T))
+            if self.label_embedding is not None:
+                emb = emb + self.label_embedding(y, B).repeat_interleave(T, dim=0)
         if self.frame_embedding is not None and not image_mode:  # where the frame sits in its clip (0 … T − 1)
             emb = emb + self.frame_embedding.weight[:T].repeat(B, 1)
 
