@@ -20,6 +20,7 @@ from course_lib.workshop.checks.diagnose import find_mismatch
 from _exercise_checks import assert_failure_block, diagnosis_of, stub
 
 MODULES = [importlib.import_module(f"course_lib.workshop.checks.nb{n:02d}") for n in range(13)]
+MODULES.append(importlib.import_module("course_lib.workshop.checks.nb14"))
 
 
 def every_check() -> list[tuple[object, object]]:
