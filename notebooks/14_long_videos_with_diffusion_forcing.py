@@ -103,7 +103,7 @@ print(f"preset {preset.name}: clips of F = {T} frames, {S}x{S} RGB; {n_test} tes
 # truth for the next chunk, and over seven chunks the errors add up: the object slows, stops at a
 # wall or changes course, and the motion test of lesson 10 fails. (BENCHMARKS.md, "Prediction and
 # long videos", measures it: from true frames one chunk passes almost always; at 4× the training
-# length about a third of the videos still do.)
+# length well under half of the videos still do.)
 #
 # The fix this lesson follows comes from sequence models (Chen et al. 2024, "Diffusion Forcing";
 # Ruhe et al. 2024, "Rolling Diffusion"; Song et al. 2025): do not commit a whole chunk at once.

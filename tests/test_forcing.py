@@ -199,3 +199,21 @@ BAD = [
 def test_bad_input_is_one_clear_error_naming_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_a_causal_unet_lets_no_frame_see_its_future():
+    torch.manual_seed(0)
+    model = UNet3D(1, 8, (1, 2), 1, max_frames=6, temporal_conv=True, frame_embedding=True, causal=True).eval()
+    for p in model.parameters():  # the temporal convolutions start at zero: give them weights that mix frames
+        if p.abs().sum() == 0:
+            p.data.normal_(0, 0.1)
+    x, t = torch.randn(2, 6, 1, 8, 8), torch.randint(0, 100, (2, 6))
+    changed, t_changed = x.clone(), t.clone()
+    changed[:, 4:], t_changed[:, 4:] = torch.randn(2, 2, 1, 8, 8), 0
+    with torch.no_grad():
+        a, b = model(x, t), model(changed, t_changed)
+    assert torch.allclose(a[:, :4], b[:, :4], atol=1e-5) and not torch.allclose(a[:, 4:], b[:, 4:], atol=1e-3)
+    full = UNet3D(1, 8, (1, 2), 1, max_frames=6, temporal_conv=True, frame_embedding=True).eval()
+    full.load_state_dict(model.state_dict())  # the same weights: causality is a mask, not a parameter
+    with torch.no_grad():
+        assert not torch.allclose(full(x, t)[:, :4], full(changed, t_changed)[:, :4], atol=1e-3)

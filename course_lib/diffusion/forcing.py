@@ -14,7 +14,7 @@ One network trained this way serves three samplers, all driven by a **schedule m
 ``levels`` (rows = sampler iterations, columns = frames, values = noise level, the last row 0):
 
 * (a) the whole clip at once: every column the same (``delay=0``), ordinary sampling;
-* (b) a rolling / pyramid schedule (Chen et al. 2024, Sec. 3.3; Ruhe et al. 2024, "Rolling
+* (b) a rolling / pyramid schedule (Chen et al. 2024; Ruhe et al. 2024, "Rolling
   Diffusion"): frame j starts denoising ``delay`` iterations after frame j − 1, so noise rises
   along the frame axis; a window of W frames slides along a video of any length and the model
   keeps a long, partly noisy future instead of re-reading everything from a few clean frames;
@@ -84,7 +84,7 @@ def frame_timesteps(batch: int, frames: int, schedule: NoiseSchedule, generator:
 def forcing_loss(model: Callable[..., torch.Tensor], x0: torch.Tensor, t: torch.Tensor, schedule: NoiseSchedule,
                  objective: str = "eps", noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  model_kwargs: dict | None = None) -> torch.Tensor:
-    """The simple loss (Ho et al. 2020, Eq. 14) with a noise level per frame (Chen et al. 2024, Algorithm 1).
+    """The simple loss (Ho et al. 2020, Eq. 14) with a noise level per frame (Chen et al. 2024, training).
 
     E ‖target − model(x_t, t)‖², x_t from :func:`q_sample_frames`, t (B, F) given; the target
     is ε, x0 or v of each frame at its own level. x0: (B, F, C, H, W) -> scalar. With t equal
@@ -141,7 +141,7 @@ def pyramid_schedule(frames: int, levels: int, known: int = 0, delay: int = 1) -
     ``known`` frames (given, clean). Frame j starts to denoise ``delay`` iterations after frame j − 1:
 
     * ``delay=0``: every frame at the same level: ordinary sampling of the whole clip;
-    * ``delay=1``: the pyramid of Diffusion Forcing (Chen et al. 2024, Fig. 2): noise rises by one
+    * ``delay=1``: the pyramid of Diffusion Forcing (Chen et al. 2024): noise rises by one
       level per frame;
     * ``delay ≥ S``: one frame at a time, each finished before the next begins (autoregressive).
 
