@@ -265,7 +265,9 @@ print(decay_table(curves))
 # `python -m course_lib bench prediction` (BENCHMARKS.md); in the `smoke` preset the models have
 # trained for seconds and nothing passes. If the rolling window does not beat the chunks, the
 # levers are the ones the papers use: more levels per frame, a longer window, and guidance on the
-# past (history guidance, Song et al. 2025).
+# past (history guidance, Song et al. 2025): `history_guided(model, w, T)` asks the model twice,
+# with the clean past and with the past replaced by pure noise, and mixes the answers as
+# classifier-free guidance does; pass it wherever `model` goes above and try w = 2.
 #
 # ## Summary
 #

@@ -162,6 +162,11 @@ def test_one_method_alone_and_its_checkpoint_checked(quick_run, tmp_path, capsys
     assert {row["method"] for row in rows} == {BASELINE, FORCING_NAME} and len(rows) == 7
     before = {(r["method"], r["task"]): cells(r) for r in parse_table(quick_run["text"])[1]}
     assert all(before[(r["method"], r["task"])] == cells(r) for r in rows if "keep" not in r["task"])
+    code, guided = run([*QUICK_ARGS, "--out", str(tmp_path / "guided"), "--method", "forcing", "--no-mitigation",
+                        "--history-guidance", "2", "--forcing-checkpoint", str(out / "prediction-smoke-quick-forcing.pt")])
+    assert code == 0 and "guided by its past with weight w = 2" in guided
+    changed = {(r["method"], r["task"]): cells(r) for r in parse_table(guided)[1] if r["method"] == FORCING_NAME}
+    assert any(changed[(r["method"], r["task"])] != cells(r) for r in rows if r["method"] == FORCING_NAME)
     assert bench.main([*QUICK_ARGS, "--out", str(tmp_path), "--method", "forcing", "--forcing-checkpoint",
                        str(out / "prediction-smoke-quick-unet3d.pt")]) == 2
     assert "forcing_checkpoint: expected a checkpoint of the 'forcing' model" in capsys.readouterr().err
@@ -282,6 +287,7 @@ def test_verdicts_judge_issue_7s_targets_over_enough_clips(beats, tracked, marks
     ({"methods": ()}, r"methods: expected a non-empty tuple of method names"),
     ({"methods": ("forcing", "rolling")}, r"methods: expected one of 'frame-conditional'.*got 'rolling'"),
     ({"forcing_checkpoint": "nope.pt"}, "forcing_checkpoint: expected an existing checkpoint file"),
+    ({"history_guidance": -1.0}, r"history_guidance: expected a number in .*got -1.0"),
 ])
 def test_bad_config_names_the_argument(changes, message):
     with pytest.raises(ValueError, match=message):

@@ -217,3 +217,28 @@ def test_a_causal_unet_lets_no_frame_see_its_future():
     full.load_state_dict(model.state_dict())  # the same weights: causality is a mask, not a parameter
     with torch.no_grad():
         assert not torch.allclose(full(x, t)[:, :4], full(changed, t_changed)[:, :4], atol=1e-3)
+
+
+def test_history_guidance_mixes_the_answers_with_and_without_the_past():
+    from course_lib.diffusion.forcing import history_guided
+
+    calls = []
+
+    def model_fn(x, t):  # answers with the mean over frames of x·(1 + t): a masked past shows
+        calls.append(t.clone())
+        return (x * (1 + t.float().view(*t.shape, 1, 1, 1))).mean(1, keepdim=True).expand_as(x)
+
+    x, t = torch.randn(2, 4, 1, 3, 3), torch.tensor([[0, 0, 50, 99]] * 2)
+    assert torch.equal(history_guided(model_fn, 1.0, 100)(x, t), model_fn(x, t))
+    calls.clear()
+    out = history_guided(model_fn, 3.0, 100, torch.Generator().manual_seed(0))(x, t)
+    assert len(calls) == 2 and calls[1].tolist() == [[99, 99, 50, 99]] * 2  # the past shown as pure noise
+    masked = x.clone()
+    masked[:, :2] = torch.randn(2, 4, 1, 3, 3, generator=torch.Generator().manual_seed(0))[:, :2]
+    cond, uncond = model_fn(x, t), model_fn(masked, calls[1])
+    assert torch.allclose(out, uncond + 3.0 * (cond - uncond), atol=1e-5)
+    no_past = torch.tensor([[10, 20, 50, 99]] * 2)
+    assert torch.equal(history_guided(model_fn, 3.0, 100)(x, no_past), model_fn(x, no_past))
+    assert history_guided(tiny_unet(max_frames=4), 2.0, 100).max_frames == 4
+    with pytest.raises(ValueError, match=r"^weight: expected a number in \[0.0, 100.0\]"):
+        history_guided(model_fn, -1.0, 100)

@@ -35,10 +35,11 @@ import torch
 import torch.nn.functional as F
 
 from course_lib._validation import (
-    check_choice, check_finite, check_int_range, check_output, check_positive_int, check_rank, check_tensor,
+    check_choice, check_finite, check_float_range, check_int_range, check_output, check_positive_int, check_rank, check_tensor,
     check_timesteps, fail,
 )
 from course_lib.diffusion.forward import OBJECTIVES, q_sample, randn_like, to_x0_eps, training_target
+from course_lib.diffusion.guidance import guide
 from course_lib.diffusion.objectives import TimestepSampler, batch_labels, batch_x0, drop_labels, uniform_timesteps
 from course_lib.diffusion.rollout import autoregressive_rollout
 from course_lib.diffusion.samplers import ModelFn, ddim_timesteps
@@ -304,6 +305,36 @@ def schedule_sample(model_fn: ModelFn, levels: torch.Tensor, schedule: NoiseSche
     for step in schedule_steps(model_fn, levels, schedule, steps, **kwargs):
         pass
     return step.x
+
+
+# --- history guidance -----------------------------------------------------------------------------
+
+def history_guided(model_fn: ModelFn, weight: float, num_steps: int,
+                   generator: torch.Generator | None = None) -> ModelFn:
+    """``model_fn(x, t)`` guided by its past (history guidance, Song et al. 2025).
+
+    The past is every frame shown at level t = 0 (the clean frames a sampler conditions on). The
+    same network is asked twice: with the past, out_c, and with the past masked -- replaced by pure
+    noise at t = T − 1, which a forcing model has learned to treat as "unknown" -- out_∅; the answer
+    is out_∅ + w·(out_c − out_∅) (classifier-free guidance, Ho & Salimans 2022, on the past).
+    w = 1 is the plain model (one call); w > 1 follows the past more strongly (two calls).
+    x: (B, W, C, H, W), t: (B, W) -> (B, W, C, H, W).
+    """
+    weight = check_float_range("weight", weight, 0.0, 100.0)
+    check_positive_int("num_steps", num_steps)
+
+    def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        conditional = model_fn(x, t)
+        past = t == 0  # (B, W)
+        if weight == 1.0 or not past.any():
+            return conditional
+        hidden = past.view(*past.shape, *[1] * (x.dim() - 2))
+        masked = torch.where(hidden, randn_like(x, generator), x)
+        unconditional = model_fn(masked, torch.where(past, torch.full_like(t, num_steps - 1), t))
+        return guide(conditional, unconditional, weight)
+
+    guided.max_frames = getattr(model_fn, "max_frames", None)  # the window check still sees the model's limit
+    return guided
 
 
 # --- three uses of one model ----------------------------------------------------------------------

@@ -81,6 +81,8 @@ class PredictionBenchConfig(TrainedModelsConfig):
     samples with half of it. past_guidance: (a) samples with this guidance weight on the past (1:
     none; see :func:`~course_lib.diffusion.conditioning.conditioned_on`). methods: the keys of
     :data:`METHODS` to run (default all). forcing_checkpoint: the forcing model as a file.
+    history_guidance: (d) samples with this guidance weight on its past (1: none; see
+    :func:`~course_lib.diffusion.forcing.history_guided`).
     """
 
     kind: ClassVar[str] = "prediction"
@@ -93,6 +95,7 @@ class PredictionBenchConfig(TrainedModelsConfig):
     past_guidance: float = 1.0
     methods: tuple[str, ...] = tuple(METHODS)
     forcing_checkpoint: str | None = None
+    history_guidance: float = 1.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -106,6 +109,7 @@ class PredictionBenchConfig(TrainedModelsConfig):
         check_int_range("context_noise", self.context_noise, 0, self.preset.num_diffusion_steps - 1)
         check_float_range("past_guidance", self.past_guidance, 0.0, 100.0)
         check_checkpoint_file("forcing_checkpoint", self.forcing_checkpoint)
+        check_float_range("history_guidance", self.history_guidance, 0.0, 100.0)
         if isinstance(self.methods, str) or not self.methods:
             fail("methods", "a non-empty tuple of method names (" + ", ".join(METHODS) + ")", self.methods)
         for method in self.methods:
@@ -185,7 +189,7 @@ def _rollout(predict, first: torch.Tensor, total: int, keep: int, frames: int, b
 
 def _forcing(trained, config: PredictionBenchConfig, device) -> tuple[Any, Any]:
     """(predictor, rolling(first, total) -> video) of the forcing model, or (None, None) when it is not trained."""
-    from course_lib.diffusion.forcing import forcing_predictor, rolling_rollout
+    from course_lib.diffusion.forcing import forcing_predictor, history_guided, rolling_rollout
 
     model = trained.model
     if model is None:
@@ -194,6 +198,9 @@ def _forcing(trained, config: PredictionBenchConfig, device) -> tuple[Any, Any]:
         fail("forcing_checkpoint", "a checkpoint of the 'forcing' model (python -m course_lib train --model forcing)",
              f"one of {trained.recipe.model_name!r}")
     recipe, steps, K = trained.recipe, config.preset.sample_steps, known_frames(config.preset)
+    if config.history_guidance != 1.0:
+        model = history_guided(model, config.history_guidance, recipe.schedule.num_steps,
+                               torch.Generator(device).manual_seed(PREDICTOR_SEED))
     inner = forcing_predictor(model, recipe.schedule, steps, objective=recipe.objective, seed=PREDICTOR_SEED)
 
     def predict(past: torch.Tensor, frames: int) -> torch.Tensor:
@@ -354,7 +361,9 @@ def prediction_benchmark(config: PredictionBenchConfig, device: torch.device | N
         table.notes.append(f"rolling window ({FORCING_NAME}): one rollout of {2 * long_T} frames per video, a window "
                            f"of {T} frames with {K} clean ones before the frames being denoised, "
                            f"{config.preset.sample_steps} noise levels per frame; scored on its first {long_T} frames "
-                           f"and on all {2 * long_T}; seconds: the whole rollout")
+                           f"and on all {2 * long_T}; seconds: the whole rollout"
+                           + (f"; (d) guided by its past with weight w = {config.history_guidance:g}"
+                              if config.history_guidance != 1 else ""))
     table.verdicts = prediction_verdicts(scores, rollouts, quick=config.quick, rolling=rolled_far)
     return record.finish(best=best)
 
@@ -383,6 +392,9 @@ def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default 1: none; w > 1 costs two network calls per step)")
     parser.add_argument("--forcing-checkpoint", default=None,
                         help="lesson 14's forcing model (a file of python -m course_lib train --model forcing)")
+    parser.add_argument("--history-guidance", type=non_negative_float, default=1.0,
+                        help="guidance weight w on the past for the forcing model (history guidance): the past "
+                             "masked as pure noise for out_u (default 1: none; w > 1 costs two network calls)")
     parser.add_argument("--method", choices=tuple(METHODS), default=None,
                         help="run this method alone (default: all: " + ", ".join(METHODS) + ")")
     parser.add_argument("--quick", action="store_true",
@@ -399,7 +411,7 @@ def run_prediction(args: argparse.Namespace) -> Table:
                                    checkpoints=args.checkpoints, train_minutes=args.train_minutes,
                                    checkpoint=args.checkpoint, conditional_checkpoint=args.conditional_checkpoint,
                                    context_noise=args.context_noise, past_guidance=args.past_guidance,
-                                   forcing_checkpoint=args.forcing_checkpoint,
+                                   forcing_checkpoint=args.forcing_checkpoint, history_guidance=args.history_guidance,
                                    methods=tuple(METHODS) if args.method is None else (args.method,),
                                    seed=args.seed, out=args.out,
                                    progress=not args.quiet, quick=args.quick, **settings)
