@@ -89,7 +89,7 @@ recipe = get_recipe("video-shapes", preset, "forcing")  # bouncing shapes, the U
 T, S = preset.video_frames, preset.video_size
 K = known_frames(preset)  # F // 2 known frames, as in lesson 08
 LEVELS = max(2, preset.sample_steps // 4)  # noise levels of the rollouts' samplers (DDIM steps per frame)
-n_test, n_long = preset.eval_samples // 16, max(4, preset.eval_samples // 64)  # few: the benchmark has 128
+n_test, n_long = preset.eval_samples // 16, max(4, preset.eval_samples // 64)  # few: bench prediction measures more
 min_speed = min_moving_speed(S)
 print(f"preset {preset.name}: clips of F = {T} frames, {S}x{S} RGB; {n_test} test clips, {n_long} long videos; "
       f"rollouts with {LEVELS} noise levels")
