@@ -353,7 +353,7 @@ def rolling_rollout(model_fn: ModelFn, first: torch.Tensor, total_frames: int, w
 
     first: (B, k, C, H, W) -> (B, total_frames, C, H, W), ``first`` kept exactly. Frame j starts to
     denoise :func:`rolling_delay` iterations after frame j − 1, so at every iteration the window
-    holds ``context`` (default W // 2) clean frames and the partly noisy ones after them.
+    holds ``context`` (default min(k, W // 2)) clean frames and the partly noisy ones after them.
     kwargs: :func:`schedule_steps`' objective, generator, clip_x0.
     """
     check_rank("first", first, 5, "(B, k, C, H, W)")
@@ -371,9 +371,9 @@ def forcing_predictor(model_fn: ModelFn, schedule: NoiseSchedule, steps: int, de
                       seed: int | None = None, **kwargs):
     """``predict(past (B, k, C, H, W), frames) -> (B, frames, C, H, W)`` for the rollouts of lesson 08.
 
-    (a) with k = 0 frames known it would sample a whole clip; (c) here the k known frames sit at level
-    0 and the others are sampled by the schedule ``pyramid_schedule(frames, steps, k, delay)``
-    (``delay=0``: all together, as the frame-conditional model of lesson 08 does). Each call starts
+    (c) the k ≥ 1 known frames sit at level 0 and the others are sampled by the schedule
+    ``pyramid_schedule(frames, steps, k, delay)`` (``delay=0``: all together, as the frame-conditional
+    model of lesson 08 does; (a), a whole clip, is :func:`schedule_sample` with ``known=None``). Each call starts
     from noise seeded with ``seed`` (None: the global RNG). Chain it with
     :func:`~course_lib.diffusion.rollout.autoregressive_rollout`.
     """
