@@ -1,5 +1,5 @@
 """``python -m course_lib bench prediction``: the quick run prints the methods and the rollouts; models are
-found, trained within a budget or reported "not trained"; the verdicts follow issue 7's targets."""
+found, trained within a budget or reported "not trained"; the verdicts follow the prediction targets."""
 import contextlib
 import io
 import json
@@ -13,6 +13,7 @@ from course_lib.workshop.bench import __main__ as bench, prediction as bench_pre
 from course_lib.workshop import zoo
 from course_lib.workshop.bench.prediction import (
     BASELINE,
+    FORCING_NAME,
     PREDICTION_COLUMNS,
     PredictionBenchConfig,
     best_method,
@@ -55,8 +56,8 @@ def test_quick_run_prints_the_baseline_every_method_and_three_rollouts_of_the_be
     columns, rows = parse_table(quick_run["text"])
     assert tuple(columns) == PREDICTION_COLUMNS
     T, K = SMOKE.video_frames, SMOKE.video_frames // 2
-    methods, rollouts = rows[:4], rows[4:]
-    assert [row["method"] for row in methods] == [BASELINE, *PREDICTOR_NAMES]
+    methods, rollouts, rolling = rows[:5], rows[5:9], rows[9:]
+    assert [row["method"] for row in methods] == [BASELINE, *PREDICTOR_NAMES, FORCING_NAME]
     assert {row["task"] for row in methods} == {f"predict {T - K} of {T} frames from {K}"}
     assert methods[0]["beats baseline"] == "–" and methods[0]["trained"] == "–"
     for row in methods[1:]:
@@ -72,9 +73,14 @@ def test_quick_run_prints_the_baseline_every_method_and_three_rollouts_of_the_be
     assert [row["task"] for row in rollouts] == [f"rollout {K} → {4 * T} frames"] + [
         f"rollout {K} → {4 * T} frames, keep {K}", f"rollout {K} → {4 * T} frames, keep {T - T // 4} (more context)",
         f"rollout {K} → {4 * T} frames, keep {K}, commit {T - K - 1} (each chunk's last frame dropped)"]
+    # the forcing model's rolling window: one rollout to 8T, scored at 4T (beside the 4T baseline above) and 8T
+    assert [(row["method"], row["task"]) for row in rolling] == [
+        (BASELINE, f"rollout {K} → {8 * T} frames"), (FORCING_NAME, f"rollout {K} → {4 * T} frames, rolling window"),
+        (FORCING_NAME, f"rollout {K} → {8 * T} frames, rolling window")]
     verdicts = [line for line in quick_run["text"].splitlines() if line.startswith("- ")]
-    assert len(verdicts) == 2 and all(line.startswith("- – ") and "not judged: a quick run" in line for line in verdicts)
+    assert len(verdicts) == 4 and all(line.startswith("- – ") and "not judged: a quick run" in line for line in verdicts)
     assert "beats 'repeat last frame'" in verdicts[0] and "motion pass" in verdicts[1]
+    assert "rolling window to 4×" in verdicts[2] and "rolling window to 8×" in verdicts[3]
 
 
 def test_results_are_written_as_markdown_and_json_with_per_clip_scores(quick_run):
@@ -82,9 +88,9 @@ def test_results_are_written_as_markdown_and_json_with_per_clip_scores(quick_run
     assert (out / "prediction-smoke-quick.md").read_text().strip() in quick_run["text"]
     results = json.loads((out / "prediction-smoke-quick.json").read_text())
     assert [row["method"] for row in results["rows"]] == [row["method"] for row in parse_table(quick_run["text"])[1]]
-    assert list(results["methods"]) == [BASELINE, *PREDICTOR_NAMES]
+    assert list(results["methods"]) == [BASELINE, *PREDICTOR_NAMES, FORCING_NAME]
     assert all(len(m["psnr"]) == bench_prediction.QUICK["clips"] for m in results["methods"].values())
-    assert len(results["rollouts"]) == 3 and results["best"] in PREDICTOR_NAMES
+    assert len(results["rollouts"]) == 5 and results["best"] in (*PREDICTOR_NAMES, FORCING_NAME)
     first_rollout = next(iter(results["rollouts"].values()))
     assert len(first_rollout["motion_passed"]) == max(4, bench_prediction.QUICK["clips"] // 2)
 
@@ -95,7 +101,8 @@ def test_checkpoint_files_named_on_the_command_line_give_the_same_predictions(qu
     out = quick_run["out"]
     code, text = run([*QUICK_ARGS, "--out", str(out / "again"),
                       "--checkpoint", str(out / "prediction-smoke-quick-unet3d.pt"),
-                      "--conditional-checkpoint", str(out / "prediction-smoke-quick-framecond.pt")])
+                      "--conditional-checkpoint", str(out / "prediction-smoke-quick-framecond.pt"),
+                      "--forcing-checkpoint", str(out / "prediction-smoke-quick-forcing.pt")])
     assert code == 0
     before, after = parse_table(quick_run["text"])[1], parse_table(text)[1]
     assert [(r["method"], r["task"], *cells(r)) for r in after] == [(r["method"], r["task"], *cells(r)) for r in before]
@@ -125,21 +132,44 @@ def test_missing_checkpoints_read_not_trained_and_nothing_is_rolled_out(tmp_path
     config = PredictionBenchConfig(preset=TINY, clips=2, checkpoints=str(tmp_path / "empty"), out=str(tmp_path),
                                    progress=False)
     table = prediction_benchmark(config)
-    assert [row[0] for row in table.rows] == [BASELINE, *PREDICTOR_NAMES]
-    assert [row[-1] for row in table.rows[1:]] == ["not trained"] * 3
+    assert [row[0] for row in table.rows] == [BASELINE, *PREDICTOR_NAMES, FORCING_NAME]
+    assert [row[-1] for row in table.rows[1:]] == ["not trained"] * 4
     (verdict,) = table.verdicts
     assert verdict.startswith("– no method trained")
 
 
-def test_train_minutes_trains_both_missing_models_into_the_folder_then_uses_them(tmp_path):
+def test_train_minutes_trains_the_missing_models_into_the_folder_then_uses_them(tmp_path):
     folder = tmp_path / "ckpt"
     config = PredictionBenchConfig(preset=TINY, clips=2, rollout_clips=2, mitigation=False, checkpoints=str(folder),
                                    train_minutes=0.001, out=str(tmp_path), progress=False)
     table = prediction_benchmark(config)
-    assert [row[0] for row in table.rows][:4] == [BASELINE, *PREDICTOR_NAMES]
-    assert all("steps" in row[-1] for row in table.rows[1:4]) and len(table.rows) == 6  # + baseline and one rollout
+    assert [row[0] for row in table.rows][:5] == [BASELINE, *PREDICTOR_NAMES, FORCING_NAME]
+    # + the 4T baseline and one rollout of the best; the 8T baseline and the rolling window at 4T and 8T
+    assert all("steps" in row[-1] for row in table.rows[1:5]) and len(table.rows) == 10
     recipe = get_recipe("video-shapes", TINY)
     assert zoo.checkpoint_path(recipe, folder=folder).exists() and checkpoint_path(recipe, folder=folder).exists()
+    assert zoo.checkpoint_path(get_recipe("video-shapes", TINY, "forcing"), folder=folder).exists()
+
+
+def test_one_method_alone_and_its_checkpoint_checked(quick_run, tmp_path, capsys):
+    """--method forcing: only the forcing rows (predict, chunked rollouts, rolling window) beside the baselines;
+    a file of another model as --forcing-checkpoint is one clear error."""
+    out = quick_run["out"]
+    code, text = run([*QUICK_ARGS, "--out", str(tmp_path), "--method", "forcing", "--no-mitigation",
+                      "--forcing-checkpoint", str(out / "prediction-smoke-quick-forcing.pt")])
+    assert code == 0
+    rows = parse_table(text)[1]
+    assert {row["method"] for row in rows} == {BASELINE, FORCING_NAME} and len(rows) == 7
+    before = {(r["method"], r["task"]): cells(r) for r in parse_table(quick_run["text"])[1]}
+    assert all(before[(r["method"], r["task"])] == cells(r) for r in rows if "keep" not in r["task"])
+    code, guided = run([*QUICK_ARGS, "--out", str(tmp_path / "guided"), "--method", "forcing", "--no-mitigation",
+                        "--history-guidance", "2", "--forcing-checkpoint", str(out / "prediction-smoke-quick-forcing.pt")])
+    assert code == 0 and "guided by its past with weight w = 2" in guided
+    changed = {(r["method"], r["task"]): cells(r) for r in parse_table(guided)[1] if r["method"] == FORCING_NAME}
+    assert any(changed[(r["method"], r["task"])] != cells(r) for r in rows if r["method"] == FORCING_NAME)
+    assert bench.main([*QUICK_ARGS, "--out", str(tmp_path), "--method", "forcing", "--forcing-checkpoint",
+                       str(out / "prediction-smoke-quick-unet3d.pt")]) == 2
+    assert "forcing_checkpoint: expected a checkpoint of the 'forcing' model" in capsys.readouterr().err
 
 
 def test_budgeted_frame_conditional_training_is_the_model_train_or_load_makes(tmp_path):
@@ -219,6 +249,15 @@ def test_best_method_is_the_one_beating_the_baseline_most_often_then_by_psnr():
     assert best_method({BASELINE: base}) is None
 
 
+def test_the_rolling_window_is_judged_at_4x_and_8x():
+    n = 40
+    table = {BASELINE: scores([10.0] * n), FORCING_NAME: scores([11.0] * n)}
+    rolling = {4: scores([1.0] * n, [True] * 24 + [False] * 16), 8: scores([1.0] * n, [True] * 15 + [False] * 25)}
+    lines = prediction_verdicts(table, {}, rolling=rolling)
+    assert [line[0] for line in lines] == ["✓", "✓", "✗"]
+    assert "4× the training length: motion pass in 60% of 40 videos" in lines[1] and "8×" in lines[2]
+
+
 @pytest.mark.parametrize("beats, tracked, marks", [(34, 26, "✓✓"), (30, 20, "✗✗"), (32, 23, "✓✗")])
 def test_verdicts_judge_issue_7s_targets_over_enough_clips(beats, tracked, marks):
     """40 clips: beating the baseline on 32 (80%) meets the first target, 23 tracked (57.5%) misses the second."""
@@ -245,6 +284,10 @@ def test_verdicts_judge_issue_7s_targets_over_enough_clips(beats, tracked, marks
     ({"context_noise": -1}, r"context_noise: expected an int in \[0, 999\]"),
     ({"context_noise": 1000}, r"context_noise: expected an int in \[0, 999\].*got 1000"),
     ({"past_guidance": -0.5}, r"past_guidance: expected a number in .*got -0.5"),
+    ({"methods": ()}, r"methods: expected a non-empty tuple of method names"),
+    ({"methods": ("forcing", "rolling")}, r"methods: expected one of 'frame-conditional'.*got 'rolling'"),
+    ({"forcing_checkpoint": "nope.pt"}, "forcing_checkpoint: expected an existing checkpoint file"),
+    ({"history_guidance": -1.0}, r"history_guidance: expected a number in .*got -1.0"),
 ])
 def test_bad_config_names_the_argument(changes, message):
     with pytest.raises(ValueError, match=message):

@@ -63,7 +63,7 @@ def test_defaults_come_from_the_preset_and_overrides_win():
 def test_unknown_names_are_rejected_with_the_valid_choices():
     with pytest.raises(ValueError, match=r"task: expected one of 'toy-moons', 'digits'.*got 'moons'"):
         get_recipe("moons", "smoke")
-    with pytest.raises(ValueError, match=r"model: expected one of 'unet3d', 'conv_lstm' for task 'video-shapes', got 'mlp'"):
+    with pytest.raises(ValueError, match=r"model: expected one of 'unet3d', 'conv_lstm', 'forcing' for task 'video-shapes', got 'mlp'"):
         get_recipe("video-shapes", "smoke", "mlp")
     with pytest.raises(ValueError, match=r"overrides: expected names among steps.*got 'epochs'"):
         get_recipe("toy-moons", "smoke", epochs=3)

@@ -13,7 +13,8 @@ tuple/list whose first item is x0 (and whose second, for class-conditional model
 * :func:`joint_losses` and :class:`JointImageVideoObjective`: clips and images in one batch;
 * :class:`FrameConditionalObjective`: a video model that sees a random prefix of known frames.
 
-Flow matching has its own loss beside its samplers (:mod:`course_lib.diffusion.flow`).
+Flow matching has its own loss beside its samplers (:mod:`course_lib.diffusion.flow`), and so has
+Diffusion Forcing, a noise level per frame (:mod:`course_lib.diffusion.forcing`).
 """
 from __future__ import annotations
 

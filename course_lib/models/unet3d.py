@@ -79,6 +79,8 @@ class TemporalAttention(nn.Module):
     form one sequence; attention is softmax(QKᵀ/√d + bias)·V (Vaswani et al. 2017, eq. 1, plus the
     relative position bias), d = C / num_heads, per head. ``image_mode=True`` adds -inf off the
     diagonal: every frame attends only to itself, so frames do not influence each other.
+    ``causal=True`` adds -inf above it: frame i attends to frames j ≤ i only, so no frame sees its
+    future (the causal video models of Diffusion Forcing, Chen et al. 2024).
 
     The pixels stay where they are: q, k, v are (B, T, heads, d, H·W) and the T x T attention of
     every pixel is computed with ``einsum`` at once, (B, T, T, heads, H·W). On CPU this measured
@@ -87,8 +89,9 @@ class TemporalAttention(nn.Module):
     unfused path anyway. The normalisation is a per-frame GroupNorm: no statistic mixes frames.
     """
 
-    def __init__(self, channels: int, num_heads: int = 4, max_frames: int = 32):
+    def __init__(self, channels: int, num_heads: int = 4, max_frames: int = 32, causal: bool = False):
         super().__init__()
+        self.causal = causal
         check_positive_int("channels", channels)
         check_positive_int("num_heads", num_heads)
         if channels % num_heads:
@@ -108,6 +111,9 @@ class TemporalAttention(nn.Module):
         if image_mode:
             alone = torch.eye(T, dtype=torch.bool, device=h.device)[:, :, None]
             bias = bias.masked_fill(~alone, float("-inf"))
+        elif self.causal:
+            future = torch.ones(T, T, dtype=torch.bool, device=h.device).triu(1)[:, :, None]  # j > i
+            bias = bias.masked_fill(future, float("-inf"))
         weights = torch.softmax(logits + bias[:, :, :, None].to(logits.dtype), dim=2)  # over the keys j
         out = torch.einsum("bijhp,bjhdp->bihdp", weights, v)  # (B, T, heads, d, P)
         return h + self.proj(out.reshape(BT, C, H, W))
@@ -122,11 +128,13 @@ class TemporalConv(nn.Module):
     (h_{t+1} − h_{t−1} is a velocity), which is what constant motion needs. Written as one 1x1
     convolution over the three frames' channels side by side (a matmul; faster on CPU than a
     (3, 1, 1) Conv3d). The output weights start at zero: a new layer begins as the identity.
-    ``image_mode=True`` skips it (no frame sees another).
+    ``image_mode=True`` skips it (no frame sees another); ``causal=True`` gives frame t zeros in
+    place of h_{t+1} (no frame sees its future).
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, causal: bool = False):
         super().__init__()
+        self.causal = causal
         self.norm = group_norm(check_positive_int("channels", channels))
         self.mix = nn.Conv2d(3 * channels, channels, 1)
         nn.init.zeros_(self.mix.weight)
@@ -139,6 +147,8 @@ class TemporalConv(nn.Module):
         a = F.silu(self.norm(h)).reshape(BT // frames, frames, C, H, W)
         before = F.pad(a[:, :-1], (0, 0, 0, 0, 0, 0, 1, 0))  # frame t sees t − 1 (zeros before the first)
         after = F.pad(a[:, 1:], (0, 0, 0, 0, 0, 0, 0, 1))  # and t + 1 (zeros after the last)
+        if self.causal:
+            after = torch.zeros_like(after)
         return h + self.mix(torch.cat([before, a, after], dim=2).reshape(BT, 3 * C, H, W))
 
 
@@ -149,12 +159,13 @@ class SpaceTimeLayer(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, emb_dim: int, spatial_attention: bool,
-                 temporal_attention: bool, num_heads: int, max_frames: int, temporal_conv: bool = False):
+                 temporal_attention: bool, num_heads: int, max_frames: int, temporal_conv: bool = False,
+                 causal: bool = False):
         super().__init__()
         self.res = ResBlock(in_channels, out_channels, emb_dim)
-        self.temporal_conv = TemporalConv(out_channels) if temporal_conv else None
+        self.temporal_conv = TemporalConv(out_channels, causal) if temporal_conv else None
         self.spatial = SelfAttention(out_channels, num_heads) if spatial_attention else None
-        self.temporal = TemporalAttention(out_channels, num_heads, max_frames) if temporal_attention else None
+        self.temporal = TemporalAttention(out_channels, num_heads, max_frames, causal) if temporal_attention else None
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor, frames: int, image_mode: bool) -> torch.Tensor:
         h = self.res(h, emb)
@@ -185,7 +196,7 @@ class Upsample(nn.Module):
 
 
 class UNet3D(nn.Module):
-    """ε/x0/v-predicting video U-Net: forward(x (B, T, C, H, W), t (B,), y=None, image_mode=False) -> (B, T, C, H, W).
+    """ε/x0/v-predicting video U-Net: forward(x (B, T, C, H, W), t (B,) or (B, T), y=None, image_mode=False) -> (B, T, C, H, W).
 
     in_channels: C of the frames. base_channels: width at full resolution; level i works at
     H / 2**i with ``base_channels * channel_mults[i]`` channels. num_res_blocks: ResBlocks per level
@@ -200,6 +211,8 @@ class UNet3D(nn.Module):
     :class:`TemporalConv` after every ResBlock too (frames then mix by differences as well as by attention).
     frame_embedding: a learned vector per frame index 0 … max_frames − 1, added to that frame's
     timestep embedding (starts at zero; left out in ``image_mode``, where frames are independent images).
+    causal: no frame sees the frames after it (causal temporal attention and convolution), so frame j's
+    output depends on frames 0 … j only, as in Diffusion Forcing's causal models (Chen et al. 2024).
     """
 
     def __init__(
@@ -216,6 +229,7 @@ class UNet3D(nn.Module):
         num_classes: int | None = None,
         temporal_conv: bool = False,
         frame_embedding: bool = False,
+        causal: bool = False,
     ):
         super().__init__()
         check_positive_int("in_channels", in_channels)
@@ -234,7 +248,7 @@ class UNet3D(nn.Module):
         for level in attention_levels:
             check_int_range("attention_levels", level, 0, levels - 1)
         for name, flag in (("temporal_attention", temporal_attention), ("temporal_conv", temporal_conv),
-                           ("frame_embedding", frame_embedding)):
+                           ("frame_embedding", frame_embedding), ("causal", causal)):
             if not isinstance(flag, bool):
                 fail(name, "True or False", flag)
         for width in widths:
@@ -254,7 +268,7 @@ class UNet3D(nn.Module):
 
         def layer(level: int, cin: int, cout: int) -> SpaceTimeLayer:
             return SpaceTimeLayer(cin, cout, time_dim, level in attention_levels, temporal_attention,
-                                  num_heads, max_frames, temporal_conv)
+                                  num_heads, max_frames, temporal_conv, causal)
 
         self.down = nn.ModuleList(
             nn.ModuleList(layer(level, widths[level], widths[level]) for _ in range(blocks[level]))
@@ -265,7 +279,7 @@ class UNet3D(nn.Module):
         )
         bottom = widths[-1]
         self.middle_in = SpaceTimeLayer(bottom, bottom, time_dim, True, temporal_attention, num_heads, max_frames,
-                                        temporal_conv)
+                                        temporal_conv, causal)
         self.middle_out = ResBlock(bottom, bottom, time_dim)
         self.up = nn.ModuleList(  # the first block of each level eats the skip: 2 * width channels in
             nn.ModuleList(layer(level, (2 if j == 0 else 1) * widths[level], widths[level])
@@ -305,9 +319,10 @@ class UNet3D(nn.Module):
         if H % factor or W % factor:
             fail("x", f"height and width divisible by {factor} (halved {len(self.channel_mults) - 1} times for "
                       f"{len(self.channel_mults)} levels)", f"shape {tuple(x.shape)}")
-        check_rank("t", t, 1, "(B,)")
-        if t.shape[0] != B:
-            fail("t", f"one timestep per clip, shape ({B},)", f"shape {tuple(t.shape)}")
+        check_rank("t", t, (1, 2), "(B,) or (B, T)")
+        if tuple(t.shape) not in ((B,), (B, T)):
+            fail("t", f"one timestep per clip, shape ({B},), or one per frame, shape ({B}, {T})",
+                 f"shape {tuple(t.shape)}")
         if not isinstance(image_mode, bool):
             fail("image_mode", "True or False", image_mode)
         if self.label_embedding is None:
@@ -317,19 +332,28 @@ class UNet3D(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
                 image_mode: bool = False) -> torch.Tensor:
-        """x: (B, T, C, H, W), t: (B,) timesteps, y: (B,) labels in [0, K] (K = null) or None -> (B, T, C, H, W).
+        """x: (B, T, C, H, W), t: (B,) or (B, T) timesteps, y: (B,) labels in [0, K] (K = null) or None -> (B, T, C, H, W).
 
         A class-conditional model called with ``y=None`` uses the null label (unconditional).
+
+        t (B, T): a noise level per frame (Diffusion Forcing, Chen et al. 2024): frame j of clip b
+        is embedded with its own t[b, j], so the network can tell clean, half-noisy and pure-noise
+        frames of one clip apart. t (B,) is one level for the whole clip, as in every other lesson.
 
         image_mode: treat the T frames of each clip as independent images (temporal attention sees
         only the frame itself); used for joint image + video training.
         """
         self._check_inputs(x, t, y, image_mode)
         B, T, C, H, W = x.shape
-        emb = self.time_embedding(t)  # (B, time_dim)
-        if self.label_embedding is not None:
-            emb = emb + self.label_embedding(y, B)
-        emb = emb.repeat_interleave(T, dim=0)  # (B·T, time_dim): one t (and label) per clip
+        if t.dim() == 1:
+            emb = self.time_embedding(t)  # (B, time_dim)
+            if self.label_embedding is not None:
+                emb = emb + self.label_embedding(y, B)
+            emb = emb.repeat_interleave(T, dim=0)  # (B·T, time_dim): one t (and label) per clip
+        else:  # a timestep per frame: (B, T) -> (B·T, time_dim), the label still one per clip
+            emb = self.time_embedding(t.reshape(B * T))
+            if self.label_embedding is not None:
+                emb = emb + self.label_embedding(y, B).repeat_interleave(T, dim=0)
         if self.frame_embedding is not None and not image_mode:  # where the frame sits in its clip (0 … T − 1)
             emb = emb + self.frame_embedding.weight[:T].repeat(B, 1)
 

@@ -12,9 +12,15 @@ Tasks and their models (the first is the default):
 * ``toy-moons``    -- two moons (N, 2); ``mlp``;
 * ``digits``       -- rendered digits (N, 1, H, W), class-conditional with label dropout for
   classifier-free guidance; ``unet2d``;
-* ``video-shapes`` -- bouncing coloured shapes (B, T, 3, H, W); ``unet3d`` or ``conv_lstm``;
+* ``video-shapes`` -- bouncing coloured shapes (B, T, 3, H, W); ``unet3d``, ``conv_lstm`` or ``forcing``;
 * ``video-digits`` -- moving digits (B, T, 1, H, W), class-conditional like ``digits`` (one label
-  per clip: "a moving 7"); ``unet3d`` or ``conv_lstm``.
+  per clip: "a moving 7"); ``unet3d``, ``conv_lstm`` or ``forcing``.
+
+``forcing`` is the video U-Net of lesson 14 (with temporal convolutions and a frame embedding, like
+lesson 08's predictor) trained by Diffusion Forcing: an independent noise level per frame
+(:class:`~course_lib.diffusion.forcing.DiffusionForcingObjective`), for the preset's
+``prediction_train_steps``; it samples whole clips, rolls out videos of any length and predicts
+the future (:mod:`course_lib.diffusion.forcing`).
 
 :meth:`Recipe.key` hashes everything that changes the trained weights, so a checkpoint named by it
 (``course_lib.workshop.zoo``) is never loaded for another recipe. :meth:`Recipe.info` is a plain dict
@@ -39,6 +45,7 @@ from course_lib._validation import check_choice, check_float_range, check_positi
 from course_lib.config import Preset, get_preset
 from course_lib.diffusion.forward import OBJECTIVES
 from course_lib.diffusion.flow import FlowMatchingObjective
+from course_lib.diffusion.forcing import DiffusionForcingObjective
 from course_lib.diffusion.objectives import DiffusionObjective, SNRFocusedTimesteps, uniform_timesteps
 from course_lib.diffusion.schedules import SCHEDULES, NoiseSchedule, make_schedule
 from course_lib.training import TrainConfig, model_signature
@@ -47,8 +54,8 @@ RECIPE_FORMAT = 1  # bump when the meaning of a stored recipe changes
 TASK_MODELS: dict[str, tuple[str, ...]] = {  # task -> its models, default first
     "toy-moons": ("mlp",),
     "digits": ("unet2d",),
-    "video-shapes": ("unet3d", "conv_lstm"),
-    "video-digits": ("unet3d", "conv_lstm"),
+    "video-shapes": ("unet3d", "conv_lstm", "forcing"),
+    "video-digits": ("unet3d", "conv_lstm", "forcing"),
 }
 TASKS = tuple(TASK_MODELS)
 # Tasks whose models take a label (the digit) and learn classifier-free guidance by label dropout.
@@ -118,6 +125,9 @@ class Recipe:
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             fail("warmup_steps", "an int >= 0", self.warmup_steps)
         check_choice("objective", self.objective, RECIPE_OBJECTIVES)
+        if self.model_name == "forcing" and self.objective == "flow":
+            fail("objective", "'eps', 'x0' or 'v' for the forcing model (its levels are diffusion timesteps)",
+                 self.objective)
         if self.objective == "flow" and self.snr_focus:
             fail("snr_focus", "0.0 with objective 'flow' (flow matching draws its own times)", self.snr_focus)
         check_choice("schedule", self.schedule_name, SCHEDULES)
@@ -194,9 +204,12 @@ class Recipe:
             return {"factory": "course_lib.models.unet2d:unet2d_for_preset", "uses_preset": True,
                     "kwargs": {"num_classes": self.num_classes, "in_channels": self.channels}}
         factory = {"unet3d": "course_lib.models.unet3d:unet3d_for_preset",
+                   "forcing": "course_lib.models.unet3d:unet3d_for_preset",
                    "conv_lstm": "course_lib.models.conv_lstm:conv_lstm_for_preset"}[self.model_name]
         # the video builders read their channels from the preset: bouncing shapes are RGB in every preset
         kwargs = {} if self.num_classes is None else {"num_classes": self.num_classes}
+        if self.model_name == "forcing":  # frame differences carry the velocity a rollout must keep
+            kwargs.update(temporal_conv=True, frame_embedding=True)
         return {"factory": factory, "uses_preset": True, "kwargs": kwargs,
                 "preset_changes": {"video_channels": self.channels}}
 
@@ -227,10 +240,16 @@ class Recipe:
         return make_schedule(self.schedule_name, self.preset.num_diffusion_steps)
 
     @property
-    def loss_fn(self) -> DiffusionObjective | FlowMatchingObjective:
+    def loss_fn(self) -> DiffusionObjective | FlowMatchingObjective | DiffusionForcingObjective:
         """``loss_fn(model, batch, generator)`` for the Trainer: the diffusion loss with the recipe's
-        timesteps (focused by ``snr_focus``) or, with objective "flow", the flow-matching loss; for
-        class-conditional tasks with label dropout."""
+        timesteps (focused by ``snr_focus``) or, with objective "flow", the flow-matching loss, or for
+        the ``forcing`` model the same loss with a timestep per frame; for class-conditional tasks with
+        label dropout."""
+        if self.model_name == "forcing":
+            timesteps = SNRFocusedTimesteps(self.snr_focus, FOCUS_SNR) if self.snr_focus else uniform_timesteps
+            conditional = {} if self.num_classes is None else dict(null_label=self.num_classes,
+                                                                    label_dropout=self.label_dropout)
+            return DiffusionForcingObjective(self.schedule, self.objective, timesteps, **conditional)
         if self.objective == "flow":
             conditional = {} if self.num_classes is None else dict(null_label=self.num_classes,
                                                                     label_dropout=self.label_dropout)
@@ -476,7 +495,7 @@ def get_recipe(task: str, preset: str | Preset | None = None, model: str | None 
     """The recipe for ``task`` at ``preset`` (a name, a Preset, or None for ``get_preset()``).
 
     task: "toy-moons", "digits", "video-shapes" or "video-digits". model: the task's network
-    ("mlp"; "unet2d"; "unet3d" (default) or "conv_lstm" for video). overrides: any of steps,
+    ("mlp"; "unet2d"; "unet3d" (default), "conv_lstm" or "forcing" for video). overrides: any of steps,
     batch_size, lr, warmup_steps, objective, schedule, seed, label_dropout, digit_images.
     """
     check_choice("task", task, TASKS)
@@ -487,6 +506,8 @@ def get_recipe(task: str, preset: str | Preset | None = None, model: str | None 
     if preset is None or isinstance(preset, str):
         preset = get_preset(preset)
     defaults = _defaults(task, preset)
+    if model == "forcing":  # rollouts compound errors: it trains as long as lesson 08's predictor
+        defaults["steps"] = preset.prediction_train_steps
     if overrides.get("objective") == "flow":
         defaults["snr_focus"] = 0.0  # flow matching draws its own times (FLOW_TIME_SAMPLER)
     return Recipe(task=task, model_name=model, preset=preset, **{**defaults, **_rename_overrides(overrides)})
