@@ -43,9 +43,10 @@ LOW_MEMORY = 2 * 2**30  # below this available, warn: a training step needs a fe
 LOW_DISK = 1 * 2**30  # below this free, warn: the cpu preset's checkpoints of all lessons take a few hundred MB
 NO_DISK = 100 * 2**20  # below this free, a checkpoint may not be saved at all: an error
 SHIPPED_PRESET = "cpu"  # the preset the shipped models were trained in
-# The recipes whose trained models ship with the course (course_lib/workshop/pretrained/), and the
-# lessons that load them through train_or_load.
-SHIPPED = {("digits", "unet2d"): "lesson 04's exercises, 11", ("video-shapes", "unet3d"): "lessons 07, 08, 09, 11"}
+# The recipes (task, model, objective; None: the recipe's own) whose trained models ship with the course
+# (course_lib/workshop/pretrained/), and the lessons that load them through train_or_load.
+SHIPPED = {("digits", "unet2d", None): "lesson 04's exercises, 11, 13", ("digits", "unet2d", "flow"): "lesson 13",
+           ("video-shapes", "unet3d", None): "lessons 07, 08, 09, 11"}
 WIDGET_EXTENSION = "@jupyter-widgets/jupyterlab-manager"  # JupyterLab's widget renderer (jupyterlab_widgets)
 # Where `python -m course_lib notebooks time --preset P` writes its record (course_lib.workshop.build.timing).
 LESSON_TIMES = "benchmarks/lesson-times-{preset}.json"
@@ -331,8 +332,8 @@ def probe_weights(context: Context) -> Finding:
     used = context.preset is None or context.preset.name == SHIPPED_PRESET
     facts, expected = [], set()
     finding = Finding("weights", "")
-    for (task, model), lessons in SHIPPED.items():
-        recipe = get_recipe(task, SHIPPED_PRESET, model)
+    for (task, model, objective), lessons in SHIPPED.items():
+        recipe = get_recipe(task, SHIPPED_PRESET, model, **({"objective": objective} if objective else {}))
         path = zoo.checkpoint_path(recipe, folder=shipped.SHIPPED_FOLDER)
         own = zoo.checkpoint_path(recipe, folder=context.root / zoo.DEFAULT_FOLDER)
         expected.add(path.name)
@@ -344,7 +345,7 @@ def probe_weights(context: Context) -> Finding:
             (finding.errors if used else finding.warnings).append(
                 f"the shipped {path.name} is missing, so {lessons} would train it first: reinstall the course "
                 f"(python -m pip install -e .), or train it now from {context.root}: python -m course_lib train "
-                f"--task {task} --model {model} --preset {SHIPPED_PRESET}")
+                f"--task {task} --model {model} --preset {SHIPPED_PRESET}" + (f" --objective {objective}" if objective else ""))
             continue
         problem = _check_shipped(path, recipe)
         if problem:
