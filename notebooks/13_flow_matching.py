@@ -572,7 +572,7 @@ for shift in shifts:
 # Heun (flow model) at 5, 10 and 20 network calls, and lesson 04's digit judge scores them:
 # accuracy (does it show the requested digit?) and FID (distance from real digits; lower is
 # better). The benchmark (`python -m course_lib bench sampling`, in BENCHMARKS.md) does the same
-# with 500 samples.
+# with more samples and reports the machine it ran on.
 
 # %%
 from pathlib import Path
