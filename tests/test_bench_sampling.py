@@ -237,3 +237,13 @@ def test_all_passes_on_only_the_options_each_benchmark_takes():
     assert image.minutes is None and image.threads == 1 and not hasattr(image, "checkpoints")
     assert extra == ["--checkpoints", "ck", "--train-minutes", "2.5"]
     assert bench.main(["all", "--skip", "nothing"]) == 2
+
+
+def test_a_run_of_some_tasks_keeps_its_own_record_and_the_command_is_recorded_as_typed(monkeypatch):
+    from course_lib.workshop.bench.common import command_line
+
+    assert SamplingBenchConfig(preset=SMOKE).name == "sampling-smoke"
+    assert SamplingBenchConfig(preset=SMOKE, tasks=("digits",)).name == "sampling-smoke-digits"
+    for argv in (["-m", "bench", "sampling", "--quick"], ["-m", "sampling", "--quick"]):  # course_lib / its bench
+        monkeypatch.setattr("sys.argv", argv)
+        assert command_line() == "python -m course_lib bench sampling --quick"

@@ -33,7 +33,10 @@ DEFAULT_OUT = "runs/bench"
 
 def command_line() -> str:
     """The command that runs this benchmark, for the JSON record of the checkpoints it trains."""
-    return " ".join([PROG, *sys.argv[1:]])
+    args = sys.argv[1:]
+    if args[:1] == ["bench"]:  # run as python -m course_lib bench NAME ...: PROG says "bench" already
+        args = args[1:]
+    return " ".join([PROG, *args])
 
 
 # --- tables ------------------------------------------------------------------------------------

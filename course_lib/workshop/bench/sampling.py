@@ -119,6 +119,11 @@ class SamplingBenchConfig(TrainedModelsConfig):
         for argument in ("video_checkpoint", "digits_flow_checkpoint", "video_flow_checkpoint"):
             check_checkpoint_file(argument, getattr(self, argument))
 
+    @property
+    def name(self) -> str:
+        """``sampling-<preset>[-quick]``, with the tasks when not all are measured (their records then sit side by side)."""
+        return super().name + ("" if set(self.tasks) == set(TASKS) else "-" + "-".join(self.tasks))
+
     def samples_for(self, task: str) -> int:
         """Samples per sampler for ``task``: ``samples``, else the quick run's few, else :func:`default_samples`."""
         if self.samples is not None:
