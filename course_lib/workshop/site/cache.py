@@ -1,0 +1,80 @@
+"""The execution cache: each lesson run once per (its notebook, the preset, the course's code).
+
+A lesson ``notebooks/NN_name.ipynb`` is executed top to bottom in a fresh kernel started in
+``notebooks/`` (so ``../checkpoints`` and the shipped weights are found as a learner finds them),
+with figures drawn inline, and stored with its outputs as ``<cache>/<preset>/NN_name.ipynb``. Its
+key, kept in the stored notebook's metadata, hashes the lesson's bytes, the preset and
+:func:`code_version`; a rebuild re-executes only the lessons whose key changed. A lesson that
+fails raises :class:`~course_lib.workshop.build.execute.CellError` naming the lesson and the cell,
+and nothing is stored for it.
+"""
+from __future__ import annotations
+
+import hashlib
+import platform
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+import torch
+from nbformat import NotebookNode
+
+import course_lib
+from course_lib._files import atomic_write
+from course_lib.workshop.build.execute import kernel_env, run_notebook
+
+KEY_FIELD = "course_site_key"  # in the cached notebook's metadata
+INLINE = "module://matplotlib_inline.backend_inline"  # figures as PNG outputs (pytest's kernels use Agg)
+_OWN_CODE = Path(__file__).resolve().parent  # the site build itself does not change what a lesson shows
+
+
+def code_version() -> str:
+    """A hash of every ``course_lib`` source and shipped weight file, torch's and Python's versions."""
+    package = Path(course_lib.__file__).resolve().parent
+    digest = hashlib.sha256(f"{torch.__version__} {platform.python_version()}".encode())
+    files = sorted(p for p in package.rglob("*") if p.is_file() and p.suffix in (".py", ".pt", ".json")
+                   and _OWN_CODE not in p.parents and "__pycache__" not in p.parts)
+    for path in files:
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def lesson_key(lesson: Path, preset: str, code: str) -> str:
+    """The cache key of one lesson: its notebook's bytes, the preset and the code version."""
+    return hashlib.sha256(lesson.read_bytes() + f"\0{preset}\0{code}".encode()).hexdigest()
+
+
+def cached_key(path: Path) -> str | None:
+    """The key stored in a cached notebook, None when there is none (or the file is unreadable)."""
+    try:
+        return nbformat.read(path, as_version=4).metadata.get(KEY_FIELD)
+    except (OSError, ValueError):
+        return None
+
+
+def execute_lesson(lesson: Path, preset: str) -> NotebookNode:
+    """Run ``lesson`` in ``preset``, figures inline, widget state kept; raises CellError on a failing cell."""
+    nb = nbformat.read(lesson, as_version=4)
+    env = {**kernel_env(), "COURSE_PRESET": preset, "MPLBACKEND": INLINE}
+    return run_notebook(nb, lesson.parent, f"notebooks/{lesson.name}", env, store_widget_state=True)
+
+
+def executed_lessons(lessons: list[Path], preset: str, cache: Path,
+                     execute: Callable[[Path, str], NotebookNode] = execute_lesson,
+                     log: Callable[[str], None] = print) -> list[Path]:
+    """The executed copy of each lesson in ``cache/<preset>/``, running only those whose key changed."""
+    folder = cache / preset
+    folder.mkdir(parents=True, exist_ok=True)
+    code = code_version()
+    done = []
+    for lesson in lessons:
+        key, target = lesson_key(lesson, preset, code), folder / lesson.name
+        if cached_key(target) == key:
+            log(f"{lesson.stem}: cached")
+        else:
+            log(f"{lesson.stem}: running ({preset} preset) ...")
+            nb = execute(lesson, preset)
+            nb.metadata[KEY_FIELD] = key
+            atomic_write(target, lambda file: nbformat.write(nb, file), binary=False)
+        done.append(target)
+    return done
