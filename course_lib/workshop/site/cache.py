@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,8 +73,9 @@ def executed_lessons(lessons: list[Path], preset: str, cache: Path,
         if cached_key(target) == key:
             log(f"{lesson.stem}: cached")
         else:
-            log(f"{lesson.stem}: running ({preset} preset) ...")
+            start = time.perf_counter()
             nb = execute(lesson, preset)
+            log(f"{lesson.stem}: ran in {time.perf_counter() - start:.0f} s ({preset} preset)")
             nb.metadata[KEY_FIELD] = key
             atomic_write(target, lambda file: nbformat.write(nb, file), binary=False)
         done.append(target)
