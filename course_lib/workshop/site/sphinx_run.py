@@ -9,6 +9,9 @@ from pathlib import Path
 
 TITLE = "Video diffusion models"
 CSS = ".static-widget { font-size: 0.9em; color: var(--pst-color-text-muted); }\n"
+# the site's own icon: without one the browser asks the server for /favicon.ico and logs a 404
+FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+           '<rect width="16" height="16" rx="3" fill="#1f5f8b"/><circle cx="8" cy="8" r="4" fill="#fff"/></svg>\n')
 
 
 def conf_text(repository: str) -> str:
@@ -25,6 +28,8 @@ def conf_text(repository: str) -> str:
         "html_theme": "sphinx_book_theme",
         "html_theme_options": {"repository_url": repository, "use_download_button": False,
                                "show_navbar_depth": 1, "navigation_with_keys": False},
+        "html_context": {"default_mode": "light"},  # the theme logs an error when no mode is set
+        "html_favicon": "_static/favicon.svg",
         "html_static_path": ["_static"],
         "html_css_files": ["course.css"],
         "html_show_sourcelink": False,
@@ -39,6 +44,7 @@ def write_conf(source: Path, repository: str) -> None:
     (source / "conf.py").write_text(conf_text(repository), encoding="utf-8")
     (source / "_static").mkdir(exist_ok=True)
     (source / "_static" / "course.css").write_text(CSS, encoding="utf-8")
+    (source / "_static" / "favicon.svg").write_text(FAVICON, encoding="utf-8")
 
 
 def run_sphinx(source: Path, out: Path, doctrees: Path, warnings: Path) -> str | None:
