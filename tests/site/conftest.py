@@ -64,7 +64,7 @@ def executed():
     for name, value in KERNEL_ENV.items():
         os.environ.setdefault(name, value)
     try:
-        return executed_lessons(lesson_paths(REPO), "smoke", REPO / CACHE, log=lambda line: None), None
+        return executed_lessons(lesson_paths(REPO), "smoke", REPO / CACHE, log=print), None
     except CellError as error:
         return None, str(error)
 

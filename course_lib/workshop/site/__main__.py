@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     try:
-        out = build_site(args.root, args.preset, args.out, args.cache)
+        out = build_site(args.root, args.preset, args.out, args.cache, log=lambda line: print(line, flush=True))
     except (ValueError, BuildError, SiteError) as error:
         print(f"{PROG} build: error: {' '.join(str(error).split())}; the previous site is unchanged", file=sys.stderr)
         return 1

@@ -26,15 +26,19 @@ from course_lib.workshop.build.execute import kernel_env, run_notebook
 
 KEY_FIELD = "course_site_key"  # in the cached notebook's metadata
 INLINE = "module://matplotlib_inline.backend_inline"  # figures as PNG outputs (pytest's kernels use Agg)
-_OWN_CODE = Path(__file__).resolve().parent  # the site build itself does not change what a lesson shows
+# The course's tools that no lesson imports: editing them does not change what a lesson shows.
+TOOLS = ("__main__.py", "workshop/build", "workshop/bench", "workshop/site", "workshop/cli.py",
+         "workshop/doctor.py", "workshop/pytest_plugin.py")
 
 
 def code_version() -> str:
-    """A hash of every ``course_lib`` source and shipped weight file, torch's and Python's versions."""
+    """A hash of the ``course_lib`` a lesson runs (sources and shipped weights, :data:`TOOLS` left out),
+    torch's and Python's versions."""
     package = Path(course_lib.__file__).resolve().parent
     digest = hashlib.sha256(f"{torch.__version__} {platform.python_version()}".encode())
     files = sorted(p for p in package.rglob("*") if p.is_file() and p.suffix in (".py", ".pt", ".json")
-                   and _OWN_CODE not in p.parents and "__pycache__" not in p.parts)
+                   and "__pycache__" not in p.parts
+                   and not any(p.relative_to(package).as_posix().startswith(tool) for tool in TOOLS))
     for path in files:
         digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
