@@ -9,7 +9,6 @@ from course_lib.workshop.site import cache as site_cache
 from course_lib.workshop.site.__main__ import main
 from course_lib.workshop.site.links import colab_url, repository_url, rewrite_links
 from course_lib.workshop.site.output import MARKER
-from course_lib.workshop.site.static_widgets import STATE, VIEW, render_widgets_static
 
 REPOSITORY = "https://github.com/someone/course"
 
@@ -44,7 +43,7 @@ def fake_runs(monkeypatch):
     """Replace the kernel by a stub that records which lessons it ran."""
     ran = []
 
-    def execute(lesson, preset):
+    def execute(lesson, preset, cache):
         ran.append(lesson.stem)
         return nbformat.read(lesson, as_version=4)
 
@@ -122,19 +121,15 @@ def test_a_failing_lesson_names_lesson_and_cell_and_leaves_the_previous_site(cou
 
 # --- static widgets and links ----------------------------------------------------------------------
 
-def test_a_slider_shows_its_first_figure_and_value_and_no_widget_state_is_left():
-    png = {"output_type": "display_data", "data": {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}, "metadata": {}}
-    states = {
-        "box": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_slider", "IPY_MODEL_out"]}},
-        "slider": {"model_name": "IntSliderModel", "state": {"description": "t", "value": 250, "min": 0, "max": 999}},
-        "out": {"model_name": "OutputModel", "state": {"outputs": [png]}},
-    }
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("view")])
-    nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", data={VIEW: {"model_id": "box"}, "text/plain": "VBox()"})]
-    nb.metadata["widgets"] = {STATE: {"state": states}}
-    outputs = render_widgets_static(nb).cells[0].outputs
-    assert "<b>t</b> = 250" in outputs[0].data["text/html"] and "0 to 999" in outputs[0].data["text/html"]
-    assert outputs[1].data["image/png"] == "iVBORw0KGgo=" and "widgets" not in nb.metadata
+def test_in_a_site_kernel_a_slider_draws_its_static_figure_and_nothing_goes_to_stderr(course, tmp_path):
+    lesson = write_lesson(course / "notebooks", "01_slider",
+                          "import tqdm.auto\nfrom course_lib.views.figures import slider_view\n"
+                          "slider_view(lambda fig, t: fig.subplots().plot([0, t]), t=(0, 9))")
+    nb = site_cache.execute_lesson(lesson, "smoke", tmp_path / "cache")
+    outputs = nb.cells[1].outputs
+    assert any("image/png" in o.get("data", {}) for o in outputs), outputs
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert not any(o.get("name") == "stderr" for o in outputs), outputs
 
 
 def test_links_point_at_pages_pictures_or_the_repository(course):

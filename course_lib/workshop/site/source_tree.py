@@ -1,7 +1,7 @@
 """The site's source tree: the executed lessons and the course's pages, laid out as in the repository.
 
 * ``index.md``: README.md, with the book's table of contents (lessons, then reference pages);
-* ``notebooks/NN_name.ipynb``: the executed lesson, widgets rendered static, links made to work,
+* ``notebooks/NN_name.ipynb``: the executed lesson (its figures static), links made to work,
   and under its title a line: download the notebook (the output-free lesson, as in git), open it
   in Colab, which preset made the outputs;
 * ``GLOSSARY.md`` ... ``BENCHMARKS.md``, ``docs/training_at_scale.md`` where they exist;
@@ -18,7 +18,6 @@ from pathlib import Path
 import nbformat
 
 from course_lib.workshop.site.links import INDEX, README, colab_url
-from course_lib.workshop.site.static_widgets import render_widgets_static
 
 PAGES = ("GLOSSARY.md", "REFERENCES.md", "INSTRUCTORS.md", "BENCHMARKS.md", "docs/training_at_scale.md")
 API_PACKAGES = ("config", "diffusion", "models", "training", "data", "metrics", "views")
@@ -41,7 +40,7 @@ def lesson_header(lesson: Path, preset: str, repository: str) -> str:
 
 def write_lesson(executed: Path, lesson: Path, source: Path, preset: str, repository: str, rewrite: Rewrite) -> None:
     """The page of one lesson, and its output-free notebook for download."""
-    nb = render_widgets_static(nbformat.read(executed, as_version=4))
+    nb = nbformat.read(executed, as_version=4)
     page = f"notebooks/{lesson.name}"
     for cell in nb.cells:
         if cell.cell_type == "markdown":

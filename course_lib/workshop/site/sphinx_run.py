@@ -1,6 +1,6 @@
 """Sphinx, configured for the course: myst-nb renders the executed lessons without running them,
 sphinx-book-theme gives the book (sidebar, previous / next, search), MathJax is served from the
-site itself (sphinx-mathjax-offline), and no widget script is loaded (widgets are static)."""
+site itself (sphinx-mathjax-offline), and no widget script is loaded (the lessons ran without widgets)."""
 from __future__ import annotations
 
 import subprocess
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 TITLE = "Video diffusion models"
-CSS = ".static-widget { font-size: 0.9em; color: var(--pst-color-text-muted); }\n"
+CSS = ".cell_output img { max-width: 100%; height: auto; }\n"
 # the site's own icon: without one the browser asks the server for /favicon.ico and logs a 404
 FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
            '<rect width="16" height="16" rx="3" fill="#1f5f8b"/><circle cx="8" cy="8" r="4" fill="#fff"/></svg>\n')
@@ -21,7 +21,7 @@ def conf_text(repository: str) -> str:
         "html_title": TITLE,
         "extensions": ["myst_nb", "sphinx.ext.autodoc", "sphinx-mathjax-offline"],
         "nb_execution_mode": "off",  # the lessons arrive executed (the execution cache)
-        "nb_ipywidgets_js": {},  # no widget manager from a CDN: widgets are rendered static
+        "nb_ipywidgets_js": {},  # no widget manager from a CDN (the lessons ran without widgets)
         "myst_enable_extensions": ["dollarmath", "amsmath"],
         "myst_heading_anchors": 3,
         "exclude_patterns": ["_lesson_files", "_build"],
