@@ -151,3 +151,10 @@ def test_colab_links_come_from_the_readme_s_repository_line():
     repository = repository_url(root)
     readme = (root / "README.md").read_text(encoding="utf-8")
     assert colab_url(repository, "00_setup_and_tour") in readme, "the README's Colab link and the site's agree"
+
+
+def test_an_animation_s_cdn_stylesheet_is_dropped_from_its_html():
+    from course_lib.workshop.site.source_tree import offline_html
+
+    jshtml = '<link rel="stylesheet"\nhref="https://maxcdn.bootstrapcdn.com/font-awesome/4.4.0/css/font-awesome.min.css">\n<div class="animation">'
+    assert offline_html(jshtml) == '\n<div class="animation">'

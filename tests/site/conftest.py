@@ -155,6 +155,12 @@ class SiteTab:
 
 
 @pytest.fixture
+def artifacts(request) -> Path:
+    """This test's folder for screenshots (written only when something fails)."""
+    return artifacts_dir(request.node.nodeid)
+
+
+@pytest.fixture
 def site_page(site_browser, site_url):
     page = site_browser.new_page()
     page.set_default_timeout(15_000)

@@ -16,12 +16,15 @@ import urllib.parse
 import urllib.request
 from html.parser import HTMLParser
 
+from pathlib import Path
+
 import pytest
-from conftest import REPO, artifacts_dir
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.site, pytest.mark.notebooks]
 
-VIDEO_LESSONS = ("05", "06", "07", "08", "09")  # lessons whose samples are clips: each shows an animation
+VIDEO_LESSONS = ("05", "06", "07", "08")  # lessons that generate clips: each shows an animation
 RAW_TEX = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\begin\{|(?<![\w$])\$[^$\s][^$\n]*\$")
 
 # In the page: every picture loaded, every animation's frame count, the text that is not code.
@@ -45,7 +48,8 @@ PAGE_PROBE = """async () => {
 
 
 def html_pages(site) -> list[str]:
-    return sorted(path.relative_to(site).as_posix() for path in site.rglob("*.html") if not path.name.startswith("_"))
+    return sorted(path.relative_to(site).as_posix() for path in site.rglob("*.html")
+                  if not any(part.startswith("_") for part in path.relative_to(site).parts))  # not _static/
 
 
 def gif_frames(data_url: str) -> int:
@@ -71,7 +75,7 @@ def test_the_html_loads_nothing_from_the_network(site):
     assert (site / "_static" / "mathjax" / "tex-chtml.js").is_file(), "MathJax is served by the site itself"
 
 
-def test_every_page_loads_clean_with_pictures_animations_and_rendered_math(site, site_url, site_page, request):
+def test_every_page_loads_clean_with_pictures_animations_and_rendered_math(site, site_url, site_page, artifacts):
     problems, animations = [], {}
     for page in html_pages(site):
         site_page.errors.clear()
@@ -89,7 +93,7 @@ def test_every_page_loads_clean_with_pictures_animations_and_rendered_math(site,
             if found["images"] == 0:
                 page_problems.append(f"{page}: no figure")
         if page_problems:
-            site_page.save_artifacts(artifacts_dir(request.node.nodeid) / page.replace("/", "_"))
+            site_page.save_artifacts(artifacts / page.replace("/", "_"))
         problems += page_problems
     problems += [f"requests left 127.0.0.1: {url}" for url in site_page.remote]
     problems += [f"lesson {number} shows no animation" for number in VIDEO_LESSONS if not animations.get(number)]

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import pkgutil
+import re
 import shutil
 from collections.abc import Callable
 from importlib import import_module
@@ -21,7 +22,8 @@ from course_lib.workshop.site.links import INDEX, README, colab_url
 
 PAGES = ("GLOSSARY.md", "REFERENCES.md", "INSTRUCTORS.md", "BENCHMARKS.md", "docs/training_at_scale.md")
 API_PACKAGES = ("config", "diffusion", "models", "training", "data", "metrics", "views")
-LESSON_FILES = "_lesson_files"  # the output-free lessons offered for download (not pages)
+LESSON_FILES = "_lesson_files"
+_REMOTE_LINK = re.compile(r"<link\b[^>]*\bhref=[\"'](?:https?:)?//[^>]*>", re.IGNORECASE)  # the output-free lessons offered for download (not pages)
 
 Rewrite = Callable[[str, str], str]  # (Markdown text, its repository path) -> text for the site
 
@@ -38,6 +40,12 @@ def lesson_header(lesson: Path, preset: str, repository: str) -> str:
             f"the outputs below were made in the `{preset}` preset with the shipped weights")
 
 
+def offline_html(html: str) -> str:
+    """An HTML output without the stylesheets it loads from elsewhere (matplotlib's jshtml asks a CDN
+    for Font Awesome; the theme serves its own copy, which draws the animation's buttons)."""
+    return _REMOTE_LINK.sub("", html)
+
+
 def write_lesson(executed: Path, lesson: Path, source: Path, preset: str, repository: str, rewrite: Rewrite) -> None:
     """The page of one lesson, and its output-free notebook for download."""
     nb = nbformat.read(executed, as_version=4)
@@ -45,6 +53,9 @@ def write_lesson(executed: Path, lesson: Path, source: Path, preset: str, reposi
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = rewrite(cell.source, page)
+        for output in cell.get("outputs", []):
+            if "text/html" in output.get("data", {}):
+                output.data["text/html"] = offline_html(output.data["text/html"])
     at = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0  # under the title
     nb.cells.insert(at, nbformat.v4.new_markdown_cell(lesson_header(lesson, preset, repository)))
     for cell in nb.cells:

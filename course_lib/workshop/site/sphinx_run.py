@@ -37,7 +37,24 @@ def conf_text(repository: str) -> str:
         "autodoc_member_order": "bysource",
         "suppress_warnings": ["myst.header", "mystnb.unknown_mime_type", "misc.highlighting_failure"],
     }
-    return "".join(f"{name} = {value!r}\n" for name, value in settings.items())
+    return "".join(f"{name} = {value!r}\n" for name, value in settings.items()) + DOCSTRING_HOOK
+
+
+# Docstrings write |x| for a norm or an absolute value, which reStructuredText reads as a substitution
+# (an error, and a link to nowhere): outside ``literals`` each bar is escaped.
+DOCSTRING_HOOK = r'''
+
+import re as _re
+
+
+def _escape_bars(app, what, name, obj, options, lines):
+    lines[:] = ["".join(part if part.startswith("``") else part.replace("|", "\\|")
+                        for part in _re.split(r"(``.*?``)", line)) for line in lines]
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _escape_bars)
+'''
 
 
 def write_conf(source: Path, repository: str) -> None:
