@@ -40,20 +40,27 @@ def conf_text(repository: str) -> str:
     return "".join(f"{name} = {value!r}\n" for name, value in settings.items()) + DOCSTRING_HOOK
 
 
-# Docstrings write |x| for a norm or an absolute value, which reStructuredText reads as a substitution
-# (an error, and a link to nowhere): outside ``literals`` each bar is escaped.
+# Docstrings write |x| for a norm and (B, C, *axes) for any number of axes, which reStructuredText
+# reads as a substitution and an unclosed emphasis (errors, and links to nowhere): outside ``literals``
+# every bar is escaped, and so is every single star of a line whose single stars do not pair up.
 DOCSTRING_HOOK = r'''
 
 import re as _re
 
 
-def _escape_bars(app, what, name, obj, options, lines):
-    lines[:] = ["".join(part if part.startswith("``") else part.replace("|", "\\|")
-                        for part in _re.split(r"(``.*?``)", line)) for line in lines]
+def _escape(text):
+    text = text.replace("|", "\\|")
+    stars = _re.findall(r"(?<!\*)\*(?!\*)", text)
+    return _re.sub(r"(?<!\*)\*(?!\*)", r"\\*", text) if len(stars) % 2 else text
+
+
+def _escape_markup(app, what, name, obj, options, lines):
+    lines[:] = ["".join(part if part.startswith("``") else _escape(part) for part in _re.split(r"(``.*?``)", line))
+                for line in lines]
 
 
 def setup(app):
-    app.connect("autodoc-process-docstring", _escape_bars)
+    app.connect("autodoc-process-docstring", _escape_markup)
 '''
 
 
