@@ -158,3 +158,12 @@ def test_an_animation_s_cdn_stylesheet_is_dropped_from_its_html():
 
     jshtml = '<link rel="stylesheet"\nhref="https://maxcdn.bootstrapcdn.com/font-awesome/4.4.0/css/font-awesome.min.css">\n<div class="animation">'
     assert offline_html(jshtml) == '\n<div class="animation">'
+
+
+def test_a_figure_shown_twice_by_one_cell_appears_once():
+    from course_lib.workshop.site.source_tree import without_repeated_pictures
+
+    figure = {"image/png": "iVBOR", "text/plain": "<Figure>"}
+    outputs = [nbformat.v4.new_output("execute_result", data=figure), nbformat.v4.new_output("display_data", data=figure),
+               nbformat.v4.new_output("display_data", data={"image/png": "other"})]
+    assert [o.data["image/png"] for o in without_repeated_pictures(outputs)] == ["iVBOR", "other"]

@@ -46,6 +46,19 @@ def offline_html(html: str) -> str:
     return _REMOTE_LINK.sub("", html)
 
 
+def without_repeated_pictures(outputs: list) -> list:
+    """``outputs`` with each picture once: a cell that ends with a Figure (a slider's static view) shows
+    it as its value and again when the inline backend draws the open figures."""
+    seen, kept = set(), []
+    for output in outputs:
+        picture = output.get("data", {}).get("image/png")
+        if picture is not None and picture in seen:
+            continue
+        seen.add(picture)
+        kept.append(output)
+    return kept
+
+
 def write_lesson(executed: Path, lesson: Path, source: Path, preset: str, repository: str, rewrite: Rewrite) -> None:
     """The page of one lesson, and its output-free notebook for download."""
     nb = nbformat.read(executed, as_version=4)
@@ -53,6 +66,8 @@ def write_lesson(executed: Path, lesson: Path, source: Path, preset: str, reposi
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = rewrite(cell.source, page)
+        if cell.cell_type == "code":
+            cell.outputs = without_repeated_pictures(cell.outputs)
         for output in cell.get("outputs", []):
             if "text/html" in output.get("data", {}):
                 output.data["text/html"] = offline_html(output.data["text/html"])
