@@ -172,3 +172,8 @@ def test_search_for_ddim_finds_the_image_ddpm_lesson(site_url, site_page):
     hits = site_page.page.evaluate("() => Array.from(document.querySelectorAll('#search-results ul.search li a'), a => a.href)")
     assert any("notebooks/04_image_ddpm.html" in hit for hit in hits), hits
     assert not site_page.errors, site_page.errors
+
+
+def test_the_build_leaves_nothing_beside_the_site(site):
+    """No staging folder, no jupyter_execute/: the build's scratch stays in its staging folder and cache."""
+    assert [path.name for path in site.parent.iterdir()] == ["_site"]

@@ -52,10 +52,11 @@ def build_site(root: Path | str = ".", preset: str = "smoke", out: Path | str = 
         write_api(source)
         write_conf(source, repository)
         warnings = cache / f"sphinx-warnings-{preset}.log"
-        failure = run_sphinx(source, staging, cache / f"doctrees-{preset}", warnings)
+        html = staging / "html"  # myst-nb writes its jupyter_execute/ beside the HTML folder: in staging
+        failure = run_sphinx(source, html, cache / f"doctrees-{preset}", warnings)
         if failure is not None:
             raise SiteError(f"sphinx failed: {failure} (all warnings: {warnings})")
-        swap_in(staging, out)
+        swap_in(html, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
