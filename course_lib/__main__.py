@@ -4,6 +4,7 @@
     python -m course_lib bench image|video|sampling|prediction|training|all|quality ...
                                                               # benchmarks: course_lib.workshop.bench
     python -m course_lib notebooks build|check ...            # the notebook build: course_lib.workshop.build
+    python -m course_lib site build [--preset P] [--out DIR]  # the course as a website: course_lib.workshop.site
 
 This is the entry point: the only module outside the benchmarks that imports them.
 """
@@ -24,6 +25,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from course_lib.workshop.build.__main__ import main as notebooks
 
         return notebooks(argv[1:])
+    if argv[:1] == ["site"]:
+        from course_lib.workshop.site.__main__ import main as site
+
+        return site(argv[1:])
     from course_lib.workshop.cli import main as cli
 
     return cli(argv)

@@ -42,6 +42,7 @@ def test_readme_installs_and_tests_exactly_as_ci_does():
     assert 'python -m pip install torch==2.13.0 && python -m pip install -e ".[dev]"' in readme
     assert "python -m pip install torch==2.13.0\n" in ci and "python -m pip install -e '.[dev]'\n" in ci
     assert "\npython -m pytest\n" in readme and "\npython -m pytest\n" in ci
+    assert '`python -m pip install -e ".[site]"`' in readme and "python -m pip install -e '.[site]'" in ci  # the website
 
 
 def test_every_command_the_readme_shows_exists():

@@ -26,3 +26,14 @@ def test_environment_yml_names_the_same_packages_as_pyproject():
 def test_torch_requirement_stays_open_for_colab():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert "torch>=2.1" in project["dependencies"]
+
+
+def test_the_site_builder_is_an_optional_extra_outside_the_learners_install():
+    """`.[site]` (python -m course_lib site build) names a maintained builder; neither pyproject's
+    dependencies nor environment.yml (the learner's install, for conda) pull it in."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    site = {_name(r) for r in project["optional-dependencies"]["site"]}
+    assert {"sphinx", "myst-nb", "sphinx-book-theme", "sphinx-mathjax-offline"} <= site
+    learner = {_name(r) for r in project["dependencies"]} | {_name(r) for r in project["optional-dependencies"]["dev"]}
+    environment = (ROOT / "environment.yml").read_text()
+    assert not site & learner and not any(re.search(rf"^\s*- {re.escape(name)}\b", environment, re.MULTILINE) for name in site)

@@ -275,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="build the lessons' notebooks, check they are in sync, time them (notebooks --help)")
     commands.add_parser("bench", add_help=False,
                         help="train and measure a part of the course, write BENCHMARKS.md's tables (bench --help)")
+    commands.add_parser("site", add_help=False,
+                        help="build the course as a website: the lessons executed, as a static book (site --help)")
     return parser
 
 

@@ -17,15 +17,12 @@ from pathlib import Path
 
 import nbformat
 import torch
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from course_lib._files import atomic_write, atomic_write_json
 from course_lib._validation import check_choice, fail
 from course_lib.config import PRESETS
 from course_lib.workshop.build.build import LESSONS, check_root
-from course_lib.workshop.build.execute import CELL_TIMEOUT_S
-from course_lib.workshop.build.ipynb import cell_label
+from course_lib.workshop.build.execute import CELL_TIMEOUT_S, CellError, run_notebook
 
 BEGIN, END = "<!-- lesson-times:begin -->", "<!-- lesson-times:end -->"
 
@@ -57,19 +54,12 @@ def time_lesson(path: Path, preset: str, threads: int | None = None) -> LessonTi
     env = {**os.environ, "COURSE_PRESET": preset, "MPLBACKEND": "Agg"}
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     error = None
-    with client.setup_kernel(env=env):
-        for index, cell in enumerate(nb.cells):
-            try:
-                client.execute_cell(cell, index)
-            except CellExecutionError as failure:
-                error = f"{cell_label(nb, index)} raised {failure.ename}: {failure.evalue}"
-                break
-            except (CellTimeoutError, DeadKernelError) as failure:  # a cell past CELL_TIMEOUT_S, or the kernel died
-                error = f"{cell_label(nb, index)}: {type(failure).__name__}: {str(failure).splitlines()[0]}"
-                break
+    try:
+        run_notebook(nb, path.parent, path.stem, env, timeout=CELL_TIMEOUT_S)
+    except CellError as failure:  # a cell raised, ran past CELL_TIMEOUT_S, or the kernel died
+        error = f"{failure.cell} {failure.detail}"
     return LessonTime(path.stem, round(time.perf_counter() - start, 1), error)
 
 

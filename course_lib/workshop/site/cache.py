@@ -1,0 +1,105 @@
+"""The execution cache: each lesson run once per (its notebook, the preset, the course's code).
+
+A lesson ``notebooks/NN_name.ipynb`` is executed top to bottom in a fresh kernel started in
+``notebooks/`` (so ``../checkpoints`` and the shipped weights are found as a learner finds them),
+with figures drawn inline, and stored with its outputs as ``<cache>/<preset>/NN_name.ipynb``.
+The kernel cannot import ipywidgets (:func:`site_kernel_env`), so every slider view draws the
+static figure the course shows without widgets (panels at several slider values), the quizzes
+print their answers, and progress bars stay off: a static page shows what it can show. Its
+key, kept in the stored notebook's metadata, hashes the lesson's bytes, the preset and
+:func:`code_version`; a rebuild re-executes only the lessons whose key changed. A lesson that
+fails raises :class:`~course_lib.workshop.build.execute.CellError` naming the lesson and the cell,
+and nothing is stored for it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+import torch
+from nbformat import NotebookNode
+
+import course_lib
+from course_lib._files import atomic_write
+from course_lib.workshop.build.execute import kernel_env, run_notebook
+
+KEY_FIELD = "course_site_key"  # in the cached notebook's metadata
+INLINE = "module://matplotlib_inline.backend_inline"  # figures as PNG outputs (pytest's kernels use Agg)
+# The course's tools that no lesson imports: editing them does not change what a lesson shows.
+TOOLS = ("__main__.py", "workshop/build", "workshop/bench", "workshop/site", "workshop/cli.py",
+         "workshop/doctor.py", "workshop/pytest_plugin.py")
+
+
+def code_version() -> str:
+    """A hash of the ``course_lib`` a lesson runs (sources and shipped weights, :data:`TOOLS` left out),
+    of this module (how the kernels are set up), torch's and Python's versions."""
+    package = Path(course_lib.__file__).resolve().parent
+    digest = hashlib.sha256(f"{torch.__version__} {platform.python_version()}".encode())
+    files = sorted(p for p in package.rglob("*") if p.is_file() and p.suffix in (".py", ".pt", ".json")
+                   and "__pycache__" not in p.parts
+                   and not any(p.relative_to(package).as_posix().startswith(tool) for tool in TOOLS))
+    for path in [*files, Path(__file__).resolve()]:
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def lesson_key(lesson: Path, preset: str, code: str) -> str:
+    """The cache key of one lesson: its notebook's bytes, the preset and the code version."""
+    return hashlib.sha256(lesson.read_bytes() + f"\0{preset}\0{code}".encode()).hexdigest()
+
+
+def cached_key(path: Path) -> str | None:
+    """The key stored in a cached notebook, None when there is none (or the file is unreadable)."""
+    try:
+        return nbformat.read(path, as_version=4).metadata.get(KEY_FIELD)
+    except (OSError, ValueError):
+        return None
+
+
+def site_kernel_env(preset: str, cache: Path) -> dict[str, str]:
+    """The kernels' environment: :func:`kernel_env` in ``preset``, figures inline, no widgets, no progress bars.
+
+    ipywidgets is hidden by a package of that name, first on ``PYTHONPATH``, that refuses to import
+    (course_lib.views then draws static figures; tqdm falls back to its text bar, disabled).
+    """
+    hidden = cache / "kernel-path"
+    (hidden / "ipywidgets").mkdir(parents=True, exist_ok=True)
+    (hidden / "ipywidgets" / "__init__.py").write_text(
+        'raise ImportError("ipywidgets is hidden from the site\'s kernels: a static page shows static figures")\n')
+    env = {**kernel_env(), "COURSE_PRESET": preset, "MPLBACKEND": INLINE, "TQDM_DISABLE": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hidden), env.get("PYTHONPATH")]))
+    env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS"), "ignore:IProgress not found"]))
+    return env
+
+
+def execute_lesson(lesson: Path, preset: str, cache: Path) -> NotebookNode:
+    """Run ``lesson`` in ``preset`` with :func:`site_kernel_env`; raises CellError on a failing cell."""
+    nb = nbformat.read(lesson, as_version=4)
+    return run_notebook(nb, lesson.parent, f"notebooks/{lesson.name}", site_kernel_env(preset, cache))
+
+
+def executed_lessons(lessons: list[Path], preset: str, cache: Path,
+                     execute: Callable[[Path, str, Path], NotebookNode] = execute_lesson,
+                     log: Callable[[str], None] = print) -> list[Path]:
+    """The executed copy of each lesson in ``cache/<preset>/``, running only those whose key changed."""
+    folder = cache / preset
+    folder.mkdir(parents=True, exist_ok=True)
+    code = code_version()
+    done = []
+    for lesson in lessons:
+        key, target = lesson_key(lesson, preset, code), folder / lesson.name
+        if cached_key(target) == key:
+            log(f"{lesson.stem}: cached")
+        else:
+            start = time.perf_counter()
+            nb = execute(lesson, preset, cache)
+            log(f"{lesson.stem}: ran in {time.perf_counter() - start:.0f} s ({preset} preset)")
+            nb.metadata[KEY_FIELD] = key
+            atomic_write(target, lambda file: nbformat.write(nb, file), binary=False)
+        done.append(target)
+    return done
