@@ -21,10 +21,10 @@
 # **Prerequisites.** Lessons 02 (the reverse process, DDIM, the `Trainer`), 03 (schedules, SNR,
 # v-prediction) and 04 (EMA, few-step sampling).
 #
-# **Time.** Reading: about 70 minutes. Running: the lesson trains its two toy models from scratch
-# (3000 steps each in the `cpu` preset), which takes most of its run, and loads the two shipped
-# digits models of section 9: about 1 minute in the `smoke` preset and 5–15 minutes in the `cpu`
-# preset on 2 CPU cores.
+# **Time.** Reading: about 70 minutes. Running with shipped weights (the two digits models of
+# section 9 load in seconds): the lesson trains its two toy models from scratch (3000 steps each in
+# the `cpu` preset), which takes most of its run: about 1 minute in the `smoke` preset and 5–15
+# minutes in the `cpu` preset on 2 CPU cores.
 #
 # **Notation.** Two clocks appear side by side. The diffusion step t of lessons 01–04 is an integer,
 # 0-indexed, t = 0 … T − 1 (T = 1000 here). Flow time s is a real number in [0, 1]: s = 0 is data,
