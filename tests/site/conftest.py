@@ -106,9 +106,12 @@ def site_url(site):
         server.server_close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site_browser(tmp_path_factory):
-    """Playwright's handle on the system's headless Chromium (attached over CDP, never launched by it)."""
+    """Playwright's handle on the system's headless Chromium (attached over CDP, never launched by it).
+
+    Module-scoped: Playwright's sync API allows one running instance per thread, and the JupyterLab
+    tests (tests/browser, run last) start their own; this one is closed when the site tests end."""
     process, cdp_url = start_chromium(require_browser(), tmp_path_factory.mktemp("chromium") / "profile")
     try:
         from playwright.sync_api import sync_playwright
