@@ -70,7 +70,7 @@ from course_lib.diffusion.editing import inpaint, repair_frames, sdedit, sdedit_
 from course_lib.metrics.image import psnr
 from course_lib.metrics.prediction import frames_psnr, interpolate_frames, motion_passes, palette_distance, region_psnr
 from course_lib.workshop.recipes import get_recipe
-from course_lib.views.figures import filmstrip, slider_view
+from course_lib.views.figures import animate, filmstrip, slider_view
 from course_lib.workshop.zoo import train_or_load
 
 CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lessons and the exercises
@@ -255,6 +255,14 @@ for name, video in repairs.items():
 filmstrip(torch.cat([v[:1] for v in repairs.values()] + [truth[:1]]), out_of_range="clip",
           row_labels=[*repairs, "truth"], title=f"repairing frames {bad}")
 plt.show()
+
+# %% [markdown]
+# The same clips playing, one per method in the order of the rows above: watch the repaired frames
+# — does the object jump, fade or duplicate, or move on as in the truth (last)?
+
+# %%
+animate(torch.cat([v[:1] for v in repairs.values()] + [truth[:1]]), fps=4, nrow=len(repairs) + 1,
+        out_of_range="clip")
 
 # %% [markdown]
 # The repair does not care whether a frame was dropped or corrupted: both are simply *not known*

@@ -108,7 +108,7 @@ from course_lib.metrics.video import (
 from course_lib.metrics.consistency import video_consistency
 from course_lib.workshop.recipes import get_recipe
 from course_lib.workshop.shipped import SHIPPED_FOLDER
-from course_lib.views.figures import filmstrip
+from course_lib.views.figures import animate, filmstrip
 from course_lib.workshop.zoo import load_checkpoint, train_or_load
 
 CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lessons and the exercises
@@ -158,6 +158,13 @@ sets = {
 names = list(sets)
 filmstrip(torch.stack([sets[name][0] for name in names]), row_labels=names, title="clip 0 of each set")
 plt.show()
+
+# %% [markdown]
+# Playing, in the same order (left to right, then the next row): which broken copies can you tell
+# from the real clip (first) at a glance, and which only when you watch the motion?
+
+# %%
+animate(torch.stack([sets[name][0] for name in names]), fps=4, nrow=4)
 
 # %% [markdown]
 # ## PSNR and SSIM: similarity to a reference, frame by frame
