@@ -5,7 +5,7 @@ and one batch from ``make_batch`` -- so the numbers are those of real training, 
 
 * :func:`time_training_steps` / :func:`compare_settings` -- seconds per optimiser step (wall and
   CPU time) in fp32, bf16 or fp16 autocast, eager or ``torch.compile``; several settings are
-  measured *interleaved*, one step of each per round, so a busy machine slows them alike
+  measured *interleaved*, one step of each per round, so other programs on the machine slow them alike
   (:func:`time_steps` does the timing for any step function, e.g. a ``Trainer``'s);
 * :func:`training_memory` -- bytes of weights, gradients, AdamW moments (:func:`parameter_memory`)
   and of the activations autograd keeps for the backward pass (:func:`saved_activation_bytes`,
@@ -157,7 +157,7 @@ class StepTiming:
 
     @property
     def cpu_per_step_s(self) -> float:
-        """Median CPU seconds per step (all threads of the process): less sensitive to a busy machine than wall time."""
+        """Median CPU seconds per step (all threads of the process): less sensitive than wall time to other programs on the machine."""
         return statistics.median(self.cpu_s)
 
     @property
@@ -195,7 +195,7 @@ def time_steps(steps_by_name: Mapping[str, Callable[[int], float]], device: torc
     ``step(k)`` runs training step k and returns its loss (a :class:`~course_lib.training.Trainer`'s
     ``lambda k: trainer.train_step()`` does). Each function first runs ``warmup`` untimed steps (at
     least one, whose time is kept as ``first_s``); then ``steps`` rounds run one step of every
-    function in turn, so that a busy machine slows them alike.
+    function in turn, so that other programs on the machine slow them alike.
     """
     _check_steps(steps, warmup)
     device = torch.device(device)

@@ -21,7 +21,7 @@ until a budget is spent -- wall-clock minutes, CPU minutes of this process, or s
   digits are class-conditional: clip i shows digit i mod 10, sampled with guidance w =
   ``--guidance``, default the recipe's ``guidance_scale``).
 
-A busy machine slows every step, so each run records wall seconds, CPU seconds of this process and
+Other programs on the machine slow every step, so each run records wall seconds, CPU seconds of this process and
 the load average: CPU seconds of one thread are what a budget costs on an idle core.
 """
 from __future__ import annotations

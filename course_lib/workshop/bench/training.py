@@ -8,8 +8,8 @@ For each model (the recipe of ``digits`` -- the class-conditional U-Net -- and o
 -- the factorised 3D U-Net -- at ``--preset``) and each setting, one :class:`~course_lib.training.Trainer`
 is built with the recipe's model, data and loss and the setting's TrainConfig changes. Its first
 step is timed on its own ("first step s": allocations, kernel choice, and with compile the whole
-compilation). Then ``--steps`` rounds run one step of every setting in turn, so that a busy machine
-slows them alike (:func:`course_lib.training.speed.time_steps`), and the table gives each setting's median seconds per step as steps/s, relative
+compilation). Then ``--steps`` rounds run one step of every setting in turn, so that other programs
+slow them alike (:func:`course_lib.training.speed.time_steps`), and the table gives each setting's median seconds per step as steps/s, relative
 to fp32, with the memory estimate of :mod:`course_lib.training.memory` (its activations under the
 setting's precision and layout; compile is estimated as eager).
 

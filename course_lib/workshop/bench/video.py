@@ -184,7 +184,7 @@ def step_time_verdicts(config: VideoBenchConfig, steps: list[StepMeasurement]) -
     m = rows[0]
     ok = m.params >= TARGET_PARAMS and m.median_s <= TARGET_STEP_S
     share = ""
-    if m.cpu_share is not None:  # a busy machine: wall x share estimates the time on an idle one
+    if m.cpu_share is not None:  # other programs took CPU: wall x share estimates the time on an idle machine
         share = f", CPU share {m.cpu_share:.0%}"
         if m.cpu_share < 0.9:
             share += f": about {m.median_s * m.cpu_share:.2f} s on an idle machine"

@@ -139,7 +139,7 @@ def build_or_report(exercise: str, what: str, build: Callable[[], Any]) -> tuple
 @contextlib.contextmanager
 def one_thread():
     """Run a check's small models on one thread (threads waiting on each other make them slower, many times so
-    on a busy machine); the caller's thread count comes back afterwards."""
+    when other programs share the cores); the caller's thread count comes back afterwards."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
