@@ -112,14 +112,14 @@ def shuffle_frames(video: torch.Tensor, generator: torch.Generator | None = None
 class VideoBatch:
     """A batch of synthetic clips and their ground truth (K objects per clip).
 
-    video:      (B, T, C, H, W) float32 in [-1, 1]
-    positions:  (B, T, K, 2) float32, each object's *centre* (y, x) in pixels (row, column; pixel
-                i covers [i − ½, i + ½]). Digits are pasted at the nearest whole pixel, so their
-                drawn centre is within ½ px of this; shapes are drawn at exactly this point.
-    velocities: (B, T, K, 2) float32, (dy, dx) in pixels per frame at frame t (flips at a bounce)
-    labels:     (B, K) int64: the digit (moving_digits) or the index into SHAPE_KINDS
-    colors:     (B, K, 3) float32 RGB in [-1, 1] for shapes; None for digits
-    sizes:      (B, K) float32: object width in pixels (digit box or shape diameter/side)
+    * video: (B, T, C, H, W) float32 in [-1, 1];
+    * positions: (B, T, K, 2) float32, each object's *centre* (y, x) in pixels (row, column; pixel
+      i covers [i − ½, i + ½]). Digits are pasted at the nearest whole pixel, so their drawn centre
+      is within ½ px of this; shapes are drawn at exactly this point;
+    * velocities: (B, T, K, 2) float32, (dy, dx) in pixels per frame at frame t (flips at a bounce);
+    * labels: (B, K) int64: the digit (moving_digits) or the index into SHAPE_KINDS;
+    * colors: (B, K, 3) float32 RGB in [-1, 1] for shapes; None for digits;
+    * sizes: (B, K) float32: object width in pixels (digit box or shape diameter/side).
     """
 
     video: torch.Tensor

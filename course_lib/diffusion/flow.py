@@ -118,6 +118,7 @@ def sample_time(
     * "logit-normal": s = sigmoid(m + σ·n), n ~ N(0, 1) (Esser et al. 2024, Sec. 3.1), with
       m = ``logit_mean``, σ = ``logit_std``; median sigmoid(m), and the middle times, where
       predicting v is hardest, get more of the training than the ends.
+
     Drawn on the generator's device and moved, so a CPU generator gives the same s on any device.
     """
     check_positive_int("batch", batch)

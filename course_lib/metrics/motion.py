@@ -11,6 +11,7 @@ bounces off the frame's walls. So a generated clip can be *measured*, not only l
 3. the clip passes when every frame shows exactly one blob whose area is between MIN_AREA and
    MAX_AREA times object_size² (and varies at most 3×), and the fit's RMS error is at most
    FIT_TOLERANCE pixels.
+
 Videos are (B, T, C, H, W) in [-1, 1].
 """
 from __future__ import annotations
