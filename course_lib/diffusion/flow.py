@@ -38,7 +38,7 @@ from course_lib._validation import (
     check_choice, check_float_range, check_int_range, check_positive_int, check_tensor, fail,
 )
 from course_lib.diffusion.forward import as_timesteps, extract, randn_like, to_x0_eps
-from course_lib.diffusion.objectives import batch_labels, batch_x0, drop_labels
+from course_lib.diffusion.objectives import batch_x0, label_kwargs
 from course_lib.diffusion.samplers import SamplerStep
 from course_lib.diffusion.schedules import NoiseSchedule
 
@@ -248,10 +248,7 @@ class FlowMatchingObjective:
 
     def __call__(self, model, batch, generator: torch.Generator) -> torch.Tensor:
         x0 = batch_x0(batch)
-        model_kwargs = None
-        if self.null_label is not None:
-            labels = batch_labels(batch, x0)
-            model_kwargs = {"y": drop_labels(labels, self.label_dropout, generator, null_label=self.null_label)}
+        model_kwargs = label_kwargs(batch, x0, self.null_label, self.label_dropout, generator)
         return flow_matching_loss(model, x0, self.time_sampler, generator, self.time_scale,
                                   self.logit_mean, self.logit_std, model_kwargs, self.focus, self.focus_snr)
 
