@@ -5,8 +5,10 @@ The generators know what each clip shows, so a caption is a sentence made from i
     bouncing shapes:  "a red square moves left"      "a blue circle moves down and right and bounces off the wall"
     moving digits:    "the digit 7 drifts up"         "the digit 0 drifts down and left and bounces off the wall"
 
-The direction is the compass bin of the object's velocity in the first frame (8 bins of 45°, the
-bins :data:`DIRECTION_WORDS` names in the order of the video judge's ``DIRECTIONS``: E, NE, N, …);
+The direction is the compass bin of the object's velocity at frame 1 (8 bins of 45°, the bins
+:data:`DIRECTION_WORDS` names in the order of the video judge's ``DIRECTIONS``: E, NE, N, …): the
+motion after the first step, so that an object that starts against a wall and leaves it at once is
+said to move the way a viewer sees it go;
 "bounces off the wall" is added when the object hits a wall during the clip. :func:`captioned_shapes`
 and :func:`captioned_digits` draw the heading from the 8 compass directions themselves, so every
 caption is exactly true; :func:`write_captions` captions any one-object :class:`VideoBatch`.
@@ -110,13 +112,15 @@ def clip_attributes(batch: VideoBatch) -> CaptionAttributes:
         fail("batch", "one object per clip (a caption describes one)", f"{batch.labels.shape[1]} objects")
     none = torch.full((len(batch),), NONE, dtype=torch.long)
     velocity = batch.velocities[:, :, 0]  # (B, T, 2)
+    if velocity.shape[1] < 2:
+        fail("batch", "clips of at least 2 frames (the direction is the velocity at frame 1)", f"{velocity.shape[1]} frame")
     bounces = (velocity != velocity[:, :1]).any(-1).any(-1)  # the velocity flips at a wall
     if batch.colors is None:  # moving digits
         return CaptionAttributes(shape=none, colour=none.clone(), digit=batch.labels[:, 0].long(),
-                                 direction=compass_direction(velocity[:, 0]), bounces=bounces)
+                                 direction=compass_direction(velocity[:, 1]), bounces=bounces)
     colour = (batch.colors[:, 0, None, :] == PALETTE).all(-1).long().argmax(-1)  # (B,) index into PALETTE
     return CaptionAttributes(shape=batch.labels[:, 0].long(), colour=colour, digit=none,
-                             direction=compass_direction(velocity[:, 0]), bounces=bounces)
+                             direction=compass_direction(velocity[:, 1]), bounces=bounces)
 
 
 def write_captions(batch: VideoBatch) -> list[str]:
