@@ -15,7 +15,9 @@ without any learned text model, part by part (:func:`caption_match`):
   velocity a caption names.
 
 A part matches when the reading equals the caption's value; a clip where nothing clear is read
-does not match. Real clips with their own captions match in every part; a caption with one attribute
+does not match. One case stays ambiguous: an object that reaches a wall right at frame 1 has moved
+one step towards it and every later step away; a digit, pasted at whole pixels with its ink off
+the centre of its box, is read the other way in a few clips in a hundred. Real clips with their own captions match in every part; a caption with one attribute
 changed fails that part only (``tests/test_caption_match.py``).
 """
 from __future__ import annotations
