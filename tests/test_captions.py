@@ -25,6 +25,9 @@ from course_lib.data.captions import (
     write_captions,
 )
 from course_lib.data.video import PALETTE, PALETTE_NAMES, SHAPE_KINDS, bouncing_shapes, moving_digits
+from course_lib.diffusion.editing import sdedit
+from course_lib.diffusion.guidance import caption_guided_denoiser
+from course_lib.diffusion.schedules import make_schedule
 from course_lib.metrics.video import DIRECTIONS, motion_direction
 from course_lib.models.text_encoder import TextEncoder
 
@@ -210,3 +213,54 @@ def test_text_encoder_bad_input(call, message):
     encoder = TextEncoder(VOCAB_SIZE, dim=16, depth=1, num_heads=2)
     with pytest.raises(ValueError, match=message):
         call(encoder)
+
+
+# --- guidance on a caption, and editing by caption (SDEdit with a new caption) -----------------
+
+class ContextModel(torch.nn.Module):
+    """A stand-in text-conditional denoiser: out = x + mean of the real context vectors (per clip)."""
+
+    def forward(self, x, t, context=None, context_mask=None):
+        weights = context_mask[..., None].float()
+        pooled = (context * weights).sum(1) / weights.sum(1)  # (B, D)
+        return x + pooled.mean(-1).view(-1, *([1] * (x.dim() - 1)))
+
+
+@pytest.mark.parametrize("w", [0.0, 1.0, 3.0])
+def test_caption_guidance_mixes_the_caption_and_the_null_caption(w):
+    torch.manual_seed(0)
+    encoder = TextEncoder(VOCAB_SIZE, dim=16, depth=1, num_heads=2)
+    ids, mask = tokenize(["a red square moves left", "the digit 3 drifts up"])
+    null_ids, null_mask = null_tokens(2)
+    with torch.no_grad():
+        context, null = encoder(ids, mask), encoder(null_ids, null_mask)
+    model, x, t = ContextModel(), torch.randn(2, 4, 3, 8, 8), torch.tensor([5, 5])
+    guided = caption_guided_denoiser(model, context, mask, null, null_mask, w)(x, t)
+    cond, uncond = model(x, t, context, mask), model(x, t, null, null_mask)
+    assert torch.allclose(guided, uncond + w * (cond - uncond), atol=1e-6)
+
+
+def test_editing_by_caption_is_sdedit_with_the_new_caption():
+    torch.manual_seed(0)
+    encoder, schedule = TextEncoder(VOCAB_SIZE, dim=16, depth=1, num_heads=2), make_schedule("linear", 50)
+    clip = captioned_shapes(1, frames=4, size=16, seed=0)
+    with torch.no_grad():
+        new = encoder(*tokenize(["a blue circle moves up"]))
+        null = encoder(*null_tokens(1))
+    _, mask = tokenize(["a blue circle moves up"])
+    model_fn = caption_guided_denoiser(ContextModel(), new, mask, null, null_tokens(1)[1], 2.0)
+    edited = sdedit(model_fn, clip.clips.video, 0.5, schedule, steps=10, generator=torch.Generator().manual_seed(0))
+    assert edited.shape == clip.clips.video.shape and torch.isfinite(edited).all()
+    assert torch.equal(sdedit(model_fn, clip.clips.video, 0.0, schedule), clip.clips.video)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c, m, n, nm: (c[0], m, n, nm), r"context: expected a tensor of rank 3 \(B, L, D\)"),
+    (lambda c, m, n, nm: (c, m[:, :4], n, nm), r"context_mask: expected shape \(2, 16\) \(that of context\)"),
+    (lambda c, m, n, nm: (c, m, n[:1], nm), r"null_context: expected shape \(2, 16, 8\)"),
+    (lambda c, m, n, nm: (c, m.float(), n, nm), r"context_mask: expected bool masks"),
+])
+def test_caption_guidance_bad_input(change, message):
+    context, mask = torch.randn(2, 16, 8), torch.ones(2, 16, dtype=torch.bool)
+    with pytest.raises(ValueError, match=message):
+        caption_guided_denoiser(ContextModel(), *change(context, mask, context.clone(), mask.clone()), 2.0)
