@@ -6,10 +6,9 @@ The generators know what each clip shows, so a caption is a sentence made from i
     moving digits:    "the digit 7 drifts up"         "the digit 0 drifts down and left and bounces off the wall"
 
 The direction is the compass bin of the object's velocity at frame 1 (8 bins of 45°, the bins
-:data:`DIRECTION_WORDS` names in the order of the video judge's ``DIRECTIONS``: E, NE, N, …): the
-motion after the first step, so that an object that starts against a wall and leaves it at once is
-said to move the way a viewer sees it go;
-"bounces off the wall" is added when the object hits a wall during the clip. :func:`captioned_shapes`
+:data:`DIRECTION_WORDS` names in the order of the video judge's ``DIRECTIONS``: E, NE, N, …), the
+velocity after the first step: an object that starts against a wall and leaves it at once moves the
+way a viewer sees it go. "and bounces off the wall" is added when it hits a wall during the clip. :func:`captioned_shapes`
 and :func:`captioned_digits` draw the heading from the 8 compass directions themselves, so every
 caption is exactly true; :func:`write_captions` captions any one-object :class:`VideoBatch`.
 
