@@ -335,7 +335,7 @@ class SpaceTimeTransformer(nn.Module):
 
 PRESET_SIZES = {  # preset name -> (dim, depth, num_heads, patch_size)
     "smoke": (32, 2, 2, 2),
-    "cpu": (128, 6, 4, 2),
+    "cpu": (128, 5, 4, 2),
     "gpu": (384, 12, 6, 2),
 }
 
@@ -344,7 +344,7 @@ def transformer_for_preset(preset, in_channels: int, size: int, frames: int, num
                            context_dim: int | None = None) -> SpaceTimeTransformer:
     """A factorised :class:`SpaceTimeTransformer` sized by ``preset``: (dim, depth, heads, patch) from PRESET_SIZES.
 
-    ``smoke``: D = 32, 2 blocks; ``cpu``: D = 128, 6 blocks, 4 heads (about the parameter count of
+    ``smoke``: D = 32, 2 blocks; ``cpu``: D = 128, 5 blocks, 4 heads (near the parameter count of
     the ``cpu`` :func:`~course_lib.models.unet3d.unet3d_for_preset`); ``gpu``: D = 384, 12 blocks,
     6 heads (the width and depth of DiT-S). Patch size 2 for all: an 8x8 latent is 16 tokens per frame.
     """
