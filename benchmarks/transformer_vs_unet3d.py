@@ -7,7 +7,8 @@ channels, (B, F, 4, S/4, S/4); the U-Net on the pixels (B, F, C, S, S) of clips 
 size. Each model gets a :class:`~course_lib.training.Trainer` (ε objective, AdamW, EMA) on a fixed
 batch; :func:`course_lib.training.speed.time_steps` runs their steps interleaved, one of each per
 round, so that other programs on the machine slow both alike. Prints parameters, median wall and
-CPU seconds per step, and the ratio.
+CPU seconds per step, the activations a step keeps for its backward pass
+(:func:`~course_lib.training.speed.saved_activation_bytes`), and the ratio.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from course_lib.models.inspect import count_parameters
 from course_lib.models.transformer import PRESET_SIZES, SpaceTimeTransformer
 from course_lib.models.unet3d import unet3d_for_preset
 from course_lib.training import TrainConfig, Trainer
-from course_lib.training.speed import time_steps
+from course_lib.training.speed import saved_activation_bytes, time_steps
 
 LATENT_CHANNELS, COMPRESSION = 4, 4
 
@@ -58,7 +59,8 @@ def main() -> None:
     for name, (model, batch) in models.items():
         timing = timings[name]
         print(f"{name:32s} batch {tuple(batch.shape)}  {count_parameters(model) / 1e6:.2f}M parameters  "
-              f"median {timing.median_s * 1000:.0f} ms wall, {timing.cpu_per_step_s * 1000:.0f} ms CPU per step")
+              f"median {timing.median_s * 1000:.0f} ms wall, {timing.cpu_per_step_s * 1000:.0f} ms CPU per step, "
+              f"activations {saved_activation_bytes(model, loss_fn, batch) / 2**20:.0f} MiB")
     unet, dit = timings["unet3d (pixels)"], timings[next(iter(models))]
     print(f"U-Net step / transformer step: {unet.median_s / dit.median_s:.1f}x wall, "
           f"{unet.cpu_per_step_s / dit.cpu_per_step_s:.1f}x CPU")
