@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -129,6 +130,22 @@ def write_notebook(source: Path, folder: Path, name: str | None = None) -> Path:
     target = folder / (name or source.with_suffix(".ipynb").name)
     nbformat.write(notebook, target)
     return target
+
+
+def copy_checkpoints(source: Path, target: Path, preset: str) -> list[Path]:
+    """Copy the ``preset``'s checkpoints (``<task>-<model>-<preset>-<key>.pt`` and their records) from
+    ``source`` into ``target``; return the copies. A missing ``source`` copies nothing.
+
+    The lessons train or load their models in ``../checkpoints`` (:mod:`course_lib.workshop.zoo`,
+    keyed by everything that changes the weights): given copies of the models a run of the lessons
+    already trained (tests/site, in ``notebooks/../checkpoints``), the server's kernels load them
+    instead of training them again. Copies, not links: a kernel that trains writes only in ``target``.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    marker = f"-{preset}-"
+    files = sorted(path for path in source.glob("*") if path.is_file() and marker in path.name
+                   and path.suffix in (".pt", ".json")) if source.is_dir() else []
+    return [Path(shutil.copy2(path, target / path.name)) for path in files]
 
 
 @dataclass

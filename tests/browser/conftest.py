@@ -1,7 +1,11 @@
 """Fixtures for the browser tests: one JupyterLab server and one headless Chromium per session.
 
 * ``lab_server``: JupyterLab on 127.0.0.1 (random port, token, all folders in a temp dir); its
-  kernels get ``COURSE_PRESET=smoke``.
+  kernels get ``COURSE_PRESET=smoke``. The notebooks' ``../checkpoints`` there starts with copies of
+  the repository's smoke checkpoints, which the lessons' run in tests/site (before these tests)
+  trained: a lesson loads its models instead of training them a second time, and trains them
+  itself when the browser tests run alone. Training in a kernel, top to bottom, is what tests/site
+  proves; here what the learner sees in JupyterLab is checked.
 * ``chromium``: the system Chromium, attached through Playwright (CDP); skipped with a message when
   missing, a failure when ``CI=true``.
 * ``lab_page``: the browser tab of the session, with JupyterLab loaded once (~2 s, which every
@@ -25,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from _chromium import WINDOW_SIZE, require_browser, start_chromium
-from _lab_server import start_lab_server, stop_process_group, write_notebook
+from _lab_server import copy_checkpoints, start_lab_server, stop_process_group, write_notebook
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS_ENV = "COURSE_BROWSER_ARTIFACTS"
@@ -109,6 +113,8 @@ def chromium_path() -> str:
 def lab_server(chromium_path, tmp_path_factory):
     server = start_lab_server(tmp_path_factory.mktemp("jupyterlab"), KERNEL_ENV)
     try:
+        # the notebooks' ../checkpoints: copies of the models the lessons' run (tests/site) trained
+        copy_checkpoints(REPO / "checkpoints", server.root_dir.parent / "checkpoints", KERNEL_ENV["COURSE_PRESET"])
         yield server
     finally:
         server.stop()

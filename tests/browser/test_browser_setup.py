@@ -17,7 +17,7 @@ import pytest
 
 from _chromium import CHROMIUM_ENV, find_chromium, must_run, require_browser
 from _course_notebooks import NOTEBOOKS, display_makers, interactive_notebooks
-from _lab_server import processes_in_group, process_tree, start_lab_server, stop_process_group, write_notebook
+from _lab_server import copy_checkpoints, processes_in_group, process_tree, start_lab_server, stop_process_group, write_notebook
 
 
 def command_line(pid: int) -> bytes:
@@ -121,6 +121,23 @@ def test_notebooks_are_converted_into_the_server_folder_and_the_source_is_untouc
     assert notebook.metadata.kernelspec.name == "python3"
     assert [c.source for c in notebook.cells] == [c.source for c in jupytext.read(source).cells]
     assert source.read_bytes() == before
+
+
+def test_the_lab_gets_copies_of_the_presets_checkpoints_only(tmp_path):
+    source, target = tmp_path / "checkpoints", tmp_path / "lab" / "checkpoints"
+    source.mkdir()
+    names = ["digits-unet2d-smoke-24599dd5a338.pt", "digits-unet2d-smoke-24599dd5a338.pt.json",
+             "digits-unet2d-smoke-24599dd5a338-snapshots.pt", "data-scale-8clips-video-shapes-unet3d-smoke-1a2b.pt",
+             "digits-unet2d-cpu-24599dd5a338.pt", "digits-unet2d-smoke-24599dd5a338.pt.tmp123", "notes.txt"]
+    for name in names:
+        (source / name).write_bytes(name.encode())
+    copies = copy_checkpoints(source, target, "smoke")
+    assert sorted(path.name for path in copies) == sorted(names[:4])
+    assert all(path.parent == target and not path.is_symlink() and path.read_bytes() == path.name.encode()
+               for path in copies)  # copies: a kernel that trains writes beside them, never into the source
+    assert sorted(path.name for path in source.iterdir()) == sorted(names)
+    assert copy_checkpoints(tmp_path / "absent", tmp_path / "empty", "smoke") == []
+    assert (tmp_path / "empty").is_dir()
 
 
 def test_the_course_widget_notebooks_are_found():
