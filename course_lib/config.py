@@ -55,6 +55,11 @@ class Preset:
     prediction_train_steps: int = 8000
     # evaluation
     eval_samples: int = 500
+    # lesson 10's test bench of real and broken clips: clips per set behind every FVD and IS it
+    # compares (the course's FVD_SAMPLES), and of those the clips per set for the slow per-clip
+    # metrics (SSIM, object tracking)
+    fvd_clips: int = 500
+    per_clip_eval: int = 100
 
     def replace(self, **changes) -> "Preset":
         """A copy with some fields changed, e.g. ``preset.replace(toy_train_steps=100)``."""
@@ -78,6 +83,8 @@ PRESETS: dict[str, Preset] = {
         video_batch_size=4,
         prediction_train_steps=20,
         eval_samples=64,
+        fvd_clips=160,  # above the video judge's 128 features, so the covariances stay full rank
+        per_clip_eval=32,
     ),
     "cpu": Preset(name="cpu"),
     "gpu": Preset(

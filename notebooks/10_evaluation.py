@@ -98,7 +98,6 @@ from course_lib.metrics.inception_score import inception_score
 from course_lib.metrics.judge import accuracy, get_digit_judge, judge_config_for_preset
 from course_lib.metrics.video import (
     DIRECTIONS,
-    FVD_SAMPLES,
     frechet_video_distance,
     get_video_judge,
     motion_direction,
@@ -116,7 +115,7 @@ CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lessons and the exerci
 preset = get_preset()
 g = seed_everything(0)
 T, S = max(8, preset.video_frames), preset.video_size  # motion needs frames: at least 8, in every preset
-N = FVD_SAMPLES  # clips per set behind every FVD and IS below
+N = preset.fvd_clips  # clips per set behind every FVD and IS below: 500 (FVD_SAMPLES), fewer in smoke
 print(f"preset {preset.name}: {N} clips per set, each {T} frames of {S}x{S}")
 
 # %% [markdown]
@@ -184,10 +183,11 @@ animate(torch.stack([sets[name][0] for name in names]), fps=4, nrow=4)
 # For video, both are computed per frame (`per_frame_psnr`, `per_frame_ssim`: (B, F) values) and
 # averaged. Each corrupted copy is compared with the clip it was made from; the reference set has
 # no matching clips, so there is no PSNR between it and `real` at all — exactly the situation of a
-# generative model. (SSIM is the slow one: 100 clips per set are plenty for a mean.)
+# generative model. (SSIM is the slow one: `preset.per_clip_eval` clips per set, 100 outside the
+# `smoke` preset, are plenty for a mean.)
 
 # %%
-n_pixel = min(N, 100)
+n_pixel = min(N, preset.per_clip_eval)
 pixel_scores = {}
 for name in names[1:]:
     frame_psnr = per_frame_psnr(sets[name][:n_pixel], real[:n_pixel])  # (n, F) dB; +inf where a frame is unchanged
@@ -327,7 +327,7 @@ for name, s in judge_scores.items():
 # sets' clips are all asked to show their real digit, `labels`.
 
 # %%
-n_motion = min(N, 100)  # tracking is per clip in NumPy: 100 clips give the rates to a few percent
+n_motion = min(N, preset.per_clip_eval)  # tracking is per clip in NumPy: 100 clips give the rates to a few percent
 consistency = {name: video_consistency(video[:n_motion], object_size, labels=labels[:n_motion])
                for name, video in sets.items()}
 motion = {name: report.motion_report for name, report in consistency.items()}  # the motion part's tracks and fits
@@ -447,7 +447,8 @@ for name, video, asked in (("real", real[:n_model], labels[:n_model]), ("model",
 # distribution score above zero, by roughly a constant / N (with 128 features, and N below 128 the
 # covariance is not even full rank). So an FVD at N = 64 cannot be compared with one at N = 500,
 # and a paper's FVD means little without its N. In this course every FVD/IS that is compared uses
-# `FVD_SAMPLES` = 500 clips per set.
+# `FVD_SAMPLES` = 500 clips per set (the `smoke` preset, which only checks that the lesson runs,
+# uses fewer: `preset.fvd_clips`, printed at the top).
 
 # %%
 counts = [n for n in (25, 50, 100, 200, 300, 400, N) if n <= N]

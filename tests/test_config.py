@@ -76,3 +76,13 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
     assert cpu_has_native_bf16(epyc) and cpu_has_native_bf16(sapphire)
     assert not cpu_has_native_bf16(laptop) and not cpu_has_native_bf16("")
     assert isinstance(cpu_has_native_bf16(), bool)  # this machine's own answer, whatever it is
+
+
+def test_only_smoke_shrinks_the_evaluation_test_bench():
+    """Lesson 10 compares FVDs at the course's FVD_SAMPLES in every preset a learner uses; smoke only runs fast."""
+    from course_lib.metrics.video import FVD_SAMPLES
+
+    smoke, cpu, gpu = PRESETS["smoke"], PRESETS["cpu"], PRESETS["gpu"]
+    assert cpu.fvd_clips == gpu.fvd_clips == FVD_SAMPLES
+    assert cpu.per_clip_eval == gpu.per_clip_eval == 100
+    assert smoke.per_clip_eval < smoke.fvd_clips < FVD_SAMPLES
