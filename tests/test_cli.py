@@ -122,7 +122,7 @@ def test_resuming_without_a_task_needs_the_checkpoint_and_nothing_that_would_cha
     (["train", "--task", "toy-moons", "--steps", "-3"], "argument --steps: expected a positive whole number, got '-3'"),
     (["train", "--task", "toy-moons", "--minutes", "0"], "argument --minutes: expected a number of minutes > 0"),
     (["train", "--task", "video-shapes", "--model", "mlp", "--preset", "smoke"],
-     "model: expected one of 'unet3d', 'conv_lstm', 'forcing' for task 'video-shapes', got 'mlp'"),
+     "model: expected one of 'unet3d', 'conv_lstm', 'forcing', 'autoencoder', 'dit' for task 'video-shapes', got 'mlp'"),
     (["train", "--task", "toy-moons", "--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
     (["sample", "--checkpoint", "missing.pt"], "--checkpoint: no such file: missing.pt"),
     (["eval", "--checkpoint", "missing.pt"], "--checkpoint: no such file: missing.pt"),

@@ -383,3 +383,26 @@ class FrameConditionalObjective:
         target = training_target(x0, eps, t, self.schedule, self.objective).float()
         generate = (1 - mask).expand_as(x0)
         return ((prediction - target) ** 2 * generate).sum() / generate.sum()
+
+
+# --- latent diffusion (Rombach et al. 2022) ----------------------------------------------------------
+
+class LatentObjective:
+    """Any loss above, on latents: x0 is replaced by z0 = model.encode(x0) before ``objective`` sees it.
+
+    Latent diffusion (Rombach et al. 2022, Eq. 2) trains L = E ‖ε − ε_θ(z_t, t)‖² with z0 = E(x0),
+    the encoder frozen. ``model`` must have ``encode(x0) -> z0`` (e.g.
+    :class:`~course_lib.models.autoencoder.LatentDenoiser`); ``batch`` is x0 (B, ...) or a tuple whose
+    first item is x0 (the rest, e.g. labels, passed on). Draws nothing itself.
+    """
+
+    def __init__(self, objective: Callable):
+        if not callable(objective):
+            fail("objective", "a loss_fn(model, batch, generator)", type(objective).__name__)
+        self.objective = objective
+
+    def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
+        inner = getattr(model, "module", model)  # DistributedDataParallel keeps the network in .module
+        z0 = inner.encode(batch_x0(batch))  # the frozen encoder: no gradient
+        latent_batch = (z0, *batch[1:]) if isinstance(batch, (tuple, list)) else z0
+        return self.objective(model, latent_batch, generator)

@@ -12,7 +12,8 @@ Tasks and their models (the first is the default):
 * ``toy-moons``    -- two moons (N, 2); ``mlp``;
 * ``digits``       -- rendered digits (N, 1, H, W), class-conditional with label dropout for
   classifier-free guidance; ``unet2d``;
-* ``video-shapes`` -- bouncing coloured shapes (B, T, 3, H, W); ``unet3d``, ``conv_lstm`` or ``forcing``;
+* ``video-shapes`` -- bouncing coloured shapes (B, T, 3, H, W); ``unet3d``, ``conv_lstm``, ``forcing``,
+  ``autoencoder`` or ``dit``;
 * ``video-digits`` -- moving digits (B, T, 1, H, W), class-conditional like ``digits`` (one label
   per clip: "a moving 7"); ``unet3d``, ``conv_lstm`` or ``forcing``.
 
@@ -21,6 +22,12 @@ lesson 08's predictor) trained by Diffusion Forcing: an independent noise level 
 (:class:`~course_lib.diffusion.forcing.DiffusionForcingObjective`), for the preset's
 ``prediction_train_steps``; it samples whole clips, rolls out videos of any length and predicts
 the future (:mod:`course_lib.diffusion.forcing`).
+
+``autoencoder`` and ``dit`` are lesson 15's latent video diffusion (Rombach et al. 2022): the
+``autoencoder`` recipe trains a per-frame VAE (:class:`~course_lib.models.autoencoder.VideoAutoencoder`,
+loss MSE + β·KL); ``dit`` trains a space-time transformer on its scaled latents, the frozen
+autoencoder inside the model (:class:`~course_lib.models.autoencoder.LatentDenoiser`), and its
+samples are decoded to pixels. The zoo trains (or loads) the autoencoder before the transformer.
 
 :meth:`Recipe.key` hashes everything that changes the trained weights, so a checkpoint named by it
 (``course_lib.workshop.zoo``) is never loaded for another recipe. :meth:`Recipe.info` is a plain dict
@@ -46,7 +53,7 @@ from course_lib.config import Preset, get_preset
 from course_lib.diffusion.forward import OBJECTIVES
 from course_lib.diffusion.flow import FlowMatchingObjective
 from course_lib.diffusion.forcing import DiffusionForcingObjective
-from course_lib.diffusion.objectives import DiffusionObjective, SNRFocusedTimesteps, uniform_timesteps
+from course_lib.diffusion.objectives import DiffusionObjective, LatentObjective, SNRFocusedTimesteps, uniform_timesteps
 from course_lib.diffusion.schedules import SCHEDULES, NoiseSchedule, make_schedule
 from course_lib.training import TrainConfig, model_signature
 
@@ -54,7 +61,7 @@ RECIPE_FORMAT = 1  # bump when the meaning of a stored recipe changes
 TASK_MODELS: dict[str, tuple[str, ...]] = {  # task -> its models, default first
     "toy-moons": ("mlp",),
     "digits": ("unet2d",),
-    "video-shapes": ("unet3d", "conv_lstm", "forcing"),
+    "video-shapes": ("unet3d", "conv_lstm", "forcing", "autoencoder", "dit"),
     "video-digits": ("unet3d", "conv_lstm", "forcing"),
 }
 TASKS = tuple(TASK_MODELS)
@@ -70,6 +77,13 @@ SAMPLERS = ("ddim", "ddpm", "euler", "heun")  # euler, heun: the ODE solvers of 
 RECIPE_OBJECTIVES = (*OBJECTIVES, "flow")
 FLOW_TIME_SAMPLER = "logit-normal"  # flow matching draws its times from a logit-normal (Esser et al. 2024)
 NUM_DIGIT_CLASSES = 10
+# Lesson 15's latent space: c latent channels at k-times smaller frames, and the VAE's KL weight β
+# (small, as in LDM: the KL only keeps the latents near the origin; the scale factor does the rest).
+LATENT_CHANNELS = 4
+COMPRESSION = 4
+AUTOENCODER_BETA = 1e-4
+AUTOENCODER_STEPS_DIVISOR = 4  # the autoencoder trains for video_train_steps / 4
+DIT_LR = 1e-3  # AdamW peak lr of the latent transformer
 # What ``get_recipe(..., **overrides)`` may change; everything else comes from the task and preset.
 OVERRIDES = ("steps", "batch_size", "lr", "warmup_steps", "objective", "schedule", "seed", "label_dropout",
              "digit_images", "snr_focus")
@@ -179,6 +193,20 @@ class Recipe:
         return (check_positive_int("n", n), *self.example_shape)
 
     @property
+    def latent_shape(self) -> tuple[int, int, int, int]:
+        """The ``autoencoder`` and ``dit`` models: one clip's latent (T, c, H/k, W/k)."""
+        if self.model_name not in ("autoencoder", "dit"):
+            fail("model", "'autoencoder' or 'dit' for latent_shape", self.model_name)
+        frames, size = self.preset.video_frames, self.preset.video_size
+        return (frames, LATENT_CHANNELS, size // COMPRESSION, size // COMPRESSION)
+
+    def autoencoder_recipe(self) -> "Recipe":
+        """The ``dit`` model: the recipe of the autoencoder whose latents it learns (trained first by the zoo)."""
+        if self.model_name != "dit":
+            fail("model", "'dit' for autoencoder_recipe", self.model_name)
+        return get_recipe(self.task, self.preset, "autoencoder")
+
+    @property
     def object_size(self) -> float:
         """Typical object width in pixels of a video task (for ``motion_consistency``)."""
         if not is_video_task(self.task):
@@ -203,6 +231,13 @@ class Recipe:
         if self.model_name == "unet2d":
             return {"factory": "course_lib.models.unet2d:unet2d_for_preset", "uses_preset": True,
                     "kwargs": {"num_classes": self.num_classes, "in_channels": self.channels}}
+        if self.model_name in ("autoencoder", "dit"):
+            name = "autoencoder_for_preset" if self.model_name == "autoencoder" else "latent_transformer_for_preset"
+            kwargs = {"latent_channels": LATENT_CHANNELS, "compression": COMPRESSION}
+            if self.num_classes is not None and self.model_name == "dit":
+                kwargs["num_classes"] = self.num_classes
+            return {"factory": f"course_lib.models.autoencoder:{name}", "uses_preset": True, "kwargs": kwargs,
+                    "preset_changes": {"video_channels": self.channels}}
         factory = {"unet3d": "course_lib.models.unet3d:unet3d_for_preset",
                    "forcing": "course_lib.models.unet3d:unet3d_for_preset",
                    "conv_lstm": "course_lib.models.conv_lstm:conv_lstm_for_preset"}[self.model_name]
@@ -240,11 +275,22 @@ class Recipe:
         return make_schedule(self.schedule_name, self.preset.num_diffusion_steps)
 
     @property
-    def loss_fn(self) -> DiffusionObjective | FlowMatchingObjective | DiffusionForcingObjective:
+    def loss_fn(self):
         """``loss_fn(model, batch, generator)`` for the Trainer: the diffusion loss with the recipe's
         timesteps (focused by ``snr_focus``) or, with objective "flow", the flow-matching loss, or for
         the ``forcing`` model the same loss with a timestep per frame; for class-conditional tasks with
-        label dropout."""
+        label dropout. The ``dit`` model: the same losses on the latents of its autoencoder
+        (:class:`~course_lib.diffusion.objectives.LatentObjective`); the ``autoencoder``: MSE + β·KL."""
+        if self.model_name == "autoencoder":
+            from course_lib.models.autoencoder import AutoencoderObjective
+
+            return AutoencoderObjective(AUTOENCODER_BETA)
+        if self.model_name == "dit":
+            return LatentObjective(self._pixel_loss_fn)
+        return self._pixel_loss_fn
+
+    @property
+    def _pixel_loss_fn(self) -> DiffusionObjective | FlowMatchingObjective | DiffusionForcingObjective:
         if self.model_name == "forcing":
             timesteps = SNRFocusedTimesteps(self.snr_focus, FOCUS_SNR) if self.snr_focus else uniform_timesteps
             conditional = {} if self.num_classes is None else dict(null_label=self.num_classes,
@@ -322,6 +368,8 @@ class Recipe:
                labels: torch.Tensor | None = None, progress: bool = False, eta: float = 0.0) -> torch.Tensor:
         """n samples (n, *example_shape) from ``model`` (e.g. ``trainer.ema_model``), on the model's device.
 
+        The ``dit`` model samples latents (n, *latent_shape) and decodes them with its autoencoder.
+
         sampler: "ddim" (``steps`` steps, default ``preset.sample_steps``; deterministic with ``eta``
         = 0, fresh noise of scale η at each step otherwise, see :func:`~course_lib.diffusion.samplers.ddim_steps`)
         or "ddpm" (ancestral, always all T steps; ``eta`` must stay 0); for objective "flow", the ODE
@@ -334,7 +382,11 @@ class Recipe:
         from course_lib.diffusion.flow import ode_steps, velocity_fn
         from course_lib.diffusion.samplers import ddim_steps, ddpm_steps
 
-        shape = self.sample_shape(n)
+        if self.model_name == "autoencoder":
+            fail("model", "a denoiser to sample from: the autoencoder only encodes and decodes "
+                          "(model.reconstruct(clips)); sample from the 'dit' model trained on its latents",
+                 self.model_name)
+        shape = self.sample_shape(n) if self.model_name != "dit" else (n, *self.latent_shape)
         flow = self.objective == "flow"
         sampler = ("euler" if flow else "ddim") if sampler is None else sampler
         check_choice("sampler", sampler, SAMPLERS[2:] if flow else SAMPLERS[:2])
@@ -369,7 +421,7 @@ class Recipe:
                 pass
         finally:
             model.train(was_training)
-        return step.x
+        return model.decode(step.x) if self.model_name == "dit" else step.x  # latents -> pixels
 
     def _model_fn(self, model: nn.Module, n: int, labels, guidance_scale):
         """model(x_t, t), or with labels / classifier-free guidance for the digits model."""
@@ -442,6 +494,8 @@ class Recipe:
             "steps": steps,
             "training": {name: training[name] for name in TRAINING_FIELDS},
         }
+        if self.model_name == "dit":  # other autoencoder weights, other latents
+            described["autoencoder"] = self.autoencoder_recipe().key()
         text = json.dumps(described, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -495,7 +549,8 @@ def get_recipe(task: str, preset: str | Preset | None = None, model: str | None 
     """The recipe for ``task`` at ``preset`` (a name, a Preset, or None for ``get_preset()``).
 
     task: "toy-moons", "digits", "video-shapes" or "video-digits". model: the task's network
-    ("mlp"; "unet2d"; "unet3d" (default), "conv_lstm" or "forcing" for video). overrides: any of steps,
+    ("mlp"; "unet2d"; "unet3d" (default), "conv_lstm" or "forcing" for video; "autoencoder" or "dit"
+    for bouncing shapes). overrides: any of steps,
     batch_size, lr, warmup_steps, objective, schedule, seed, label_dropout, digit_images.
     """
     check_choice("task", task, TASKS)
@@ -508,6 +563,10 @@ def get_recipe(task: str, preset: str | Preset | None = None, model: str | None 
     defaults = _defaults(task, preset)
     if model == "forcing":  # rollouts compound errors: it trains as long as lesson 08's predictor
         defaults["steps"] = preset.prediction_train_steps
+    if model == "autoencoder":  # reconstruction only: MSE + β·KL converges in a fraction of the denoiser's steps
+        defaults.update(steps=max(1, preset.video_train_steps // AUTOENCODER_STEPS_DIVISOR), lr=2e-3, snr_focus=0.0)
+    if model == "dit":
+        defaults.update(lr=DIT_LR)
     if overrides.get("objective") == "flow":
         defaults["snr_focus"] = 0.0  # flow matching draws its own times (FLOW_TIME_SAMPLER)
     return Recipe(task=task, model_name=model, preset=preset, **{**defaults, **_rename_overrides(overrides)})
