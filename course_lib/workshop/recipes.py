@@ -82,8 +82,9 @@ NUM_DIGIT_CLASSES = 10
 LATENT_CHANNELS = 4
 COMPRESSION = 4
 AUTOENCODER_BETA = 1e-4
-AUTOENCODER_STEPS_DIVISOR = 4  # the autoencoder trains for video_train_steps / 4
-DIT_LR = 1e-3  # AdamW peak lr of the latent transformer
+AUTOENCODER_STEPS_DIVISOR = 2  # the autoencoder trains for video_train_steps / 2
+DIT_LR = 5e-4  # AdamW peak lr of the latent transformer (DiT trains at 1e-4 with far larger batches)
+DIT_WARMUP_STEPS = 100
 # What ``get_recipe(..., **overrides)`` may change; everything else comes from the task and preset.
 OVERRIDES = ("steps", "batch_size", "lr", "warmup_steps", "objective", "schedule", "seed", "label_dropout",
              "digit_images", "snr_focus")
@@ -566,7 +567,7 @@ def get_recipe(task: str, preset: str | Preset | None = None, model: str | None 
     if model == "autoencoder":  # reconstruction only: MSE + β·KL converges in a fraction of the denoiser's steps
         defaults.update(steps=max(1, preset.video_train_steps // AUTOENCODER_STEPS_DIVISOR), lr=2e-3, snr_focus=0.0)
     if model == "dit":
-        defaults.update(lr=DIT_LR)
+        defaults.update(lr=DIT_LR, warmup_steps=DIT_WARMUP_STEPS)
     if overrides.get("objective") == "flow":
         defaults["snr_focus"] = 0.0  # flow matching draws its own times (FLOW_TIME_SAMPLER)
     return Recipe(task=task, model_name=model, preset=preset, **{**defaults, **_rename_overrides(overrides)})
