@@ -16,7 +16,7 @@ TINY = get_preset("smoke").replace(num_diffusion_steps=50, sample_steps=2, video
 
 def test_the_autoencoder_recipe_trains_a_vae_and_does_not_sample():
     recipe = get_recipe("video-shapes", TINY, "autoencoder")
-    assert isinstance(recipe.loss_fn, AutoencoderObjective) and recipe.steps == 4
+    assert isinstance(recipe.loss_fn, AutoencoderObjective) and recipe.steps == 2
     model = recipe.build_model()
     assert isinstance(model, VideoAutoencoder) and model.channels == 3
     assert recipe.latent_shape == (3, 4, 4, 4)

@@ -82,7 +82,7 @@ NUM_DIGIT_CLASSES = 10
 LATENT_CHANNELS = 4
 COMPRESSION = 4
 AUTOENCODER_BETA = 1e-4
-AUTOENCODER_STEPS_DIVISOR = 2  # the autoencoder trains for video_train_steps / 2
+AUTOENCODER_STEPS_DIVISOR = 4  # the autoencoder trains for video_train_steps / 4
 DIT_LR = 5e-4  # AdamW peak lr of the latent transformer (DiT trains at 1e-4 with far larger batches)
 DIT_WARMUP_STEPS = 100
 # What ``get_recipe(..., **overrides)`` may change; everything else comes from the task and preset.
