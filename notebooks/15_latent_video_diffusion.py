@@ -124,8 +124,9 @@ print(f"the latent clip holds {pixel_values / latent_values:.0f}x fewer values")
 # %%
 start = time.perf_counter()
 autoencoder = train_or_load(autoencoder_recipe, folder=CHECKPOINTS).ema_model.eval()
-print(f"autoencoder ready in {time.perf_counter() - start:.0f} s: {count_parameters(autoencoder):,} parameters, "
-      f"{autoencoder_recipe.steps} training steps")
+print(f"autoencoder ready in {time.perf_counter() - start:.0f} s: {sum(p.numel() for p in autoencoder.parameters()):,} "
+      "parameters, "
+      f"{autoencoder_recipe.steps} training steps")  # the EMA copy is frozen: count_parameters would say 0
 
 # %% [markdown]
 # Reconstructions of clips it never saw in training, and the four latent channels of the first
@@ -260,8 +261,8 @@ plt.show()
 start = time.perf_counter()
 trainer = train_or_load(recipe, folder=CHECKPOINTS)
 model = trainer.ema_model.eval()
-print(f"latent transformer ready in {time.perf_counter() - start:.0f} s: {count_parameters(model):,} trainable "
-      f"parameters ({recipe.steps} training steps)")
+print(f"latent transformer ready in {time.perf_counter() - start:.0f} s: {count_parameters(trainer.model):,} "
+      f"trainable parameters, the transformer's ({recipe.steps} training steps)")
 
 # %% [markdown]
 # ## 8 · Sampling and decoding

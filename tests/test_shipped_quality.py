@@ -1,7 +1,8 @@
 """Every shipped checkpoint samples what it was trained on, not noise: the course's own judges say so.
 
 * digits (ε or flow matching): the digit judge reads the requested digit in ≥ 80% of 50 guided samples;
-* bouncing shapes: ≥ 60% of 16 clips pass motion consistency (one object, moving like the data).
+* bouncing shapes: ≥ 60% of 16 clips pass motion consistency (one object, moving like the data);
+  its autoencoder (lesson 15) reconstructs 32 held-out clips at ≥ 28 dB PSNR.
 A shipped file with another task must add its check here (the last test fails until it does).
 """
 import json
@@ -43,12 +44,29 @@ def test_each_shipped_digits_model_draws_the_digit_it_is_asked_for(path):
     assert read >= 0.8, f"the judge reads the requested digit in {read:.0%} of 50 samples"
 
 
-@pytest.mark.parametrize("path", shipped("video-shapes"), ids=lambda path: path.stem)
+def shipped_model(task: str, autoencoder: bool = False) -> list[Path]:
+    """The shipped files of ``task``: its autoencoders, or its models that sample."""
+    return [path for path in shipped(task)
+            if (json.loads(path.with_name(path.name + ".json").read_text())["recipe"]["model_name"] == "autoencoder")
+            == autoencoder]
+
+
+@pytest.mark.parametrize("path", shipped_model("video-shapes"), ids=lambda path: path.stem)
 def test_each_shipped_shapes_model_draws_clips_that_move_like_the_data(path):
     recipe, trainer = zoo.load_checkpoint(path, progress=False)
     clips = recipe.sample(trainer.ema_model, 16, generator=torch.Generator().manual_seed(0))
     rate = motion_consistency(clips, recipe.object_size).pass_rate
     assert rate >= 0.6, f"{rate:.0%} of 16 clips pass motion consistency"
+
+
+@pytest.mark.parametrize("path", shipped_model("video-shapes", autoencoder=True), ids=lambda path: path.stem)
+def test_each_shipped_autoencoder_reconstructs_held_out_clips_at_28_db(path):
+    from course_lib.metrics.video import per_frame_psnr
+
+    recipe, trainer = zoo.load_checkpoint(path, progress=False)
+    clips = recipe.real_examples(32, seed=28)
+    psnr = per_frame_psnr(trainer.ema_model.reconstruct(clips).clamp(-1, 1), clips).mean().item()
+    assert psnr >= 28.0, f"reconstructions of 32 held-out clips at {psnr:.1f} dB"
 
 
 def test_every_shipped_file_has_a_quality_check():
