@@ -1,6 +1,6 @@
 """Training-step time of the latent space-time transformer against the pixel-space 3D U-Net, side by side.
 
-    OMP_NUM_THREADS=2 python benchmarks/transformer_vs_unet3d.py [--preset cpu] [--steps 15] [--attention full]
+    OMP_NUM_THREADS=2 python benchmarks/transformer_vs_unet3d.py [--preset cpu] [--steps 15] [--attention full] [--dim D --depth N]
 
 The transformer trains on latents of a video autoencoder with 4x spatial compression and 4 latent
 channels, (B, F, 4, S/4, S/4); the U-Net on the pixels (B, F, C, S, S) of clips of the preset's
@@ -33,12 +33,15 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--attention", default="factorised", choices=("factorised", "full"))
+    parser.add_argument("--dim", type=int, help="token width (default: the preset's)")
+    parser.add_argument("--depth", type=int, help="number of blocks (default: the preset's)")
     args = parser.parse_args()
     torch.manual_seed(0)
     preset = get_preset(args.preset)
     B, T, C, S = preset.video_batch_size, preset.video_frames, preset.video_channels, preset.video_size
     latent = S // COMPRESSION
     dim, depth, heads, patch = PRESET_SIZES[preset.name]
+    dim, depth = args.dim or dim, args.depth or depth
     transformer = SpaceTimeTransformer(LATENT_CHANNELS, T, latent, patch, dim, depth, heads, attention=args.attention)
     models = {
         f"transformer, {args.attention} (latent)": (transformer, torch.randn(B, T, LATENT_CHANNELS, latent, latent)),

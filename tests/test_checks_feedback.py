@@ -19,7 +19,7 @@ from course_lib.workshop.checks import diagnose
 from course_lib.workshop.checks.diagnose import find_mismatch
 from _exercise_checks import assert_failure_block, diagnosis_of, stub
 
-MODULES = [importlib.import_module(f"course_lib.workshop.checks.nb{n:02d}") for n in range(15)]
+MODULES = [importlib.import_module(f"course_lib.workshop.checks.nb{n:02d}") for n in range(16)]
 
 
 def every_check() -> list[tuple[object, object]]:

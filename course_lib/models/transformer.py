@@ -1,7 +1,7 @@
 """A space-time transformer denoiser over video patches: DiT (Peebles & Xie 2023) made a video model as in Latte (Ma et al. 2024).
 
 Where the U-Net of notebook 07 works on pixels with convolutions, this model cuts every frame into
-p x p patches, turns each patch into one token, and lets the tokens attend to each other:
+p x p patches, turns each patch into one token, and lets the tokens attend to each other::
 
     x (B, F, C, H, W) --patchify--> (B, F, N, C·p·p), N = (H/p)·(W/p) patches per frame
       --linear--> tokens (B, F, N, D) + spatial and temporal positions
@@ -22,7 +22,7 @@ shorter than ``frames`` uses the first rows of the same table.
 **Conditioning: adaLN-Zero** (Peebles & Xie 2023, Sec. 3.2). The timestep embedding (plus the
 label embedding, with the null label ``num_classes`` for classifier-free guidance, as the U-Nets
 do) is a vector c (B, D). A linear layer of SiLU(c) gives, for every sub-layer of a block, a shift
-β, a scale γ and a gate α, and the sub-layer f becomes
+β, a scale γ and a gate α, and the sub-layer f becomes::
 
     h = h + α · f(modulate(LayerNorm(h), β, γ)),    modulate(x, β, γ) = x·(1 + γ) + β.
 
