@@ -181,7 +181,7 @@ plt.show()
 # into p × p patches and flattens each patch into one **token** of c·p·p numbers; a linear layer
 # then maps it to the model width D. With F frames and N = (h/p)² patches per frame, a clip is
 # F·N tokens. `unpatchify` is the exact inverse, used on the network's output. (Exercise 15.1
-# writes `patchify`.)
+# writes both.)
 
 # %%
 tokens = patchify(latent, 2)  # (1, F, N, c·2·2)
@@ -201,7 +201,8 @@ print("unpatchify(patchify(z)) == z:", torch.equal(unpatchify(tokens, 2, c, h), 
 # (**adaptive layer norm**, `modulate(x, shift, scale)` = x·(1 + scale) + shift). "Zero": the
 # layer that makes β, γ, α starts at zero, so every block starts as the identity and the final
 # layer outputs zeros: the untrained network predicts 0 everywhere, a calm start that Peebles &
-# Xie found to train best of the variants they tried. (Exercise 15.2 writes the modulation.)
+# Xie found to train best of the variants they tried. (Exercise 15.2 writes the modulation and the
+# gated residual.)
 
 # %%
 fresh = recipe.build_model()  # an untrained LatentDenoiser: transformer + (untrained) autoencoder
@@ -320,7 +321,8 @@ else:
 #   identity) and attends within frames, then along time (**factorised attention**).
 # * Training encodes each batch with the frozen autoencoder; sampling draws latents and decodes once.
 #
-# Exercises: `exercises/15_latent_video_diffusion.ipynb` (patchify; adaLN modulation).
+# Exercises: `exercises/15_latent_video_diffusion.ipynb` (patchify and unpatchify; adaLN modulation and the gated
+# residual of a DiT block).
 
 # %% [markdown]
 # ## Check yourself
