@@ -16,12 +16,14 @@ import torch
 from course_lib.data.toy import two_moons
 from course_lib.diffusion.forward import q_sample, to_x0_eps
 from course_lib.diffusion.flow import (
+    TIME_SCALE,
     FlowMatchingObjective,
     ddim_step_as_euler,
     euler_sample,
     euler_step,
     euler_steps,
     flow_matching_loss,
+    focus_times,
     heun_sample,
     heun_step,
     heun_steps,
@@ -32,6 +34,7 @@ from course_lib.diffusion.flow import (
     straight_time_from_vp,
     straight_to_vp,
     time_grid,
+    time_of_snr,
     velocity_fn,
     vp_to_straight,
     x0_eps_from_velocity,
@@ -183,6 +186,21 @@ def test_time_sampler_statistics():
     assert torch.equal(sample_time(8, "logit-normal", seeded(3)), sample_time(8, "logit-normal", seeded(3)))
 
 
+def test_focused_times_land_where_the_snr_range_says_and_focus_zero_changes_nothing():
+    assert time_of_snr(1.0) == 0.5 and time_of_snr(0.01) == pytest.approx(1 / 1.1)
+    s = sample_time(100_000, "logit-normal", seeded(0))
+    focused = focus_times(s, 0.5, (1e-3, 0.1), seeded(1))
+    moved = focused != s
+    assert moved.float().mean().item() == pytest.approx(0.5, abs=0.01)
+    snr = ((1 - focused[moved]) / focused[moved]) ** 2  # SNR(s) = ((1 − s)/s)² on the straight path
+    assert snr.min() >= 1e-3 * 0.999 and snr.max() <= 0.1 * 1.001
+    assert torch.equal(focus_times(s, 0.0, (1e-3, 0.1), seeded(1)), s)
+    objective = FlowMatchingObjective(focus=1.0, focus_snr=(0.25, 0.25))  # every time at s = 2/3
+    seen = []
+    objective(lambda x, t: seen.append(t) or x, torch.zeros(4, 2), seeded(0))
+    torch.testing.assert_close(seen[0] / TIME_SCALE, torch.full((4,), 2 / 3))
+
+
 # --- DDIM and the VP path are the same family ------------------------------------------------------
 
 def linear_model(x, t):
@@ -299,6 +317,9 @@ X = torch.zeros(2, 1)
         (lambda: euler_sample(gaussian_velocity, (2, 1), steps=4, shift=-1), ["shift", "> 0", "-1"]),
         (lambda: sample_time(4, "logit-normal", logit_std=0), ["logit_std", "> 0", "0"]),
         (lambda: FlowMatchingObjective(label_dropout=0.1), ["null_label", "num_classes"]),
+        (lambda: FlowMatchingObjective(focus=0.5), ["focus_snr", "focus > 0", "None"]),
+        (lambda: FlowMatchingObjective(focus=1.5, focus_snr=(0.1, 1)), ["focus", "[0.0, 1.0]", "1.5"]),
+        (lambda: focus_times(torch.rand(3), 0.5, (1.0, 0.1)), ["focus_snr", "low <= high", "(1.0, 0.1)"]),
         (lambda: FlowMatchingObjective(null_label=3)(lambda x, t, y: x, X, seeded()), ["batch", "(x0, labels)"]),
         (lambda: euler_sample(lambda x, s: x[:1], (2, 1), steps=2), ["model_fn output", "(2, 1)", "(1, 1)"]),
         (lambda: euler_sample(gaussian_velocity, (2, 1), x_start=torch.zeros(3, 1)), ["x_start", "(2, 1)", "(3, 1)"]),

@@ -7,7 +7,7 @@ from course_lib.diffusion.flow import FlowMatchingObjective
 from course_lib.metrics.toy import mmd_rbf
 from course_lib.workshop import zoo
 from course_lib.workshop.cli import main
-from course_lib.workshop.recipes import get_recipe
+from course_lib.workshop.recipes import FOCUS_SNR, get_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY_VIDEO = get_preset("smoke").replace(video_size=16, video_frames=3, video_base_channels=8, video_batch_size=2)
@@ -38,7 +38,9 @@ def test_class_conditional_and_video_recipes_take_the_flow_objective():
     images = digits.sample(model, 4, steps=2, guidance_scale=3.0)
     assert images.shape == (4, *digits.example_shape) and torch.isfinite(images).all()
     video = get_recipe("video-shapes", TINY_VIDEO, objective="flow")
-    assert video.snr_focus == 0.0  # flow matching draws its own times
+    x0_twin = get_recipe("video-shapes", TINY_VIDEO)
+    assert video.snr_focus == x0_twin.snr_focus > 0  # the same share of training on the same noise levels
+    assert video.loss_fn.focus == video.snr_focus and video.loss_fn.focus_snr == FOCUS_SNR
     assert video.sample(video.build_model(), 2, steps=2, sampler="heun").shape == (2, 3, 3, 16, 16)
 
 
@@ -47,7 +49,7 @@ def test_class_conditional_and_video_recipes_take_the_flow_objective():
         get_recipe("toy-moons", "smoke").build_model(), 2, sampler="ddim"), ["sampler", "'euler'", "'ddim'"]),
     (lambda: get_recipe("toy-moons", "smoke").sample(get_recipe("toy-moons", "smoke").build_model(), 2,
                                                      sampler="heun"), ["sampler", "'ddim'", "'heun'"]),
-    (lambda: get_recipe("video-shapes", TINY_VIDEO, objective="flow", snr_focus=0.5), ["snr_focus", "'flow'"]),
+    (lambda: get_recipe("video-shapes", TINY_VIDEO, objective="flow", snr_focus=1.5), ["snr_focus", "1.5"]),
     (lambda: get_recipe("toy-moons", "smoke", objective="velocity"), ["objective", "'flow'", "'velocity'"]),
 ])
 def test_bad_flow_settings_are_one_clear_error(call, words):

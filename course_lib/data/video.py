@@ -112,14 +112,14 @@ def shuffle_frames(video: torch.Tensor, generator: torch.Generator | None = None
 class VideoBatch:
     """A batch of synthetic clips and their ground truth (K objects per clip).
 
-    video:      (B, T, C, H, W) float32 in [-1, 1]
-    positions:  (B, T, K, 2) float32, each object's *centre* (y, x) in pixels (row, column; pixel
-                i covers [i − ½, i + ½]). Digits are pasted at the nearest whole pixel, so their
-                drawn centre is within ½ px of this; shapes are drawn at exactly this point.
-    velocities: (B, T, K, 2) float32, (dy, dx) in pixels per frame at frame t (flips at a bounce)
-    labels:     (B, K) int64: the digit (moving_digits) or the index into SHAPE_KINDS
-    colors:     (B, K, 3) float32 RGB in [-1, 1] for shapes; None for digits
-    sizes:      (B, K) float32: object width in pixels (digit box or shape diameter/side)
+    * video: (B, T, C, H, W) float32 in [-1, 1];
+    * positions: (B, T, K, 2) float32, each object's *centre* (y, x) in pixels (row, column; pixel
+      i covers [i − ½, i + ½]). Digits are pasted at the nearest whole pixel, so their drawn centre
+      is within ½ px of this; shapes are drawn at exactly this point;
+    * velocities: (B, T, K, 2) float32, (dy, dx) in pixels per frame at frame t (flips at a bounce);
+    * labels: (B, K) int64: the digit (moving_digits) or the index into SHAPE_KINDS;
+    * colors: (B, K, 3) float32 RGB in [-1, 1] for shapes; None for digits;
+    * sizes: (B, K) float32: object width in pixels (digit box or shape diameter/side).
     """
 
     video: torch.Tensor
@@ -154,20 +154,28 @@ def bounce(start: torch.Tensor, velocity: torch.Tensor, frames: int, low: torch.
 
 
 def _random_motion(batch: int, count: int, frames: int, size: int, sizes: torch.Tensor,
-                   speed: tuple[float, float], g: torch.Generator):
-    """Start anywhere, move in a random direction -> positions, velocities (B, T, K, 2) (y, x)."""
+                   speed: tuple[float, float], g: torch.Generator, headings: int | None = None):
+    """Start anywhere, move in a random direction -> positions, velocities (B, T, K, 2) (y, x).
+
+    headings: None for any direction, or n to round each direction to the nearest of n equally
+    spaced headings (8: the compass directions a caption names); the same random draws either way.
+    """
     low = (sizes - 1) / 2  # (B, K)
     high = size - 1 - low
     start = low[..., None] + torch.rand(batch, count, 2, generator=g) * (high - low)[..., None]  # (B, K, 2)
     angle = torch.rand(batch, count, generator=g) * 2 * math.pi
+    if headings is not None:
+        angle = torch.round(angle / (2 * math.pi / headings)) * (2 * math.pi / headings)
     speeds = speed[0] + (speed[1] - speed[0]) * torch.rand(batch, count, generator=g)
     velocity = torch.stack([angle.sin(), angle.cos()], -1) * speeds[..., None]  # (B, K, 2) (dy, dx)
     positions, velocities = bounce(start, velocity, frames, low[..., None], high[..., None])  # (B, K, 2, T)
     return positions.permute(0, 3, 1, 2).contiguous(), velocities.permute(0, 3, 1, 2).contiguous()
 
 
-def _check_common(batch: int, frames: int, size: int, count_name: str, count: int, speed):
+def _check_common(batch: int, frames: int, size: int, count_name: str, count: int, speed, headings=None):
     check_positive_int("batch", batch)
+    if headings is not None:
+        check_int_range("headings", headings, 1, 360)
     check_positive_int("frames", frames)
     check_int_range("size", size, 8, 1024)
     check_int_range(count_name, count, 1, 16)
@@ -205,15 +213,17 @@ def moving_digits(
     split: str = "train",
     speed: tuple[float, float] | None = None,
     generator: torch.Generator | None = None,
+    headings: int | None = None,
 ) -> VideoBatch:
     """Moving digits (Srivastava et al. 2015 protocol) -> VideoBatch with video (B, T, 1, size, size).
 
     Each clip shows ``num_digits`` digits from :func:`render_digits` (``split`` chooses the fonts),
     each moving at constant velocity and bouncing off the walls; overlapping digits combine by max.
     digit_size: box side in pixels (default 28·size/64: 28 in a 64-pixel frame, 14 in 32).
-    speed: (low, high) pixels per frame, default (size/32, size/16); direction uniform.
+    speed: (low, high) pixels per frame, default (size/32, size/16); direction uniform, or the
+    nearest of ``headings`` equally spaced ones (8: the compass directions of a caption).
     """
-    speed = _check_common(batch, frames, size, "num_digits", num_digits, speed)
+    speed = _check_common(batch, frames, size, "num_digits", num_digits, speed, headings)
     digit_size = max(8, round(28 * size / 64)) if digit_size is None else digit_size
     check_int_range("digit_size", digit_size, 4, min(32, size - 1))
     g = make_generator(seed, generator)
@@ -222,7 +232,7 @@ def moving_digits(
     if ink.shape[-1] != digit_size:
         ink = F.interpolate(ink, size=(digit_size, digit_size), mode="bilinear", antialias=True, align_corners=False)
     sizes = torch.full((batch, num_digits), float(digit_size))
-    positions, velocities = _random_motion(batch, num_digits, frames, size, sizes, speed, g)
+    positions, velocities = _random_motion(batch, num_digits, frames, size, sizes, speed, g, headings)
     top_left = (positions - (digit_size - 1) / 2).round().long().clamp(0, size - digit_size)
     canvas = _paste_max(ink.view(batch, num_digits, digit_size, digit_size).clamp(0, 1), top_left, frames, size)
     return VideoBatch(video=canvas[:, :, None] * 2 - 1, positions=positions, velocities=velocities,
@@ -253,14 +263,16 @@ def bouncing_shapes(
     shape_size: tuple[float, float] | None = None,
     speed: tuple[float, float] | None = None,
     generator: torch.Generator | None = None,
+    headings: int | None = None,
 ) -> VideoBatch:
     """Coloured circles and squares bouncing on black -> VideoBatch with video (B, T, 3, size, size).
 
     Kind uniform over SHAPE_KINDS, colour uniform over PALETTE, width uniform in ``shape_size``
     (default (size/5, size/3) pixels); later shapes are drawn over earlier ones.
-    speed: (low, high) pixels per frame, default (size/32, size/16); direction uniform.
+    speed: (low, high) pixels per frame, default (size/32, size/16); direction uniform, or the
+    nearest of ``headings`` equally spaced ones (8: the compass directions of a caption).
     """
-    speed = _check_common(batch, frames, size, "num_shapes", num_shapes, speed)
+    speed = _check_common(batch, frames, size, "num_shapes", num_shapes, speed, headings)
     if shape_size is None:
         shape_size = (size / 5, size / 3)
     if not (isinstance(shape_size, (tuple, list)) and len(shape_size) == 2 and 2 <= shape_size[0] <= shape_size[1] < size):
@@ -269,7 +281,7 @@ def bouncing_shapes(
     kinds = torch.randint(0, len(SHAPE_KINDS), (batch, num_shapes), generator=g)
     colors = PALETTE[torch.randint(0, len(PALETTE), (batch, num_shapes), generator=g)]  # (B, K, 3)
     sizes = shape_size[0] + (shape_size[1] - shape_size[0]) * torch.rand(batch, num_shapes, generator=g)
-    positions, velocities = _random_motion(batch, num_shapes, frames, size, sizes, speed, g)
+    positions, velocities = _random_motion(batch, num_shapes, frames, size, sizes, speed, g, headings)
     alpha = shape_coverage(positions, sizes, kinds, size)  # (B, T, K, H, W)
     video = torch.full((batch, frames, 3, size, size), -1.0)
     for k in range(num_shapes):  # "over" compositing, back to front

@@ -38,7 +38,7 @@ from course_lib._validation import (
     check_choice, check_float_range, check_int_range, check_positive_int, check_tensor, fail,
 )
 from course_lib.diffusion.forward import as_timesteps, extract, randn_like, to_x0_eps
-from course_lib.diffusion.objectives import batch_labels, batch_x0, drop_labels
+from course_lib.diffusion.objectives import batch_x0, label_kwargs
 from course_lib.diffusion.samplers import SamplerStep
 from course_lib.diffusion.schedules import NoiseSchedule
 
@@ -118,6 +118,7 @@ def sample_time(
     * "logit-normal": s = sigmoid(m + σ·n), n ~ N(0, 1) (Esser et al. 2024, Sec. 3.1), with
       m = ``logit_mean``, σ = ``logit_std``; median sigmoid(m), and the middle times, where
       predicting v is hardest, get more of the training than the ends.
+
     Drawn on the generator's device and moved, so a CPU generator gives the same s on any device.
     """
     check_positive_int("batch", batch)
@@ -130,6 +131,34 @@ def sample_time(
     else:
         s = torch.sigmoid(logit_mean + logit_std * torch.randn(batch, generator=generator, device=where))
     return s.to(device if device is not None else "cpu")
+
+
+def time_of_snr(snr: float) -> float:
+    """The time s on the straight path whose signal-to-noise ratio is ``snr``.
+
+    x_s = (1 − s)·x0 + s·ε has SNR(s) = ((1 − s)/s)², so s = 1/(1 + √SNR): SNR 1 is s = ½, and the
+    low SNRs where a diffusion model decides what a sample shows are the times near 1.
+    """
+    _check_positive("snr", snr)
+    return 1.0 / (1.0 + snr ** 0.5)
+
+
+def focus_times(s: torch.Tensor, focus: float, snr_range: tuple[float, float] | None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Move each time s (B,) with probability ``focus`` to a time uniform over those whose SNR lies in
+    ``snr_range`` (low, high): flow matching's twin of
+    :class:`~course_lib.diffusion.objectives.SNRFocusedTimesteps`, so both objectives can spend the same
+    share of training on the same noise levels. Draws, in order: the focused times, the coin.
+    """
+    check_float_range("focus", focus, 0.0, 1.0)
+    if not (isinstance(snr_range, (tuple, list)) and len(snr_range) == 2
+            and 0 < snr_range[0] <= snr_range[1]):
+        fail("focus_snr", "a pair (low, high) with 0 < low <= high", snr_range)
+    earliest, latest = time_of_snr(snr_range[1]), time_of_snr(snr_range[0])  # high SNR is the earlier time
+    where = generator.device if generator is not None else "cpu"
+    focused = earliest + (latest - earliest) * torch.rand(s.shape[0], generator=generator, device=where)
+    coin = torch.rand(s.shape[0], generator=generator, device=where) < focus
+    return torch.where(coin.to(s.device), focused.to(s.device, s.dtype), s)
 
 
 def velocity_fn(model: Callable[..., torch.Tensor], time_scale: float = TIME_SCALE, **model_kwargs) -> VelocityFn:
@@ -155,10 +184,13 @@ def flow_matching_loss(
     logit_mean: float = 0.0,
     logit_std: float = 1.0,
     model_kwargs: dict | None = None,
+    focus: float = 0.0,
+    focus_snr: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """The conditional flow matching loss E_{s, ε}‖(ε − x0) − v_θ(x_s, s)‖² (Lipman et al. 2023, Eq. 23).
 
-    s ~ ``time_sampler`` (:func:`sample_time`), then ε ~ N(0, I), both from ``generator``; the
+    s ~ ``time_sampler`` (:func:`sample_time`), moved with probability ``focus`` into the times whose
+    SNR lies in ``focus_snr`` (:func:`focus_times`), then ε ~ N(0, I), all from ``generator``; the
     network is called as ``model(x_s, s · time_scale, **model_kwargs)``. Its minimiser is
     v(x, s) = E[ε − x0 | x_s = x]; the loss is not zero there (many pairs pass through one x_s),
     except for data at a single point. x0: (B, ...) -> scalar.
@@ -167,7 +199,10 @@ def flow_matching_loss(
     if x0.dim() < 2:
         fail("x0", "a batch with at least 2 dims (B, ...)", f"shape {tuple(x0.shape)}")
     check_choice("time_sampler", time_sampler, TIME_SAMPLERS)
-    s = sample_time(x0.shape[0], time_sampler, generator, logit_mean, logit_std, x0.device).to(x0.dtype)
+    s = sample_time(x0.shape[0], time_sampler, generator, logit_mean, logit_std, x0.device)
+    if focus:
+        s = focus_times(s, focus, focus_snr, generator)
+    s = s.to(x0.dtype)
     eps = randn_like(x0, generator)
     x_s = straight_path(x0, eps, s)
     prediction = velocity_fn(model, time_scale, **(model_kwargs or {}))(x_s, s)
@@ -184,7 +219,8 @@ class FlowMatchingObjective:
     model's num_classes) the batch must be (x0, labels (B,)): each label becomes ``null_label`` with
     probability ``label_dropout`` (:func:`~course_lib.diffusion.objectives.drop_labels`) and the labels
     reach the model as ``y``, as for the diffusion loss of class-conditional models. Without it the
-    rest of a tuple is ignored. Draws, in order: the label coins, s, ε.
+    rest of a tuple is ignored. With ``focus`` > 0, that share of the times is drawn from the SNR range
+    ``focus_snr`` (:func:`focus_times`). Draws, in order: the label coins, s, the focused s and coin, ε.
     """
 
     time_sampler: str = "uniform"
@@ -193,9 +229,14 @@ class FlowMatchingObjective:
     logit_std: float = 1.0
     null_label: int | None = None
     label_dropout: float = 0.0
+    focus: float = 0.0
+    focus_snr: tuple[float, float] | None = None
 
     def __post_init__(self):
         check_choice("time_sampler", self.time_sampler, TIME_SAMPLERS)
+        check_float_range("focus", self.focus, 0.0, 1.0)
+        if self.focus and self.focus_snr is None:
+            fail("focus_snr", "a pair (low, high) of SNRs when focus > 0", None)
         _check_positive("time_scale", self.time_scale)
         check_float_range("logit_mean", self.logit_mean, -10.0, 10.0)
         _check_positive("logit_std", self.logit_std)
@@ -207,12 +248,9 @@ class FlowMatchingObjective:
 
     def __call__(self, model, batch, generator: torch.Generator) -> torch.Tensor:
         x0 = batch_x0(batch)
-        model_kwargs = None
-        if self.null_label is not None:
-            labels = batch_labels(batch, x0)
-            model_kwargs = {"y": drop_labels(labels, self.label_dropout, generator, null_label=self.null_label)}
+        model_kwargs = label_kwargs(batch, x0, self.null_label, self.label_dropout, generator)
         return flow_matching_loss(model, x0, self.time_sampler, generator, self.time_scale,
-                                  self.logit_mean, self.logit_std, model_kwargs)
+                                  self.logit_mean, self.logit_std, model_kwargs, self.focus, self.focus_snr)
 
 
 # --- samplers: solving dx/ds = v(x, s) from s = 1 to s = 0 -------------------------------------------

@@ -40,7 +40,9 @@ from course_lib._validation import (
 )
 from course_lib.diffusion.forward import OBJECTIVES, q_sample, randn_like, to_x0_eps, training_target
 from course_lib.diffusion.guidance import guide
-from course_lib.diffusion.objectives import TimestepSampler, batch_labels, batch_x0, drop_labels, uniform_timesteps
+from course_lib.diffusion.objectives import (
+    DiffusionObjective, TimestepSampler, batch_x0, label_kwargs, uniform_timesteps,
+)
 from course_lib.diffusion.rollout import autoregressive_rollout
 from course_lib.diffusion.samplers import ModelFn, ddim_timesteps
 from course_lib.diffusion.schedules import NoiseSchedule
@@ -102,32 +104,18 @@ def forcing_loss(model: Callable[..., torch.Tensor], x0: torch.Tensor, t: torch.
 
 
 @dataclass
-class DiffusionForcingObjective:
+class DiffusionForcingObjective(DiffusionObjective):
     """``loss_fn(model, batch, generator)`` for the Trainer: :func:`forcing_loss` with independent levels.
 
-    Each frame of each clip gets its own t from ``timesteps`` (default uniform over 0 … T − 1).
-    null_label / label_dropout: as in :class:`~course_lib.diffusion.objectives.DiffusionObjective`
-    (one label per clip). Draws, in order: the label coins, t (B·F of them), ε.
+    The fields of :class:`~course_lib.diffusion.objectives.DiffusionObjective` (schedule, objective,
+    timesteps, null_label, label_dropout: one label per clip), but each frame of each clip gets its own
+    t from ``timesteps``. Draws, in order: the label coins, t (B·F of them), ε.
     """
-
-    schedule: NoiseSchedule
-    objective: str = "eps"
-    timesteps: TimestepSampler = uniform_timesteps
-    null_label: int | None = None
-    label_dropout: float = 0.0
-
-    def __post_init__(self):
-        check_choice("objective", self.objective, OBJECTIVES)
-        if self.null_label is None and self.label_dropout > 0:
-            fail("null_label", "the model's num_classes when label_dropout > 0", None)
 
     def __call__(self, model, batch, generator: torch.Generator) -> torch.Tensor:
         x0 = batch_x0(batch)
         check_rank("x0", x0, 5, "(B, F, C, H, W)")
-        model_kwargs = None
-        if self.null_label is not None:
-            labels = batch_labels(batch, x0)
-            model_kwargs = {"y": drop_labels(labels, self.label_dropout, generator, null_label=self.null_label)}
+        model_kwargs = label_kwargs(batch, x0, self.null_label, self.label_dropout, generator)
         t = frame_timesteps(x0.shape[0], x0.shape[1], self.schedule, generator, self.timesteps).to(x0.device)
         return forcing_loss(model, x0, t, self.schedule, self.objective, generator=generator,
                             model_kwargs=model_kwargs)

@@ -4,9 +4,10 @@
 
 w = 0 is the unconditional model, w = 1 the plain conditional one, w > 1 follows the condition more
 strongly (sharper, less diverse). The condition may be a class label (:func:`guided_denoiser`,
-lessons 04 and 07) or the known past frames of a clip (:func:`~course_lib.diffusion.conditioning.conditioned_on`,
-lesson 08). The network learns both answers from label dropout in training
-(:func:`~course_lib.diffusion.objectives.drop_labels`).
+lessons 04 and 07), a caption (:func:`caption_guided_denoiser`, lesson 16) or the known past
+frames of a clip (:func:`~course_lib.diffusion.conditioning.conditioned_on`, lesson 08). The
+network learns both answers from label (or caption) dropout in training
+(:func:`~course_lib.diffusion.objectives.drop_labels`, :func:`~course_lib.data.captions.drop_captions`).
 """
 from __future__ import annotations
 
@@ -52,5 +53,39 @@ def guided_denoiser(model: nn.Module, y: torch.Tensor, guidance_scale: float
         both = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))
         eps_cond, eps_uncond = both.chunk(2)
         return guide(eps_cond, eps_uncond, guidance_scale)
+
+    return model_fn
+
+
+def caption_guided_denoiser(model: nn.Module, context: torch.Tensor, context_mask: torch.Tensor,
+                            null_context: torch.Tensor, null_mask: torch.Tensor, guidance_scale: float
+                            ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A ``model_fn(x_t, t)`` that guides a text-conditional ``model`` towards a caption (guidance on text).
+
+    model: called as model(x_t, t, context=..., context_mask=...). context (B, L, D), context_mask
+    (B, L) bool: the encoded captions (the text encoder's output on their tokens); null_context,
+    null_mask: the encoded null caption ∅, the same shapes (the text encoder on ``null_tokens``,
+    as caption dropout trained it). Both answers come from one forward pass on a doubled batch.
+    Editing by caption is SDEdit with this model_fn and a new caption.
+    """
+    check_rank("context", context, 3, "(B, L, D)")
+    for name, value, shape in (("context_mask", context_mask, context.shape[:2]), ("null_context", null_context, context.shape),
+                               ("null_mask", null_mask, context.shape[:2])):
+        check_rank(name, value, len(shape))
+        if tuple(value.shape) != tuple(shape):
+            fail(name, f"shape {tuple(shape)} (that of context)", f"shape {tuple(value.shape)}")
+    if context_mask.dtype != torch.bool or null_mask.dtype != torch.bool:
+        fail("context_mask", "bool masks (True = a real token) for the caption and the null caption",
+             f"dtypes {context_mask.dtype}, {null_mask.dtype}")
+    check_guidance_scale(guidance_scale)
+    both_context, both_mask = torch.cat([context, null_context]), torch.cat([context_mask, null_mask])
+
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if x_t.shape[0] != context.shape[0]:
+            fail("x_t", f"a batch of {context.shape[0]} (one clip per caption)", f"shape {tuple(x_t.shape)}")
+        both = model(torch.cat([x_t, x_t]), torch.cat([t, t]), context=both_context.to(x_t.device),
+                     context_mask=both_mask.to(x_t.device))
+        out_cond, out_uncond = both.chunk(2)
+        return guide(out_cond, out_uncond, guidance_scale)
 
     return model_fn

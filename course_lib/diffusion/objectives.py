@@ -115,6 +115,16 @@ def batch_labels(batch, x0: torch.Tensor) -> torch.Tensor:
     return labels
 
 
+def label_kwargs(batch, x0: torch.Tensor, null_label: int | None, label_dropout: float,
+                 generator: torch.Generator | None = None) -> dict | None:
+    """The model's keyword arguments for a batch: ``{"y": labels}`` with each label dropped to
+    ``null_label`` with probability ``label_dropout`` (:func:`drop_labels`) for a class-conditional
+    objective, or None without ``null_label`` (the rest of a tuple batch is then ignored)."""
+    if null_label is None:
+        return None
+    return {"y": drop_labels(batch_labels(batch, x0), label_dropout, generator, null_label=null_label)}
+
+
 # --- the simple diffusion loss --------------------------------------------------------------------
 
 def diffusion_loss(
@@ -186,10 +196,7 @@ class DiffusionObjective:
 
     def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
         x0 = batch_x0(batch)
-        model_kwargs = None
-        if self.null_label is not None:
-            labels = batch_labels(batch, x0)
-            model_kwargs = {"y": drop_labels(labels, self.label_dropout, generator, null_label=self.null_label)}
+        model_kwargs = label_kwargs(batch, x0, self.null_label, self.label_dropout, generator)
         return diffusion_loss(model, x0, self.schedule, self.objective, generator, model_kwargs, self.timesteps)
 
 

@@ -125,6 +125,7 @@ def ddim_timesteps(num_steps: int, steps: int, spacing: str = "trailing") -> lis
     * "leading" (Song et al. 2021a, as in the DDIM code): ``i·(T // steps)`` reversed: 980, ..., 0,
       which never starts from the noisiest step;
     * "linspace": ``linspace(0, T−1, steps)`` rounded, reversed: 999, ..., 0.
+
     After the last listed step the sampler jumps to clean data (ᾱ = 1).
     """
     check_positive_int("num_steps", num_steps)

@@ -9,6 +9,8 @@
 * :mod:`course_lib.metrics.motion` -- ``motion_consistency``: one object on a bouncing straight path.
 * :mod:`course_lib.metrics.consistency` -- ``video_consistency``: the object present in every frame,
   moving consistently and keeping its look (colour and shape, or digit): what a viewer checks.
+* :mod:`course_lib.metrics.caption_match` -- ``caption_match``: does each clip show what its caption
+  asked for (shape, colour or digit, direction)?
 * :mod:`course_lib.metrics.prediction` -- predicted futures and long rollouts against the truth.
 * :mod:`course_lib.metrics.toy` -- ``mmd_rbf`` and friends for 1D/2D toy samples.
 """

@@ -11,6 +11,7 @@ bounces off the frame's walls. So a generated clip can be *measured*, not only l
 3. the clip passes when every frame shows exactly one blob whose area is between MIN_AREA and
    MAX_AREA times object_size² (and varies at most 3×), and the fit's RMS error is at most
    FIT_TOLERANCE pixels.
+
 Videos are (B, T, C, H, W) in [-1, 1].
 """
 from __future__ import annotations
@@ -96,17 +97,32 @@ def reflected_path(p0: np.ndarray, v: np.ndarray, frames: int, low: float, high:
     return low + np.where(u > span, 2 * span - u, u)
 
 
-def fit_reflected_line(path: np.ndarray, low: float, high: float, max_speed: float) -> float:
-    """Smallest RMS error (px) of a reflected line fitted to one axis of a track ``path`` (T,)."""
+def best_reflected_line(path: np.ndarray, low: float, high: float, max_speed: float) -> tuple[float, float, float]:
+    """The reflected line closest to one axis of a track ``path`` (T,) -> (RMS error px, p0, v).
+
+    A grid search over the start p0 in [low, high] and the velocity v in [−max_speed, max_speed]
+    (px per frame at frame 0), refined around the best grid point. Frames where ``path`` is NaN
+    (nothing found) are left out of the error.
+    """
+    frames, seen = len(path), np.flatnonzero(np.isfinite(path))
+    path = path[seen]
     p0 = np.linspace(low, high, 97)[:, None]
     v = np.linspace(-max_speed, max_speed, 161)[None, :]
-    err = np.sqrt(((reflected_path(p0, v, len(path), low, high) - path) ** 2).mean(-1))  # (97, 161)
+    err = np.sqrt(((reflected_path(p0, v, frames, low, high)[..., seen] - path) ** 2).mean(-1))  # (97, 161)
     i, j = np.unravel_index(err.argmin(), err.shape)
     # refine around the best grid point
     p0f = np.linspace(p0[max(i - 1, 0), 0], p0[min(i + 1, 96), 0], 21)[:, None]
     vf = np.linspace(v[0, max(j - 1, 0)], v[0, min(j + 1, 160)], 21)[None, :]
-    fine = np.sqrt(((reflected_path(p0f, vf, len(path), low, high) - path) ** 2).mean(-1))
-    return float(min(err.min(), fine.min()))
+    fine = np.sqrt(((reflected_path(p0f, vf, frames, low, high)[..., seen] - path) ** 2).mean(-1))
+    if fine.min() < err.min():
+        k, m = np.unravel_index(fine.argmin(), fine.shape)
+        return float(fine[k, m]), float(p0f[k, 0]), float(vf[0, m])
+    return float(err[i, j]), float(p0[i, 0]), float(v[0, j])
+
+
+def fit_reflected_line(path: np.ndarray, low: float, high: float, max_speed: float) -> float:
+    """Smallest RMS error (px) of a reflected line fitted to one axis of a track ``path`` (T,)."""
+    return best_reflected_line(path, low, high, max_speed)[0]
 
 
 def motion_consistency(video: torch.Tensor, object_size: float, foreground: float = FOREGROUND) -> MotionReport:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from torch import nn
 
 from course_lib._files import atomic_save, read_saved
 from course_lib._validation import check_int_range, check_positive_int, check_rank, check_tensor, fail
+from course_lib.data.captions import compass_direction
 from course_lib.data.video import PALETTE, SHAPE_KINDS, bouncing_shapes, check_video, moving_digits
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.consistency import video_consistency
@@ -96,14 +96,11 @@ def motion_direction(velocity: torch.Tensor) -> torch.Tensor:
     """Compass bin of a velocity (dy, dx) in pixels per frame: (..., 2) -> (...) int64 in 0..7.
 
     Rows grow downwards, so "north" is dy < 0: heading θ = atan2(−dy, dx), bin k = round(θ / 45°)
-    mod 8, named by :data:`DIRECTIONS` (0 = "E", 2 = "N", ...). The judge reads the direction of the
+    mod 8, named by :data:`DIRECTIONS` (0 = "E", 2 = "N", ...), the bins captions name
+    (:func:`~course_lib.data.captions.compass_direction`). The judge reads the direction of the
     *first* frame's velocity (it flips at a bounce later in the clip).
     """
-    check_tensor("velocity", velocity)
-    if velocity.dim() == 0 or velocity.shape[-1] != 2:
-        fail("velocity", "a tensor (..., 2) of (dy, dx)", f"shape {tuple(velocity.shape)}")
-    heading = torch.atan2(-velocity[..., 0], velocity[..., 1])
-    return torch.remainder(torch.round(heading / (math.pi / 4)), len(DIRECTIONS)).long()
+    return compass_direction(velocity)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ mlp (``MLPDenoiser``, toy data) · unet2d (``UNet2D``, images) · unet3d (``UNet
 space-time video) · transformer (``SpaceTimeTransformer``: DiT/Latte over latent
 space-time patches) · conv_lstm (``ConvLSTMDenoiser``) · frame_conditional (``FrameConditionalDenoiser``:
 sees the known frames) · seed_video_model (the source article's model, bugs and fixes) · blocks and
-embeddings (ResBlock, attention, timestep and class embeddings) · inspect (``count_parameters``,
+embeddings (ResBlock, attention, timestep and class embeddings) · text_encoder (``TextEncoder``:
+caption tokens -> the context of cross-attention) · inspect (``count_parameters``,
 ``capture_temporal_attention``).
 """

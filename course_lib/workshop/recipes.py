@@ -110,9 +110,9 @@ class Recipe:
     ``preset.num_diffusion_steps`` steps. seed: model initialisation, data and noise streams.
     label_dropout: class-conditional tasks (``digits``, ``video-digits``): probability of the null
     label. digit_images: ``digits`` only, size of the rendered training set. snr_focus: share of
-    training timesteps drawn from the SNR range FOCUS_SNR
-    (:class:`~course_lib.diffusion.objectives.SNRFocusedTimesteps`; 0: all uniform, Ho et al.'s
-    loss; not for class-conditional tasks).
+    training timesteps (or flow-matching times) drawn from the SNR range FOCUS_SNR
+    (:class:`~course_lib.diffusion.objectives.SNRFocusedTimesteps`, :func:`~course_lib.diffusion.flow.focus_times`;
+    0: all from the objective's own sampler; not for class-conditional tasks).
     """
 
     task: str
@@ -143,8 +143,6 @@ class Recipe:
         if self.model_name == "forcing" and self.objective == "flow":
             fail("objective", "'eps', 'x0' or 'v' for the forcing model (its levels are diffusion timesteps)",
                  self.objective)
-        if self.objective == "flow" and self.snr_focus:
-            fail("snr_focus", "0.0 with objective 'flow' (flow matching draws its own times)", self.snr_focus)
         check_choice("schedule", self.schedule_name, SCHEDULES)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             fail("seed", "an int", self.seed)
@@ -300,7 +298,8 @@ class Recipe:
         if self.objective == "flow":
             conditional = {} if self.num_classes is None else dict(null_label=self.num_classes,
                                                                     label_dropout=self.label_dropout)
-            return FlowMatchingObjective(time_sampler=FLOW_TIME_SAMPLER, **conditional)
+            return FlowMatchingObjective(time_sampler=FLOW_TIME_SAMPLER, focus=self.snr_focus,
+                                         focus_snr=FOCUS_SNR if self.snr_focus else None, **conditional)
         timesteps = SNRFocusedTimesteps(self.snr_focus, FOCUS_SNR) if self.snr_focus else uniform_timesteps
         if self.num_classes is None:
             return DiffusionObjective(self.schedule, self.objective, timesteps)
@@ -568,6 +567,4 @@ def get_recipe(task: str, preset: str | Preset | None = None, model: str | None 
         defaults.update(steps=max(1, preset.video_train_steps // AUTOENCODER_STEPS_DIVISOR), lr=2e-3, snr_focus=0.0)
     if model == "dit":
         defaults.update(lr=DIT_LR, warmup_steps=DIT_WARMUP_STEPS)
-    if overrides.get("objective") == "flow":
-        defaults["snr_focus"] = 0.0  # flow matching draws its own times (FLOW_TIME_SAMPLER)
     return Recipe(task=task, model_name=model, preset=preset, **{**defaults, **_rename_overrides(overrides)})

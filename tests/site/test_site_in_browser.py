@@ -66,6 +66,15 @@ def test_every_lesson_runs_top_to_bottom(executed):
     assert [path.stem for path in notebooks] == sorted(path.stem for path in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def test_every_docstring_of_the_api_pages_is_valid_restructuredtext(site):
+    """The API reference is built from the core's docstrings: a list that does not end with a blank
+    line or an indented continuation shows as a broken paragraph, and Sphinx says which docstring."""
+    from course_lib.workshop.site.build import CACHE
+
+    warnings = (REPO / CACHE / "sphinx-warnings-smoke.log").read_text(encoding="utf-8").splitlines()
+    assert not [line for line in warnings if "docstring of course_lib" in line], "\n".join(warnings)
+
+
 def test_the_html_loads_nothing_from_the_network(site):
     remote = re.compile(r"<(script|link|img|iframe)\b[^>]*\b(src|href)=\"(https?:)?//", re.IGNORECASE)
     hits = [f"{page}: {match.group(0)}" for page in html_pages(site)

@@ -42,21 +42,29 @@ def conf_text(repository: str) -> str:
 
 # Docstrings write |x| for a norm and (B, C, *axes) for any number of axes, which reStructuredText
 # reads as a substitution and an unclosed emphasis (errors, and links to nowhere): outside ``literals``
-# every bar is escaped, and so is every single star of a line whose single stars do not pair up.
+# every bar is escaped, and so is every single star of a line whose single stars do not pair up --
+# except the star of a bullet ("* item" at the start of a line), which stays a list.
 DOCSTRING_HOOK = r'''
 
 import re as _re
 
+_SINGLE_STAR = r"(?<!\*)\*(?!\*)"
+
 
 def _escape(text):
     text = text.replace("|", "\\|")
-    stars = _re.findall(r"(?<!\*)\*(?!\*)", text)
-    return _re.sub(r"(?<!\*)\*(?!\*)", r"\\*", text) if len(stars) % 2 else text
+    stars = _re.findall(_SINGLE_STAR, text)
+    return _re.sub(_SINGLE_STAR, r"\\*", text) if len(stars) % 2 else text
+
+
+def _escape_line(line):
+    bullet = _re.match(r"\s*\* ", line)
+    head, rest = (line[:bullet.end()], line[bullet.end():]) if bullet else ("", line)
+    return head + "".join(part if part.startswith("``") else _escape(part) for part in _re.split(r"(``.*?``)", rest))
 
 
 def _escape_markup(app, what, name, obj, options, lines):
-    lines[:] = ["".join(part if part.startswith("``") else _escape(part) for part in _re.split(r"(``.*?``)", line))
-                for line in lines]
+    lines[:] = [_escape_line(line) for line in lines]
 
 
 def setup(app):
