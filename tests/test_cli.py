@@ -103,8 +103,8 @@ def test_a_time_budget_stops_training_and_says_how_to_continue(capsys, tmp_path)
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["train", "--checkpoint", "toy.pt"], "--task: expected one of toy-moons, digits, video-shapes, video-digits "
-                                          "(only --checkpoint FILE --resume may leave it out"),
+    (["train", "--checkpoint", "toy.pt"], "--task: expected one of toy-moons, digits, video-shapes, video-digits, "
+                                          "video-captions (only --checkpoint FILE --resume may leave it out"),
     (["train", "--resume"], "--task: expected one of"),
     (["train", "--checkpoint", "toy.pt", "--resume", "--preset", "smoke"],
      "--preset: expected no value when --task is left out (the checkpoint's recipe is resumed as it is), got smoke"),

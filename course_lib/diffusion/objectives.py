@@ -200,6 +200,34 @@ class DiffusionObjective:
         return diffusion_loss(model, x0, self.schedule, self.objective, generator, model_kwargs, self.timesteps)
 
 
+@dataclass
+class CaptionObjective:
+    """``loss_fn`` of a caption-conditioned denoiser: :func:`diffusion_loss` with the batch's caption tokens.
+
+    batch: (x0, ids (B, L), mask (B, L) bool); the model is called ``model(x_t, t, ids=ids, mask=mask)``
+    (:class:`~course_lib.models.text_encoder.CaptionConditioned`), so the gradient reaches the text
+    encoder too. Caption dropout -- the null caption ∅ that classifier-free guidance needs -- is
+    done where the batch is drawn (:func:`~course_lib.data.captions.drop_captions`), as a dataset
+    drops captions. Draws t, then ε.
+    """
+
+    schedule: NoiseSchedule
+    objective: str = "eps"
+    timesteps: TimestepSampler = uniform_timesteps
+
+    def __post_init__(self):
+        check_choice("objective", self.objective, OBJECTIVES)
+        if not callable(self.timesteps):
+            fail("timesteps", "a timestep sampler timesteps(batch, schedule, generator)", type(self.timesteps).__name__)
+
+    def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
+        if not isinstance(batch, (tuple, list)) or len(batch) != 3:
+            fail("batch", "(x0, ids, mask): clips and their caption tokens", type(batch).__name__)
+        x0, ids, mask = batch
+        return diffusion_loss(model, x0, self.schedule, self.objective, generator, {"ids": ids, "mask": mask},
+                              self.timesteps)
+
+
 def objective_weight(schedule: NoiseSchedule, objective: str) -> torch.Tensor:
     """(T,) w_t with MSE_objective = w_t · ‖x0 − x̂0‖² at each t: SNR_t for "eps", 1 for "x0", 1 + SNR_t for "v"."""
     check_choice("objective", objective, OBJECTIVES)

@@ -197,6 +197,12 @@ class LatentDenoiser(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         return self.denoiser(x, t) if y is None and not kwargs else self.denoiser(x, t, y, **kwargs)
 
+    def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """A caption-conditioned denoiser's context: ids, mask (B, L) -> (B, L, D) (its text encoder)."""
+        if not hasattr(self.denoiser, "encode_text"):
+            fail("model", "a caption-conditioned denoiser (built with vocab_size)", type(self.denoiser).__name__)
+        return self.denoiser.encode_text(ids, mask)
+
     @torch.no_grad()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         return self.autoencoder.encode(video)
@@ -207,14 +213,24 @@ class LatentDenoiser(nn.Module):
 
 
 def latent_transformer_for_preset(preset, latent_channels: int = 4, compression: int = 4,
-                                  num_classes: int | None = None) -> LatentDenoiser:
+                                  num_classes: int | None = None, vocab_size: int | None = None) -> LatentDenoiser:
     """A :class:`LatentDenoiser`: a space-time transformer sized by ``preset`` on the latents of an
-    (untrained) :func:`autoencoder_for_preset`; latents (B, video_frames, c, size/k, size/k)."""
+    (untrained) :func:`autoencoder_for_preset`; latents (B, video_frames, c, size/k, size/k).
+
+    vocab_size: None, or the caption vocabulary's size: then the denoiser is a
+    :class:`~course_lib.models.text_encoder.CaptionConditioned` pair of a text encoder (sized by
+    ``preset``) and the transformer, which cross-attends to the encoded caption (lesson 16).
+    """
+    from course_lib.models.text_encoder import CaptionConditioned, text_encoder_for_preset
     from course_lib.models.transformer import transformer_for_preset
 
     autoencoder = autoencoder_for_preset(preset, latent_channels, compression)
     if preset.video_size % compression:
         fail("preset", f"a video_size divisible by the compression {compression}", preset.video_size)
+    text_encoder = None if vocab_size is None else text_encoder_for_preset(preset, vocab_size)
     denoiser = transformer_for_preset(preset, in_channels=latent_channels, size=preset.video_size // compression,
-                                      frames=preset.video_frames, num_classes=num_classes)
+                                      frames=preset.video_frames, num_classes=num_classes,
+                                      context_dim=None if text_encoder is None else text_encoder.dim)
+    if text_encoder is not None:
+        denoiser = CaptionConditioned(denoiser, text_encoder)
     return LatentDenoiser(denoiser, autoencoder)
