@@ -25,7 +25,7 @@
 #
 # **Time.** Reading: about 45 minutes. Running: well under a minute in the `smoke` preset (a tiny
 # model trained for a few steps: its clips are noise and its caption match is 0%), a few minutes in
-# the `cpu` preset once the trained model is in `checkpoints/` or shipped. Training from scratch
+# the `cpu` preset with the shipped weights (or a trained model in `checkpoints/`). Training from scratch
 # (`cpu` preset): lesson 15's autoencoder (reused: same clips), then the preset's
 # `video_train_steps` of the transformer and text encoder; `python -m course_lib train --task
 # video-captions --model dit --preset cpu` does the same from a terminal.
