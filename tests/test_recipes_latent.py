@@ -63,3 +63,25 @@ def test_the_command_line_trains_and_samples_the_dit_model(tmp_path, monkeypatch
     assert recipe.model_name == "dit"
     assert main(["sample", "--checkpoint", "dit.pt", "--n", "2", "--steps", "2", "--out", "clips.gif"]) == 0
     assert (tmp_path / "clips.gif").stat().st_size > 0
+
+
+def test_the_dit_model_trains_with_flow_matching_too():
+    recipe = get_recipe("video-shapes", TINY, "dit", objective="flow")
+    model = recipe.build_model()
+    loss = recipe.loss_fn(model, recipe.make_batch(torch.Generator().manual_seed(0)), torch.Generator().manual_seed(1))
+    loss.backward()
+    assert torch.isfinite(loss) and any(p.grad is not None for p in model.denoiser.parameters())
+    assert all(p.grad is None for p in model.autoencoder.parameters())
+    assert recipe.sample(model, 2, steps=2).shape == recipe.sample_shape(2)  # Euler on latents, then decoded
+
+
+def test_the_autoencoder_trained_for_a_dit_records_the_command_that_asked_for_it(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--task", "video-shapes", "--model", "dit", "--preset", "smoke", "--steps", "1",
+                 "--checkpoint", "dit.pt"]) == 0
+    recipe, _ = zoo.load_checkpoint("dit.pt")
+    record = json.loads(zoo.sidecar_path(zoo.checkpoint_path(recipe.autoencoder_recipe(), folder=".")).read_text())
+    asked = json.loads(zoo.sidecar_path("dit.pt").read_text())["command"]  # python -m course_lib train ... from a shell
+    assert record["command"] == f"{asked} (its autoencoder, trained first)"

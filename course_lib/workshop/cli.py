@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"examples:\n  {PROG} train --task toy-moons --preset smoke\n"
                f"  {PROG} train --task video-digits --model conv_lstm --minutes 20 --checkpoint lstm.pt\n"
                f"  {PROG} train --task video-digits --model conv_lstm --checkpoint lstm.pt --resume\n"
+               f"  {PROG} train --task video-shapes --model dit --preset cpu  # lesson 15: the autoencoder first\n"
                f"  {PROG} train --task video-captions --model dit --preset cpu  # text-conditioned clips\n"
                f"  torchrun --standalone --nproc_per_node 2 -m course_lib train --task video-shapes  # 2 processes\n\n"
                "Under torchrun the same arguments train data-parallel (DDP): the preset's batch is the global\n"
