@@ -101,7 +101,7 @@ class CaptionConditioned(nn.Module):
     """A video denoiser conditioned on captions: a :class:`TextEncoder` and a transformer that cross-attends to it.
 
     Both train together behind one loss (one optimiser): the words' vectors become whatever helps
-    the denoiser. Two ways to call it:
+    the denoiser. Two ways to call it::
 
         forward(x, t, ids=ids, mask=mask)                  # training: the tokens are encoded here
         forward(x, t, context=c, context_mask=mask)        # sampling: c = encode_text(ids, mask), once
