@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import torch
 
-from course_lib._validation import check_positive_int
+from course_lib._validation import check_positive_int, fail
 from course_lib.config import PRESETS, get_preset
 from course_lib.workshop import zoo
 from course_lib.workshop.bench.common import (
@@ -45,16 +45,24 @@ QUICK = {"train_steps": 2, "n": 4,
 
 @dataclass
 class CaptionsBenchConfig(TrainedModelsConfig):
-    """``n`` captions, one clip each, per guidance scale; ``batch`` clips sampled at once."""
+    """``n`` captions, one clip each, per guidance scale in ``scales``; ``batch`` clips sampled at once,
+    with DDIM in ``sample_steps`` steps (None: the preset's)."""
 
     kind: ClassVar[str] = "captions"
     n: int = 128
     batch: int = 32
+    scales: tuple[float, ...] = SCALES
+    sample_steps: int | None = None
 
     def __post_init__(self):
         super().__post_init__()
         check_positive_int("n", self.n)
         check_positive_int("batch", self.batch)
+        if self.sample_steps is not None:
+            check_positive_int("sample_steps", self.sample_steps)
+        if CAPTION_GUIDANCE_SCALE not in self.scales or 0.0 not in self.scales:
+            fail("scales", f"guidance scales that include {CAPTION_GUIDANCE_SCALE:g} and 0 (the verdicts compare them)",
+                 self.scales)
 
 
 def _trained(config: CaptionsBenchConfig, device):
@@ -77,7 +85,7 @@ def _trained(config: CaptionsBenchConfig, device):
 
 
 def sample_for_captions(recipe, model, captions: list[str], guidance_scale: float, batch: int = 32,
-                        seed: int = 1, progress: bool = False) -> torch.Tensor:
+                        seed: int = 1, progress: bool = False, steps: int | None = None) -> torch.Tensor:
     """One clip per caption (N, T, C, H, W) on the CPU, ``batch`` at a time; the noise of clip i is the same
     at every guidance scale (seed + chunk index)."""
     clips = []
@@ -85,7 +93,7 @@ def sample_for_captions(recipe, model, captions: list[str], guidance_scale: floa
         chunk = captions[start: start + batch]
         g = torch.Generator().manual_seed(seed + k)
         clips.append(recipe.sample(model, len(chunk), captions=chunk, guidance_scale=guidance_scale, generator=g,
-                                   progress=progress).cpu())
+                                   progress=progress, steps=steps).cpu())
     return torch.cat(clips)
 
 
@@ -105,16 +113,18 @@ def captions_benchmark(config: CaptionsBenchConfig, device: torch.device | None 
     model = trainer.ema_model.eval()
     held_out = recipe.real_captioned(config.n)
     names = {CAPTION_GUIDANCE_SCALE: "on (the default)", 1.0: "none (conditional)", 0.0: "off (null caption)"}
-    for w in SCALES:
+    steps = config.sample_steps or recipe.preset.sample_steps
+    for w in config.scales:
         start = time.perf_counter()
-        clips = sample_for_captions(recipe, model, held_out.captions, w, config.batch, progress=config.progress)
+        clips = sample_for_captions(recipe, model, held_out.captions, w, config.batch, progress=config.progress,
+                                    steps=steps)
         seconds = time.perf_counter() - start
         rates = caption_match(clips, held_out.attributes, recipe.object_size).rates
-        table.rows.append((names[w], w, config.n, rates["shape"], rates["colour"], rates["direction"], rates["all"],
+        table.rows.append((names.get(w, "on"), w, config.n, rates["shape"], rates["colour"], rates["direction"], rates["all"],
                            seconds / config.n, status))
         record.save()
     table.notes += [record.machine_note(),
-                    f"{config.n} held-out captions, one clip each, DDIM-{recipe.preset.sample_steps}, the same noise "
+                    f"{config.n} held-out captions, one clip each, DDIM-{steps}, the same noise "
                     "in every row; w = 0 asks with the null caption (the unconditional model), w = 1 with the caption "
                     "and no guidance; shape, colour, direction: read from the frames (caption_match); all: the three"]
     rows = {row[1]: dict(zip(COLUMNS, row)) for row in table.rows}
@@ -135,6 +145,11 @@ def add_captions_arguments(parser: argparse.ArgumentParser) -> None:
     add_trained_model_arguments(parser)
     parser.add_argument("--n", type=positive_int, default=None, help="captions, one clip each (default 128)")
     parser.add_argument("--batch", type=positive_int, default=32, help="clips sampled at once (default 32)")
+    parser.add_argument("--scales", type=float, nargs="+", default=list(SCALES),
+                        help=f"guidance scales, {CAPTION_GUIDANCE_SCALE:g} and 0 among them (default: "
+                             + " ".join(f"{w:g}" for w in SCALES) + ")")
+    parser.add_argument("--sample-steps", type=positive_int, default=None,
+                        help="DDIM steps per clip (default: the preset's sample_steps)")
     parser.add_argument("--quick", action="store_true", help="a tiny model trained 2 steps into --out: seconds")
 
 
@@ -146,5 +161,6 @@ def run_captions(args: argparse.Namespace) -> Table:
         quick = {"train_steps": QUICK["train_steps"]}
     config = CaptionsBenchConfig(preset=preset, seed=args.seed, out=args.out, quick=args.quick,
                                  progress=not args.quiet, checkpoints=args.checkpoints, train_minutes=args.train_minutes,
-                                 n=args.n or (QUICK["n"] if args.quick else 128), batch=args.batch, **quick)
+                                 n=args.n or (QUICK["n"] if args.quick else 128), batch=args.batch,
+                                 scales=tuple(args.scales), sample_steps=args.sample_steps, **quick)
     return captions_benchmark(config, device=args.device_obj)
