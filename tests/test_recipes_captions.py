@@ -112,3 +112,19 @@ def test_tokens_of_the_default_captions_are_in_the_vocabulary():
     recipe = get_recipe("video-captions", TINY)
     ids, mask = tokenize(recipe.real_captioned(8).captions)
     assert mask.any(1).all()
+
+
+def test_the_caption_conditioned_pair_refuses_labels_a_second_context_and_a_mismatched_width():
+    from course_lib.models.text_encoder import TextEncoder
+    from course_lib.models.transformer import SpaceTimeTransformer
+
+    recipe = get_recipe("video-captions", TINY)
+    pair = recipe.build_model().denoiser
+    x, t = torch.zeros(1, *recipe.latent_shape), torch.tensor([3])
+    ids, mask = tokenize(["a red square moves left"])
+    with pytest.raises(ValueError, match=r"^y: expected None: a caption-conditioned model takes caption tokens"):
+        pair(x, t, torch.tensor([1]))
+    with pytest.raises(ValueError, match=r"^context: expected None when ids are given"):
+        pair(x, t, ids=ids, mask=mask, context=pair.encode_text(ids, mask))
+    with pytest.raises(ValueError, match=r"^denoiser: expected a denoiser built with context_dim=8"):
+        CaptionConditioned(SpaceTimeTransformer(4, 3, 4, dim=16, depth=1, context_dim=16), TextEncoder(30, dim=8))
