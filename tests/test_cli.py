@@ -103,8 +103,8 @@ def test_a_time_budget_stops_training_and_says_how_to_continue(capsys, tmp_path)
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["train", "--checkpoint", "toy.pt"], "--task: expected one of toy-moons, digits, video-shapes, video-digits "
-                                          "(only --checkpoint FILE --resume may leave it out"),
+    (["train", "--checkpoint", "toy.pt"], "--task: expected one of toy-moons, digits, video-shapes, video-digits, "
+                                          "video-captions (only --checkpoint FILE --resume may leave it out"),
     (["train", "--resume"], "--task: expected one of"),
     (["train", "--checkpoint", "toy.pt", "--resume", "--preset", "smoke"],
      "--preset: expected no value when --task is left out (the checkpoint's recipe is resumed as it is), got smoke"),
@@ -122,7 +122,7 @@ def test_resuming_without_a_task_needs_the_checkpoint_and_nothing_that_would_cha
     (["train", "--task", "toy-moons", "--steps", "-3"], "argument --steps: expected a positive whole number, got '-3'"),
     (["train", "--task", "toy-moons", "--minutes", "0"], "argument --minutes: expected a number of minutes > 0"),
     (["train", "--task", "video-shapes", "--model", "mlp", "--preset", "smoke"],
-     "model: expected one of 'unet3d', 'conv_lstm', 'forcing' for task 'video-shapes', got 'mlp'"),
+     "model: expected one of 'unet3d', 'conv_lstm', 'forcing', 'autoencoder', 'dit' for task 'video-shapes', got 'mlp'"),
     (["train", "--task", "toy-moons", "--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
     (["sample", "--checkpoint", "missing.pt"], "--checkpoint: no such file: missing.pt"),
     (["eval", "--checkpoint", "missing.pt"], "--checkpoint: no such file: missing.pt"),

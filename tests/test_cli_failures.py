@@ -349,3 +349,32 @@ def test_a_permission_error_on_a_checkpoint_is_reported_as_one(capsys, tmp_path,
     line = fails(run(["sample", "--checkpoint", "toy.pt"], capsys), 1, "Permission denied: toy.pt",
                  "check its permissions")
     assert "corrupted" not in line and "delete" not in line.lower()
+
+
+# --- captions: --caption with unknown words, empty, or for a task without captions ------------------------
+
+@pytest.fixture
+def captions_checkpoint(capsys, tmp_path):
+    code, _, err = run(["train", "--task", "video-captions", "--model", "dit", "--preset", "smoke", "--steps", "1",
+                        "--checkpoint", "captions.pt"], capsys)
+    assert code == 0, err
+    return "captions.pt"
+
+
+@pytest.mark.parametrize("caption,words", [
+    ("a red sqare moves leftt", ["--caption: expected words of the course's vocabulary", "unknown words ['sqare', 'leftt']"]),
+    ("", ["--caption: expected a caption of at least one word", "got ''"]),
+    ("  ", ["--caption: expected a caption of at least one word"]),
+])
+def test_a_bad_caption_is_one_line_and_exit_2(capsys, tmp_path, captions_checkpoint, caption, words):
+    before = snapshot(tmp_path)
+    fails(run(["sample", "--checkpoint", captions_checkpoint, "--caption", caption, "--out", "c.gif"], capsys), 2,
+          *words)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_caption_for_a_task_without_captions_is_one_line_and_exit_2(capsys, tmp_path):
+    train_toy(capsys, "toy.pt", "--steps", "1")
+    fails(run(["sample", "--checkpoint", "toy.pt", "--caption", "a red square moves left"], capsys), 2,
+          "--caption: expected no caption for this checkpoint: its task 'toy-moons' is not conditioned on captions",
+          "video-captions")

@@ -35,6 +35,9 @@ def test_every_recipe_builds_trains_a_step_and_samples(task, model):
     assert loss.dim() == 0 and torch.isfinite(loss)
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    if model == "autoencoder":  # it encodes and decodes; the dit model samples in its latent space
+        assert net.reconstruct(x0).shape == x0.shape
+        return
     samples = recipe.sample(net, 2, steps=2)
     assert tuple(samples.shape) == recipe.sample_shape(2) and torch.isfinite(samples).all()
 
@@ -63,7 +66,7 @@ def test_defaults_come_from_the_preset_and_overrides_win():
 def test_unknown_names_are_rejected_with_the_valid_choices():
     with pytest.raises(ValueError, match=r"task: expected one of 'toy-moons', 'digits'.*got 'moons'"):
         get_recipe("moons", "smoke")
-    with pytest.raises(ValueError, match=r"model: expected one of 'unet3d', 'conv_lstm', 'forcing' for task 'video-shapes', got 'mlp'"):
+    with pytest.raises(ValueError, match=r"model: expected one of 'unet3d', 'conv_lstm', 'forcing', 'autoencoder', 'dit' for task 'video-shapes', got 'mlp'"):
         get_recipe("video-shapes", "smoke", "mlp")
     with pytest.raises(ValueError, match=r"overrides: expected names among steps.*got 'epochs'"):
         get_recipe("toy-moons", "smoke", epochs=3)

@@ -200,6 +200,34 @@ class DiffusionObjective:
         return diffusion_loss(model, x0, self.schedule, self.objective, generator, model_kwargs, self.timesteps)
 
 
+@dataclass
+class CaptionObjective:
+    """``loss_fn`` of a caption-conditioned denoiser: :func:`diffusion_loss` with the batch's caption tokens.
+
+    batch: (x0, ids (B, L), mask (B, L) bool); the model is called ``model(x_t, t, ids=ids, mask=mask)``
+    (:class:`~course_lib.models.text_encoder.CaptionConditioned`), so the gradient reaches the text
+    encoder too. Caption dropout -- the null caption ∅ that classifier-free guidance needs -- is
+    done where the batch is drawn (:func:`~course_lib.data.captions.drop_captions`), as a dataset
+    drops captions. Draws t, then ε.
+    """
+
+    schedule: NoiseSchedule
+    objective: str = "eps"
+    timesteps: TimestepSampler = uniform_timesteps
+
+    def __post_init__(self):
+        check_choice("objective", self.objective, OBJECTIVES)
+        if not callable(self.timesteps):
+            fail("timesteps", "a timestep sampler timesteps(batch, schedule, generator)", type(self.timesteps).__name__)
+
+    def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
+        if not isinstance(batch, (tuple, list)) or len(batch) != 3:
+            fail("batch", "(x0, ids, mask): clips and their caption tokens", type(batch).__name__)
+        x0, ids, mask = batch
+        return diffusion_loss(model, x0, self.schedule, self.objective, generator, {"ids": ids, "mask": mask},
+                              self.timesteps)
+
+
 def objective_weight(schedule: NoiseSchedule, objective: str) -> torch.Tensor:
     """(T,) w_t with MSE_objective = w_t · ‖x0 − x̂0‖² at each t: SNR_t for "eps", 1 for "x0", 1 + SNR_t for "v"."""
     check_choice("objective", objective, OBJECTIVES)
@@ -390,3 +418,26 @@ class FrameConditionalObjective:
         target = training_target(x0, eps, t, self.schedule, self.objective).float()
         generate = (1 - mask).expand_as(x0)
         return ((prediction - target) ** 2 * generate).sum() / generate.sum()
+
+
+# --- latent diffusion (Rombach et al. 2022) ----------------------------------------------------------
+
+class LatentObjective:
+    """Any loss above, on latents: x0 is replaced by z0 = model.encode(x0) before ``objective`` sees it.
+
+    Latent diffusion (Rombach et al. 2022, Eq. 2) trains L = E ‖ε − ε_θ(z_t, t)‖² with z0 = E(x0),
+    the encoder frozen. ``model`` must have ``encode(x0) -> z0`` (e.g.
+    :class:`~course_lib.models.autoencoder.LatentDenoiser`); ``batch`` is x0 (B, ...) or a tuple whose
+    first item is x0 (the rest, e.g. labels, passed on). Draws nothing itself.
+    """
+
+    def __init__(self, objective: Callable):
+        if not callable(objective):
+            fail("objective", "a loss_fn(model, batch, generator)", type(objective).__name__)
+        self.objective = objective
+
+    def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
+        inner = getattr(model, "module", model)  # DistributedDataParallel keeps the network in .module
+        z0 = inner.encode(batch_x0(batch))  # the frozen encoder: no gradient
+        latent_batch = (z0, *batch[1:]) if isinstance(batch, (tuple, list)) else z0
+        return self.objective(model, latent_batch, generator)

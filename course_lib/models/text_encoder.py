@@ -90,3 +90,55 @@ class TextEncoder(nn.Module):
         for block in self.blocks:
             x = block(x, mask)
         return self.norm(x) * mask[..., None]
+
+
+# Text encoder sizes per preset: (dim, depth). The captions are short and the vocabulary tiny, so
+# the encoder stays much smaller than the video transformer that attends to it.
+PRESET_SIZES = {"smoke": (32, 1), "cpu": (64, 2), "gpu": (256, 2)}
+
+
+class CaptionConditioned(nn.Module):
+    """A video denoiser conditioned on captions: a :class:`TextEncoder` and a transformer that cross-attends to it.
+
+    Both train together behind one loss (one optimiser): the words' vectors become whatever helps
+    the denoiser. Two ways to call it::
+
+        forward(x, t, ids=ids, mask=mask)                  # training: the tokens are encoded here
+        forward(x, t, context=c, context_mask=mask)        # sampling: c = encode_text(ids, mask), once
+
+    x (B, F, C, H, W), t (B,), ids and mask (B, L) -> (B, F, C, H, W), the denoiser's prediction.
+    ``denoiser`` must take ``(x, t, context=..., context_mask=...)`` with context width the encoder's
+    dim (:class:`~course_lib.models.transformer.SpaceTimeTransformer` built with ``context_dim``).
+    """
+
+    def __init__(self, denoiser: nn.Module, text_encoder: TextEncoder):
+        super().__init__()
+        if not isinstance(text_encoder, TextEncoder):
+            fail("text_encoder", "a TextEncoder", type(text_encoder).__name__)
+        if getattr(denoiser, "context_dim", None) != text_encoder.dim:
+            fail("denoiser", f"a denoiser built with context_dim={text_encoder.dim} (the text encoder's dim)",
+                 f"context_dim={getattr(denoiser, 'context_dim', None)}")
+        self.denoiser, self.text_encoder = denoiser, text_encoder
+
+    def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The context of cross-attention: ids, mask (B, L) -> (B, L, dim)."""
+        return self.text_encoder(ids, mask)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: None = None, *, ids: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, context: torch.Tensor | None = None,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if y is not None:
+            fail("y", "None: a caption-conditioned model takes caption tokens (ids=, mask=), not labels", "labels")
+        if ids is not None:
+            if context is not None:
+                fail("context", "None when ids are given (the model encodes the tokens itself)", "a context")
+            context, context_mask = self.encode_text(ids, mask), mask
+        return self.denoiser(x, t, context=context, context_mask=context_mask)
+
+
+def text_encoder_for_preset(preset, vocab_size: int, max_len: int = 16) -> TextEncoder:
+    """A :class:`TextEncoder` sized by ``preset`` (:data:`PRESET_SIZES`: smoke 32 wide, 1 layer; cpu 64, 2)."""
+    if not hasattr(preset, "name") or preset.name not in PRESET_SIZES:
+        fail("preset", f"a course_lib.config.Preset named one of {', '.join(PRESET_SIZES)}", getattr(preset, "name", preset))
+    dim, depth = PRESET_SIZES[preset.name]
+    return TextEncoder(vocab_size, dim=dim, depth=depth, num_heads=4, max_len=max_len)

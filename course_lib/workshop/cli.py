@@ -30,7 +30,8 @@ import torch
 
 from course_lib.config import PRESETS, Preset, cpu_has_native_bf16, get_device, get_preset
 from course_lib.workshop.recipes import (
-    RECIPE_OBJECTIVES, SAMPLERS, TASK_MODELS, TASKS, Recipe, get_recipe, is_video_task,
+    CAPTION_GUIDANCE_SCALE, CAPTION_TASKS, RECIPE_OBJECTIVES, SAMPLERS, TASK_MODELS, TASKS, Recipe, get_recipe,
+    is_video_task,
 )
 from course_lib.training import read_checkpoint
 from course_lib._files import CheckpointError, stale_temp_files
@@ -166,12 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train", help="train any task's model; resumable from its checkpoint",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=_wrap("Train the model of a task (toy-moons, digits, video-shapes, video-digits) and save "
+        description=_wrap(f"Train the model of a task ({', '.join(TASKS)}) and save "
                           "a checkpoint that sample and eval understand. The checkpoint is written every minute "
                           "and on Ctrl-C; --resume continues it."),
         epilog=f"examples:\n  {PROG} train --task toy-moons --preset smoke\n"
                f"  {PROG} train --task video-digits --model conv_lstm --minutes 20 --checkpoint lstm.pt\n"
                f"  {PROG} train --task video-digits --model conv_lstm --checkpoint lstm.pt --resume\n"
+               f"  {PROG} train --task video-shapes --model dit --preset cpu  # lesson 15: the autoencoder first\n"
+               f"  {PROG} train --task video-captions --model dit --preset cpu  # text-conditioned clips\n"
                f"  torchrun --standalone --nproc_per_node 2 -m course_lib train --task video-shapes  # 2 processes\n\n"
                "Under torchrun the same arguments train data-parallel (DDP): the preset's batch is the global\n"
                "batch, split evenly over the processes, with the same learning rate; rank 0 prints and saves.")
@@ -215,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "sample from its EMA weights."),
         epilog=f"examples:\n  {PROG} sample --checkpoint demo_out/model.pt --out clips.gif\n"
                f"  {PROG} sample --checkpoint demo_out/model.pt --sampler ddpm --n 4 --out clips.mp4\n"
-               f"  {PROG} sample --checkpoint digits.pt --guidance 3 --out digits.png")
+               f"  {PROG} sample --checkpoint digits.pt --guidance 3 --out digits.png\n"
+               f"  {PROG} sample --checkpoint captions.pt --caption \"a red square moves left\" --out red.gif")
     sample.add_argument("--checkpoint", required=True, help="a checkpoint written by train or demo")
     sample.add_argument("--sampler", choices=SAMPLERS, default=None,
                         help="ddim (fast, deterministic; the default) or ddpm (ancestral, all T steps); for a "
@@ -226,8 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", default=None, help="output file: .gif or .mp4 for videos, .png for images and "
                                                     "points (default samples.gif / samples.png)")
     sample.add_argument("--guidance", type=non_negative_float, default=None,
-                        help="digits and moving digits only: classifier-free guidance scale w "
-                             "(1 = plain conditional)")
+                        help="digits, moving digits and captioned clips only: classifier-free guidance scale w "
+                             f"(1 = plain conditional, 0 = unconditional; default: 1, or {CAPTION_GUIDANCE_SCALE:g} "
+                             "on the caption for video-captions)")
+    sample.add_argument("--caption", action="append", default=None, metavar="TEXT",
+                        help="video-captions only: what to draw, e.g. \"a red square moves left\"; repeat it for "
+                             "several captions, which the samples take in turn (default: held-out clips' captions)")
     _common(sample, "seed of the starting noise")
 
     evaluate = commands.add_parser(
@@ -241,8 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="samples to score (default: 16 clips for video, the preset's eval_samples otherwise)")
     evaluate.add_argument("--steps", type=positive_int, default=None, help="DDIM steps (default: the preset's)")
     evaluate.add_argument("--guidance", type=non_negative_float, default=None,
-                          help="digits and moving digits only: classifier-free guidance scale w "
-                               "(default: 1, the plain conditional model)")
+                          help="digits, moving digits and captioned clips only: classifier-free guidance scale w "
+                               f"(default: 1, the plain conditional model; {CAPTION_GUIDANCE_SCALE:g} on the caption "
+                               "for video-captions)")
     _common(evaluate, "seed of the starting noise")
 
     export = commands.add_parser(
@@ -588,15 +597,38 @@ def run_sample(args) -> int:
     recipe, _ = read_recipe(_checkpoint_file(args.checkpoint))
     out = _check_out(recipe, args.out)  # before the model is built: a bad --out fails at once
     args.saving = out
+    captions = _check_captions_option(recipe, args.caption, args.n)  # before the model is built, too
     recipe, model = _load(args, device)
+    guidance = recipe.guidance_scale if recipe.captioned and args.guidance is None else args.guidance
     start = time.perf_counter()
-    samples = recipe.sample(model, args.n, steps=args.steps, sampler=args.sampler, guidance_scale=args.guidance,
-                            generator=torch.Generator().manual_seed(args.seed), progress=True)
+    samples = recipe.sample(model, args.n, steps=args.steps, sampler=args.sampler, guidance_scale=guidance,
+                            generator=torch.Generator().manual_seed(args.seed), progress=True, captions=captions)
     seconds = time.perf_counter() - start
     _save_samples(recipe, samples, out)
     sampler = args.sampler or ("euler" if recipe.objective == "flow" else "ddim")
-    print(f"wrote {args.n} samples of {recipe.task} ({sampler}, {seconds:.1f} s) to {out}")
+    guided = f", caption guidance w = {guidance:g}" if recipe.captioned else ""
+    print(f"wrote {args.n} samples of {recipe.task} ({sampler}{guided}, {seconds:.1f} s) to {out}")
     return 0
+
+
+def _check_captions_option(recipe: Recipe, captions: list[str] | None, n: int) -> list[str] | None:
+    """--caption: None, or n captions (the given ones in turn), each checked against the vocabulary."""
+    if captions is None:
+        return None
+    if not recipe.captioned:
+        raise UsageError(f"--caption: expected no caption for this checkpoint: its task {recipe.task!r} is not "
+                         f"conditioned on captions (captioned tasks: {', '.join(CAPTION_TASKS)}), got {captions[0]!r}")
+    from course_lib.data.captions import tokenize
+
+    for caption in captions:
+        if not caption.strip():
+            raise UsageError(f"--caption: expected a caption of at least one word, e.g. \"a red square moves left\", "
+                             f"got {caption!r}")
+        try:
+            tokenize([caption])
+        except ValueError as error:
+            raise UsageError(f"--caption: {str(error).removeprefix('captions[0]: ')}") from None
+    return [captions[i % len(captions)] for i in range(n)]
 
 
 def run_export(args) -> int:
@@ -635,11 +667,18 @@ def run_eval(args) -> int:
     n = args.n or (16 if video else recipe.preset.eval_samples)
     g = torch.Generator().manual_seed(args.seed)
     labels = recipe.cycled_labels(n)
+    if recipe.captioned and args.guidance is None:
+        args.guidance = recipe.guidance_scale
     start = time.perf_counter()
     samples = recipe.sample(model, n, steps=args.steps, generator=g, labels=labels, guidance_scale=args.guidance,
                             progress=True).cpu()
     seconds = time.perf_counter() - start
-    if video:
+    if recipe.captioned:  # do the clips show what their captions asked for?
+        from course_lib.metrics.caption_match import caption_match
+
+        report = caption_match(samples, recipe.real_captioned(n).captions, recipe.object_size)
+        line = f"{recipe.task}, {n} clips: caption match {report.summary()}"
+    elif video:
         line = _consistency_line(recipe, samples, labels if args.guidance != 0 else None)  # w = 0 asks for no digit
         if labels is not None:  # moving digits: is the requested digit legible in every frame?
             from course_lib.metrics.video import frame_digit_accuracy

@@ -46,7 +46,8 @@ SHIPPED_PRESET = "cpu"  # the preset the shipped models were trained in
 # The recipes (task, model, objective; None: the recipe's own) whose trained models ship with the course
 # (course_lib/workshop/pretrained/), and the lessons that load them through train_or_load.
 SHIPPED = {("digits", "unet2d", None): "lesson 04's exercises, 11, 13", ("digits", "unet2d", "flow"): "lesson 13",
-           ("video-shapes", "unet3d", None): "lessons 07, 08, 09, 11"}
+           ("video-shapes", "unet3d", None): "lessons 07, 08, 09, 11",
+           ("video-shapes", "autoencoder", None): "lesson 15"}
 WIDGET_EXTENSION = "@jupyter-widgets/jupyterlab-manager"  # JupyterLab's widget renderer (jupyterlab_widgets)
 # Where `python -m course_lib notebooks time --preset P` writes its record (course_lib.workshop.build.timing).
 LESSON_TIMES = "benchmarks/lesson-times-{preset}.json"

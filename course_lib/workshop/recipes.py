@@ -12,15 +12,28 @@ Tasks and their models (the first is the default):
 * ``toy-moons``    -- two moons (N, 2); ``mlp``;
 * ``digits``       -- rendered digits (N, 1, H, W), class-conditional with label dropout for
   classifier-free guidance; ``unet2d``;
-* ``video-shapes`` -- bouncing coloured shapes (B, T, 3, H, W); ``unet3d``, ``conv_lstm`` or ``forcing``;
+* ``video-shapes`` -- bouncing coloured shapes (B, T, 3, H, W); ``unet3d``, ``conv_lstm``, ``forcing``,
+  ``autoencoder`` or ``dit``;
 * ``video-digits`` -- moving digits (B, T, 1, H, W), class-conditional like ``digits`` (one label
-  per clip: "a moving 7"); ``unet3d``, ``conv_lstm`` or ``forcing``.
+  per clip: "a moving 7"); ``unet3d``, ``conv_lstm`` or ``forcing``;
+* ``video-captions`` -- one bouncing shape per clip with its caption ("a red square moves left",
+  :func:`~course_lib.data.captions.captioned_shapes`), caption-conditional with caption dropout for
+  classifier-free guidance; ``dit``.
 
 ``forcing`` is the video U-Net of lesson 14 (with temporal convolutions and a frame embedding, like
 lesson 08's predictor) trained by Diffusion Forcing: an independent noise level per frame
 (:class:`~course_lib.diffusion.forcing.DiffusionForcingObjective`), for the preset's
 ``prediction_train_steps``; it samples whole clips, rolls out videos of any length and predicts
 the future (:mod:`course_lib.diffusion.forcing`).
+
+``autoencoder`` and ``dit`` are lesson 15's latent video diffusion (Rombach et al. 2022): the
+``autoencoder`` recipe trains a per-frame VAE (:class:`~course_lib.models.autoencoder.VideoAutoencoder`,
+loss MSE + β·KL); ``dit`` trains a space-time transformer on its scaled latents, the frozen
+autoencoder inside the model (:class:`~course_lib.models.autoencoder.LatentDenoiser`), and its
+samples are decoded to pixels. The zoo trains (or loads) the autoencoder before the transformer.
+``video-captions`` (lesson 16) is the same latent transformer with a text encoder beside it
+(:class:`~course_lib.models.text_encoder.CaptionConditioned`), on the latents of the ``video-shapes``
+autoencoder: its clips are bouncing shapes too (one per clip), so it reuses that autoencoder.
 
 :meth:`Recipe.key` hashes everything that changes the trained weights, so a checkpoint named by it
 (``course_lib.workshop.zoo``) is never loaded for another recipe. :meth:`Recipe.info` is a plain dict
@@ -46,7 +59,9 @@ from course_lib.config import Preset, get_preset
 from course_lib.diffusion.forward import OBJECTIVES
 from course_lib.diffusion.flow import FlowMatchingObjective
 from course_lib.diffusion.forcing import DiffusionForcingObjective
-from course_lib.diffusion.objectives import DiffusionObjective, SNRFocusedTimesteps, uniform_timesteps
+from course_lib.diffusion.objectives import (
+    CaptionObjective, DiffusionObjective, LatentObjective, SNRFocusedTimesteps, uniform_timesteps,
+)
 from course_lib.diffusion.schedules import SCHEDULES, NoiseSchedule, make_schedule
 from course_lib.training import TrainConfig, model_signature
 
@@ -54,8 +69,9 @@ RECIPE_FORMAT = 1  # bump when the meaning of a stored recipe changes
 TASK_MODELS: dict[str, tuple[str, ...]] = {  # task -> its models, default first
     "toy-moons": ("mlp",),
     "digits": ("unet2d",),
-    "video-shapes": ("unet3d", "conv_lstm", "forcing"),
+    "video-shapes": ("unet3d", "conv_lstm", "forcing", "autoencoder", "dit"),
     "video-digits": ("unet3d", "conv_lstm", "forcing"),
+    "video-captions": ("dit",),
 }
 TASKS = tuple(TASK_MODELS)
 # Tasks whose models take a label (the digit) and learn classifier-free guidance by label dropout.
@@ -65,11 +81,24 @@ CLASS_CONDITIONAL_TASKS = ("digits", "video-digits")
 # The classifier-free guidance scale w the course samples its class-conditional tasks with (1: the
 # plain conditional model; Ho & Salimans 2022): ``Recipe.guidance_scale``.
 GUIDANCE_SCALE = 3.0
+# Tasks whose clips come with captions: the model cross-attends to the caption's tokens and learns
+# classifier-free guidance by caption dropout (probability ``label_dropout``). Guidance on the
+# caption is sampled at w = CAPTION_GUIDANCE_SCALE (``Recipe.guidance_scale``).
+CAPTION_TASKS = ("video-captions",)
+CAPTION_GUIDANCE_SCALE = 4.0
 SAMPLERS = ("ddim", "ddpm", "euler", "heun")  # euler, heun: the ODE solvers of the flow objective
 # what a recipe's network learns: ε, x0 or v of the diffusion process, or the velocity of flow matching
 RECIPE_OBJECTIVES = (*OBJECTIVES, "flow")
 FLOW_TIME_SAMPLER = "logit-normal"  # flow matching draws its times from a logit-normal (Esser et al. 2024)
 NUM_DIGIT_CLASSES = 10
+# Lesson 15's latent space: c latent channels at k-times smaller frames, and the VAE's KL weight β
+# (small, as in LDM: the KL only keeps the latents near the origin; the scale factor does the rest).
+LATENT_CHANNELS = 4
+COMPRESSION = 4
+AUTOENCODER_BETA = 1e-4
+AUTOENCODER_STEPS_DIVISOR = 4  # the autoencoder trains for video_train_steps / 4
+DIT_LR = 5e-4  # AdamW peak lr of the latent transformer (DiT trains at 1e-4 with far larger batches)
+DIT_WARMUP_STEPS = 100
 # What ``get_recipe(..., **overrides)`` may change; everything else comes from the task and preset.
 OVERRIDES = ("steps", "batch_size", "lr", "warmup_steps", "objective", "schedule", "seed", "label_dropout",
              "digit_images", "snr_focus")
@@ -94,7 +123,7 @@ class Recipe:
     "v"), or "flow" (the velocity of flow matching, sampled by an ODE solver). schedule_name: the noise schedule ("linear", "cosine", "sigmoid") with
     ``preset.num_diffusion_steps`` steps. seed: model initialisation, data and noise streams.
     label_dropout: class-conditional tasks (``digits``, ``video-digits``): probability of the null
-    label. digit_images: ``digits`` only, size of the rendered training set. snr_focus: share of
+    label; captioned tasks (``video-captions``): of the null caption. digit_images: ``digits`` only, size of the rendered training set. snr_focus: share of
     training timesteps (or flow-matching times) drawn from the SNR range FOCUS_SNR
     (:class:`~course_lib.diffusion.objectives.SNRFocusedTimesteps`, :func:`~course_lib.diffusion.flow.focus_times`;
     0: all from the objective's own sampler; not for class-conditional tasks).
@@ -125,6 +154,8 @@ class Recipe:
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             fail("warmup_steps", "an int >= 0", self.warmup_steps)
         check_choice("objective", self.objective, RECIPE_OBJECTIVES)
+        if self.task in CAPTION_TASKS and self.objective == "flow":
+            fail("objective", f"'eps', 'x0' or 'v' for the task {self.task!r}", self.objective)
         if self.model_name == "forcing" and self.objective == "flow":
             fail("objective", "'eps', 'x0' or 'v' for the forcing model (its levels are diffusion timesteps)",
                  self.objective)
@@ -146,15 +177,23 @@ class Recipe:
         return NUM_DIGIT_CLASSES if self.task in CLASS_CONDITIONAL_TASKS else None
 
     @property
+    def captioned(self) -> bool:
+        """True for the caption-conditional tasks (:data:`CAPTION_TASKS`)."""
+        return self.task in CAPTION_TASKS
+
+    @property
     def guidance_scale(self) -> float | None:
-        """w = :data:`GUIDANCE_SCALE` for the class-conditional tasks (what the lessons and benchmarks
-        sample with), else None. ``sample``'s default stays None: the plain conditional model."""
+        """w = :data:`GUIDANCE_SCALE` for the class-conditional tasks and :data:`CAPTION_GUIDANCE_SCALE`
+        for the captioned ones (what the lessons and benchmarks sample with), else None. ``sample``'s
+        default stays None: the plain conditional model."""
+        if self.captioned:
+            return CAPTION_GUIDANCE_SCALE
         return GUIDANCE_SCALE if self.num_classes is not None else None
 
     @property
     def channels(self) -> int:
-        """Channels of one image or frame (3 for bouncing shapes, 1 for digits)."""
-        return 3 if self.task == "video-shapes" else 1
+        """Channels of one image or frame (3 for bouncing shapes, captioned or not; 1 for digits)."""
+        return 3 if self.task in ("video-shapes", "video-captions") else 1
 
     @property
     def example_shape(self) -> tuple[int, ...]:
@@ -175,6 +214,20 @@ class Recipe:
     def sample_shape(self, n: int) -> tuple[int, ...]:
         """(n, *example_shape): what :meth:`sample` returns."""
         return (check_positive_int("n", n), *self.example_shape)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int, int]:
+        """The ``autoencoder`` and ``dit`` models: one clip's latent (T, c, H/k, W/k)."""
+        if self.model_name not in ("autoencoder", "dit"):
+            fail("model", "'autoencoder' or 'dit' for latent_shape", self.model_name)
+        frames, size = self.preset.video_frames, self.preset.video_size
+        return (frames, LATENT_CHANNELS, size // COMPRESSION, size // COMPRESSION)
+
+    def autoencoder_recipe(self) -> "Recipe":
+        """The ``dit`` model: the recipe of the autoencoder whose latents it learns (trained first by the zoo)."""
+        if self.model_name != "dit":
+            fail("model", "'dit' for autoencoder_recipe", self.model_name)
+        return get_recipe("video-shapes" if self.captioned else self.task, self.preset, "autoencoder")
 
     @property
     def object_size(self) -> float:
@@ -201,6 +254,17 @@ class Recipe:
         if self.model_name == "unet2d":
             return {"factory": "course_lib.models.unet2d:unet2d_for_preset", "uses_preset": True,
                     "kwargs": {"num_classes": self.num_classes, "in_channels": self.channels}}
+        if self.model_name in ("autoencoder", "dit"):
+            name = "autoencoder_for_preset" if self.model_name == "autoencoder" else "latent_transformer_for_preset"
+            kwargs = {"latent_channels": LATENT_CHANNELS, "compression": COMPRESSION}
+            if self.num_classes is not None and self.model_name == "dit":
+                kwargs["num_classes"] = self.num_classes
+            if self.captioned:
+                from course_lib.data.captions import VOCAB_SIZE
+
+                kwargs["vocab_size"] = VOCAB_SIZE
+            return {"factory": f"course_lib.models.autoencoder:{name}", "uses_preset": True, "kwargs": kwargs,
+                    "preset_changes": {"video_channels": self.channels}}
         factory = {"unet3d": "course_lib.models.unet3d:unet3d_for_preset",
                    "forcing": "course_lib.models.unet3d:unet3d_for_preset",
                    "conv_lstm": "course_lib.models.conv_lstm:conv_lstm_for_preset"}[self.model_name]
@@ -238,11 +302,27 @@ class Recipe:
         return make_schedule(self.schedule_name, self.preset.num_diffusion_steps)
 
     @property
-    def loss_fn(self) -> DiffusionObjective | FlowMatchingObjective | DiffusionForcingObjective:
+    def loss_fn(self):
         """``loss_fn(model, batch, generator)`` for the Trainer: the diffusion loss with the recipe's
         timesteps (focused by ``snr_focus``) or, with objective "flow", the flow-matching loss, or for
         the ``forcing`` model the same loss with a timestep per frame; for class-conditional tasks with
-        label dropout."""
+        label dropout. The ``dit`` model: the same losses on the latents of its autoencoder
+        (:class:`~course_lib.diffusion.objectives.LatentObjective`), with the caption tokens for the
+        captioned tasks (:class:`~course_lib.diffusion.objectives.CaptionObjective`); the
+        ``autoencoder``: MSE + β·KL."""
+        if self.model_name == "autoencoder":
+            from course_lib.models.autoencoder import AutoencoderObjective
+
+            return AutoencoderObjective(AUTOENCODER_BETA)
+        if self.model_name == "dit":
+            return LatentObjective(self._pixel_loss_fn)
+        return self._pixel_loss_fn
+
+    @property
+    def _pixel_loss_fn(self) -> DiffusionObjective | FlowMatchingObjective | DiffusionForcingObjective:
+        if self.captioned:
+            timesteps = SNRFocusedTimesteps(self.snr_focus, FOCUS_SNR) if self.snr_focus else uniform_timesteps
+            return CaptionObjective(self.schedule, self.objective, timesteps)
         if self.model_name == "forcing":
             timesteps = SNRFocusedTimesteps(self.snr_focus, FOCUS_SNR) if self.snr_focus else uniform_timesteps
             conditional = {} if self.num_classes is None else dict(null_label=self.num_classes,
@@ -271,8 +351,16 @@ class Recipe:
 
     def make_batch(self, generator: torch.Generator):
         """A fresh training batch drawn with ``generator``: (B, 2) points, (images, labels), videos
-        (B, T, C, H, W) of shapes, or (videos, labels (B,)) of moving digits."""
+        (B, T, C, H, W) of shapes, (videos, labels (B,)) of moving digits, or (videos, ids (B, L),
+        mask (B, L)) of captioned shapes, each caption replaced by the null caption with probability
+        ``label_dropout`` (:func:`~course_lib.data.captions.drop_captions`)."""
         p, b = self.preset, self.batch_size
+        if self.captioned:
+            from course_lib.data.captions import captioned_shapes, drop_captions, tokenize
+
+            data = captioned_shapes(b, frames=p.video_frames, size=p.video_size, generator=generator)
+            ids, mask = drop_captions(*tokenize(data.captions), self.label_dropout, generator)
+            return data.clips.video, ids, mask
         if self.task == "toy-moons":
             from course_lib.data.toy import two_moons
 
@@ -300,10 +388,23 @@ class Recipe:
             from course_lib.data.digits import render_digits
 
             return render_digits(n, size=self.preset.image_size, split="test", generator=g)[0]
+        if self.captioned:
+            return self.real_captioned(n, seed).clips.video
         from course_lib.data.video import bouncing_shapes, moving_digits
 
         maker = bouncing_shapes if self.task == "video-shapes" else moving_digits
         return maker(n, frames=self.preset.video_frames, size=self.preset.video_size, generator=g).video
+
+    def real_captioned(self, n: int, seed: int = 1):
+        """Captioned tasks: n held-out captioned clips (``CaptionedClips``: clips, captions, attributes);
+        the captions are what :meth:`sample` asks for by default."""
+        check_positive_int("n", n)
+        if not self.captioned:
+            fail("task", "a captioned task (" + ", ".join(CAPTION_TASKS) + ")", self.task)
+        from course_lib.data.captions import captioned_shapes
+
+        g = torch.Generator().manual_seed(seed)
+        return captioned_shapes(n, frames=self.preset.video_frames, size=self.preset.video_size, generator=g)
 
     # --- training -------------------------------------------------------------------------------
 
@@ -318,8 +419,11 @@ class Recipe:
 
     def sample(self, model: nn.Module, n: int, steps: int | None = None, sampler: str | None = None,
                generator: torch.Generator | None = None, guidance_scale: float | None = None,
-               labels: torch.Tensor | None = None, progress: bool = False, eta: float = 0.0) -> torch.Tensor:
+               labels: torch.Tensor | None = None, progress: bool = False, eta: float = 0.0,
+               captions: list[str] | str | None = None) -> torch.Tensor:
         """n samples (n, *example_shape) from ``model`` (e.g. ``trainer.ema_model``), on the model's device.
+
+        The ``dit`` model samples latents (n, *latent_shape) and decodes them with its autoencoder.
 
         sampler: "ddim" (``steps`` steps, default ``preset.sample_steps``; deterministic with ``eta``
         = 0, fresh noise of scale η at each step otherwise, see :func:`~course_lib.diffusion.samplers.ddim_steps`)
@@ -328,12 +432,18 @@ class Recipe:
         "euler" for flow. generator: the start noise and any later noise (default: seeded with ``seed``).
         Class-conditional tasks (digits, moving digits) only: labels (n,) the classes (default 0, 1,
         ..., 9, 0, ...); guidance_scale w for classifier-free guidance (None: the plain conditional
-        model, same as w = 1; 0: the unconditional model, the null label).
+        model, same as w = 1; 0: the unconditional model, the null label). Captioned tasks: captions, n strings or one for all n (default: the
+        captions of :meth:`real_captioned`); guidance_scale as for labels, on the caption (0: the null
+        caption), see :func:`~course_lib.diffusion.guidance.caption_guided_denoiser`.
         """
         from course_lib.diffusion.flow import ode_steps, velocity_fn
         from course_lib.diffusion.samplers import ddim_steps, ddpm_steps
 
-        shape = self.sample_shape(n)
+        if self.model_name == "autoencoder":
+            fail("model", "a denoiser to sample from: the autoencoder only encodes and decodes "
+                          "(model.reconstruct(clips)); sample from the 'dit' model trained on its latents",
+                 self.model_name)
+        shape = self.sample_shape(n) if self.model_name != "dit" else (n, *self.latent_shape)
         flow = self.objective == "flow"
         sampler = ("euler" if flow else "ddim") if sampler is None else sampler
         check_choice("sampler", sampler, SAMPLERS[2:] if flow else SAMPLERS[:2])
@@ -350,7 +460,8 @@ class Recipe:
             fail("eta", "0 for the ODE solvers of flow matching (they add no noise)", eta)
         generator = torch.Generator().manual_seed(self.seed) if generator is None else generator
         device = next(model.parameters()).device
-        model_fn = self._model_fn(model, n, labels, guidance_scale)
+        model_fn = (self._caption_model_fn(model, n, captions, labels, guidance_scale) if self.captioned
+                    else self._model_fn(model, n, labels, guidance_scale))
         if flow:
             trajectory = ode_steps(velocity_fn(model_fn), shape, steps=steps, solver=sampler, generator=generator,
                                    device=device)
@@ -368,7 +479,33 @@ class Recipe:
                 pass
         finally:
             model.train(was_training)
-        return step.x
+        return model.decode(step.x) if self.model_name == "dit" else step.x  # latents -> pixels
+
+    def encoded_captions(self, model: nn.Module, captions: list[str] | str, n: int
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A captioned model's context of n captions (or one string for all n): (context (n, L, D), mask (n, L))."""
+        from course_lib.data.captions import tokenize
+
+        if isinstance(captions, str):
+            captions = [captions] * n
+        if isinstance(captions, (list, tuple)) and len(captions) != n:
+            fail("captions", f"{n} captions (one per sample) or one string for all", f"{len(captions)} captions")
+        return _encode_tokens(model, *tokenize(captions))
+
+    def _caption_model_fn(self, model: nn.Module, n: int, captions, labels, guidance_scale):
+        """model(x_t, t, context) for the captions, or with classifier-free guidance on them."""
+        from course_lib.data.captions import null_tokens
+        from course_lib.diffusion.guidance import caption_guided_denoiser, check_guidance_scale
+
+        if labels is not None:
+            fail("labels", f"None: task {self.task!r} is conditioned on captions (captions=...)", "labels")
+        captions = self.real_captioned(n).captions if captions is None else captions
+        context, mask = self.encoded_captions(model, captions, n)
+        if guidance_scale is None:
+            return lambda x_t, t: model(x_t, t, context=context, context_mask=mask)
+        check_guidance_scale(guidance_scale)
+        null_context, null_mask = _encode_tokens(model, *null_tokens(n, mask.shape[1]))
+        return caption_guided_denoiser(model, context, mask, null_context, null_mask, guidance_scale)
 
     def _model_fn(self, model: nn.Module, n: int, labels, guidance_scale):
         """model(x_t, t), or with labels / classifier-free guidance for the digits model."""
@@ -435,12 +572,14 @@ class Recipe:
             "schedule": self.schedule_name,
             "objective": self.objective,
             "batch_size": self.batch_size,
-            "label_dropout": self.label_dropout if self.num_classes else None,  # used by conditional tasks only
+            "label_dropout": self.label_dropout if self.num_classes or self.captioned else None,  # conditional only
             "digit_images": self.digit_images if self.task == "digits" else None,
             "snr_focus": self.snr_focus,
             "steps": steps,
             "training": {name: training[name] for name in TRAINING_FIELDS},
         }
+        if self.model_name == "dit":  # other autoencoder weights, other latents
+            described["autoencoder"] = self.autoencoder_recipe().key()
         text = json.dumps(described, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -451,6 +590,14 @@ class Recipe:
     def replace(self, **changes) -> "Recipe":
         """A copy with some fields changed (checked like :func:`get_recipe`'s overrides)."""
         return dataclasses.replace(self, **_rename_overrides(changes))
+
+
+def _encode_tokens(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(model.encode_text(ids, mask), mask) on the model's device, without gradient."""
+    device = next(model.parameters()).device
+    ids, mask = ids.to(device), mask.to(device)
+    with torch.no_grad():
+        return model.encode_text(ids, mask), mask
 
 
 def _maybe_progress(iterator: Iterator, progress: bool, total: int) -> Iterator:
@@ -483,6 +630,9 @@ def _defaults(task: str, preset: Preset) -> dict[str, Any]:
     # FOCUS_SNR where objects appear while sampling. A higher lr breaks long runs; moving digits need a
     # lower one to leave the constant (mean-frame) predictor. The runs behind these choices:
     # ``python -m course_lib bench quality`` (BENCHMARKS.md).
+    if task == "video-captions":  # bouncing shapes' settings, and caption dropout for guidance
+        return dict(steps=p.video_train_steps, batch_size=p.video_batch_size, lr=1e-3, warmup_steps=20,
+                    objective="x0", schedule_name="linear", snr_focus=0.5, label_dropout=0.1)
     if task == "video-digits":  # class-conditional: label dropout and uniform timesteps
         return dict(steps=p.video_train_steps, batch_size=p.video_batch_size, lr=5e-4, warmup_steps=20,
                     objective="x0", schedule_name="linear", label_dropout=0.1)
@@ -493,8 +643,9 @@ def _defaults(task: str, preset: Preset) -> dict[str, Any]:
 def get_recipe(task: str, preset: str | Preset | None = None, model: str | None = None, **overrides) -> Recipe:
     """The recipe for ``task`` at ``preset`` (a name, a Preset, or None for ``get_preset()``).
 
-    task: "toy-moons", "digits", "video-shapes" or "video-digits". model: the task's network
-    ("mlp"; "unet2d"; "unet3d" (default), "conv_lstm" or "forcing" for video). overrides: any of steps,
+    task: "toy-moons", "digits", "video-shapes", "video-digits" or "video-captions". model: the task's
+    network ("mlp"; "unet2d"; "unet3d" (default), "conv_lstm" or "forcing" for video; "autoencoder" or
+    "dit" for bouncing shapes; "dit" for captioned shapes). overrides: any of steps,
     batch_size, lr, warmup_steps, objective, schedule, seed, label_dropout, digit_images.
     """
     check_choice("task", task, TASKS)
@@ -507,4 +658,8 @@ def get_recipe(task: str, preset: str | Preset | None = None, model: str | None 
     defaults = _defaults(task, preset)
     if model == "forcing":  # rollouts compound errors: it trains as long as lesson 08's predictor
         defaults["steps"] = preset.prediction_train_steps
+    if model == "autoencoder":  # reconstruction only: MSE + β·KL converges in a fraction of the denoiser's steps
+        defaults.update(steps=max(1, preset.video_train_steps // AUTOENCODER_STEPS_DIVISOR), lr=2e-3, snr_focus=0.0)
+    if model == "dit":
+        defaults.update(lr=DIT_LR, warmup_steps=DIT_WARMUP_STEPS)
     return Recipe(task=task, model_name=model, preset=preset, **{**defaults, **_rename_overrides(overrides)})

@@ -448,6 +448,9 @@ def train(
         trainer = _trainer_from(recipe, path, state, device, False, shards, parts, **switches)
     else:
         trainer = _new_trainer(recipe, steps, shards, device, False, parts, **switches)
+        if parts is None and recipe.model_name == "dit":
+            _attach_autoencoder(trainer, recipe, DEFAULT_FOLDER if path is None else path.parent, show,
+                                command or _default_command(recipe, steps))
     trainer.config = trainer.config.replace(steps=steps, progress=False)  # our own bar, below
     starts = distributed.gather_ints(trainer.step, trainer.device)
     if len(set(starts)) > 1:
@@ -495,6 +498,24 @@ def train(
     if stop.signum is not None:
         raise TrainingStopped(stop.signum)
     return trainer
+
+
+def _attach_autoencoder(trainer: Trainer, recipe: Recipe, folder: Path, progress: bool, command: str) -> None:
+    """Put the trained autoencoder of a ``dit`` recipe into a fresh trainer's model and EMA model.
+
+    The autoencoder is trained or loaded first, like any recipe (:func:`train_or_load`, same folder;
+    when trained here, its record names ``command``, the transformer's, which asked for it); its EMA
+    weights -- the running latent std, hence the scale factor, included -- are then frozen inside
+    the :class:`~course_lib.models.autoencoder.LatentDenoiser`, and saved with it.
+    """
+    autoencoder_recipe = recipe.autoencoder_recipe()
+    path = checkpoint_path(autoencoder_recipe, folder=folder)
+    if not path.exists() and not checkpoint_path(autoencoder_recipe, folder=shipped.SHIPPED_FOLDER).is_file():
+        train(autoencoder_recipe, path, progress=progress, device=trainer.device,
+              command=f"{command} (its autoencoder, trained first)")
+    autoencoder = train_or_load(autoencoder_recipe, folder=folder, progress=progress, device=trainer.device).ema_model
+    for model in (trainer.model, trainer.ema_model):
+        model.autoencoder.load_state_dict(autoencoder.state_dict())
 
 
 class TrainingStopped(KeyboardInterrupt):

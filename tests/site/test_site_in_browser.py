@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.site, pytest.mark.notebooks]
 
-VIDEO_LESSONS = ("05", "06", "07", "08", "09", "10", "14")  # lessons about clips: each shows an animation
+VIDEO_LESSONS = ("05", "06", "07", "08", "09", "10", "14", "15", "16")  # lessons about clips: each shows an animation
 RAW_TEX = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\begin\{|(?<![\w$])\$[^$\s][^$\n]*\$")
 
 # In the page: every picture loaded, every animation's frame count, the text that is not code.

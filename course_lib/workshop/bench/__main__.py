@@ -9,8 +9,9 @@
 Benchmarks: ``image`` (:mod:`~course_lib.workshop.bench.image`), ``video``
 (:mod:`~course_lib.workshop.bench.video`), ``sampling`` (:mod:`~course_lib.workshop.bench.sampling`),
 ``prediction`` (:mod:`~course_lib.workshop.bench.prediction`), ``training``
-(:mod:`~course_lib.workshop.bench.training`), and ``all``, which runs them in that order with their
-defaults. Each is a :class:`Benchmark` in :data:`BENCHMARKS`; its name is the subcommand. To add one,
+(:mod:`~course_lib.workshop.bench.training`), ``latent`` (:mod:`~course_lib.workshop.bench.latent`),
+``captions`` (:mod:`~course_lib.workshop.bench.captions`), and ``all``, which runs them in that order with their
+defaults (all but ``latent`` and ``captions``). Each is a :class:`Benchmark` in :data:`BENCHMARKS`; its name is the subcommand. To add one,
 write ``add_arguments(parser)`` and ``run(args) -> Table`` and register them. Results go to
 ``--out`` (default ``runs/bench``) as ``<name>-<preset>.md`` (the table) and ``.json`` (every
 number, rewritten after each row); ``all`` also writes ``all-<preset>.md`` with every table.
@@ -28,7 +29,7 @@ from pathlib import Path
 import torch
 
 from course_lib.config import PRESETS, get_device, get_preset
-from course_lib.workshop.bench import image, prediction, quality, report, sampling, training, video
+from course_lib.workshop.bench import captions, image, latent, prediction, quality, report, sampling, training, video
 from course_lib.workshop.bench.common import DEFAULT_OUT, PROG, Report, Stopwatch, Table, configure_threads
 from course_lib.workshop.cli import positive_int, positive_minutes
 
@@ -107,6 +108,12 @@ BENCHMARKS: dict[str, Benchmark] = {
     "prediction": Benchmark("predict the future frames of bouncing shapes with the frame-conditional U-Net, "
                             "replacement and reconstruction guidance against 'repeat the last frame'; roll out 4x "
                             "longer videos", prediction.add_prediction_arguments, prediction.run_prediction),
+    "latent": Benchmark("lesson 15: the video autoencoder's reconstruction (PSNR, SSIM), the latent space-time "
+                        "transformer's training step beside the pixel 3D U-Net's, and both models' sampled clips",
+                        latent.add_latent_arguments, latent.run_latent),
+    "captions": Benchmark("lesson 16: caption match (shape, colour, direction read from the frames) of the "
+                          "caption-conditioned latent transformer's clips, guided on the caption, unguided and "
+                          "unconditional", captions.add_captions_arguments, captions.run_captions),
     "all": Benchmark("run image, video, sampling, prediction and training one after another with their defaults "
                      "and print every table", add_all_arguments, run_all),
 }
