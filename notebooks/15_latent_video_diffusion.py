@@ -26,8 +26,8 @@
 # **Time.** Reading: about 40 minutes. Running: seconds in the `smoke` preset (tiny models trained
 # for a few steps: the pictures are noise), a minute or two in the `cpu` preset with the course's
 # shipped weights. Training from scratch (`cpu` preset): the autoencoder trains a quarter of the
-# preset's video steps, then the transformer the full `video_train_steps`; the CPU-minutes of both
-# are in BENCHMARKS.md (shipped checkpoints).
+# preset's `video_train_steps`, then the transformer twice them; how long both took is in
+# BENCHMARKS.md (shipped checkpoints).
 #
 # A clip has F frames (`T = preset.video_frames` in the code) of C × H × W pixels; its latent has
 # c channels of H/4 × W/4.
