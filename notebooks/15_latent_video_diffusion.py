@@ -12,12 +12,12 @@
 # # 15 · Latent video diffusion
 #
 # **Goals.** See why the video systems people use today (Stable Video Diffusion, Open-Sora, Latte,
-# CogVideoX, Wan) do not denoise pixels: train a small **video autoencoder** that squeezes every
+# CogVideoX, Wan) do not denoise pixels: train a small video autoencoder (a **VAE**) that squeezes every
 # frame 4× smaller per side, look at its reconstructions and its latent channels, and scale the
 # latents to unit variance (**the scale factor**). Then build the denoiser those systems use, a
-# **space-time transformer**: cut the latent clip into patches (**patchify**), condition every
+# space-time transformer (a **DiT**): cut the latent clip into patches (**patchify**), condition every
 # block on the timestep by **adaLN-Zero**, and let tokens attend within a frame and along time
-# (**factorised attention**). Train it on latents, sample latents, decode them to clips, and
+# (**factorised space-time** attention). Train it on latents, sample latents, decode them to clips, and
 # compare it with lesson 07's pixel U-Net.
 #
 # **Prerequisites.** Lessons 02 (the simple loss), 04 (DDIM), 07 (the 3D U-Net, factorised
@@ -111,7 +111,7 @@ print(f"the latent clip holds {pixel_values / latent_values:.0f}x fewer values")
 # `VideoAutoencoder` works frame by frame (time folded into the batch), as the image autoencoders
 # that video systems start from do. The encoder is a few convolutions with two stride-2 steps
 # (4× smaller per side); it outputs, for every latent value, a mean μ and a log-variance log σ².
-# Training draws z = μ + σ·ε (the **reparameterisation trick**), decodes it, and minimises
+# Training draws z = μ + σ·ε (the *reparameterisation trick*), decodes it, and minimises
 #
 # $$\mathcal{L} = \lVert x - D(z) \rVert^2 + \beta\, \mathrm{KL}\big(\mathcal{N}(\mu, \sigma^2)\,\Vert\,\mathcal{N}(0, I)\big),
 # \qquad \mathrm{KL} = \tfrac12 \textstyle\sum (\mu^2 + \sigma^2 - 1 - \log\sigma^2)$$
@@ -178,7 +178,7 @@ plt.show()
 # ## 4 · Patchify: a clip as tokens
 #
 # A transformer reads a sequence of vectors. The DiT (Peebles & Xie 2023) cuts each latent frame
-# into p × p patches and flattens each patch into one **token** of c·p·p numbers; a linear layer
+# into p × p patches and flattens each patch into one *token* of c·p·p numbers; a linear layer
 # then maps it to the model width D. With F frames and N = (h/p)² patches per frame, a clip is
 # F·N tokens. `unpatchify` is the exact inverse, used on the network's output. (Exercise 15.1
 # writes both.)
@@ -217,8 +217,8 @@ print(f"the untrained transformer's output: max |value| = {out.abs().max():.1e} 
 # ## 6 · Factorised space-time attention
 #
 # Full attention over F·N tokens compares every pair: (F·N)² pairs. Latte (Ma et al. 2024) and
-# Open-Sora factorise it, as lesson 07's U-Net factorised its layers: a **spatial** attention lets
-# each token see the N tokens of its own frame, then a **temporal** attention lets it see the F
+# Open-Sora factorise it, as lesson 07's U-Net factorised its layers: a *spatial* attention lets
+# each token see the N tokens of its own frame, then a *temporal* attention lets it see the F
 # tokens at its own patch position in every frame. Two steps reach every token, for F·N² + N·F²
 # pairs. The picture: which tokens one token (the star) attends to.
 
@@ -312,13 +312,13 @@ else:
 #
 # * **Latent diffusion** trains the diffusion model on the latents of an autoencoder trained once:
 #   the clip here is 12× smaller, and a transformer sees 16× fewer tokens.
-# * The **video autoencoder** is a per-frame convolutional VAE: loss = reconstruction + β·KL with a
+# * The video autoencoder is a per-frame convolutional **VAE**: loss = reconstruction + β·KL with a
 #   small β; judge it by the PSNR / SSIM of held-out reconstructions.
 # * The **scale factor** 1/std makes the latents unit-variance, as the noise schedule assumes; it is
 #   kept with the autoencoder's weights.
-# * A **space-time transformer** cuts latents into patches (**patchify**), conditions every block on
+# * A space-time transformer (a **DiT**) cuts latents into patches (**patchify**), conditions every block on
 #   the timestep by **adaLN-Zero** (shift, scale, gate; zero-initialised, so it starts as the
-#   identity) and attends within frames, then along time (**factorised attention**).
+#   identity) and attends within frames, then along time (**factorised space-time** attention).
 # * Training encodes each batch with the frozen autoencoder; sampling draws latents and decodes once.
 #
 # Exercises: `exercises/15_latent_video_diffusion.ipynb` (patchify and unpatchify; adaLN modulation and the gated
