@@ -24,10 +24,10 @@
 # space-time layers) and 10 (motion pass, FVD). Attention as in lesson 07's temporal attention.
 #
 # **Time.** Reading: about 40 minutes. Running: seconds in the `smoke` preset (tiny models trained
-# for a few steps: the pictures are noise), a minute or two in the `cpu` preset with the course's
-# shipped weights. Training from scratch (`cpu` preset): the autoencoder trains a quarter of the
-# preset's `video_train_steps`, then the transformer twice them; how long both took is in
-# BENCHMARKS.md (shipped checkpoints).
+# for a few steps: the pictures are noise). In the `cpu` preset the autoencoder is shipped (a
+# quarter of the preset's `video_train_steps`; its training time is in BENCHMARKS.md, shipped
+# checkpoints) and the transformer trains on the first run, twice `video_train_steps` = 4000 steps:
+# about 20 minutes on one free core (its step time: BENCHMARKS.md, latent diffusion), then loads.
 #
 # A clip has F frames (`T = preset.video_frames` in the code) of C × H × W pixels; its latent has
 # c channels of H/4 × W/4.
@@ -303,7 +303,10 @@ else:
 # %% [markdown]
 # What to read: the transformer on latents takes a fraction of the U-Net's time per step at about
 # the same parameter count, because it sees 16× fewer positions; the price is the autoencoder,
-# trained once, and its reconstruction error, which bounds how sharp any sample can be. At the
+# trained once, and its reconstruction error, which bounds how sharp any sample can be. Per step
+# is not per result: compare the motion pass too. A transformer has no convolution's built-in
+# locality and must learn what a neighbourhood is, so on a small budget the U-Net's clips move
+# better; transformers pay off with more steps, data and width, the regime real systems train in. At the
 # scale of real systems the saving is what makes video diffusion affordable at all: Stable Video
 # Diffusion and Open-Sora compress 8× per side (and Open-Sora, CogVideoX and Wan also 4× in time)
 # before a transformer sees a token.
