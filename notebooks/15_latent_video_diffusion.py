@@ -12,22 +12,22 @@
 # # 15 · Latent video diffusion
 #
 # **Goals.** See why the video systems people use today (Stable Video Diffusion, Open-Sora, Latte,
-# CogVideoX, Wan) do not denoise pixels: train a small **video autoencoder** that squeezes every
+# CogVideoX, Wan) do not denoise pixels: train a small video autoencoder (a **VAE**) that squeezes every
 # frame 4× smaller per side, look at its reconstructions and its latent channels, and scale the
 # latents to unit variance (**the scale factor**). Then build the denoiser those systems use, a
-# **space-time transformer**: cut the latent clip into patches (**patchify**), condition every
+# space-time transformer (a **DiT**): cut the latent clip into patches (**patchify**), condition every
 # block on the timestep by **adaLN-Zero**, and let tokens attend within a frame and along time
-# (**factorised attention**). Train it on latents, sample latents, decode them to clips, and
+# (**factorised space-time** attention). Train it on latents, sample latents, decode them to clips, and
 # compare it with lesson 07's pixel U-Net.
 #
 # **Prerequisites.** Lessons 02 (the simple loss), 04 (DDIM), 07 (the 3D U-Net, factorised
 # space-time layers) and 10 (motion pass, FVD). Attention as in lesson 07's temporal attention.
 #
 # **Time.** Reading: about 40 minutes. Running: seconds in the `smoke` preset (tiny models trained
-# for a few steps: the pictures are noise), a minute or two in the `cpu` preset with the course's
-# shipped weights. Training from scratch (`cpu` preset): the autoencoder trains a quarter of the
-# preset's video steps, then the transformer the full `video_train_steps`; the CPU-minutes of both
-# are in BENCHMARKS.md (shipped checkpoints).
+# for a few steps: the pictures are noise). In the `cpu` preset the autoencoder is shipped (a
+# quarter of the preset's `video_train_steps`; its training time is in BENCHMARKS.md, shipped
+# checkpoints) and the transformer trains on the first run, twice `video_train_steps` = 4000 steps:
+# about 20 minutes on one free core (its step time: BENCHMARKS.md, latent diffusion), then loads.
 #
 # A clip has F frames (`T = preset.video_frames` in the code) of C × H × W pixels; its latent has
 # c channels of H/4 × W/4.
@@ -111,7 +111,7 @@ print(f"the latent clip holds {pixel_values / latent_values:.0f}x fewer values")
 # `VideoAutoencoder` works frame by frame (time folded into the batch), as the image autoencoders
 # that video systems start from do. The encoder is a few convolutions with two stride-2 steps
 # (4× smaller per side); it outputs, for every latent value, a mean μ and a log-variance log σ².
-# Training draws z = μ + σ·ε (the **reparameterisation trick**), decodes it, and minimises
+# Training draws z = μ + σ·ε (the *reparameterisation trick*), decodes it, and minimises
 #
 # $$\mathcal{L} = \lVert x - D(z) \rVert^2 + \beta\, \mathrm{KL}\big(\mathcal{N}(\mu, \sigma^2)\,\Vert\,\mathcal{N}(0, I)\big),
 # \qquad \mathrm{KL} = \tfrac12 \textstyle\sum (\mu^2 + \sigma^2 - 1 - \log\sigma^2)$$
@@ -178,7 +178,7 @@ plt.show()
 # ## 4 · Patchify: a clip as tokens
 #
 # A transformer reads a sequence of vectors. The DiT (Peebles & Xie 2023) cuts each latent frame
-# into p × p patches and flattens each patch into one **token** of c·p·p numbers; a linear layer
+# into p × p patches and flattens each patch into one *token* of c·p·p numbers; a linear layer
 # then maps it to the model width D. With F frames and N = (h/p)² patches per frame, a clip is
 # F·N tokens. `unpatchify` is the exact inverse, used on the network's output. (Exercise 15.1
 # writes both.)
@@ -217,8 +217,8 @@ print(f"the untrained transformer's output: max |value| = {out.abs().max():.1e} 
 # ## 6 · Factorised space-time attention
 #
 # Full attention over F·N tokens compares every pair: (F·N)² pairs. Latte (Ma et al. 2024) and
-# Open-Sora factorise it, as lesson 07's U-Net factorised its layers: a **spatial** attention lets
-# each token see the N tokens of its own frame, then a **temporal** attention lets it see the F
+# Open-Sora factorise it, as lesson 07's U-Net factorised its layers: a *spatial* attention lets
+# each token see the N tokens of its own frame, then a *temporal* attention lets it see the F
 # tokens at its own patch position in every frame. Two steps reach every token, for F·N² + N·F²
 # pairs. The picture: which tokens one token (the star) attends to.
 
@@ -303,7 +303,10 @@ else:
 # %% [markdown]
 # What to read: the transformer on latents takes a fraction of the U-Net's time per step at about
 # the same parameter count, because it sees 16× fewer positions; the price is the autoencoder,
-# trained once, and its reconstruction error, which bounds how sharp any sample can be. At the
+# trained once, and its reconstruction error, which bounds how sharp any sample can be. Per step
+# is not per result: compare the motion pass too. A transformer has no convolution's built-in
+# locality and must learn what a neighbourhood is, so on a small budget the U-Net's clips move
+# better; transformers pay off with more steps, data and width, the regime real systems train in. At the
 # scale of real systems the saving is what makes video diffusion affordable at all: Stable Video
 # Diffusion and Open-Sora compress 8× per side (and Open-Sora, CogVideoX and Wan also 4× in time)
 # before a transformer sees a token.
@@ -312,13 +315,13 @@ else:
 #
 # * **Latent diffusion** trains the diffusion model on the latents of an autoencoder trained once:
 #   the clip here is 12× smaller, and a transformer sees 16× fewer tokens.
-# * The **video autoencoder** is a per-frame convolutional VAE: loss = reconstruction + β·KL with a
+# * The video autoencoder is a per-frame convolutional **VAE**: loss = reconstruction + β·KL with a
 #   small β; judge it by the PSNR / SSIM of held-out reconstructions.
 # * The **scale factor** 1/std makes the latents unit-variance, as the noise schedule assumes; it is
 #   kept with the autoencoder's weights.
-# * A **space-time transformer** cuts latents into patches (**patchify**), conditions every block on
+# * A space-time transformer (a **DiT**) cuts latents into patches (**patchify**), conditions every block on
 #   the timestep by **adaLN-Zero** (shift, scale, gate; zero-initialised, so it starts as the
-#   identity) and attends within frames, then along time (**factorised attention**).
+#   identity) and attends within frames, then along time (**factorised space-time** attention).
 # * Training encodes each batch with the frozen autoencoder; sampling draws latents and decodes once.
 #
 # Exercises: `exercises/15_latent_video_diffusion.ipynb` (patchify and unpatchify; adaLN modulation and the gated

@@ -99,6 +99,7 @@ AUTOENCODER_BETA = 1e-4
 AUTOENCODER_STEPS_DIVISOR = 4  # the autoencoder trains for video_train_steps / 4
 DIT_LR = 5e-4  # AdamW peak lr of the latent transformer (DiT trains at 1e-4 with far larger batches)
 DIT_WARMUP_STEPS = 100
+DIT_STEPS_FACTOR = 2  # the latent transformer trains for 2 x video_train_steps
 # What ``get_recipe(..., **overrides)`` may change; everything else comes from the task and preset.
 OVERRIDES = ("steps", "batch_size", "lr", "warmup_steps", "objective", "schedule", "seed", "label_dropout",
              "digit_images", "snr_focus")
@@ -660,6 +661,6 @@ def get_recipe(task: str, preset: str | Preset | None = None, model: str | None 
         defaults["steps"] = preset.prediction_train_steps
     if model == "autoencoder":  # reconstruction only: MSE + β·KL converges in a fraction of the denoiser's steps
         defaults.update(steps=max(1, preset.video_train_steps // AUTOENCODER_STEPS_DIVISOR), lr=2e-3, snr_focus=0.0)
-    if model == "dit":
-        defaults.update(lr=DIT_LR, warmup_steps=DIT_WARMUP_STEPS)
+    if model == "dit":  # without a convolution's locality the transformer needs longer than the U-Net
+        defaults.update(steps=DIT_STEPS_FACTOR * preset.video_train_steps, lr=DIT_LR, warmup_steps=DIT_WARMUP_STEPS)
     return Recipe(task=task, model_name=model, preset=preset, **{**defaults, **_rename_overrides(overrides)})

@@ -15,12 +15,14 @@ Rows, on bouncing shapes at the preset's clip size:
   and FVD-style distance of ``--n`` clips sampled with DDIM at the preset's steps, as ``bench video``.
 
 Models come from ``--checkpoints`` (train_or_load's folder; the shipped weights are used when it has
-none); ``--train-minutes`` trains a missing one first; quick runs train a few steps into ``--out``.
+none), the dit from ``--dit-checkpoint`` when given; ``--train-minutes`` trains a missing one first;
+quick runs train a few steps into ``--out``. The "trained" column says how far each was trained.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
+from pathlib import Path
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -34,7 +36,7 @@ from course_lib.training.memory import estimate_trainer_memory
 from course_lib.training.speed import time_steps
 from course_lib.workshop import zoo
 from course_lib.workshop.bench.common import (
-    Record, Table, TrainedModelsConfig, add_trained_model_arguments, command_line, trained_status,
+    Record, Table, TrainedModelsConfig, add_trained_model_arguments, check_checkpoint_file, trained_model,
 )
 from course_lib.workshop.cli import positive_int
 from course_lib.workshop.recipes import get_recipe
@@ -60,32 +62,27 @@ class LatentBenchConfig(TrainedModelsConfig):
     kind: ClassVar[str] = "latent"
     n: int = 128
     steps: int = 5
+    dit_checkpoint: str | None = None
 
     def __post_init__(self):
         super().__post_init__()
+        check_checkpoint_file("dit_checkpoint", self.dit_checkpoint)
         check_positive_int("n", self.n)
         check_positive_int("steps", self.steps)
 
 
 def _trained(config: LatentBenchConfig, model: str, device) -> tuple[object, object | None, str]:
-    """(recipe, trainer or None, status) of ``model``: quick runs train it into ``out``; else train_or_load's file
-    (trained first for ``train_minutes`` when asked), else the shipped weights, else not trained."""
+    """(recipe to sample with, trainer or None, status) of ``model``, by :func:`trained_model`: a file named by
+    ``--dit-checkpoint``; a quick run's few steps; train_or_load's file (trained first for ``train_minutes`` when
+    asked); the shipped export; else not trained."""
     recipe = get_recipe(TASK, config.preset, model, seed=config.seed)
-    if config.train_steps is not None:
-        folder = config.out
-        trainer = zoo.train_or_load(recipe, steps=config.train_steps, folder=folder, progress=False, device=device,
-                                    shipped_folder=None)
-        return recipe.replace(steps=config.train_steps), trainer, f"{trainer.step} steps (quick)"
-    path = zoo.checkpoint_path(recipe, folder=config.checkpoints)
     shipped = zoo.checkpoint_path(recipe, folder=zoo.shipped.SHIPPED_FOLDER)
-    if path.exists() or shipped.exists() or config.train_minutes is not None:
-        if not (path.exists() or shipped.exists()):
-            zoo.train(recipe, path, minutes=config.train_minutes, progress=config.progress, device=device,
-                      command=command_line())
-        trainer = zoo.train_or_load(recipe, folder=config.checkpoints, progress=False, device=device)
-        origin = "" if path.exists() else " (shipped)"
-        return recipe, trainer, trained_status(trainer, recipe.steps) + origin
-    return recipe, None, "not trained"
+    found = trained_model(recipe, config.checkpoints, device,
+                          checkpoint=config.dit_checkpoint if model == "dit" else None, argument="dit_checkpoint",
+                          train_minutes=config.train_minutes, quick_steps=config.train_steps,
+                          quick_path=Path(config.out) / f"{config.name}-{model}.pt",
+                          fallback=shipped if shipped.is_file() else None, progress=config.progress)
+    return found.recipe, found.trainer, found.status
 
 
 def reconstruction_scores(autoencoder, clips: torch.Tensor, batch: int = 16) -> tuple[float, float]:
@@ -175,6 +172,8 @@ def add_latent_arguments(parser: argparse.ArgumentParser) -> None:
     add_trained_model_arguments(parser)
     parser.add_argument("--n", type=positive_int, default=None, help="held-out and sampled clips (default 128)")
     parser.add_argument("--steps", type=positive_int, default=None, help="timed training steps per model (default 5)")
+    parser.add_argument("--dit-checkpoint", default=None,
+                        help="score this checkpoint of the dit model (default: train_or_load's file, else the shipped one)")
     parser.add_argument("--quick", action="store_true", help="tiny models trained 2 steps into --out: seconds")
 
 
@@ -189,5 +188,6 @@ def run_latent(args: argparse.Namespace) -> Table:
     config = LatentBenchConfig(preset=preset, seed=args.seed, out=args.out, quick=args.quick,
                                progress=not args.quiet, checkpoints=args.checkpoints,
                                train_minutes=args.train_minutes, n=args.n or (QUICK["n"] if args.quick else 128),
-                               steps=args.steps or (QUICK["steps"] if args.quick else 5), **quick)
+                               steps=args.steps or (QUICK["steps"] if args.quick else 5),
+                               dit_checkpoint=args.dit_checkpoint, **quick)
     return latent_benchmark(config, device=args.device_obj)
