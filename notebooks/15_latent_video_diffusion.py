@@ -23,13 +23,14 @@
 # **Prerequisites.** Lessons 02 (the simple loss), 04 (DDIM), 07 (the 3D U-Net, factorised
 # space-time layers) and 10 (motion pass, FVD). Attention as in lesson 07's temporal attention.
 #
-# **Time.** Reading: about 40 minutes. Running: seconds in the `smoke` preset (tiny models trained
-# for a few steps: the pictures are noise). In the `cpu` preset the autoencoder is shipped (a
-# quarter of the preset's `video_train_steps`; its training time is in BENCHMARKS.md, shipped
-# checkpoints) and the transformer trains on the first run, twice `video_train_steps` = 4000 steps:
-# about 20 minutes on one free core (its step time: BENCHMARKS.md, latent diffusion), then loads.
+# **Time.** Reading: about 40 minutes. Running with shipped weights (`cpu` preset): the autoencoder
+# is shipped and loads in a second; the transformer is not shipped yet, so the first run trains it
+# (twice `video_train_steps` = 4000 steps, about 20 minutes on one free core; its step time:
+# BENCHMARKS.md, latent diffusion), and every later run loads it. Training from scratch (`cpu`): the
+# autoencoder's quarter of `video_train_steps` first (its time: BENCHMARKS.md, shipped checkpoints),
+# then the transformer. The `smoke` preset trains tiny models for seconds: its pictures are noise.
 #
-# A clip has F frames (`T = preset.video_frames` in the code) of C × H × W pixels; its latent has
+# A clip has F frames (`F = preset.video_frames` in the code) of C × H × W pixels; its latent has
 # c channels of H/4 × W/4.
 
 # %%
@@ -80,8 +81,8 @@ preset = get_preset()
 g = seed_everything(0)
 autoencoder_recipe = get_recipe("video-shapes", preset, "autoencoder")  # bouncing shapes, the VAE
 recipe = get_recipe("video-shapes", preset, "dit")  # the space-time transformer on its latents
-T, S = preset.video_frames, preset.video_size
-print(f"preset {preset.name}: clips of F = {T} frames, {S}x{S} RGB; latents {recipe.latent_shape}")
+F, S = preset.video_frames, preset.video_size
+print(f"preset {preset.name}: clips of F = {F} frames, {S}x{S} RGB; latents {recipe.latent_shape}")
 
 # %% [markdown]
 # ## 1 · Why latents: the cost of pixels
@@ -98,10 +99,10 @@ print(f"preset {preset.name}: clips of F = {T} frames, {S}x{S} RGB; latents {rec
 
 # %%
 c, h = recipe.latent_shape[1], recipe.latent_shape[2]
-pixel_values, latent_values = T * 3 * S * S, T * c * h * h
+pixel_values, latent_values = F * 3 * S * S, F * c * h * h
 for name, side in (("pixels", S), ("latents", h)):
-    tokens = T * (side // 2) ** 2
-    print(f"{name:8s}: {T * (3 if side == S else c) * side * side:6d} values, {tokens:5d} tokens, "
+    tokens = F * (side // 2) ** 2
+    print(f"{name:8s}: {F * (3 if side == S else c) * side * side:6d} values, {tokens:5d} tokens, "
           f"{tokens ** 2:>10,d} token pairs for full attention")
 print(f"the latent clip holds {pixel_values / latent_values:.0f}x fewer values")
 
@@ -223,11 +224,11 @@ print(f"the untrained transformer's output: max |value| = {out.abs().max():.1e} 
 # pairs. The picture: which tokens one token (the star) attends to.
 
 # %%
-F_, N_ = T, tokens.shape[2]
-query = (F_ // 2, N_ // 3)
+N = tokens.shape[2]  # patches per frame
+query = (F // 2, N // 3)
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
 for ax, kind in zip(axes, ("spatial", "temporal", "full")):
-    seen = torch.zeros(F_, N_)
+    seen = torch.zeros(F, N)
     if kind in ("spatial", "full"):
         seen[query[0]] = 1
     if kind in ("temporal", "full"):
@@ -236,7 +237,7 @@ for ax, kind in zip(axes, ("spatial", "temporal", "full")):
         seen[:] = 1
     ax.imshow(seen, cmap="Blues", vmin=0, vmax=1.4, aspect="auto", interpolation="nearest")
     ax.plot(query[1], query[0], "r*", markersize=12)
-    pairs = {"spatial": F_ * N_ ** 2, "temporal": N_ * F_ ** 2, "full": (F_ * N_) ** 2}[kind]
+    pairs = {"spatial": F * N ** 2, "temporal": N * F ** 2, "full": (F * N) ** 2}[kind]
     ax.set_title(f"{kind}: {int(seen.sum())} tokens seen; {pairs:,} pairs per layer", fontsize=10)
     ax.set_xlabel("patch n (in its frame)")
     ax.set_ylabel("frame")

@@ -30,7 +30,7 @@
 # `video_train_steps` of the transformer and text encoder; `python -m course_lib train --task
 # video-captions --model dit --preset cpu` does the same from a terminal.
 #
-# A clip has F frames (`T = preset.video_frames` in the code) of 3 × H × W pixels; a caption has L
+# A clip has F frames (`F = preset.video_frames` in the code) of 3 × H × W pixels; a caption has L
 # tokens (16, padded).
 
 # %%
@@ -86,8 +86,8 @@ RESULTS = Path("..") / "benchmarks" / "results"  # what python -m course_lib ben
 preset = get_preset()
 g = seed_everything(0)
 recipe = get_recipe("video-captions", preset)  # captioned shapes; the dit model with a text encoder
-T, S = preset.video_frames, preset.video_size
-print(f"preset {preset.name}: clips of F = {T} frames, {S}x{S} RGB; latents {recipe.latent_shape}")
+F, S = preset.video_frames, preset.video_size
+print(f"preset {preset.name}: clips of F = {F} frames, {S}x{S} RGB; latents {recipe.latent_shape}")
 
 # %% [markdown]
 # ## 1 · Captions from the generator's parameters
@@ -99,7 +99,7 @@ print(f"preset {preset.name}: clips of F = {T} frames, {S}x{S} RGB; latents {rec
 # compass directions and writes its caption ("and bounces off the wall" when it hits one).
 
 # %%
-data = captioned_shapes(4, frames=T, size=S, generator=torch.Generator().manual_seed(16))
+data = captioned_shapes(4, frames=F, size=S, generator=torch.Generator().manual_seed(16))
 for i, caption in enumerate(data.captions):
     print(f"clip {i}: {caption}")
 filmstrip(data.clips.video, row_labels=[f"clip {i}" for i in range(4)], title="four captioned clips")

@@ -60,10 +60,10 @@ from course_lib.workshop.checks.nb15 import (
 def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
     """x (B, F, C, H, W), H and W divisible by p -> tokens (B, F, (H/p)·(W/p), C·p·p)."""
     ### BEGIN SOLUTION split H and W into (which patch, where in it), bring the patch axes forward
-    B, T, C, H, W = x.shape
-    x = x.reshape(B, T, C, H // p, p, W // p, p)  # (B, F, C, rows, i, cols, j)
+    B, frames, C, H, W = x.shape
+    x = x.reshape(B, frames, C, H // p, p, W // p, p)  # (B, F, C, rows, i, cols, j)
     x = x.permute(0, 1, 3, 5, 2, 4, 6)  # (B, F, rows, cols, C, i, j)
-    return x.reshape(B, T, (H // p) * (W // p), C * p * p)
+    return x.reshape(B, frames, (H // p) * (W // p), C * p * p)
     ### END SOLUTION
 
 
@@ -79,11 +79,11 @@ _ = check_patchify(patchify)
 def unpatchify(tokens: torch.Tensor, p: int, channels: int, size: int) -> torch.Tensor:
     """tokens (B, F, (size/p)², channels·p·p) -> x (B, F, channels, size, size); the inverse of patchify."""
     ### BEGIN SOLUTION unflatten, move the channel and pixel axes back between the patch axes, flatten
-    B, T = tokens.shape[:2]
+    B, frames = tokens.shape[:2]
     g = size // p  # patches per row and per column
-    x = tokens.reshape(B, T, g, g, channels, p, p)  # (B, F, rows, cols, C, i, j)
+    x = tokens.reshape(B, frames, g, g, channels, p, p)  # (B, F, rows, cols, C, i, j)
     x = x.permute(0, 1, 4, 2, 5, 3, 6)  # (B, F, C, rows, i, cols, j)
-    return x.reshape(B, T, channels, size, size)
+    return x.reshape(B, frames, channels, size, size)
     ### END SOLUTION
 
 

@@ -23,7 +23,7 @@ HINTS = {
              "the values in memory order: the permute is what gathers each square together."),
     "15.2": ("adaLN turns the conditioning (timestep, label) into a per-feature shift and scale of the normalised "
              "tokens, and a gate on what each sub-layer adds; with all three zero the block is the identity "
-             "(adaLN-Zero, Peebles & Xie 2023).",
+             "(Peebles & Xie 2023 call it adaLN-Zero).",
              "modulate(x, shift, scale) = x·(1 + scale) + shift; a gated sub-layer is "
              "h + gate · f(modulate(LayerNorm(h), shift, scale)).",
              "return x * (1 + scale) + shift; for the sub-layer: a = F.layer_norm(h, h.shape[-1:]) (no learned "
