@@ -24,11 +24,12 @@
 # space-time transformer on latents).
 #
 # **Time.** Reading: about 45 minutes. Running: well under a minute in the `smoke` preset (a tiny
-# model trained for a few steps: its clips are noise and its caption match is 0%), a few minutes in
-# the `cpu` preset with the shipped weights (or a trained model in `checkpoints/`). Training from scratch
-# (`cpu` preset): lesson 15's autoencoder (reused: same clips), then the preset's
-# `video_train_steps` of the transformer and text encoder; `python -m course_lib train --task
-# video-captions --model dit --preset cpu` does the same from a terminal.
+# model trained for a few steps: its clips are noise and its caption match is 0%). Running with
+# shipped weights (`cpu` preset): lesson 15's autoencoder is shipped and reused (same clips); the
+# caption model is not shipped yet, so the first run trains the transformer and text encoder (twice
+# `video_train_steps` = 4000 steps; their step time: BENCHMARKS.md, latent diffusion) and every later
+# run loads them from `checkpoints/`. Training from scratch (`cpu`): the autoencoder first, then the
+# same; `python -m course_lib train --task video-captions --model dit --preset cpu` does it from a terminal.
 #
 # A clip has F frames (`F = preset.video_frames` in the code) of 3 × H × W pixels; a caption has L
 # tokens (16, padded).
