@@ -45,16 +45,11 @@ def guided_denoiser(model: nn.Module, y: torch.Tensor, guidance_scale: float
     check_rank("y", y, 1, "(B,)")
     check_guidance_scale(guidance_scale)
 
-    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if x_t.shape[0] != y.shape[0]:
-            fail("x_t", f"a batch of {y.shape[0]} (one image per label in y)", f"shape {tuple(x_t.shape)}")
-        labels = y.to(x_t.device)
-        null = torch.full_like(labels, num_classes)
-        both = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))
-        eps_cond, eps_uncond = both.chunk(2)
-        return guide(eps_cond, eps_uncond, guidance_scale)
+    def labels_then_null(device: torch.device) -> tuple[tuple, dict]:
+        labels = y.to(device)
+        return (torch.cat([labels, torch.full_like(labels, num_classes)]),), {}
 
-    return model_fn
+    return _guided_in_one_pass(model, guidance_scale, y.shape[0], "one image per label in y", labels_then_null)
 
 
 def caption_guided_denoiser(model: nn.Module, context: torch.Tensor, context_mask: torch.Tensor,
@@ -80,12 +75,25 @@ def caption_guided_denoiser(model: nn.Module, context: torch.Tensor, context_mas
     check_guidance_scale(guidance_scale)
     both_context, both_mask = torch.cat([context, null_context]), torch.cat([context_mask, null_mask])
 
+    def caption_then_null(device: torch.device) -> tuple[tuple, dict]:
+        return (), {"context": both_context.to(device), "context_mask": both_mask.to(device)}
+
+    return _guided_in_one_pass(model, guidance_scale, context.shape[0], "one clip per caption", caption_then_null)
+
+
+def _guided_in_one_pass(model: nn.Module, guidance_scale: float, batch: int, per_item: str,
+                        conditioning: Callable[[torch.device], tuple[tuple, dict]]
+                        ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The ``model_fn(x_t, t)`` both guided denoisers share: one forward pass on the doubled batch
+    [x_t; x_t] with the extra arguments ``conditioning(device)`` -> (args, kwargs) for that batch,
+    conditional half first, then :func:`guide`. x_t must hold ``batch`` items (``per_item`` says of what)."""
+
     def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if x_t.shape[0] != context.shape[0]:
-            fail("x_t", f"a batch of {context.shape[0]} (one clip per caption)", f"shape {tuple(x_t.shape)}")
-        both = model(torch.cat([x_t, x_t]), torch.cat([t, t]), context=both_context.to(x_t.device),
-                     context_mask=both_mask.to(x_t.device))
-        out_cond, out_uncond = both.chunk(2)
-        return guide(out_cond, out_uncond, guidance_scale)
+        if x_t.shape[0] != batch:
+            fail("x_t", f"a batch of {batch} ({per_item})", f"shape {tuple(x_t.shape)}")
+        args, kwargs = conditioning(x_t.device)
+        both = model(torch.cat([x_t, x_t]), torch.cat([t, t]), *args, **kwargs)
+        conditional, unconditional = both.chunk(2)
+        return guide(conditional, unconditional, guidance_scale)
 
     return model_fn
