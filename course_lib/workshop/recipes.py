@@ -320,24 +320,18 @@ class Recipe:
         return self._pixel_loss_fn
 
     @property
-    def _pixel_loss_fn(self) -> DiffusionObjective | FlowMatchingObjective | DiffusionForcingObjective:
+    def _pixel_loss_fn(self) -> DiffusionObjective | FlowMatchingObjective | CaptionObjective:
+        timesteps = SNRFocusedTimesteps(self.snr_focus, FOCUS_SNR) if self.snr_focus else uniform_timesteps
+        conditional = {} if self.num_classes is None else dict(null_label=self.num_classes,
+                                                                label_dropout=self.label_dropout)
         if self.captioned:
-            timesteps = SNRFocusedTimesteps(self.snr_focus, FOCUS_SNR) if self.snr_focus else uniform_timesteps
             return CaptionObjective(self.schedule, self.objective, timesteps)
         if self.model_name == "forcing":
-            timesteps = SNRFocusedTimesteps(self.snr_focus, FOCUS_SNR) if self.snr_focus else uniform_timesteps
-            conditional = {} if self.num_classes is None else dict(null_label=self.num_classes,
-                                                                    label_dropout=self.label_dropout)
             return DiffusionForcingObjective(self.schedule, self.objective, timesteps, **conditional)
         if self.objective == "flow":
-            conditional = {} if self.num_classes is None else dict(null_label=self.num_classes,
-                                                                    label_dropout=self.label_dropout)
             return FlowMatchingObjective(time_sampler=FLOW_TIME_SAMPLER, focus=self.snr_focus,
                                          focus_snr=FOCUS_SNR if self.snr_focus else None, **conditional)
-        timesteps = SNRFocusedTimesteps(self.snr_focus, FOCUS_SNR) if self.snr_focus else uniform_timesteps
-        if self.num_classes is None:
-            return DiffusionObjective(self.schedule, self.objective, timesteps)
-        return DiffusionObjective(self.schedule, self.objective, timesteps, self.num_classes, self.label_dropout)
+        return DiffusionObjective(self.schedule, self.objective, timesteps, **conditional)
 
     # --- data -------------------------------------------------------------------------------------
 
