@@ -10,7 +10,9 @@ from torch import nn
 from course_lib.config import get_preset
 from course_lib.diffusion.flow import FlowMatchingObjective
 from course_lib.diffusion.objectives import (
+    CaptionObjective,
     DiffusionObjective,
+    JointImageVideoObjective,
     SNRFocusedTimesteps,
     diffusion_loss,
     drop_labels,
@@ -103,8 +105,11 @@ def test_the_draws_come_in_the_documented_order_labels_then_t_then_eps():
 def test_bad_objectives_name_the_argument():
     with pytest.raises(ValueError, match="null_label: expected the model's num_classes when label_dropout > 0"):
         DiffusionObjective(S, label_dropout=0.1)
-    with pytest.raises(ValueError, match="timesteps: expected a timestep sampler"):
-        DiffusionObjective(S, timesteps=3)
+    for objective in (DiffusionObjective, JointImageVideoObjective, CaptionObjective):
+        with pytest.raises(ValueError, match="timesteps: expected a timestep sampler"):
+            objective(S, timesteps=3)
+        with pytest.raises(ValueError, match="objective: expected one of"):
+            objective(S, objective="epsilon")
     with pytest.raises(ValueError, match=r"batch: expected \(x0, labels\)"):
         DiffusionObjective(S, null_label=10)(LabelSpy(), torch.randn(3, 2), torch.Generator())
     with pytest.raises(ValueError, match=r"labels: expected one label per example, shape \(3,\)"):

@@ -156,6 +156,13 @@ def diffusion_loss(
     return F.mse_loss(prediction.float(), training_target(x0, eps, t, schedule, objective).float())
 
 
+def check_objective_and_timesteps(objective: str, timesteps: object) -> None:
+    """The two arguments every diffusion loss takes: the target's name and the timestep sampler."""
+    check_choice("objective", objective, OBJECTIVES)
+    if not callable(timesteps):
+        fail("timesteps", "a timestep sampler timesteps(batch, schedule, generator)", type(timesteps).__name__)
+
+
 @dataclass
 class DiffusionObjective:
     """``loss_fn`` for the trainer: :func:`diffusion_loss` on the batch's x0.
@@ -185,9 +192,7 @@ class DiffusionObjective:
     label_dropout: float = 0.0
 
     def __post_init__(self):
-        check_choice("objective", self.objective, OBJECTIVES)
-        if not callable(self.timesteps):
-            fail("timesteps", "a timestep sampler timesteps(batch, schedule, generator)", type(self.timesteps).__name__)
+        check_objective_and_timesteps(self.objective, self.timesteps)
         check_float_range("label_dropout", self.label_dropout, 0.0, 1.0)
         if self.null_label is not None:
             check_positive_int("null_label", self.null_label)
@@ -216,9 +221,7 @@ class CaptionObjective:
     timesteps: TimestepSampler = uniform_timesteps
 
     def __post_init__(self):
-        check_choice("objective", self.objective, OBJECTIVES)
-        if not callable(self.timesteps):
-            fail("timesteps", "a timestep sampler timesteps(batch, schedule, generator)", type(self.timesteps).__name__)
+        check_objective_and_timesteps(self.objective, self.timesteps)
 
     def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
         if not isinstance(batch, (tuple, list)) or len(batch) != 3:
@@ -343,7 +346,7 @@ class JointImageVideoObjective:
     timesteps: TimestepSampler = uniform_timesteps
 
     def __post_init__(self):
-        check_choice("objective", self.objective, OBJECTIVES)
+        check_objective_and_timesteps(self.objective, self.timesteps)
         check_float_range("image_fraction", self.image_fraction, 0.0, 1.0)
 
     def __call__(self, model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
