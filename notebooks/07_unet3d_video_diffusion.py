@@ -21,11 +21,10 @@
 # **Prerequisites.** Lessons 04–06 (the U-Net, the video layout, the ConvLSTM denoiser); attention,
 # softmax(q·k/√d) weights over values.
 #
-# **Time.** Reading: about 45 minutes. Running with shipped weights: the 3D U-Net is shipped and
-# loads in seconds; the comparison at the end also needs lesson 06's ConvLSTM, which is trained
-# here if lesson 06 has not saved it (see lesson 06). The whole lesson has not been timed in the
-# `cpu` preset yet. Training from scratch (`cpu` preset, 2000 steps): about 10 minutes on 2 CPU
-# threads, the training record of the shipped file (BENCHMARKS.md, "Shipped checkpoints");
+# **Time.** Reading: about 45 minutes. Running with shipped weights: the 3D U-Net and lesson 06's
+# ConvLSTM (for the comparison at the end) are shipped and load in seconds; README's time table
+# gives the measured run time of the whole lesson. Training from scratch (`cpu` preset, 2000
+# steps): about 10 minutes on 2 CPU threads, the training record of the shipped file (BENCHMARKS.md, "Shipped checkpoints");
 # `train_or_load(recipe, retrain=True)` does it. The `smoke` preset trains for seconds (its samples
 # are noise). **Seed sections:** §1.2 (the spatio-temporal direction), §2.3 (spatio-temporal context).
 #

@@ -43,11 +43,15 @@ LOW_MEMORY = 2 * 2**30  # below this available, warn: a training step needs a fe
 LOW_DISK = 1 * 2**30  # below this free, warn: the cpu preset's checkpoints of all lessons take a few hundred MB
 NO_DISK = 100 * 2**20  # below this free, a checkpoint may not be saved at all: an error
 SHIPPED_PRESET = "cpu"  # the preset the shipped models were trained in
-# The recipes (task, model, objective; None: the recipe's own) whose trained models ship with the course
-# (course_lib/workshop/pretrained/), and the lessons that load them through train_or_load.
-SHIPPED = {("digits", "unet2d", None): "lesson 04's exercises, 11, 13", ("digits", "unet2d", "flow"): "lesson 13",
-           ("video-shapes", "unet3d", None): "lessons 07, 08, 09, 11",
-           ("video-shapes", "autoencoder", None): "lesson 15"}
+# The recipes (task, model, objective, steps; None: the recipe's own) whose trained models ship with the
+# course (course_lib/workshop/pretrained/), and the lessons that load them through train_or_load.
+SHIPPED = {("digits", "unet2d", None, None): "lesson 04's exercises, 11, 13",
+           ("digits", "unet2d", "flow", None): "lesson 13",
+           ("video-shapes", "unet3d", None, None): "lessons 07, 08, 09, 11",
+           ("video-shapes", "conv_lstm", None, None): "lessons 06, 07",
+           ("video-digits", "conv_lstm", None, 1000): "lesson 06",
+           ("video-digits", "unet3d", None, None): "lesson 10",
+           ("video-shapes", "autoencoder", None, None): "lesson 15"}
 WIDGET_EXTENSION = "@jupyter-widgets/jupyterlab-manager"  # JupyterLab's widget renderer (jupyterlab_widgets)
 # Where `python -m course_lib notebooks time --preset P` writes its record (course_lib.workshop.build.timing).
 LESSON_TIMES = "benchmarks/lesson-times-{preset}.json"
@@ -333,8 +337,9 @@ def probe_weights(context: Context) -> Finding:
     used = context.preset is None or context.preset.name == SHIPPED_PRESET
     facts, expected = [], set()
     finding = Finding("weights", "")
-    for (task, model, objective), lessons in SHIPPED.items():
-        recipe = get_recipe(task, SHIPPED_PRESET, model, **({"objective": objective} if objective else {}))
+    for (task, model, objective, steps), lessons in SHIPPED.items():
+        options = {name: value for name, value in (("objective", objective), ("steps", steps)) if value is not None}
+        recipe = get_recipe(task, SHIPPED_PRESET, model, **options)
         path = zoo.checkpoint_path(recipe, folder=shipped.SHIPPED_FOLDER)
         own = zoo.checkpoint_path(recipe, folder=context.root / zoo.DEFAULT_FOLDER)
         expected.add(path.name)
@@ -346,7 +351,8 @@ def probe_weights(context: Context) -> Finding:
             (finding.errors if used else finding.warnings).append(
                 f"the shipped {path.name} is missing, so {lessons} would train it first: reinstall the course "
                 f"(python -m pip install -e .), or train it now from {context.root}: python -m course_lib train "
-                f"--task {task} --model {model} --preset {SHIPPED_PRESET}" + (f" --objective {objective}" if objective else ""))
+                f"--task {task} --model {model} --preset {SHIPPED_PRESET}"
+                + "".join(f" --{name} {value}" for name, value in options.items()))
             continue
         problem = _check_shipped(path, recipe)
         if problem:
