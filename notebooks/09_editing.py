@@ -79,7 +79,7 @@ preset = get_preset()
 g = seed_everything(0)
 recipe = get_recipe("video-shapes", preset)
 T, S = preset.video_frames, preset.video_size
-n_edit = preset.eval_samples // 8  # clips per experiment: 8 (smoke), 62 (cpu), 250 (gpu)
+n_edit = max(8, preset.eval_samples // 32)  # clips per experiment: 8 (smoke), 15 (cpu), 62 (gpu)
 min_speed = S / 64  # half the data's slowest speed: a slower object counts as stopped (see notebook 08)
 schedule = recipe.schedule
 sampling = dict(steps=preset.sample_steps, objective=recipe.objective)

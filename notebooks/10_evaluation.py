@@ -29,8 +29,8 @@
 # `train_or_load(recipe, folder=CHECKPOINTS, retrain=True)`, then loaded from `../checkpoints/`;
 # the small video judge trains in the lesson and prints how long it took,
 # and the digit judge for 14-pixel digits (the video consistency's reader) trains once in about
-# 10 s. The failure cases use the shipped bouncing-shapes model: sampling its 62 clips with DDIM-50
-# (`cpu` preset) takes a few minutes on one CPU thread. **Seed section:** §9.2 (how to evaluate video diffusion models).
+# 10 s. The failure cases sample 15 clips (`cpu` preset) from the shipped bouncing-shapes model.
+# **Seed section:** §9.2 (how to evaluate video diffusion models).
 #
 # Clips have F frames; the code names the frame count `T`.
 #
@@ -362,7 +362,7 @@ plt.show()
 
 # %%
 shipped_recipe, shipped = load_checkpoint(next(SHIPPED_FOLDER.glob("video-shapes-unet3d-cpu-*.pt")), progress=False)
-n_shipped = max(8, preset.eval_samples // 8)  # 8 (smoke), 62 (cpu), 250 (gpu)
+n_shipped = max(8, preset.eval_samples // 32)  # 8 (smoke), 15 (cpu), 62 (gpu)
 start = time.perf_counter()
 shipped_clips = shipped_recipe.sample(shipped.ema_model, n_shipped, steps=preset.sample_steps,
                                       generator=torch.Generator().manual_seed(0)).cpu()
@@ -421,15 +421,15 @@ for name in names:
 # `train_or_load` gives the 3D U-Net (the model of notebook 07) trained on moving digits with this
 # preset's sizes (class-conditional: `sample` asks for the digits 0, 1, 2, … in turn): in the
 # `smoke` preset 10 steps, so expect noise; in `cpu` the course's shipped model of 2000 steps (see
-# Time above). Sampling is slow,
-# so the model gets `preset.eval_samples` clips, and it is compared with real clips *at the same
-# count* — the next section shows why that matters.
+# Time above). Sampling is slow, so the model gets 160 clips in the `cpu` and `gpu` presets (`n_model`:
+# just above the video judge's 128 features, so the covariances stay full rank), and it is compared with real clips *at
+# the same count* — the next section shows why that matters.
 
 # %%
 recipe = get_recipe("video-digits", preset.replace(video_frames=T))
 start = time.perf_counter()
 model = train_or_load(recipe, folder=CHECKPOINTS).ema_model.eval()
-n_model = min(preset.eval_samples, N)
+n_model = min(160, preset.eval_samples, N)  # below FVD_SAMPLES: the model and the real set are scored at this count
 samples = recipe.sample(model, n_model, generator=torch.Generator().manual_seed(5)).cpu()
 print(f"{n_model} samples in {time.perf_counter() - start:.0f} s (training or loading included)")
 filmstrip(samples[:4], title=f"samples of the model ({recipe.steps} training steps)")
@@ -449,7 +449,8 @@ for name, video, asked in (("real", real[:n_model], labels[:n_model]), ("model",
 # covariance is not even full rank). So an FVD at N = 64 cannot be compared with one at N = 500,
 # and a paper's FVD means little without its N. In this course every FVD/IS that is compared uses
 # `FVD_SAMPLES` = 500 clips per set (the `smoke` preset, which only checks that the lesson runs,
-# uses fewer: `preset.fvd_clips`, printed at the top).
+# uses fewer: `preset.fvd_clips`, printed at the top), except the trained model above, which is
+# compared with real clips at its own 160.
 
 # %%
 counts = [n for n in (25, 50, 100, 200, 300, 400, N) if n <= N]
