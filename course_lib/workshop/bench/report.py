@@ -19,7 +19,7 @@ from pathlib import Path
 
 from course_lib._files import atomic_write
 from course_lib.workshop.bench.common import Table
-from course_lib.workshop.build.timing import load_records, time_table
+from course_lib.workshop.build.timing import load_records, time_machines, time_table
 from course_lib.workshop.shipped import SHIPPED_FOLDER
 
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
@@ -57,7 +57,7 @@ def render(root: Path, shipped_folder: Path = SHIPPED_FOLDER) -> str:
     sections = [shipped_section(shipped_folder)]
     times = load_records(root)
     if times:
-        sections.append("### Lessons, run top to bottom\n\n" + time_table(times))
+        sections.append("### Lessons, run top to bottom\n\n" + time_table(times) + "\n\n" + time_machines(times))
     for path in sorted((Path(root) / "benchmarks" / "results").glob("*.json")):
         sections.append(benchmark_section(json.loads(path.read_text(encoding="utf-8"))))
     return "\n\n".join(sections)

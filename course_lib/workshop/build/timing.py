@@ -3,7 +3,7 @@
 Each lesson (``notebooks/NN_*.ipynb``) is executed top to bottom in a fresh kernel, in the chosen
 preset, from its own folder (so ``../checkpoints`` and the shipped weights are found as a learner
 finds them), and its wall-clock time recorded. The record goes to ``benchmarks/lesson-times-<preset>.json``
-(with the machine and torch version), and the README's time table is rewritten from it between the
+(with the machine and torch version), and the README's time table is rewritten from it (how it was measured goes to BENCHMARKS.md) between the
 lines ``<!-- lesson-times:begin -->`` and ``<!-- lesson-times:end -->``.
 """
 from __future__ import annotations
@@ -75,20 +75,25 @@ def load_records(root: Path) -> list[dict]:
 
 
 def time_table(records: list[dict]) -> str:
-    """One Markdown table of the lessons' run times, a column per preset measured (records of :func:`time_lessons`)."""
+    """One Markdown table of the lessons' run times: a column per lesson (by number), a row per preset measured.
+
+    ``records``: those of :func:`time_lessons`. Lessons run across, so the table stays a few lines long.
+    """
     lessons = sorted({entry["lesson"] for record in records for entry in record["lessons"]})
-    seconds = [{entry["lesson"]: entry for entry in record["lessons"]} for record in records]
-    lines = ["| lesson | " + " | ".join(f"`{record['preset']}` preset" for record in records) + " |",
-             "|---" * (len(records) + 1) + "|"]
-    for lesson in lessons:
-        cells = []
-        for entries in seconds:
-            entry = entries.get(lesson)
-            cells.append("—" if entry is None else _minutes(entry["seconds"]) + (" (failed)" if entry["error"] else ""))
-        lines.append(f"| {lesson} | " + " | ".join(cells) + " |")
+    lines = ["| preset | " + " | ".join(lesson[:2] for lesson in lessons) + " |", "|---" * (len(lessons) + 1) + "|"]
+    for record in records:
+        entries = {entry["lesson"]: entry for entry in record["lessons"]}
+        cells = ["—" if (entry := entries.get(lesson)) is None
+                 else _minutes(entry["seconds"]) + (" (failed)" if entry["error"] else "") for lesson in lessons]
+        lines.append(f"| `{record['preset']}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def time_machines(records: list[dict]) -> str:
+    """How the times of :func:`time_table` were measured: the command, and per preset the machine and threads."""
     machines = "; ".join(f"`{r['preset']}`: {r['machine']['cpu_count']} CPU cores, {r['threads']} thread(s), "
                          f"torch {r['torch']}" for r in records)
-    return "\n".join([*lines, "", f"Measured with `python -m course_lib notebooks time --preset PRESET` ({machines})."])
+    return f"Measured with `python -m course_lib notebooks time --preset PRESET` ({machines})."
 
 
 def write_readme_table(readme: Path, table: str) -> bool:
