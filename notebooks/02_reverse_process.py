@@ -22,8 +22,8 @@
 # where it is used.
 #
 # **Time.** Reading: about 60 minutes. Running with shipped weights: nothing is shipped for this
-# lesson; it trains three small MLPs itself (not timed yet in the `cpu` preset; the README's table
-# gives what is measured). Training from scratch: those three MLPs, inside the lesson.
+# lesson; it trains three small MLPs itself, most of its run (README's table gives the
+# measured run time). Training from scratch: those three MLPs, inside the lesson.
 # **Seed sections:** §2.2 (the reverse process), §3 (training and generation), §4.2
 # (p(x_{t−1} | x_t) = N(μθ, σθ² I)).
 #

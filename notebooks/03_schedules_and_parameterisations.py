@@ -20,8 +20,8 @@
 # **Prerequisites.** Lessons 01 and 02 (ᾱ_t, the ε loss, DDPM and DDIM sampling); logarithms.
 #
 # **Time.** Reading: about 45 minutes. Running with shipped weights: nothing is shipped for this
-# lesson; it trains three small MLPs itself (not timed yet in the `cpu` preset; the README's table
-# gives what is measured). Training from scratch: those three MLPs, inside the lesson.
+# lesson; it trains three small MLPs itself, most of its run (README's table gives the
+# measured run time). Training from scratch: those three MLPs, inside the lesson.
 # **Seed sections:** §2.1 (the α_t that controls the noise: here is how to choose them), §8
 # (generation speed and quality: schedules and parameterisations are two of the cheapest levers).
 #

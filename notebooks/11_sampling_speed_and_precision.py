@@ -26,11 +26,10 @@
 # **Prerequisites.** Lessons 04 (DDPM, DDIM, the digit judge), 07 (the video U-Net) and 10 (FID);
 # what a training step does (forward, backward, optimiser).
 #
-# **Time.** Reading: about 30 minutes. Running with shipped weights: measured in the `smoke` preset
-# (README's run-time table, written by `python -m course_lib notebooks time`); the `cpu` preset has
-# not been timed as a whole: it loads the shipped digits and shapes models and samples 50 digits
-# with DDIM at 5 to 50 steps (135 network calls, about 1 s each on 2 cores: BENCHMARKS.md), so
-# expect about 4 minutes. DDPM over all 1000 steps would take about 16 minutes more: the `cpu` preset
+# **Time.** Reading: about 30 minutes. Running with shipped weights: README's run-time table gives
+# the measured run time (`python -m course_lib notebooks time` writes it); the lesson loads the
+# shipped digits and shapes models and samples 50 digits with DDIM at 5 to 50 steps (135 network
+# calls). DDPM over all 1000 steps would take about 16 minutes more: the `cpu` preset
 # times its first 20 steps and extrapolates (set `FULL_DDPM = True` to run it). No `torch.compile`
 # on a CPU. Training from scratch: the digits U-Net (about 18 minutes on 2 CPU threads) and the
 # shapes U-Net (about 10 minutes), with `train_or_load(recipe, retrain=True)`. In the `smoke`

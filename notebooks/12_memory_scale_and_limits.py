@@ -26,11 +26,10 @@
 # **Prerequisites.** Lesson 11 (timing a training step, counting its FLOPs); lesson 07 (the 3D U-Net
 # and its temporal attention); lesson 10 (motion consistency); what a training step does.
 #
-# **Time.** Reading: about 35 minutes. Running with shipped weights: measured in the `smoke` preset
-# (README's run-time table, by `python -m course_lib notebooks time`); the `cpu` preset is not timed
-# as a whole: it loads the shipped shapes model, but section 4 trains two small models that are not
-# shipped, 1000 steps each (about 5 minutes each on one core, BENCHMARKS.md; saved to `../checkpoints/`
-# and loaded on the next run): expect about 12 minutes the first time. Training from scratch: the
+# **Time.** Reading: about 35 minutes. Running with shipped weights: README's run-time table gives
+# the measured time of a first run (`python -m course_lib notebooks time` writes it); the lesson
+# loads the shipped shapes model, and section 4 trains two small models that are not shipped, 1000
+# steps each (saved to `../checkpoints/` and loaded on the next run). Training from scratch: the
 # shapes U-Net (about 10 minutes on 2 CPU threads, `train_or_load(recipe, retrain=True)`). In the
 # `smoke` preset memory and time are real; attention maps and data effects are those of untrained models.
 # **Seed sections:** §8.2, §9.3, §8.1. Clips have F frames; t is the diffusion step (T of them).

@@ -23,8 +23,7 @@
 #
 # **Time.** Reading: about 70 minutes. Running with shipped weights (the two digits models of
 # section 9 load in seconds): the lesson trains its two toy models from scratch (3000 steps each in
-# the `cpu` preset), which takes most of its run: about 1 minute in the `smoke` preset and 5–15
-# minutes in the `cpu` preset on 2 CPU cores.
+# the `cpu` preset), which takes most of its run (README's table gives the measured run time).
 #
 # **Notation.** Two clocks appear side by side. The diffusion step t of lessons 01–04 is an integer,
 # 0-indexed, t = 0 … T − 1 (T = 1000 here). Flow time s is a real number in [0, 1]: s = 0 is data,
