@@ -22,12 +22,13 @@
 # **Prerequisites.** Lessons 04 (DDIM), 07 (the 3D U-Net) and 08 (prediction, autoregressive
 # rollout, the decay curves); the exercises of lesson 02 (x̂_0 from ε̂).
 #
-# **Time.** Reading: about 40 minutes. Running with shipped weights: a few minutes in the `cpu`
-# preset once the forcing model's file is in `checkpoints/` or shipped; lesson 08's predictor joins
-# the comparison only when lesson 08 has left its file in `../checkpoints/`. Training from scratch
-# (`cpu` preset): the forcing model trains the preset's `prediction_train_steps` (8000), about as
-# long as lesson 08's predictor (35–47 minutes on 2 CPU threads, BENCHMARKS.md). The `smoke`
-# preset trains for seconds and its pictures are noise.
+# **Time.** Reading: about 40 minutes. Running with shipped weights: the forcing model is shipped and
+# loads in seconds; README's time table gives the measured run time of the whole lesson. Lesson 08's
+# predictor joins the comparison only when lesson 08 has left its file in `../checkpoints/`.
+# Training from scratch (`cpu` preset): the forcing model trains the preset's
+# `prediction_train_steps` (8000), about 82 minutes on one CPU thread (the shipped file's training
+# record, BENCHMARKS.md "Shipped checkpoints"). The `smoke` preset trains for seconds and its
+# pictures are noise.
 #
 # A clip has F frames (`T = preset.video_frames` in the code, as in lesson 08), K of them known;
 # t is the diffusion step, 0 … 999 in code.

@@ -51,6 +51,7 @@ SHIPPED = {("digits", "unet2d", None, None): "lesson 04's exercises, 11, 13",
            ("video-shapes", "conv_lstm", None, None): "lessons 06, 07",
            ("video-digits", "conv_lstm", None, 1000): "lesson 06",
            ("video-digits", "unet3d", None, None): "lesson 10",
+           ("video-shapes", "forcing", None, None): "lesson 14",
            ("video-shapes", "autoencoder", None, None): "lesson 15"}
 WIDGET_EXTENSION = "@jupyter-widgets/jupyterlab-manager"  # JupyterLab's widget renderer (jupyterlab_widgets)
 # Where `python -m course_lib notebooks time --preset P` writes its record (course_lib.workshop.build.timing).
