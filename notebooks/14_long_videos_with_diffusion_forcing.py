@@ -23,8 +23,8 @@
 # rollout, the decay curves); the exercises of lesson 02 (x̂_0 from ε̂).
 #
 # **Time.** Reading: about 40 minutes. Running with shipped weights: the forcing model is shipped and
-# loads in seconds; README's time table gives the measured run time of the whole lesson. Lesson 08's
-# predictor joins the comparison only when lesson 08 has left its file in `../checkpoints/`.
+# loads in seconds (the whole lesson is not timed in the `cpu` preset yet). Lesson 08's predictor
+# joins the comparison only when lesson 08 has left its file in `../checkpoints/`.
 # Training from scratch (`cpu` preset): the forcing model trains the preset's
 # `prediction_train_steps` (8000), about 82 minutes on one CPU thread (the shipped file's training
 # record, BENCHMARKS.md "Shipped checkpoints"). The `smoke` preset trains for seconds and its
