@@ -29,12 +29,16 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 import course_lib
 from course_lib.config import DEVICE_ENV, PRESET_ENV, PRESETS, Preset, get_device, get_preset
 from course_lib.training.memory import MEMINFO, available_memory, format_bytes
+
+if TYPE_CHECKING:
+    from course_lib.workshop.recipes import Recipe
 
 MIN_PYTHON = (3, 10)  # pyproject.toml's requires-python
 MIN_TORCH = (2, 1)  # pyproject.toml's dependency
@@ -331,16 +335,24 @@ def _check_shipped(path: Path, recipe) -> str | None:
     return None
 
 
+def shipped_recipes() -> list[tuple[Recipe, dict, str]]:
+    """(recipe, the options it adds to its task and model, the lessons that load it) for each SHIPPED entry."""
+    from course_lib.workshop.recipes import get_recipe
+
+    found = []
+    for (task, model, objective, steps), lessons in SHIPPED.items():
+        options = {name: value for name, value in (("objective", objective), ("steps", steps)) if value is not None}
+        found.append((get_recipe(task, SHIPPED_PRESET, model, **options), options, lessons))
+    return found
+
+
 def probe_weights(context: Context) -> Finding:
     from course_lib.workshop import shipped, zoo
-    from course_lib.workshop.recipes import get_recipe
 
     used = context.preset is None or context.preset.name == SHIPPED_PRESET
     facts, expected = [], set()
     finding = Finding("weights", "")
-    for (task, model, objective, steps), lessons in SHIPPED.items():
-        options = {name: value for name, value in (("objective", objective), ("steps", steps)) if value is not None}
-        recipe = get_recipe(task, SHIPPED_PRESET, model, **options)
+    for recipe, options, lessons in shipped_recipes():
         path = zoo.checkpoint_path(recipe, folder=shipped.SHIPPED_FOLDER)
         own = zoo.checkpoint_path(recipe, folder=context.root / zoo.DEFAULT_FOLDER)
         expected.add(path.name)
@@ -352,7 +364,7 @@ def probe_weights(context: Context) -> Finding:
             (finding.errors if used else finding.warnings).append(
                 f"the shipped {path.name} is missing, so {lessons} would train it first: reinstall the course "
                 f"(python -m pip install -e .), or train it now from {context.root}: python -m course_lib train "
-                f"--task {task} --model {model} --preset {SHIPPED_PRESET}"
+                f"--task {recipe.task} --model {recipe.model_name} --preset {SHIPPED_PRESET}"
                 + "".join(f" --{name} {value}" for name, value in options.items()))
             continue
         problem = _check_shipped(path, recipe)

@@ -3,8 +3,9 @@
 Each lesson (``notebooks/NN_*.ipynb``) is executed top to bottom in a fresh kernel, in the chosen
 preset, from its own folder (so ``../checkpoints`` and the shipped weights are found as a learner
 finds them), and its wall-clock time recorded. The record goes to ``benchmarks/lesson-times-<preset>.json``
-(with the machine and torch version), and the README's time table is rewritten from it (how it was measured goes to BENCHMARKS.md) between the
-lines ``<!-- lesson-times:begin -->`` and ``<!-- lesson-times:end -->``.
+(with the machine and torch version), and the README's time table is rewritten from it between the
+lines ``<!-- lesson-times:begin -->`` and ``<!-- lesson-times:end -->``; how it was measured goes to
+BENCHMARKS.md (:func:`time_machines`).
 """
 from __future__ import annotations
 
