@@ -7,7 +7,7 @@ import torch
 
 from course_lib.workshop import shipped, zoo
 from course_lib.workshop.cli import main
-from course_lib.workshop.doctor import shipped_recipes
+from course_lib.workshop.doctor import shipped_models
 from course_lib.config import get_preset
 from course_lib.workshop.recipes import Recipe, get_recipe
 from course_lib.training import Trainer
@@ -110,15 +110,40 @@ def test_an_unfinished_or_foreign_checkpoint_is_not_exported(tmp_path):
         shipped.export_checkpoint(tmp_path / "plain.pt", folder=tmp_path)
     with pytest.raises(ValueError, match="expected an exported checkpoint"):
         shipped.read_export(tmp_path / "plain.pt")
-    parts = zoo.Parts("unet3d-copy", recipe.build_model, recipe.loss_fn, steps=1)  # another network on the recipe
-    zoo.train(recipe, tmp_path / "parts.pt", progress=False, parts=parts)
-    with pytest.raises(ValueError, match="checkpoint: expected a checkpoint of a recipe's own model, got .*'unet3d-copy'"):
-        shipped.export_checkpoint(tmp_path / "parts.pt", folder=tmp_path)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pt: cannot be read"):
         shipped.read_export(tmp_path / "junk.pt")
     with pytest.raises(FileNotFoundError, match="no such file"):
         shipped.read_export(tmp_path / "missing.pt")
+
+
+def test_another_network_on_a_recipe_ships_under_its_own_name_and_loads_only_as_itself(tmp_path, monkeypatch,
+                                                                                       capsys):
+    recipe = video_recipe()
+    parts = zoo.Parts("unet3d-copy", recipe.build_model, recipe.loss_fn, steps=2,  # another network on the recipe
+                      described={"copy": True})
+    trained = zoo.train_or_load(recipe, folder=tmp_path / "runs", progress=False, parts=parts, shipped_folder=None)
+    source = zoo.checkpoint_path(recipe, folder=tmp_path / "runs", parts=parts)
+    out = shipped.export_checkpoint(source, folder=tmp_path / "shipped")
+    assert out == zoo.checkpoint_path(recipe, folder=tmp_path / "shipped", parts=parts)  # the name train_or_load looks for
+    assert out.name.startswith("video-shapes-unet3d-copy-smoke-") and out.name != f"{recipe.name()}.pt"
+    assert shipped.read_export(out)["parts"] == "unet3d-copy"
+
+    monkeypatch.setattr(Trainer, "train_step", lambda self: pytest.fail("trained although the export was there"))
+    loaded = zoo.train_or_load(recipe, folder=tmp_path / "mine", progress=False, parts=parts,
+                               shipped_folder=tmp_path / "shipped")
+    assert "loaded the course's trained video-shapes-unet3d-copy-smoke-" in capsys.readouterr().out
+    assert loaded.step == 2 and not (tmp_path / "mine").exists()
+    assert all(torch.allclose(a, b, atol=1e-3)
+               for a, b in zip(loaded.ema_model.parameters(), trained.ema_model.parameters()))
+    # not the recipe's own model: never loaded as it, nor as other parts
+    with pytest.raises(ValueError, match="got one of the 'unet3d-copy' network"):
+        zoo.load_checkpoint(out)
+    with pytest.raises(ValueError, match="expected a checkpoint of recipe .*got one of the 'unet3d-copy' network"):
+        zoo.load(recipe, out)
+    other = zoo.Parts("unet3d-other", recipe.build_model, recipe.loss_fn, steps=2)
+    with pytest.raises(ValueError, match="expected a checkpoint of the 'unet3d-other' network"):
+        zoo.load(recipe, out, parts=other)
 
 
 def test_an_export_cannot_be_resumed(trained, tmp_path):
@@ -148,15 +173,20 @@ SHIPPED = sorted(shipped.SHIPPED_FOLDER.glob("*.pt"))
 def test_every_shipped_checkpoint_is_small_recorded_and_made_by_todays_recipe(path):
     state = shipped.read_export(path)
     stored = Recipe.from_info(state["recipe"])
-    asked = [recipe for recipe, _, _ in shipped_recipes()  # the recipes the lessons ask for (doctor.SHIPPED)
-             if (recipe.task, recipe.model_name, recipe.objective) == (stored.task, stored.model_name, stored.objective)]
-    assert asked, f"{path.name}: no lesson asks for a {stored.task} {stored.model_name} model (doctor.SHIPPED)"
-    today = next((recipe for recipe in asked if recipe.steps == stored.steps), asked[0])
-    assert stored == today, f"{path.name} was trained for an older recipe: train and export it again"
-    assert path.name == f"{today.name(state['target_steps'])}.pt" and state["step"] >= state["target_steps"]
+    kind = (stored.task, stored.model_name, stored.objective, state.get("parts"))
+    asked = [model for model in shipped_models()  # the models the lessons ask for (doctor.SHIPPED, SHIPPED_PREDICTORS)
+             if (*(getattr(model.recipe, name) for name in ("task", "model_name", "objective")),
+                 getattr(model.parts, "name", None)) == kind]
+    assert asked, f"{path.name}: no lesson asks for a {' '.join(map(str, kind))} model (doctor.SHIPPED)"
+    today = next((model for model in asked if model.path(shipped.SHIPPED_FOLDER) == path), asked[0])
+    assert stored == today.recipe and path == today.path(shipped.SHIPPED_FOLDER), \
+        f"{path.name} was trained for an older recipe: train and export it again"
+    assert state["step"] >= state["target_steps"] == today.steps
     assert path.stat().st_size < 8e6
     record = json.loads(zoo.sidecar_path(path).read_text())
-    assert record["command"].startswith("python -m course_lib train") and record["wall_clock_seconds"] > 0
+    assert record["wall_clock_seconds"] > 0
+    assert record["command"].startswith("python -m course_lib train" if today.parts is None else
+                                        "train_or_load_frame_conditional(get_recipe('video-shapes', 'cpu'")
     assert record["export"]["command"].startswith("python -m course_lib export")
 
 

@@ -32,7 +32,7 @@ def same(a, b):
 def test_the_recorded_command_rebuilds_the_same_recipe(preset):
     """The training record's command names a changed preset by its changes, so running it trains the same recipe."""
     recipe = get_recipe("toy-moons", preset, lr=3e-3)
-    command = zoo._default_command(recipe, 7)
+    command = zoo.training_call(recipe, 7)
     rebuilt, steps = eval(command, {"train_or_load": lambda r, steps: (r, steps), "get_recipe": get_recipe,
                                     "get_preset": get_preset, "Preset": Preset})
     assert rebuilt.key(steps) == recipe.key(7) and rebuilt.preset == recipe.preset

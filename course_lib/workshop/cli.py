@@ -632,13 +632,12 @@ def _check_captions_option(recipe: Recipe, captions: list[str] | None, n: int) -
 
 
 def run_export(args) -> int:
-    from course_lib.workshop import shipped, zoo
+    from course_lib.workshop import shipped
 
     source = _checkpoint_file(args.checkpoint)
     state = read_checkpoint(source)  # a damaged or foreign file: CheckpointError, exit 1
     export = shipped.export_state(state)
-    out = Path(args.out) if args.out is not None else zoo.checkpoint_path(
-        Recipe.from_info(state["recipe"]), export["target_steps"], folder=shipped.SHIPPED_FOLDER)
+    out = Path(args.out) if args.out is not None else shipped.SHIPPED_FOLDER / f"{shipped.export_stem(export)}.pt"
     if os.path.realpath(out) == os.path.realpath(source) or (out.exists() and os.path.samefile(out, source)):
         raise UsageError(f"--out: {out} is the --checkpoint itself; an export keeps no optimiser state, so it would "
                          "replace the resumable checkpoint: choose another --out")

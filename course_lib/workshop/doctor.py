@@ -57,6 +57,8 @@ SHIPPED = {("digits", "unet2d", None, None): "lesson 04's exercises, 11, 13",
            ("video-digits", "unet3d", None, None): "lesson 10",
            ("video-shapes", "forcing", None, None): "lesson 14",
            ("video-shapes", "autoencoder", None, None): "lesson 15"}
+# Lesson 08's frame-conditional U-Nets (course_lib.workshop.predictor), shipped too: (task, context_noise).
+SHIPPED_PREDICTORS: dict[tuple[str, int], str] = {}
 WIDGET_EXTENSION = "@jupyter-widgets/jupyterlab-manager"  # JupyterLab's widget renderer (jupyterlab_widgets)
 # Where `python -m course_lib notebooks time --preset P` writes its record (course_lib.workshop.build.timing).
 LESSON_TIMES = "benchmarks/lesson-times-{preset}.json"
@@ -314,9 +316,47 @@ def probe_ffmpeg(context: Context) -> Finding:
     return finding
 
 
-def _check_shipped(path: Path, recipe) -> str | None:
-    """None if ``path`` is an export of exactly ``recipe`` (its header: format, recipe, key, finished), else why not."""
-    from course_lib.workshop import shipped
+@dataclass(frozen=True)
+class ShippedModel:
+    """A model the course ships: its recipe, the other network trained on it (``parts``; None: the recipe's
+    own model), the options that make the recipe from its task and model, and the lessons that load it."""
+
+    recipe: Recipe
+    parts: object | None  # course_lib.workshop.zoo.Parts
+    options: dict
+    lessons: str
+
+    @property
+    def steps(self) -> int:
+        from course_lib.workshop import zoo
+
+        return zoo.default_steps(self.recipe, self.parts)
+
+    @property
+    def name(self) -> str:
+        from course_lib.workshop import zoo
+
+        return zoo.file_stem(self.recipe, parts=self.parts)
+
+    def path(self, folder) -> Path:
+        from course_lib.workshop import zoo
+
+        return zoo.checkpoint_path(self.recipe, folder=folder, parts=self.parts)
+
+    def train_command(self) -> str:
+        """What trains it again from the course's root."""
+        if self.parts is not None:
+            from course_lib.workshop import zoo
+
+            return ('python -c "from course_lib.workshop.predictor import train_or_load_frame_conditional; '
+                    f'from course_lib.workshop.recipes import get_recipe; {zoo.training_call(self.recipe, self.steps, self.parts)}"')
+        return (f"python -m course_lib train --task {self.recipe.task} --model {self.recipe.model_name} "
+                f"--preset {SHIPPED_PRESET}" + "".join(f" --{name} {value}" for name, value in self.options.items()))
+
+
+def _check_shipped(path: Path, model: ShippedModel) -> str | None:
+    """None if ``path`` is an export of exactly ``model`` (its header: format, recipe, key, finished), else why not."""
+    from course_lib.workshop import shipped, zoo
     from course_lib.workshop.recipes import Recipe
 
     threads = torch.get_num_threads()
@@ -328,21 +368,27 @@ def _check_shipped(path: Path, recipe) -> str | None:
         return " ".join(str(error).split())
     finally:
         torch.set_num_threads(threads)
-    if state["recipe_key"] != recipe.key() or stored != recipe:
-        return f"it was made by another recipe (key {state['recipe_key']}) than today's ({recipe.key()})"
+    key = zoo.file_key(model.recipe, model.steps, model.parts)
+    if state["recipe_key"] != key or stored != model.recipe:
+        return f"it was made by another recipe (key {state['recipe_key']}) than today's ({key})"
     if int(state["step"]) < int(state["target_steps"]):
         return f"its training stopped at step {state['step']} of {state['target_steps']}"
     return None
 
 
-def shipped_recipes() -> list[tuple[Recipe, dict, str]]:
-    """(recipe, the options it adds to its task and model, the lessons that load it) for each SHIPPED entry."""
+def shipped_models() -> list[ShippedModel]:
+    """The models that ship with the course (SHIPPED, then SHIPPED_PREDICTORS), as today's recipes make them."""
+    from course_lib.workshop.predictor import frame_conditional_parts
     from course_lib.workshop.recipes import get_recipe
 
     found = []
     for (task, model, objective, steps), lessons in SHIPPED.items():
         options = {name: value for name, value in (("objective", objective), ("steps", steps)) if value is not None}
-        found.append((get_recipe(task, SHIPPED_PRESET, model, **options), options, lessons))
+        found.append(ShippedModel(get_recipe(task, SHIPPED_PRESET, model, **options), None, options, lessons))
+    for (task, context_noise), lessons in SHIPPED_PREDICTORS.items():
+        recipe = get_recipe(task, SHIPPED_PRESET)
+        found.append(ShippedModel(recipe, frame_conditional_parts(recipe, context_noise),
+                                  {"context_noise": context_noise}, lessons))
     return found
 
 
@@ -352,28 +398,25 @@ def probe_weights(context: Context) -> Finding:
     used = context.preset is None or context.preset.name == SHIPPED_PRESET
     facts, expected = [], set()
     finding = Finding("weights", "")
-    for recipe, options, lessons in shipped_recipes():
-        path = zoo.checkpoint_path(recipe, folder=shipped.SHIPPED_FOLDER)
-        own = zoo.checkpoint_path(recipe, folder=context.root / zoo.DEFAULT_FOLDER)
+    for model in shipped_models():
+        path, own = model.path(shipped.SHIPPED_FOLDER), model.path(context.root / zoo.DEFAULT_FOLDER)
         expected.add(path.name)
         if not path.is_file():
             if own.is_file():
-                facts.append(f"{recipe.name()} trained here ({lessons})")
+                facts.append(f"{model.name} trained here ({model.lessons})")
                 continue
-            facts.append(f"{recipe.name()} missing")
+            facts.append(f"{model.name} missing")
             (finding.errors if used else finding.warnings).append(
-                f"the shipped {path.name} is missing, so {lessons} would train it first: reinstall the course "
-                f"(python -m pip install -e .), or train it now from {context.root}: python -m course_lib train "
-                f"--task {recipe.task} --model {recipe.model_name} --preset {SHIPPED_PRESET}"
-                + "".join(f" --{name} {value}" for name, value in options.items()))
+                f"the shipped {path.name} is missing, so {model.lessons} would train it first: reinstall the course "
+                f"(python -m pip install -e .), or train it now from {context.root}: {model.train_command()}")
             continue
-        problem = _check_shipped(path, recipe)
+        problem = _check_shipped(path, model)
         if problem:
-            facts.append(f"{recipe.name()} unusable")
+            facts.append(f"{model.name} unusable")
             finding.errors.append(f"the shipped {path.name} cannot be used: {problem.rstrip('.')}; reinstall the "
                                   "course, or delete it and let the lessons train the model")
         else:
-            facts.append(f"{recipe.name()} ({lessons})")
+            facts.append(f"{model.name} ({model.lessons})")
     for extra in sorted(p.name for p in shipped.SHIPPED_FOLDER.glob("*.pt") if p.name not in expected):
         finding.warnings.append(f"{extra} in {shipped.SHIPPED_FOLDER} is loaded by no lesson (no recipe of today "
                                 "has its name): delete it")

@@ -11,6 +11,10 @@ history and the training record (command, wall-clock time, machine, torch). Its 
 recipe's name, which carries :meth:`Recipe.key`, so :func:`course_lib.workshop.zoo.train_or_load` finds it
 for exactly the recipe that made it and loads it when the learner's own folder has no checkpoint;
 ``retrain=True`` trains the model afresh instead. An export cannot be resumed: it has no optimiser.
+
+A network trained on a recipe's data that is not the recipe's own model (:class:`course_lib.workshop.zoo.Parts`,
+e.g. lesson 08's frame-conditional U-Net) is exported the same way, its name stored as ``parts``:
+``train_or_load(recipe, parts=...)`` then finds it under ``<task>-<parts>-<preset>-<key>.pt``.
 """
 from __future__ import annotations
 
@@ -49,8 +53,6 @@ def export_state(state: dict[str, Any]) -> dict[str, Any]:
     if "recipe" not in state or "recipe_key" not in state:
         raise CheckpointError("checkpoint: expected a checkpoint written by python -m course_lib train (with its "
                               "recipe stored), got 'a training checkpoint without a recipe'")
-    if state.get("parts"):  # its weights are not the recipe's model: shipped under the recipe's name, they would pass for it
-        fail("checkpoint", "a checkpoint of a recipe's own model", f"one of the {state['parts']!r} network")
     return {
         "format": EXPORT_FORMAT,
         "recipe": state["recipe"],
@@ -61,7 +63,15 @@ def export_state(state: dict[str, Any]) -> dict[str, Any]:
         "target_steps": int(state.get("target_steps", state["step"])),
         "history": {name: list(values) for name, values in state["history"].items()},
         "train_seconds": float(state.get("train_seconds", 0.0)),
+        **({"parts": state["parts"]} if state.get("parts") else {}),
     }
+
+
+def export_stem(state: dict[str, Any]) -> str:
+    """``<task>-<model or parts>-<preset>-<key>``: the name train_or_load looks for (the stored key, so a
+    network trained on a recipe's data is named as :func:`course_lib.workshop.zoo.file_stem` names it)."""
+    recipe = state["recipe"]
+    return f"{recipe['task']}-{state.get('parts') or recipe['model_name']}-{recipe['preset']['name']}-{state['recipe_key']}"
 
 
 def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike | None = None,
@@ -73,16 +83,13 @@ def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike | None = N
     checkpoint stopped before its target steps is refused: shipped under the finished
     recipe's name, it would pass for a model it is not.
     """
-    from course_lib.workshop.recipes import Recipe
-
     path = Path(path)
     state = read_checkpoint(path)
     export = export_state(state)
     if export["step"] < export["target_steps"]:
         fail("checkpoint", f"a finished training run ({path} has {export['step']} of {export['target_steps']} steps; "
                            "finish it with python -m course_lib train ... --resume)", os.fspath(path))
-    recipe = Recipe.from_info(state["recipe"])
-    out = Path(folder) / f"{recipe.name(export['target_steps'])}.pt" if out is None else Path(out)
+    out = Path(folder) / f"{export_stem(export)}.pt" if out is None else Path(out)
     atomic_save(export, out)
     _write_record(path, out, command)
     return out
@@ -129,15 +136,17 @@ def read_any(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def trainer_from_export(recipe, path: str | os.PathLike, state: dict[str, Any],
-                        device: torch.device | str | None = None, progress: bool = False) -> Trainer:
+                        device: torch.device | str | None = None, progress: bool = False,
+                        network: tuple | None = None) -> Trainer:
     """A Trainer holding the export's EMA weights (in float32) as both ``model`` and ``ema_model``.
 
-    step, history and seconds are the training run's; the optimiser is fresh, so training on from
+    network: (model, loss_fn, make_batch) when the export holds another network than the recipe's own
+    (:func:`course_lib.workshop.zoo.network`). step, history and seconds are the training run's; the optimiser is fresh, so training on from
     here is a new run (an export is for sampling).
     """
     target = max(int(state["target_steps"]), int(state["step"]), 1)
-    trainer = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch,
-                      recipe.train_config(target, progress=progress), device)
+    model, loss_fn, make_batch = network or (recipe.build_model(), recipe.loss_fn, recipe.make_batch)
+    trainer = Trainer(model, loss_fn, make_batch, recipe.train_config(target, progress=progress), device)
     check_signature(path, state["signature"], trainer.model)
     weights = {name: value.float() if value.is_floating_point() else value for name, value in state["ema_model"].items()}
     trainer.model.load_state_dict(weights)

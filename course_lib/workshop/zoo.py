@@ -236,7 +236,8 @@ def _trainer_from(recipe: Recipe, path, state: dict[str, Any], device, progress:
     An export (:mod:`course_lib.workshop.shipped`) gives a trainer of its EMA weights, for sampling.
     """
     if shipped.is_export(state):
-        return shipped.trainer_from_export(recipe, path, state, device, _progress(recipe, progress))
+        return shipped.trainer_from_export(recipe, path, state, device, _progress(recipe, progress),
+                                           network=None if parts is None else network(recipe, parts))
     target = max(int(state.get("target_steps", state["step"])), int(state["step"]), 1)
     if shards is None:
         shards = _saved_shards(state)
@@ -249,8 +250,7 @@ def _trainer_from(recipe: Recipe, path, state: dict[str, Any], device, progress:
 def _new_trainer(recipe: Recipe, steps: int, shards: int, device, progress: bool, parts: Parts | None = None,
                  **switches) -> Trainer:
     """A fresh trainer; with ``shards`` S > 0 its make_batch draws one shard (batch_size / S examples)."""
-    model, loss_fn = (recipe.build_model(), recipe.loss_fn) if parts is None else (parts.build_model(), parts.loss_fn)
-    make_batch = recipe.make_batch if parts is None or parts.make_batch is None else parts.make_batch
+    model, loss_fn, make_batch = network(recipe, parts)
     if shards:
         if parts is not None and parts.make_batch is not None:
             fail("shards", f"0 for the {parts.name!r} network: it draws its own batches (parts.make_batch), "
@@ -259,6 +259,13 @@ def _new_trainer(recipe: Recipe, steps: int, shards: int, device, progress: bool
         make_batch = recipe.replace(batch_size=per_shard).make_batch
     return Trainer(model, loss_fn, make_batch, recipe.train_config(steps, progress=progress, shards=shards, **switches),
                    device)
+
+
+def network(recipe: Recipe, parts: Parts | None = None) -> tuple[nn.Module, Callable, Callable]:
+    """(a fresh model, its loss, its batches): the recipe's own, or ``parts`` trained on the recipe's data."""
+    if parts is None:
+        return recipe.build_model(), recipe.loss_fn, recipe.make_batch
+    return parts.build_model(), parts.loss_fn, parts.make_batch or recipe.make_batch
 
 
 def _saved_shards(state: dict[str, Any]) -> int:
@@ -330,7 +337,7 @@ def save_checkpoint(trainer: Trainer, recipe: Recipe, path: str | os.PathLike, t
         state["parts"] = parts.name
     atomic_save(state, path)
     record = {
-        "command": command or _default_command(recipe, target_steps, parts),
+        "command": command or training_call(recipe, target_steps, parts),
         "recipe": recipe.info(),
         **({} if parts is None else {"parts": {"name": parts.name, **parts.described}}),
         "key": key,
@@ -355,7 +362,7 @@ def save_checkpoint(trainer: Trainer, recipe: Recipe, path: str | os.PathLike, t
     return path
 
 
-def _default_command(recipe: Recipe, steps: int, parts: Parts | None = None) -> str:
+def training_call(recipe: Recipe, steps: int, parts: Parts | None = None) -> str:
     """The Python call that trains this recipe (or ``parts`` on it) again."""
     if parts is not None and parts.command:
         return parts.command.format(recipe=_recipe_expression(recipe), steps=steps)
@@ -450,7 +457,7 @@ def train(
         trainer = _new_trainer(recipe, steps, shards, device, False, parts, **switches)
         if parts is None and recipe.model_name == "dit":
             _attach_autoencoder(trainer, recipe, DEFAULT_FOLDER if path is None else path.parent, show,
-                                command or _default_command(recipe, steps))
+                                command or training_call(recipe, steps))
     trainer.config = trainer.config.replace(steps=steps, progress=False)  # our own bar, below
     starts = distributed.gather_ints(trainer.step, trainer.device)
     if len(set(starts)) > 1:
@@ -554,14 +561,17 @@ class StopRequest:
                 signal.signal(getattr(signal, name), handler)
 
 
-def _load_shipped(recipe: Recipe, path: Path, steps: int, device) -> Trainer:
-    """The trainer of a shipped export of ``recipe`` (its key checked), with one line saying where it came from."""
+def _load_shipped(recipe: Recipe, path: Path, steps: int, device, parts: Parts | None = None) -> Trainer:
+    """The trainer of a shipped export of ``recipe`` (or ``parts`` on it; its key checked), with one line
+    saying where it came from."""
     state = shipped.read_export(path)
-    _check_same_model(path, state, recipe)
-    if state["recipe_key"] != recipe.key(steps):
-        raise ValueError(f"checkpoint {path}: expected recipe key {recipe.key(steps)}, got {state['recipe_key']!r}")
-    trainer = shipped.trainer_from_export(recipe, path, state, device)
-    print(f"loaded the course's trained {recipe.name(steps)} ({trainer.step} steps, {trainer.seconds / 60:.0f} min "
+    _check_same_model(path, state, recipe, parts)
+    key = file_key(recipe, steps, parts)
+    if state["recipe_key"] != key:
+        raise ValueError(f"checkpoint {path}: expected recipe key {key}, got {state['recipe_key']!r}")
+    trainer = shipped.trainer_from_export(recipe, path, state, device,
+                                          network=None if parts is None else network(recipe, parts))
+    print(f"loaded the course's trained {file_stem(recipe, steps, parts)} ({trainer.step} steps, {trainer.seconds / 60:.0f} min "
           f"of training; the command is in {path.name}.json); retrain=True trains it here", flush=True)
     return trainer
 
@@ -584,14 +594,14 @@ def train_or_load(
     When ``folder`` has no file, the course's shipped export of the same recipe and steps
     (``shipped_folder``, :mod:`course_lib.workshop.shipped`; None: never) is loaded instead, with a line that
     says so. parts: another network and loss on the recipe's data (:class:`Parts`; its default
-    steps, its own file; nothing is shipped for it). Sample from ``trainer.ema_model``.
+    steps, its own file, its own shipped export). Sample from ``trainer.ema_model``.
     """
     if not isinstance(recipe, Recipe):
         fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
     _check_parts(parts)
     steps = default_steps(recipe, parts, steps)
     path = checkpoint_path(recipe, steps, folder, parts)
-    shipped_path = None if shipped_folder is None or parts is not None else checkpoint_path(recipe, steps, shipped_folder)
+    shipped_path = None if shipped_folder is None else checkpoint_path(recipe, steps, shipped_folder, parts)
     if path.exists() and not retrain:
         state = read_checkpoint(path)
         _check_same_model(path, state, recipe, parts)
@@ -603,5 +613,5 @@ def train_or_load(
         if int(state["step"]) >= steps:
             return _trainer_from(recipe, path, state, device, progress, parts=parts)
     elif not retrain and shipped_path is not None and shipped_path.is_file():
-        return _load_shipped(recipe, shipped_path, steps, device)
+        return _load_shipped(recipe, shipped_path, steps, device, parts)
     return train(recipe, path, steps, resume=not retrain, progress=progress, device=device, parts=parts)
