@@ -77,10 +77,10 @@ from course_lib.metrics.prediction import (
 )
 from course_lib.views.figures import animate, filmstrip
 from course_lib.views.prediction import plot_decay
-from course_lib.workshop.predictor import checkpoint_path as predictor_file
-from course_lib.workshop.predictor import known_frames, train_or_load_frame_conditional, video_predictors
+from course_lib.workshop import zoo
+from course_lib.workshop.predictor import (frame_conditional_parts, known_frames, train_or_load_frame_conditional,
+                                           video_predictors)
 from course_lib.workshop.recipes import get_recipe
-from course_lib.workshop.zoo import train_or_load
 
 CHECKPOINTS = Path("..") / "checkpoints"  # shared by the lessons and the exercises
 
@@ -175,7 +175,7 @@ plt.show()
 
 # %%
 start = time.perf_counter()
-trainer = train_or_load(recipe, folder=CHECKPOINTS)
+trainer = zoo.train_or_load(recipe, folder=CHECKPOINTS)
 model = trainer.ema_model.eval()
 print(f"forcing model ready in {time.perf_counter() - start:.0f} s ({recipe.steps} training steps)")
 
@@ -223,14 +223,14 @@ rollouts["forcing, chunks"] = chunked_rollout(model, long_truth[:, :K], 8 * T, T
                                               objective=recipe.objective, seed=1)
 seconds["forcing, chunks"] = time.perf_counter() - start
 plain = get_recipe("video-shapes", preset)  # lesson 08's predictor was trained on this recipe
-if preset.name == "smoke" or predictor_file(plain, folder=CHECKPOINTS).exists():
+if preset.name == "smoke" or zoo.is_trained(plain, folder=CHECKPOINTS, parts=frame_conditional_parts(plain)):
     lesson08 = train_or_load_frame_conditional(plain, folder=CHECKPOINTS).ema_model.eval()
     start = time.perf_counter()
     chunked08 = video_predictors(plain, conditional=lesson08, steps=LEVELS)["(a) frame-conditional"]
     rollouts["lesson 08 predictor"] = autoregressive_rollout(chunked08, long_truth[:, :K], 8 * T, keep=K, frames=T)
     seconds["lesson 08 predictor"] = time.perf_counter() - start
 else:
-    print("lesson 08's predictor is not in ../checkpoints: run lesson 08 to add it to the comparison")
+    print("lesson 08's predictor is neither shipped for this preset nor in ../checkpoints: run lesson 08 to add it")
 for name, s in seconds.items():
     print(f"{name:24s} {n_long} videos of {8 * T} frames in {s:5.1f} s")
 print(f"rolling window: delay {delay}, {LEVELS + delay * (8 * T - K - 1)} network calls on {T} frames")

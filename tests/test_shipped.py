@@ -124,7 +124,11 @@ def test_another_network_on_a_recipe_ships_under_its_own_name_and_loads_only_as_
                       described={"copy": True})
     trained = zoo.train_or_load(recipe, folder=tmp_path / "runs", progress=False, parts=parts, shipped_folder=None)
     source = zoo.checkpoint_path(recipe, folder=tmp_path / "runs", parts=parts)
+    where = dict(folder=tmp_path / "mine", parts=parts, shipped_folder=tmp_path / "shipped")
+    assert zoo.is_trained(recipe, folder=tmp_path / "runs", parts=parts) and not zoo.is_trained(recipe, **where)
     out = shipped.export_checkpoint(source, folder=tmp_path / "shipped")
+    assert zoo.is_trained(recipe, **where) and not zoo.is_trained(recipe, **where | {"shipped_folder": None})
+    assert not zoo.is_trained(recipe, folder=tmp_path / "mine", shipped_folder=tmp_path / "shipped")  # the recipe's own
     assert out == zoo.checkpoint_path(recipe, folder=tmp_path / "shipped", parts=parts)  # the name train_or_load looks for
     assert out.name.startswith("video-shapes-unet3d-copy-smoke-") and out.name != f"{recipe.name()}.pt"
     assert shipped.read_export(out)["parts"] == "unet3d-copy"

@@ -1,6 +1,9 @@
 """Every shipped checkpoint samples what it was trained on, not noise: the course's own judges say so.
 
 * digits (ε or flow matching): the digit judge reads the requested digit in ≥ 80% of 50 guided samples;
+* lesson 08's frame-conditional U-Nets (plain, and with conditioning augmentation): given the first K
+  frames of 16 held-out clips, the predicted future beats "repeat the last frame" in PSNR on
+  ≥ PREDICTION_BEATS of them (bench prediction's target on 64 clips: 80%);
 * bouncing shapes (the 3D U-Net and the diffusion-forcing U-Net, each sampling whole clips): ≥ 60% of
   16 clips pass motion consistency (one object, moving like the data); lesson 06's ConvLSTM, the
   seed's weaker design that lesson 07 improves on, ≥ MOTION_PASS["conv_lstm"] (an untrained network
@@ -23,12 +26,14 @@ from course_lib.config import get_preset
 from course_lib.metrics.judge import get_digit_judge, judge_config_for_preset
 from course_lib.metrics.motion import motion_consistency
 from course_lib.workshop import zoo
+from course_lib.workshop.predictor import known_frames
 
 SHIPPED = sorted((Path(zoo.__file__).resolve().parent / "pretrained").glob("*.pt"))
 CHECKED_TASKS = ("digits", "video-shapes", "video-digits", "video-captions")
 DIGIT_FRAMES = 0.12  # the share of frames read as the requested digit (real clips: about 90%, BENCHMARKS.md)
 MOTION_PASS = {"conv_lstm": 0.1}  # the share of 16 shapes clips that must pass; other models 0.6
-SAMPLE_STEPS = {"conv_lstm": 25}  # DDIM steps of the slowest sampler (frame after frame); others the preset's
+SAMPLE_STEPS = {"conv_lstm": 25}
+PREDICTION_BEATS = 0.8  # DDIM steps of the slowest sampler (frame after frame); others the preset's
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -55,11 +60,28 @@ def test_each_shipped_digits_model_draws_the_digit_it_is_asked_for(path):
     assert read >= 0.8, f"the judge reads the requested digit in {read:.0%} of 50 samples"
 
 
+def record(path: Path) -> dict:
+    return json.loads(path.with_name(path.name + ".json").read_text())
+
+
 def shipped_model(task: str, autoencoder: bool = False) -> list[Path]:
-    """The shipped files of ``task``: its autoencoders, or its models that sample."""
+    """The shipped files of ``task``: its autoencoders, or its recipe's own models that sample."""
     return [path for path in shipped(task)
-            if (json.loads(path.with_name(path.name + ".json").read_text())["recipe"]["model_name"] == "autoencoder")
-            == autoencoder]
+            if (record(path)["recipe"]["model_name"] == "autoencoder") == autoencoder and "parts" not in record(path)]
+
+
+@pytest.mark.parametrize("path", [path for path in shipped("video-shapes") if "parts" in record(path)],
+                         ids=lambda path: path.stem)
+def test_each_shipped_predictor_beats_repeating_the_last_frame(path):
+    from course_lib.metrics.prediction import future_psnr, repeat_last_frame
+    from test_golden_samples import load_shipped, predict_future
+
+    model, trainer = load_shipped(path)
+    clips, known = model.recipe.real_examples(16, seed=8), known_frames(model.recipe.preset)
+    predicted = predict_future(model, trainer.ema_model, clips)
+    still = repeat_last_frame(clips[:, :known], clips.shape[1])
+    beats = (future_psnr(predicted, clips, known) > future_psnr(still, clips, known)).float().mean().item()
+    assert beats >= PREDICTION_BEATS, f"the prediction beats the still picture on {beats:.0%} of 16 clips"
 
 
 @pytest.mark.parametrize("path", shipped_model("video-shapes"), ids=lambda path: path.stem)

@@ -129,6 +129,15 @@ def checkpoint_path(recipe: Recipe, steps: int | None = None, folder: str | os.P
     return Path(folder) / f"{file_stem(recipe, steps, parts)}.pt"
 
 
+def is_trained(recipe: Recipe, steps: int | None = None, folder: str | os.PathLike = DEFAULT_FOLDER,
+               parts: Parts | None = None, shipped_folder: str | os.PathLike | None = shipped.SHIPPED_FOLDER) -> bool:
+    """True when :func:`train_or_load` starts from a file: ``folder`` has the checkpoint (finished, or
+    cut short and then resumed), or the course ships the model (``shipped_folder``)."""
+    if checkpoint_path(recipe, steps, folder, parts).exists():
+        return True
+    return shipped_folder is not None and checkpoint_path(recipe, steps, shipped_folder, parts).is_file()
+
+
 # --- reading checkpoints -------------------------------------------------------------------------
 
 def read_recipe(path: str | os.PathLike) -> tuple[Recipe, dict[str, Any]]:
