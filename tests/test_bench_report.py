@@ -57,3 +57,24 @@ def test_a_page_without_the_markers_is_one_line_and_exit_2(course, capsys):
     assert main(["report", "--root", str(course)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "generated:begin" in err and "Traceback" not in err
+
+
+def test_the_lesson_time_tables_of_readme_and_instructors_follow_their_record(course, capsys):
+    from course_lib.workshop.build.timing import BEGIN as TIMES_BEGIN, END as TIMES_END
+
+    times = {"preset": "cpu", "threads": 1, "torch": "2.13.0", "machine": {"cpu_count": 2, "platform": "Linux"},
+             "lessons": [{"lesson": "00_tour", "seconds": 4.2, "error": None}]}
+    (course / "benchmarks" / "lesson-times-cpu.json").write_text(json.dumps(times))
+    for name in ("README.md", "INSTRUCTORS.md"):
+        (course / name).write_text(f"# {name}\n\n{TIMES_BEGIN}\nold\n{TIMES_END}\n\nhand-written\n")
+    assert main(["report", "--root", str(course)]) == 0
+    for name in ("README.md", "INSTRUCTORS.md"):
+        page = (course / name).read_text()
+        assert "| `cpu` | 4 s |" in page and "old" not in page and page.endswith("hand-written\n"), page
+    assert main(["report", "--check", "--root", str(course)]) == 0
+    times["lessons"][0]["seconds"] = 400.0
+    (course / "benchmarks" / "lesson-times-cpu.json").write_text(json.dumps(times))
+    capsys.readouterr()
+    assert main(["report", "--check", "--root", str(course)]) == 1
+    err = capsys.readouterr().err
+    assert "README.md is out of date" in err and "INSTRUCTORS.md is out of date" in err

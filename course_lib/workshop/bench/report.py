@@ -7,8 +7,10 @@ Every number in the generated part of BENCHMARKS.md comes from a JSON record, ne
 * ``benchmarks/lesson-times-<preset>.json`` -- ``python -m course_lib notebooks time``;
 * ``course_lib/workshop/pretrained/*.pt.json`` -- the training record of each shipped checkpoint.
 
-The text between ``<!-- generated:begin -->`` and ``<!-- generated:end -->`` is replaced; ``--check``
-only says whether it is up to date (the tests use it, so a table that drifts from its record fails).
+The text between ``<!-- generated:begin -->`` and ``<!-- generated:end -->`` is replaced, and so is
+the lessons' time table of README.md and INSTRUCTORS.md (:mod:`course_lib.workshop.build.timing`);
+``--check`` only says whether they are up to date (the tests use it, so a table that drifts from its
+record fails).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from course_lib._files import atomic_write
 from course_lib.workshop.bench.common import Table
-from course_lib.workshop.build.timing import load_records, time_machines, time_table
+from course_lib.workshop.build.timing import load_records, time_machines, time_pages, time_table
 from course_lib.workshop.shipped import SHIPPED_FOLDER
 
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
@@ -75,20 +77,26 @@ def update(page: Path, generated: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib bench report", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="the course folder (default: here)")
-    parser.add_argument("--check", action="store_true", help="exit 1 if BENCHMARKS.md is not what the records give")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if BENCHMARKS.md or a lesson-time table is not what the records give")
     args = parser.parse_args(argv)
     page = args.root / "BENCHMARKS.md"
     try:
-        text = update(page, render(args.root))
+        times = load_records(args.root)
+        pages = {page: update(page, render(args.root)), **(time_pages(args.root, time_table(times)) if times else {})}
     except (ValueError, OSError, KeyError) as error:
         print(f"bench report: error: {error}", file=sys.stderr)
         return 2
+    stale = [path for path, text in pages.items() if text != path.read_text(encoding="utf-8")]
     if args.check:
-        if text != page.read_text(encoding="utf-8"):
-            print(f"{page} is out of date with its records: run python -m course_lib bench report", file=sys.stderr)
-            return 1
-        print(f"{page} is up to date")
-        return 0
-    atomic_write(page, lambda file: file.write(text), binary=False)
-    print(f"wrote {page}")
+        for path in stale:
+            print(f"{path} is out of date with its records: run python -m course_lib bench report", file=sys.stderr)
+        if not stale:
+            print(f"{', '.join(path.name for path in pages)} up to date")
+        return 1 if stale else 0
+    for path in stale:
+        atomic_write(path, lambda file, text=pages[path]: file.write(text), binary=False)
+        print(f"wrote {path}")
+    if not stale:
+        print(f"{', '.join(path.name for path in pages)} already up to date")
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from course_lib.workshop.build.build import BuildError, build, check_root
 from course_lib.workshop.build.drift import check, setup_cell_drift
 from course_lib.workshop.build.stubs import SolutionMarkerError
-from course_lib.workshop.build.timing import load_records, time_lessons, time_machines, time_table, write_readme_table
+from course_lib.workshop.build.timing import load_records, time_lessons, time_machines, time_table, write_time_tables
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -68,9 +68,8 @@ def _time(args: argparse.Namespace) -> int:
     records = load_records(args.root)
     table = time_table(records)
     print(table + "\n\n" + time_machines(records))
-    readme = Path(args.root) / "README.md"
-    if readme.is_file() and write_readme_table(readme, table):
-        print(f"rewrote the time table in {readme}")
+    for page in write_time_tables(Path(args.root), table):
+        print(f"rewrote the time table in {page}")
     failed = [entry["lesson"] for entry in record["lessons"] if entry["error"]]
     return 1 if failed else 0
 

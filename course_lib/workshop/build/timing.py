@@ -3,9 +3,10 @@
 Each lesson (``notebooks/NN_*.ipynb``) is executed top to bottom in a fresh kernel, in the chosen
 preset, from its own folder (so ``../checkpoints`` and the shipped weights are found as a learner
 finds them), and its wall-clock time recorded. The record goes to ``benchmarks/lesson-times-<preset>.json``
-(with the machine and torch version), and the README's time table is rewritten from it between the
-lines ``<!-- lesson-times:begin -->`` and ``<!-- lesson-times:end -->``; how it was measured goes to
-BENCHMARKS.md (:func:`time_machines`).
+(with the machine and torch version), and the time tables of README.md and INSTRUCTORS.md
+(:data:`TIME_PAGES`) are rewritten from it between the lines ``<!-- lesson-times:begin -->`` and
+``<!-- lesson-times:end -->``; how it was measured goes to BENCHMARKS.md (:func:`time_machines`).
+``python -m course_lib bench report --check`` fails when a page's table drifts from the records.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from course_lib.workshop.build.build import LESSONS, check_root
 from course_lib.workshop.build.execute import CELL_TIMEOUT_S, CellError, run_notebook
 
 BEGIN, END = "<!-- lesson-times:begin -->", "<!-- lesson-times:end -->"
+TIME_PAGES = ("README.md", "INSTRUCTORS.md")  # the pages that show the lessons' run times
 
 
 @dataclass
@@ -97,15 +99,32 @@ def time_machines(records: list[dict]) -> str:
     return f"Measured with `python -m course_lib notebooks time --preset PRESET` ({machines})."
 
 
-def write_readme_table(readme: Path, table: str) -> bool:
-    """Replace the text between BEGIN and END in ``readme`` by ``table``; False when the markers are missing."""
-    text = readme.read_text(encoding="utf-8")
+def with_time_table(text: str, table: str) -> str | None:
+    """``text`` with the part between BEGIN and END replaced by ``table``; None when the markers are missing."""
     if BEGIN not in text or END not in text:
-        return False
+        return None
     head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    atomic_write(readme, lambda file: file.write(f"{head}{BEGIN}\n{table}\n{END}{tail}"), binary=False)
-    return True
+    return f"{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}"
+
+
+def time_pages(root: Path, table: str) -> dict[Path, str]:
+    """{page: its text with ``table``} for each of :data:`TIME_PAGES` under ``root`` that has the markers."""
+    pages = {}
+    for page in (Path(root) / name for name in TIME_PAGES):
+        text = page.read_text(encoding="utf-8") if page.is_file() else ""
+        if (updated := with_time_table(text, table)) is not None:
+            pages[page] = updated
+    return pages
+
+
+def write_time_tables(root: Path, table: str) -> list[Path]:
+    """Rewrite the time table of each page of :func:`time_pages` that changes; returns those pages."""
+    written = []
+    for page, text in time_pages(root, table).items():
+        if text != page.read_text(encoding="utf-8"):
+            atomic_write(page, lambda file, text=text: file.write(text), binary=False)
+            written.append(page)
+    return written
 
 
 def time_lessons(root: Path | str, preset: str, numbers: list[str] | None = None, threads: int | None = None,
