@@ -20,12 +20,12 @@
 # **Prerequisites.** Lessons 02 (why x̂_0 matters in a reverse step), 04 (DDIM, guidance) and 07
 # (the 3D U-Net); PSNR and SSIM as "higher is closer to the truth" (lesson 10 defines them).
 #
-# **Time.** Reading: about 45 minutes. Running with shipped weights: the unconditional 3D U-Net is
-# shipped (lesson 07), but the two frame-conditional predictors are not, so the first run trains
-# them; the whole lesson has not been timed in the `cpu` preset. Training from scratch (`cpu`
-# preset): two predictors of 8000 steps each (plain, and with conditioning augmentation), about
-# 35–47 minutes each on 2 CPU threads (0.26–0.35 s per step; BENCHMARKS.md, "Prediction and long
-# videos"), then loaded from `../checkpoints/`. The `smoke` preset trains for seconds and its
+# **Time.** Reading: about 45 minutes. Running with shipped weights: the unconditional 3D U-Net
+# (lesson 07) and both frame-conditional predictors are shipped and load in seconds (README's time
+# table has the whole lesson). Training from scratch (`cpu` preset): two predictors of 8000 steps
+# each (plain, and with conditioning augmentation), about MINUTES minutes each on one CPU thread (the
+# shipped files' training records, BENCHMARKS.md "Shipped checkpoints"); a model you train is saved
+# in `../checkpoints/` and loaded from then on. The `smoke` preset trains for seconds and its
 # pictures are noise. **Seed sections:** §1.2 (autoregressive models: "predict the next frame and
 # feed the prediction back"), §6 (video prediction), §8.1 (longer videos).
 #
@@ -212,8 +212,9 @@ plt.show()
 #
 # ## The two video models
 #
-# `train_or_load` trains the unconditional 3D U-Net of notebook 07 once and then loads it from
-# `checkpoints/` (the file name is a hash of the recipe). The frame-conditional model is the same
+# `train_or_load` loads the unconditional 3D U-Net of notebook 07 (the course's shipped file, or
+# yours from `checkpoints/`; the file name is a hash of the recipe), and
+# `train_or_load_frame_conditional` the predictor the same way. The frame-conditional model is the same
 # U-Net with 7 input channels, trained on the same data and schedule, with two additions for
 # extrapolating: a kernel-3 convolution along time after each ResBlock (neighbouring frames'
 # differences are velocities) and a learned embedding of each frame's index, and half of its

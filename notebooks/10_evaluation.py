@@ -421,7 +421,7 @@ for name in names:
 # `train_or_load` gives the 3D U-Net (the model of notebook 07) trained on moving digits with this
 # preset's sizes (class-conditional: `sample` asks for the digits 0, 1, 2, … in turn): in the
 # `smoke` preset 10 steps, so expect noise; in `cpu` the course's shipped model of 2000 steps (see
-# Time above). Sampling is slow, so the model gets 160 clips in the `cpu` and `gpu` presets (`n_model`:
+# Time above). Sampling is slow, so the model gets 136 clips in the `cpu` and `gpu` presets (`n_model`:
 # just above the video judge's 128 features, so the covariances stay full rank), and it is compared with real clips *at
 # the same count* — the next section shows why that matters.
 
@@ -429,7 +429,7 @@ for name in names:
 recipe = get_recipe("video-digits", preset.replace(video_frames=T))
 start = time.perf_counter()
 model = train_or_load(recipe, folder=CHECKPOINTS).ema_model.eval()
-n_model = min(160, preset.eval_samples, N)  # below FVD_SAMPLES: the model and the real set are scored at this count
+n_model = min(136, preset.eval_samples, N)  # below FVD_SAMPLES: the model and the real set are scored at this count
 samples = recipe.sample(model, n_model, generator=torch.Generator().manual_seed(5)).cpu()
 print(f"{n_model} samples in {time.perf_counter() - start:.0f} s (training or loading included)")
 filmstrip(samples[:4], title=f"samples of the model ({recipe.steps} training steps)")
@@ -450,7 +450,7 @@ for name, video, asked in (("real", real[:n_model], labels[:n_model]), ("model",
 # and a paper's FVD means little without its N. In this course every FVD/IS that is compared uses
 # `FVD_SAMPLES` = 500 clips per set (the `smoke` preset, which only checks that the lesson runs,
 # uses fewer: `preset.fvd_clips`, printed at the top), except the trained model above, which is
-# compared with real clips at its own 160.
+# compared with real clips at its own count, `n_model`.
 
 # %%
 counts = [n for n in (25, 50, 100, 200, 300, 400, N) if n <= N]

@@ -22,9 +22,9 @@
 # **Prerequisites.** Lessons 04 (DDIM), 07 (the 3D U-Net) and 08 (prediction, autoregressive
 # rollout, the decay curves); the exercises of lesson 02 (x̂_0 from ε̂).
 #
-# **Time.** Reading: about 40 minutes. Running with shipped weights: the forcing model is shipped and
-# loads in seconds (the whole lesson is not timed in the `cpu` preset yet). Lesson 08's predictor
-# joins the comparison only when lesson 08 has left its file in `../checkpoints/`.
+# **Time.** Reading: about 40 minutes. Running with shipped weights: the forcing model and lesson
+# 08's predictor, which joins the comparison, are shipped and load in seconds (README's time table
+# has the whole lesson).
 # Training from scratch (`cpu` preset): the forcing model trains the preset's
 # `prediction_train_steps` (8000), about 82 minutes on one CPU thread (the shipped file's training
 # record, BENCHMARKS.md "Shipped checkpoints"). The `smoke` preset trains for seconds and its
@@ -207,8 +207,8 @@ print(comparison_table(scores, baseline="repeat last frame"))
 # **(b) Roll out.** Now the long videos, to 8× the training length from K true frames, by two
 # samplers of the same model: the rolling window (W = F frames, half of them clean context, a new
 # frame started every `delay` iterations) and lesson 08's chunks. Both use `LEVELS` noise levels
-# per frame, so they cost about the same number of network calls. Where lesson 08 has left its
-# frame-conditional predictor in `../checkpoints/`, it joins with the same settings.
+# per frame, so they cost about the same number of network calls. Lesson 08's frame-conditional
+# predictor (shipped, or yours in `../checkpoints/`) joins with the same settings.
 
 # %%
 long_truth = bouncing_shapes(n_long, frames=8 * T, size=S, seed=809).video
