@@ -141,8 +141,8 @@ def trainer_from_export(recipe, path: str | os.PathLike, state: dict[str, Any],
     """A Trainer holding the export's EMA weights (in float32) as both ``model`` and ``ema_model``.
 
     network: (model, loss_fn, make_batch) when the export holds another network than the recipe's own
-    (:func:`course_lib.workshop.zoo.network`). step, history and seconds are the training run's; the optimiser is fresh, so training on from
-    here is a new run (an export is for sampling).
+    (:func:`course_lib.workshop.zoo.network`). step, history and seconds are the training run's; the
+    optimiser is fresh, so training on from here is a new run (an export is for sampling).
     """
     target = max(int(state["target_steps"]), int(state["step"]), 1)
     model, loss_fn, make_batch = network or (recipe.build_model(), recipe.loss_fn, recipe.make_batch)
