@@ -23,7 +23,7 @@
 # **Time.** Reading: about 45 minutes. Running with shipped weights: the unconditional 3D U-Net
 # (lesson 07) and both frame-conditional predictors are shipped and load in seconds (README's time
 # table has the whole lesson). Training from scratch (`cpu` preset): two predictors of 8000 steps
-# each (plain, and with conditioning augmentation), about MINUTES minutes each on one CPU thread (the
+# each (plain, and with conditioning augmentation), about 75 and 79 minutes on one CPU thread (the
 # shipped files' training records, BENCHMARKS.md "Shipped checkpoints"); a model you train is saved
 # in `../checkpoints/` and loaded from then on. The `smoke` preset trains for seconds and its
 # pictures are noise. **Seed sections:** §1.2 (autoregressive models: "predict the next frame and
@@ -228,7 +228,7 @@ start = time.perf_counter()
 unconditional = train_or_load(recipe, folder=CHECKPOINTS).ema_model.eval()
 conditional = train_or_load_frame_conditional(recipe, folder=CHECKPOINTS).ema_model.eval()
 print(f"two models ready in {time.perf_counter() - start:.0f} s "
-      f"({recipe.steps} and {predictor_steps(recipe)} training steps; trained once, then loaded)")
+      f"({recipe.steps} and {predictor_steps(recipe)} training steps; shipped, or trained once and then loaded)")
 
 # %% [markdown]
 # ## Predict and measure

@@ -58,7 +58,7 @@ SHIPPED = {("digits", "unet2d", None, None): "lesson 04's exercises, 11, 13",
            ("video-shapes", "forcing", None, None): "lesson 14",
            ("video-shapes", "autoencoder", None, None): "lesson 15"}
 # Lesson 08's frame-conditional U-Nets (course_lib.workshop.predictor), shipped too: (task, context_noise).
-SHIPPED_PREDICTORS: dict[tuple[str, int], str] = {}
+SHIPPED_PREDICTORS = {("video-shapes", 0): "lessons 08, 14", ("video-shapes", 150): "lesson 08"}
 WIDGET_EXTENSION = "@jupyter-widgets/jupyterlab-manager"  # JupyterLab's widget renderer (jupyterlab_widgets)
 # Where `python -m course_lib notebooks time --preset P` writes its record (course_lib.workshop.build.timing).
 LESSON_TIMES = "benchmarks/lesson-times-{preset}.json"
