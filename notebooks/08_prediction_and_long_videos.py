@@ -99,7 +99,7 @@ g = seed_everything(0)
 recipe = get_recipe("video-shapes", preset)  # bouncing shapes, the 3D U-Net, the preset's sizes
 T, S = preset.video_frames, preset.video_size
 K = known_frames(preset)  # F // 2 known frames (F = T frames here); the model predicts the other F - K
-n_test = preset.eval_samples // 8  # test clips: 8 (smoke), 62 (cpu), 250 (gpu)
+n_test = max(8, preset.eval_samples // 32)  # test clips: 8 (smoke), 15 (cpu), 62 (gpu)
 min_speed = min_moving_speed(S)  # half the slowest speed in the data (S/32 px per frame): slower means "stopped"
 print(f"preset {preset.name}: clips of F = {T} frames, {S}x{S} RGB; predict {T - K} frames from {K}; "
       f"{n_test} test clips; {preset.sample_steps} sampling steps")
