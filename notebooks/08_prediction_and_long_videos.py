@@ -214,8 +214,8 @@ plt.show()
 #
 # `train_or_load` loads the unconditional 3D U-Net of notebook 07 (the course's shipped file, or
 # yours from `checkpoints/`; the file name is a hash of the recipe), and
-# `train_or_load_frame_conditional` the predictor the same way. The frame-conditional model is the same
-# U-Net with 7 input channels, trained on the same data and schedule, with two additions for
+# `train_or_load_frame_conditional` the predictor the same way. The frame-conditional model is the
+# same U-Net with 7 input channels, trained on the same data and schedule, with two additions for
 # extrapolating: a kernel-3 convolution along time after each ResBlock (neighbouring frames'
 # differences are velocities) and a learned embedding of each frame's index, and half of its
 # training clips have exactly K = F/2 known frames, the task it is used for here. It also trains
