@@ -180,7 +180,7 @@ if not RETRAIN and zoo.is_trained(recipe, folder=CHECKPOINTS):  # here, or shipp
     snapshots = torch.load(snapshot_file) if snapshot_file.exists() else {}
     snapshot(trainer, trainer.step)
 else:
-    print(f"training {recipe.steps} steps ...")
+    print(zoo.expected_time(recipe, recipe.steps) or f"training {recipe.steps} steps ...")  # the course's own time
     config = recipe.train_config(sample_every=max(1, recipe.steps // 5))
     trainer = Trainer(recipe.build_model(), recipe.loss_fn, recipe.make_batch, config, sample_fn=snapshot)
     snapshot(trainer, 0)

@@ -224,3 +224,20 @@ def test_export_without_out_writes_the_name_train_or_load_looks_for(trained, tmp
     assert main(["export", "--checkpoint", str(path)]) == 0, capsys.readouterr().err
     assert (tmp_path / f"{recipe.name()}.pt").is_file()
     assert zoo.checkpoint_path(recipe, folder=tmp_path) == tmp_path / f"{recipe.name()}.pt"
+
+
+def test_training_from_scratch_says_first_how_long_the_courses_own_run_took(trained, tmp_path, monkeypatch, capsys):
+    recipe, path, _ = trained
+    monkeypatch.setattr(shipped, "SHIPPED_FOLDER", tmp_path / "shipped")
+    assert zoo.expected_time(recipe, 3) is None  # nothing shipped: nothing to promise
+    out = shipped.export_checkpoint(path, folder=tmp_path / "shipped")
+    record = json.loads(zoo.sidecar_path(out).read_text())
+    record.update(wall_clock_seconds=1800.0, steps=3)  # as if each step had taken 10 minutes
+    zoo.sidecar_path(out).write_text(json.dumps(record))
+    assert zoo.expected_time(recipe, 3).startswith("3 steps to train: the course's own run of this model took "
+                                                   "about 30 min")
+    assert "about 10 min" in zoo.expected_time(recipe, 3, start=2)  # a resumed run: what is left
+    zoo.train(recipe, tmp_path / "mine.pt", progress=True)
+    assert "the course's own run of this model took about 30 min" in capsys.readouterr().out
+    zoo.sidecar_path(out).write_text("{not json")
+    assert zoo.expected_time(recipe, 3) is None  # a damaged record promises nothing

@@ -474,6 +474,8 @@ def train(
                          f"{starts} (by rank); keep checkpoints on a disk that every machine shares")
     if (show if report_memory is None else report_memory) and trainer.rank == 0:
         print_memory_estimate(trainer, say=lambda line: print(line, flush=True))  # before the first step
+    if show and trainer.step < steps and (line := expected_time(recipe, steps, parts, trainer.step)):
+        print(line, flush=True)
 
     def save() -> None:
         if path is not None:
@@ -514,6 +516,23 @@ def train(
     if stop.signum is not None:
         raise TrainingStopped(stop.signum)
     return trainer
+
+
+def expected_time(recipe: Recipe, steps: int, parts: Parts | None = None, start: int = 0) -> str | None:
+    """How long training ``recipe`` (or ``parts``) from step ``start`` to ``steps`` took the course's own run,
+    from the shipped file's training record: a line to print before training, or None without a record."""
+    record_path = sidecar_path(checkpoint_path(recipe, steps, shipped.SHIPPED_FOLDER, parts))
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        seconds, trained = float(record["wall_clock_seconds"]), int(record["steps"])
+        threads, cores = record["machine"]["torch_threads"], record["machine"]["cpu_count"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if trained <= 0 or seconds <= 0:
+        return None
+    minutes = seconds / trained * (steps - start) / 60
+    return (f"{steps - start} steps to train: the course's own run of this model took about {minutes:.0f} min for "
+            f"them on {threads} thread(s) of a {cores}-core CPU ({record_path.name}); the bar shows your pace")
 
 
 def _attach_autoencoder(trainer: Trainer, recipe: Recipe, folder: Path, progress: bool, command: str) -> None:
