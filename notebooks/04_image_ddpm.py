@@ -229,7 +229,7 @@ plt.show()
 # Each step costs one network call (two with guidance), so the time is proportional to the
 # number of steps. Which quality do we give up? Below, the same labels and starting noise through
 # four samplers, scored by the judge: accuracy (does it show the requested digit?), IS
-# (confident and varied, at most 10) and FID (distance of the judge's features from real held-out
+# (confident and varied: at most the number of different digits asked for, `n_compare`) and FID (distance of the judge's features from real held-out
 # digits; lower is better). With so few samples these scores are rough, and FID is biased
 # upwards by a small sample: compare rows only with each other. The benchmark
 # (`python -m course_lib bench image`, results in BENCHMARKS.md) does the same with 500 samples each.

@@ -78,3 +78,13 @@ def test_the_lesson_time_tables_of_readme_and_instructors_follow_their_record(co
     assert main(["report", "--check", "--root", str(course)]) == 1
     err = capsys.readouterr().err
     assert "README.md is out of date" in err and "INSTRUCTORS.md is out of date" in err
+
+
+def test_a_time_page_that_lost_its_markers_is_one_line_and_exit_2(course, capsys):
+    times = {"preset": "cpu", "threads": 1, "torch": "2.13.0", "machine": {"cpu_count": 2, "platform": "Linux"},
+             "lessons": [{"lesson": "00_tour", "seconds": 4.2, "error": None}]}
+    (course / "benchmarks" / "lesson-times-cpu.json").write_text(json.dumps(times))
+    (course / "README.md").write_text("# Course\n\nno table here\n")
+    assert main(["report", "--check", "--root", str(course)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "README.md" in err and "lesson-times:begin" in err and "Traceback" not in err

@@ -129,7 +129,8 @@ def test_another_network_on_a_recipe_ships_under_its_own_name_and_loads_only_as_
     out = shipped.export_checkpoint(source, folder=tmp_path / "shipped")
     assert zoo.is_trained(recipe, **where) and not zoo.is_trained(recipe, **where | {"shipped_folder": None})
     assert not zoo.is_trained(recipe, folder=tmp_path / "mine", shipped_folder=tmp_path / "shipped")  # the recipe's own
-    assert out == zoo.checkpoint_path(recipe, folder=tmp_path / "shipped", parts=parts)  # the name train_or_load looks for
+    # the name train_or_load looks for
+    assert out == zoo.checkpoint_path(recipe, folder=tmp_path / "shipped", parts=parts)
     assert out.name.startswith("video-shapes-unet3d-copy-smoke-") and out.name != f"{recipe.name()}.pt"
     assert shipped.read_export(out)["parts"] == "unet3d-copy"
 
@@ -148,6 +149,9 @@ def test_another_network_on_a_recipe_ships_under_its_own_name_and_loads_only_as_
     other = zoo.Parts("unet3d-other", recipe.build_model, recipe.loss_fn, steps=2)
     with pytest.raises(ValueError, match="expected a checkpoint of the 'unet3d-other' network"):
         zoo.load(recipe, out, parts=other)
+    same_name = zoo.Parts("unet3d-copy", recipe.build_model, recipe.loss_fn, steps=2, described={"copy": False})
+    with pytest.raises(ValueError, match="with key .*trained with other settings"):  # e.g. another context_noise
+        zoo.load(recipe, out, parts=same_name)
 
 
 def test_an_export_cannot_be_resumed(trained, tmp_path):

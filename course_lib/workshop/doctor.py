@@ -58,7 +58,8 @@ SHIPPED = {("digits", "unet2d", None, None): "lesson 04's exercises, 11, 13",
            ("video-shapes", "forcing", None, None): "lesson 14",
            ("video-shapes", "autoencoder", None, None): "lesson 15"}
 # Lesson 08's frame-conditional U-Nets (course_lib.workshop.predictor), shipped too: (task, context_noise).
-SHIPPED_PREDICTORS = {("video-shapes", 0): "lessons 08, 14", ("video-shapes", 150): "lesson 08"}
+SHIPPED_PREDICTORS = {("video-shapes", 0): "lesson 08 (and lesson 14's comparison)",
+                      ("video-shapes", 150): "lesson 08"}
 WIDGET_EXTENSION = "@jupyter-widgets/jupyterlab-manager"  # JupyterLab's widget renderer (jupyterlab_widgets)
 # Where `python -m course_lib notebooks time --preset P` writes its record (course_lib.workshop.build.timing).
 LESSON_TIMES = "benchmarks/lesson-times-{preset}.json"
@@ -348,8 +349,9 @@ class ShippedModel:
         if self.parts is not None:
             from course_lib.workshop import zoo
 
+            call = zoo.training_call(self.recipe, self.steps, self.parts)
             return ('python -c "from course_lib.workshop.predictor import train_or_load_frame_conditional; '
-                    f'from course_lib.workshop.recipes import get_recipe; {zoo.training_call(self.recipe, self.steps, self.parts)}"')
+                    f'from course_lib.workshop.recipes import get_recipe; {call}"')
         return (f"python -m course_lib train --task {self.recipe.task} --model {self.recipe.model_name} "
                 f"--preset {SHIPPED_PRESET}" + "".join(f" --{name} {value}" for name, value in self.options.items()))
 

@@ -118,8 +118,9 @@ def train_or_load_frame_conditional(recipe, steps: int | None = None, folder: st
     """A Trainer of the frame-conditional U-Net for a video ``recipe`` (its data, schedule, lr, seed).
 
     :func:`course_lib.workshop.zoo.train_or_load` with :func:`frame_conditional_parts`: loaded from
-    :func:`checkpoint_path` if trained there for ``steps`` (default :func:`predictor_steps`); a
-    file cut short is resumed; otherwise trained and saved. context_noise: conditioning augmentation
+    :func:`checkpoint_path` if trained there for ``steps`` (default :func:`predictor_steps`), else
+    from the course's shipped export of the same network (the ``cpu`` preset's); a file cut short is
+    resumed; otherwise trained and saved. context_noise: conditioning augmentation
     (:class:`~course_lib.diffusion.objectives.FrameConditionalObjective`). Sample from
     ``trainer.ema_model`` with :func:`~course_lib.diffusion.rollout.predict_future` (method "frame-conditional").
     """

@@ -6,10 +6,10 @@
 An export keeps what sampling needs and nothing else: the recipe and its key, the **EMA weights
 stored as float16** (half the bytes of float32; float16 keeps 11 significant bits, so a weight above
 6e-5 in size moves by at most 2⁻¹¹ of itself and a smaller one by less than 6e-8; the optimiser
-state, raw weights and RNG streams are dropped), the loss
-history and the training record (command, wall-clock time, machine, torch). Its file name is the
-recipe's name, which carries :meth:`Recipe.key`, so :func:`course_lib.workshop.zoo.train_or_load` finds it
-for exactly the recipe that made it and loads it when the learner's own folder has no checkpoint;
+state, raw weights and RNG streams are dropped), the loss history and the training record (command,
+wall-clock time, machine, torch). Its file name is the recipe's name (:func:`export_stem`), which
+carries :meth:`Recipe.key`, so :func:`course_lib.workshop.zoo.train_or_load` finds it for exactly
+the recipe that made it and loads it when the learner's own folder has no checkpoint;
 ``retrain=True`` trains the model afresh instead. An export cannot be resumed: it has no optimiser.
 
 A network trained on a recipe's data that is not the recipe's own model (:class:`course_lib.workshop.zoo.Parts`,
@@ -70,15 +70,15 @@ def export_state(state: dict[str, Any]) -> dict[str, Any]:
 def export_stem(state: dict[str, Any]) -> str:
     """``<task>-<model or parts>-<preset>-<key>``: the name train_or_load looks for (the stored key, so a
     network trained on a recipe's data is named as :func:`course_lib.workshop.zoo.file_stem` names it)."""
-    recipe = state["recipe"]
-    return f"{recipe['task']}-{state.get('parts') or recipe['model_name']}-{recipe['preset']['name']}-{state['recipe_key']}"
+    recipe, network = state["recipe"], state.get("parts") or state["recipe"]["model_name"]
+    return f"{recipe['task']}-{network}-{recipe['preset']['name']}-{state['recipe_key']}"
 
 
 def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike | None = None,
                       folder: str | os.PathLike = SHIPPED_FOLDER, command: str | None = None) -> Path:
     """Write the export of the finished training checkpoint ``path`` atomically; returns its path.
 
-    out: the file (default ``folder/<recipe name>.pt``, the name :func:`course_lib.workshop.zoo.train_or_load`
+    out: the file (default ``folder/<export_stem>.pt``, the name :func:`course_lib.workshop.zoo.train_or_load`
     looks for); ``out.json`` gets the training record with ``command`` (the export's) added. A
     checkpoint stopped before its target steps is refused: shipped under the finished
     recipe's name, it would pass for a model it is not.

@@ -207,6 +207,12 @@ def _check_same_model(path: Path, state: dict[str, Any], recipe: Recipe, parts: 
         got = f"the {stored!r} network" if stored else "the recipe's own model"
         raise ValueError(f"checkpoint {path}: expected a checkpoint of {what}, got one of {got}. "
                          "Move it away or choose another path.")
+    if parts is not None and "recipe_key" in state:  # the same network trained otherwise (say, another context_noise)
+        key = file_key(recipe, max(int(state.get("target_steps", state["step"])), 1), parts)
+        if state["recipe_key"] != key:
+            raise ValueError(f"checkpoint {path}: expected a checkpoint of {what} with key {key}, got key "
+                             f"{state['recipe_key']!r} (trained with other settings). Move it away or choose "
+                             "another path.")
     differences = _recipe_differences(state["recipe"], recipe)
     if differences:
         raise ValueError(f"checkpoint {path}: expected a checkpoint of {what}, got one trained "
@@ -525,14 +531,16 @@ def expected_time(recipe: Recipe, steps: int, parts: Parts | None = None, start:
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
         seconds, trained = float(record["wall_clock_seconds"]), int(record["steps"])
-        threads, cores = record["machine"]["torch_threads"], record["machine"]["cpu_count"]
+        machine = record["machine"]
+        where = machine.get("gpu") or f"{machine['torch_threads']} thread(s) of a {machine['cpu_count']}-core CPU"
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if trained <= 0 or seconds <= 0:
         return None
-    minutes = seconds / trained * (steps - start) / 60
-    return (f"{steps - start} steps to train: the course's own run of this model took about {minutes:.0f} min for "
-            f"them on {threads} thread(s) of a {cores}-core CPU ({record_path.name}); the bar shows your pace")
+    left = seconds / trained * (steps - start)
+    took = f"{left / 60:.0f} min" if left >= 60 else f"{left:.0f} s"
+    return (f"{steps - start} steps to train: the course's own run of this model took about {took} for them on "
+            f"{where} ({record_path.name}); the bar shows your pace")
 
 
 def _attach_autoencoder(trainer: Trainer, recipe: Recipe, folder: Path, progress: bool, command: str) -> None:
@@ -599,7 +607,8 @@ def _load_shipped(recipe: Recipe, path: Path, steps: int, device, parts: Parts |
         raise ValueError(f"checkpoint {path}: expected recipe key {key}, got {state['recipe_key']!r}")
     trainer = shipped.trainer_from_export(recipe, path, state, device,
                                           network=None if parts is None else network(recipe, parts))
-    print(f"loaded the course's trained {file_stem(recipe, steps, parts)} ({trainer.step} steps, {trainer.seconds / 60:.0f} min "
+    print(f"loaded the course's trained {file_stem(recipe, steps, parts)} ({trainer.step} steps, "
+          f"{trainer.seconds / 60:.0f} min "
           f"of training; the command is in {path.name}.json); retrain=True trains it here", flush=True)
     return trainer
 

@@ -68,8 +68,12 @@ def _time(args: argparse.Namespace) -> int:
     records = load_records(args.root)
     table = time_table(records)
     print(table + "\n\n" + time_machines(records))
-    for page in write_time_tables(Path(args.root), table):
-        print(f"rewrote the time table in {page}")
+    try:
+        for page in write_time_tables(Path(args.root), table):
+            print(f"rewrote the time table in {page}")
+    except ValueError as error:  # the record is written; a page lost its markers
+        print(f"notebooks time: error: {error}", file=sys.stderr)
+        return 1
     failed = [entry["lesson"] for entry in record["lessons"] if entry["error"]]
     return 1 if failed else 0
 

@@ -108,12 +108,14 @@ def with_time_table(text: str, table: str) -> str | None:
 
 
 def time_pages(root: Path, table: str) -> dict[Path, str]:
-    """{page: its text with ``table``} for each of :data:`TIME_PAGES` under ``root`` that has the markers."""
+    """{page: its text with ``table``} for each of :data:`TIME_PAGES` under ``root``; a page that lost
+    its markers is a ValueError naming it."""
     pages = {}
-    for page in (Path(root) / name for name in TIME_PAGES):
-        text = page.read_text(encoding="utf-8") if page.is_file() else ""
-        if (updated := with_time_table(text, table)) is not None:
-            pages[page] = updated
+    for page in (Path(root) / name for name in TIME_PAGES if (Path(root) / name).is_file()):
+        updated = with_time_table(page.read_text(encoding="utf-8"), table)
+        if updated is None:
+            raise ValueError(f"{page}: expected the lines {BEGIN} and {END} around the lessons' time table")
+        pages[page] = updated
     return pages
 
 
