@@ -21,7 +21,7 @@ from pathlib import Path
 
 from course_lib._files import atomic_write
 from course_lib.workshop.bench.common import Table
-from course_lib.workshop.build.timing import load_records, time_machines, time_pages, time_table
+from course_lib.workshop.build.timing import load_records, replace_marked, time_machines, time_pages, time_table
 from course_lib.workshop.shipped import SHIPPED_FOLDER
 
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
@@ -67,11 +67,10 @@ def render(root: Path, shipped_folder: Path = SHIPPED_FOLDER) -> str:
 
 def update(page: Path, generated: str) -> str:
     """``page``'s text with the part between BEGIN and END replaced by ``generated``."""
-    text = page.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
+    updated = replace_marked(page.read_text(encoding="utf-8"), generated, BEGIN, END)
+    if updated is None:
         raise ValueError(f"{page}: expected the lines {BEGIN} and {END} around the generated tables")
-    head, rest = text.split(BEGIN, 1)
-    return f"{head}{BEGIN}\n{generated}\n{END}{rest.split(END, 1)[1]}"
+    return updated
 
 
 def main(argv: list[str] | None = None) -> int:

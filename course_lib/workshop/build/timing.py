@@ -99,12 +99,13 @@ def time_machines(records: list[dict]) -> str:
     return f"Measured with `python -m course_lib notebooks time --preset PRESET` ({machines})."
 
 
-def with_time_table(text: str, table: str) -> str | None:
-    """``text`` with the part between BEGIN and END replaced by ``table``; None when the markers are missing."""
-    if BEGIN not in text or END not in text:
+def replace_marked(text: str, body: str, begin: str = BEGIN, end: str = END) -> str | None:
+    """``text`` with the part between the lines ``begin`` and ``end`` replaced by ``body``; None when a
+    marker is missing (the generated parts of README, INSTRUCTORS and BENCHMARKS.md)."""
+    if begin not in text or end not in text:
         return None
-    head, rest = text.split(BEGIN, 1)
-    return f"{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}"
+    head, rest = text.split(begin, 1)
+    return f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}"
 
 
 def time_pages(root: Path, table: str) -> dict[Path, str]:
@@ -112,7 +113,7 @@ def time_pages(root: Path, table: str) -> dict[Path, str]:
     its markers is a ValueError naming it."""
     pages = {}
     for page in (Path(root) / name for name in TIME_PAGES if (Path(root) / name).is_file()):
-        updated = with_time_table(page.read_text(encoding="utf-8"), table)
+        updated = replace_marked(page.read_text(encoding="utf-8"), table)
         if updated is None:
             raise ValueError(f"{page}: expected the lines {BEGIN} and {END} around the lessons' time table")
         pages[page] = updated
