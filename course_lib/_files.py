@@ -9,17 +9,21 @@ target; a new file gets the user's umask, a replaced one keeps its mode.
 
 Every dict saved by :func:`atomic_save` carries a *checksum* of its tensors; :func:`verify_checksum`
 turns a bit flipped on disk or in a copy into a clear error instead of silent NaNs.
+
+:func:`exclusive_lock` lets one process at a time make a file that several may ask for at once.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
 import os
 import pickle
 import tempfile
+import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -136,6 +140,72 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# --- one process at a time ------------------------------------------------------------------------
+
+LOCK_POLL_S = 0.5  # where the OS has no blocking lock (Windows), how often a waiting process tries again
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The hidden ``.NAME.lock`` file beside ``path`` that :func:`exclusive_lock` holds."""
+    path = Path(os.path.realpath(path))
+    return path.parent / f".{path.name}.lock"
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None]:
+    """Hold ``path``'s lock for the block: another process asking for it waits until the block ends.
+
+    Two lessons run side by side (the site build) that need one model must not both train it: the
+    one that gets the lock trains, the other waits, then finds the file. ``waiting`` is printed once
+    when the lock is taken. The lock is :func:`lock_path`, created if needed and left in place (an
+    empty file); the OS releases it when its process ends, however it ends.
+    """
+    target = lock_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "a+b") as handle:
+        if not _try_lock(handle):
+            if waiting:
+                print(waiting, flush=True)
+            while not _try_lock(handle, block=True):
+                time.sleep(LOCK_POLL_S)
+        try:
+            yield
+        finally:
+            _unlock(handle)
+
+
+def _try_lock(handle: IO, block: bool = False) -> bool:
+    """Take the lock of the open file ``handle``; True when taken (with block, POSIX waits for it)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: lock the first byte, never blocking (the caller polls)
+        import msvcrt
+
+        try:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX if block else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _unlock(handle: IO) -> None:
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 # --- a checksum of the tensors ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import os
 import pytest
 import torch
 
+from course_lib._files import lock_path
 import course_lib.data.digits as digits
 from course_lib.data.digits import render_digits
 from course_lib.metrics import judge as judge_module
@@ -40,7 +41,9 @@ def tiny_judge(cache):
 def test_judge_is_trained_once_then_loaded(cache, tiny_judge, monkeypatch):
     path = judge_path(TINY)
     assert path.parent == cache and path.exists()
-    assert [p.name for p in cache.iterdir()] == [path.name]  # saved atomically: no temporary file left
+    # saved atomically: no temporary file left; the lock that made it is an empty hidden file
+    assert sorted(p.name for p in cache.iterdir()) == sorted([path.name, lock_path(path).name])
+    assert lock_path(path).stat().st_size == 0
     assert set(torch.load(path, weights_only=True)) >= {"state_dict", "config", "test_accuracy"}
     monkeypatch.setattr(judge_module, "_LOADED", {})
     monkeypatch.setattr(judge_module, "train_judge", lambda *a, **k: pytest.fail("retrained a cached judge"))

@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+from course_lib._files import lock_path
 from course_lib.data.video import PALETTE, SHAPE_KINDS, bouncing_shapes, moving_digits, shuffle_frames
 from course_lib.metrics import video as video_module
 from course_lib.metrics.frechet import frechet_distance_from_features
@@ -116,7 +117,8 @@ def test_judge_clips_label_digits_and_shapes_with_their_ground_truth():
 def test_judge_is_trained_once_then_loaded(cache, tiny_judge, monkeypatch):
     path = video_judge_path(TINY)
     assert path.parent == cache and path.exists()
-    assert [p.name for p in cache.iterdir()] == [path.name]  # saved atomically: no temporary file left
+    # saved atomically: no temporary file left; the lock that made it is an empty hidden file
+    assert sorted(p.name for p in cache.iterdir()) == sorted([path.name, lock_path(path).name])
     assert set(torch.load(path, weights_only=True)) >= {"state_dict", "config", "test_accuracy", "train_seconds"}
     monkeypatch.setattr(video_module, "_LOADED", {})
     monkeypatch.setattr(video_module, "train_video_judge", lambda *a, **k: pytest.fail("retrained a cached judge"))

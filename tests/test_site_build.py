@@ -1,6 +1,10 @@
 """`python -m course_lib site build`: the execution cache, the static widgets, the links, and bad input
 (one clear line each, exit code 1, the previous site left as it was). The site itself, built and
 opened in a browser, is tested in tests/site/."""
+import os
+import threading
+import time
+
 import nbformat
 import pytest
 
@@ -43,7 +47,7 @@ def fake_runs(monkeypatch):
     """Replace the kernel by a stub that records which lessons it ran."""
     ran = []
 
-    def execute(lesson, preset, cache):
+    def execute(lesson, preset, cache, threads):
         ran.append(lesson.stem)
         return nbformat.read(lesson, as_version=4)
 
@@ -65,6 +69,32 @@ def test_a_rebuild_runs_only_the_lessons_whose_key_changed(course, tmp_path, mon
     monkeypatch.setattr(site_cache, "code_version", lambda: "edited library")
     run()
     assert ran[5:] == ["00_tour", "01_more"], "a change of course_lib's code runs every lesson again"
+
+
+def test_two_lessons_run_at_a_time_each_with_half_the_cores_and_a_failure_starts_no_later_lesson(course, tmp_path):
+    lessons = [write_lesson(course / "notebooks", f"0{i}_lesson", f"{i}") for i in range(5)]
+    ran, threads, failed = [], set(), threading.Event()
+
+    def execute(lesson, preset, cache, kernel_threads):
+        ran.append(lesson.stem)
+        threads.add(kernel_threads)
+        if lesson.stem == "01_lesson":
+            failed.set()
+            raise CellError("notebooks/01_lesson.ipynb", "cell 1 (1)", "raised ZeroDivisionError")
+        if lesson.stem == "00_lesson":
+            failed.wait(10)
+            time.sleep(1)  # the pool has cancelled the lessons not started by now
+        return nbformat.read(lesson, as_version=4)
+
+    with pytest.raises(CellError, match="01_lesson"):
+        site_cache.executed_lessons(lessons, "smoke", tmp_path / "cache", execute, log=lambda _: None, jobs=2)
+    assert sorted(ran) == ["00_lesson", "01_lesson"], "no lesson starts after one failed"
+    assert threads == {max(1, (os.cpu_count() or 1) // 2)}
+    assert [p.name for p in (tmp_path / "cache" / "smoke").glob("*.ipynb")] == ["00_lesson.ipynb"]
+    ran.clear()
+    done = site_cache.executed_lessons(lessons[2:], "smoke", tmp_path / "cache", execute, log=lambda _: None, jobs=2)
+    assert sorted(ran) == ["02_lesson", "03_lesson", "04_lesson"]
+    assert [p.name for p in done] == ["02_lesson.ipynb", "03_lesson.ipynb", "04_lesson.ipynb"], "in lesson order"
 
 
 def test_the_key_covers_lesson_preset_and_code(course):

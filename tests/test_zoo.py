@@ -2,6 +2,10 @@
 import json
 import os
 import signal
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 import torch
@@ -56,6 +60,50 @@ def test_train_or_load_trains_once_then_loads(tmp_path, monkeypatch):
     loaded = zoo.train_or_load(toy_recipe(), folder=tmp_path, progress=False)
     assert loaded.step == 6 and same(weights(loaded), weights(trained))
     assert same(loaded.ema_model.state_dict().values(), trained.ema_model.state_dict().values())
+
+
+HOLD_THE_LOCK = """
+import shutil, sys
+from course_lib._files import exclusive_lock
+with exclusive_lock(sys.argv[1]):
+    print("locked", flush=True)
+    sys.stdin.readline()  # "training" until told to finish
+    shutil.copy(sys.argv[2], sys.argv[1])
+"""
+
+
+def test_a_process_that_asks_while_another_trains_waits_then_loads_its_file(tmp_path, monkeypatch, capsys):
+    recipe = toy_recipe()
+    made_elsewhere = zoo.train_or_load(recipe, folder=tmp_path / "elsewhere", progress=False)
+    path = zoo.checkpoint_path(recipe, folder=tmp_path / "mine")
+    other = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(path),
+                              str(zoo.checkpoint_path(recipe, folder=tmp_path / "elsewhere"))],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "locked"
+
+        def no_training(self):
+            raise AssertionError("trained although another process was making the file")
+
+        monkeypatch.setattr(Trainer, "train_step", no_training)
+        result = {}
+        asking = threading.Thread(target=lambda: result.update(
+            trainer=zoo.train_or_load(recipe, folder=tmp_path / "mine", progress=False)))
+        asking.start()
+        said = ""
+        for _ in range(300):
+            said += capsys.readouterr().out
+            if "waiting" in said:
+                break
+            time.sleep(0.1)
+        assert f"waiting: another process is training {path.name}" in said and asking.is_alive()
+        other.stdin.write("done\n")
+        other.stdin.flush()
+        asking.join(60)
+        assert same(weights(result["trainer"]), weights(made_elsewhere)) and result["trainer"].step == 6
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_other_steps_or_seed_are_another_file(tmp_path):

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib._files import atomic_save, read_saved
+from course_lib._files import atomic_save, exclusive_lock, read_saved
 from course_lib._validation import check_rank, check_tensor, fail
 from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.inception_score import inception_score
@@ -222,6 +222,24 @@ def load_cached(path: Path, load, what: str):
         return None
 
 
+def load_or_train(path: Path, load, train_and_save, what: str):
+    """The judge cached at ``path`` (``load(path)``), else ``train_and_save()`` then ``load(path)``.
+
+    One process trains it: another that asks meanwhile (two lessons run side by side) waits for
+    ``path``'s lock, then loads what the first one saved.
+    """
+    judge = load_cached(path, load, what)
+    if judge is not None:
+        return judge
+    check_cache_folder(path.parent)
+    with exclusive_lock(path, waiting=f"waiting: another process is training the {what} ..."):
+        judge = load_cached(path, load, what)
+        if judge is None:
+            train_and_save()
+            judge = load(path)
+    return judge
+
+
 def _load(path: Path, device) -> DigitJudge:
     state = read_saved(path, "judge cache")  # a damaged cache is an error, and is then trained again
     judge = DigitJudge()
@@ -257,15 +275,14 @@ def get_digit_judge(size: int = 28, device=None, config: JudgeConfig | None = No
     path = judge_path(config)
     if (str(path), str(device)) in _LOADED:
         return _LOADED[str(path), str(device)]
-    judge = load_cached(path, lambda p: _load(p, device), "digit judge")
-    if judge is None:
-        check_cache_folder(path.parent)
+
+    def train_and_save() -> None:
         if verbose:
             print(f"Training the digit judge once (cached at {path}) ...")
         start = time.perf_counter()
-        judge = train_judge(config)
-        _save_atomically(judge, config, path, time.perf_counter() - start)
-        judge = _load(path, device)
+        _save_atomically(train_judge(config), config, path, time.perf_counter() - start)
+
+    judge = load_or_train(path, lambda p: _load(p, device), train_and_save, "digit judge")
     if verbose:
         print(f"Digit judge: {judge.test_accuracy:.1%} accuracy on held-out fonts.")
     _LOADED[str(path), str(device)] = judge

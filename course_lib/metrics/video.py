@@ -50,7 +50,7 @@ from course_lib.metrics.frechet import frechet_distance_from_features
 from course_lib.metrics.consistency import video_consistency
 from course_lib.metrics.image import psnr, ssim
 from course_lib.metrics.inception_score import inception_score
-from course_lib.metrics.judge import accuracy, cache_dir, check_cache_folder, load_cached
+from course_lib.metrics.judge import accuracy, cache_dir, load_or_train
 from course_lib.metrics.motion import MAX_AREA, MIN_AREA, motion_consistency, track_objects
 
 FVD_SAMPLES = 500  # clips (generated and real) behind every FVD / video IS number in the course
@@ -355,15 +355,14 @@ def get_video_judge(frames: int = 8, size: int = 32, channels: int = 1, device=N
     path = video_judge_path(config)
     if (str(path), str(device)) in _LOADED:
         return _LOADED[str(path), str(device)]
-    judge = load_cached(path, lambda p: _load(p, config, device), "video judge")
-    if judge is None:
-        check_cache_folder(path.parent)
+
+    def train_and_save() -> None:
         if verbose:
             print(f"Training the video judge once (cached at {path}) ...")
         start = time.perf_counter()
-        judge = train_video_judge(config, device)
-        _save(judge, config, path, time.perf_counter() - start)
-        judge = _load(path, config, device)
+        _save(train_video_judge(config, device), config, path, time.perf_counter() - start)
+
+    judge = load_or_train(path, lambda p: _load(p, config, device), train_and_save, "video judge")
     if verbose:
         print(f"Video judge: {judge.test_accuracy['class']:.1%} of held-out clips' classes and "
               f"{judge.test_accuracy['direction']:.1%} of their directions read right.")

@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 import course_lib
 from course_lib._validation import check_float_range, check_positive_int, fail
 from course_lib.config import PRESETS
-from course_lib._files import atomic_save, atomic_write_json
+from course_lib._files import atomic_save, atomic_write_json, exclusive_lock
 from course_lib.training import TrainConfig, Trainer, distributed, model_signature, parallel, read_checkpoint
 from course_lib.training.memory import report_memory as print_memory_estimate
 from course_lib.workshop import shipped
@@ -639,7 +639,24 @@ def train_or_load(
     steps = default_steps(recipe, parts, steps)
     path = checkpoint_path(recipe, steps, folder, parts)
     shipped_path = None if shipped_folder is None else checkpoint_path(recipe, steps, shipped_folder, parts)
-    if path.exists() and not retrain:
+    trained = None if retrain else _trained(recipe, steps, path, shipped_path, device, progress, parts)
+    if trained is not None:
+        return trained
+    # one process trains it; one that asks meanwhile (two lessons run side by side) waits, then loads it.
+    # The processes of one distributed run train it together: they never wait on each other's lock.
+    lock = (exclusive_lock(path, waiting=f"waiting: another process is training {path.name} ...")
+            if distributed.world_size() == 1 else contextlib.nullcontext())
+    with lock:
+        trained = None if retrain else _trained(recipe, steps, path, shipped_path, device, progress, parts)
+        if trained is not None:
+            return trained
+        return train(recipe, path, steps, resume=not retrain, progress=progress, device=device, parts=parts)
+
+
+def _trained(recipe: Recipe, steps: int, path: Path, shipped_path: Path | None, device, progress: bool | None,
+             parts: Parts | None) -> Trainer | None:
+    """The trainer of ``path`` when it holds all ``steps``, else of the shipped export; None: train (or resume)."""
+    if path.exists():
         state = read_checkpoint(path)
         _check_same_model(path, state, recipe, parts)
         key = file_key(recipe, steps, parts)
@@ -649,6 +666,6 @@ def train_or_load(
                              "Move it away, or pass retrain=True.")
         if int(state["step"]) >= steps:
             return _trainer_from(recipe, path, state, device, progress, parts=parts)
-    elif not retrain and shipped_path is not None and shipped_path.is_file():
+    elif shipped_path is not None and shipped_path.is_file():
         return _load_shipped(recipe, shipped_path, steps, device, parts)
-    return train(recipe, path, steps, resume=not retrain, progress=progress, device=device, parts=parts)
+    return None

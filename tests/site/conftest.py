@@ -59,12 +59,12 @@ def executed():
     from course_lib.workshop.build.execute import CellError
     from course_lib.workshop.build.timing import lesson_paths
     from course_lib.workshop.site.build import CACHE
-    from course_lib.workshop.site.cache import executed_lessons
+    from course_lib.workshop.site.cache import default_jobs, executed_lessons
 
     for name, value in KERNEL_ENV.items():
         os.environ.setdefault(name, value)
     try:
-        return executed_lessons(lesson_paths(REPO), "smoke", REPO / CACHE, log=print), None
+        return executed_lessons(lesson_paths(REPO), "smoke", REPO / CACHE, log=print, jobs=default_jobs()), None
     except CellError as error:
         return None, str(error)
 

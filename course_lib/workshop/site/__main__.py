@@ -1,4 +1,4 @@
-"""``python -m course_lib site build [--preset smoke|cpu|gpu] [--out _site]``."""
+"""``python -m course_lib site build [--preset smoke|cpu|gpu] [--out _site] [--jobs N]``."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                                        "replaced when the build succeeds")
     build.add_argument("--root", type=Path, default=Path.cwd(), help="the course folder (default: the current folder)")
     build.add_argument("--cache", type=Path, default=None, help=f"executed lessons (default ROOT/{CACHE})")
+    build.add_argument("--jobs", type=int, default=None,
+                       help="lessons run at a time (default 2 on a machine of 2 cores or more, each with half the cores)")
     return parser.parse_args(argv)
 
 
@@ -29,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     try:
-        out = build_site(args.root, args.preset, args.out, args.cache, log=lambda line: print(line, flush=True))
+        out = build_site(args.root, args.preset, args.out, args.cache, log=lambda line: print(line, flush=True),
+                         jobs=args.jobs)
     except (ValueError, BuildError, SiteError) as error:
         print(f"{PROG} build: error: {' '.join(str(error).split())}; the previous site is unchanged", file=sys.stderr)
         return 1

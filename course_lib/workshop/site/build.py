@@ -10,7 +10,7 @@ from course_lib._validation import check_choice
 from course_lib.config import PRESETS
 from course_lib.workshop.build.build import check_root
 from course_lib.workshop.build.timing import lesson_paths
-from course_lib.workshop.site.cache import executed_lessons
+from course_lib.workshop.site.cache import default_jobs, executed_lessons
 from course_lib.workshop.site.links import markdown_rewriter, repository_url
 from course_lib.workshop.site.output import check_out, staging_folder, swap_in
 from course_lib.workshop.site.source_tree import page_paths, write_api, write_lesson, write_pages
@@ -24,11 +24,11 @@ class SiteError(RuntimeError):
 
 
 def build_site(root: Path | str = ".", preset: str = "smoke", out: Path | str = "_site",
-               cache: Path | str | None = None, log: Callable[[str], None] = print) -> Path:
+               cache: Path | str | None = None, log: Callable[[str], None] = print, jobs: int | None = None) -> Path:
     """Build the course's site from ``root`` into ``out`` (replaced only when the build succeeds).
 
     Lessons run in ``preset`` unless ``cache`` (default ``root/.site-cache``) holds them for the
-    same lesson, preset and code. Raises ValueError on bad arguments, CellError when a lesson
+    same lesson, preset and code; ``jobs`` of them at a time (default :func:`default_jobs`). Raises ValueError on bad arguments, CellError when a lesson
     fails (naming it and the cell), SiteError when Sphinx fails. Returns ``out``.
     """
     root = check_root(root).absolute()
@@ -40,7 +40,7 @@ def build_site(root: Path | str = ".", preset: str = "smoke", out: Path | str = 
     staging = staging_folder(out)
     try:
         start = time.perf_counter()
-        executed = executed_lessons(lessons, preset, cache, log=log)
+        executed = executed_lessons(lessons, preset, cache, log=log, jobs=default_jobs() if jobs is None else jobs)
         log(f"lessons ready in {time.perf_counter() - start:.0f} s; writing pages ...")
         source = cache / f"source-{preset}"
         shutil.rmtree(source, ignore_errors=True)

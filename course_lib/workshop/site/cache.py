@@ -18,6 +18,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import nbformat
@@ -26,6 +27,7 @@ from nbformat import NotebookNode
 
 import course_lib
 from course_lib._files import atomic_write
+from course_lib._validation import check_positive_int
 from course_lib.workshop.build.execute import kernel_env, run_notebook
 
 KEY_FIELD = "course_site_key"  # in the cached notebook's metadata
@@ -61,11 +63,12 @@ def cached_key(path: Path) -> str | None:
         return None
 
 
-def site_kernel_env(preset: str, cache: Path) -> dict[str, str]:
+def site_kernel_env(preset: str, cache: Path, threads: int | None = None) -> dict[str, str]:
     """The kernels' environment: :func:`kernel_env` in ``preset``, figures inline, no widgets, no progress bars.
 
     ipywidgets is hidden by a package of that name, first on ``PYTHONPATH``, that refuses to import
     (course_lib.views then draws static figures; tqdm falls back to its text bar, disabled).
+    threads: PyTorch's threads in the kernel (None: its default, or ``OMP_NUM_THREADS``).
     """
     hidden = cache / "kernel-path"
     (hidden / "ipywidgets").mkdir(parents=True, exist_ok=True)
@@ -74,32 +77,61 @@ def site_kernel_env(preset: str, cache: Path) -> dict[str, str]:
     env = {**kernel_env(), "COURSE_PRESET": preset, "MPLBACKEND": INLINE, "TQDM_DISABLE": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hidden), env.get("PYTHONPATH")]))
     env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS"), "ignore:IProgress not found"]))
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return env
 
 
-def execute_lesson(lesson: Path, preset: str, cache: Path) -> NotebookNode:
+def execute_lesson(lesson: Path, preset: str, cache: Path, threads: int | None = None) -> NotebookNode:
     """Run ``lesson`` in ``preset`` with :func:`site_kernel_env`; raises CellError on a failing cell."""
     nb = nbformat.read(lesson, as_version=4)
-    return run_notebook(nb, lesson.parent, f"notebooks/{lesson.name}", site_kernel_env(preset, cache))
+    return run_notebook(nb, lesson.parent, f"notebooks/{lesson.name}", site_kernel_env(preset, cache, threads))
+
+
+def default_jobs() -> int:
+    """Lessons run side by side: two on a machine of two cores or more (each kernel gets half the cores)."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
 def executed_lessons(lessons: list[Path], preset: str, cache: Path,
-                     execute: Callable[[Path, str, Path], NotebookNode] = execute_lesson,
-                     log: Callable[[str], None] = print) -> list[Path]:
-    """The executed copy of each lesson in ``cache/<preset>/``, running only those whose key changed."""
+                     execute: Callable[..., NotebookNode] = execute_lesson,
+                     log: Callable[[str], None] = print, jobs: int = 1) -> list[Path]:
+    """The executed copy of each lesson in ``cache/<preset>/``, running only those whose key changed.
+
+    ``jobs`` lessons run at a time, in lesson order, each kernel with cores / jobs threads (a lesson
+    that needs a model another one is training waits for it: :func:`course_lib.workshop.zoo.train_or_load`).
+    ``execute(lesson, preset, cache, threads)`` runs one (threads None when ``jobs`` is 1). When a
+    lesson fails, no lesson starts after it; those running finish, and the first failing lesson's
+    CellError is raised.
+    """
+    check_positive_int("jobs", jobs)
     folder = cache / preset
     folder.mkdir(parents=True, exist_ok=True)
     code = code_version()
-    done = []
+    threads = None if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
+    targets, stale = [], []
     for lesson in lessons:
         key, target = lesson_key(lesson, preset, code), folder / lesson.name
         if cached_key(target) == key:
             log(f"{lesson.stem}: cached")
         else:
-            start = time.perf_counter()
-            nb = execute(lesson, preset, cache)
-            log(f"{lesson.stem}: ran in {time.perf_counter() - start:.0f} s ({preset} preset)")
-            nb.metadata[KEY_FIELD] = key
-            atomic_write(target, lambda file: nbformat.write(nb, file), binary=False)
-        done.append(target)
-    return done
+            stale.append((lesson, key, target))
+        targets.append(target)
+
+    def run(lesson: Path, key: str, target: Path) -> None:
+        start = time.perf_counter()
+        nb = execute(lesson, preset, cache, threads)
+        log(f"{lesson.stem}: ran in {time.perf_counter() - start:.0f} s ({preset} preset"
+            + (f", {jobs} lessons at a time" if jobs > 1 else "") + ")")
+        nb.metadata[KEY_FIELD] = key
+        atomic_write(target, lambda file: nbformat.write(nb, file), binary=False)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each lesson's kernel is its own process
+        futures = [pool.submit(run, *item) for item in stale]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            future.cancel()  # those not started yet; the running ones finish
+    for future in futures:
+        if not future.cancelled() and future.exception() is not None:
+            raise future.exception()
+    return targets
