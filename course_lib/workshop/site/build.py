@@ -28,8 +28,9 @@ def build_site(root: Path | str = ".", preset: str = "smoke", out: Path | str = 
     """Build the course's site from ``root`` into ``out`` (replaced only when the build succeeds).
 
     Lessons run in ``preset`` unless ``cache`` (default ``root/.site-cache``) holds them for the
-    same lesson, preset and code; ``jobs`` of them at a time (default :func:`default_jobs`). Raises ValueError on bad arguments, CellError when a lesson
-    fails (naming it and the cell), SiteError when Sphinx fails. Returns ``out``.
+    same lesson, preset and code; ``jobs`` of them at a time (default :func:`default_jobs`).
+    Raises ValueError on bad arguments, CellError when a lesson fails (naming it and the cell),
+    SiteError when Sphinx fails. Returns ``out``.
     """
     root = check_root(root).absolute()
     check_choice("preset", preset, PRESETS)

@@ -7,8 +7,8 @@ The kernel cannot import ipywidgets (:func:`site_kernel_env`), so every slider v
 static figure the course shows without widgets (panels at several slider values), the quizzes
 print their answers, and progress bars stay off: a static page shows what it can show. Its
 key, kept in the stored notebook's metadata, hashes the lesson's bytes, the preset and
-:func:`code_version`; a rebuild re-executes only the lessons whose key changed. A lesson that
-fails raises :class:`~course_lib.workshop.build.execute.CellError` naming the lesson and the cell,
+:func:`code_version`; a rebuild re-executes only the lessons whose key changed, two at a time
+on a machine of two cores or more (:func:`executed_lessons`). A lesson that fails raises :class:`~course_lib.workshop.build.execute.CellError` naming the lesson and the cell,
 and nothing is stored for it.
 """
 from __future__ import annotations
