@@ -122,6 +122,13 @@ def test_an_unknown_preset_is_one_line_and_exit_1(course, capsys):
     assert not (course / "_site").exists() and not (course / ".site-cache").exists()
 
 
+def test_jobs_below_one_is_one_line_and_exit_1(course, capsys):
+    assert main(["build", "--jobs", "0", "--root", str(course), "--out", str(course / "_site")]) == 1
+    err = error_line(capsys)
+    assert "--jobs" in err and "got 0" in err, err
+    assert sorted(p.name for p in course.iterdir()) == ["README.md", "notebooks"], "nothing is made"
+
+
 def test_an_out_that_is_a_file_or_not_writable_is_one_line_and_exit_1(course, capsys):
     a_file = course / "notes.txt"
     a_file.write_text("mine")

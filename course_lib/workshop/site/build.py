@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from course_lib._validation import check_choice
+from course_lib._validation import check_choice, check_positive_int
 from course_lib.config import PRESETS
 from course_lib.workshop.build.build import check_root
 from course_lib.workshop.build.timing import lesson_paths
@@ -34,6 +34,7 @@ def build_site(root: Path | str = ".", preset: str = "smoke", out: Path | str = 
     """
     root = check_root(root).absolute()
     check_choice("preset", preset, PRESETS)
+    jobs = default_jobs() if jobs is None else check_positive_int("--jobs", jobs)
     out = check_out(out)
     repository = repository_url(root)
     cache = Path(cache) if cache is not None else root / CACHE
@@ -41,7 +42,7 @@ def build_site(root: Path | str = ".", preset: str = "smoke", out: Path | str = 
     staging = staging_folder(out)
     try:
         start = time.perf_counter()
-        executed = executed_lessons(lessons, preset, cache, log=log, jobs=default_jobs() if jobs is None else jobs)
+        executed = executed_lessons(lessons, preset, cache, log=log, jobs=jobs)
         log(f"lessons ready in {time.perf_counter() - start:.0f} s; writing pages ...")
         source = cache / f"source-{preset}"
         shutil.rmtree(source, ignore_errors=True)
