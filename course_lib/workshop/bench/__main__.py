@@ -10,8 +10,8 @@ Benchmarks: ``image`` (:mod:`~course_lib.workshop.bench.image`), ``video``
 (:mod:`~course_lib.workshop.bench.video`), ``sampling`` (:mod:`~course_lib.workshop.bench.sampling`),
 ``prediction`` (:mod:`~course_lib.workshop.bench.prediction`), ``training``
 (:mod:`~course_lib.workshop.bench.training`), ``latent`` (:mod:`~course_lib.workshop.bench.latent`),
-``captions`` (:mod:`~course_lib.workshop.bench.captions`), and ``all``, which runs them in that order with their
-defaults (all but ``latent`` and ``captions``). Each is a :class:`Benchmark` in :data:`BENCHMARKS`; its name is the subcommand. To add one,
+``captions`` (:mod:`~course_lib.workshop.bench.captions`), ``identity`` (:mod:`~course_lib.workshop.bench.identity`),
+and ``all``, which runs them in that order with their defaults (all but ``latent``, ``captions`` and ``identity``). Each is a :class:`Benchmark` in :data:`BENCHMARKS`; its name is the subcommand. To add one,
 write ``add_arguments(parser)`` and ``run(args) -> Table`` and register them. Results go to
 ``--out`` (default ``runs/bench``) as ``<name>-<preset>.md`` (the table) and ``.json`` (every
 number, rewritten after each row); ``all`` also writes ``all-<preset>.md`` with every table.
@@ -29,7 +29,9 @@ from pathlib import Path
 import torch
 
 from course_lib.config import PRESETS, get_device, get_preset
-from course_lib.workshop.bench import captions, image, latent, prediction, quality, report, sampling, training, video
+from course_lib.workshop.bench import (
+    captions, identity, image, latent, prediction, quality, report, sampling, training, video,
+)
 from course_lib.workshop.bench.common import DEFAULT_OUT, PROG, Report, Stopwatch, Table, configure_threads
 from course_lib.workshop.cli import positive_int, positive_minutes
 
@@ -114,6 +116,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "captions": Benchmark("lesson 16: caption match (shape, colour, direction read from the frames) of the "
                           "caption-conditioned latent transformer's clips, guided on the caption, unguided and "
                           "unconditional", captions.add_captions_arguments, captions.run_captions),
+    "identity": Benchmark("bouncing shapes: each checkpoint's clips scored by the video consistency (present, motion, "
+                          "colour, shape) and the share whose frames have parted ways in colour at each noise level "
+                          "of the sampler", identity.add_identity_arguments, identity.run_identity),
     "all": Benchmark("run image, video, sampling, prediction and training one after another with their defaults "
                      "and print every table", add_all_arguments, run_all),
 }
