@@ -160,11 +160,17 @@ def exclusive_lock(path: str | os.PathLike, waiting: str | None = None) -> Itera
     Two lessons run side by side (the site build) that need one model must not both train it: the
     one that gets the lock trains, the other waits, then finds the file. ``waiting`` is printed once
     when the lock is taken. The lock is :func:`lock_path`, created if needed and left in place (an
-    empty file); the OS releases it when its process ends, however it ends.
+    empty file); the OS releases it when its process ends, however it ends. A folder that cannot be
+    written raises the OSError at once, naming the folder.
     """
     target = lock_path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "a+b") as handle:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(target, "a+b")
+    except OSError as error:  # before any work: the file could not be written there either
+        raise type(error)(error.errno, f"cannot write in {target.parent} ({error.strerror}), where {Path(path).name} "
+                                       "would be made: choose a folder you can write to") from None
+    with handle:
         if not _try_lock(handle):
             if waiting:
                 print(waiting, flush=True)

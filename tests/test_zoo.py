@@ -106,6 +106,19 @@ def test_a_process_that_asks_while_another_trains_waits_then_loads_its_file(tmp_
         other.wait()
 
 
+def test_a_folder_that_cannot_be_written_is_an_error_before_any_training(tmp_path, monkeypatch):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+
+    def no_training(self):
+        raise AssertionError("trained into a folder that cannot hold the file")
+
+    monkeypatch.setattr(Trainer, "train_step", no_training)
+    with pytest.raises(OSError, match=r"cannot write in .*notes\.txt.*choose a folder you can write to"):
+        zoo.train_or_load(toy_recipe(), folder=a_file / "runs", progress=False)
+    assert a_file.read_text() == "mine"
+
+
 def test_other_steps_or_seed_are_another_file(tmp_path):
     recipe = toy_recipe()
     zoo.train_or_load(recipe, steps=2, folder=tmp_path, progress=False)

@@ -631,7 +631,10 @@ def train_or_load(
     When ``folder`` has no file, the course's shipped export of the same recipe and steps
     (``shipped_folder``, :mod:`course_lib.workshop.shipped`; None: never) is loaded instead, with a line that
     says so. parts: another network and loss on the recipe's data (:class:`Parts`; its default
-    steps, its own file, its own shipped export). Sample from ``trainer.ema_model``.
+    steps, its own file, its own shipped export). When another process is training the same file
+    (two lessons run side by side), this one waits for it, saying so, then loads its file: the lock
+    is the hidden ``.NAME.lock`` beside it (:func:`~course_lib._files.exclusive_lock`). Sample from
+    ``trainer.ema_model``.
     """
     if not isinstance(recipe, Recipe):
         fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
