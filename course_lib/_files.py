@@ -22,6 +22,7 @@ import os
 import pickle
 import tempfile
 import time
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -159,19 +160,27 @@ def exclusive_lock(path: str | os.PathLike, waiting: str | None = None) -> Itera
 
     Two lessons run side by side (the site build) that need one model must not both train it: the
     one that gets the lock trains, the other waits, then finds the file. ``waiting`` is printed once
-    when the lock is taken. The lock is :func:`lock_path`, created if needed and left in place (an
-    empty file); the OS releases it when its process ends, however it ends. A folder that cannot be
-    written raises the OSError at once, naming the folder.
+    if another process holds the lock. The lock is :func:`lock_path`, created if needed and left in
+    place (an empty file); the OS releases it when its process ends, however it ends. A lock file
+    that cannot be made or opened raises the OSError at once, naming it; on a file system without
+    locks (some network mounts) the block runs unlocked, with a warning.
     """
     target = lock_path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         handle = open(target, "a+b")
-    except OSError as error:  # before any work: the file could not be written there either
-        raise type(error)(error.errno, f"cannot write in {target.parent} ({error.strerror}), where {Path(path).name} "
-                                       "would be made: choose a folder you can write to") from None
+    except OSError as error:  # before any work: the file itself could not be written there either
+        raise type(error)(error.errno, f"cannot write {target} ({error.strerror}), the lock of {Path(path).name}: "
+                                       "choose a folder you can write to") from None
     with handle:
-        if not _try_lock(handle):
+        try:
+            locked = _try_lock(handle)
+        except OSError as error:  # ENOLCK, EOPNOTSUPP: the file system keeps no locks
+            warnings.warn(f"{target.parent} keeps no file locks ({error.strerror}): two processes could make "
+                          f"{Path(path).name} at once", stacklevel=3)
+            yield
+            return
+        if not locked:
             if waiting:
                 print(waiting, flush=True)
             while not _try_lock(handle, block=True):

@@ -114,7 +114,7 @@ def test_a_folder_that_cannot_be_written_is_an_error_before_any_training(tmp_pat
         raise AssertionError("trained into a folder that cannot hold the file")
 
     monkeypatch.setattr(Trainer, "train_step", no_training)
-    with pytest.raises(OSError, match=r"cannot write in .*notes\.txt.*choose a folder you can write to"):
+    with pytest.raises(OSError, match=r"cannot write .*notes\.txt.*choose a folder you can write to"):
         zoo.train_or_load(toy_recipe(), folder=a_file / "runs", progress=False)
     assert a_file.read_text() == "mine"
 

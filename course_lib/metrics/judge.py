@@ -210,15 +210,17 @@ def check_cache_folder(folder: Path) -> None:
                           f"make it writable or set ${CACHE_ENV} to a writable folder") from None
 
 
-def load_cached(path: Path, load, what: str):
-    """``load(path)``, or None (with a warning) when the cached file cannot be read: it is then trained again."""
+def load_cached(path: Path, load, what: str, stacklevel: int = 3):
+    """``load(path)``, or None (with a warning) when the cached file cannot be read: it is then trained again.
+
+    stacklevel: the warning points at this many calls up (3: the caller of the caller)."""
     if not path.exists():
         return None
     try:
         return load(path)
     except (ValueError, KeyError, RuntimeError, OSError) as error:  # damaged, foreign or unreadable
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        warnings.warn(f"the cached {what} {path} cannot be read ({reason}); training it again", stacklevel=3)
+        warnings.warn(f"the cached {what} {path} cannot be read ({reason}); training it again", stacklevel=stacklevel)
         return None
 
 
@@ -228,12 +230,13 @@ def load_or_train(path: Path, load, train_and_save, what: str):
     One process trains it: another that asks meanwhile (two lessons run side by side) waits for
     ``path``'s lock, then loads what the first one saved.
     """
-    judge = load_cached(path, load, what)
+    judge = load_cached(path, load, what, stacklevel=4)
     if judge is not None:
         return judge
+    damaged = path.exists()  # warned about once: it is trained again
     check_cache_folder(path.parent)
     with exclusive_lock(path, waiting=f"waiting: another process is training the {what} ..."):
-        judge = load_cached(path, load, what)
+        judge = None if damaged else load_cached(path, load, what, stacklevel=4)
         if judge is None:
             train_and_save()
             judge = load(path)

@@ -554,8 +554,10 @@ def _attach_autoencoder(trainer: Trainer, recipe: Recipe, folder: Path, progress
     autoencoder_recipe = recipe.autoencoder_recipe()
     path = checkpoint_path(autoencoder_recipe, folder=folder)
     if not path.exists() and not checkpoint_path(autoencoder_recipe, folder=shipped.SHIPPED_FOLDER).is_file():
-        train(autoencoder_recipe, path, progress=progress, device=trainer.device,
-              command=f"{command} (its autoencoder, trained first)")
+        with training_lock(path):  # lessons 15 and 16 share it
+            if not path.exists():
+                train(autoencoder_recipe, path, progress=progress, device=trainer.device,
+                      command=f"{command} (its autoencoder, trained first)")
     autoencoder = train_or_load(autoencoder_recipe, folder=folder, progress=progress, device=trainer.device).ema_model
     for model in (trainer.model, trainer.ema_model):
         model.autoencoder.load_state_dict(autoencoder.state_dict())
@@ -632,9 +634,9 @@ def train_or_load(
     (``shipped_folder``, :mod:`course_lib.workshop.shipped`; None: never) is loaded instead, with a line that
     says so. parts: another network and loss on the recipe's data (:class:`Parts`; its default
     steps, its own file, its own shipped export). When another process is training the same file
-    (two lessons run side by side), this one waits for it, saying so, then loads its file: the lock
-    is the hidden ``.NAME.lock`` beside it (:func:`~course_lib._files.exclusive_lock`). Sample from
-    ``trainer.ema_model``.
+    (two lessons run side by side), this one waits for it, saying so, then loads its file (with
+    ``retrain=True``: trains it again); the lock is the hidden ``.NAME.lock`` beside it
+    (:func:`training_lock`). Sample from ``trainer.ema_model``.
     """
     if not isinstance(recipe, Recipe):
         fail("recipe", "a Recipe (see get_recipe)", type(recipe).__name__)
@@ -645,15 +647,20 @@ def train_or_load(
     trained = None if retrain else _trained(recipe, steps, path, shipped_path, device, progress, parts)
     if trained is not None:
         return trained
-    # one process trains it; one that asks meanwhile (two lessons run side by side) waits, then loads it.
-    # The processes of one distributed run train it together: they never wait on each other's lock.
-    lock = (exclusive_lock(path, waiting=f"waiting: another process is training {path.name} ...")
-            if distributed.world_size() == 1 else contextlib.nullcontext())
-    with lock:
+    with training_lock(path):
         trained = None if retrain else _trained(recipe, steps, path, shipped_path, device, progress, parts)
         if trained is not None:
             return trained
         return train(recipe, path, steps, resume=not retrain, progress=progress, device=device, parts=parts)
+
+
+def training_lock(path: Path):
+    """The lock to hold while training into ``path``: one process trains it; one that asks meanwhile (two
+    lessons run side by side) waits, saying so, then finds the file. The processes of one distributed
+    run train together: they never wait on each other's lock."""
+    if distributed.world_size() > 1:
+        return contextlib.nullcontext()
+    return exclusive_lock(path, waiting=f"waiting: another process is training {path.name} ...")
 
 
 def _trained(recipe: Recipe, steps: int, path: Path, shipped_path: Path | None, device, progress: bool | None,

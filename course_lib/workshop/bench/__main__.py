@@ -10,9 +10,11 @@ Benchmarks: ``image`` (:mod:`~course_lib.workshop.bench.image`), ``video``
 (:mod:`~course_lib.workshop.bench.video`), ``sampling`` (:mod:`~course_lib.workshop.bench.sampling`),
 ``prediction`` (:mod:`~course_lib.workshop.bench.prediction`), ``training``
 (:mod:`~course_lib.workshop.bench.training`), ``latent`` (:mod:`~course_lib.workshop.bench.latent`),
-``captions`` (:mod:`~course_lib.workshop.bench.captions`), ``identity`` (:mod:`~course_lib.workshop.bench.identity`),
-and ``all``, which runs them in that order with their defaults (all but ``latent``, ``captions`` and ``identity``). Each is a :class:`Benchmark` in :data:`BENCHMARKS`; its name is the subcommand. To add one,
-write ``add_arguments(parser)`` and ``run(args) -> Table`` and register them. Results go to
+``captions`` (:mod:`~course_lib.workshop.bench.captions`), ``identity``
+(:mod:`~course_lib.workshop.bench.identity`), and ``all``, which runs them in that order with their
+defaults (all but ``latent``, ``captions`` and ``identity``). Each is a :class:`Benchmark` in
+:data:`BENCHMARKS`; its name is the subcommand. To add one, write ``add_arguments(parser)`` and
+``run(args) -> Table`` and register them. Results go to
 ``--out`` (default ``runs/bench``) as ``<name>-<preset>.md`` (the table) and ``.json`` (every
 number, rewritten after each row); ``all`` also writes ``all-<preset>.md`` with every table.
 ``quality`` (:mod:`~course_lib.workshop.bench.quality`) has its own options and prints lines;

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -115,7 +116,7 @@ def _models(config: IdentityBenchConfig, device) -> list[tuple[str, object]]:
         if trained.recipe.model_name not in PIXEL_MODELS:
             fail("--checkpoint", f"a pixel-space model of {TASK} ({', '.join(PIXEL_MODELS)})",
                  f"{path} ({trained.recipe.model_name})")
-        models.append((f"{trained.recipe.model_name} ({path.rsplit('/', 1)[-1]})", trained))
+        models.append((f"{trained.recipe.model_name} ({Path(path).name})", trained))
     return models
 
 

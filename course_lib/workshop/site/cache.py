@@ -8,8 +8,9 @@ static figure the course shows without widgets (panels at several slider values)
 print their answers, and progress bars stay off: a static page shows what it can show. Its
 key, kept in the stored notebook's metadata, hashes the lesson's bytes, the preset and
 :func:`code_version`; a rebuild re-executes only the lessons whose key changed, two at a time
-on a machine of two cores or more (:func:`executed_lessons`). A lesson that fails raises :class:`~course_lib.workshop.build.execute.CellError` naming the lesson and the cell,
-and nothing is stored for it.
+on a machine of two cores or more (:func:`executed_lessons`). A lesson that fails raises
+:class:`~course_lib.workshop.build.execute.CellError` naming the lesson and the cell, and nothing
+is stored for it.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -68,14 +70,15 @@ def site_kernel_env(preset: str, cache: Path, threads: int | None = None) -> dic
 
     ipywidgets is hidden by a package of that name, first on ``PYTHONPATH``, that refuses to import
     (course_lib.views then draws static figures; tqdm falls back to its text bar, disabled).
-    threads: PyTorch's threads in the kernel (None: its default, or ``OMP_NUM_THREADS``).
+    threads: PyTorch's threads in the kernel, in place of any ``OMP_NUM_THREADS`` (None: that
+    variable, else PyTorch's default).
     """
-    hidden = cache / "kernel-path"
-    (hidden / "ipywidgets").mkdir(parents=True, exist_ok=True)
-    (hidden / "ipywidgets" / "__init__.py").write_text(
-        'raise ImportError("ipywidgets is hidden from the site\'s kernels: a static page shows static figures")\n')
+    hider = cache / "kernel-path" / "ipywidgets" / "__init__.py"
+    refusal = 'raise ImportError("ipywidgets is hidden from the site\'s kernels: a static page shows static figures")\n'
+    if not hider.is_file() or hider.read_text() != refusal:  # two lessons start side by side: written once
+        atomic_write(hider, lambda file: file.write(refusal), binary=False)
     env = {**kernel_env(), "COURSE_PRESET": preset, "MPLBACKEND": INLINE, "TQDM_DISABLE": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hidden), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hider.parent.parent), env.get("PYTHONPATH")]))
     env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS"), "ignore:IProgress not found"]))
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -98,11 +101,12 @@ def executed_lessons(lessons: list[Path], preset: str, cache: Path,
                      log: Callable[[str], None] = print, jobs: int = 1) -> list[Path]:
     """The executed copy of each lesson in ``cache/<preset>/``, running only those whose key changed.
 
-    ``jobs`` lessons run at a time, in lesson order, each kernel with cores / jobs threads (a lesson
-    that needs a model another one is training waits for it: :func:`course_lib.workshop.zoo.train_or_load`).
+    ``jobs`` lessons run at a time, in lesson order, each kernel with cores / jobs threads whatever
+    ``OMP_NUM_THREADS`` says (two kernels with every core each would wait on each other); a lesson
+    that needs a model another one is training waits for it (:func:`course_lib.workshop.zoo.train_or_load`).
     ``execute(lesson, preset, cache, threads)`` runs one (threads None when ``jobs`` is 1). When a
-    lesson fails, no lesson starts after it; those running finish, and the first failing lesson's
-    CellError is raised.
+    lesson fails or the build is interrupted, no lesson starts after it; those running finish, and
+    the first failing lesson's CellError (or the interrupt) is raised.
     """
     check_positive_int("jobs", jobs)
     folder = cache / preset
@@ -118,19 +122,30 @@ def executed_lessons(lessons: list[Path], preset: str, cache: Path,
             stale.append((lesson, key, target))
         targets.append(target)
 
+    stop = threading.Event()  # set by a failure: the worker thread it frees starts nothing more
+
     def run(lesson: Path, key: str, target: Path) -> None:
+        if stop.is_set():
+            return
         start = time.perf_counter()
-        nb = execute(lesson, preset, cache, threads)
+        try:
+            nb = execute(lesson, preset, cache, threads)
+        except BaseException:
+            stop.set()
+            raise
         log(f"{lesson.stem}: ran in {time.perf_counter() - start:.0f} s ({preset} preset"
             + (f", {jobs} lessons at a time" if jobs > 1 else "") + ")")
         nb.metadata[KEY_FIELD] = key
         atomic_write(target, lambda file: nbformat.write(nb, file), binary=False)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each lesson's kernel is its own process
-        futures = [pool.submit(run, *item) for item in stale]
-        wait(futures, return_when=FIRST_EXCEPTION)
-        for future in futures:
-            future.cancel()  # those not started yet; the running ones finish
+    pool = ThreadPoolExecutor(max_workers=jobs)  # each lesson's kernel is its own process
+    futures = []
+    try:
+        futures += [pool.submit(run, *item) for item in stale]
+        wait(futures, return_when=FIRST_EXCEPTION)  # every lesson done, or one failed
+    finally:  # after a failure or a Ctrl-C no lesson starts; the running ones finish
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
     for future in futures:
         if not future.cancelled() and future.exception() is not None:
             raise future.exception()
