@@ -7,8 +7,9 @@ the new one, never a mix; an error or a kill mid-write leaves the old file as it
 a hidden ``.NAME.*.tmp`` file, which :func:`stale_temp_files` finds). A symlinked path updates its
 target; a new file gets the user's umask, a replaced one keeps its mode.
 
-Every dict saved by :func:`atomic_save` carries a *checksum* of its tensors; :func:`verify_checksum`
-turns a bit flipped on disk or in a copy into a clear error instead of silent NaNs.
+Every file :func:`atomic_save` writes ends with a *checksum* of everything before it (in the zip
+archive's comment, where ``torch.load`` does not look); :func:`read_saved` checks it before trusting
+the file, so a bit flipped on disk or in a copy is a clear error instead of silent NaNs.
 
 :func:`exclusive_lock` lets one process at a time make a file that several may ask for at once.
 """
@@ -18,8 +19,10 @@ import contextlib
 import glob
 import hashlib
 import json
+import mmap
 import os
 import pickle
+import struct
 import tempfile
 import time
 import warnings
@@ -31,7 +34,13 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-CHECKSUM_KEY = "checksum"
+FILE_CHECKSUM_MAGIC = b"course_lib checksum: sha256 of 4 KiB blocks' 64-bit word sums: "
+BLOCK_BYTES = 4096
+DIGEST_CHARS = 64  # a SHA-256 in hex, the file's last bytes
+END_OF_ZIP = struct.Struct("<4s16xH")  # a zip's end record: its signature, ..., the length of the comment after it
+END_OF_ZIP_SIGNATURE = b"PK\x05\x06"
+
+CHECKSUM_KEY = "checksum"  # where files written before the file checksum carry a checksum of their tensors
 CHECKSUM_ALGORITHM = "sha256-bytes-and-word-sums-1"
 SMALL_TENSOR_BYTES = 16384  # hashed byte by byte; larger tensors by their 64-bit word sum
 
@@ -45,6 +54,8 @@ class CheckpointError(ValueError):
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = True) -> Path:
     """``write(file)`` into a temporary file beside ``path``, fsync it, then rename it onto ``path``; returns ``path``.
 
+    A binary ``file`` is open for reading too (:func:`seal` reads back what was written).
+
     The folder is created if needed. On any error (or interrupt) the temporary file is removed and
     the file at ``path`` is left untouched.
     """
@@ -52,7 +63,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: b
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = temp_file_beside(path)
     try:
-        with os.fdopen(handle, "wb" if binary else "w") as tmp:
+        with os.fdopen(handle, "w+b" if binary else "w") as tmp:
             write(tmp)
             tmp.flush()
             os.fsync(tmp.fileno())
@@ -66,16 +77,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: b
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically; a dict gets a ``checksum`` entry (:func:`tensor_checksum`).
+    """``torch.save(obj)`` to ``path`` atomically, sealed with the checksum of the file (:func:`seal`).
 
     The checksum replaces the CRC-32 that torch's zip format computes for each record and that
-    ``torch.load`` never verifies: a dict is written without it (where torch allows, 2.5 and later),
-    which pays for the checksum's own pass over the tensors.
+    ``torch.load`` never verifies: the file is written without it (where torch allows, 2.5 and later),
+    which pays for the checksum's own pass over the file.
     """
-    if not isinstance(obj, dict):
-        return atomic_write(path, lambda file: torch.save(obj, file))
-    obj = {**obj, CHECKSUM_KEY: {"algorithm": CHECKSUM_ALGORITHM, "digest": tensor_checksum(obj)}}
-    return atomic_write(path, lambda file: _save_without_zip_crc(obj, file))
+    def write(file: IO) -> None:
+        _save_without_zip_crc(obj, file)
+        seal(file)
+
+    return atomic_write(path, write)
 
 
 def _save_without_zip_crc(obj: Any, file: IO) -> None:
@@ -223,7 +235,70 @@ def _unlock(handle: IO) -> None:
     fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-# --- a checksum of the tensors ------------------------------------------------------------------------
+# --- a checksum of the file ---------------------------------------------------------------------------
+
+def seal(file: IO) -> None:
+    """End the zip archive that ``torch.save`` just wrote to ``file`` with the checksum of everything before it.
+
+    The checksum goes in the archive's comment (``FILE_CHECKSUM_MAGIC`` + :func:`file_digest` in hex),
+    which zip readers, ``torch.load`` included, skip: the file stays a plain torch file.
+    """
+    file.flush()
+    size = file.seek(0, os.SEEK_END)
+    file.seek(size - END_OF_ZIP.size)
+    signature, comment_length = END_OF_ZIP.unpack(file.read(END_OF_ZIP.size))
+    if signature != END_OF_ZIP_SIGNATURE or comment_length:
+        raise RuntimeError("torch.save wrote no zip archive ending in an end record without a comment: "
+                           "this version of torch cannot be used with course_lib's checksums")
+    file.seek(size - 2)
+    file.write(struct.pack("<H", len(FILE_CHECKSUM_MAGIC) + DIGEST_CHARS))
+    file.write(FILE_CHECKSUM_MAGIC)
+    file.flush()
+    file.write(file_digest(file, size + len(FILE_CHECKSUM_MAGIC)).encode("ascii"))
+
+
+def file_digest(file: IO, length: int) -> str:
+    """SHA-256 (hex) of the 64-bit word sums, modulo 2⁶⁴, of each 4 KiB block of ``file``'s first ``length``
+    bytes, and of the bytes after the last whole block.
+
+    One pass over the file at memory speed, through a read-only map of it (no copy). Any flipped bit
+    changes its block's sum; a lost, repeated or moved block changes the list of sums.
+    """
+    options = ({"flags": mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), "prot": mmap.PROT_READ}
+               if os.name == "posix" else {"access": mmap.ACCESS_READ})
+    whole = length - length % BLOCK_BYTES
+    with mmap.mmap(file.fileno(), length, **options) as mapped:
+        data = np.frombuffer(mapped, dtype=np.uint8, count=length)
+        block_sums = data[:whole].view(np.int64).reshape(-1, BLOCK_BYTES // 8).sum(axis=1)
+        digest = hashlib.sha256(block_sums.tobytes())
+        digest.update(data[whole:])
+        del data  # the map can only close when no array looks into it
+    return digest.hexdigest()
+
+
+def stored_digest(file: IO) -> tuple[str, int] | None:
+    """(the checksum :func:`seal` stored at the end of ``file``, the length it covers), or None for a file
+    without one (written before the file checksum existed, by plain ``torch.save``, or cut short)."""
+    size = os.fstat(file.fileno()).st_size
+    length = size - DIGEST_CHARS
+    if length < len(FILE_CHECKSUM_MAGIC):
+        return None
+    file.seek(length - len(FILE_CHECKSUM_MAGIC))
+    tail = file.read()
+    if not tail.startswith(FILE_CHECKSUM_MAGIC):
+        return None
+    return tail[len(FILE_CHECKSUM_MAGIC):].decode("ascii", errors="replace"), length
+
+
+def _damaged(what: str, path: str | os.PathLike) -> CheckpointError:
+    return CheckpointError(f"{what} {os.fspath(path)}: its contents do not match the checksum stored with it: "
+                           "the file was damaged after it was written (a bad disk, copy or download). "
+                           "Copy it again, or train again.")
+
+
+# --- the checksum that older files carry in their dict -----------------------------------------------
+# Files written before the file checksum store one of their tensors, under CHECKSUM_KEY; the shipped
+# ones among them are read with it.
 
 _NESTED = (torch.Tensor, dict, list, tuple)
 _PLAIN = {int, float, str, bool, type(None)}
@@ -248,22 +323,12 @@ def _tensors(obj: Any, name: str = ""):
 
 
 def _word_sum(tensor: torch.Tensor) -> int:
-    """The sum, modulo 2⁶⁴ (as a signed int64), of the tensor's bytes read as 64-bit words (a last partial
-    word byte by byte).
-
-    Flipping any one bit changes one word by ±2ᵏ and so the sum; one pass over memory. A CPU tensor
-    is summed by NumPy (one thread, no copy, no start-up of torch's thread pool), another on its device.
-    """
-    if tensor.device.type == "cpu":
-        data = _cpu_bytes(tensor)
-        whole = data.size - data.size % 8
-        total = int(data[:whole].view(np.int64).sum()) + int(data[whole:].sum(dtype=np.int64))
-        return (total + 2**63) % 2**64 - 2**63
-    data = tensor.reshape(-1).view(torch.uint8)
-    if data.storage_offset() % 8:
-        data = data.clone()  # 64-bit words must start at a multiple of 8 bytes
-    whole = data.numel() - data.numel() % 8
-    return int(data[:whole].view(torch.int64).sum() + data[whole:].sum(dtype=torch.int64))
+    """The sum, modulo 2⁶⁴ (as a signed int64), of a CPU tensor's bytes read as 64-bit words (a last partial
+    word byte by byte)."""
+    data = _cpu_bytes(tensor)
+    whole = data.size - data.size % 8
+    total = int(data[:whole].view(np.int64).sum()) + int(data[whole:].sum(dtype=np.int64))
+    return (total + 2**63) % 2**64 - 2**63
 
 
 def _cpu_bytes(tensor: torch.Tensor) -> np.ndarray:
@@ -274,7 +339,7 @@ def _cpu_bytes(tensor: torch.Tensor) -> np.ndarray:
 
 
 def tensor_checksum(state: Any) -> str:
-    """A checksum of every tensor in ``state``: SHA-256 of their names, dtypes, shapes and contents.
+    """A checksum of every (CPU) tensor in ``state``: SHA-256 of their names, dtypes, shapes and contents.
 
     A tensor of up to SMALL_TENSOR_BYTES is hashed byte by byte; a larger one by its 64-bit word
     sum, which covers every byte at memory speed and changes with any single flipped bit. The
@@ -286,7 +351,7 @@ def tensor_checksum(state: Any) -> str:
     with torch.no_grad():
         for _, tensor in named:  # small ones stream into the digest in stored order, then the large ones' sums
             if tensor.numel() * tensor.element_size() <= SMALL_TENSOR_BYTES:
-                digest.update(_cpu_bytes(tensor if tensor.device.type == "cpu" else tensor.cpu()))
+                digest.update(_cpu_bytes(tensor))
             else:
                 large_sums.append(_word_sum(tensor))
     if large_sums:
@@ -294,18 +359,16 @@ def tensor_checksum(state: Any) -> str:
     return digest.hexdigest()
 
 
-def verify_checksum(state: Any, path: str | os.PathLike) -> None:
-    """Raise ``ValueError`` naming ``path`` if ``state`` carries a checksum its tensors no longer match."""
+def verify_tensor_checksum(state: Any, path: str | os.PathLike, what: str = "checkpoint") -> None:
+    """Raise ``CheckpointError`` naming ``path`` if ``state`` carries a checksum its tensors no longer match."""
     if not isinstance(state, dict) or CHECKSUM_KEY not in state:
-        return  # written before checksums existed
+        return  # written before checksums existed, or by plain torch.save
     stored = state[CHECKSUM_KEY]
     if not isinstance(stored, dict) or stored.get("algorithm") != CHECKSUM_ALGORITHM:
-        raise CheckpointError(f"checkpoint {os.fspath(path)}: expected a checksum of kind {CHECKSUM_ALGORITHM!r}, "
+        raise CheckpointError(f"{what} {os.fspath(path)}: expected a checksum of kind {CHECKSUM_ALGORITHM!r}, "
                          f"got {stored!r}. It was written by another version of course_lib.")
     if stored.get("digest") != tensor_checksum(state):
-        raise CheckpointError(f"checkpoint {os.fspath(path)}: its tensors do not match the checksum stored with them: "
-                         "the file was damaged after it was written (a bad disk, copy or download). "
-                         "Copy it again, or train again.")
+        raise _damaged(what, path)
 
 
 # --- reading back ---------------------------------------------------------------------------------------
@@ -319,8 +382,20 @@ def read_saved(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{what} {path}: no such file")
+    with open(path, "rb") as file:  # one handle: the file checked is the file loaded, even if replaced meanwhile
+        stored = stored_digest(file)
+        if stored is not None and file_digest(file, stored[1]) != stored[0]:
+            raise _damaged(what, path)
+        file.seek(0)
+        state = _load(file, what, path)
+    if stored is None:
+        verify_tensor_checksum(state, path, what)
+    return state
+
+
+def _load(file: IO, what: str, path: str) -> Any:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(file, map_location="cpu", weights_only=True)
     except PermissionError:
         raise  # names the file and says what is wrong; deleting it would not help
     except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, pickle.UnpicklingError,
@@ -330,5 +405,3 @@ def read_saved(path: str | os.PathLike, what: str = "checkpoint") -> Any:
             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
             "Delete it and train again."
         ) from error
-    verify_checksum(state, path)
-    return state

@@ -173,7 +173,7 @@ def test_load_weights_picks_ema_or_raw_weights(tmp_path):
     assert not torch.equal(trainer.model.input.weight, trainer.ema_model.input.weight)
 
 
-# --- integrity: a checksum of the tensors, finite weights ---------------------------------------------
+# --- integrity: a checksum of the file, finite weights ------------------------------------------------
 
 def flip_one_bit_in_largest_tensor(path) -> None:
     """Flip a bit in the middle of the largest tensor record of a torch.save zip file, in place."""
@@ -189,24 +189,87 @@ def flip_one_bit_in_largest_tensor(path) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_a_checkpoint_stores_a_checksum_and_one_flipped_bit_is_refused(tmp_path):
-    from course_lib._files import CHECKSUM_KEY, tensor_checksum
+def test_a_checkpoint_ends_with_the_checksum_of_the_file_and_one_flipped_bit_is_refused(tmp_path):
+    from course_lib._files import file_digest, stored_digest
 
     path = tmp_path / "ck.pt"
     trainer = new_trainer(steps=2).fit()
     trainer.save(path)
-    state = read_checkpoint(path)
-    assert state[CHECKSUM_KEY]["digest"] == tensor_checksum({k: v for k, v in state.items() if k != CHECKSUM_KEY})
+    with open(path, "rb") as file:
+        digest, length = stored_digest(file)
+        assert length == path.stat().st_size - 64 and file_digest(file, length) == digest
     flip_one_bit_in_largest_tensor(path)
     fresh = new_trainer(steps=2)
-    with pytest.raises(ValueError, match=r"ck\.pt: its tensors do not match the checksum stored with them"):
+    with pytest.raises(ValueError, match=r"ck\.pt: its contents do not match the checksum stored with it"):
         fresh.resume(path)
     assert fresh.step == 0
     with pytest.raises(ValueError, match="checksum"):
         load_weights(DropoutMLP(), path)
 
 
-def test_the_checksum_sees_every_byte_and_every_name():
+def test_no_damaged_byte_anywhere_in_the_file_loads_as_something_else(tmp_path):
+    """A bit flipped in any byte -- a tensor, the pickle with names, shapes and step, zip headers, the
+    checksum itself -- is refused; the one exception, a flip in the checksum's label, leaves the file a
+    plain torch file whose contents are intact (and loads them)."""
+    from course_lib._files import FILE_CHECKSUM_MAGIC, CheckpointError, atomic_save, read_saved
+
+    state = {"w": torch.randn(3000), "b": torch.arange(7), "step": 12, "history": [0.5, 0.25]}
+    path = atomic_save(state, tmp_path / "s.pt")
+    original = path.read_bytes()
+    label_start = len(original) - 64 - len(FILE_CHECKSUM_MAGIC)
+    for position in range(0, len(original), 7):
+        damaged = bytearray(original)
+        damaged[position] ^= 1 << (position % 8)
+        path.write_bytes(bytes(damaged))
+        if label_start <= position < len(original) - 64:
+            loaded = read_saved(path)
+            assert torch.equal(loaded["w"], state["w"]) and loaded["step"] == 12
+            continue
+        with pytest.raises(CheckpointError, match="do not match the checksum"):
+            read_saved(path)
+
+
+def test_a_lost_or_moved_block_and_a_cut_file_are_refused(tmp_path):
+    from course_lib._files import BLOCK_BYTES, CheckpointError, atomic_save, read_saved
+
+    path = atomic_save({"w": torch.randn(10 * BLOCK_BYTES)}, tmp_path / "s.pt")
+    original = path.read_bytes()
+    first, second = original[BLOCK_BYTES: 2 * BLOCK_BYTES], original[4 * BLOCK_BYTES: 5 * BLOCK_BYTES]
+    swapped = original[:BLOCK_BYTES] + second + original[2 * BLOCK_BYTES: 4 * BLOCK_BYTES] + first + original[5 * BLOCK_BYTES:]
+    for damaged, message in ((swapped, "do not match the checksum"),
+                             (original[:BLOCK_BYTES] + original[2 * BLOCK_BYTES:], "do not match the checksum"),
+                             (original[: len(original) // 2], "truncated or corrupted")):
+        path.write_bytes(damaged)
+        with pytest.raises(CheckpointError, match=message):
+            read_saved(path)
+
+
+def test_a_file_that_is_no_zip_archive_cannot_be_sealed(tmp_path):
+    from course_lib._files import seal
+
+    with open(tmp_path / "x", "w+b") as file:
+        file.write(b"not a zip archive, but long enough to hold an end record")
+        with pytest.raises(RuntimeError, match="no zip archive"):
+            seal(file)
+
+
+def test_an_older_file_is_still_checked_against_the_checksum_of_its_tensors(tmp_path):
+    """Files written before the file checksum (the shipped ones among them) carry their tensors' checksum."""
+    from course_lib._files import CHECKSUM_ALGORITHM, CHECKSUM_KEY, CheckpointError, read_saved, tensor_checksum
+
+    state = {"w": torch.randn(5000), "b": torch.ones(3)}
+    path = tmp_path / "old.pt"
+    torch.save({**state, CHECKSUM_KEY: {"algorithm": CHECKSUM_ALGORITHM, "digest": tensor_checksum(state)}}, path)
+    assert torch.equal(read_saved(path)["w"], state["w"])
+    flip_one_bit_in_largest_tensor(path)
+    with pytest.raises(CheckpointError, match=r"old\.pt: its contents do not match the checksum"):
+        read_saved(path)
+    torch.save({**state, CHECKSUM_KEY: {"algorithm": "another", "digest": "0"}}, path)
+    with pytest.raises(CheckpointError, match="written by another version of course_lib"):
+        read_saved(path)
+
+
+def test_the_checksum_of_older_files_sees_every_byte_and_every_name():
     from course_lib._files import SMALL_TENSOR_BYTES, tensor_checksum
 
     small, large = torch.arange(10, dtype=torch.float32), torch.randn(SMALL_TENSOR_BYTES // 4 + 3)
@@ -225,9 +288,9 @@ def test_the_checksum_sees_every_byte_and_every_name():
     assert tensor_checksum({**state, "a": {"w": small.view(2, 5), "v": large}}) != reference  # reshaped
 
 
-def test_the_checksum_of_a_fixed_state_never_changes():
-    """Files written by earlier versions carry this algorithm's digests: an implementation change (the
-    NumPy fast path) must keep every digest, for any dtype, an odd size, a storage offset, a transposed view."""
+def test_the_checksum_of_older_files_never_changes():
+    """Files written by earlier versions carry this algorithm's digests: an implementation change must
+    keep every digest, for any dtype, an odd size, a storage offset, a transposed view."""
     from course_lib._files import tensor_checksum
 
     g = torch.Generator().manual_seed(0)
