@@ -1,4 +1,4 @@
-"""The shipped checkpoints draw exactly the samples they drew before the library's redesign.
+"""The shipped checkpoints draw the samples they drew before the library's redesign, to float32 roundoff.
 
 `tests/fixtures/golden/shipped_samples.pt` holds, for each shipped file, 4 samples (DDIM-5, η = 1 -- or,
 for a flow-matching model, Heun with 3 steps --, generator seeded 123, guidance 3 for the digits; one
@@ -6,7 +6,10 @@ thread; for an autoencoder, which does not sample, its reconstructions of 4 real
 123; for lesson 08's frame-conditional U-Nets, the futures they predict for those 4 clips from their
 first K frames, DDIM-5) stored before the modules moved, or when the file was first shipped. A change
 anywhere between the lesson's `recipe.sample` and the network -- the schedule, the sampler, the
-guidance, the model's layers, the loading of the float16 export -- shows here as a changed bit.
+guidance, the model's layers, the loading of the float16 export -- shows here as a changed sample.
+On the CPU that stored them they come back bit for bit; another CPU's kernels round differently (by up
+to a few 1e-6 on the video models), so the samples are compared to ROUNDOFF, far below what any such
+change moves them (1e-2 and more).
 """
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from course_lib.workshop.doctor import shipped_models
 from course_lib.workshop.predictor import known_frames, video_predictors
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "shipped_samples.pt"
+ROUNDOFF = 1e-4  # largest difference allowed between the stored samples and today's, each value in [-1, 1]
 SHIPPED = sorted((Path(zoo.__file__).resolve().parent / "pretrained").glob("*.pt"))
 
 
@@ -51,7 +55,7 @@ def golden_samples(recipe, network, model=None) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.stem)
-def test_a_shipped_checkpoint_draws_the_stored_samples_bit_for_bit(path):
+def test_a_shipped_checkpoint_draws_the_stored_samples(path):
     expected = torch.load(GOLDEN, weights_only=True)[path.stem]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -60,7 +64,7 @@ def test_a_shipped_checkpoint_draws_the_stored_samples_bit_for_bit(path):
         samples = golden_samples(model.recipe, trainer.ema_model, model)
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(samples, expected)
+    torch.testing.assert_close(samples, expected, rtol=0, atol=ROUNDOFF)
 
 
 def test_every_shipped_checkpoint_has_stored_samples():
