@@ -5,7 +5,7 @@ unpickling code), so ``torch.load(path, weights_only=True)`` can read it safely.
 model *signature* (class name + every state-dict entry's shape) so that loading it into another
 architecture fails with a message saying what differs, before anything is overwritten.
 
-Every dict written by :func:`course_lib._files.atomic_save` also carries a *checksum* of its tensors, verified by
+Every file written by :func:`course_lib._files.atomic_save` also ends with a *checksum* of its bytes, verified by
 :func:`load_file`: a bit flipped on disk or in a copy is an error, not a silent NaN. Files written
 before checksums existed load unverified. Weights holding NaN or inf are refused on load.
 """

@@ -11,8 +11,9 @@ Benchmarks: ``image`` (:mod:`~course_lib.workshop.bench.image`), ``video``
 ``prediction`` (:mod:`~course_lib.workshop.bench.prediction`), ``training``
 (:mod:`~course_lib.workshop.bench.training`), ``latent`` (:mod:`~course_lib.workshop.bench.latent`),
 ``captions`` (:mod:`~course_lib.workshop.bench.captions`), ``identity``
-(:mod:`~course_lib.workshop.bench.identity`), and ``all``, which runs them in that order with their
-defaults (all but ``latent``, ``captions`` and ``identity``). Each is a :class:`Benchmark` in
+(:mod:`~course_lib.workshop.bench.identity`), ``site`` (:mod:`~course_lib.workshop.bench.site`), and
+``all``, which runs them in that order with their defaults (all but ``latent``, ``captions``,
+``identity`` and ``site``). Each is a :class:`Benchmark` in
 :data:`BENCHMARKS`; its name is the subcommand. To add one, write ``add_arguments(parser)`` and
 ``run(args) -> Table`` and register them. Results go to
 ``--out`` (default ``runs/bench``) as ``<name>-<preset>.md`` (the table) and ``.json`` (every
@@ -32,7 +33,7 @@ import torch
 
 from course_lib.config import PRESETS, get_device, get_preset
 from course_lib.workshop.bench import (
-    captions, identity, image, latent, prediction, quality, report, sampling, training, video,
+    captions, identity, image, latent, prediction, quality, report, sampling, site, training, video,
 )
 from course_lib.workshop.bench.common import DEFAULT_OUT, PROG, Report, Stopwatch, Table, configure_threads
 from course_lib.workshop.cli import positive_int, positive_minutes
@@ -121,6 +122,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "identity": Benchmark("bouncing shapes: each checkpoint's clips scored by the video consistency (present, motion, "
                           "colour, shape) and the share whose frames have parted ways in colour at each noise level "
                           "of the sampler", identity.add_identity_arguments, identity.run_identity),
+    "site": Benchmark("the website: site build with every lesson run from an empty execution cache, lesson by lesson, "
+                      "then the pages", site.add_site_arguments, site.run_site),
     "all": Benchmark("run image, video, sampling, prediction and training one after another with their defaults "
                      "and print every table", add_all_arguments, run_all),
 }

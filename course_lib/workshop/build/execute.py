@@ -17,6 +17,7 @@ from course_lib.workshop.build.ipynb import cell_label, check_line, describe_out
 
 BUILD_PRESET = "smoke"
 CELL_TIMEOUT_S = 600
+TRAINING_CELL_TIMEOUT_S = 3 * 3600  # outside smoke a cell may train a model (lessons 15 and 16 on a first run)
 RAISES_TAG = "raises-exception"  # JupyterLab's and nbclient's cell tag; nbval reads "# NBVAL_RAISES_EXCEPTION"
 
 
@@ -37,6 +38,11 @@ def kernel_env() -> dict[str, str]:
     env = {**os.environ, "COURSE_PRESET": BUILD_PRESET}
     env.setdefault("MPLBACKEND", "Agg")
     return env
+
+
+def cell_timeout(preset: str) -> int:
+    """How long one cell may run in ``preset``: minutes in smoke, hours where a cell may train a model."""
+    return CELL_TIMEOUT_S if preset == BUILD_PRESET else TRAINING_CELL_TIMEOUT_S
 
 
 def run_notebook(nb: NotebookNode, folder: Path, label: str, env: dict[str, str] | None = None,

@@ -24,7 +24,7 @@ from course_lib._files import atomic_write, atomic_write_json
 from course_lib._validation import check_choice, fail
 from course_lib.config import PRESETS
 from course_lib.workshop.build.build import LESSONS, check_root
-from course_lib.workshop.build.execute import CELL_TIMEOUT_S, CellError, run_notebook
+from course_lib.workshop.build.execute import CellError, cell_timeout, run_notebook
 
 BEGIN, END = "<!-- lesson-times:begin -->", "<!-- lesson-times:end -->"
 TIME_PAGES = ("README.md", "INSTRUCTORS.md")  # the pages that show the lessons' run times
@@ -60,8 +60,8 @@ def time_lesson(path: Path, preset: str, threads: int | None = None) -> LessonTi
     start = time.perf_counter()
     error = None
     try:
-        run_notebook(nb, path.parent, path.stem, env, timeout=CELL_TIMEOUT_S)
-    except CellError as failure:  # a cell raised, ran past CELL_TIMEOUT_S, or the kernel died
+        run_notebook(nb, path.parent, path.stem, env, timeout=cell_timeout(preset))
+    except CellError as failure:  # a cell raised, ran past its time limit, or the kernel died
         error = f"{failure.cell} {failure.detail}"
     return LessonTime(path.stem, round(time.perf_counter() - start, 1), error)
 

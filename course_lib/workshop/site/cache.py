@@ -30,9 +30,10 @@ from nbformat import NotebookNode
 import course_lib
 from course_lib._files import atomic_write
 from course_lib._validation import check_positive_int
-from course_lib.workshop.build.execute import kernel_env, run_notebook
+from course_lib.workshop.build.execute import cell_timeout, kernel_env, run_notebook
 
 KEY_FIELD = "course_site_key"  # in the cached notebook's metadata
+SECONDS_FIELD = "course_site_seconds"  # how long its kernel ran, in the same metadata
 INLINE = "module://matplotlib_inline.backend_inline"  # figures as PNG outputs (pytest's kernels use Agg)
 # The course's tools that no lesson imports: editing them does not change what a lesson shows.
 TOOLS = ("__main__.py", "workshop/build", "workshop/bench", "workshop/site", "workshop/cli.py",
@@ -59,10 +60,19 @@ def lesson_key(lesson: Path, preset: str, code: str) -> str:
 
 def cached_key(path: Path) -> str | None:
     """The key stored in a cached notebook, None when there is none (or the file is unreadable)."""
+    return _cached_metadata(path).get(KEY_FIELD)
+
+
+def cached_seconds(path: Path) -> float | None:
+    """How long the kernel of a cached notebook ran, None when it does not say."""
+    return _cached_metadata(path).get(SECONDS_FIELD)
+
+
+def _cached_metadata(path: Path) -> dict:
     try:
-        return nbformat.read(path, as_version=4).metadata.get(KEY_FIELD)
+        return nbformat.read(path, as_version=4).metadata
     except (OSError, ValueError):
-        return None
+        return {}
 
 
 def site_kernel_env(preset: str, cache: Path, threads: int | None = None) -> dict[str, str]:
@@ -88,12 +98,18 @@ def site_kernel_env(preset: str, cache: Path, threads: int | None = None) -> dic
 def execute_lesson(lesson: Path, preset: str, cache: Path, threads: int | None = None) -> NotebookNode:
     """Run ``lesson`` in ``preset`` with :func:`site_kernel_env`; raises CellError on a failing cell."""
     nb = nbformat.read(lesson, as_version=4)
-    return run_notebook(nb, lesson.parent, f"notebooks/{lesson.name}", site_kernel_env(preset, cache, threads))
+    return run_notebook(nb, lesson.parent, f"notebooks/{lesson.name}", site_kernel_env(preset, cache, threads),
+                        timeout=cell_timeout(preset))
 
 
 def default_jobs() -> int:
     """Lessons run side by side: two on a machine of two cores or more (each kernel gets half the cores)."""
     return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def kernel_threads(jobs: int) -> int:
+    """PyTorch's threads in each of ``jobs`` kernels running side by side: an equal share of the cores."""
+    return max(1, (os.cpu_count() or 1) // jobs)
 
 
 def executed_lessons(lessons: list[Path], preset: str, cache: Path,
@@ -112,7 +128,7 @@ def executed_lessons(lessons: list[Path], preset: str, cache: Path,
     folder = cache / preset
     folder.mkdir(parents=True, exist_ok=True)
     code = code_version()
-    threads = None if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
+    threads = None if jobs == 1 else kernel_threads(jobs)
     targets, stale = [], []
     for lesson in lessons:
         key, target = lesson_key(lesson, preset, code), folder / lesson.name
@@ -133,9 +149,10 @@ def executed_lessons(lessons: list[Path], preset: str, cache: Path,
         except BaseException:
             stop.set()
             raise
-        log(f"{lesson.stem}: ran in {time.perf_counter() - start:.0f} s ({preset} preset"
-            + (f", {jobs} lessons at a time" if jobs > 1 else "") + ")")
+        seconds = time.perf_counter() - start
+        log(f"{lesson.stem}: ran in {seconds:.0f} s ({preset} preset" + (f", {jobs} lessons at a time" if jobs > 1 else "") + ")")
         nb.metadata[KEY_FIELD] = key
+        nb.metadata[SECONDS_FIELD] = round(seconds, 1)
         atomic_write(target, lambda file: nbformat.write(nb, file), binary=False)
 
     pool = ThreadPoolExecutor(max_workers=jobs)  # each lesson's kernel is its own process

@@ -1,0 +1,96 @@
+"""The website benchmark: how long ``site build`` takes when every lesson runs.
+
+    python -m course_lib bench site --preset cpu --out benchmarks/results    # every lesson in cpu
+    python -m course_lib bench site --preset smoke                           # the build CI runs
+
+Runs the lessons of the course at ``--root`` (default: here) into a new, empty execution cache in a
+temporary folder, ``--jobs`` at a time as ``site build`` runs them, then builds the pages from that
+cache; both are deleted afterwards. The lessons find the models in ``checkpoints/`` and the judge
+cache as a learner's build would, so the notes say what was there before: in a fresh clone (none),
+this is a first build, in which every lesson without shipped weights trains its model. One row per
+lesson (its kernel's seconds), then all lessons together, the pages (Sphinx) and the whole build.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from course_lib._validation import check_positive_int
+from course_lib.config import PRESETS, get_preset
+from course_lib.metrics.judge import cache_dir
+from course_lib.workshop.bench.common import BenchConfig, Record, Stopwatch, Table
+from course_lib.workshop.build.build import check_root
+from course_lib.workshop.build.timing import lesson_paths
+from course_lib.workshop.site.build import build_site
+from course_lib.workshop.site.cache import cached_seconds, default_jobs, executed_lessons, kernel_threads
+
+COLUMNS = ("part", "seconds", "minutes")
+FORMATS = {"seconds": ".0f", "minutes": ".1f"}
+
+
+@dataclass
+class SiteBenchConfig(BenchConfig):
+    """The course folder ``root`` and how many lessons run at a time (``jobs``)."""
+
+    kind: ClassVar[str] = "site"
+    root: str = "."
+    jobs: int = 2
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive_int("jobs", self.jobs)
+
+
+def add_site_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                        help="the preset the lessons run in (default: $COURSE_PRESET, else gpu with CUDA, cpu without)")
+    parser.add_argument("--root", default=".", help="the course folder (default: here)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="lessons run at a time (default 2 on a machine of 2 cores or more, as site build)")
+
+
+def run_site(args: argparse.Namespace) -> Table:
+    jobs = default_jobs() if args.jobs is None else check_positive_int("--jobs", args.jobs)
+    config = SiteBenchConfig(get_preset(args.preset), seed=args.seed, out=args.out, progress=not args.quiet,
+                             root=str(args.root), jobs=jobs)
+    return site_benchmark(config)
+
+
+def trained_before(root: Path) -> str:
+    """What a build finds before it starts: the models in ``checkpoints/`` and the judges cached."""
+    models = sorted(path.name for path in (root / "checkpoints").glob("*.pt"))
+    judges = sorted(path.name for path in cache_dir().glob("*.pt")) if cache_dir().is_dir() else []
+    return (f"before the build, checkpoints/ held {len(models)} trained model(s)"
+            + (f" ({', '.join(models)})" if models else "") + f" and the judge cache {len(judges)} judge(s)")
+
+
+def site_benchmark(config: SiteBenchConfig, log=print) -> Table:
+    """Run every lesson of ``config.root`` from an empty cache, build the pages; one row per part."""
+    root = check_root(config.root).absolute()
+    preset = config.preset.name
+    table = Table(f"The website: site build --preset {preset}, every lesson run ({config.jobs} at a time)",
+                  COLUMNS, formats=FORMATS)
+    record = Record(config, table, torch.device("cpu"), jobs=config.jobs)
+    table.notes.append(trained_before(root))
+    with tempfile.TemporaryDirectory(prefix="course-site-bench-") as folder:
+        cache, out = Path(folder) / "cache", Path(folder) / "_site"
+        with Stopwatch() as lessons:
+            executed = executed_lessons(lesson_paths(root), preset, cache, log=log, jobs=config.jobs)
+        for lesson in executed:
+            seconds = cached_seconds(lesson)
+            table.rows.append((lesson.stem, seconds, seconds / 60))
+        with Stopwatch() as pages:  # every lesson is in the cache now: this is the pages alone
+            build_site(root, preset, out, cache, log=log, jobs=config.jobs)
+    total = lessons.wall + pages.wall
+    table.rows += [(f"all lessons, {config.jobs} at a time", lessons.wall, lessons.wall / 60),
+                   ("pages (Sphinx)", pages.wall, pages.wall / 60), ("whole build", total, total / 60)]
+    table.notes.insert(0, record.machine_note())
+    threads = "PyTorch's default threads" if config.jobs == 1 else f"{kernel_threads(config.jobs)} thread(s)"
+    table.notes.append(f"each lesson's kernel with {threads}; a lesson's seconds include waiting for a model "
+                       "another lesson is training")
+    return record.finish(lessons_seconds=lessons.wall, pages_seconds=pages.wall, total_seconds=total)
