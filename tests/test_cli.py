@@ -73,7 +73,7 @@ def test_train_writes_a_checkpoint_that_resume_continues(capsys, tmp_path, monke
     code, _, err = run(["train", "--task", "toy-moons", "--preset", "smoke", "--checkpoint", "toy.pt"], capsys)
     assert code == 2 and "--checkpoint: toy.pt already exists; add --resume" in err
     load, reads = torch.load, []
-    monkeypatch.setattr(torch, "load", lambda file, **kwargs: reads.append(str(file)) or load(file, **kwargs))
+    monkeypatch.setattr(torch, "load", lambda file, **kwargs: reads.append(str(getattr(file, "name", file))) or load(file, **kwargs))
     out = train_toy(capsys, "toy.pt", "--steps", "5", "--resume")
     assert "Resuming toy.pt at step 3 of 5" in out and "finished: 5/5 steps" in out
     code, out, err = run(["train", "--checkpoint", "toy.pt", "--resume", "--steps", "6"], capsys)  # no --task

@@ -1,5 +1,5 @@
 """The training losses: timestep samplers as arguments, one label dropout, the order of the draws, and
-training losses that stay bit for bit what they were before the objectives moved."""
+training losses that stay what they were before the objectives moved (to float32 roundoff)."""
 import json
 from pathlib import Path
 
@@ -121,9 +121,11 @@ def test_bad_objectives_name_the_argument():
 
 @pytest.mark.parametrize("name", ["digits", "video-shapes", "video-digits", "toy-moons", "video-shapes accumulate 2",
                                   "digits accumulate 2"])
-def test_recipes_train_with_the_stored_losses_bit_for_bit(name):
+def test_recipes_train_with_the_stored_losses(name):
     """The first steps of each recipe (smoke preset of the fixture, one thread) give the stored losses:
-    the objectives draw labels, t and ε in the same order, and the micro-batches are the same."""
+    the objectives draw labels, t and ε in the same order, and the micro-batches are the same. On the
+    CPU that stored them they come back bit for bit; another CPU's kernels round differently (about
+    1e-7 of the loss), while a changed draw moves a loss by far more than the 1e-5 allowed."""
     golden = json.loads(GOLDEN.read_text())
     task, _, accumulate = name.partition(" accumulate ")
     recipe = get_recipe(task, get_preset("smoke").replace(**{k: v for k, v in golden["preset"].items() if k != "name"}))
@@ -139,4 +141,4 @@ def test_recipes_train_with_the_stored_losses_bit_for_bit(name):
         trainer.fit()
     finally:
         torch.set_num_threads(threads)
-    assert trainer.history["loss"] == expected
+    assert trainer.history["loss"] == pytest.approx(expected, rel=1e-5, abs=0)

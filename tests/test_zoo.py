@@ -237,7 +237,7 @@ def test_load_checkpoint_rebuilds_recipe_and_model(tmp_path, monkeypatch):
     recipe = get_recipe("video-shapes", preset, steps=2, objective="v")
     trained = zoo.train(recipe, tmp_path / "video.pt", progress=False)
     load, reads = torch.load, []
-    monkeypatch.setattr(torch, "load", lambda file, **kwargs: reads.append(str(file)) or load(file, **kwargs))
+    monkeypatch.setattr(torch, "load", lambda file, **kwargs: reads.append(str(getattr(file, "name", file))) or load(file, **kwargs))
     loaded_recipe, loaded = zoo.load_checkpoint(tmp_path / "video.pt")
     assert reads == [str(tmp_path / "video.pt")]  # recipe, weights and state from one read
     monkeypatch.undo()
