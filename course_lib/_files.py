@@ -261,18 +261,25 @@ def file_digest(file: IO, length: int) -> str:
     """SHA-256 (hex) of the 64-bit word sums, modulo 2⁶⁴, of each 4 KiB block of ``file``'s first ``length``
     bytes, and of the bytes after the last whole block.
 
-    One pass over the file at memory speed, through a read-only map of it (no copy). Any flipped bit
-    changes its block's sum; a lost, repeated or moved block changes the list of sums.
+    One pass over the file at memory speed, through a read-only map of it (no copy; where the file
+    system cannot map files, the bytes are read). Any flipped bit changes its block's sum; a lost,
+    repeated or moved block changes the list of sums.
     """
     options = ({"flags": mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), "prot": mmap.PROT_READ}
                if os.name == "posix" else {"access": mmap.ACCESS_READ})
-    whole = length - length % BLOCK_BYTES
-    with mmap.mmap(file.fileno(), length, **options) as mapped:
-        data = np.frombuffer(mapped, dtype=np.uint8, count=length)
-        block_sums = data[:whole].view(np.int64).reshape(-1, BLOCK_BYTES // 8).sum(axis=1)
-        digest = hashlib.sha256(block_sums.tobytes())
-        digest.update(data[whole:])
-        del data  # the map can only close when no array looks into it
+    try:
+        with mmap.mmap(file.fileno(), length, **options) as mapped:
+            return _digest(np.frombuffer(mapped, dtype=np.uint8, count=length))  # the array is gone before the map
+    except OSError:
+        file.seek(0)
+        return _digest(np.frombuffer(file.read(length), dtype=np.uint8))
+
+
+def _digest(data: np.ndarray) -> str:
+    whole = data.size - data.size % BLOCK_BYTES
+    block_sums = data[:whole].view(np.int64).reshape(-1, BLOCK_BYTES // 8).sum(axis=1)
+    digest = hashlib.sha256(block_sums.tobytes())
+    digest.update(data[whole:])
     return digest.hexdigest()
 
 

@@ -244,6 +244,23 @@ def test_a_lost_or_moved_block_and_a_cut_file_are_refused(tmp_path):
             read_saved(path)
 
 
+def test_where_files_cannot_be_mapped_the_checksum_is_read_and_the_same(tmp_path, monkeypatch):
+    import mmap
+
+    from course_lib import _files
+
+    path = _files.atomic_save({"w": torch.randn(5000)}, tmp_path / "s.pt")
+    with open(path, "rb") as file:
+        digest, length = _files.stored_digest(file)
+
+        def cannot_map(*args, **kwargs):
+            raise OSError(19, "No such device")
+
+        monkeypatch.setattr(mmap, "mmap", cannot_map)
+        assert _files.file_digest(file, length) == digest
+    assert torch.equal(_files.read_saved(path)["w"], torch.load(path, weights_only=True)["w"])
+
+
 def test_a_file_that_is_no_zip_archive_cannot_be_sealed(tmp_path):
     from course_lib._files import seal
 
