@@ -9,7 +9,9 @@ target; a new file gets the user's umask, a replaced one keeps its mode.
 
 Every file :func:`atomic_save` writes ends with a *checksum* of everything before it (in the zip
 archive's comment, where ``torch.load`` does not look); :func:`read_saved` checks it before trusting
-the file, so a bit flipped on disk or in a copy is a clear error instead of silent NaNs.
+the file, so a bit flipped on disk or in a copy is a clear error instead of silent NaNs. Files
+written before it carry a checksum of their tensors instead (:func:`verify_tensor_checksum`), or,
+the oldest, none.
 
 :func:`exclusive_lock` lets one process at a time make a file that several may ask for at once.
 """
@@ -19,7 +21,6 @@ import contextlib
 import glob
 import hashlib
 import json
-import mmap
 import os
 import pickle
 import struct
@@ -34,8 +35,11 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-FILE_CHECKSUM_MAGIC = b"course_lib checksum: sha256 of 4 KiB blocks' 64-bit word sums: "
+CHECKSUM_LABEL = b"course_lib checksum"  # begins the archive comment that holds a file's checksum
+FILE_CHECKSUM_MAGIC = CHECKSUM_LABEL + b" 2: sha256 of 4 KiB blocks' 64-bit word sums: "
 BLOCK_BYTES = 4096
+CHUNK_BYTES = 256 * BLOCK_BYTES  # read at a time when computing a checksum
+WORD = np.dtype("<i8")  # 64-bit little-endian words, whatever the machine's byte order
 DIGEST_CHARS = 64  # a SHA-256 in hex, the file's last bytes
 END_OF_ZIP = struct.Struct("<4s16xH")  # a zip's end record: its signature, ..., the length of the comment after it
 END_OF_ZIP_SIGNATURE = b"PK\x05\x06"
@@ -54,7 +58,7 @@ class CheckpointError(ValueError):
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = True) -> Path:
     """``write(file)`` into a temporary file beside ``path``, fsync it, then rename it onto ``path``; returns ``path``.
 
-    A binary ``file`` is open for reading too (:func:`seal` reads back what was written).
+    A binary ``file`` is open for reading too (:func:`append_checksum` reads back what was written).
 
     The folder is created if needed. On any error (or interrupt) the temporary file is removed and
     the file at ``path`` is left untouched.
@@ -77,7 +81,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: b
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically, sealed with the checksum of the file (:func:`seal`).
+    """``torch.save(obj)`` to ``path`` atomically, ending with the checksum of the file (:func:`append_checksum`).
 
     The checksum replaces the CRC-32 that torch's zip format computes for each record and that
     ``torch.load`` never verifies: the file is written without it (where torch allows, 2.5 and later),
@@ -85,7 +89,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """
     def write(file: IO) -> None:
         _save_without_zip_crc(obj, file)
-        seal(file)
+        append_checksum(file)
 
     return atomic_write(path, write)
 
@@ -237,7 +241,7 @@ def _unlock(handle: IO) -> None:
 
 # --- a checksum of the file ---------------------------------------------------------------------------
 
-def seal(file: IO) -> None:
+def append_checksum(file: IO) -> None:
     """End the zip archive that ``torch.save`` just wrote to ``file`` with the checksum of everything before it.
 
     The checksum goes in the archive's comment (``FILE_CHECKSUM_MAGIC`` + :func:`file_digest` in hex),
@@ -254,38 +258,51 @@ def seal(file: IO) -> None:
     file.write(struct.pack("<H", len(FILE_CHECKSUM_MAGIC) + DIGEST_CHARS))
     file.write(FILE_CHECKSUM_MAGIC)
     file.flush()
-    file.write(file_digest(file, size + len(FILE_CHECKSUM_MAGIC)).encode("ascii"))
+    digest = file_digest(file, size + len(FILE_CHECKSUM_MAGIC))
+    file.seek(0, os.SEEK_END)
+    file.write(digest.encode("ascii"))
 
 
 def file_digest(file: IO, length: int) -> str:
     """SHA-256 (hex) of the 64-bit word sums, modulo 2⁶⁴, of each 4 KiB block of ``file``'s first ``length``
     bytes, and of the bytes after the last whole block.
 
-    One pass over the file at memory speed, through a read-only map of it (no copy; where the file
-    system cannot map files, the bytes are read). Any flipped bit changes its block's sum; a lost,
-    repeated or moved block changes the list of sums.
+    One pass over the file, a chunk at a time into one buffer that stays in the CPU's cache. Any
+    flipped bit changes its block's sum; a lost, repeated or moved block changes the list of sums.
+    A file shorter than ``length`` gives the digest of what it holds.
     """
-    options = ({"flags": mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), "prot": mmap.PROT_READ}
-               if os.name == "posix" else {"access": mmap.ACCESS_READ})
-    try:
-        with mmap.mmap(file.fileno(), length, **options) as mapped:
-            return _digest(np.frombuffer(mapped, dtype=np.uint8, count=length))  # the array is gone before the map
-    except OSError:
-        file.seek(0)
-        return _digest(np.frombuffer(file.read(length), dtype=np.uint8))
-
-
-def _digest(data: np.ndarray) -> str:
-    whole = data.size - data.size % BLOCK_BYTES
-    block_sums = data[:whole].view(np.int64).reshape(-1, BLOCK_BYTES // 8).sum(axis=1)
-    digest = hashlib.sha256(block_sums.tobytes())
-    digest.update(data[whole:])
+    file.seek(0)
+    buffer = np.empty(min(CHUNK_BYTES, length), dtype=np.uint8)
+    digest, left = hashlib.sha256(), length
+    while left:
+        got = _read_into(file, memoryview(buffer)[: min(CHUNK_BYTES, left)])
+        whole = got - got % BLOCK_BYTES  # only the last chunk has a partial block
+        block_sums = buffer[:whole].view(WORD).reshape(-1, BLOCK_BYTES // 8).sum(axis=1)
+        digest.update(block_sums.astype(WORD, copy=False).tobytes())
+        if whole < got or got < min(CHUNK_BYTES, left):
+            digest.update(buffer[whole:got])
+            break
+        left -= got
     return digest.hexdigest()
 
 
+def _read_into(file: IO, view: memoryview) -> int:
+    """Fill ``view`` from ``file`` (a read may return less than asked); the bytes read, fewer at the end of the file."""
+    got = 0
+    while got < len(view):
+        count = file.readinto(view[got:])
+        if not count:
+            break
+        got += count
+    return got
+
+
 def stored_digest(file: IO) -> tuple[str, int] | None:
-    """(the checksum :func:`seal` stored at the end of ``file``, the length it covers), or None for a file
-    without one (written before the file checksum existed, by plain ``torch.save``, or cut short)."""
+    """(the checksum :func:`append_checksum` stored at the end of ``file``, the length it covers), or None for a
+    file without one (written before the file checksum existed, by plain ``torch.save``, or cut short).
+
+    A checksum of another kind (a later version of course_lib) raises :class:`CheckpointError`.
+    """
     size = os.fstat(file.fileno()).st_size
     length = size - DIGEST_CHARS
     if length < len(FILE_CHECKSUM_MAGIC):
@@ -293,6 +310,11 @@ def stored_digest(file: IO) -> tuple[str, int] | None:
     file.seek(length - len(FILE_CHECKSUM_MAGIC))
     tail = file.read()
     if not tail.startswith(FILE_CHECKSUM_MAGIC):
+        if tail.startswith(CHECKSUM_LABEL):
+            label = tail[: len(FILE_CHECKSUM_MAGIC)].decode("ascii", errors="replace")
+            raise CheckpointError(f"{getattr(file, 'name', 'the file')}: expected a checksum of kind "
+                                  f"{FILE_CHECKSUM_MAGIC.decode()!r}, got {label!r}. It was written by another "
+                                  "version of course_lib.")
         return None
     return tail[len(FILE_CHECKSUM_MAGIC):].decode("ascii", errors="replace"), length
 
@@ -304,8 +326,8 @@ def _damaged(what: str, path: str | os.PathLike) -> CheckpointError:
 
 
 # --- the checksum that older files carry in their dict -----------------------------------------------
-# Files written before the file checksum store one of their tensors, under CHECKSUM_KEY; the shipped
-# ones among them are read with it.
+# Files written before the file checksum store a checksum of their tensors under CHECKSUM_KEY (most
+# of the shipped ones do); they are checked with it.
 
 _NESTED = (torch.Tensor, dict, list, tuple)
 _PLAIN = {int, float, str, bool, type(None)}
@@ -390,25 +412,34 @@ def read_saved(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{what} {path}: no such file")
     with open(path, "rb") as file:  # one handle: the file checked is the file loaded, even if replaced meanwhile
-        stored = stored_digest(file)
-        if stored is not None and file_digest(file, stored[1]) != stored[0]:
-            raise _damaged(what, path)
+        try:
+            stored = stored_digest(file)
+            if stored is not None and file_digest(file, stored[1]) != stored[0]:
+                raise _damaged(what, path)
+        except PermissionError:
+            raise
+        except OSError as error:  # a read failing half-way: a bad disk or network file system
+            raise CheckpointError(f"{what} {path}: cannot be read ({error.strerror or error}). Copy it again, "
+                                  "or train again.") from error
         file.seek(0)
-        state = _load(file, what, path)
+        state = _load(file, what, path, verified=stored is not None)
     if stored is None:
         verify_tensor_checksum(state, path, what)
     return state
 
 
-def _load(file: IO, what: str, path: str) -> Any:
+def _load(file: IO, what: str, path: str, verified: bool) -> Any:
+    """``torch.load`` of an open file; verified: its checksum matched, so a failure is not a damaged file."""
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except PermissionError:
         raise  # names the file and says what is wrong; deleting it would not help
     except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, pickle.UnpicklingError,
             zipfile.BadZipFile) as error:  # random bytes raise any of these
-        raise CheckpointError(
-            f"{what} {path}: cannot be read, the file is truncated or corrupted "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
-            "Delete it and train again."
-        ) from error
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        if verified:
+            raise CheckpointError(f"{what} {path}: the file is intact (its checksum matches) but this torch "
+                                  f"{torch.__version__} cannot read it ({reason}). It was written by another "
+                                  "version of torch or course_lib.") from error
+        raise CheckpointError(f"{what} {path}: cannot be read, the file is truncated or corrupted ({reason}). "
+                              "Delete it and train again.") from error

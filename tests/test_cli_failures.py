@@ -342,10 +342,12 @@ def test_the_seed_range_is_checked(capsys, seed):
 def test_a_permission_error_on_a_checkpoint_is_reported_as_one(capsys, tmp_path, monkeypatch):
     train_toy(capsys, "toy.pt", "--steps", "1")
 
-    def no_permission(file, *args, **kwargs):  # as open() raises it, naming the path
-        raise PermissionError(errno.EACCES, "Permission denied", str(getattr(file, "name", file)))
+    from course_lib import _files
 
-    monkeypatch.setattr(torch, "load", no_permission)  # root reads any file: chmod cannot show this
+    def no_permission(file, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(file))
+
+    monkeypatch.setattr(_files, "open", no_permission, raising=False)  # root reads any file: chmod cannot show this
     line = fails(run(["sample", "--checkpoint", "toy.pt"], capsys), 1, "Permission denied: toy.pt",
                  "check its permissions")
     assert "corrupted" not in line and "delete" not in line.lower()

@@ -219,7 +219,8 @@ def test_an_export_stores_a_checksum_and_a_damaged_one_is_refused(trained, tmp_p
 
 
 def test_the_shipped_files_load_with_or_without_a_checksum():
-    """They were exported before checksums existed: such files load unverified (tests/test_golden_samples.py)."""
+    """They were exported before the file checksum: most carry the older checksum of their tensors (checked),
+    the two oldest none (they load unverified); tests/test_golden_samples.py checks what they draw."""
     for path in sorted(shipped.SHIPPED_FOLDER.glob("*.pt")):
         assert shipped.read_export(path)["step"] > 0
 

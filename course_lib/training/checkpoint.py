@@ -7,7 +7,8 @@ architecture fails with a message saying what differs, before anything is overwr
 
 Every file written by :func:`course_lib._files.atomic_save` also ends with a *checksum* of its bytes, verified by
 :func:`load_file`: a bit flipped on disk or in a copy is an error, not a silent NaN. Files written
-before checksums existed load unverified. Weights holding NaN or inf are refused on load.
+before it carry a checksum of their tensors (checked too), or, the oldest, none (they load
+unverified). Weights holding NaN or inf are refused on load.
 """
 from __future__ import annotations
 
