@@ -25,8 +25,9 @@ from course_lib.config import PRESETS, get_preset
 from course_lib.metrics.judge import cache_dir
 from course_lib.workshop.bench.common import BenchConfig, Record, Stopwatch, Table
 from course_lib.workshop.build.build import check_root
+from course_lib.workshop.build.execute import BuildError
 from course_lib.workshop.build.timing import lesson_paths
-from course_lib.workshop.site.build import build_site
+from course_lib.workshop.site.build import SiteError, build_site
 from course_lib.workshop.site.cache import cached_seconds, default_jobs, executed_lessons, kernel_threads
 
 COLUMNS = ("part", "seconds", "minutes")
@@ -58,10 +59,10 @@ def run_site(args: argparse.Namespace) -> Table:
     jobs = default_jobs() if args.jobs is None else check_positive_int("--jobs", args.jobs)
     config = SiteBenchConfig(get_preset(args.preset), seed=args.seed, out=args.out, progress=not args.quiet,
                              root=str(args.root), jobs=jobs)
-    return site_benchmark(config)
+    return site_benchmark(config, args.device_obj)
 
 
-def trained_before(root: Path) -> str:
+def found_before(root: Path) -> str:
     """What a build finds before it starts: the models in ``checkpoints/`` and the judges cached."""
     models = sorted(path.name for path in (root / "checkpoints").glob("*.pt"))
     judges = sorted(path.name for path in cache_dir().glob("*.pt")) if cache_dir().is_dir() else []
@@ -69,28 +70,46 @@ def trained_before(root: Path) -> str:
             + (f" ({', '.join(models)})" if models else "") + f" and the judge cache {len(judges)} judge(s)")
 
 
-def site_benchmark(config: SiteBenchConfig, log=print) -> Table:
-    """Run every lesson of ``config.root`` from an empty cache, build the pages; one row per part."""
+def site_benchmark(config: SiteBenchConfig, device: torch.device | None = None, log=print) -> Table:
+    """Run every lesson of ``config.root`` from an empty cache, build the pages; one row per part.
+
+    A lesson or a page build that fails ends the run with a ValueError naming it; the record keeps
+    the lessons that finished.
+    """
     root = check_root(config.root).absolute()
     preset = config.preset.name
     table = Table(f"The website: site build --preset {preset}, every lesson run ({config.jobs} at a time)",
                   COLUMNS, formats=FORMATS)
-    record = Record(config, table, torch.device("cpu"), jobs=config.jobs)
-    table.notes.append(trained_before(root))
+    record = Record(config, table, torch.device("cpu") if device is None else device, jobs=config.jobs)
+    table.notes.append(found_before(root))
+    threads = "PyTorch's default threads" if config.jobs == 1 else f"{kernel_threads(config.jobs)} thread(s)"
+    table.notes.append(f"each lesson's kernel with {threads}; a lesson's seconds include waiting for a model "
+                       "another lesson is training")
+    lessons, pages = Stopwatch(), Stopwatch()
     with tempfile.TemporaryDirectory(prefix="course-site-bench-") as folder:
         cache, out = Path(folder) / "cache", Path(folder) / "_site"
-        with Stopwatch() as lessons:
-            executed = executed_lessons(lesson_paths(root), preset, cache, log=log, jobs=config.jobs)
-        for lesson in executed:
-            seconds = cached_seconds(lesson)
-            table.rows.append((lesson.stem, seconds, seconds / 60))
-        with Stopwatch() as pages:  # every lesson is in the cache now: this is the pages alone
-            build_site(root, preset, out, cache, log=log, jobs=config.jobs)
+        try:
+            with lessons:
+                executed = executed_lessons(lesson_paths(root), preset, cache, log=log, jobs=config.jobs)
+            with pages:  # every lesson is in the cache now: this is the pages alone
+                build_site(root, preset, out, cache, log=log, jobs=config.jobs)
+        except (BuildError, SiteError) as error:
+            _lesson_rows(table, sorted((cache / preset).glob("*.ipynb")))
+            table.notes.insert(0, record.machine_note())
+            record.finish(failed=str(error))
+            raise ValueError(f"the build failed, {' '.join(str(error).split())}; the lessons that ran are in "
+                             f"{record.out / record.name}.json") from error
+        _lesson_rows(table, executed)
     total = lessons.wall + pages.wall
     table.rows += [(f"all lessons, {config.jobs} at a time", lessons.wall, lessons.wall / 60),
                    ("pages (Sphinx)", pages.wall, pages.wall / 60), ("whole build", total, total / 60)]
     table.notes.insert(0, record.machine_note())
-    threads = "PyTorch's default threads" if config.jobs == 1 else f"{kernel_threads(config.jobs)} thread(s)"
-    table.notes.append(f"each lesson's kernel with {threads}; a lesson's seconds include waiting for a model "
-                       "another lesson is training")
     return record.finish(lessons_seconds=lessons.wall, pages_seconds=pages.wall, total_seconds=total)
+
+
+def _lesson_rows(table: Table, executed: list[Path]) -> None:
+    """A row per executed lesson with the seconds its cached notebook records (a lesson without them is left out)."""
+    for lesson in executed:
+        seconds = cached_seconds(lesson)
+        if seconds is not None:
+            table.rows.append((lesson.stem, seconds, seconds / 60))

@@ -2,7 +2,8 @@
 
 A lesson ``notebooks/NN_name.ipynb`` is executed top to bottom in a fresh kernel started in
 ``notebooks/`` (so ``../checkpoints`` and the shipped weights are found as a learner finds them),
-with figures drawn inline, and stored with its outputs as ``<cache>/<preset>/NN_name.ipynb``.
+with figures drawn inline, and stored with its outputs as ``<cache>/<preset>/NN_name.ipynb`` (its
+metadata also says how long its kernel ran: :func:`cached_seconds`).
 The kernel cannot import ipywidgets (:func:`site_kernel_env`), so every slider view draws the
 static figure the course shows without widgets (panels at several slider values), the quizzes
 print their answers, and progress bars stay off: a static page shows what it can show. Its
@@ -150,7 +151,8 @@ def executed_lessons(lessons: list[Path], preset: str, cache: Path,
             stop.set()
             raise
         seconds = time.perf_counter() - start
-        log(f"{lesson.stem}: ran in {seconds:.0f} s ({preset} preset" + (f", {jobs} lessons at a time" if jobs > 1 else "") + ")")
+        log(f"{lesson.stem}: ran in {seconds:.0f} s ({preset} preset"
+            + (f", {jobs} lessons at a time" if jobs > 1 else "") + ")")
         nb.metadata[KEY_FIELD] = key
         nb.metadata[SECONDS_FIELD] = round(seconds, 1)
         atomic_write(target, lambda file: nbformat.write(nb, file), binary=False)
