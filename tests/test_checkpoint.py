@@ -256,7 +256,9 @@ def test_the_file_checksum_of_fixed_bytes_never_changes():
 
     from course_lib._files import CHUNK_BYTES, file_digest
 
-    data = np.random.default_rng(0).integers(0, 256, size=CHUNK_BYTES + 3 * 4096 + 123, dtype=np.uint8).tobytes()
+    size = 2**20 + 3 * 4096 + 123  # more than one chunk, then whole blocks, then a partial one
+    assert size > CHUNK_BYTES
+    data = np.random.default_rng(0).integers(0, 256, size=size, dtype=np.uint8).tobytes()
     expected = "8136d2c76eee0f134b2219e86cb570102fd1e49b97e45da1813bcab11c0fad83"
     assert file_digest(io.BytesIO(data), len(data)) == expected
 
