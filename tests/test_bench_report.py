@@ -88,3 +88,35 @@ def test_a_time_page_that_lost_its_markers_is_one_line_and_exit_2(course, capsys
     assert main(["report", "--check", "--root", str(course)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "README.md" in err and "lesson-times:begin" in err and "Traceback" not in err
+
+
+def test_the_time_tables_show_each_lessons_first_run_from_the_site_benchmark(course, capsys):
+    from course_lib.workshop.build.timing import BEGIN as TIMES_BEGIN, END as TIMES_END
+
+    times = {"preset": "cpu", "threads": 1, "torch": "2.13.0", "machine": {"cpu_count": 2, "platform": "Linux"},
+             "lessons": [{"lesson": "00_tour", "seconds": 4.2, "error": None}]}
+    (course / "benchmarks" / "lesson-times-cpu.json").write_text(json.dumps(times))
+    site = {**RECORD, "title": "The website", "columns": ["part", "seconds", "minutes"], "jobs": 2,
+            "command": "python -m course_lib bench site --preset cpu",
+            "rows": [{"part": "00_tour", "seconds": 9.0, "minutes": 0.15},
+                     {"part": "16_text", "seconds": 1061.0, "minutes": 17.7},
+                     {"part": "all lessons, 2 at a time", "seconds": 1070.0, "minutes": 17.8}]}
+    (course / "benchmarks" / "results" / "site-cpu.json").write_text(json.dumps(site))
+    smoke = {**site, "preset": "smoke", "rows": [{"part": "00_tour", "seconds": 1.0, "minutes": 0.02}]}
+    (course / "benchmarks" / "results" / "site-smoke.json").write_text(json.dumps(smoke))
+    (course / "README.md").write_text(f"# Course\n\n{TIMES_BEGIN}\nold\n{TIMES_END}\n")
+    assert main(["report", "--root", str(course)]) == 0
+    table = (course / "README.md").read_text().split(TIMES_BEGIN)[1].split(TIMES_END)[0]
+    assert "| preset | 00 | 16 |" in table
+    assert "| `cpu` | 4 s | — |" in table  # lesson 16 not timed with its models trained
+    assert "| `cpu`, first run | 9 s | 17.7 min |" in table  # the build's totals are not lessons
+    assert "smoke" not in table  # the smoke build trains everything in seconds: no row
+    generated = (course / "BENCHMARKS.md").read_text().split(BEGIN)[1].split(END)[0]
+    assert "| `cpu`, first run | 9 s | 17.7 min |" in generated
+    assert "First run: `python -m course_lib bench site --preset cpu` from an empty `checkpoints/`" in generated
+    assert "2 lessons at a time" in generated
+    site["rows"][1]["seconds"] = 500.0
+    (course / "benchmarks" / "results" / "site-cpu.json").write_text(json.dumps(site))
+    capsys.readouterr()
+    assert main(["report", "--check", "--root", str(course)]) == 1
+    assert "README.md is out of date" in capsys.readouterr().err

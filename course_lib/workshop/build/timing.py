@@ -71,10 +71,29 @@ def _minutes(seconds: float) -> str:
 
 
 def load_records(root: Path) -> list[dict]:
-    """Every ``benchmarks/lesson-times-<preset>.json`` under ``root``, in the order smoke, cpu, gpu."""
+    """Every ``benchmarks/lesson-times-<preset>.json`` under ``root``, in the order smoke, cpu, gpu, then
+    the first runs of :func:`first_run_records`."""
     found = {path.stem.removeprefix("lesson-times-"): json.loads(path.read_text(encoding="utf-8"))
              for path in (Path(root) / "benchmarks").glob("lesson-times-*.json")}
-    return [found[name] for name in PRESETS if name in found]
+    return [found[name] for name in PRESETS if name in found] + first_run_records(root)
+
+
+def first_run_records(root: Path) -> list[dict]:
+    """The lessons' first runs, as records like :func:`time_lessons`' (``first_run`` set): from the website's
+    build benchmark (``benchmarks/results/site-<preset>.json``, ``python -m course_lib bench site``), which
+    runs every lesson with nothing trained yet, so each time includes the models and judges a lesson
+    trains the first time. The ``smoke`` build is left out (it trains everything in seconds)."""
+    records = []
+    for name in PRESETS:
+        path = Path(root) / "benchmarks" / "results" / f"site-{name}.json"
+        if name == "smoke" or not path.is_file():
+            continue
+        site = json.loads(path.read_text(encoding="utf-8"))
+        lessons = [{"lesson": row["part"], "seconds": row["seconds"], "error": None}
+                   for row in site["rows"] if row["part"][:2].isdigit()]
+        records.append({"preset": name, "first_run": True, "jobs": site.get("jobs", 1), "machine": site["machine"],
+                        "command": site["command"], "lessons": lessons})
+    return records
 
 
 def time_table(records: list[dict]) -> str:
@@ -88,15 +107,22 @@ def time_table(records: list[dict]) -> str:
         entries = {entry["lesson"]: entry for entry in record["lessons"]}
         cells = ["—" if (entry := entries.get(lesson)) is None
                  else _minutes(entry["seconds"]) + (" (failed)" if entry["error"] else "") for lesson in lessons]
-        lines.append(f"| `{record['preset']}` | " + " | ".join(cells) + " |")
+        label = f"`{record['preset']}`" + (", first run" if record.get("first_run") else "")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def time_machines(records: list[dict]) -> str:
     """How the times of :func:`time_table` were measured: the command, and per preset the machine and threads."""
+    timed = [r for r in records if not r.get("first_run")]
     machines = "; ".join(f"`{r['preset']}`: {r['machine']['cpu_count']} CPU cores, {r['threads']} thread(s), "
-                         f"torch {r['torch']}" for r in records)
-    return f"Measured with `python -m course_lib notebooks time --preset PRESET` ({machines})."
+                         f"torch {r['torch']}" for r in timed)
+    text = f"Measured with `python -m course_lib notebooks time --preset PRESET` ({machines})." if timed else ""
+    for r in records:
+        if r.get("first_run"):
+            text += (f" First run: `{r['command']}` from an empty `checkpoints/` and judge cache, {r['jobs']} "
+                     f"lessons at a time ({r['machine']}).")
+    return text.strip()
 
 
 def replace_marked(text: str, body: str, begin: str = BEGIN, end: str = END) -> str | None:
