@@ -270,7 +270,10 @@ print(f"latent transformer ready in {time.perf_counter() - start:.0f} s: {count_
 # ## 8 · Sampling and decoding
 #
 # Sampling is lesson 04's DDIM, on latents of shape (F, c, h, w); `recipe.sample` then decodes the
-# final latent with the autoencoder, once.
+# final latent with the autoencoder, once. One change: lesson 04's sampler clips each x̂0 to [−1, 1],
+# the range of pixels. Latents have no such range (the histogram of section 3 reaches well past ±1,
+# and the objects live in those values), so for the latent model `recipe.clip_x0` is False and
+# nothing is clipped.
 
 # %%
 start = time.perf_counter()

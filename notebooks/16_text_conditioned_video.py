@@ -298,7 +298,8 @@ guided = caption_guided_denoiser(model, context, context_mask, null_context, nul
 with torch.no_grad():
     latents = model.encode(source)
     edited = model.decode(sdedit(guided, latents, 0.6, recipe.schedule, steps=preset.sample_steps,
-                                 generator=torch.Generator().manual_seed(3), objective=recipe.objective))
+                                 generator=torch.Generator().manual_seed(3), objective=recipe.objective,
+                                 clip_x0=recipe.clip_x0))
 filmstrip(torch.cat([source, edited]), row_labels=["clip 1", "clip 2", "edited 1", "edited 2"],
           title="SDEdit in latent space (strength 0.6) towards a new caption")
 plt.show()

@@ -38,6 +38,37 @@ def test_the_dit_recipe_learns_latents_and_its_key_follows_the_autoencoder():
     assert other.key() != recipe.key()
 
 
+
+class _ConstantLatent(torch.nn.Module):
+    """A denoiser whose every prediction is the latent VALUE everywhere (x0 = VALUE for objective x0)."""
+    VALUE = 3.0
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # sample() asks the model for its device
+
+    def forward(self, x, t, *args, **kwargs):
+        return torch.full_like(x, self.VALUE)
+
+
+@pytest.mark.parametrize("task", ["video-shapes", "video-captions"])
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_latents_are_sampled_unclipped_pixels_clipped(task, sampler):
+    """x̂0 is clipped to [-1, 1] for pixels only: a latent lives outside that range (about unit variance
+    around each channel's mean), and clipping it flattens the objects."""
+    recipe = get_recipe(task, TINY, "dit", objective="x0")
+    assert recipe.clip_x0 is False and get_recipe("video-shapes", TINY, "unet3d").clip_x0 is True
+    model = recipe.build_model()
+    if recipe.captioned:  # the transformer inside the caption-conditioned pair
+        model.denoiser.denoiser = _ConstantLatent()
+    else:
+        model.denoiser = _ConstantLatent()
+    clips = recipe.sample(model, 2, sampler=sampler, generator=torch.Generator().manual_seed(0),
+                          captions="a red circle moves left" if recipe.captioned else None)
+    latent = torch.full((2, *recipe.latent_shape), _ConstantLatent.VALUE)
+    torch.testing.assert_close(clips, model.decode(latent), atol=1e-5, rtol=0)
+    assert (clips - model.decode(latent.clamp(-1, 1))).abs().max() > 1e-3  # what clipping would have drawn
+
 def test_train_or_load_trains_the_autoencoder_first_and_freezes_it_inside(tmp_path):
     recipe = get_recipe("video-shapes", TINY, "dit", steps=2)
     trainer = zoo.train_or_load(recipe, folder=tmp_path, progress=False, shipped_folder=None)

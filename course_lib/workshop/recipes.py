@@ -212,6 +212,13 @@ class Recipe:
         check_positive_int("n", n)
         return None if self.num_classes is None else torch.arange(n) % self.num_classes
 
+    @property
+    def clip_x0(self) -> bool:
+        """Whether the samplers clip each x̂0 to [-1, 1]: the range of pixels, not of latents. The ``dit``
+        model's x̂0 is a latent, unbounded (about unit variance around each channel's own mean; Rombach
+        et al. 2022 clip nothing): clipping it would flatten every value the objects live in."""
+        return self.model_name != "dit"
+
     def sample_shape(self, n: int) -> tuple[int, ...]:
         """(n, *example_shape): what :meth:`sample` returns."""
         return (check_positive_int("n", n), *self.example_shape)
@@ -462,10 +469,10 @@ class Recipe:
                                    device=device)
         elif sampler == "ddim":
             trajectory = ddim_steps(model_fn, shape, self.schedule, steps=steps, eta=eta, objective=self.objective,
-                                    generator=generator, device=device)
+                                    generator=generator, device=device, clip_x0=self.clip_x0)
         else:
             trajectory = ddpm_steps(model_fn, shape, self.schedule, objective=self.objective,
-                                    generator=generator, device=device)
+                                    generator=generator, device=device, clip_x0=self.clip_x0)
         was_training = model.training
         model.eval()
         try:
