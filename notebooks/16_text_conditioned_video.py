@@ -27,7 +27,7 @@
 # model trained for a few steps: its clips are noise and its caption match is 0%). Running with
 # shipped weights (`cpu` preset): lesson 15's autoencoder is shipped and reused (same clips); the
 # caption model is not shipped yet, so the first run trains the transformer and text encoder (twice
-# `video_train_steps` = 4000 steps; their step time: BENCHMARKS.md, latent diffusion) and every later
+# `video_train_steps` = 4000 steps; the first run's time: README's time table) and every later
 # run loads them from `checkpoints/`. Training from scratch (`cpu`): the autoencoder first, then the
 # same; `python -m course_lib train --task video-captions --model dit --preset cpu` does it from a terminal.
 #
