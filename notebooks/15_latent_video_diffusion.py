@@ -25,7 +25,7 @@
 #
 # **Time.** Reading: about 40 minutes. Running with shipped weights (`cpu` preset): the autoencoder
 # is shipped and loads in a second; the transformer is not shipped yet, so the first run trains it
-# (twice `video_train_steps` = 4000 steps; the whole first run's time is the "first run" row of
+# (three times `video_train_steps` = 6000 steps; the whole first run's time is the "first run" row of
 # README's time table), and every later run loads it. Training from scratch (`cpu`): the
 # autoencoder's quarter of `video_train_steps` first (its time: BENCHMARKS.md, shipped checkpoints),
 # then the transformer. The `smoke` preset trains tiny models for seconds: its pictures are noise.

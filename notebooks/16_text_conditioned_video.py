@@ -26,8 +26,8 @@
 # **Time.** Reading: about 45 minutes. Running: well under a minute in the `smoke` preset (a tiny
 # model trained for a few steps: its clips are noise and its caption match is 0%). Running with
 # shipped weights (`cpu` preset): lesson 15's autoencoder is shipped and reused (same clips); the
-# caption model is not shipped yet, so the first run trains the transformer and text encoder (twice
-# `video_train_steps` = 4000 steps; the first run's time: README's time table) and every later
+# caption model is not shipped yet, so the first run trains the transformer and text encoder (three
+# times `video_train_steps` = 6000 steps; the first run's time: README's time table) and every later
 # run loads them from `checkpoints/`. Training from scratch (`cpu`): the autoencoder first, then the
 # same; `python -m course_lib train --task video-captions --model dit --preset cpu` does it from a terminal.
 #

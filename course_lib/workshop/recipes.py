@@ -97,9 +97,12 @@ LATENT_CHANNELS = 4
 COMPRESSION = 4
 AUTOENCODER_BETA = 1e-4
 AUTOENCODER_STEPS_DIVISOR = 4  # the autoencoder trains for video_train_steps / 4
-DIT_LR = 5e-4  # AdamW peak lr of the latent transformer (DiT trains at 1e-4 with far larger batches)
+# The latent transformer: AdamW peak lr (DiT trains at 1e-4 with batches of 256; a batch of 8 small
+# clips learns faster at 1e-3), and 3 x video_train_steps: without a convolution's locality it needs
+# longer than the U-Net (``python -m course_lib bench latent``, BENCHMARKS.md).
+DIT_LR = 1e-3
 DIT_WARMUP_STEPS = 100
-DIT_STEPS_FACTOR = 2  # the latent transformer trains for 2 x video_train_steps
+DIT_STEPS_FACTOR = 3
 # What ``get_recipe(..., **overrides)`` may change; everything else comes from the task and preset.
 OVERRIDES = ("steps", "batch_size", "lr", "warmup_steps", "objective", "schedule", "seed", "label_dropout",
              "digit_images", "snr_focus")
