@@ -308,9 +308,10 @@ else:
 # What to read: the transformer on latents takes a fraction of the U-Net's time per step at about
 # the same parameter count, because it sees 16× fewer positions; the price is the autoencoder,
 # trained once, and its reconstruction error, which bounds how sharp any sample can be. Per step
-# is not per result: compare the motion pass too. A transformer has no convolution's built-in
-# locality and must learn what a neighbourhood is, so on a small budget the U-Net's clips move
-# better; transformers pay off with more steps, data and width, the regime real systems train in. At the
+# is not per result: compare the motion pass and the "trained" column too. A transformer has no
+# convolution's built-in locality and must learn what a neighbourhood is, so the recipe trains it for
+# three times the U-Net's steps (each cheaper); transformers pay off with more steps, data and width,
+# the regime real systems train in. At the
 # scale of real systems the saving is what makes video diffusion affordable at all: Stable Video
 # Diffusion and Open-Sora compress 8× per side (and Open-Sora, CogVideoX and Wan also 4× in time)
 # before a transformer sees a token.
@@ -326,7 +327,8 @@ else:
 # * A space-time transformer (a **DiT**) cuts latents into patches (**patchify**), conditions every block on
 #   the timestep by **adaLN-Zero** (shift, scale, gate; zero-initialised, so it starts as the
 #   identity) and attends within frames, then along time (**factorised space-time** attention).
-# * Training encodes each batch with the frozen autoencoder; sampling draws latents and decodes once.
+# * Training encodes each batch with the frozen autoencoder; sampling draws latents and decodes once,
+#   without clipping x̂0 to [−1, 1]: that is the range of pixels, and latents reach past it.
 #
 # Exercises: `exercises/15_latent_video_diffusion.ipynb` (patchify and unpatchify; adaLN modulation and the gated
 # residual of a DiT block).
