@@ -308,9 +308,9 @@ else:
 # What to read: the transformer on latents takes a fraction of the U-Net's time per step at about
 # the same parameter count, because it sees 16× fewer positions; the price is the autoencoder,
 # trained once, and its reconstruction error, which bounds how sharp any sample can be. Per step
-# is not per result: compare the motion pass and the "trained" column too. A transformer has no
-# convolution's built-in locality and must learn what a neighbourhood is, so the recipe trains it for
-# three times the U-Net's steps (each cheaper); transformers pay off with more steps, data and width,
+# is not per result: compare the motion pass, and the steps each model trained ("trained"). A
+# transformer has no convolution's built-in locality and must learn what a neighbourhood is, so the
+# recipe trains it for three times the U-Net's steps (each cheaper); transformers pay off with more steps, data and width,
 # the regime real systems train in. At the
 # scale of real systems the saving is what makes video diffusion affordable at all: Stable Video
 # Diffusion and Open-Sora compress 8× per side (and Open-Sora, CogVideoX and Wan also 4× in time)

@@ -96,7 +96,9 @@ def test_the_time_tables_show_each_lessons_first_run_from_the_site_benchmark(cou
     times = {"preset": "cpu", "threads": 1, "torch": "2.13.0", "machine": {"cpu_count": 2, "platform": "Linux"},
              "lessons": [{"lesson": "00_tour", "seconds": 4.2, "error": None}]}
     (course / "benchmarks" / "lesson-times-cpu.json").write_text(json.dumps(times))
+    (course / "benchmarks" / "lesson-times-smoke.json").unlink(missing_ok=True)  # one preset row: cpu
     site = {**RECORD, "title": "The website", "columns": ["part", "seconds", "minutes"], "jobs": 2,
+            "models_before": 0, "judges_before": 0, "kernel_threads": 1,
             "command": "python -m course_lib bench site --preset cpu",
             "rows": [{"part": "00_tour", "seconds": 9.0, "minutes": 0.15},
                      {"part": "16_text", "seconds": 1061.0, "minutes": 17.7},
@@ -114,7 +116,13 @@ def test_the_time_tables_show_each_lessons_first_run_from_the_site_benchmark(cou
     generated = (course / "BENCHMARKS.md").read_text().split(BEGIN)[1].split(END)[0]
     assert "| `cpu`, first run | 9 s | 17.7 min |" in generated
     assert "First run: `python -m course_lib bench site --preset cpu` from an empty `checkpoints/`" in generated
-    assert "2 lessons at a time" in generated
+    assert "2 lessons at a time, 1 thread(s) each (AMD EPYC, 2 cores; torch 2.13.0)" in generated
+    for not_a_first_run in ({"failed": "lesson 16 failed"}, {"models_before": 3}, {"judges_before": 1}, {"models_before": None}):
+        (course / "benchmarks" / "results" / "site-cpu.json").write_text(json.dumps({**site, **not_a_first_run}))
+        assert main(["report", "--root", str(course)]) == 0
+        assert "first run" not in (course / "README.md").read_text(), not_a_first_run
+    (course / "benchmarks" / "results" / "site-cpu.json").write_text(json.dumps(site))
+    assert main(["report", "--root", str(course)]) == 0
     site["rows"][1]["seconds"] = 500.0
     (course / "benchmarks" / "results" / "site-cpu.json").write_text(json.dumps(site))
     capsys.readouterr()

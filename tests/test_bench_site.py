@@ -53,6 +53,7 @@ def test_every_lesson_gets_its_kernels_seconds_and_the_pages_are_built_from_that
     notes = " ".join(record["notes"])
     assert "checkpoints/ held 1 trained model(s) (video-shapes-unet3d-cpu-0123.pt)" in notes
     assert "judge cache 0 judge(s)" in notes
+    assert (record["models_before"], record["judges_before"], record["kernel_threads"]) == (1, 0, None)  # 1 job: torch's threads
     assert "| 01_chain | 90 | 1.5 |" in capsys.readouterr().out
 
 

@@ -38,7 +38,6 @@ def test_the_dit_recipe_learns_latents_and_its_key_follows_the_autoencoder():
     assert other.key() != recipe.key()
 
 
-
 class _ConstantLatent(torch.nn.Module):
     """A denoiser whose every prediction is the latent VALUE everywhere (x0 = VALUE for objective x0)."""
     VALUE = 3.0
@@ -68,6 +67,10 @@ def test_latents_are_sampled_unclipped_pixels_clipped(task, sampler):
     latent = torch.full((2, *recipe.latent_shape), _ConstantLatent.VALUE)
     torch.testing.assert_close(clips, model.decode(latent), atol=1e-5, rtol=0)
     assert (clips - model.decode(latent.clamp(-1, 1))).abs().max() > 1e-3  # what clipping would have drawn
+    pixels = get_recipe("video-shapes", TINY, "unet3d", objective="x0")
+    clipped = pixels.sample(_ConstantLatent(), 2, sampler=sampler, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(clipped, torch.ones_like(clipped))  # a pixel model's x̂0 = 3 is clipped to 1
+
 
 def test_train_or_load_trains_the_autoencoder_first_and_freezes_it_inside(tmp_path):
     recipe = get_recipe("video-shapes", TINY, "dit", steps=2)

@@ -62,12 +62,11 @@ def run_site(args: argparse.Namespace) -> Table:
     return site_benchmark(config, args.device_obj)
 
 
-def found_before(root: Path) -> str:
-    """What a build finds before it starts: the models in ``checkpoints/`` and the judges cached."""
+def found_before(root: Path) -> tuple[list[str], list[str]]:
+    """What a build finds before it starts: the models in ``checkpoints/`` and the judges cached (file names)."""
     models = sorted(path.name for path in (root / "checkpoints").glob("*.pt"))
     judges = sorted(path.name for path in cache_dir().glob("*.pt")) if cache_dir().is_dir() else []
-    return (f"before the build, checkpoints/ held {len(models)} trained model(s)"
-            + (f" ({', '.join(models)})" if models else "") + f" and the judge cache {len(judges)} judge(s)")
+    return models, judges
 
 
 def site_benchmark(config: SiteBenchConfig, device: torch.device | None = None, log=print) -> Table:
@@ -80,8 +79,12 @@ def site_benchmark(config: SiteBenchConfig, device: torch.device | None = None, 
     preset = config.preset.name
     table = Table(f"The website: site build --preset {preset}, every lesson run ({config.jobs} at a time)",
                   COLUMNS, formats=FORMATS)
-    record = Record(config, table, torch.device("cpu") if device is None else device, jobs=config.jobs)
-    table.notes.append(found_before(root))
+    models, judges = found_before(root)
+    record = Record(config, table, torch.device("cpu") if device is None else device, jobs=config.jobs,
+                    models_before=len(models), judges_before=len(judges),
+                    kernel_threads=None if config.jobs == 1 else kernel_threads(config.jobs))
+    table.notes.append(f"before the build, checkpoints/ held {len(models)} trained model(s)"
+                       + (f" ({', '.join(models)})" if models else "") + f" and the judge cache {len(judges)} judge(s)")
     threads = "PyTorch's default threads" if config.jobs == 1 else f"{kernel_threads(config.jobs)} thread(s)"
     table.notes.append(f"each lesson's kernel with {threads}; a lesson's seconds include waiting for a model "
                        "another lesson is training")

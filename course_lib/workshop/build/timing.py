@@ -80,19 +80,23 @@ def load_records(root: Path) -> list[dict]:
 
 def first_run_records(root: Path) -> list[dict]:
     """The lessons' first runs, as records like :func:`time_lessons`' (``first_run`` set): from the website's
-    build benchmark (``benchmarks/results/site-<preset>.json``, ``python -m course_lib bench site``), which
-    runs every lesson with nothing trained yet, so each time includes the models and judges a lesson
-    trains the first time. The ``smoke`` build is left out (it trains everything in seconds)."""
+    build benchmark (``benchmarks/results/site-<preset>.json``, ``python -m course_lib bench site``) when it
+    ran every lesson with nothing trained yet (no model in ``checkpoints/``, no judge cached), so each
+    time includes the models and judges a lesson trains the first time. A build that failed, or found
+    models or judges already there, is not a first run; the ``smoke`` build is left out (it trains
+    everything in seconds)."""
     records = []
     for name in PRESETS:
         path = Path(root) / "benchmarks" / "results" / f"site-{name}.json"
         if name == "smoke" or not path.is_file():
             continue
         site = json.loads(path.read_text(encoding="utf-8"))
+        if site.get("failed") or site.get("models_before") != 0 or site.get("judges_before") != 0:
+            continue
         lessons = [{"lesson": row["part"], "seconds": row["seconds"], "error": None}
                    for row in site["rows"] if row["part"][:2].isdigit()]
         records.append({"preset": name, "first_run": True, "jobs": site.get("jobs", 1), "machine": site["machine"],
-                        "command": site["command"], "lessons": lessons})
+                        "threads": site.get("kernel_threads"), "command": site["command"], "lessons": lessons})
     return records
 
 
@@ -120,8 +124,9 @@ def time_machines(records: list[dict]) -> str:
     text = f"Measured with `python -m course_lib notebooks time --preset PRESET` ({machines})." if timed else ""
     for r in records:
         if r.get("first_run"):
+            threads = f", {r['threads']} thread(s) each" if r["threads"] else ""
             text += (f" First run: `{r['command']}` from an empty `checkpoints/` and judge cache, {r['jobs']} "
-                     f"lessons at a time ({r['machine']}).")
+                     f"lessons at a time{threads} ({r['machine'].split(' on ')[0]}).")
     return text.strip()
 
 
