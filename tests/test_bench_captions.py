@@ -4,7 +4,8 @@ import json
 import pytest
 import torch
 
-from course_lib.workshop.bench.captions import CEILING, COLUMNS, SCALES, decoded_clips, sample_for_captions
+from course_lib.workshop.bench.captions import CEILING, COLUMNS, SCALES, sample_for_captions
+from course_lib.workshop.bench.latent import reconstructed_clips
 from course_lib.workshop.recipes import CAPTION_GUIDANCE_SCALE, get_recipe
 from test_recipes_captions import TINY, awake
 
@@ -39,6 +40,6 @@ def test_the_ceiling_row_is_the_held_out_clips_through_the_autoencoder():
     recipe = get_recipe("video-captions", TINY)
     model = awake(recipe.build_model())
     clips = recipe.real_captioned(5).clips.video
-    decoded = decoded_clips(model, clips, batch=2)  # three chunks: 2, 2, 1
+    decoded = reconstructed_clips(model.autoencoder, clips, batch=2)  # three chunks: 2, 2, 1
     assert decoded.shape == clips.shape
     torch.testing.assert_close(decoded, model.decode(model.encode(clips)), atol=1e-5, rtol=0)

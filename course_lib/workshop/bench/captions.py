@@ -31,6 +31,7 @@ from course_lib.workshop import zoo
 from course_lib.workshop.bench.common import (
     Record, Table, TrainedModelsConfig, add_trained_model_arguments, command_line, trained_status,
 )
+from course_lib.workshop.bench.latent import reconstructed_clips
 from course_lib.workshop.cli import positive_int
 from course_lib.workshop.recipes import CAPTION_GUIDANCE_SCALE, get_recipe
 
@@ -99,13 +100,6 @@ def sample_for_captions(recipe, model, captions: list[str], guidance_scale: floa
     return torch.cat(clips)
 
 
-def decoded_clips(model, clips: torch.Tensor, batch: int = 32) -> torch.Tensor:
-    """``clips`` (N, T, C, H, W) encoded and decoded by the latent model's frozen autoencoder, ``batch`` at a time."""
-    device = next(model.parameters()).device
-    return torch.cat([model.decode(model.encode(clips[start: start + batch].to(device))).cpu()
-                      for start in range(0, len(clips), batch)])
-
-
 def captions_benchmark(config: CaptionsBenchConfig, device: torch.device | None = None) -> Table:
     """Caption match of the trained model at w = default, 1 and 0; write ``<out>/<name>.md`` and ``.json``."""
     from course_lib.metrics.caption_match import caption_match
@@ -132,8 +126,8 @@ def captions_benchmark(config: CaptionsBenchConfig, device: torch.device | None 
         table.rows.append((names.get(w, "on"), w, config.n, rates["shape"], rates["colour"], rates["direction"], rates["all"],
                            seconds / config.n, status))
         record.save()
-    rates = caption_match(decoded_clips(model, held_out.clips.video, config.batch), held_out.attributes,
-                          recipe.object_size).rates
+    rates = caption_match(reconstructed_clips(model.autoencoder, held_out.clips.video, config.batch),
+                          held_out.attributes, recipe.object_size).rates
     table.rows.append((CEILING, None, config.n, rates["shape"], rates["colour"], rates["direction"], rates["all"],
                        None, "the autoencoder"))
     table.notes += [record.machine_note(),

@@ -85,13 +85,18 @@ def _trained(config: LatentBenchConfig, model: str, device) -> tuple[object, obj
     return found.recipe, found.trainer, found.status
 
 
+def reconstructed_clips(autoencoder, clips: torch.Tensor, batch: int = 16) -> torch.Tensor:
+    """``clips`` (N, T, C, H, W) encoded and decoded by ``autoencoder`` ``batch`` at a time, in [-1, 1], on the CPU."""
+    device = next(autoencoder.parameters()).device
+    return torch.cat([autoencoder.eval().reconstruct(chunk.to(device)).clamp(-1, 1).cpu()
+                      for chunk in clips.split(batch)])
+
+
 def reconstruction_scores(autoencoder, clips: torch.Tensor, batch: int = 16) -> tuple[float, float]:
     """(mean PSNR dB, mean SSIM) per frame of ``autoencoder.reconstruct`` on clips (N, T, C, H, W)."""
     from course_lib.metrics.video import per_frame_psnr, per_frame_ssim
 
-    device = next(autoencoder.parameters()).device
-    out = torch.cat([autoencoder.eval().reconstruct(chunk.to(device)).clamp(-1, 1).cpu()
-                     for chunk in clips.split(batch)])
+    out = reconstructed_clips(autoencoder, clips, batch)
     return float(per_frame_psnr(out, clips).mean()), float(per_frame_ssim(out, clips).mean())
 
 

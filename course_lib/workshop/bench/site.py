@@ -80,12 +80,12 @@ def site_benchmark(config: SiteBenchConfig, device: torch.device | None = None, 
     table = Table(f"The website: site build --preset {preset}, every lesson run ({config.jobs} at a time)",
                   COLUMNS, formats=FORMATS)
     models, judges = found_before(root)
+    threads_each = None if config.jobs == 1 else kernel_threads(config.jobs)  # None: PyTorch's default
     record = Record(config, table, torch.device("cpu") if device is None else device, jobs=config.jobs,
-                    models_before=len(models), judges_before=len(judges),
-                    kernel_threads=None if config.jobs == 1 else kernel_threads(config.jobs))
+                    models_before=len(models), judges_before=len(judges), kernel_threads=threads_each)
     table.notes.append(f"before the build, checkpoints/ held {len(models)} trained model(s)"
                        + (f" ({', '.join(models)})" if models else "") + f" and the judge cache {len(judges)} judge(s)")
-    threads = "PyTorch's default threads" if config.jobs == 1 else f"{kernel_threads(config.jobs)} thread(s)"
+    threads = "PyTorch's default threads" if threads_each is None else f"{threads_each} thread(s)"
     table.notes.append(f"each lesson's kernel with {threads}; a lesson's seconds include waiting for a model "
                        "another lesson is training")
     lessons, pages = Stopwatch(), Stopwatch()
